@@ -1,0 +1,2 @@
+//! Core benchmarks (.koc write/read, journal operations).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Reading and writing Koha's `.koc` offline circulation files.

@@ -1,0 +1,1 @@
+//! Koha's `service.pl` and `svc/authentication` protocol: requests to build and answers to classify.

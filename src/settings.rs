@@ -1,0 +1,1 @@
+//! The connection settings an admin enters on the options page.

@@ -1,0 +1,1 @@
+//! The browser shell: the #[wasm_bindgen] API the extension pages call.

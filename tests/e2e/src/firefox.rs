@@ -1,0 +1,1 @@
+//! Drives Firefox ESR through geckodriver with the built add-on installed.

@@ -1,0 +1,4 @@
+//! Test support for the add-on: the Koha stand-in server and the Firefox harness.
+
+pub mod firefox;
+pub mod standin;

@@ -1,0 +1,1 @@
+//! A Koha stand-in that follows koha-protocol.md section 9.
