@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Builds, tests and benchmarks the Koha offline circulation add-on.
+#
+#   ./build.sh          install what is missing, build, lint, package dist/*.xpi
+#   ./build.sh test     the above, plus Firefox ESR and geckodriver, then every test
+#   ./build.sh bench    the above, then the benchmarks; writes BENCHMARKS.md
+#   ./build.sh standin  run the Koha stand-in on 127.0.0.1:8480 to try the add-on without a Koha
+#
+# Every install step lives here, so a fresh clone needs only Rust (rustup), Node/npm and apt.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+NAME=koha-offline-circ
+CRATE=koha_offline_circ
+TARGET=wasm32-unknown-unknown
+GECKODRIVER_VERSION=0.37.1
+export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf '\nbuild.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+
+# The wasm-bindgen CLI must match the crate exactly; the crate version is pinned with "=".
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
+}
+
+ensure_build_tools() {
+  step "toolchain: wasm32 target"
+  rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET" \
+    || die "could not add the $TARGET target with rustup"
+
+  local want have
+  [ -f Cargo.lock ] || cargo generate-lockfile
+  want=$(wasm_bindgen_version)
+  [ -n "$want" ] || die "wasm-bindgen not found in Cargo.lock"
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+  step "toolchain: wasm-bindgen-cli $want (have: ${have:-none})"
+  if [ "$have" != "$want" ]; then
+    # --locked fails for this version (a yanked transitive dependency), see README.
+    cargo install wasm-bindgen-cli --version "$want" --force \
+      || die "could not install wasm-bindgen-cli $want"
+  fi
+
+  step "toolchain: web-ext and wasm-opt (npm ci)"
+  if [ ! -x node_modules/.bin/web-ext ] || [ ! -x node_modules/.bin/wasm-opt ] \
+     || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund || die "npm ci failed"
+  fi
+}
+
+ensure_test_tools() {
+  if ! command -v firefox-esr >/dev/null; then
+    step "toolchain: Firefox ESR (apt)"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends firefox-esr || die "could not install firefox-esr"
+  fi
+  local have
+  have=$(geckodriver --version 2>/dev/null | awk 'NR==1 {print $2}' || true)
+  step "toolchain: geckodriver $GECKODRIVER_VERSION (have: ${have:-none})"
+  if [ "$have" != "$GECKODRIVER_VERSION" ]; then
+    cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked --force \
+      || die "could not install geckodriver"
+  fi
+}
+
+build_addon() {
+  step "build: release wasm"
+  cargo build --locked --release --lib --target "$TARGET" -p "$NAME"
+
+  step "build: wasm-bindgen --target web"
+  rm -rf www
+  mkdir -p www/pkg
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg \
+    "target/$TARGET/release/$CRATE.wasm"
+
+  # npm's binaryen only: Debian's wasm-opt 108 corrupts wasm-bindgen's output.
+  step "build: wasm-opt -Oz (binaryen from npm)"
+  node_modules/.bin/wasm-opt -Oz --enable-reference-types --enable-bulk-memory \
+    --enable-nontrapping-float-to-int --enable-sign-ext --enable-multivalue \
+    "www/pkg/${CRATE}_bg.wasm" -o "www/pkg/${CRATE}_bg.wasm"
+
+  step "build: assemble www/"
+  cp manifest.json www/
+  cp -r extension/. www/
+
+  step "build: web-ext lint"
+  web-ext lint --source-dir www --warnings-as-errors --no-config-discovery \
+    || die "web-ext lint reported problems"
+
+  step "build: package dist/"
+  local version
+  version=$(node -p 'require("./manifest.json").version')
+  mkdir -p dist
+  rm -f dist/*.xpi
+  web-ext build --source-dir www --artifacts-dir dist --overwrite-dest \
+    --filename "$NAME-$version.xpi" --no-config-discovery >/dev/null
+  printf 'built dist/%s-%s.xpi (%s bytes; wasm %s bytes)\n' "$NAME" "$version" \
+    "$(stat -c %s "dist/$NAME-$version.xpi")" "$(stat -c %s "www/pkg/${CRATE}_bg.wasm")"
+}
+
+run_tests() {
+  step "test: cargo fmt --check"
+  cargo fmt --all -- --check || die "code is not formatted (run cargo fmt)"
+
+  step "test: clippy (native)"
+  cargo clippy --locked --workspace --all-targets -- -D warnings
+
+  step "test: clippy (wasm32)"
+  cargo clippy --locked --lib --tests --target "$TARGET" -p "$NAME" -- -D warnings
+
+  step "test: native unit, integration and property tests"
+  cargo test --locked -p "$NAME"
+
+  step "test: wasm binding tests in headless Firefox (wasm-bindgen-test)"
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    GECKODRIVER="$(command -v geckodriver)" WASM_BINDGEN_USE_BROWSER=1 \
+    cargo test --locked --target "$TARGET" -p "$NAME" --test web
+
+  step "test: Koha stand-in and Firefox end-to-end tests"
+  KOC_ADDON_DIR="$PWD/www" KOC_E2E_REQUIRED=1 \
+    cargo test --locked -p e2e -- --test-threads=1
+}
+
+run_benches() {
+  step "bench: see BENCHMARKS.md"
+  [ -x scripts/bench.sh ] || die "scripts/bench.sh missing"
+  scripts/bench.sh
+}
+
+case "${1:-build}" in
+  build)
+    ensure_build_tools
+    build_addon
+    ;;
+  test)
+    ensure_build_tools
+    ensure_test_tools
+    build_addon
+    run_tests
+    step "all tests passed"
+    ;;
+  bench)
+    ensure_build_tools
+    ensure_test_tools
+    build_addon
+    run_benches
+    ;;
+  standin)
+    cargo run --locked --release -p e2e --bin koha-standin -- "${@:2}"
+    ;;
+  *)
+    die "unknown command '$1' (use: build, test, bench, standin)"
+    ;;
+esac

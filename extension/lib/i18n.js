@@ -1,0 +1,27 @@
+// Fills every [data-i18n] element from _locales, and sets the page language.
+export function t(key, substitutions) {
+  return browser.i18n.getMessage(key, substitutions) || key;
+}
+
+export function translatePage(root = document) {
+  document.documentElement.lang = browser.i18n.getMessage("@@ui_locale").replace("_", "-");
+  for (const el of root.querySelectorAll("[data-i18n]")) {
+    el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  for (const el of root.querySelectorAll("[data-i18n-title]")) {
+    el.title = t(el.dataset.i18nTitle);
+  }
+}
+
+// Maps a core error `{kind, field}` to a translated sentence.
+export function errorMessage(error) {
+  if (error && error.kind) {
+    const field = error.field ? t(`field_${error.field}`) : "";
+    const text = browser.i18n.getMessage(`error_${error.kind.replaceAll("-", "_")}`, [field]);
+    return text || `${t("error_unknown")} (${error.kind})`;
+  }
+  return `${t("error_unknown")} (${error})`;
+}

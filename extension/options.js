@@ -1,0 +1,4 @@
+import { translatePage } from "./lib/i18n.js";
+
+translatePage();
+document.getElementById("app").dataset.ready = "true";
