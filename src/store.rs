@@ -931,17 +931,31 @@ impl Store for MemoryStore {
                 reason: reason.clone(),
             });
         }
-        let mut next = self.entries.clone();
-        apply_to_map(&mut next, changes);
         if let Some(quota) = self.quota_bytes {
-            let size: usize = next.iter().map(|(k, v)| entry_bytes(k, v)).sum();
+            // The final state of each touched key, to size the result without copying the store.
+            let mut touched: BTreeMap<&str, Option<&Value>> = BTreeMap::new();
+            for change in changes {
+                match change {
+                    Change::Put { key, value } => touched.insert(key, Some(value)),
+                    Change::Remove { key } => touched.insert(key, None),
+                };
+            }
+            let mut size = self.total_bytes();
+            for (key, new) in touched {
+                if let Some(old) = self.entries.get(key) {
+                    size -= entry_bytes(key, old);
+                }
+                if let Some(new) = new {
+                    size += entry_bytes(key, new);
+                }
+            }
             if size > quota {
                 return Err(StoreError::WriteFailed {
                     reason: "quota exceeded".to_owned(),
                 });
             }
         }
-        self.entries = next;
+        apply_to_map(&mut self.entries, changes);
         self.written.push(
             changes
                 .iter()
