@@ -1,6 +1,9 @@
 //! Storage layout, envelopes, quarantine, migrations, reconciliation, and simulated desks over
 //! in-memory stores.
 
+// Helpers outside `#[test]` functions unwrap too; a panic is the failure report here.
+#![allow(clippy::unwrap_used)]
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use koha_offline_circ::settings::{Settings, SettingsForm};
 use koha_offline_circ::store::{
