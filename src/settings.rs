@@ -886,3 +886,26 @@ pub fn enforce_managed(
     enforced.carry_over(settings);
     Ok((enforced, merged.locked))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The public API cannot build this state; the serialiser must still refuse to leak it.
+    #[test]
+    fn serialising_never_writes_an_unremembered_password() {
+        let mut s = Settings::from_form(&SettingsForm {
+            server: "https://koha.example.org".into(),
+            branchcode: "DE-627".into(),
+            userid: "desk1".into(),
+            timezone: "UTC".into(),
+            ..SettingsForm::default()
+        })
+        .unwrap();
+        s.password = Some("hunter2-secret".into());
+        assert!(!s.to_storage().to_string().contains("hunter2-secret"));
+        assert!(!serde_json::to_string(&s)
+            .unwrap()
+            .contains("hunter2-secret"));
+    }
+}
