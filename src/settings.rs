@@ -72,7 +72,7 @@ pub enum UrlError {
     /// A port that is not a number from 1 to 65535.
     #[error("server address has an invalid port")]
     InvalidPort,
-    /// A path with `.`/`..` segments or a backslash.
+    /// A path with `.`/`..` segments, a backslash, or a character a URL path cannot hold.
     #[error("server address has an invalid path")]
     InvalidPath,
 }
@@ -310,7 +310,8 @@ fn normalise_path(tail: &str) -> Result<String, UrlError> {
         if segment.eq_ignore_ascii_case("cgi-bin") {
             break;
         }
-        if segment == "." || segment == ".." {
+        let pchar = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%".contains(c);
+        if segment == "." || segment == ".." || !segment.chars().all(pchar) {
             return Err(UrlError::InvalidPath);
         }
         out.push('/');

@@ -37,6 +37,10 @@ fn urls_are_normalised() {
         ("http://LOCALHOST", "http://localhost"),
         ("https://10.0.0.5:8443", "https://10.0.0.5:8443"),
         ("https://koha.example.org.", "https://koha.example.org."),
+        (
+            "https://koha.example.org/~staff/k%C3%B6ha",
+            "https://koha.example.org/~staff/k%C3%B6ha",
+        ),
     ];
     for (input, expected) in cases {
         let url = KohaUrl::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -79,6 +83,8 @@ fn bad_urls_are_refused_each_with_its_kind() {
         ("https://koha.example.org:80a", "invalid-port"),
         ("https://koha.example.org/../admin", "invalid-path"),
         ("https://koha.example.org\\evil.org", "invalid-path"),
+        ("https://koha.example.org/<script>", "invalid-path"),
+        ("https://koha.example.org/ä", "invalid-path"),
     ];
     for (input, kind) in cases {
         let err = KohaUrl::parse(input).expect_err(input);
@@ -545,4 +551,50 @@ fn enforcing_presets_on_saved_settings() {
     assert_eq!(enforced.server.as_str(), "https://policy.example.org");
     assert_eq!(enforced.password(), None);
     assert_eq!(enforced.detected_transport, None);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text: no panic, and an accepted URL is a fixpoint of normalisation.
+        #[test]
+        fn parsing_is_total_and_normal_forms_are_stable(
+            raw in prop_oneof!["\\PC{0,60}", "(https?|HTTPS)://[a-z0-9.:/\\[\\]@?#%~-]{0,40}"],
+        ) {
+            if let Ok(url) = KohaUrl::parse(&raw) {
+                let again = KohaUrl::parse(url.as_str()).unwrap();
+                prop_assert_eq!(again, url.clone());
+                prop_assert!(!url.as_str().ends_with('/'));
+                let path = &url.as_str()[url.scheme().len() + 3..];
+                prop_assert!(!path.split('/').any(|seg| seg.eq_ignore_ascii_case("cgi-bin")));
+                prop_assert!(!url.as_str().contains(['?', '#', '@', ' ']));
+            }
+        }
+
+        /// Staff URLs built from parts keep host, port and prefix, and lose the pasted tail.
+        #[test]
+        fn built_urls_keep_their_parts(
+            host in "[a-z][a-z0-9-]{0,8}[a-z0-9](\\.[a-z][a-z0-9]{0,8}){1,3}",
+            port in proptest::option::of(1u16..),
+            prefix in proptest::collection::vec("[A-Za-z0-9_~-]{1,8}", 0..3),
+            tail in prop_oneof![
+                Just(String::new()),
+                Just("/".to_owned()),
+                Just("/cgi-bin/koha/mainpage.pl".to_owned()),
+                Just("//cgi-bin/koha/circ/circulation.pl?borrowernumber=1#x".to_owned()),
+            ],
+        ) {
+            let port_part = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let prefix_part: String = prefix.iter().map(|s| format!("/{s}")).collect();
+            let raw = format!("https://{}{port_part}{prefix_part}{tail}", host.to_uppercase());
+            let url = KohaUrl::parse(&raw).unwrap();
+            let kept_port = port.filter(|&p| p != 443);
+            let expected_port = kept_port.map(|p| format!(":{p}")).unwrap_or_default();
+            prop_assert_eq!(url.as_str(), format!("https://{host}{expected_port}{prefix_part}"));
+            prop_assert_eq!(url.origin_pattern(), format!("https://{host}/*"));
+            prop_assert_eq!(url.port(), kept_port);
+        }
+    }
 }

@@ -985,3 +985,83 @@ fn changes_serialise_for_the_shell() {
         json!({"op": "remove", "key": "tx:a"})
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// The life of one transaction after `steps` status changes (0: local).
+    fn progressed(n: u64, steps: usize, accepted: bool) -> Transaction {
+        let mut tx = checkout(n);
+        let t = 100 + n as i64 * 10;
+        let outcome = if accepted {
+            Status::Applied
+        } else {
+            Status::Failed {
+                reason: "network".into(),
+            }
+        };
+        if steps >= 1 {
+            tx.start_sending(at(t)).unwrap();
+        }
+        if steps >= 2 {
+            tx.finish_sending(at(t + 1), outcome).unwrap();
+        }
+        tx
+    }
+
+    proptest! {
+        /// Both copies of a transaction are stages of one life; whatever each store holds, the
+        /// merge keeps the furthest stage, and once the writes are applied both stores agree and
+        /// a second reconciliation has nothing to do.
+        #[test]
+        fn reconciliation_converges(
+            plan in proptest::collection::vec(
+                (proptest::option::of(0usize..3), proptest::option::of(0usize..3), any::<bool>()),
+                0..25,
+            )
+        ) {
+            let mut primary = Vec::new();
+            let mut mirror = Vec::new();
+            let mut expected = BTreeMap::new();
+            for (n, (p, m, accepted)) in plan.iter().enumerate() {
+                let n = n as u64;
+                if let Some(steps) = p {
+                    primary.push(progressed(n, *steps, *accepted));
+                }
+                if let Some(steps) = m {
+                    mirror.push(progressed(n, *steps, *accepted));
+                }
+                if let Some(furthest) = p.max(m) {
+                    let tx = progressed(n, *furthest, *accepted);
+                    expected.insert(tx.id.clone(), tx);
+                }
+            }
+            let r = reconcile(primary.clone(), mirror.clone());
+            prop_assert_eq!(&r.merged, &expected.values().cloned().collect::<Vec<_>>());
+
+            let mut p: BTreeMap<_, _> = primary.into_iter().map(|t| (t.id.clone(), t)).collect();
+            let mut m: BTreeMap<_, _> = mirror.into_iter().map(|t| (t.id.clone(), t)).collect();
+            for tx in &r.write_primary {
+                p.insert(tx.id.clone(), tx.clone());
+            }
+            for tx in &r.write_mirror {
+                m.insert(tx.id.clone(), tx.clone());
+            }
+            for id in &r.remove_mirror {
+                m.remove(id);
+            }
+            prop_assert_eq!(p.values().cloned().collect::<Vec<_>>(), r.merged.clone());
+            prop_assert!(m.values().all(|t| !t.status().is_accepted()));
+            let unaccepted: Vec<_> =
+                r.merged.iter().filter(|t| !t.status().is_accepted()).cloned().collect();
+            prop_assert_eq!(m.values().cloned().collect::<Vec<_>>(), unaccepted);
+            let again = reconcile(p.into_values().collect(), m.into_values().collect());
+            prop_assert_eq!(again.merged, r.merged);
+            prop_assert!(again.write_primary.is_empty());
+            prop_assert!(again.write_mirror.is_empty());
+            prop_assert!(again.remove_mirror.is_empty());
+        }
+    }
+}
