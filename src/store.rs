@@ -51,6 +51,7 @@ use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
@@ -616,39 +617,62 @@ pub fn newer(a: Transaction, b: Transaction) -> Transaction {
 /// Union by id of the store of record and the mirror; where both hold one, [`newer`] decides.
 /// Each side is repaired from the other, and accepted transactions leave the mirror.
 pub fn reconcile(primary: Vec<Transaction>, mirror: Vec<Transaction>) -> Reconciled {
-    let by_id = |list: Vec<Transaction>| {
-        let mut map: BTreeMap<TransactionId, Transaction> = BTreeMap::new();
-        for tx in list {
-            let tx = match map.remove(&tx.id) {
-                Some(seen) => newer(seen, tx),
-                None => tx,
-            };
-            map.insert(tx.id.clone(), tx);
-        }
-        map
-    };
-    let primary = by_id(primary);
-    let mirror = by_id(mirror);
-    let ids: BTreeSet<&TransactionId> = primary.keys().chain(mirror.keys()).collect();
+    let mut primary = by_id(primary).into_iter().peekable();
+    let mut mirror = by_id(mirror).into_iter().peekable();
     let mut out = Reconciled::default();
-    for id in ids {
-        let (p, m) = (primary.get(id), mirror.get(id));
-        let merged = match (p, m) {
-            (Some(p), Some(m)) => newer(p.clone(), m.clone()),
-            (Some(only), None) | (None, Some(only)) => only.clone(),
-            (None, None) => continue,
+    // A merge of two id-sorted lists that clones only what must be written, so a start with
+    // tens of thousands stored stays cheap.
+    loop {
+        let order = match (primary.peek(), mirror.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(p), Some(m)) => p.id.cmp(&m.id),
         };
-        if p != Some(&merged) {
+        let (p, m) = match order {
+            Ordering::Less => (primary.next(), None),
+            Ordering::Greater => (None, mirror.next()),
+            Ordering::Equal => (primary.next(), mirror.next()),
+        };
+        let (merged, primary_stale, mirror_stale, in_mirror) = match (p, m) {
+            (Some(p), None) => (p, false, true, false),
+            (None, Some(m)) => (m, true, false, true),
+            (Some(p), Some(m)) if p == m => (p, false, false, true),
+            (Some(p), Some(m)) => {
+                let merged = newer(p.clone(), m.clone());
+                let (p_stale, m_stale) = (p != merged, m != merged);
+                (merged, p_stale, m_stale, true)
+            }
+            (None, None) => break,
+        };
+        if primary_stale {
             out.write_primary.push(merged.clone());
         }
         if merged.status().is_accepted() {
-            if m.is_some() {
-                out.remove_mirror.push(id.clone());
+            if in_mirror {
+                out.remove_mirror.push(merged.id.clone());
             }
-        } else if m != Some(&merged) {
+        } else if mirror_stale {
             out.write_mirror.push(merged.clone());
         }
         out.merged.push(merged);
+    }
+    out
+}
+
+/// Sorts by id and folds duplicates with [`newer`].
+fn by_id(mut list: Vec<Transaction>) -> Vec<Transaction> {
+    list.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut out: Vec<Transaction> = Vec::with_capacity(list.len());
+    for tx in list {
+        match out.pop() {
+            Some(last) if last.id == tx.id => out.push(newer(last, tx)),
+            Some(last) => {
+                out.push(last);
+                out.push(tx);
+            }
+            None => out.push(tx),
+        }
     }
     out
 }
@@ -774,7 +798,7 @@ pub fn open(
     primary_changes.extend(migrate(&primary, from)?);
     let mut state: BTreeMap<String, Value> = primary.into_iter().collect();
     apply_to_map(&mut state, &primary_changes);
-    let snapshot = load_snapshot(state.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let snapshot = load_snapshot(state);
     problems.extend(snapshot.problems);
     primary_changes.extend(snapshot.changes);
 

@@ -625,6 +625,17 @@ fn union_of_both_sides_sorted_by_id() {
 }
 
 #[test]
+fn duplicates_within_one_side_fold_to_the_newer() {
+    let local = checkout(1);
+    let in_flight = sending(checkout(1), 10);
+    let r = reconcile(vec![], vec![in_flight.clone(), local.clone()]);
+    assert_eq!(r.merged, vec![in_flight.clone()]);
+    assert_eq!(r.write_primary, vec![in_flight.clone()]);
+    let r = reconcile(vec![local, in_flight.clone()], vec![]);
+    assert_eq!(r.merged, vec![in_flight]);
+}
+
+#[test]
 fn later_status_wins_then_longer_history() {
     // Same status time: the longer history wins, whichever side it is on.
     let mut short = checkout(1);
