@@ -40,7 +40,7 @@
 //! mirror.apply(&[plan.mirror]).unwrap(); // synchronous, before anything else
 //! primary.apply(&[plan.primary]).unwrap(); // the desk confirms once this resolved
 //!
-//! let opened = store::open(primary.entries(), mirror.entries(), now).unwrap();
+//! let opened = store::open(primary.entries(), mirror.entries(), Some(now)).unwrap();
 //! assert_eq!(opened.transactions, vec![tx]);
 //! assert_eq!(opened.primary_changes.len(), 1); // the first start writes `meta`
 //! assert!(matches!(&opened.primary_changes[0], Change::Put { key, .. } if key == "meta"));
@@ -762,10 +762,15 @@ pub struct Opened {
 /// The start-up sequence over both stores' entries: schema check and migrations, reading with
 /// quarantine, reconciliation, and recovery of interrupted sends. Fails only on
 /// [`StoreError::FutureSchema`], when nothing must be written.
+///
+/// `recover_at`: `Some(now)` turns every transaction still `sending` into `uncertain`. Pass
+/// `None` when another open page may be sending right now (the shell knows from its send lock,
+/// for example Web Locks with `ifAvailable`): that page's `sending` transaction is in flight,
+/// not interrupted.
 pub fn open(
     primary: Vec<(String, Value)>,
     mirror: Vec<(String, Value)>,
-    now: DateTime<Utc>,
+    recover_at: Option<DateTime<Utc>>,
 ) -> Result<Opened, StoreError> {
     let stored_schema = schema_of(&primary);
     let mut taken: BTreeSet<String> = primary
@@ -820,7 +825,7 @@ pub fn open(
     }
 
     let mut reconciled = reconcile(snapshot.transactions, mirror_txs);
-    let recovered = reconciled.recover_interrupted(now);
+    let recovered = recover_at.map_or_else(Vec::new, |now| reconciled.recover_interrupted(now));
     primary_changes.extend(reconciled.primary_changes());
     mirror_changes.extend(reconciled.mirror_changes());
     Ok(Opened {

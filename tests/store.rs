@@ -372,7 +372,7 @@ fn a_future_schema_is_refused_and_nothing_is_written() {
         err.to_string(),
         "storage has schema 2, newer than the 1 this version reads; update the add-on"
     );
-    let err = open(entries, Vec::new(), at(0)).unwrap_err();
+    let err = open(entries, Vec::new(), Some(at(0))).unwrap_err();
     assert_eq!(err.kind(), "future-schema");
 }
 
@@ -460,7 +460,7 @@ fn a_bad_meta_is_kept_aside_and_replaced() {
         (transaction_key(&tx.id), encode_transaction(&tx)),
     ];
     assert_eq!(store::schema_of(&primary).unwrap_err().kind(), "bad-meta");
-    let opened = open(primary.clone(), Vec::new(), at(100)).unwrap();
+    let opened = open(primary.clone(), Vec::new(), Some(at(100))).unwrap();
     assert_eq!(opened.schema_found, None);
     assert_eq!(opened.transactions, vec![tx]);
     assert_eq!(opened.problems.len(), 1);
@@ -739,7 +739,7 @@ impl Desk {
 }
 
 fn start(primary: &mut MemoryStore, mirror: &mut MemoryStore, now: DateTime<Utc>) -> store::Opened {
-    let opened = open(primary.entries(), mirror.entries(), now).unwrap();
+    let opened = open(primary.entries(), mirror.entries(), Some(now)).unwrap();
     primary.apply(&opened.primary_changes).unwrap();
     mirror.apply(&opened.mirror_changes).unwrap();
     opened
@@ -900,6 +900,26 @@ fn a_page_that_dies_before_the_retry_loses_nothing() {
     )
     .unwrap();
     assert_eq!(mirrored, stored);
+}
+
+#[test]
+fn a_send_in_flight_on_another_page_is_left_alone() {
+    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    let mut sender = Desk::default();
+    sender
+        .save(sending(checkout(1), 10), &mut primary, &mut mirror)
+        .unwrap();
+    // A second desk opens while the first holds the send lock.
+    let opened = open(primary.entries(), mirror.entries(), None).unwrap();
+    assert!(opened.recovered.is_empty());
+    assert_eq!(opened.transactions[0].status(), &Status::Sending);
+    assert!(opened
+        .primary_changes
+        .iter()
+        .all(|c| !is_transaction_key(c.key())));
+    // Without the lock held elsewhere, the same state is an interrupted send.
+    let opened = open(primary.entries(), mirror.entries(), Some(at(50))).unwrap();
+    assert_eq!(opened.recovered, vec![checkout(1).id]);
 }
 
 #[test]
