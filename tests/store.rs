@@ -923,6 +923,34 @@ fn a_send_in_flight_on_another_page_is_left_alone() {
 }
 
 #[test]
+fn a_corrupt_primary_entry_is_kept_aside_and_repaired_from_the_mirror() {
+    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    start(&mut primary, &mut mirror, at(0));
+    let mut desk = Desk::default();
+    desk.save(checkout(1), &mut primary, &mut mirror).unwrap();
+    let key = transaction_key(&checkout(1).id);
+    let broken = json!({"v": 1, "tx": {"id": checkout(1).id, "history": "??"}});
+    primary
+        .apply(&[Change::Put {
+            key: key.clone(),
+            value: broken.clone(),
+        }])
+        .unwrap();
+    let opened = start(&mut primary, &mut mirror, at(10));
+    assert_eq!(opened.problems.len(), 1);
+    assert_eq!(opened.problems[0].key, key);
+    assert_eq!(opened.transactions, vec![checkout(1)]);
+    assert_eq!(
+        decode_transaction(&key, &primary.get(&key).unwrap()).unwrap(),
+        checkout(1)
+    );
+    assert_eq!(
+        primary.get(&format!("quarantine:{key}")).unwrap()["value"],
+        broken
+    );
+}
+
+#[test]
 fn a_corrupt_mirror_entry_is_kept_in_the_store_of_record() {
     let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
     start(&mut primary, &mut mirror, at(0));
