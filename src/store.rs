@@ -1,1 +1,289 @@
 //! How transactions and settings are laid out in extension storage, versioned and reconciled.
+//!
+//! Everything here is pure: the shell reads the entries of `browser.storage.local` (the store of
+//! record) and of the `localStorage` mirror, hands them to [`open`], and applies the [`Change`]s it
+//! gets back, in order. The same goes for each new or changed transaction ([`write_plan`]).
+//!
+//! # Layout of `browser.storage.local`
+//!
+//! | key | value |
+//! |---|---|
+//! | `meta` | `{"schema": 1}` ([`CURRENT_SCHEMA`]) |
+//! | `settings` | the [`Settings`] JSON; the password only when remembered |
+//! | `tx:<id>` | one transaction in an envelope: `{"v": 1, "tx": {…}}` |
+//! | `quarantine:<key>` | an entry that could not be read, kept aside with the reason |
+//!
+//! One key per transaction means recording one writes a bounded amount of data however many are
+//! stored, and two desk pages writing at once never overwrite each other's transactions. Keys of
+//! other shapes belong to other parts of the add-on and are left alone.
+//!
+//! # The mirror (`localStorage`)
+//!
+//! `koha-offline-circ:tx:<id>` holds the same envelope for every transaction Koha has not yet
+//! accepted. It is written synchronously before the desk confirms, so a failing
+//! `storage.local` write loses nothing; at start the two are reconciled ([`reconcile`]).
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use koha_offline_circ::store::{self, Change, MemoryStore, Store};
+//! use koha_offline_circ::{Action, Barcode, Branchcode, Transaction, TransactionId};
+//!
+//! let now = Utc.with_ymd_and_hms(2026, 3, 29, 10, 0, 0).unwrap();
+//! let tx = Transaction::record(
+//!     TransactionId::new(now, 1),
+//!     now,
+//!     Branchcode::parse("DE-627").unwrap(),
+//!     Action::Return { barcode: Barcode::parse("39001").unwrap() },
+//! );
+//! let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+//! let plan = store::write_plan(&tx);
+//! mirror.apply(&[plan.mirror]).unwrap(); // synchronous, before anything else
+//! primary.apply(&[plan.primary]).unwrap(); // the desk confirms once this resolved
+//!
+//! let opened = store::open(primary.entries(), mirror.entries(), Some(now)).unwrap();
+//! assert_eq!(opened.transactions, vec![tx]);
+//! assert_eq!(opened.primary_changes.len(), 1); // the first start writes `meta`
+//! assert!(matches!(&opened.primary_changes[0], Change::Put { key, .. } if key == "meta"));
+//! ```
+
+mod layout;
+mod memory;
+mod migrate;
+mod reconcile;
+mod snapshot;
+
+pub use layout::{
+    decode_change, decode_mirror, decode_settings, decode_transaction, encode_settings,
+    encode_transaction, entry_bytes, is_mirror_key, is_quarantine_key, is_transaction_key,
+    mirror_change, mirror_key, remove_plan, transaction_key, write_plan, StoredChange, WritePlan,
+};
+pub use memory::{MemoryStore, Store};
+pub use migrate::{apply_to_map, migrate};
+pub use reconcile::{load_mirror, newer, reconcile, Reconciled};
+use snapshot::quarantine;
+pub use snapshot::{load_snapshot, meta_value, schema_of, Problem, Snapshot};
+
+use crate::settings::Settings;
+use crate::transaction::{Transaction, TransactionId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use thiserror::Error;
+
+/// The storage schema this build writes and reads. Stored under [`META_KEY`].
+pub const CURRENT_SCHEMA: u32 = 1;
+/// The version of the transaction envelope this build writes.
+pub const ENVELOPE_VERSION: u64 = 1;
+/// Key of `{"schema": N}`.
+pub const META_KEY: &str = "meta";
+/// Key of the settings JSON.
+pub const SETTINGS_KEY: &str = "settings";
+/// Prefix of one transaction's key in `browser.storage.local`.
+pub const TX_PREFIX: &str = "tx:";
+/// Prefix of an entry kept aside because it could not be read.
+pub const QUARANTINE_PREFIX: &str = "quarantine:";
+/// Prefix of one transaction's key in the `localStorage` mirror.
+pub const MIRROR_PREFIX: &str = "koha-offline-circ:tx:";
+
+/// One write to a key-value store, applied by the shell in the order given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Change {
+    /// Set `key` to `value`.
+    Put {
+        /// The key.
+        key: String,
+        /// The JSON value.
+        value: Value,
+    },
+    /// Delete `key`.
+    Remove {
+        /// The key.
+        key: String,
+    },
+}
+
+impl Change {
+    /// The key written or removed.
+    pub fn key(&self) -> &str {
+        match self {
+            Change::Put { key, .. } | Change::Remove { key } => key,
+        }
+    }
+}
+
+/// Why stored data could not be read or written. Each variant has a stable [`StoreError::kind`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StoreError {
+    /// A newer add-on wrote this storage; this build must not touch it.
+    #[error("storage has schema {found}, newer than the {supported} this version reads; update the add-on")]
+    FutureSchema {
+        /// The stored schema.
+        found: u32,
+        /// [`CURRENT_SCHEMA`].
+        supported: u32,
+    },
+    /// The `meta` entry is not `{"schema": <number>}`.
+    #[error("the meta entry is not a schema version")]
+    BadMeta,
+    /// The key is not `tx:<id>` (or `koha-offline-circ:tx:<id>` in the mirror).
+    #[error("{key}: not a transaction key")]
+    NotATransactionKey {
+        /// The key.
+        key: String,
+    },
+    /// A transaction without its envelope (pre-release data that was not migrated).
+    #[error("{key}: transaction without an envelope")]
+    NotEnveloped {
+        /// The key.
+        key: String,
+    },
+    /// An envelope version this build does not know.
+    #[error("{key}: envelope version {version} is not readable by this version")]
+    UnknownEnvelope {
+        /// The key.
+        key: String,
+        /// The stored version.
+        version: u64,
+    },
+    /// Not readable as a transaction (or as settings).
+    #[error("{key}: {reason}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong, from the JSON decoder or the checks.
+        reason: String,
+    },
+    /// The value is a transaction with another id than its key says.
+    #[error("{key}: holds transaction {id}")]
+    KeyMismatch {
+        /// The key.
+        key: String,
+        /// The id inside.
+        id: String,
+    },
+    /// The store refused a write (quota exceeded, a broken database).
+    #[error("storage write failed: {reason}")]
+    WriteFailed {
+        /// What the store said.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// A stable, machine-readable name: `future-schema`, `bad-meta`, `not-a-transaction-key`,
+    /// `not-enveloped`, `unknown-envelope`, `corrupt`, `key-mismatch`, `write-failed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::FutureSchema { .. } => "future-schema",
+            StoreError::BadMeta => "bad-meta",
+            StoreError::NotATransactionKey { .. } => "not-a-transaction-key",
+            StoreError::NotEnveloped { .. } => "not-enveloped",
+            StoreError::UnknownEnvelope { .. } => "unknown-envelope",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::KeyMismatch { .. } => "key-mismatch",
+            StoreError::WriteFailed { .. } => "write-failed",
+        }
+    }
+}
+
+/// What a desk (or the options page) starts with, and what to write so both stores agree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    /// The schema before this start (`None`: no `meta`).
+    pub schema_found: Option<u32>,
+    /// Every transaction, one per id, sorted by id; interrupted sends already `uncertain`.
+    pub transactions: Vec<Transaction>,
+    /// The stored settings, if any and valid.
+    pub settings: Option<Settings>,
+    /// Entries that could not be read (of either store), and where they were kept.
+    pub problems: Vec<Problem>,
+    /// Ids of transactions that were `sending` and are now `uncertain`.
+    pub recovered: Vec<TransactionId>,
+    /// Writes for `browser.storage.local`, in order: migrations, quarantine, repairs.
+    pub primary_changes: Vec<Change>,
+    /// Writes for the mirror. Apply them after `primary_changes` resolved: a removal of an
+    /// accepted transaction must not precede the write that records the acceptance.
+    pub mirror_changes: Vec<Change>,
+}
+
+/// The start-up sequence over both stores' entries: schema check and migrations, reading with
+/// quarantine, reconciliation, and recovery of interrupted sends. Fails only on
+/// [`StoreError::FutureSchema`], when nothing must be written.
+///
+/// `recover_at`: `Some(now)` turns every transaction still `sending` into `uncertain`. Pass
+/// `None` when another open page may be sending right now (the shell knows from its send lock,
+/// for example Web Locks with `ifAvailable`): that page's `sending` transaction is in flight,
+/// not interrupted.
+pub fn open(
+    primary: Vec<(String, Value)>,
+    mirror: Vec<(String, Value)>,
+    recover_at: Option<DateTime<Utc>>,
+) -> Result<Opened, StoreError> {
+    let stored_schema = schema_of(&primary);
+    let mut taken: BTreeSet<String> = primary
+        .iter()
+        .filter(|(k, _)| is_quarantine_key(k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut primary_changes = Vec::new();
+    let mut problems = Vec::new();
+    // A bad `meta` is kept aside and reported; migrations then run as from schema 0, which only
+    // wraps bare transactions and so cannot harm enveloped data, and write a new `meta`.
+    let from = match &stored_schema {
+        Ok(schema) => *schema,
+        Err(error) => {
+            let value = primary
+                .iter()
+                .find(|(k, _)| k == META_KEY)
+                .map_or(Value::Null, |(_, v)| v.clone());
+            let (kept_at, mut changes) = quarantine(META_KEY, &value, error, &mut taken);
+            changes.truncate(1); // keep the copy; the migration overwrites `meta`
+            primary_changes.extend(changes);
+            problems.push(Problem {
+                key: META_KEY.to_owned(),
+                error: error.clone(),
+                quarantine_key: Some(kept_at),
+            });
+            Some(0)
+        }
+    };
+    primary_changes.extend(migrate(&primary, from)?);
+    let mut state: BTreeMap<String, Value> = primary.into_iter().collect();
+    apply_to_map(&mut state, &primary_changes);
+    let snapshot = load_snapshot(state);
+    problems.extend(snapshot.problems);
+    primary_changes.extend(snapshot.changes);
+
+    let (mirror_txs, bad_mirror) = load_mirror(mirror);
+    let mut mirror_changes = Vec::new();
+    taken.extend(primary_changes.iter().map(|c| c.key().to_owned()));
+    for (key, value, error) in bad_mirror {
+        let (kept_at, mut changes) = quarantine(&key, &value, &error, &mut taken);
+        // The removal applies to the mirror, the kept copy to the store of record.
+        if let Some(removal) = changes.pop() {
+            mirror_changes.push(removal);
+        }
+        primary_changes.extend(changes);
+        problems.push(Problem {
+            key,
+            error,
+            quarantine_key: Some(kept_at),
+        });
+    }
+
+    let mut reconciled = reconcile(snapshot.transactions, mirror_txs);
+    let recovered = recover_at.map_or_else(Vec::new, |now| reconciled.recover_interrupted(now));
+    primary_changes.extend(reconciled.primary_changes());
+    mirror_changes.extend(reconciled.mirror_changes());
+    Ok(Opened {
+        schema_found: stored_schema.ok().flatten(),
+        transactions: reconciled.merged,
+        settings: snapshot.settings,
+        problems,
+        recovered,
+        primary_changes,
+        mirror_changes,
+    })
+}

@@ -1,0 +1,219 @@
+//! Keys, envelopes and the writes for one transaction; reading `storage.onChanged` entries.
+
+use super::{
+    Change, StoreError, ENVELOPE_VERSION, MIRROR_PREFIX, QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
+};
+use crate::settings::Settings;
+use crate::transaction::{Transaction, TransactionId};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `tx:<id>`.
+pub fn transaction_key(id: &TransactionId) -> String {
+    format!("{TX_PREFIX}{id}")
+}
+
+/// Whether `key` is a transaction's key in `browser.storage.local`.
+pub fn is_transaction_key(key: &str) -> bool {
+    key.strip_prefix(TX_PREFIX).is_some_and(|id| !id.is_empty())
+}
+
+/// `koha-offline-circ:tx:<id>`.
+pub fn mirror_key(id: &TransactionId) -> String {
+    format!("{MIRROR_PREFIX}{id}")
+}
+
+/// Whether `key` is a transaction's key in the `localStorage` mirror.
+pub fn is_mirror_key(key: &str) -> bool {
+    key.strip_prefix(MIRROR_PREFIX)
+        .is_some_and(|id| !id.is_empty())
+}
+
+/// Whether `key` holds an entry kept aside by [`load_snapshot`](super::load_snapshot).
+pub fn is_quarantine_key(key: &str) -> bool {
+    key.starts_with(QUARANTINE_PREFIX)
+}
+
+/// The transaction in its versioned envelope: `{"v": 1, "tx": {…}}`. Its size depends only on
+/// this transaction.
+pub fn encode_transaction(tx: &Transaction) -> Value {
+    json!({ "v": ENVELOPE_VERSION, "tx": tx })
+}
+
+/// Reads a `tx:<id>` entry: checks the key, the envelope, the transaction and that the id inside
+/// is the one in the key.
+pub fn decode_transaction(key: &str, value: &Value) -> Result<Transaction, StoreError> {
+    let id = key
+        .strip_prefix(TX_PREFIX)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| StoreError::NotATransactionKey {
+            key: key.to_owned(),
+        })?;
+    decode_envelope(key, id, value)
+}
+
+/// Reads a `koha-offline-circ:tx:<id>` entry of the mirror, with the same checks as
+/// [`decode_transaction`].
+pub fn decode_mirror(key: &str, value: &Value) -> Result<Transaction, StoreError> {
+    let id = key
+        .strip_prefix(MIRROR_PREFIX)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| StoreError::NotATransactionKey {
+            key: key.to_owned(),
+        })?;
+    decode_envelope(key, id, value)
+}
+
+fn decode_envelope(key: &str, id: &str, value: &Value) -> Result<Transaction, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason,
+    };
+    let Some(object) = value.as_object() else {
+        return Err(corrupt("not an object".to_owned()));
+    };
+    let version = match object.get("v") {
+        None if object.contains_key("id") => {
+            return Err(StoreError::NotEnveloped {
+                key: key.to_owned(),
+            })
+        }
+        None => return Err(corrupt("no envelope version".to_owned())),
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| corrupt("envelope version is not a number".to_owned()))?,
+    };
+    if version != ENVELOPE_VERSION {
+        return Err(StoreError::UnknownEnvelope {
+            key: key.to_owned(),
+            version,
+        });
+    }
+    let inner = object
+        .get("tx")
+        .ok_or_else(|| corrupt("envelope without a transaction".to_owned()))?;
+    let tx = check_transaction(key, inner)?;
+    if tx.id.as_str() != id {
+        return Err(StoreError::KeyMismatch {
+            key: key.to_owned(),
+            id: tx.id.to_string(),
+        });
+    }
+    Ok(tx)
+}
+
+/// Deserialises a bare transaction and checks what serde cannot: a non-empty history.
+pub(super) fn check_transaction(key: &str, value: &Value) -> Result<Transaction, StoreError> {
+    let tx = Transaction::deserialize(value).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if tx.history().is_empty() {
+        return Err(StoreError::Corrupt {
+            key: key.to_owned(),
+            reason: "empty status history".to_owned(),
+        });
+    }
+    Ok(tx)
+}
+
+/// The settings JSON for the `settings` key (no password unless remembered).
+pub fn encode_settings(settings: &Settings) -> Value {
+    settings.to_storage()
+}
+
+/// Reads the `settings` entry, validating it like a typed form.
+pub fn decode_settings(value: &Value) -> Result<Settings, StoreError> {
+    Settings::deserialize(value).map_err(|e| StoreError::Corrupt {
+        key: SETTINGS_KEY.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Bytes one entry takes as JSON text (key plus value), the measure used for quotas and for the
+/// "bytes per transaction" benchmark.
+pub fn entry_bytes(key: &str, value: &Value) -> usize {
+    key.len() + value.to_string().len()
+}
+
+/// What to write for one new or changed transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritePlan {
+    /// For the mirror, applied synchronously first: a put while Koha has not accepted the
+    /// transaction, a removal once it has.
+    pub mirror: Change,
+    /// For `browser.storage.local`: always a put of `tx:<id>`. The desk says "recorded" only
+    /// once this write has resolved; if it fails, the transaction stays in memory and in the
+    /// mirror and the write is retried.
+    pub primary: Change,
+}
+
+/// The writes for one new or changed transaction. Their size depends only on this transaction.
+pub fn write_plan(tx: &Transaction) -> WritePlan {
+    WritePlan {
+        mirror: mirror_change(tx),
+        primary: Change::Put {
+            key: transaction_key(&tx.id),
+            value: encode_transaction(tx),
+        },
+    }
+}
+
+/// The mirror write after a change: the envelope while Koha has not accepted it; a removal once
+/// it is queued or applied in Koha.
+pub fn mirror_change(tx: &Transaction) -> Change {
+    let key = mirror_key(&tx.id);
+    if tx.status().is_accepted() {
+        Change::Remove { key }
+    } else {
+        Change::Put {
+            key,
+            value: encode_transaction(tx),
+        }
+    }
+}
+
+/// The writes that delete a transaction (clear sent, clear all): `(primary, mirror)`.
+pub fn remove_plan(id: &TransactionId) -> (Change, Change) {
+    (
+        Change::Remove {
+            key: transaction_key(id),
+        },
+        Change::Remove {
+            key: mirror_key(id),
+        },
+    )
+}
+
+// storage.onChanged
+
+/// What one `storage.onChanged` entry means for an open page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredChange {
+    /// A transaction was written (by this or another page).
+    Transaction(Transaction),
+    /// A transaction was deleted.
+    Removed(TransactionId),
+    /// The settings were written (`None`: deleted).
+    Settings(Option<Settings>),
+    /// Something this module does not interpret (meta, quarantine, other keys).
+    Other,
+}
+
+/// Interprets one key of a `storage.onChanged` event, given its `newValue` (absent when the key
+/// was removed).
+pub fn decode_change(key: &str, new_value: Option<&Value>) -> Result<StoredChange, StoreError> {
+    match new_value {
+        _ if key == SETTINGS_KEY => new_value
+            .map(decode_settings)
+            .transpose()
+            .map(StoredChange::Settings),
+        Some(value) if is_transaction_key(key) => {
+            decode_transaction(key, value).map(StoredChange::Transaction)
+        }
+        None if is_transaction_key(key) => Ok(StoredChange::Removed(TransactionId::from_stored(
+            &key[TX_PREFIX.len()..],
+        ))),
+        _ => Ok(StoredChange::Other),
+    }
+}

@@ -1,0 +1,162 @@
+//! Reading `browser.storage.local` without failing on a bad entry: bad ones are kept aside.
+
+use super::layout::{decode_settings, decode_transaction, encode_settings, is_quarantine_key};
+use super::{
+    Change, StoreError, CURRENT_SCHEMA, META_KEY, QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
+};
+use crate::settings::Settings;
+use crate::transaction::Transaction;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+/// An entry that could not be read, and where it was kept aside.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The key it was stored under.
+    pub key: String,
+    /// Why it could not be read.
+    pub error: StoreError,
+    /// Where it is kept now (see [`Snapshot::changes`]); `None` when nothing was moved.
+    pub quarantine_key: Option<String>,
+}
+
+/// What `browser.storage.local` holds, read without failing on a bad entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The stored schema (`None`: no `meta`, a fresh install or pre-release data).
+    pub schema: Option<u32>,
+    /// Every readable transaction, sorted by id.
+    pub transactions: Vec<Transaction>,
+    /// The settings, if stored and valid.
+    pub settings: Option<Settings>,
+    /// Entries that could not be read.
+    pub problems: Vec<Problem>,
+    /// Keys of entries kept aside at an earlier start.
+    pub quarantined: Vec<String>,
+    /// Writes that keep bad entries aside (a put under `quarantine:…`, then the removal of the
+    /// original) and rewrite settings that were stored with a password not meant to be kept.
+    pub changes: Vec<Change>,
+}
+
+/// Reads every entry of `browser.storage.local`. A bad transaction or settings entry is reported
+/// in [`Snapshot::problems`] and moved under a `quarantine:` key, never dropped. A bad `meta` is
+/// reported too (the schema then reads as unknown). Keys of other shapes are ignored.
+pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snapshot {
+    let entries: Vec<(String, Value)> = entries.into_iter().collect();
+    let mut taken: BTreeSet<String> = entries
+        .iter()
+        .filter(|(k, _)| is_quarantine_key(k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut snapshot = Snapshot {
+        schema: None,
+        transactions: Vec::new(),
+        settings: None,
+        problems: Vec::new(),
+        quarantined: taken.iter().cloned().collect(),
+        changes: Vec::new(),
+    };
+    for (key, value) in &entries {
+        let outcome = if key == META_KEY {
+            match read_schema(value) {
+                Ok(schema) => {
+                    snapshot.schema = Some(schema);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else if key == SETTINGS_KEY {
+            match decode_settings(value) {
+                Ok(settings) => {
+                    let clean = encode_settings(&settings);
+                    if &clean != value {
+                        snapshot.changes.push(Change::Put {
+                            key: SETTINGS_KEY.to_owned(),
+                            value: clean,
+                        });
+                    }
+                    snapshot.settings = Some(settings);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else if key.starts_with(TX_PREFIX) {
+            match decode_transaction(key, value) {
+                Ok(tx) => {
+                    snapshot.transactions.push(tx);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            Ok(())
+        };
+        if let Err(error) = outcome {
+            let (quarantine_key, changes) = quarantine(key, value, &error, &mut taken);
+            snapshot.changes.extend(changes);
+            snapshot.problems.push(Problem {
+                key: key.clone(),
+                error,
+                quarantine_key: Some(quarantine_key),
+            });
+        }
+    }
+    snapshot.transactions.sort_by(|a, b| a.id.cmp(&b.id));
+    snapshot
+}
+
+/// Moves a bad entry under a free `quarantine:<key>` name (with `#2`, `#3`… when taken): the put
+/// first, then the removal, so a crash in between keeps both.
+pub(super) fn quarantine(
+    key: &str,
+    value: &Value,
+    error: &StoreError,
+    taken: &mut BTreeSet<String>,
+) -> (String, Vec<Change>) {
+    let base = format!("{QUARANTINE_PREFIX}{key}");
+    let mut name = base.clone();
+    let mut n = 1;
+    while taken.contains(&name) {
+        n += 1;
+        name = format!("{base}#{n}");
+    }
+    taken.insert(name.clone());
+    let kept = json!({
+        "key": key,
+        "value": value,
+        "error": error.kind(),
+        "message": error.to_string(),
+    });
+    let changes = vec![
+        Change::Put {
+            key: name.clone(),
+            value: kept,
+        },
+        Change::Remove {
+            key: key.to_owned(),
+        },
+    ];
+    (name, changes)
+}
+
+fn read_schema(value: &Value) -> Result<u32, StoreError> {
+    value
+        .get("schema")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(StoreError::BadMeta)
+}
+
+/// The schema recorded in `meta`: `Ok(None)` when there is no `meta`.
+pub fn schema_of(entries: &[(String, Value)]) -> Result<Option<u32>, StoreError> {
+    entries
+        .iter()
+        .find(|(k, _)| k == META_KEY)
+        .map(|(_, v)| read_schema(v))
+        .transpose()
+}
+
+/// The `meta` value for [`CURRENT_SCHEMA`].
+pub fn meta_value() -> Value {
+    json!({ "schema": CURRENT_SCHEMA })
+}
