@@ -82,6 +82,7 @@ build_addon() {
   step "build: assemble www/"
   cp manifest.json www/
   cp -r extension/. www/
+  node scripts/locales.mjs i18n www || die "translations are incomplete (i18n/)"
 
   step "build: web-ext lint"
   web-ext lint --source-dir www --warnings-as-errors --no-config-discovery \
