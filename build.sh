@@ -107,7 +107,7 @@ run_tests() {
   cargo clippy --locked --workspace --all-targets -- -D warnings
 
   step "test: clippy (wasm32)"
-  cargo clippy --locked --lib --tests --target "$TARGET" -p "$NAME" -- -D warnings
+  cargo clippy --locked --lib --test web --target "$TARGET" -p "$NAME" -- -D warnings
 
   step "test: native unit, integration and property tests"
   cargo test --locked -p "$NAME"

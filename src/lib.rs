@@ -15,7 +15,8 @@ pub mod transaction;
 pub mod zone;
 
 #[cfg(target_arch = "wasm32")]
-mod web;
+#[doc(hidden)]
+pub mod web;
 
 pub use ids::{Amount, Barcode, Branchcode, Cardnumber, Field, InputError, Userid};
 pub use transaction::{

@@ -10,8 +10,6 @@ extern "C" {
     fn storage_local_get(keys: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_namespace = ["browser", "storage", "local"], js_name = set, catch)]
     fn storage_local_set(items: &JsValue) -> Result<Promise, JsValue>;
-    #[wasm_bindgen(js_namespace = ["browser", "storage", "local"], js_name = remove, catch)]
-    fn storage_local_remove(keys: &JsValue) -> Result<Promise, JsValue>;
 }
 
 /// Reads keys from `browser.storage.local` (`null` reads everything).
@@ -23,11 +21,6 @@ pub async fn local_get(keys: &JsValue) -> Result<Object, JsValue> {
 /// Writes items to `browser.storage.local`; resolves once Firefox has stored them.
 pub async fn local_set(items: &Object) -> Result<(), JsValue> {
     JsFuture::from(storage_local_set(items)?).await.map(drop)
-}
-
-/// Removes keys from `browser.storage.local`.
-pub async fn local_remove(keys: &JsValue) -> Result<(), JsValue> {
-    JsFuture::from(storage_local_remove(keys)?).await.map(drop)
 }
 
 /// Builds `{ key: value }`.

@@ -3,7 +3,7 @@
 #![allow(missing_docs)]
 
 mod browser;
-mod dto;
+pub mod dto;
 
 use crate::{Action, Barcode, Branchcode, Cardnumber, Transaction, TransactionId};
 use chrono::{DateTime, Utc};

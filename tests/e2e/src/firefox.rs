@@ -10,7 +10,6 @@ use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The add-on's fixed gecko id (manifest.json).
@@ -86,13 +85,7 @@ impl Default for Options {
 }
 
 // One Firefox at a time: the machine has two cores and tests share the stand-in ports.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A running Firefox with the add-on installed.
 pub struct Firefox {
@@ -330,7 +323,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let Some(addon) = addon_dir() else { return };
-    let _serial = serial();
+    let _serial = ONE_AT_A_TIME.lock().await;
     let firefox = std::sync::Arc::new(Firefox::start(&addon, &options).await);
     let outcome = tokio::spawn(body(firefox.clone())).await;
     match std::sync::Arc::try_unwrap(firefox) {
