@@ -1,5 +1,6 @@
 //! The journal: recording, warnings, merging, deleting, counting and listing.
 #![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used)] // tests: a panic is a failure with a message
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use koha_offline_circ::journal::{
