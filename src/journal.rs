@@ -17,7 +17,7 @@ use crate::ids::{Barcode, Cardnumber};
 use crate::transaction::{Action, Status, Transaction, TransactionId};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use thiserror::Error;
 
@@ -176,8 +176,23 @@ impl Filter {
     }
 }
 
+/// Whether `hay`, lower-cased, contains `needle` (already lower-cased). ASCII text (the usual
+/// barcode) is compared in place, without allocating.
+fn contains_folded(hay: &str, needle: &str) -> bool {
+    if !hay.is_ascii() {
+        return hay.to_lowercase().contains(needle);
+    }
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    needle.is_empty()
+        || hay.windows(needle.len()).any(|w| {
+            w.iter()
+                .zip(needle)
+                .all(|(h, n)| h.to_ascii_lowercase() == *n)
+        })
+}
+
 fn matches(tx: &Transaction, needle: &str) -> bool {
-    let hit = |s: &str| s.to_lowercase().contains(needle);
+    let hit = |s: &str| contains_folded(s, needle);
     tx.action.barcode().is_some_and(|b| hit(b.as_str()))
         || tx.action.cardnumber().is_some_and(|c| hit(c.as_str()))
 }
@@ -205,8 +220,10 @@ pub enum Upserted {
 /// The desk's transactions, indexed. See the module docs for the invariants.
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
-    by_id: HashMap<TransactionId, Transaction>,
-    by_time: BTreeSet<OrderKey>,
+    /// The transactions themselves, oldest first.
+    by_time: BTreeMap<OrderKey, Transaction>,
+    /// Where each id is in `by_time`.
+    by_id: HashMap<TransactionId, OrderKey>,
     by_barcode: HashMap<Barcode, BTreeSet<OrderKey>>,
     by_card: HashMap<Cardnumber, BTreeSet<OrderKey>>,
     sendable: BTreeSet<OrderKey>,
@@ -230,12 +247,12 @@ impl Journal {
 
     /// Number of transactions.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.by_time.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.by_time.is_empty()
     }
 
     /// What the desk should ask about before recording `action` at `now`. Empty when all is
@@ -268,7 +285,7 @@ impl Journal {
             if let Some(previous) = keys
                 .range((from, to))
                 .rev()
-                .filter_map(|(_, id)| self.by_id.get(id))
+                .filter_map(|key| self.by_time.get(key))
                 .find(|tx| same(tx))
             {
                 warnings.push(Warning::DuplicateScan {
@@ -285,7 +302,7 @@ impl Journal {
             let latest = self.by_barcode.get(barcode).and_then(|keys| {
                 keys.range((Bound::Unbounded, upto))
                     .rev()
-                    .filter_map(|(_, id)| self.by_id.get(id))
+                    .filter_map(|key| self.by_time.get(key))
                     .find(|tx| !matches!(tx.status(), Status::Rejected { .. }))
             });
             if let Some(tx) = latest {
@@ -309,14 +326,18 @@ impl Journal {
         }
         let id = tx.id.clone();
         self.insert(tx);
-        self.by_id.get(&id).ok_or(JournalError::NotFound { id })
+        self.get(&id).ok_or(JournalError::NotFound { id })
     }
 
     /// Merges a copy from storage (or another tab). The later status wins: the one with the later
     /// [`Transaction::status_since`], then the longer history; on a tie the stored copy is kept.
     /// The later `exported_at` of the two is always kept.
     pub fn upsert(&mut self, mut tx: Transaction) -> Upserted {
-        let Some(current) = self.by_id.get_mut(&tx.id) else {
+        let Some(current) = self
+            .by_id
+            .get(&tx.id)
+            .and_then(|key| self.by_time.get_mut(key))
+        else {
             self.insert(tx);
             return Upserted::Inserted;
         };
@@ -335,7 +356,7 @@ impl Journal {
 
     /// The transaction with this id.
     pub fn get(&self, id: &TransactionId) -> Option<&Transaction> {
-        self.by_id.get(id)
+        self.by_id.get(id).and_then(|key| self.by_time.get(key))
     }
 
     /// Changes one transaction through `change` (for example a status transition) and keeps the
@@ -359,7 +380,6 @@ impl Journal {
     /// proof of what Koha holds) and `sending` ones (a request may be in flight).
     pub fn delete(&mut self, id: &TransactionId) -> Result<Transaction, JournalError> {
         let tx = self
-            .by_id
             .get(id)
             .ok_or_else(|| JournalError::NotFound { id: id.clone() })?;
         if tx.status().is_accepted() {
@@ -387,7 +407,7 @@ impl Journal {
 
     /// Removes everything; returns the ids, oldest first.
     pub fn clear_all(&mut self) -> Vec<TransactionId> {
-        let ids = self.by_time.iter().map(|(_, id)| id.clone()).collect();
+        let ids = self.by_time.keys().map(|(_, id)| id.clone()).collect();
         *self = Self::new();
         ids
     }
@@ -400,11 +420,7 @@ impl Journal {
     /// Up to `limit` transactions matching `filter`, newest first, skipping the first `offset`,
     /// and how many match in all.
     pub fn page(&self, filter: &Filter, offset: usize, limit: usize) -> Page<'_> {
-        let newest_first = self
-            .by_time
-            .iter()
-            .rev()
-            .filter_map(|(_, id)| self.by_id.get(id));
+        let newest_first = self.by_time.values().rev();
         match filter.needle() {
             None => Page {
                 rows: newest_first.skip(offset).take(limit).collect(),
@@ -427,14 +443,12 @@ impl Journal {
     /// What a send run picks up (`local` and `failed`), oldest first: Koha applies requests in
     /// arrival order, so a checkin must not overtake its checkout.
     pub fn sendable_in_order(&self) -> impl Iterator<Item = &Transaction> + '_ {
-        self.sendable
-            .iter()
-            .filter_map(|(_, id)| self.by_id.get(id))
+        self.sendable.iter().filter_map(|key| self.by_time.get(key))
     }
 
     /// Every transaction, oldest first (by recording instant, then id).
     pub fn in_order(&self) -> impl Iterator<Item = &Transaction> + '_ {
-        self.by_time.iter().filter_map(|(_, id)| self.by_id.get(id))
+        self.by_time.values()
     }
 
     fn insert(&mut self, tx: Transaction) {
@@ -455,13 +469,13 @@ impl Journal {
             self.sendable.insert(key.clone());
         }
         self.counts.change(tx.status(), true);
-        self.by_time.insert(key);
-        self.by_id.insert(tx.id.clone(), tx);
+        self.by_id.insert(tx.id.clone(), key.clone());
+        self.by_time.insert(key, tx);
     }
 
     fn remove(&mut self, id: &TransactionId) -> Option<Transaction> {
-        let tx = self.by_id.remove(id)?;
-        let key = key_of(&tx);
+        let key = self.by_id.remove(id)?;
+        let tx = self.by_time.remove(&key)?;
         if let Some(barcode) = tx.action.barcode() {
             remove_key(&mut self.by_barcode, barcode, &key);
         }
@@ -469,7 +483,6 @@ impl Journal {
             remove_key(&mut self.by_card, card, &key);
         }
         self.sendable.remove(&key);
-        self.by_time.remove(&key);
         self.counts.change(tx.status(), false);
         Some(tx)
     }

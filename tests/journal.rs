@@ -453,3 +453,23 @@ fn warnings_serialise_with_their_kind() {
     };
     assert_eq!(err.kind(), "sending");
 }
+
+#[test]
+fn filter_folds_case_in_ascii_and_other_scripts() {
+    let mut j = Journal::new();
+    let a = tx(0, 1, issue("MÜLLER-1", "ABC-42"));
+    let b = tx(1, 2, checkin("xyz"));
+    j.record(a.clone()).unwrap();
+    j.record(b).unwrap();
+    for (text, total) in [
+        ("müll", 1),
+        ("MÜLL", 1),
+        ("c-4", 1),
+        ("ABC-421", 0),
+        ("Y", 1),
+        ("", 2),
+    ] {
+        assert_eq!(j.page(&Filter::text(text), 0, 10).total, total, "{text:?}");
+    }
+    assert_eq!(ids(&j.page(&Filter::text("müll"), 0, 10).rows), vec![a.id]);
+}
