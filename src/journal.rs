@@ -15,7 +15,7 @@
 
 use crate::ids::{Barcode, Cardnumber};
 use crate::transaction::{Action, Status, Transaction, TransactionId};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -93,16 +93,24 @@ pub enum JournalError {
         /// The id.
         id: TransactionId,
     },
+    /// Its time is outside 1970 to 2037 (a desk clock gone wrong): Koha's queue cannot hold it.
+    #[error("transaction {id} has a time outside 1970 to 2037")]
+    TimeOutOfRange {
+        /// The id.
+        id: TransactionId,
+    },
 }
 
 impl JournalError {
-    /// Stable kind for the UI: `duplicate-id`, `not-found`, `accepted-by-koha`, `sending`.
+    /// Stable kind for the UI: `duplicate-id`, `not-found`, `accepted-by-koha`, `sending`,
+    /// `time-out-of-range`.
     pub fn kind(&self) -> &'static str {
         match self {
             JournalError::DuplicateId { .. } => "duplicate-id",
             JournalError::NotFound { .. } => "not-found",
             JournalError::AcceptedByKoha { .. } => "accepted-by-koha",
             JournalError::Sending { .. } => "sending",
+            JournalError::TimeOutOfRange { .. } => "time-out-of-range",
         }
     }
 }
@@ -319,10 +327,14 @@ impl Journal {
         warnings
     }
 
-    /// Adds a new transaction. Refuses an id that is already there (nothing changes then).
+    /// Adds a new transaction. Refuses an id that is already there, and a recording time (UTC)
+    /// outside 1970 to 2037, which Koha's queue cannot store; nothing changes then.
     pub fn record(&mut self, tx: Transaction) -> Result<&Transaction, JournalError> {
         if self.by_id.contains_key(&tx.id) {
             return Err(JournalError::DuplicateId { id: tx.id });
+        }
+        if !(1970..=2037).contains(&tx.recorded_at.year()) {
+            return Err(JournalError::TimeOutOfRange { id: tx.id });
         }
         let id = tx.id.clone();
         self.insert(tx);
@@ -374,6 +386,24 @@ impl Journal {
         tx.id = id.clone();
         self.insert(tx);
         Ok(result)
+    }
+
+    /// Marks transactions as written to a `.koc` file at `at` (for example the ids of a
+    /// [`crate::koc::KocFile`]). Ids no longer in the journal are skipped and returned.
+    pub fn mark_exported(
+        &mut self,
+        ids: &[TransactionId],
+        at: DateTime<Utc>,
+    ) -> Vec<TransactionId> {
+        let mut missing = Vec::new();
+        for id in ids {
+            // `exported_at` is in no index, so it can be changed in place.
+            match self.by_id.get(id).and_then(|key| self.by_time.get_mut(key)) {
+                Some(tx) => tx.mark_exported(at),
+                None => missing.push(id.clone()),
+            }
+        }
+        missing
     }
 
     /// Removes a transaction Koha has not accepted. Refuses `queued` and `applied` ones (they are
@@ -442,12 +472,12 @@ impl Journal {
 
     /// What a send run picks up (`local` and `failed`), oldest first: Koha applies requests in
     /// arrival order, so a checkin must not overtake its checkout.
-    pub fn sendable_in_order(&self) -> impl Iterator<Item = &Transaction> + '_ {
+    pub fn sendable_in_order(&self) -> impl Iterator<Item = &Transaction> + Clone + '_ {
         self.sendable.iter().filter_map(|key| self.by_time.get(key))
     }
 
     /// Every transaction, oldest first (by recording instant, then id).
-    pub fn in_order(&self) -> impl Iterator<Item = &Transaction> + '_ {
+    pub fn in_order(&self) -> impl Iterator<Item = &Transaction> + Clone + '_ {
         self.by_time.values()
     }
 

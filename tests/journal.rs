@@ -473,3 +473,43 @@ fn filter_folds_case_in_ascii_and_other_scripts() {
     }
     assert_eq!(ids(&j.page(&Filter::text("müll"), 0, 10).rows), vec![a.id]);
 }
+
+#[test]
+fn implausible_times_are_refused_when_recording() {
+    let mut j = Journal::new();
+    for when in [
+        Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap(),
+        Utc.with_ymd_and_hms(2038, 1, 1, 0, 0, 0).unwrap(),
+    ] {
+        let t = Transaction::record(
+            TransactionId::new(when, 1),
+            when,
+            Branchcode::parse("CPL").unwrap(),
+            checkin("B1"),
+        );
+        let err = j.record(t.clone()).unwrap_err();
+        assert_eq!(err.kind(), "time-out-of-range");
+        assert_eq!(
+            err.to_string(),
+            format!("transaction {} has a time outside 1970 to 2037", t.id)
+        );
+    }
+    assert!(j.is_empty());
+    assert_eq!(j.counts(), Counts::default());
+}
+
+#[test]
+fn mark_exported_sets_the_time_and_reports_unknown_ids() {
+    let mut j = Journal::new();
+    let a = tx(0, 1, checkin("B1"));
+    j.record(a.clone()).unwrap();
+    let gone = TransactionId::from_stored("gone");
+    assert_eq!(
+        j.mark_exported(&[a.id.clone(), gone.clone()], at(9)),
+        vec![gone]
+    );
+    assert_eq!(j.get(&a.id).unwrap().exported_at, Some(at(9)));
+    // Exporting does not change the status or the counts.
+    assert_eq!(j.get(&a.id).unwrap().status(), &Status::Local);
+    assert_eq!(j.counts().local, 1);
+}

@@ -1084,3 +1084,32 @@ fn imported_rows_become_local_transactions() {
     assert_eq!(t.action, payment("90035676", "1.05"));
     assert_eq!(t.status(), &Status::Local);
 }
+
+#[test]
+fn journal_to_files_per_library_then_marked_exported() {
+    use koha_offline_circ::journal::Journal;
+    let mut journal = Journal::from_transactions(berlin_desk());
+    let files =
+        koc::write_per_library(journal.in_order(), &Selection::NotAccepted, &BERLIN).unwrap();
+    assert_eq!(
+        files
+            .iter()
+            .map(|(b, f)| (b.as_str(), f.ids.len()))
+            .collect::<Vec<_>>(),
+        vec![("CPL", 5), ("MPL", 1)]
+    );
+    let golden = String::from_utf8(fixture("koha-offline-circ-own.koc")).unwrap();
+    assert_eq!(
+        files[0].1.text.lines().skip(1).collect::<Vec<_>>(),
+        golden.lines().skip(1).collect::<Vec<_>>()
+    );
+    let now = utc(2026, 11, 1, 8, 0, 0);
+    for (_, file) in &files {
+        assert!(journal.mark_exported(&file.ids, now).is_empty());
+    }
+    let exported = journal
+        .in_order()
+        .filter(|t| t.exported_at == Some(now))
+        .count();
+    assert_eq!(exported, 6, "all but the queued one");
+}
