@@ -37,6 +37,16 @@ fn floor_key(at: DateTime<Utc>) -> OrderKey {
     (at, TransactionId::from_stored(""))
 }
 
+/// `at + delta`, saturating at the ends of chrono's range instead of panicking.
+fn shifted(at: DateTime<Utc>, delta: TimeDelta) -> DateTime<Utc> {
+    at.checked_add_signed(delta)
+        .unwrap_or(if delta < TimeDelta::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
 /// Something the desk should ask the librarian about before recording an action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -282,8 +292,8 @@ impl Journal {
             Action::Payment { cardnumber, .. } => self.by_card.get(cardnumber),
         };
         if let Some(keys) = index {
-            let from = Bound::Included(floor_key(now - window));
-            let to = Bound::Excluded(floor_key(now + window + TimeDelta::nanoseconds(1)));
+            let from = Bound::Included(floor_key(shifted(now, -window)));
+            let to = Bound::Excluded(floor_key(shifted(now, window + TimeDelta::nanoseconds(1))));
             let same = |tx: &Transaction| match (action, &tx.action) {
                 (Action::Issue { .. }, Action::Issue { .. }) => true,
                 (Action::Return { .. }, Action::Return { .. }) => true,
@@ -306,7 +316,7 @@ impl Journal {
             barcode,
         } = action
         {
-            let upto = Bound::Excluded(floor_key(now + TimeDelta::nanoseconds(1)));
+            let upto = Bound::Excluded(floor_key(shifted(now, TimeDelta::nanoseconds(1))));
             let latest = self.by_barcode.get(barcode).and_then(|keys| {
                 keys.range((Bound::Unbounded, upto))
                     .rev()

@@ -150,42 +150,48 @@ pub fn header() -> String {
     format!("Version=1.0\tGenerator={GENERATOR}\tGeneratorVersion={GENERATOR_VERSION}")
 }
 
+/// The selected transactions, oldest first (ties by id), and the first id of an
+/// [`Selection::Ids`] list that is not among them.
 fn selected<'a>(
     transactions: impl IntoIterator<Item = &'a Transaction>,
     options: &WriteOptions,
-) -> Result<Vec<&'a Transaction>, KocWriteError> {
-    let wanted: Option<HashSet<&TransactionId>> = match &options.selection {
-        Selection::Ids(ids) => Some(ids.iter().collect()),
-        _ => None,
+) -> (Vec<&'a Transaction>, Option<TransactionId>) {
+    let wanted: HashSet<&TransactionId> = match &options.selection {
+        Selection::Ids(ids) => ids.iter().collect(),
+        _ => HashSet::new(),
     };
     let mut found: HashSet<&TransactionId> = HashSet::new();
-    let mut chosen: Vec<&Transaction> = transactions
-        .into_iter()
-        .filter(|tx| match (&options.selection, &wanted) {
-            (Selection::NotAccepted, _) => !tx.status().is_accepted(),
-            (Selection::All, _) => true,
-            (Selection::Ids(_), Some(wanted)) => {
-                let hit = wanted.contains(&tx.id);
-                if hit {
-                    found.insert(&tx.id);
-                }
-                hit
-            }
-            (Selection::Ids(_), None) => false,
-        })
-        .collect();
-    if let Selection::Ids(ids) = &options.selection {
-        if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
-            return Err(KocWriteError::UnknownTransaction {
-                id: missing.clone(),
-            });
+    let mut chosen: Vec<&Transaction> = Vec::new();
+    for tx in transactions {
+        let take = match &options.selection {
+            Selection::NotAccepted => !tx.status().is_accepted(),
+            Selection::All => true,
+            Selection::Ids(_) => wanted.contains(&tx.id),
+        };
+        if take {
+            found.insert(&tx.id);
+            chosen.push(tx);
         }
     }
+    let missing = match &options.selection {
+        Selection::Ids(ids) => ids.iter().find(|id| !found.contains(id)).cloned(),
+        _ => None,
+    };
     if let Some(branch) = &options.branchcode {
         chosen.retain(|tx| &tx.branchcode == branch);
     }
     chosen.sort_by(|a, b| (a.recorded_at, &a.id).cmp(&(b.recorded_at, &b.id)));
-    Ok(chosen)
+    (chosen, missing)
+}
+
+fn selected_or_error<'a>(
+    transactions: impl IntoIterator<Item = &'a Transaction>,
+    options: &WriteOptions,
+) -> Result<Vec<&'a Transaction>, KocWriteError> {
+    match selected(transactions, options) {
+        (_, Some(id)) => Err(KocWriteError::UnknownTransaction { id }),
+        (chosen, None) => Ok(chosen),
+    }
 }
 
 /// Writes the selected transactions as a `.koc` file, times in `server_zone`, oldest first
@@ -195,7 +201,7 @@ pub fn write<'a>(
     options: &WriteOptions,
     server_zone: &dyn ZoneRules,
 ) -> Result<KocFile, KocWriteError> {
-    let chosen = selected(transactions, options)?;
+    let chosen = selected_or_error(transactions, options)?;
     let mut text = String::with_capacity(64 + chosen.len() * 64);
     text.push_str(&header());
     let mut ids = Vec::with_capacity(chosen.len());
@@ -212,6 +218,8 @@ pub fn write<'a>(
 }
 
 /// The libraries among the selected transactions, sorted and without repeats: one file each.
+/// Ids of a [`Selection::Ids`] list that are not among the transactions are ignored here
+/// ([`write`] reports them).
 pub fn branchcodes<'a>(
     transactions: impl IntoIterator<Item = &'a Transaction>,
     selection: &Selection,
@@ -220,11 +228,8 @@ pub fn branchcodes<'a>(
         selection: selection.clone(),
         branchcode: None,
     };
-    let mut codes: Vec<Branchcode> = match selected(transactions, &options) {
-        Ok(chosen) => chosen.into_iter().map(|tx| tx.branchcode.clone()).collect(),
-        // An unknown id only matters when writing; list what is there.
-        Err(_) => Vec::new(),
-    };
+    let (chosen, _) = selected(transactions, &options);
+    let mut codes: Vec<Branchcode> = chosen.into_iter().map(|tx| tx.branchcode.clone()).collect();
     codes.sort();
     codes.dedup();
     codes
@@ -237,7 +242,7 @@ pub fn write_per_library<'a>(
     server_zone: &dyn ZoneRules,
 ) -> Result<Vec<(Branchcode, KocFile)>, KocWriteError> {
     // Surface an unknown id once, even if it would fall in no library.
-    selected(
+    selected_or_error(
         transactions.clone(),
         &WriteOptions {
             selection: selection.clone(),

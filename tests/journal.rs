@@ -513,3 +513,20 @@ fn mark_exported_sets_the_time_and_reports_unknown_ids() {
     assert_eq!(j.get(&a.id).unwrap().status(), &Status::Local);
     assert_eq!(j.counts().local, 1);
 }
+
+#[test]
+fn warnings_at_the_ends_of_time_do_not_panic() {
+    let mut j = Journal::new();
+    j.record(tx(0, 1, issue("C1", "B1"))).unwrap();
+    for now in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+        let _ = j.warnings_for(&issue("C2", "B1"), now);
+        let _ = j.warnings_for(&payment("C1", "1"), now);
+    }
+    assert_eq!(
+        j.warnings_for(&issue("C2", "B1"), DateTime::<Utc>::MAX_UTC)
+            .iter()
+            .map(Warning::kind)
+            .collect::<Vec<_>>(),
+        vec!["checked-out-to-other-card"]
+    );
+}

@@ -325,6 +325,19 @@ fn one_file_per_library() {
     assert_eq!(codes, vec!["CPL", "MPL"]);
     let only_cpl = Selection::Ids(vec![desk[0].id.clone()]);
     assert_eq!(koc::branchcodes(&desk, &only_cpl).len(), 1);
+    // An id that is gone: listing ignores it, writing reports it.
+    let with_gone = Selection::Ids(vec![desk[4].id.clone(), TransactionId::from_stored("gone")]);
+    let listed: Vec<String> = koc::branchcodes(&desk, &with_gone)
+        .iter()
+        .map(|b| b.to_string())
+        .collect();
+    assert_eq!(listed, vec!["MPL"]);
+    assert_eq!(
+        koc::write_per_library(&desk, &with_gone, &BERLIN).unwrap_err(),
+        KocWriteError::UnknownTransaction {
+            id: TransactionId::from_stored("gone")
+        }
+    );
 
     let files = koc::write_per_library(&desk, &Selection::NotAccepted, &BERLIN).unwrap();
     assert_eq!(files.len(), 2);
