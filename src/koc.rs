@@ -219,7 +219,7 @@ pub fn write<'a>(
 
 /// The libraries among the selected transactions, sorted and without repeats: one file each.
 /// Ids of a [`Selection::Ids`] list that are not among the transactions are ignored here
-/// ([`write`] reports them).
+/// ([`write()`] reports them).
 pub fn branchcodes<'a>(
     transactions: impl IntoIterator<Item = &'a Transaction>,
     selection: &Selection,

@@ -1126,3 +1126,35 @@ fn journal_to_files_per_library_then_marked_exported() {
         .count();
     assert_eq!(exported, 6, "all but the queued one");
 }
+
+#[test]
+fn writer_line_per_action_and_amount_format() {
+    let at = utc(2026, 1, 31, 13, 5, 9);
+    let cases = [
+        (issue("C1", "B1"), "2026-01-31 13:05:09\tissue\tC1\tB1"),
+        (checkin("B1"), "2026-01-31 13:05:09\treturn\tB1"),
+        (
+            payment("C1", "0,01"),
+            "2026-01-31 13:05:09\tpayment\tC1\t0.01",
+        ),
+        (payment("C1", "1"), "2026-01-31 13:05:09\tpayment\tC1\t1.00"),
+        (
+            payment("C1", "12.5"),
+            "2026-01-31 13:05:09\tpayment\tC1\t12.50",
+        ),
+        (
+            payment("C1", "1000000"),
+            "2026-01-31 13:05:09\tpayment\tC1\t1000000.00",
+        ),
+        (
+            issue("Müller-ä", "Bü"),
+            "2026-01-31 13:05:09\tissue\tMüller-ä\tBü",
+        ),
+    ];
+    for (action, line) in cases {
+        // Milliseconds are dropped, not rounded.
+        let t = tx_at(at + chrono::TimeDelta::milliseconds(999), 1, "CPL", action);
+        let file = koc::write([&t], &WriteOptions::default(), &FixedZone::utc()).unwrap();
+        assert_eq!(file.text, format!("{}\r\n{line}", koc::header()));
+    }
+}
