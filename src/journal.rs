@@ -1,1 +1,542 @@
 //! The journal: the transactions a desk holds, and what the desk does with them.
+//!
+//! Invariants kept by every method:
+//!
+//! - each [`TransactionId`] appears at most once;
+//! - the indexes (by time, by barcode, by card number, sendable) and the [`Counts`] always agree
+//!   with the transactions; the only way to change a stored transaction is
+//!   [`Journal::update`], which re-indexes it;
+//! - a transaction Koha accepted (`queued`, `applied`) is only removed by
+//!   [`Journal::clear_accepted`] or [`Journal::clear_all`], never by [`Journal::delete`].
+//!
+//! Recording, deleting, counting and the duplicate-scan checks are `O(log n)` (plus the few
+//! transactions of the same item or card), so a desk with 50,000 transactions stays fast. Only a
+//! filtered [`Journal::page`] and the clears look at every transaction.
+
+use crate::ids::{Barcode, Cardnumber};
+use crate::transaction::{Action, Status, Transaction, TransactionId};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use thiserror::Error;
+
+/// How close in time (seconds, either side) a repeated scan must be to count as a
+/// [`Warning::DuplicateScan`].
+pub const DUPLICATE_SCAN_WINDOW_SECONDS: i64 = 60;
+
+/// Ordering key: recording instant, then id, so equal instants keep a stable order.
+type OrderKey = (DateTime<Utc>, TransactionId);
+
+fn key_of(tx: &Transaction) -> OrderKey {
+    (tx.recorded_at, tx.id.clone())
+}
+
+/// The smallest key at `at` (the empty id sorts first).
+fn floor_key(at: DateTime<Utc>) -> OrderKey {
+    (at, TransactionId::from_stored(""))
+}
+
+/// `at + delta`, saturating at the ends of chrono's range instead of panicking.
+fn shifted(at: DateTime<Utc>, delta: TimeDelta) -> DateTime<Utc> {
+    at.checked_add_signed(delta)
+        .unwrap_or(if delta < TimeDelta::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
+/// Something the desk should ask the librarian about before recording an action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Warning {
+    /// The same item (for payments: the same card and amount) was recorded for the same action
+    /// within [`DUPLICATE_SCAN_WINDOW_SECONDS`].
+    DuplicateScan {
+        /// The most recent such transaction.
+        previous: TransactionId,
+    },
+    /// The item is checked out here to another card, with no checkin recorded since.
+    CheckedOutToOtherCard {
+        /// That checkout.
+        previous: TransactionId,
+        /// The card it went to.
+        cardnumber: Cardnumber,
+    },
+}
+
+impl Warning {
+    /// Stable kind for the UI: `duplicate-scan` or `checked-out-to-other-card`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Warning::DuplicateScan { .. } => "duplicate-scan",
+            Warning::CheckedOutToOtherCard { .. } => "checked-out-to-other-card",
+        }
+    }
+}
+
+/// Why the journal refused a change.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum JournalError {
+    /// [`Journal::record`] was given an id that is already there.
+    #[error("transaction {id} is already in the journal")]
+    DuplicateId {
+        /// The id.
+        id: TransactionId,
+    },
+    /// No transaction has this id.
+    #[error("transaction {id} is not in the journal")]
+    NotFound {
+        /// The id.
+        id: TransactionId,
+    },
+    /// Koha accepted it (`queued` or `applied`); only the clears remove it.
+    #[error("transaction {id} was accepted by Koha and cannot be deleted")]
+    AcceptedByKoha {
+        /// The id.
+        id: TransactionId,
+    },
+    /// A request for it may be on its way to Koha right now.
+    #[error("transaction {id} is being sent and cannot be deleted")]
+    Sending {
+        /// The id.
+        id: TransactionId,
+    },
+    /// Its time is outside 1970 to 2037 (a desk clock gone wrong): Koha's queue cannot hold it.
+    #[error("transaction {id} has a time outside 1970 to 2037")]
+    TimeOutOfRange {
+        /// The id.
+        id: TransactionId,
+    },
+}
+
+impl JournalError {
+    /// Stable kind for the UI: `duplicate-id`, `not-found`, `accepted-by-koha`, `sending`,
+    /// `time-out-of-range`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JournalError::DuplicateId { .. } => "duplicate-id",
+            JournalError::NotFound { .. } => "not-found",
+            JournalError::AcceptedByKoha { .. } => "accepted-by-koha",
+            JournalError::Sending { .. } => "sending",
+            JournalError::TimeOutOfRange { .. } => "time-out-of-range",
+        }
+    }
+}
+
+/// How many transactions are in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Recorded, never sent.
+    pub local: usize,
+    /// A request is on its way.
+    pub sending: usize,
+    /// Koha queued it.
+    pub queued: usize,
+    /// Koha applied it.
+    pub applied: usize,
+    /// Koha refused it.
+    pub rejected: usize,
+    /// Not sent; may be retried.
+    pub failed: usize,
+    /// Maybe reached Koha; the librarian decides.
+    pub uncertain: usize,
+    /// All transactions.
+    pub total: usize,
+    /// Everything Koha has not accepted (all but `queued` and `applied`): the toolbar badge.
+    pub not_accepted: usize,
+}
+
+impl Counts {
+    fn change(&mut self, status: &Status, add: bool) {
+        let slot = match status {
+            Status::Local => &mut self.local,
+            Status::Sending => &mut self.sending,
+            Status::Queued => &mut self.queued,
+            Status::Applied => &mut self.applied,
+            Status::Rejected { .. } => &mut self.rejected,
+            Status::Failed { .. } => &mut self.failed,
+            Status::Uncertain { .. } => &mut self.uncertain,
+        };
+        let accepted = status.is_accepted();
+        let step = |n: &mut usize| {
+            *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        };
+        step(slot);
+        step(&mut self.total);
+        if !accepted {
+            step(&mut self.not_accepted);
+        }
+    }
+}
+
+/// Which transactions a [`Journal::page`] lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Case-insensitive substring of the barcode or the card number; empty (after trimming)
+    /// matches everything.
+    pub text: String,
+}
+
+impl Filter {
+    /// A filter on a barcode or card number fragment.
+    pub fn text(text: &str) -> Self {
+        Filter {
+            text: text.to_owned(),
+        }
+    }
+
+    fn needle(&self) -> Option<String> {
+        let t = self.text.trim();
+        (!t.is_empty()).then(|| t.to_lowercase())
+    }
+}
+
+/// Whether `hay`, lower-cased, contains `needle` (already lower-cased). ASCII text (the usual
+/// barcode) is compared in place, without allocating.
+fn contains_folded(hay: &str, needle: &str) -> bool {
+    if !hay.is_ascii() {
+        return hay.to_lowercase().contains(needle);
+    }
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    needle.is_empty()
+        || hay.windows(needle.len()).any(|w| {
+            w.iter()
+                .zip(needle)
+                .all(|(h, n)| h.to_ascii_lowercase() == *n)
+        })
+}
+
+fn matches(tx: &Transaction, needle: &str) -> bool {
+    let hit = |s: &str| contains_folded(s, needle);
+    tx.action.barcode().is_some_and(|b| hit(b.as_str()))
+        || tx.action.cardnumber().is_some_and(|c| hit(c.as_str()))
+}
+
+/// One page of a listing, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<'a> {
+    /// The transactions on this page, newest first.
+    pub rows: Vec<&'a Transaction>,
+    /// How many transactions match the filter in all.
+    pub total: usize,
+}
+
+/// What [`Journal::upsert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// The id was new.
+    Inserted,
+    /// The incoming copy had the later status and replaced the stored one.
+    Replaced,
+    /// The stored copy had the later (or the same) status and was kept.
+    Kept,
+}
+
+/// The desk's transactions, indexed. See the module docs for the invariants.
+#[derive(Debug, Clone, Default)]
+pub struct Journal {
+    /// The transactions themselves, oldest first.
+    by_time: BTreeMap<OrderKey, Transaction>,
+    /// Where each id is in `by_time`.
+    by_id: HashMap<TransactionId, OrderKey>,
+    by_barcode: HashMap<Barcode, BTreeSet<OrderKey>>,
+    by_card: HashMap<Cardnumber, BTreeSet<OrderKey>>,
+    sendable: BTreeSet<OrderKey>,
+    counts: Counts,
+}
+
+impl Journal {
+    /// An empty journal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A journal from stored transactions. Repeated ids are merged as by [`Journal::upsert`].
+    pub fn from_transactions(transactions: Vec<Transaction>) -> Self {
+        let mut journal = Self::new();
+        for tx in transactions {
+            journal.upsert(tx);
+        }
+        journal
+    }
+
+    /// Number of transactions.
+    pub fn len(&self) -> usize {
+        self.by_time.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_time.is_empty()
+    }
+
+    /// What the desk should ask about before recording `action` at `now`. Empty when all is
+    /// well. Checks:
+    ///
+    /// - [`Warning::DuplicateScan`]: a transaction of the same action within
+    ///   [`DUPLICATE_SCAN_WINDOW_SECONDS`] of `now` (either side), with the same barcode
+    ///   (checkout, checkin) or the same card and amount (payment);
+    /// - [`Warning::CheckedOutToOtherCard`] (checkouts only): the latest checkout or checkin of
+    ///   the item recorded up to `now` is a checkout to another card. Transactions Koha rejected
+    ///   are ignored here, since they changed nothing.
+    pub fn warnings_for(&self, action: &Action, now: DateTime<Utc>) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        let window = TimeDelta::seconds(DUPLICATE_SCAN_WINDOW_SECONDS);
+        let index = match action {
+            Action::Issue { barcode, .. } | Action::Return { barcode } => {
+                self.by_barcode.get(barcode)
+            }
+            Action::Payment { cardnumber, .. } => self.by_card.get(cardnumber),
+        };
+        if let Some(keys) = index {
+            let from = Bound::Included(floor_key(shifted(now, -window)));
+            let to = Bound::Excluded(floor_key(shifted(now, window + TimeDelta::nanoseconds(1))));
+            let same = |tx: &Transaction| match (action, &tx.action) {
+                (Action::Issue { .. }, Action::Issue { .. }) => true,
+                (Action::Return { .. }, Action::Return { .. }) => true,
+                (Action::Payment { amount: a, .. }, Action::Payment { amount: b, .. }) => a == b,
+                _ => false,
+            };
+            if let Some(previous) = keys
+                .range((from, to))
+                .rev()
+                .filter_map(|key| self.by_time.get(key))
+                .find(|tx| same(tx))
+            {
+                warnings.push(Warning::DuplicateScan {
+                    previous: previous.id.clone(),
+                });
+            }
+        }
+        if let Action::Issue {
+            cardnumber,
+            barcode,
+        } = action
+        {
+            let upto = Bound::Excluded(floor_key(shifted(now, TimeDelta::nanoseconds(1))));
+            let latest = self.by_barcode.get(barcode).and_then(|keys| {
+                keys.range((Bound::Unbounded, upto))
+                    .rev()
+                    .filter_map(|key| self.by_time.get(key))
+                    .find(|tx| !matches!(tx.status(), Status::Rejected { .. }))
+            });
+            if let Some(tx) = latest {
+                if let Action::Issue { cardnumber: to, .. } = &tx.action {
+                    if to != cardnumber {
+                        warnings.push(Warning::CheckedOutToOtherCard {
+                            previous: tx.id.clone(),
+                            cardnumber: to.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        warnings
+    }
+
+    /// Adds a new transaction. Refuses an id that is already there, and a recording time (UTC)
+    /// outside 1970 to 2037, which Koha's queue cannot store; nothing changes then.
+    pub fn record(&mut self, tx: Transaction) -> Result<&Transaction, JournalError> {
+        if self.by_id.contains_key(&tx.id) {
+            return Err(JournalError::DuplicateId { id: tx.id });
+        }
+        if !(1970..=2037).contains(&tx.recorded_at.year()) {
+            return Err(JournalError::TimeOutOfRange { id: tx.id });
+        }
+        let id = tx.id.clone();
+        self.insert(tx);
+        self.get(&id).ok_or(JournalError::NotFound { id })
+    }
+
+    /// Merges a copy from storage (or another tab). The later status wins: the one with the later
+    /// [`Transaction::status_since`], then the longer history; on a tie the stored copy is kept.
+    /// The later `exported_at` of the two is always kept.
+    pub fn upsert(&mut self, mut tx: Transaction) -> Upserted {
+        let Some(current) = self
+            .by_id
+            .get(&tx.id)
+            .and_then(|key| self.by_time.get_mut(key))
+        else {
+            self.insert(tx);
+            return Upserted::Inserted;
+        };
+        let exported_at = current.exported_at.max(tx.exported_at);
+        let incoming_wins = (tx.status_since(), tx.history().len())
+            > (current.status_since(), current.history().len());
+        if !incoming_wins {
+            current.exported_at = exported_at;
+            return Upserted::Kept;
+        }
+        tx.exported_at = exported_at;
+        self.remove(&tx.id.clone());
+        self.insert(tx);
+        Upserted::Replaced
+    }
+
+    /// The transaction with this id.
+    pub fn get(&self, id: &TransactionId) -> Option<&Transaction> {
+        self.by_id.get(id).and_then(|key| self.by_time.get(key))
+    }
+
+    /// Changes one transaction through `change` (for example a status transition) and keeps the
+    /// indexes and counts right. The id cannot be changed: if `change` alters it, it is restored.
+    /// Returns what `change` returned.
+    pub fn update<R>(
+        &mut self,
+        id: &TransactionId,
+        change: impl FnOnce(&mut Transaction) -> R,
+    ) -> Result<R, JournalError> {
+        let mut tx = self
+            .remove(id)
+            .ok_or_else(|| JournalError::NotFound { id: id.clone() })?;
+        let result = change(&mut tx);
+        tx.id = id.clone();
+        self.insert(tx);
+        Ok(result)
+    }
+
+    /// Marks transactions as written to a `.koc` file at `at` (for example the ids of a
+    /// [`crate::koc::KocFile`]). Ids no longer in the journal are skipped and returned.
+    pub fn mark_exported(
+        &mut self,
+        ids: &[TransactionId],
+        at: DateTime<Utc>,
+    ) -> Vec<TransactionId> {
+        let mut missing = Vec::new();
+        for id in ids {
+            // `exported_at` is in no index, so it can be changed in place.
+            match self.by_id.get(id).and_then(|key| self.by_time.get_mut(key)) {
+                Some(tx) => tx.mark_exported(at),
+                None => missing.push(id.clone()),
+            }
+        }
+        missing
+    }
+
+    /// Removes a transaction Koha has not accepted. Refuses `queued` and `applied` ones (they are
+    /// proof of what Koha holds) and `sending` ones (a request may be in flight).
+    pub fn delete(&mut self, id: &TransactionId) -> Result<Transaction, JournalError> {
+        let tx = self
+            .get(id)
+            .ok_or_else(|| JournalError::NotFound { id: id.clone() })?;
+        if tx.status().is_accepted() {
+            return Err(JournalError::AcceptedByKoha { id: id.clone() });
+        }
+        if matches!(tx.status(), Status::Sending) {
+            return Err(JournalError::Sending { id: id.clone() });
+        }
+        self.remove(id)
+            .ok_or_else(|| JournalError::NotFound { id: id.clone() })
+    }
+
+    /// Removes every transaction Koha accepted; returns their ids, oldest first.
+    pub fn clear_accepted(&mut self) -> Vec<TransactionId> {
+        let ids: Vec<TransactionId> = self
+            .in_order()
+            .filter(|tx| tx.status().is_accepted())
+            .map(|tx| tx.id.clone())
+            .collect();
+        for id in &ids {
+            self.remove(id);
+        }
+        ids
+    }
+
+    /// Removes everything; returns the ids, oldest first.
+    pub fn clear_all(&mut self) -> Vec<TransactionId> {
+        let ids = self.by_time.keys().map(|(_, id)| id.clone()).collect();
+        *self = Self::new();
+        ids
+    }
+
+    /// How many transactions are in each status. `O(1)`.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Up to `limit` transactions matching `filter`, newest first, skipping the first `offset`,
+    /// and how many match in all.
+    pub fn page(&self, filter: &Filter, offset: usize, limit: usize) -> Page<'_> {
+        let newest_first = self.by_time.values().rev();
+        match filter.needle() {
+            None => Page {
+                rows: newest_first.skip(offset).take(limit).collect(),
+                total: self.len(),
+            },
+            Some(needle) => {
+                let mut total = 0;
+                let mut rows = Vec::new();
+                for tx in newest_first.filter(|tx| matches(tx, &needle)) {
+                    if total >= offset && rows.len() < limit {
+                        rows.push(tx);
+                    }
+                    total += 1;
+                }
+                Page { rows, total }
+            }
+        }
+    }
+
+    /// What a send run picks up (`local` and `failed`), oldest first: Koha applies requests in
+    /// arrival order, so a checkin must not overtake its checkout.
+    pub fn sendable_in_order(&self) -> impl Iterator<Item = &Transaction> + Clone + '_ {
+        self.sendable.iter().filter_map(|key| self.by_time.get(key))
+    }
+
+    /// Every transaction, oldest first (by recording instant, then id).
+    pub fn in_order(&self) -> impl Iterator<Item = &Transaction> + Clone + '_ {
+        self.by_time.values()
+    }
+
+    fn insert(&mut self, tx: Transaction) {
+        let key = key_of(&tx);
+        if let Some(barcode) = tx.action.barcode() {
+            self.by_barcode
+                .entry(barcode.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if let Some(card) = tx.action.cardnumber() {
+            self.by_card
+                .entry(card.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        if tx.status().is_sendable() {
+            self.sendable.insert(key.clone());
+        }
+        self.counts.change(tx.status(), true);
+        self.by_id.insert(tx.id.clone(), key.clone());
+        self.by_time.insert(key, tx);
+    }
+
+    fn remove(&mut self, id: &TransactionId) -> Option<Transaction> {
+        let key = self.by_id.remove(id)?;
+        let tx = self.by_time.remove(&key)?;
+        if let Some(barcode) = tx.action.barcode() {
+            remove_key(&mut self.by_barcode, barcode, &key);
+        }
+        if let Some(card) = tx.action.cardnumber() {
+            remove_key(&mut self.by_card, card, &key);
+        }
+        self.sendable.remove(&key);
+        self.counts.change(tx.status(), false);
+        Some(tx)
+    }
+}
+
+fn remove_key<K: std::hash::Hash + Eq>(
+    index: &mut HashMap<K, BTreeSet<OrderKey>>,
+    k: &K,
+    key: &OrderKey,
+) {
+    if let Some(keys) = index.get_mut(k) {
+        keys.remove(key);
+        if keys.is_empty() {
+            index.remove(k);
+        }
+    }
+}

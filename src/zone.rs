@@ -1,1 +1,252 @@
 //! Time zones: converting instants to a Koha server's local time, injected by the caller.
+//!
+//! The core carries no time-zone database (the `.xpi` must stay small). A zone is anything that
+//! can say which UTC offset applies at a given instant ([`ZoneRules`]); the browser shell answers
+//! that with `Intl`, the tests with `chrono-tz`.
+//!
+//! UTC → local is always well defined ([`to_local`]). Local → UTC is not: when clocks go back a
+//! local time occurs twice, and when they go forward a local time never occurs. [`from_local`]
+//! gives every local time exactly one instant, with defined rules for both cases, and says which
+//! case applied ([`LocalResolution`]).
+//!
+//! Assumption: offset changes of a zone are more than a day apart (true of every real zone), since
+//! the offsets in force around a local time are found by probing one day before and after it.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeDelta, Utc};
+
+/// The rules of one time zone: the UTC offset in force at any instant.
+pub trait ZoneRules {
+    /// The offset from UTC in force at `instant`.
+    fn offset_at(&self, instant: DateTime<Utc>) -> FixedOffset;
+}
+
+/// A zone with one constant offset, such as UTC. It never has repeated or skipped local times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedZone(pub FixedOffset);
+
+impl FixedZone {
+    /// UTC itself (offset zero).
+    pub fn utc() -> Self {
+        FixedZone(Utc.fix())
+    }
+}
+
+impl ZoneRules for FixedZone {
+    fn offset_at(&self, _instant: DateTime<Utc>) -> FixedOffset {
+        self.0
+    }
+}
+
+/// How a local time was turned into an instant by [`from_local`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalResolution {
+    /// The local time occurs exactly once.
+    Unique(DateTime<Utc>),
+    /// The local time occurs twice (clocks went back). [`LocalResolution::instant`] is `earlier`.
+    Ambiguous {
+        /// The first occurrence, under the offset in force before the change.
+        earlier: DateTime<Utc>,
+        /// The second occurrence, under the offset in force after the change.
+        later: DateTime<Utc>,
+    },
+    /// The local time never occurs (clocks went forward). It is shifted forward by the gap: the
+    /// instant is read with the offset in force before the change, so 02:30 in a skipped
+    /// 02:00–03:00 hour becomes 03:30 local time.
+    Skipped {
+        /// The chosen instant.
+        instant: DateTime<Utc>,
+        /// How far the clocks jumped (positive).
+        gap: TimeDelta,
+    },
+}
+
+impl LocalResolution {
+    /// The instant chosen: the only one, the earlier one, or the shifted one.
+    pub fn instant(&self) -> DateTime<Utc> {
+        match *self {
+            LocalResolution::Unique(at) => at,
+            LocalResolution::Ambiguous { earlier, .. } => earlier,
+            LocalResolution::Skipped { instant, .. } => instant,
+        }
+    }
+
+    /// Stable name of the case: `unique`, `ambiguous` or `skipped`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LocalResolution::Unique(_) => "unique",
+            LocalResolution::Ambiguous { .. } => "ambiguous",
+            LocalResolution::Skipped { .. } => "skipped",
+        }
+    }
+}
+
+/// The local wall-clock time at `instant` in `zone`. Never panics: at the very ends of chrono's
+/// range, where adding the offset would overflow, the UTC time itself is returned.
+pub fn to_local(instant: DateTime<Utc>, zone: &dyn ZoneRules) -> NaiveDateTime {
+    let utc = instant.naive_utc();
+    utc.checked_add_offset(zone.offset_at(instant))
+        .unwrap_or(utc)
+}
+
+/// The instant at which `zone` shows the wall-clock time `local`, using only
+/// [`ZoneRules::offset_at`]:
+///
+/// - candidate offsets are those in force one day before, at, and one day after `local` (read as
+///   if it were UTC);
+/// - a candidate `o` is valid when `offset_at(local - o) == o`;
+/// - one valid instant gives [`LocalResolution::Unique`], two give
+///   [`LocalResolution::Ambiguous`] (the earlier is chosen), none gives
+///   [`LocalResolution::Skipped`] (read with the offset before the change, so shifted forward by
+///   the gap).
+///
+/// Rules that contradict themselves (no valid offset and no forward jump) fall back to the
+/// offset in force at `local` read as UTC, reported as `Unique`. Never panics.
+pub fn from_local(local: NaiveDateTime, zone: &dyn ZoneRules) -> LocalResolution {
+    let day = TimeDelta::days(1);
+    let probe = |naive: Option<NaiveDateTime>| naive.map(|n| zone.offset_at(n.and_utc()));
+    let before = probe(local.checked_sub_signed(day));
+    let here = probe(Some(local));
+    let after = probe(local.checked_add_signed(day));
+
+    let mut valid: Vec<DateTime<Utc>> = [before, here, after]
+        .into_iter()
+        .flatten()
+        .filter_map(|offset| {
+            let instant = local.checked_sub_offset(offset)?.and_utc();
+            (zone.offset_at(instant) == offset).then_some(instant)
+        })
+        .collect();
+    valid.sort();
+    valid.dedup();
+
+    match (valid.first(), valid.last()) {
+        (Some(&first), Some(&last)) if first == last => LocalResolution::Unique(first),
+        (Some(&earlier), Some(&later)) => LocalResolution::Ambiguous { earlier, later },
+        _ => {
+            let before = before.or(here);
+            let after = after.or(here);
+            let shifted = before.and_then(|o| local.checked_sub_offset(o));
+            match (before, after, shifted) {
+                (Some(b), Some(a), Some(instant)) if a.local_minus_utc() > b.local_minus_utc() => {
+                    LocalResolution::Skipped {
+                        instant: instant.and_utc(),
+                        gap: TimeDelta::seconds(i64::from(
+                            a.local_minus_utc() - b.local_minus_utc(),
+                        )),
+                    }
+                }
+                _ => {
+                    let offset = here.unwrap_or(FixedZone::utc().0);
+                    let naive = local.checked_sub_offset(offset).unwrap_or(local);
+                    LocalResolution::Unique(naive.and_utc())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    /// A zone at +01:00 that moves to +02:00 at 2026-03-29 01:00 UTC and back at
+    /// 2026-10-25 01:00 UTC, like Central Europe.
+    struct TwoChanges;
+
+    impl ZoneRules for TwoChanges {
+        fn offset_at(&self, instant: DateTime<Utc>) -> FixedOffset {
+            let spring = utc(2026, 3, 29, 1, 0, 0);
+            let autumn = utc(2026, 10, 25, 1, 0, 0);
+            let hours = if instant >= spring && instant < autumn {
+                2
+            } else {
+                1
+            };
+            FixedOffset::east_opt(hours * 3600).unwrap()
+        }
+    }
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        local(y, mo, d, h, mi, s).and_utc()
+    }
+
+    fn local(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_opt(h, mi, s)
+            .unwrap()
+    }
+
+    #[test]
+    fn ordinary_times_are_unique() {
+        let r = from_local(local(2026, 7, 1, 12, 0, 0), &TwoChanges);
+        assert_eq!(r, LocalResolution::Unique(utc(2026, 7, 1, 10, 0, 0)));
+        assert_eq!(r.kind(), "unique");
+        assert_eq!(
+            to_local(utc(2026, 1, 1, 23, 30, 0), &TwoChanges),
+            local(2026, 1, 2, 0, 30, 0)
+        );
+    }
+
+    #[test]
+    fn repeated_hour_takes_the_earlier_instant() {
+        let r = from_local(local(2026, 10, 25, 2, 30, 0), &TwoChanges);
+        assert_eq!(
+            r,
+            LocalResolution::Ambiguous {
+                earlier: utc(2026, 10, 25, 0, 30, 0),
+                later: utc(2026, 10, 25, 1, 30, 0),
+            }
+        );
+        assert_eq!(r.instant(), utc(2026, 10, 25, 0, 30, 0));
+        assert_eq!(r.kind(), "ambiguous");
+        // The boundaries: 02:00 is repeated, 03:00 is not.
+        assert_eq!(
+            from_local(local(2026, 10, 25, 2, 0, 0), &TwoChanges).kind(),
+            "ambiguous"
+        );
+        assert_eq!(
+            from_local(local(2026, 10, 25, 3, 0, 0), &TwoChanges),
+            LocalResolution::Unique(utc(2026, 10, 25, 2, 0, 0))
+        );
+    }
+
+    #[test]
+    fn skipped_hour_moves_forward_by_the_gap() {
+        let r = from_local(local(2026, 3, 29, 2, 30, 0), &TwoChanges);
+        assert_eq!(
+            r,
+            LocalResolution::Skipped {
+                instant: utc(2026, 3, 29, 1, 30, 0),
+                gap: TimeDelta::hours(1),
+            }
+        );
+        assert_eq!(
+            to_local(r.instant(), &TwoChanges),
+            local(2026, 3, 29, 3, 30, 0)
+        );
+        assert_eq!(
+            from_local(local(2026, 3, 29, 3, 0, 0), &TwoChanges),
+            LocalResolution::Unique(utc(2026, 3, 29, 1, 0, 0))
+        );
+        assert_eq!(
+            from_local(local(2026, 3, 29, 1, 59, 59), &TwoChanges),
+            LocalResolution::Unique(utc(2026, 3, 29, 0, 59, 59))
+        );
+    }
+
+    #[test]
+    fn fixed_zone_and_extremes_do_not_panic() {
+        let plus = FixedZone(FixedOffset::east_opt(-5 * 3600).unwrap());
+        assert_eq!(
+            from_local(local(2026, 1, 1, 0, 0, 0), &plus),
+            LocalResolution::Unique(utc(2026, 1, 1, 5, 0, 0))
+        );
+        assert_eq!(FixedZone::utc().0.local_minus_utc(), 0);
+        let _ = from_local(NaiveDateTime::MAX, &plus);
+        let _ = from_local(NaiveDateTime::MIN, &plus);
+        let _ = to_local(DateTime::<Utc>::MAX_UTC, &plus);
+        let _ = to_local(DateTime::<Utc>::MIN_UTC, &plus);
+    }
+}
