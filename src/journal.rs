@@ -432,6 +432,12 @@ impl Journal {
             .ok_or_else(|| JournalError::NotFound { id: id.clone() })
     }
 
+    /// Removes a transaction whatever its status, because the store of record no longer has it
+    /// (another page deleted it). Not for the desk's own deletions: use [`Journal::delete`].
+    pub fn forget_removed(&mut self, id: &TransactionId) -> Option<Transaction> {
+        self.remove(id)
+    }
+
     /// Removes every transaction Koha accepted; returns their ids, oldest first.
     pub fn clear_accepted(&mut self) -> Vec<TransactionId> {
         let ids: Vec<TransactionId> = self

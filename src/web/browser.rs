@@ -10,6 +10,8 @@ extern "C" {
     fn storage_local_get(keys: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_namespace = ["browser", "storage", "local"], js_name = set, catch)]
     fn storage_local_set(items: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["browser", "storage", "local"], js_name = remove, catch)]
+    fn storage_local_remove(keys: &JsValue) -> Result<Promise, JsValue>;
 }
 
 /// Reads keys from `browser.storage.local` (`null` reads everything).
@@ -21,6 +23,11 @@ pub async fn local_get(keys: &JsValue) -> Result<Object, JsValue> {
 /// Writes items to `browser.storage.local`; resolves once Firefox has stored them.
 pub async fn local_set(items: &Object) -> Result<(), JsValue> {
     JsFuture::from(storage_local_set(items)?).await.map(drop)
+}
+
+/// Removes keys from `browser.storage.local`.
+pub async fn local_remove(keys: &JsValue) -> Result<(), JsValue> {
+    JsFuture::from(storage_local_remove(keys)?).await.map(drop)
 }
 
 /// Builds `{ key: value }`.
@@ -43,4 +50,9 @@ pub fn random_u64() -> Result<u64, JsValue> {
     let mut bytes = [0u8; 8];
     crypto.get_random_values_with_u8_array(&mut bytes)?;
     Ok(u64::from_le_bytes(bytes))
+}
+
+/// The page's clock as a UTC instant.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(now_millis() as i64).unwrap_or_default()
 }

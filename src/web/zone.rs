@@ -1,0 +1,88 @@
+//! Time zones from the browser's own database (`Intl`), so the `.wasm` carries none.
+
+use crate::zone::ZoneRules;
+use chrono::{DateTime, FixedOffset, Offset, Utc};
+use js_sys::{Array, Intl, Object, Reflect};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use wasm_bindgen::prelude::*;
+
+/// An IANA zone as the browser knows it. Offsets are cached per quarter hour: zones change
+/// offset only on quarter-hour boundaries.
+pub struct IntlZone {
+    format: Intl::DateTimeFormat,
+    cache: RefCell<HashMap<i64, FixedOffset>>,
+}
+
+const QUARTER_HOUR: i64 = 15 * 60;
+
+impl IntlZone {
+    /// Fails when the browser does not know the zone.
+    pub fn new(name: &str) -> Result<IntlZone, JsValue> {
+        let options = Object::new();
+        Reflect::set(&options, &"timeZone".into(), &name.into())?;
+        Reflect::set(&options, &"timeZoneName".into(), &"longOffset".into())?;
+        let locales = Array::of1(&"en-US".into());
+        // The constructor throws a RangeError for an unknown zone.
+        let format = Intl::DateTimeFormat::new(&locales, &options);
+        let resolved = format.resolved_options();
+        if Reflect::get(&resolved, &"timeZone".into())?.is_undefined() {
+            return Err(JsValue::from_str("unknown time zone"));
+        }
+        Ok(IntlZone {
+            format,
+            cache: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The browser's own zone name, e.g. `Europe/Berlin`.
+    pub fn browser_zone() -> String {
+        let format = Intl::DateTimeFormat::new(&Array::new(), &Object::new());
+        Reflect::get(&format.resolved_options(), &"timeZone".into())
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_else(|| "UTC".to_owned())
+    }
+
+    fn ask_browser(&self, at: DateTime<Utc>) -> Option<FixedOffset> {
+        let date = js_sys::Date::new(&JsValue::from_f64(at.timestamp_millis() as f64));
+        let parts = self.format.format_to_parts(&date);
+        let name = parts.iter().find_map(|part| {
+            let kind = Reflect::get(&part, &"type".into()).ok()?.as_string()?;
+            (kind == "timeZoneName")
+                .then(|| Reflect::get(&part, &"value".into()).ok()?.as_string())
+                .flatten()
+        })?;
+        parse_gmt_offset(&name)
+    }
+}
+
+impl ZoneRules for IntlZone {
+    fn offset_at(&self, instant: DateTime<Utc>) -> FixedOffset {
+        let bucket = instant.timestamp().div_euclid(QUARTER_HOUR);
+        if let Some(offset) = self.cache.borrow().get(&bucket) {
+            return *offset;
+        }
+        let offset = self
+            .ask_browser(instant)
+            .unwrap_or_else(|| Utc.fix());
+        self.cache.borrow_mut().insert(bucket, offset);
+        offset
+    }
+}
+
+/// `GMT`, `GMT+01:00`, `GMT-03:30` → the offset.
+fn parse_gmt_offset(name: &str) -> Option<FixedOffset> {
+    let rest = name.strip_prefix("GMT")?;
+    if rest.is_empty() {
+        return FixedOffset::east_opt(0);
+    }
+    let sign = match rest.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = rest[1..].split_once(':').unwrap_or((&rest[1..], "0"));
+    let seconds = hours.parse::<i32>().ok()? * 3600 + minutes.parse::<i32>().ok()? * 60;
+    FixedOffset::east_opt(sign * seconds)
+}
