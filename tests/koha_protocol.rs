@@ -1,4 +1,5 @@
 //! The Koha protocol core: request building, encoding, classification (§3.2), detection (§2.6).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use chrono::{TimeZone, Utc};
 use koha_offline_circ::koha::*;

@@ -1,4 +1,5 @@
 //! The send run state machine (§3.3).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use koha_offline_circ::koha::{classify, classify_no_answer, Answer, NoAnswer, Transport};
