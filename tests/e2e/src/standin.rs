@@ -29,7 +29,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -567,8 +567,6 @@ impl Drop for StandIn {
     }
 }
 
-static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
-
 fn accept_loop(listener: TcpListener, port: u16, shared: Shared, stop: Arc<AtomicBool>) {
     let mut listener = Some(listener);
     let mut connection_ids: u64 = 0;
@@ -606,7 +604,6 @@ fn accept_loop(listener: TcpListener, port: u16, shared: Shared, stop: Arc<Atomi
         match l.accept() {
             Ok((stream, peer)) => {
                 connection_ids += 1;
-                CONNECTIONS.fetch_add(1, Ordering::SeqCst);
                 let (shared, stop, id) = (shared.clone(), stop.clone(), connection_ids);
                 let _ = thread::Builder::new()
                     .name(format!("koha-conn-{id}"))

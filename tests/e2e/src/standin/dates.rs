@@ -145,7 +145,6 @@ fn parse_old(text: &str) -> Option<NaiveDateTime> {
         let mut c = Cursor { s: bytes, i: start };
         let Some(ymd) = date(&mut c) else { continue };
         while c.space() {}
-        let save = c.i;
         let time = (|| {
             let h = c.digits(2)?;
             if !c.eat(b':') {
@@ -155,7 +154,6 @@ fn parse_old(text: &str) -> Option<NaiveDateTime> {
             let s = if c.eat(b':') { c.digits(2)? } else { 0 };
             Some((h, m, s))
         })();
-        let _ = save;
         return build(ymd, time.unwrap_or((0, 0, 0)));
     }
     None

@@ -268,7 +268,7 @@ pub fn service(
         };
         return match state.insert_row(row) {
             Ok(()) => (Response::text(200, "Added."), true),
-            Err(()) => (server_error(&state), false),
+            Err(StrictSqlError) => (server_error(&state), false),
         };
     }
     let direct = Direct {
@@ -370,6 +370,10 @@ pub struct NewRow {
     pub amount: Option<String>,
 }
 
+/// Strict SQL refused an insert (over-long or non-numeric value): Koha dies with 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrictSqlError;
+
 /// A direct transaction.
 #[derive(Debug, Clone)]
 pub struct Direct {
@@ -439,7 +443,7 @@ fn cut(text: &str, max: usize) -> String {
 
 impl State {
     /// S18: stores a queue row, truncating over-long values, or refuses under `STRICT_SQL`.
-    pub fn insert_row(&mut self, row: NewRow) -> Result<(), ()> {
+    pub fn insert_row(&mut self, row: NewRow) -> Result<(), StrictSqlError> {
         let strict = self.config.switches.strict_sql;
         let widths: [(&str, usize); 5] = [
             (&row.userid, 30),
@@ -449,7 +453,7 @@ impl State {
             (row.cardnumber.as_deref().unwrap_or(""), 32),
         ];
         if strict && widths.iter().any(|(v, max)| v.chars().count() > *max) {
-            return Err(());
+            return Err(StrictSqlError);
         }
         let amount = match row.amount.as_deref() {
             None => None,
@@ -457,7 +461,7 @@ impl State {
             Some(text) => {
                 let (value, complete) = leading_number(text);
                 if strict && !complete {
-                    return Err(());
+                    return Err(StrictSqlError);
                 }
                 Some(value)
             }
