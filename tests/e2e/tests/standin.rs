@@ -1360,3 +1360,489 @@ fn control_interface_over_http() {
         .unwrap()
         .is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The add-on's pure core (koha::Detector, koha::transaction_request, sync::SendRun) driven against
+// the stand-in, with this file's client standing in for the browser's fetch and cookie jar.
+
+mod core_against_standin {
+    use super::*;
+    use chrono::TimeZone;
+    use koha_offline_circ::koha::{
+        self, classify, classify_no_answer, ConnectionProblem, Credentials, DetectStep, Detection,
+        Detector, HttpRequest, Mode, NoAnswer, Reply, Transport,
+    };
+    use koha_offline_circ::sync::{begin, plan, Decision, SendRun, StopReason};
+    use koha_offline_circ::{
+        Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId, Userid,
+    };
+
+    /// The browser: one keep-alive connection and a cookie jar for CGISESSID.
+    struct Browser {
+        client: Client,
+        base: String,
+        jar: Option<String>,
+    }
+
+    impl Browser {
+        fn new(koha: &StandIn) -> Self {
+            Browser {
+                client: Client::new(koha),
+                base: koha.base_url(),
+                jar: None,
+            }
+        }
+
+        fn fetch(&mut self, req: &HttpRequest) -> Reply {
+            let path = req
+                .url
+                .strip_prefix(&self.base)
+                .expect("same origin")
+                .to_owned();
+            let cookie = self
+                .jar
+                .clone()
+                .filter(|_| req.include_cookies)
+                .map(|c| format!("CGISESSID={c}"));
+            let mut headers: Vec<(&str, &str)> = req
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            if let Some(cookie) = &cookie {
+                headers.push(("Cookie", cookie));
+            }
+            let result = match req.body() {
+                Some(body) => self
+                    .client
+                    .send(req.method.as_str(), &path, &headers, &body),
+                None => {
+                    let query = req.full_url();
+                    let target = query.strip_prefix(&self.base).unwrap().to_owned();
+                    self.client.send("GET", &target, &headers, "")
+                }
+            };
+            match result {
+                Ok(r) => {
+                    if req.include_cookies {
+                        if let Some(c) = r.cookie() {
+                            self.jar = Some(c);
+                        }
+                    }
+                    Reply::Http {
+                        status: r.status,
+                        csrf_token: r.header("csrf-token").map(str::to_owned),
+                        content_type: r.header("content-type").unwrap_or("").to_owned(),
+                        body: r.body,
+                    }
+                }
+                Err(_) => Reply::NoAnswer {
+                    why: NoAnswer::Network,
+                    tls: false,
+                },
+            }
+        }
+
+        fn detect(&mut self, base: &str, password: &str) -> Detection {
+            let mut d = Detector::new(base, login(password));
+            let mut req = d.start();
+            loop {
+                let reply = self.fetch(&req);
+                match d.feed(reply) {
+                    DetectStep::Send(next) => req = next,
+                    DetectStep::Done(outcome) => return outcome,
+                }
+            }
+        }
+    }
+
+    fn login(password: &str) -> Credentials {
+        Credentials {
+            userid: Userid::parse("desk").unwrap(),
+            password: password.to_owned(),
+        }
+    }
+
+    fn at(s: u32) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc.with_ymd_and_hms(2026, 1, 15, 9, 0, s).unwrap()
+    }
+
+    fn desk_transactions() -> Vec<Transaction> {
+        let b = |s: &str| Barcode::parse(s).unwrap();
+        let c = |s: &str| Cardnumber::parse(s).unwrap();
+        let actions = [
+            Action::Issue {
+                cardnumber: c("C0001"),
+                barcode: b("B0010"),
+            },
+            Action::Return {
+                barcode: b("B0049"),
+            },
+            Action::Issue {
+                cardnumber: c("nobody"),
+                barcode: b("B0011"),
+            },
+            Action::Payment {
+                cardnumber: c("C0002"),
+                amount: Amount::parse("12,5").unwrap(),
+            },
+            Action::Return {
+                barcode: b("B0012"),
+            },
+        ];
+        actions
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let t = at(i as u32);
+                Transaction::record(
+                    TransactionId::new(t, i as u64),
+                    t,
+                    Branchcode::parse("DE-627").unwrap(),
+                    a,
+                )
+            })
+            .collect()
+    }
+
+    /// The shell's loop: persist around each request, token refresh on 403.
+    fn send_all(
+        browser: &mut Browser,
+        detection: &Detection,
+        mode: Mode,
+        txs: &mut [Transaction],
+        password: &str,
+    ) -> koha_offline_circ::sync::Summary {
+        let Detection::Works { transport, token } = detection.clone() else {
+            panic!("{detection:?}")
+        };
+        let mut token = token;
+        let mut run = SendRun::new(transport, plan(txs, &[]));
+        while let Some(id) = run.next().unwrap() {
+            let tx = txs.iter_mut().find(|t| t.id == id).unwrap();
+            begin(tx, at(50)).unwrap();
+            loop {
+                let req = koha::transaction_request(
+                    &browser.base.clone(),
+                    transport,
+                    &login(password),
+                    token.as_deref(),
+                    None,
+                    mode,
+                    tx,
+                )
+                .unwrap();
+                let answer = match browser.fetch(&req) {
+                    Reply::Http {
+                        status,
+                        content_type,
+                        body,
+                        ..
+                    } => classify(status, &content_type, &body),
+                    Reply::NoAnswer { why, .. } => classify_no_answer(why),
+                };
+                match run.record(&answer).unwrap() {
+                    Decision::Finish(status) => {
+                        tx.finish_sending(at(51), status).unwrap();
+                        break;
+                    }
+                    Decision::RefreshTokenAndRetry(_) => {
+                        let reply = browser.fetch(&koha::auth_probe_request(&browser.base.clone()));
+                        match koha::refreshed_token(&reply) {
+                            Some(t) => token = Some(t),
+                            None => {
+                                let s = run.refresh_failed().unwrap();
+                                tx.finish_sending(at(51), s).unwrap();
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        run.summary().clone()
+    }
+
+    #[test]
+    fn detection_per_profile() {
+        let cases: Vec<(Profile, fn(&mut Config), Detection)> = vec![
+            (
+                Profile::Newest,
+                |_| {},
+                Detection::Works {
+                    transport: Transport::P1,
+                    token: None,
+                },
+            ),
+            (
+                Profile::Koha2405,
+                |_| {},
+                Detection::Works {
+                    transport: Transport::P1,
+                    token: None,
+                },
+            ),
+            (
+                Profile::Legacy,
+                |_| {},
+                Detection::Works {
+                    transport: Transport::P3,
+                    token: None,
+                },
+            ),
+            (
+                Profile::Koha2405,
+                |c| c.switches.auth_token_header = false,
+                Detection::Problem(ConnectionProblem::NeedsGetConsent),
+            ),
+            (
+                Profile::Koha2405,
+                |c| {
+                    c.switches.auth_token_header = false;
+                    c.switches.csrf = false
+                },
+                Detection::Works {
+                    transport: Transport::P3,
+                    token: None,
+                },
+            ),
+        ];
+        for (profile, tweak, want) in cases {
+            let koha = start(profile);
+            koha.configure(tweak);
+            let mut browser = Browser::new(&koha);
+            let got = browser.detect(&koha.base_url(), "secret123");
+            let got = match got {
+                Detection::Works { transport, token } => {
+                    assert_eq!(token.is_some(), transport == Transport::P1, "{profile:?}");
+                    Detection::Works {
+                        transport,
+                        token: None,
+                    }
+                }
+                other => other,
+            };
+            assert_eq!(got, want, "{profile:?}");
+            // The probe changed nothing.
+            let m = koha.model();
+            assert!(m.queue.is_empty() && m.closed_loans.is_empty() && m.credits.is_empty());
+            assert!(koha
+                .service_requests()
+                .iter()
+                .all(|r| r.param("pending").is_none() && r.param("timestamp").is_none()));
+        }
+    }
+
+    #[test]
+    fn detection_problems_against_the_standin() {
+        for profile in [Profile::Legacy, Profile::Koha2405, Profile::Newest] {
+            let koha = start(profile);
+            let mut browser = Browser::new(&koha);
+            assert_eq!(
+                browser.detect(&koha.base_url(), "wrong"),
+                Detection::Problem(ConnectionProblem::WrongCredentials),
+                "{profile:?}"
+            );
+            assert_eq!(
+                koha.model().account("desk").unwrap().failed_logins,
+                1,
+                "one check only"
+            );
+            assert_eq!(
+                browser.detect(&format!("{}/prefix", koha.base_url()), "secret123"),
+                Detection::Problem(ConnectionProblem::NotFound)
+            );
+        }
+        let koha = start(Profile::Newest);
+        let base = koha.base_url();
+        let mut browser = Browser::new(&koha);
+        koha.set_faults(vec![FaultRule {
+            when: When::default(),
+            fault: Fault::Gateway { status: 503 },
+            times: 0,
+        }]);
+        assert_eq!(
+            browser.detect(&base, "secret123"),
+            Detection::Problem(ConnectionProblem::ServerError { http_status: 503 })
+        );
+        drop(koha);
+        assert_eq!(
+            browser.detect(&base, "secret123"),
+            Detection::Problem(ConnectionProblem::Unreachable)
+        );
+    }
+
+    #[test]
+    fn every_profile_in_both_modes() {
+        for profile in [Profile::Legacy, Profile::Koha2405, Profile::Newest] {
+            for mode in [Mode::Queue, Mode::Apply] {
+                let koha = start(profile);
+                let mut browser = Browser::new(&koha);
+                let detection = browser.detect(&koha.base_url(), "secret123");
+                let mut txs = desk_transactions();
+                let summary = send_all(&mut browser, &detection, mode, &mut txs, "secret123");
+                let statuses: Vec<Status> = txs.iter().map(|t| t.status().clone()).collect();
+                let sent = koha.service_requests();
+                let sent = &sent[1..]; // after the probe
+                assert_eq!(sent.len(), 5, "{profile:?} {mode:?}");
+                // Exactly what arrived: both credential pairs, nocookie, pending, UTC timestamps.
+                for (req, tx) in sent.iter().zip(&txs) {
+                    assert_eq!(req.method, "POST");
+                    assert_eq!(req.param("login_userid"), Some("desk"));
+                    assert_eq!(req.param("password"), Some("secret123"));
+                    assert_eq!(req.param("nocookie"), Some("1"));
+                    assert_eq!(req.param("branchcode"), Some("DE-627"));
+                    assert_eq!(
+                        req.param("pending"),
+                        Some(if mode == Mode::Queue { "true" } else { "false" })
+                    );
+                    assert_eq!(req.param("action"), Some(tx.action.koha_name()));
+                    assert_eq!(
+                        req.param("timestamp"),
+                        Some(koha::koha_timestamp(tx.recorded_at).as_str())
+                    );
+                    if profile != Profile::Legacy {
+                        assert!(
+                            req.header("csrf-token").is_some(),
+                            "no POST without a token"
+                        );
+                    }
+                }
+                assert_eq!(sent[3].param("amount"), Some("12.50"));
+                match mode {
+                    Mode::Queue => {
+                        assert!(
+                            statuses.iter().all(|s| *s == Status::Queued),
+                            "{statuses:?}"
+                        );
+                        assert_eq!(summary.queued, 5);
+                        let q = koha.model().queue;
+                        assert_eq!(q.len(), 5);
+                        // 09:00 UTC is 10:00 in Berlin.
+                        assert_eq!(q[0].timestamp, "2026-01-15 10:00:00");
+                        assert_eq!(q[3].amount.as_deref(), Some("12.500000"));
+                    }
+                    Mode::Apply => {
+                        assert_eq!(
+                            statuses,
+                            vec![
+                                Status::Applied,
+                                Status::Applied,
+                                Status::Rejected {
+                                    message: "Borrower not found.".into()
+                                },
+                                Status::Applied,
+                                Status::Rejected {
+                                    message: "Item not issued.".into()
+                                },
+                            ],
+                            "{profile:?}"
+                        );
+                        assert_eq!((summary.applied, summary.rejected.len()), (3, 2));
+                        let m = koha.model();
+                        assert_eq!(
+                            m.item("B0010").unwrap().loan.as_ref().unwrap().issued_at,
+                            "2026-01-15 10:00:00"
+                        );
+                        assert_eq!(m.credits.len(), 1);
+                        assert_eq!(m.closed_loans.len(), 1);
+                    }
+                }
+                assert_eq!(summary.stopped, Some(StopReason::Finished));
+            }
+        }
+    }
+
+    #[test]
+    fn dropped_third_operation_is_uncertain_and_never_duplicated() {
+        for profile in [Profile::Legacy, Profile::Newest] {
+            let koha = start(profile);
+            let mut browser = Browser::new(&koha);
+            let detection = browser.detect(&koha.base_url(), "secret123");
+            koha.set_faults(vec![FaultRule::nth(
+                Fault::Drop,
+                When {
+                    path: Some("service.pl".into()),
+                    params: vec![("pending".into(), "true".into())],
+                    nth: Some(3),
+                    ..When::default()
+                },
+            )]);
+            let mut txs = desk_transactions();
+            let summary = send_all(&mut browser, &detection, Mode::Queue, &mut txs, "secret123");
+            let names: Vec<&str> = txs.iter().map(|t| t.status().name()).collect();
+            assert_eq!(
+                names,
+                ["queued", "queued", "uncertain", "local", "local"],
+                "{profile:?}"
+            );
+            assert_eq!(
+                (summary.stopped, summary.uncertain, summary.not_sent),
+                (Some(StopReason::Network), 1, 2)
+            );
+            assert_eq!(koha.model().queue.len(), 3, "the third was stored");
+            // Sending again: only the two unsent ones go; nothing is duplicated.
+            let detection = browser.detect(&koha.base_url(), "secret123");
+            let summary = send_all(&mut browser, &detection, Mode::Queue, &mut txs, "secret123");
+            assert_eq!(summary.queued, 2);
+            let q = koha.model().queue;
+            assert_eq!(q.len(), 5);
+            let mut keys: Vec<_> = q
+                .iter()
+                .map(|r| (r.timestamp.clone(), r.action.clone()))
+                .collect();
+            keys.dedup();
+            assert_eq!(keys.len(), 5, "no duplicate rows");
+            assert_eq!(txs[2].status().name(), "uncertain");
+        }
+    }
+
+    #[test]
+    fn wrong_password_stops_at_the_first_request() {
+        let koha = start(Profile::Koha2405);
+        let mut browser = Browser::new(&koha);
+        let detection = browser.detect(&koha.base_url(), "secret123");
+        let mut txs = desk_transactions();
+        let summary = send_all(&mut browser, &detection, Mode::Apply, &mut txs, "oops");
+        let names: Vec<&str> = txs.iter().map(|t| t.status().name()).collect();
+        assert_eq!(names, ["failed", "local", "local", "local", "local"]);
+        assert_eq!(summary.stopped, Some(StopReason::Authentication));
+        assert_eq!(koha.service_requests().len(), 2, "probe + one");
+        assert_eq!(koha.model().account("desk").unwrap().failed_logins, 1);
+    }
+
+    #[test]
+    fn a_lost_csrf_session_is_refreshed_once() {
+        let koha = start(Profile::Newest);
+        let mut browser = Browser::new(&koha);
+        let detection = browser.detect(&koha.base_url(), "secret123");
+        // The anonymous session behind the token disappears (e.g. cleaned up by Koha).
+        koha.state().model.sessions.retain(|s| s.userid.is_some());
+        let mut txs = desk_transactions();
+        let summary = send_all(&mut browser, &detection, Mode::Queue, &mut txs, "secret123");
+        assert_eq!(
+            (summary.queued, summary.stopped),
+            (5, Some(StopReason::Finished))
+        );
+        let statuses: Vec<Option<u16>> = koha.service_requests().iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                Some(200),
+                Some(403),
+                Some(200),
+                Some(200),
+                Some(200),
+                Some(200),
+                Some(200)
+            ]
+        );
+        assert_eq!(koha.model().queue.len(), 5);
+        let auth = koha
+            .log()
+            .iter()
+            .filter(|r| r.path.ends_with("authentication"))
+            .count();
+        assert_eq!(auth, 2, "detection + one refresh");
+    }
+}
