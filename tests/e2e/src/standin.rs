@@ -450,6 +450,7 @@ pub struct StandIn {
     shared: Shared,
     port: u16,
     stop: Arc<AtomicBool>,
+    connections: Connections,
     accept: Option<thread::JoinHandle<()>>,
 }
 
@@ -465,16 +466,18 @@ impl StandIn {
         let port = listener.local_addr()?.port();
         let shared = Shared(Arc::new(Mutex::new(State::new(config))));
         let stop = Arc::new(AtomicBool::new(false));
+        let connections = Connections::default();
         let accept = {
-            let (shared, stop) = (shared.clone(), stop.clone());
+            let (shared, stop, conns) = (shared.clone(), stop.clone(), connections.clone());
             thread::Builder::new()
                 .name("koha-standin".into())
-                .spawn(move || accept_loop(listener, port, shared, stop))?
+                .spawn(move || accept_loop(listener, port, shared, stop, conns))?
         };
         Ok(StandIn {
             shared,
             port,
             stop,
+            connections,
             accept: Some(accept),
         })
     }
@@ -564,10 +567,25 @@ impl Drop for StandIn {
         if let Some(handle) = self.accept.take() {
             let _ = handle.join();
         }
+        // Open keep-alive connections end too, so a stopped stand-in answers nothing.
+        let mut list = self.connections.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, stream) in list.drain() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
-fn accept_loop(listener: TcpListener, port: u16, shared: Shared, stop: Arc<AtomicBool>) {
+/// Clones of the accepted streams, to close them when the stand-in stops.
+#[derive(Debug, Clone, Default)]
+struct Connections(Arc<Mutex<std::collections::HashMap<u64, TcpStream>>>);
+
+fn accept_loop(
+    listener: TcpListener,
+    port: u16,
+    shared: Shared,
+    stop: Arc<AtomicBool>,
+    connections: Connections,
+) {
     let mut listener = Some(listener);
     let mut connection_ids: u64 = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -604,11 +622,22 @@ fn accept_loop(listener: TcpListener, port: u16, shared: Shared, stop: Arc<Atomi
         match l.accept() {
             Ok((stream, peer)) => {
                 connection_ids += 1;
+                if let Ok(clone) = stream.try_clone() {
+                    let mut list = connections.0.lock().unwrap_or_else(|e| e.into_inner());
+                    list.insert(connection_ids, clone);
+                }
                 let (shared, stop, id) = (shared.clone(), stop.clone(), connection_ids);
+                let conns = connections.clone();
                 let _ = thread::Builder::new()
                     .name(format!("koha-conn-{id}"))
                     .spawn(move || {
                         let _ = serve_connection(stream, peer, id, port, &shared, &stop);
+                        // Dropping the last clone closes the socket.
+                        conns
+                            .0
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&id);
                     });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -1565,7 +1565,8 @@ mod core_against_standin {
 
     #[test]
     fn detection_per_profile() {
-        let cases: Vec<(Profile, fn(&mut Config), Detection)> = vec![
+        type Case = (Profile, fn(&mut Config), Detection);
+        let cases: Vec<Case> = vec![
             (
                 Profile::Newest,
                 |_| {},
