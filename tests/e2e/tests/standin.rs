@@ -1029,6 +1029,34 @@ fn s18_truncation_versus_strict_sql() {
     koha.configure(|c| c.switches.strict_sql = true);
     let r = c.post(SERVICE, &[], &params).unwrap();
     assert_eq!(r.status, 500);
+    // Each column on its own: one character over fails, exactly at the width passes (24.05
+    // credentials, so that `userid` is only the operator).
+    koha.configure(|c| {
+        c.profile = Profile::Koha2405;
+        c.switches.csrf = false;
+    });
+    let cols = [
+        ("userid", 30),
+        ("branchcode", 10),
+        ("action", 10),
+        ("barcode", 20),
+        ("cardnumber", 32),
+    ];
+    for (name, width) in cols {
+        for (len, status) in [(width, 200), (width + 1, 500)] {
+            let value = "ä".repeat(len);
+            let params = [
+                ("login_userid", "desk"),
+                ("login_password", "secret123"),
+                ("pending", "true"),
+                (name, value.as_str()),
+            ];
+            let r = c.post(SERVICE, &[], &params).unwrap();
+            assert_eq!(r.status, status, "{name} {len}");
+        }
+    }
+    koha.state().model.queue.clear();
+    koha.configure(|c| c.profile = Profile::Legacy);
     // Non-numeric amount alone fails too; a clean row passes.
     let r = c
         .post(
@@ -1060,8 +1088,8 @@ fn s18_truncation_versus_strict_sql() {
         )
         .unwrap();
     assert_eq!(r.body, "Added.");
-    assert_eq!(koha.model().queue.len(), 2);
-    assert_eq!(koha.model().queue[1].amount.as_deref(), Some("2.500000"));
+    assert_eq!(koha.model().queue.len(), 1);
+    assert_eq!(koha.model().queue[0].amount.as_deref(), Some("2.500000"));
 }
 
 #[test]
