@@ -45,7 +45,8 @@ pub enum Transport {
     /// with that cookie, the `CSRF-TOKEN` header, both credential pairs and `nocookie=1`.
     P1,
     /// KOCT's flow: a session login through `POST svc/authentication`, then POSTs with that session
-    /// and token and no credentials. Needs `edit_catalogue`; replaces the librarian's session.
+    /// (and its token on 24.05+) and no password: one password check per batch instead of one per
+    /// transaction. Needs `edit_catalogue`; replaces the librarian's session in the browser.
     P2,
     /// ≤23.11 and 24.05+ without Plack: POST with both credential pairs and `nocookie=1`, no token.
     P3,
@@ -64,7 +65,7 @@ impl Transport {
         }
     }
 
-    /// Whether requests carry the session cookie and a CSRF token (P1, P2).
+    /// Whether requests carry the session cookie and (when Koha gave one) a CSRF token (P1, P2).
     pub fn uses_token(self) -> bool {
         matches!(self, Transport::P1 | Transport::P2)
     }
@@ -193,7 +194,7 @@ pub enum Mode {
 /// A request needs something the caller did not supply.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RequestError {
-    /// P1 and P2 need the CSRF token from `svc/authentication`.
+    /// P1 needs the CSRF token from `svc/authentication`.
     #[error("transport {transport} needs a CSRF token")]
     MissingToken {
         /// The transport asked for.
@@ -226,18 +227,20 @@ pub fn auth_probe_request(base: &str) -> HttpRequest {
     }
 }
 
-/// P2's login: `POST svc/authentication` with the cookie and token of [`auth_probe_request`] and
-/// `login_userid`/`login_password` (plus `branch` when given). Koha answers with a new session
-/// cookie and a new `CSRF-TOKEN`; see [`interpret_session_login`].
+/// P2's login: `POST svc/authentication` with the cookie and token of [`auth_probe_request`]
+/// (24.05+; no token on ≤23.11) and both credential pairs (plus `branch` when given). Koha answers
+/// with a new session cookie and, on 24.05+, a new `CSRF-TOKEN`; see [`interpret_session_login`].
 pub fn session_login_request(
     base: &str,
     creds: &Credentials,
-    token: &str,
+    token: Option<&str>,
     branch: Option<&Branchcode>,
 ) -> HttpRequest {
     let mut params = pairs(&[
         ("login_userid", creds.userid.as_str()),
         ("login_password", &creds.password),
+        ("userid", creds.userid.as_str()),
+        ("password", &creds.password),
     ]);
     if let Some(branch) = branch {
         params.push(("branch".to_owned(), branch.as_str().to_owned()));
@@ -246,7 +249,10 @@ pub fn session_login_request(
         method: Method::Post,
         url: format!("{base}{AUTH_PATH}"),
         params,
-        headers: vec![(CSRF_HEADER.to_owned(), token.to_owned())],
+        headers: token
+            .filter(|t| !t.is_empty())
+            .map(|t| vec![(CSRF_HEADER.to_owned(), t.to_owned())])
+            .unwrap_or_default(),
         include_cookies: true,
     }
 }
@@ -270,15 +276,18 @@ fn service_request(
             ("nocookie", "1"),
         ]),
     };
-    let headers = if transport.uses_token() {
-        let token = token
-            .filter(|t| !t.is_empty())
-            .ok_or(RequestError::MissingToken {
+    let token = token.filter(|t| !t.is_empty());
+    let headers = match (transport, token) {
+        (Transport::P1 | Transport::P2, Some(token)) => {
+            vec![(CSRF_HEADER.to_owned(), token.to_owned())]
+        }
+        // P2 on ≤23.11 (or without Plack) has a session but no token.
+        (Transport::P2, None) | (Transport::P3 | Transport::G, _) => Vec::new(),
+        (Transport::P1, None) => {
+            return Err(RequestError::MissingToken {
                 transport: transport.name(),
-            })?;
-        vec![(CSRF_HEADER.to_owned(), token.to_owned())]
-    } else {
-        Vec::new()
+            })
+        }
     };
     Ok(HttpRequest {
         method: transport.method(),
@@ -290,7 +299,8 @@ fn service_request(
 }
 
 /// The probe (§2.6 step 2): credentials and an empty `action`, no `pending`, no `timestamp`. Koha
-/// authenticates it, changes nothing and answers an empty 200. `token` is required for P1 and P2.
+/// authenticates it, changes nothing and answers an empty 200. `token` is required for P1, and
+/// sent with P2 when Koha gave one.
 pub fn service_probe_request(
     base: &str,
     transport: Transport,
@@ -680,6 +690,7 @@ pub enum DetectStep {
 enum Stage {
     AuthProbe,
     ServiceProbe(Transport),
+    SessionLogin(Transport),
     Finished,
 }
 
@@ -693,6 +704,7 @@ pub struct Detector {
     stage: Stage,
     token: Option<String>,
     refreshed: bool,
+    session_reuse: bool,
 }
 
 impl Detector {
@@ -704,7 +716,17 @@ impl Detector {
             stage: Stage::AuthProbe,
             token: None,
             refreshed: false,
+            session_reuse: false,
         }
+    }
+
+    /// Opt-in: once P1 or P3 works, also try a session login (P2) so that a batch costs one
+    /// password check instead of one per transaction. It needs `edit_catalogue` and replaces the
+    /// librarian's `CGISESSID` in this browser, so the UI must say so. Without the permission (or
+    /// on any other refusal) detection keeps the transport that worked.
+    pub fn with_session_reuse(mut self) -> Self {
+        self.session_reuse = true;
+        self
     }
 
     /// The first request: `GET svc/authentication`.
@@ -731,6 +753,11 @@ impl Detector {
         }
     }
 
+    fn works(&mut self, transport: Transport) -> DetectStep {
+        let token = self.token.clone().filter(|_| transport.uses_token());
+        self.done(Detection::Works { transport, token })
+    }
+
     /// Feeds the reply to the last request.
     pub fn feed(&mut self, reply: Reply) -> DetectStep {
         let (status, csrf_token, content_type, body) = match reply {
@@ -747,6 +774,21 @@ impl Detector {
             Stage::AuthProbe => self.after_auth_probe(status, csrf_token, &body),
             Stage::ServiceProbe(transport) => {
                 self.after_service_probe(transport, classify(status, &content_type, &body))
+            }
+            Stage::SessionLogin(fallback) => {
+                let reply = Reply::Http {
+                    status,
+                    csrf_token,
+                    content_type,
+                    body,
+                };
+                match interpret_session_login(&reply) {
+                    Ok(token) => self.done(Detection::Works {
+                        transport: Transport::P2,
+                        token,
+                    }),
+                    Err(_) => self.works(fallback),
+                }
             }
             Stage::Finished => {
                 DetectStep::Done(Detection::Problem(ConnectionProblem::UnexpectedAnswer {
@@ -788,10 +830,16 @@ impl Detector {
 
     fn after_service_probe(&mut self, transport: Transport, answer: Answer) -> DetectStep {
         match answer {
-            Answer::Empty => {
-                let token = self.token.clone().filter(|_| transport.uses_token());
-                self.done(Detection::Works { transport, token })
+            Answer::Empty if self.session_reuse && transport != Transport::G => {
+                self.stage = Stage::SessionLogin(transport);
+                DetectStep::Send(session_login_request(
+                    &self.base,
+                    &self.creds,
+                    self.token.as_deref(),
+                    None,
+                ))
             }
+            Answer::Empty => self.works(transport),
             Answer::AuthProblem { http_status: 403 } => match transport {
                 Transport::P1 if !self.refreshed => {
                     self.refreshed = true;
@@ -845,9 +893,10 @@ pub fn interpret_get_probe(reply: &Reply) -> Result<(), ConnectionProblem> {
     }
 }
 
-/// Interprets the answer to [`session_login_request`] (P2): the new token on `ok`. Run it after a
-/// successful service probe, so that `failed` means a missing permission (`edit_catalogue`).
-pub fn interpret_session_login(reply: &Reply) -> Result<String, ConnectionProblem> {
+/// Interprets the answer to [`session_login_request`] (P2): `ok`, with the new token on 24.05+
+/// (none on ≤23.11). Run it after a successful service probe, so that `failed` means a missing
+/// permission (`edit_catalogue`).
+pub fn interpret_session_login(reply: &Reply) -> Result<Option<String>, ConnectionProblem> {
     match reply {
         Reply::NoAnswer { tls: true, .. } => Err(ConnectionProblem::Tls),
         Reply::NoAnswer { .. } => Err(ConnectionProblem::Unreachable),
@@ -858,10 +907,7 @@ pub fn interpret_session_login(reply: &Reply) -> Result<String, ConnectionProble
             body,
             ..
         } => match parse_auth_status(body) {
-            Some(AuthStatus::Ok) => csrf_token
-                .clone()
-                .filter(|t| !t.is_empty())
-                .ok_or(ConnectionProblem::UnexpectedAnswer { http_status: 200 }),
+            Some(AuthStatus::Ok) => Ok(csrf_token.clone().filter(|t| !t.is_empty())),
             Some(AuthStatus::Failed) => Err(ConnectionProblem::MissingPermission),
             _ => Err(ConnectionProblem::UnexpectedAnswer { http_status: 200 }),
         },

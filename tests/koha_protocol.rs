@@ -113,11 +113,13 @@ fn probes_have_an_empty_action_and_nothing_else() {
 
 #[test]
 fn tokens_are_required_for_p1_and_p2_only() {
-    for t in [Transport::P1, Transport::P2] {
-        let err = service_probe_request(BASE, t, &creds(), None).unwrap_err();
-        assert_eq!(err.kind(), "missing-token");
-        assert!(service_probe_request(BASE, t, &creds(), Some("")).is_err());
-    }
+    let err = service_probe_request(BASE, Transport::P1, &creds(), None).unwrap_err();
+    assert_eq!(err.kind(), "missing-token");
+    assert!(service_probe_request(BASE, Transport::P1, &creds(), Some("")).is_err());
+    // P2 on ≤23.11 has a session cookie but no token.
+    let p2 = service_probe_request(BASE, Transport::P2, &creds(), None).unwrap();
+    assert!(p2.headers.is_empty());
+    assert!(p2.include_cookies);
     assert_eq!(
         service_probe_request(BASE, Transport::P1, &creds(), None)
             .unwrap_err()
@@ -684,14 +686,31 @@ fn problem_kinds_and_texts() {
 #[test]
 fn p2_login_and_g_probe() {
     let branch = Branchcode::parse("DE-627").unwrap();
-    let r = session_login_request(BASE, &creds(), "tok", Some(&branch));
+    let r = session_login_request(BASE, &creds(), Some("tok"), Some(&branch));
     assert_eq!(r.method, Method::Post);
-    assert_eq!(names(&r), ["login_userid", "login_password", "branch"]);
+    assert_eq!(r.url, format!("{BASE}/cgi-bin/koha/svc/authentication"));
+    assert!(r.include_cookies);
+    assert_eq!(
+        names(&r),
+        [
+            "login_userid",
+            "login_password",
+            "userid",
+            "password",
+            "branch"
+        ]
+    );
     assert_eq!(r.headers, vec![("CSRF-TOKEN".into(), "tok".into())]);
+    let legacy = session_login_request(BASE, &creds(), None, None);
+    assert!(legacy.headers.is_empty());
+    assert_eq!(
+        interpret_session_login(&http(200, None, "<status>ok</status>")),
+        Ok(None)
+    );
     let ok = "<response><status>ok</status></response>";
     assert_eq!(
         interpret_session_login(&http(200, Some("new"), ok)),
-        Ok("new".into())
+        Ok(Some("new".into()))
     );
     assert_eq!(
         interpret_session_login(&http(200, Some("x"), XML_FAILED)),
@@ -709,4 +728,61 @@ fn p2_login_and_g_probe() {
     assert_eq!(refreshed_token(&http(200, Some("z"), ok)), Some("z".into()));
     assert_eq!(refreshed_token(&http(200, Some(""), ok)), None);
     assert_eq!(refreshed_token(&http(500, Some("z"), ok)), None);
+}
+
+#[test]
+fn session_reuse_upgrades_to_p2_or_keeps_what_worked() {
+    const OK: &str = "<response><status>ok</status></response>";
+    // 24.05+: P1 probe, then a session login with the token.
+    let mut d = Detector::new(BASE, creds()).with_session_reuse();
+    d.start();
+    sent(d.feed(http(200, Some("anon"), XML_FAILED)));
+    let login = sent(d.feed(http(200, None, "")));
+    assert_eq!(
+        login,
+        session_login_request(BASE, &creds(), Some("anon"), None)
+    );
+    assert_eq!(
+        done(d.clone().feed(http(200, Some("sess"), OK))),
+        Detection::Works {
+            transport: Transport::P2,
+            token: Some("sess".into())
+        }
+    );
+    // No edit_catalogue: keep P1 and its token.
+    assert_eq!(
+        done(d.feed(http(200, Some("other"), XML_FAILED))),
+        Detection::Works {
+            transport: Transport::P1,
+            token: Some("anon".into())
+        }
+    );
+    // ≤23.11: P3 probe, then a session login without a token.
+    let mut d = Detector::new(BASE, creds()).with_session_reuse();
+    d.start();
+    sent(d.feed(http(200, None, XML_FAILED)));
+    let login = sent(d.feed(http(200, None, "")));
+    assert!(login.headers.is_empty());
+    assert_eq!(
+        done(d.clone().feed(http(200, None, OK))),
+        Detection::Works {
+            transport: Transport::P2,
+            token: None
+        }
+    );
+    assert_eq!(
+        done(d.feed(http(500, None, ""))),
+        Detection::Works {
+            transport: Transport::P3,
+            token: None
+        }
+    );
+    // A failed probe never tries the login.
+    let mut d = Detector::new(BASE, creds()).with_session_reuse();
+    d.start();
+    sent(d.feed(http(200, None, XML_FAILED)));
+    assert_eq!(
+        done(d.feed(http(200, None, "Authentication failed."))),
+        Detection::Problem(ConnectionProblem::WrongCredentials)
+    );
 }

@@ -282,6 +282,8 @@ pub struct State {
     /// The stand-in's "now" when set; else the real clock.
     pub now_override: Option<DateTime<Utc>>,
     refuse_until: Option<Instant>,
+    /// Password checks done since the last reset (each one paid `password_check_ms`).
+    pub password_checks: u64,
     ids: u64,
     random: RandomState,
 }
@@ -295,6 +297,7 @@ impl State {
             faults: Vec::new(),
             now_override: None,
             refuse_until: None,
+            password_checks: 0,
             ids: 0,
             random: RandomState::new(),
         }
@@ -553,6 +556,11 @@ impl StandIn {
     /// S33: import a `.koc` body.
     pub fn import_koc(&self, userid: &str, library: &str, body: &str) -> KocImport {
         self.state().import_koc(userid, library, body)
+    }
+
+    /// Password checks since the last reset.
+    pub fn password_checks(&self) -> u64 {
+        self.state().password_checks
     }
 
     /// Number of sessions.

@@ -1472,7 +1472,10 @@ mod core_against_standin {
         }
 
         fn detect(&mut self, base: &str, password: &str) -> Detection {
-            let mut d = Detector::new(base, login(password));
+            self.detect_with(Detector::new(base, login(password)))
+        }
+
+        fn detect_with(&mut self, mut d: Detector) -> Detection {
             let mut req = d.start();
             loop {
                 let reply = self.fetch(&req);
@@ -1873,5 +1876,74 @@ mod core_against_standin {
             .filter(|r| r.path.ends_with("authentication"))
             .count();
         assert_eq!(auth, 2, "detection + one refresh");
+    }
+
+    #[test]
+    fn session_reuse_costs_one_password_check_per_batch() {
+        for profile in [Profile::Legacy, Profile::Koha2405, Profile::Newest] {
+            for mode in [Mode::Queue, Mode::Apply] {
+                let koha = start(profile);
+                let mut browser = Browser::new(&koha);
+                let base = koha.base_url();
+                let detection = browser
+                    .detect_with(Detector::new(&base, login("secret123")).with_session_reuse());
+                let Detection::Works { transport, token } = &detection else {
+                    panic!("{detection:?}")
+                };
+                assert_eq!(*transport, Transport::P2, "{profile:?}");
+                assert_eq!(token.is_some(), profile != Profile::Legacy);
+                let mut txs = desk_transactions();
+                let summary = send_all(&mut browser, &detection, mode, &mut txs, "secret123");
+                assert_eq!(summary.stopped, Some(StopReason::Finished));
+                assert_eq!(
+                    summary.queued + summary.applied + summary.rejected.len(),
+                    5,
+                    "{profile:?} {mode:?}"
+                );
+                // The probe and the session login; none per transaction.
+                assert_eq!(koha.password_checks(), 2, "{profile:?} {mode:?}");
+                let sent = koha.service_requests();
+                for r in &sent[1..] {
+                    assert_eq!(r.param("password"), None);
+                    assert_eq!(r.param("login_password"), None);
+                    assert_eq!(r.param("userid"), Some("desk"));
+                    assert_eq!(r.header("csrf-token").is_some(), profile != Profile::Legacy);
+                }
+                if mode == Mode::Apply {
+                    // Recorded at the session's library.
+                    assert_eq!(
+                        koha.model()
+                            .item("B0010")
+                            .unwrap()
+                            .loan
+                            .as_ref()
+                            .unwrap()
+                            .library,
+                        "DE-627"
+                    );
+                } else {
+                    assert!(koha.model().queue.iter().all(|r| r.userid == "desk"));
+                }
+            }
+        }
+        // Without edit_catalogue: P1 stays, one check per transaction.
+        let koha = start(Profile::Newest);
+        koha.state().model.accounts[0].permission = e2e::standin::Permission::None;
+        let mut browser = Browser::new(&koha);
+        let detection = browser
+            .detect_with(Detector::new(&koha.base_url(), login("secret123")).with_session_reuse());
+        assert!(
+            matches!(
+                detection,
+                Detection::Works {
+                    transport: Transport::P1,
+                    ..
+                }
+            ),
+            "{detection:?}"
+        );
+        let mut txs = desk_transactions();
+        send_all(&mut browser, &detection, Mode::Queue, &mut txs, "secret123");
+        assert_eq!(koha.password_checks(), 1 + 1 + 5);
     }
 }

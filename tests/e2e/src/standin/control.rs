@@ -2,7 +2,7 @@
 //!
 //! | Endpoint | Body | Answer |
 //! |---|---|---|
-//! | `GET /__control/model` | | `{model, loans, session_count, logged_in_sessions, failed_logins, config, now}` |
+//! | `GET /__control/model` | | `{model, loans, session_count, logged_in_sessions, failed_logins, password_checks, config, now}` |
 //! | `GET /__control/log` | | the request log |
 //! | `POST /__control/log/clear` | | `{}` |
 //! | `POST /__control/reset` | a [`Config`] (fields optional) or nothing | `{}` |
@@ -68,6 +68,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
                     "session_count": state.model.sessions.len(),
                     "logged_in_sessions": state.model.logged_in_sessions(),
                     "failed_logins": failed,
+                    "password_checks": state.password_checks,
                     "config": state.config,
                     "now": state.now().to_rfc3339(),
                 }),

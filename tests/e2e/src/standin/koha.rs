@@ -137,6 +137,7 @@ fn credential_check(
         thread::sleep(std::time::Duration::from_millis(cost));
     }
     let mut state = shared.lock();
+    state.password_checks += 1;
     let limit = state.config.switches.failed_login_limit;
     let Some(index) = state.model.find_login(name) else {
         return Check::Failed;
