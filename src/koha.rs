@@ -451,6 +451,19 @@ pub fn classify(http_status: u16, content_type: &str, body: &str) -> Answer {
     }
 }
 
+/// Classifies whatever the shell got for a `service.pl` request (C1 to C9).
+pub fn classify_reply(reply: &Reply) -> Answer {
+    match reply {
+        Reply::Http {
+            status,
+            content_type,
+            body,
+            ..
+        } => classify(*status, content_type, body),
+        Reply::NoAnswer { why, .. } => classify_no_answer(*why),
+    }
+}
+
 /// Classifies a request that got no HTTP answer (C8, C9).
 pub fn classify_no_answer(why: NoAnswer) -> Answer {
     match why {

@@ -786,3 +786,22 @@ fn session_reuse_upgrades_to_p2_or_keeps_what_worked() {
         Detection::Problem(ConnectionProblem::WrongCredentials)
     );
 }
+
+#[test]
+fn classify_reply_covers_both_shapes() {
+    assert_eq!(classify_reply(&http(200, None, "Added.")), Answer::Queued);
+    assert_eq!(
+        classify_reply(&Reply::NoAnswer {
+            why: NoAnswer::Timeout,
+            tls: false
+        }),
+        Answer::Timeout
+    );
+    assert_eq!(
+        classify_reply(&Reply::NoAnswer {
+            why: NoAnswer::Network,
+            tls: true
+        }),
+        Answer::NetworkError
+    );
+}

@@ -1389,6 +1389,46 @@ fn control_interface_over_http() {
         .is_empty());
 }
 
+#[test]
+fn s33_koc_import_edge_cases_and_f4_for_everyone() {
+    let koha = start(Profile::Legacy);
+    // A blank line in the middle stops the import with 500; earlier rows stay; a final newline is
+    // fine; a trailing TAB is harmless; empty middle fields shift the others.
+    let body = "Version=1.0\tGenerator=x\tGeneratorVersion=1\n2026-01-01 10:00:00\treturn\tB0001\t\n\n2026-01-01 10:00:01\treturn\tB0002\n";
+    let r = koha.import_koc("desk", "DE-627", body);
+    assert_eq!((r.added, r.status), (1, 500));
+    let r = koha.import_koc(
+        "desk",
+        "DE-627",
+        "Version=1.0\n2026-01-01 10:00:02\tissue\t\tB0003\n",
+    );
+    assert_eq!((r.added, r.status), (1, 200));
+    let q = koha.model().queue;
+    assert_eq!(q[0].barcode.as_deref(), Some("B0001"));
+    assert_eq!(
+        (q[1].cardnumber.as_deref(), q[1].barcode.as_deref()),
+        (Some(""), Some("B0003"))
+    );
+    // No header: the first transaction is read as the header and lost, with a warning.
+    let r = koha.import_koc("desk", "DE-627", "2026-01-01 10:00:03\treturn\tB0004\n");
+    assert_eq!((r.added, r.warnings.len()), (0, 1));
+    // A double space leaves the time empty.
+    koha.import_koc(
+        "desk",
+        "DE-25",
+        "Version=1.0\n2026-01-01  10:00:04\treturn\tB0005",
+    );
+    assert_eq!(koha.queue_for("DE-25")[0].timestamp, "2026-01-01 ");
+    // F4 for everyone through the control interface: refused, then back.
+    let mut c = Client::new(&koha);
+    c.control("POST", "refuse", json!({"ms": 300}));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(TcpStream::connect(("127.0.0.1", koha.port())).is_err());
+    std::thread::sleep(Duration::from_millis(400));
+    c.conn = None; // a fresh connection: the listener is back
+    assert_eq!(c.get(AUTH, &[], &[]).unwrap().status, 200);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The add-on's pure core (koha::Detector, koha::transaction_request, sync::SendRun) driven against
 // the stand-in, with this file's client standing in for the browser's fetch and cookie jar.
