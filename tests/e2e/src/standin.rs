@@ -117,6 +117,10 @@ pub struct Config {
     pub password_check_ms: u64,
     /// Sleep before every Koha answer, in ms (a network round trip).
     pub round_trip_ms: u64,
+    /// Keep connections alive after Koha answers (default). Off: every Koha answer carries
+    /// `Connection: close`, so each request goes on a fresh connection, where Firefox never
+    /// re-sends a POST whose connection dropped (§2.6).
+    pub keep_alive: bool,
     /// Loan period in days.
     pub loan_period_days: i64,
     /// Starting data.
@@ -130,6 +134,7 @@ impl Default for Config {
             switches: Switches::default(),
             password_check_ms: 0,
             round_trip_ms: 0,
+            keep_alive: true,
             loan_period_days: 14,
             fixture: Fixture::default(),
         }
@@ -743,7 +748,7 @@ fn serve_koha(
     writer: &mut TcpStream,
 ) -> io::Result<bool> {
     let params = koha_params(req);
-    let (index, faults, round_trip) = {
+    let (index, faults, round_trip, keep_alive) = {
         let mut state = shared.lock();
         let n = state.log.len() as u64 + 1;
         let faults = state.matching_faults(n, req, &params);
@@ -763,7 +768,12 @@ fn serve_koha(
             status: None,
             answer: String::new(),
         });
-        (state.log.len() - 1, faults, state.config.round_trip_ms)
+        (
+            state.log.len() - 1,
+            faults,
+            state.config.round_trip_ms,
+            state.config.keep_alive,
+        )
     };
     let delay: u64 = faults
         .iter()
@@ -823,8 +833,9 @@ fn serve_koha(
         entry.status = Some(response.status);
         entry.answer = String::from_utf8_lossy(&response.body).into_owned();
     }
-    write_response(writer, &response, req.method == "HEAD", req.close)?;
-    Ok(true)
+    let close = req.close || !keep_alive;
+    write_response(writer, &response, req.method == "HEAD", close)?;
+    Ok(!close)
 }
 
 fn gateway_page(status: u16) -> Response {

@@ -1247,6 +1247,22 @@ fn faults_f1_to_f6() {
 }
 
 #[test]
+fn keep_alive_can_be_switched_off() {
+    let koha = start(Profile::Legacy);
+    let mut c = Client::new(&koha);
+    c.get(AUTH, &[], &[]).unwrap();
+    c.get(AUTH, &[], &[]).unwrap();
+    koha.configure(|c| c.keep_alive = false);
+    let r = c.get(AUTH, &[], &[]).unwrap();
+    assert_eq!(r.header("connection"), Some("close"));
+    c.get(AUTH, &[], &[]).unwrap();
+    let conns: Vec<u64> = koha.log().iter().map(|l| l.connection).collect();
+    assert_eq!(conns[0], conns[1]);
+    assert_eq!(conns[1], conns[2]);
+    assert_ne!(conns[2], conns[3]);
+}
+
+#[test]
 fn password_check_cost_and_round_trip() {
     let koha = StandIn::start(Config {
         profile: Profile::Legacy,
