@@ -1,1 +1,880 @@
-//! A Koha stand-in that follows koha-protocol.md section 9.
+//! A Koha stand-in that follows koha-protocol.md section 9: `service.pl` and `svc/authentication`
+//! per Koha era, an inspectable model, a request log, fault injection and a JSON control interface
+//! under `/__control/`.
+//!
+//! ```no_run
+//! use e2e::standin::{Config, Profile, StandIn};
+//! let koha = StandIn::start(Config { profile: Profile::Newest, ..Config::default() }).unwrap();
+//! println!("{}", koha.base_url());
+//! // ... drive the add-on against it ...
+//! assert!(koha.model().queue.is_empty());
+//! ```
+
+pub mod control;
+pub mod dates;
+pub mod http;
+pub mod koha;
+pub mod model;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use http::{read_request, write_response, Request, Response};
+pub use koha::KocImport;
+pub use model::{
+    Account, ClosedLoan, Credit, Fixture, Item, Library, Loan, Model, Permission, QueueRow,
+    Session, DEMO_PASSWORD, DEMO_USER,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io::{self, BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Which Koha era to behave like (§9.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Profile {
+    /// 16.05 to 23.11: `userid`/`password`, no CSRF, 200 `Authentication failed.`.
+    #[serde(rename = "LEGACY")]
+    Legacy,
+    /// 24.05 to 24.11 under Plack: `login_*`, CSRF, 200 `Authentication failed.`.
+    #[serde(rename = "KOHA_24_05")]
+    Koha2405,
+    /// main / 25.x: `login_*`, CSRF, 401, `nocookie` honoured.
+    #[serde(rename = "NEWEST")]
+    Newest,
+}
+
+impl Profile {
+    /// Parses `LEGACY`, `KOHA_24_05`, `NEWEST` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Profile> {
+        match text.to_ascii_uppercase().as_str() {
+            "LEGACY" => Some(Profile::Legacy),
+            "KOHA_24_05" => Some(Profile::Koha2405),
+            "NEWEST" => Some(Profile::Newest),
+            _ => None,
+        }
+    }
+
+    /// The credential parameter names (S8).
+    pub fn credential_names(self) -> (&'static str, &'static str) {
+        match self {
+            Profile::Legacy => ("userid", "password"),
+            _ => ("login_userid", "login_password"),
+        }
+    }
+}
+
+/// The switches of §9.2. JSON names are the spec's (`STRICT_SQL`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", default)]
+pub struct Switches {
+    /// Over-long or non-numeric queue values give 500 instead of being truncated.
+    pub strict_sql: bool,
+    /// The CSRF middleware (never in `LEGACY`).
+    pub csrf: bool,
+    /// 401, 403 and 500 carry an HTML page.
+    pub html_errors: bool,
+    /// Koha's time zone, e.g. `Europe/Berlin`.
+    pub server_tz: String,
+    /// `LEGACY` only: the old date parser of S16.
+    pub old_date_parser: bool,
+    /// `KOHA_24_05` only: `svc/authentication` sends `CSRF-TOKEN`.
+    pub auth_token_header: bool,
+    /// Idle seconds before a session expires.
+    pub session_timeout_secs: i64,
+    /// Failed checks that lock an account; 0 means never.
+    pub failed_login_limit: u32,
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        Switches {
+            strict_sql: false,
+            csrf: true,
+            html_errors: true,
+            server_tz: "Europe/Berlin".to_owned(),
+            old_date_parser: false,
+            auth_token_header: true,
+            session_timeout_secs: 86_400,
+            failed_login_limit: 0,
+        }
+    }
+}
+
+/// How the stand-in starts (and what `reset` restores).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The Koha era.
+    pub profile: Profile,
+    /// Switches.
+    pub switches: Switches,
+    /// Sleep per password check, in ms (models bcrypt).
+    pub password_check_ms: u64,
+    /// Sleep before every Koha answer, in ms (a network round trip).
+    pub round_trip_ms: u64,
+    /// Keep connections alive after Koha answers (default). Off: every Koha answer carries
+    /// `Connection: close`, so each request goes on a fresh connection, where Firefox never
+    /// re-sends a POST whose connection dropped (§2.6).
+    pub keep_alive: bool,
+    /// Loan period in days.
+    pub loan_period_days: i64,
+    /// Starting data.
+    pub fixture: Fixture,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            profile: Profile::Newest,
+            switches: Switches::default(),
+            password_check_ms: 0,
+            round_trip_ms: 0,
+            keep_alive: true,
+            loan_period_days: 14,
+            fixture: Fixture::default(),
+        }
+    }
+}
+
+/// A fault (§9.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// F1: delay the answer by `ms`.
+    Delay {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// F2: process, then close the connection without any answer.
+    Drop,
+    /// F3: process, then answer `status` (500 or 502) with an error page.
+    ErrorAfterProcessing {
+        /// The status.
+        status: u16,
+    },
+    /// F4: close this connection unprocessed and stop listening (connections refused) for `ms`.
+    Refuse {
+        /// Milliseconds without a listener.
+        ms: u64,
+    },
+    /// F5: answer `status` (502 or 503) without processing.
+    Gateway {
+        /// The status.
+        status: u16,
+    },
+    /// F6: answer a 302 to the login page without processing.
+    RedirectToLogin,
+}
+
+/// Which requests a fault hits. Every given condition must hold. Only Koha requests count
+/// (not `/__control/`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct When {
+    /// The request's number among all Koha requests since the last reset (1-based).
+    pub request: Option<u64>,
+    /// The method, e.g. `POST`.
+    pub method: Option<String>,
+    /// The path ends with this, e.g. `service.pl`.
+    pub path: Option<String>,
+    /// Parameters that must have exactly these (first) values.
+    pub params: Vec<(String, String)>,
+    /// Only the n-th request matching the conditions above (1-based).
+    pub nth: Option<u64>,
+}
+
+/// A fault and when it fires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// Which requests.
+    #[serde(default)]
+    pub when: When,
+    /// What happens.
+    pub fault: Fault,
+    /// How many times it may fire; 0 means every time.
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl FaultRule {
+    /// A fault for the n-th request matching `when`, firing once.
+    pub fn nth(fault: Fault, when: When) -> Self {
+        FaultRule {
+            when,
+            fault,
+            times: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ArmedFault {
+    rule: FaultRule,
+    matched: u64,
+    fired: u32,
+}
+
+/// One logged Koha request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    /// Number among Koha requests (1-based).
+    pub n: u64,
+    /// Which TCP connection carried it (1-based, in accept order).
+    pub connection: u64,
+    /// How many requests this connection carried before this one.
+    pub on_connection: u64,
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// The parameters Koha reads (query for GET/HEAD, body otherwise), decoded, in order.
+    pub params: Vec<(String, String)>,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Cookies sent.
+    pub cookies: Vec<(String, String)>,
+    /// The raw body.
+    pub body: String,
+    /// Faults that fired, by kind.
+    pub faults: Vec<String>,
+    /// Whether Koha's logic ran and changed or looked at data past authentication.
+    pub processed: bool,
+    /// The answer's status; `None` when no answer was sent (F2, F4).
+    pub status: Option<u16>,
+    /// The answer's body.
+    pub answer: String,
+}
+
+impl LoggedRequest {
+    /// The first value of a parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first header of this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The shared state.
+#[derive(Debug)]
+pub struct State {
+    /// The configuration in force.
+    pub config: Config,
+    /// The model.
+    pub model: Model,
+    /// The request log.
+    pub log: Vec<LoggedRequest>,
+    faults: Vec<ArmedFault>,
+    /// The stand-in's "now" when set; else the real clock.
+    pub now_override: Option<DateTime<Utc>>,
+    refuse_until: Option<Instant>,
+    /// Password checks done since the last reset (each one paid `password_check_ms`).
+    pub password_checks: u64,
+    ids: u64,
+    random: RandomState,
+}
+
+impl State {
+    fn new(config: Config) -> Self {
+        State {
+            model: Model::from_fixture(&config.fixture),
+            config,
+            log: Vec::new(),
+            faults: Vec::new(),
+            now_override: None,
+            refuse_until: None,
+            password_checks: 0,
+            ids: 0,
+            random: RandomState::new(),
+        }
+    }
+
+    /// Now, in UTC.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now_override.unwrap_or_else(Utc::now)
+    }
+
+    /// The server zone (UTC if the name is unknown).
+    pub fn tz(&self) -> Tz {
+        self.config.switches.server_tz.parse().unwrap_or(Tz::UTC)
+    }
+
+    /// Now in the server zone, `YYYY-MM-DD HH:MM:SS`.
+    pub fn local_now(&self) -> String {
+        self.now()
+            .with_timezone(&self.tz())
+            .format(dates::FORMAT)
+            .to_string()
+    }
+
+    /// Whether the CSRF middleware runs.
+    pub fn csrf_active(&self) -> bool {
+        self.config.profile != Profile::Legacy && self.config.switches.csrf
+    }
+
+    /// Whether `svc/authentication` hands out tokens and anonymous sessions (S28).
+    pub fn token_mode(&self) -> bool {
+        match self.config.profile {
+            Profile::Legacy => false,
+            Profile::Koha2405 => self.config.switches.auth_token_header,
+            Profile::Newest => true,
+        }
+    }
+
+    fn random_hex(&mut self) -> String {
+        self.ids += 1;
+        let a = self.random.hash_one(self.ids);
+        let b = self.random.hash_one((self.ids, a));
+        format!("{a:016x}{b:016x}")
+    }
+
+    /// Creates a counted session; returns its id.
+    pub fn new_session(
+        &mut self,
+        userid: Option<String>,
+        library: Option<String>,
+        created_by: &str,
+    ) -> String {
+        let id = self.random_hex();
+        let last_use = self.now();
+        self.model.sessions.push(Session {
+            id: id.clone(),
+            userid,
+            library,
+            last_use,
+            tokens: Vec::new(),
+            created_by: created_by.to_owned(),
+        });
+        id
+    }
+
+    /// Issues a token bound to a session.
+    pub fn new_token(&mut self, session: &str) -> String {
+        let token = self.random_hex();
+        if let Some(s) = self.model.sessions.iter_mut().find(|s| s.id == session) {
+            s.tokens.push(token.clone());
+        }
+        token
+    }
+
+    /// Back to a configuration's fixture: empty log, no faults, real clock.
+    pub fn reset(&mut self, config: Config) {
+        *self = State::new(config);
+    }
+
+    /// Replaces the faults.
+    pub fn set_faults(&mut self, rules: Vec<FaultRule>) {
+        self.faults = rules
+            .into_iter()
+            .map(|rule| ArmedFault {
+                rule,
+                matched: 0,
+                fired: 0,
+            })
+            .collect();
+    }
+
+    /// The faults and how often each fired.
+    pub fn faults(&self) -> Vec<(FaultRule, u32)> {
+        self.faults
+            .iter()
+            .map(|f| (f.rule.clone(), f.fired))
+            .collect()
+    }
+
+    /// Stops accepting connections for `ms`.
+    pub fn refuse_for(&mut self, ms: u64) {
+        self.refuse_until = Some(Instant::now() + Duration::from_millis(ms));
+    }
+
+    fn matching_faults(
+        &mut self,
+        n: u64,
+        req: &Request,
+        params: &[(String, String)],
+    ) -> Vec<Fault> {
+        let mut fired = Vec::new();
+        for armed in &mut self.faults {
+            let w = &armed.rule.when;
+            let ok = w.request.is_none_or(|r| r == n)
+                && w.method
+                    .as_ref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(&req.method))
+                && w.path
+                    .as_ref()
+                    .is_none_or(|p| req.path.ends_with(p.as_str()))
+                && w.params.iter().all(|(name, value)| {
+                    params.iter().find(|(pn, _)| pn == name).map(|(_, v)| v) == Some(value)
+                });
+            if !ok {
+                continue;
+            }
+            armed.matched += 1;
+            let nth_ok = w.nth.is_none_or(|nth| nth == armed.matched);
+            let left = armed.rule.times == 0 || armed.fired < armed.rule.times;
+            if nth_ok && left {
+                armed.fired += 1;
+                fired.push(armed.rule.fault.clone());
+            }
+        }
+        fired
+    }
+}
+
+/// The state behind a mutex, shared by connection threads.
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<Mutex<State>>);
+
+impl Shared {
+    /// Locks the state (recovering from a poisoned lock: a panicking test thread must not wedge
+    /// the server).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running stand-in. Dropping it stops the server.
+#[derive(Debug)]
+pub struct StandIn {
+    shared: Shared,
+    port: u16,
+    stop: Arc<AtomicBool>,
+    connections: Connections,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl StandIn {
+    /// Starts on `127.0.0.1` with a free port.
+    pub fn start(config: Config) -> io::Result<StandIn> {
+        Self::start_on(config, 0)
+    }
+
+    /// Starts on `127.0.0.1:port` (0 picks a free one).
+    pub fn start_on(config: Config, port: u16) -> io::Result<StandIn> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let port = listener.local_addr()?.port();
+        let shared = Shared(Arc::new(Mutex::new(State::new(config))));
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Connections::default();
+        let accept = {
+            let (shared, stop, conns) = (shared.clone(), stop.clone(), connections.clone());
+            thread::Builder::new()
+                .name("koha-standin".into())
+                .spawn(move || accept_loop(listener, port, shared, stop, conns))?
+        };
+        Ok(StandIn {
+            shared,
+            port,
+            stop,
+            connections,
+            accept: Some(accept),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`, the staff interface origin.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Direct access to the state.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
+    /// A snapshot of the model.
+    pub fn model(&self) -> Model {
+        self.state().model.clone()
+    }
+
+    /// A snapshot of the request log.
+    pub fn log(&self) -> Vec<LoggedRequest> {
+        self.state().log.clone()
+    }
+
+    /// Logged requests to `service.pl`.
+    pub fn service_requests(&self) -> Vec<LoggedRequest> {
+        self.log()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/offline_circ/service.pl"))
+            .collect()
+    }
+
+    /// Resets model, log, faults and clock to a configuration.
+    pub fn reset(&self, config: Config) {
+        self.state().reset(config);
+    }
+
+    /// Changes the configuration in force (not the model).
+    pub fn configure(&self, change: impl FnOnce(&mut Config)) {
+        change(&mut self.state().config);
+    }
+
+    /// Sets or clears the stand-in's "now".
+    pub fn set_now(&self, now: Option<DateTime<Utc>>) {
+        self.state().now_override = now;
+    }
+
+    /// Replaces the faults.
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        self.state().set_faults(rules);
+    }
+
+    /// S31.
+    pub fn queue_for(&self, library: &str) -> Vec<QueueRow> {
+        self.state().queue_for(library)
+    }
+
+    /// S32: process a row as a librarian of `library`.
+    pub fn process_row(&self, operationid: u64, library: &str) -> Result<String, u16> {
+        self.state().process_row(operationid, library)
+    }
+
+    /// S32: delete a row.
+    pub fn delete_row(&self, operationid: u64) -> Option<String> {
+        self.state().delete_row(operationid)
+    }
+
+    /// S33: import a `.koc` body.
+    pub fn import_koc(&self, userid: &str, library: &str, body: &str) -> KocImport {
+        self.state().import_koc(userid, library, body)
+    }
+
+    /// Password checks since the last reset.
+    pub fn password_checks(&self) -> u64 {
+        self.state().password_checks
+    }
+
+    /// Number of sessions.
+    pub fn session_count(&self) -> usize {
+        self.state().model.sessions.len()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.accept.take() {
+            let _ = handle.join();
+        }
+        // Open keep-alive connections end too, so a stopped stand-in answers nothing.
+        let mut list = self.connections.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, stream) in list.drain() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Clones of the accepted streams, to close them when the stand-in stops.
+#[derive(Debug, Clone, Default)]
+struct Connections(Arc<Mutex<std::collections::HashMap<u64, TcpStream>>>);
+
+fn accept_loop(
+    listener: TcpListener,
+    port: u16,
+    shared: Shared,
+    stop: Arc<AtomicBool>,
+    connections: Connections,
+) {
+    let mut listener = Some(listener);
+    let mut connection_ids: u64 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let refusing = {
+            let mut state = shared.lock();
+            match state.refuse_until {
+                Some(until) if Instant::now() < until => true,
+                Some(_) => {
+                    state.refuse_until = None;
+                    false
+                }
+                None => false,
+            }
+        };
+        if refusing {
+            // F4: no listener at all, so connections are refused.
+            listener = None;
+            thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        if listener.is_none() {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => listener = Some(l),
+                Err(_) => {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            }
+        }
+        let Some(l) = listener.as_ref() else { continue };
+        if l.set_nonblocking(true).is_err() {
+            continue;
+        }
+        match l.accept() {
+            Ok((stream, peer)) => {
+                connection_ids += 1;
+                if let Ok(clone) = stream.try_clone() {
+                    let mut list = connections.0.lock().unwrap_or_else(|e| e.into_inner());
+                    list.insert(connection_ids, clone);
+                }
+                let (shared, stop, id) = (shared.clone(), stop.clone(), connection_ids);
+                let conns = connections.clone();
+                let _ = thread::Builder::new()
+                    .name(format!("koha-conn-{id}"))
+                    .spawn(move || {
+                        let _ = serve_connection(stream, peer, id, port, &shared, &stop);
+                        // Dropping the last clone closes the socket.
+                        conns
+                            .0
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&id);
+                    });
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(2));
+            }
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Waits for the next request's first byte; `false` when the peer closed or the server stops.
+fn wait_for_data(reader: &mut BufReader<TcpStream>, stop: &AtomicBool) -> io::Result<bool> {
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(100)))?;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match reader.fill_buf() {
+            Ok([]) => return Ok(false),
+            Ok(_) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(true)
+}
+
+/// The parameters Koha reads (S2).
+fn koha_params(req: &Request) -> Vec<(String, String)> {
+    match req.method.as_str() {
+        "GET" | "HEAD" => http::form_decode(&req.query),
+        _ => req.body_params(),
+    }
+}
+
+fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    connection: u64,
+    port: u16,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut on_connection = 0;
+    while wait_for_data(&mut reader, stop)? {
+        let Some(req) = read_request(&mut reader)? else {
+            return Ok(());
+        };
+        let head = req.method == "HEAD";
+        if req.path.starts_with("/__control/") || req.path == "/__control" {
+            let response = control::handle(shared, &req);
+            write_response(&mut writer, &response, head, req.close)?;
+        } else {
+            let keep = serve_koha(
+                shared,
+                &req,
+                &peer,
+                connection,
+                on_connection,
+                port,
+                &mut writer,
+            )?;
+            if !keep {
+                return Ok(());
+            }
+        }
+        on_connection += 1;
+        if req.close {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Serves one Koha request; `Ok(false)` when the connection must be closed.
+fn serve_koha(
+    shared: &Shared,
+    req: &Request,
+    peer: &SocketAddr,
+    connection: u64,
+    on_connection: u64,
+    port: u16,
+    writer: &mut TcpStream,
+) -> io::Result<bool> {
+    let params = koha_params(req);
+    let (index, faults, round_trip, keep_alive) = {
+        let mut state = shared.lock();
+        let n = state.log.len() as u64 + 1;
+        let faults = state.matching_faults(n, req, &params);
+        state.log.push(LoggedRequest {
+            n,
+            connection,
+            on_connection,
+            method: req.method.clone(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            params: params.clone(),
+            headers: req.headers.clone(),
+            cookies: req.cookies(),
+            body: String::from_utf8_lossy(&req.body).into_owned(),
+            faults: faults.iter().map(fault_name).collect(),
+            processed: false,
+            status: None,
+            answer: String::new(),
+        });
+        (
+            state.log.len() - 1,
+            faults,
+            state.config.round_trip_ms,
+            state.config.keep_alive,
+        )
+    };
+    let delay: u64 = faults
+        .iter()
+        .map(|f| match f {
+            Fault::Delay { ms } => *ms,
+            _ => 0,
+        })
+        .sum();
+    let before = faults.iter().find(|f| {
+        matches!(
+            f,
+            Fault::Refuse { .. } | Fault::Gateway { .. } | Fault::RedirectToLogin
+        )
+    });
+    let after = faults
+        .iter()
+        .find(|f| matches!(f, Fault::Drop | Fault::ErrorAfterProcessing { .. }));
+    let (mut response, processed) = match before {
+        Some(Fault::Refuse { ms }) => {
+            shared.lock().refuse_for(*ms);
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+            return Ok(false);
+        }
+        Some(Fault::Gateway { status }) => (gateway_page(*status), false),
+        Some(_) => (
+            Response::new(302, "text/html; charset=utf-8", "").with_header(
+                "Location",
+                &format!("http://127.0.0.1:{port}/cgi-bin/koha/mainpage.pl"),
+            ),
+            false,
+        ),
+        None => route(shared, req, &params, &peer.ip().to_string()),
+    };
+    if let Some(fault) = after {
+        match fault {
+            Fault::Drop => {
+                thread::sleep(Duration::from_millis(delay));
+                shared.lock().log[index].processed = processed;
+                let _ = writer.shutdown(std::net::Shutdown::Both);
+                return Ok(false);
+            }
+            Fault::ErrorAfterProcessing { status } => {
+                response = if *status == 500 {
+                    koha::error_response(&shared.lock(), 500, "Software error")
+                } else {
+                    gateway_page(*status)
+                };
+            }
+            _ => {}
+        }
+    }
+    thread::sleep(Duration::from_millis(delay + round_trip));
+    {
+        let mut state = shared.lock();
+        let entry = &mut state.log[index];
+        entry.processed = processed;
+        entry.status = Some(response.status);
+        entry.answer = String::from_utf8_lossy(&response.body).into_owned();
+    }
+    let close = req.close || !keep_alive;
+    write_response(writer, &response, req.method == "HEAD", close)?;
+    Ok(!close)
+}
+
+fn gateway_page(status: u16) -> Response {
+    Response::new(
+        status,
+        "text/html",
+        format!("<html><body><h1>{status}</h1><p>Gateway error</p></body></html>"),
+    )
+}
+
+fn fault_name(fault: &Fault) -> String {
+    match fault {
+        Fault::Delay { .. } => "F1",
+        Fault::Drop => "F2",
+        Fault::ErrorAfterProcessing { .. } => "F3",
+        Fault::Refuse { .. } => "F4",
+        Fault::Gateway { .. } => "F5",
+        Fault::RedirectToLogin => "F6",
+    }
+    .to_owned()
+}
+
+/// S1: the two Koha endpoints; anything else is 404.
+fn route(
+    shared: &Shared,
+    req: &Request,
+    params: &[(String, String)],
+    peer: &str,
+) -> (Response, bool) {
+    match req.path.as_str() {
+        "/cgi-bin/koha/offline_circ/service.pl" => koha::service(shared, req, params, peer),
+        "/cgi-bin/koha/svc/authentication" => koha::authentication(shared, req, params, peer),
+        _ => (
+            Response::new(
+                404,
+                "text/html",
+                "<html><body><h1>Not Found</h1></body></html>",
+            ),
+            false,
+        ),
+    }
+}

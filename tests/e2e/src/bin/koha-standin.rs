@@ -1,2 +1,48 @@
 //! Runs the Koha stand-in on its own, so the add-on can be tried without a Koha.
-fn main() {}
+//!
+//! `koha-standin [--port N] [--profile LEGACY|KOHA_24_05|NEWEST]`; serves until killed.
+
+use e2e::standin::{Config, Profile, StandIn, DEMO_PASSWORD, DEMO_USER};
+
+fn usage() -> ! {
+    eprintln!("usage: koha-standin [--port N] [--profile LEGACY|KOHA_24_05|NEWEST]");
+    std::process::exit(2);
+}
+
+fn main() {
+    let mut port = 0u16;
+    let mut config = Config::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => match args.next().and_then(|p| p.parse().ok()) {
+                Some(p) => port = p,
+                None => usage(),
+            },
+            "--profile" => match args.next().as_deref().and_then(Profile::parse) {
+                Some(p) => config.profile = p,
+                None => usage(),
+            },
+            _ => usage(),
+        }
+    }
+    let profile = config.profile;
+    let koha = match StandIn::start_on(config, port) {
+        Ok(koha) => koha,
+        Err(e) => {
+            eprintln!("koha-standin: cannot listen on port {port}: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!(
+        "Koha stand-in ({profile:?}) listening at {}",
+        koha.base_url()
+    );
+    println!("Staff interface URL: {}", koha.base_url());
+    println!("Librarian: {DEMO_USER} / {DEMO_PASSWORD} (library DE-627)");
+    println!("Patrons: cards C0001..C0010; items: barcodes B0001..B0050");
+    println!("Control interface: {}/__control/model", koha.base_url());
+    loop {
+        std::thread::park();
+    }
+}
