@@ -29,7 +29,12 @@ pub async fn record_checkout(cardnumber: String, barcode: String) -> Result<JsVa
         .map(|s| s.branchcode)
         .map_or_else(|| Branchcode::parse("UNSET"), Ok)
         .map_err(js_error)?;
-    let tx = Transaction::record(TransactionId::new(at, browser::random_u64()?), at, branch, action);
+    let tx = Transaction::record(
+        TransactionId::new(at, browser::random_u64()?),
+        at,
+        branch,
+        action,
+    );
     state::with_journal(|j| j.record(tx.clone()).map(drop))
         .map_err(|e| js_error(ErrorDto::new(e.kind(), None, &e)))?;
     state::persist(&tx).await.map_err(storage_error)?;

@@ -63,9 +63,7 @@ impl ZoneRules for IntlZone {
         if let Some(offset) = self.cache.borrow().get(&bucket) {
             return *offset;
         }
-        let offset = self
-            .ask_browser(instant)
-            .unwrap_or_else(|| Utc.fix());
+        let offset = self.ask_browser(instant).unwrap_or_else(|| Utc.fix());
         self.cache.borrow_mut().insert(bucket, offset);
         offset
     }
