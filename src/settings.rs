@@ -453,6 +453,9 @@ pub struct SettingsForm {
     pub timezone: String,
     /// Whether the desk plays sounds.
     pub sounds: bool,
+    /// Log in once per send run and reuse that Koha session (needs `edit_catalogue`; replaces a
+    /// Koha login in this browser), instead of one password check per transaction.
+    pub login_once: bool,
 }
 
 // The password never reaches a log through `{:?}`.
@@ -467,6 +470,7 @@ impl fmt::Debug for SettingsForm {
             .field("mode", &self.mode)
             .field("timezone", &self.timezone)
             .field("sounds", &self.sounds)
+            .field("login_once", &self.login_once)
             .finish()
     }
 }
@@ -620,9 +624,15 @@ pub struct Settings {
     pub timezone: TimezoneName,
     /// Whether the desk plays sounds.
     pub sounds: bool,
+    /// Log in once per send run and reuse that session where Koha allows it.
+    pub login_once: bool,
     /// The way of talking to Koha found by the last connection test (a name defined by the koha
     /// module, e.g. `P1`), kept so a send run can start with it. Cleared when the server changes.
     pub detected_transport: Option<String>,
+}
+
+fn default_login_once() -> bool {
+    true
 }
 
 /// The storage form of [`Settings`]: the same fields, camelCase, password only when remembered.
@@ -642,6 +652,8 @@ struct StoredSettings {
     timezone: TimezoneName,
     #[serde(default)]
     sounds: bool,
+    #[serde(default = "default_login_once")]
+    login_once: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     detected_transport: Option<String>,
 }
@@ -657,6 +669,7 @@ impl From<Settings> for StoredSettings {
             mode: s.mode,
             timezone: s.timezone,
             sounds: s.sounds,
+            login_once: s.login_once,
             detected_transport: s.detected_transport,
         }
     }
@@ -673,6 +686,7 @@ impl From<StoredSettings> for Settings {
             mode: s.mode,
             timezone: s.timezone,
             sounds: s.sounds,
+            login_once: s.login_once,
             detected_transport: s.detected_transport,
         }
     }
@@ -689,6 +703,7 @@ impl fmt::Debug for Settings {
             .field("mode", &self.mode)
             .field("timezone", &self.timezone)
             .field("sounds", &self.sounds)
+            .field("login_once", &self.login_once)
             .field("detected_transport", &self.detected_transport)
             .finish()
     }
@@ -741,6 +756,7 @@ impl Settings {
                     mode,
                     timezone,
                     sounds: form.sounds,
+                    login_once: form.login_once,
                     detected_transport: None,
                 })
             }
@@ -764,6 +780,7 @@ impl Settings {
             mode: self.mode.as_str().to_owned(),
             timezone: self.timezone.as_str().to_owned(),
             sounds: self.sounds,
+            login_once: self.login_once,
         }
     }
 

@@ -195,6 +195,7 @@ fn form() -> SettingsForm {
         mode: "apply".into(),
         timezone: "Europe/Berlin".into(),
         sounds: true,
+        login_once: true,
     }
 }
 
@@ -244,6 +245,7 @@ fn every_invalid_field_is_reported() {
         mode: "later".into(),
         timezone: "Berlin".into(),
         sounds: false,
+        login_once: true,
     };
     let errors = Settings::from_form(&bad).unwrap_err();
     assert_eq!(

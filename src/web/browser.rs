@@ -12,6 +12,56 @@ extern "C" {
     fn storage_local_set(items: &JsValue) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_namespace = ["browser", "storage", "local"], js_name = remove, catch)]
     fn storage_local_remove(keys: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["browser", "storage", "session"], js_name = get, catch)]
+    fn storage_session_get(keys: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["browser", "storage", "session"], js_name = set, catch)]
+    fn storage_session_set(items: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["browser", "storage", "session"], js_name = remove, catch)]
+    fn storage_session_remove(keys: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["browser", "storage", "managed"], js_name = get, catch)]
+    fn storage_managed_get(keys: &JsValue) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["browser", "permissions"], js_name = contains, catch)]
+    fn permissions_contains(permissions: &JsValue) -> Result<Promise, JsValue>;
+}
+
+/// A string kept in `browser.storage.session` (memory only, gone when Firefox closes).
+pub async fn session_get_string(key: &str) -> Result<Option<String>, JsValue> {
+    let items = JsFuture::from(storage_session_get(&JsValue::from_str(key))?).await?;
+    Ok(Reflect::get(&items, &JsValue::from_str(key))?.as_string())
+}
+
+/// Keeps a string in `browser.storage.session`.
+pub async fn session_set_string(key: &str, value: &str) -> Result<(), JsValue> {
+    let items = single_item(key, &JsValue::from_str(value))?;
+    JsFuture::from(storage_session_set(&items)?).await.map(drop)
+}
+
+/// Removes a key from `browser.storage.session`.
+pub async fn session_remove(key: &str) -> Result<(), JsValue> {
+    JsFuture::from(storage_session_remove(&JsValue::from_str(key))?)
+        .await
+        .map(drop)
+}
+
+/// Everything an administrator preset through enterprise policies (`storage.managed`); an
+/// empty object when there is no policy (Firefox then rejects the call).
+pub async fn managed_get() -> Object {
+    let Ok(promise) = storage_managed_get(&JsValue::NULL) else {
+        return Object::new();
+    };
+    match JsFuture::from(promise).await {
+        Ok(value) => value.dyn_into::<Object>().unwrap_or_default(),
+        Err(_) => Object::new(),
+    }
+}
+
+/// Whether the add-on may talk to this origin pattern (e.g. `https://koha.example.org/*`).
+pub async fn has_origin_permission(pattern: &str) -> Result<bool, JsValue> {
+    let request = Object::new();
+    let origins = js_sys::Array::of1(&JsValue::from_str(pattern));
+    Reflect::set(&request, &JsValue::from_str("origins"), &origins)?;
+    let granted = JsFuture::from(permissions_contains(&request)?).await?;
+    Ok(granted.as_bool().unwrap_or(false))
 }
 
 /// Reads keys from `browser.storage.local` (`null` reads everything).
