@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The benchmarks behind `./build.sh bench`: core (criterion), browser (Firefox through the e2e
+# harness), sizes. Writes BENCHMARKS.md. Expects ./build.sh to have built www/ and dist/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "==> bench: core (criterion)"
+rm -rf target/criterion
+cargo bench --locked -p koha-offline-circ --bench core
+echo "==> bench: browser and report"
+cargo run --locked --release -p e2e --bin bench-report -- "$PWD"
