@@ -23,12 +23,15 @@ impl IntlZone {
         Reflect::set(&options, &"timeZone".into(), &name.into())?;
         Reflect::set(&options, &"timeZoneName".into(), &"longOffset".into())?;
         let locales = Array::of1(&"en-US".into());
-        // The constructor throws a RangeError for an unknown zone.
-        let format = Intl::DateTimeFormat::new(&locales, &options);
-        let resolved = format.resolved_options();
-        if Reflect::get(&resolved, &"timeZone".into())?.is_undefined() {
-            return Err(JsValue::from_str("unknown time zone"));
-        }
+        // The constructor throws a RangeError for an unknown zone; `Reflect.construct` turns
+        // that into an `Err` instead of an exception escaping through the wasm stack.
+        let constructor: js_sys::Function = Reflect::get(
+            &Intl::DateTimeFormat::new(&Array::new(), &Object::new()),
+            &"constructor".into(),
+        )?
+        .dyn_into()?;
+        let format: Intl::DateTimeFormat =
+            Reflect::construct(&constructor, &Array::of2(&locales, &options))?.dyn_into()?;
         Ok(IntlZone {
             format,
             cache: RefCell::new(HashMap::new()),
