@@ -41,11 +41,13 @@ function markErrors(fields = []) {
   for (const id of FIELDS) {
     $(id).removeAttribute("aria-invalid");
     $(`${id}-error`).hidden = true;
+    delete $(`${id}-error`).dataset.kind;
   }
   for (const e of fields) {
     $(e.field).setAttribute("aria-invalid", "true");
     $(`${e.field}-error`).textContent =
       browser.i18n.getMessage(`opt_err_${key(e.field)}_${key(e.kind)}`) || `${t("opt_err_other")} (${e.detail})`;
+    $(`${e.field}-error`).dataset.kind = e.kind;
     $(`${e.field}-error`).hidden = false;
   }
   if (fields.length) $(fields[0].field).focus();
@@ -72,6 +74,7 @@ async function save(event) {
   markErrors();
   try {
     const saved = await core.saveOptions(readForm());
+    $("server").value = saved.server;
     showPasswordKept(saved.passwordKept);
     say("ok", [t("opt_saved")]);
     if (!(await access)) say("warning", [t("opt_saved"), t("opt_no_access", [saved.host])]);

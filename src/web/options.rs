@@ -38,6 +38,8 @@ struct ViewDto {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SavedDto {
+    /// The normalised server address, shown in place of what was typed.
+    server: String,
     password_kept: PasswordKept,
     locked: Vec<SettingsField>,
     host: String,
@@ -92,8 +94,20 @@ fn storage_error(e: impl std::fmt::Debug) -> JsValue {
     js_error(ErrorDto::new("storage", None, format!("{e:?}")))
 }
 
+/// Whether the browser's time zone database knows `name`. `new Intl.DateTimeFormat` throws a
+/// RangeError for an unknown zone; `Reflect.construct` turns that into an `Err` (calling the
+/// constructor binding directly would let the exception escape through the wasm stack).
 fn zone_known(name: &str) -> bool {
-    IntlZone::new(name).is_ok()
+    let construct = || -> Result<JsValue, JsValue> {
+        let intl = js_sys::Reflect::get(&js_sys::global(), &"Intl".into())?;
+        let constructor: js_sys::Function =
+            js_sys::Reflect::get(&intl, &"DateTimeFormat".into())?.dyn_into()?;
+        let options = js_sys::Object::new();
+        js_sys::Reflect::set(&options, &"timeZone".into(), &name.into())?;
+        let args = js_sys::Array::of2(&"en-US".into(), &options);
+        js_sys::Reflect::construct(&constructor, &args)
+    };
+    construct().is_ok()
 }
 
 /// The match pattern to ask Firefox for, `<scheme>://<host>/*`, or `null` for an address the
@@ -157,6 +171,7 @@ pub async fn save_options(form: JsValue) -> Result<JsValue, JsValue> {
         .map_err(storage_error)?;
     apply_session_password(&plan.session_password).await?;
     to_js(&SavedDto {
+        server: plan.settings.server.as_str().to_owned(),
         password_kept: plan.password_kept,
         locked: plan.locked,
         host: plan.settings.server.host().to_owned(),
