@@ -75,6 +75,7 @@ async function save(event) {
   try {
     const saved = await core.saveOptions(readForm());
     $("server").value = saved.server;
+    $("branchcode").value = saved.branchcode;
     showPasswordKept(saved.passwordKept);
     say("ok", [t("opt_saved")]);
     if (!(await access)) say("warning", [t("opt_saved"), t("opt_no_access", [saved.host])]);

@@ -40,6 +40,8 @@ struct ViewDto {
 struct SavedDto {
     /// The normalised server address, shown in place of what was typed.
     server: String,
+    /// The saved library code (a preset wins over what was typed).
+    branchcode: String,
     password_kept: PasswordKept,
     locked: Vec<SettingsField>,
     host: String,
@@ -172,6 +174,7 @@ pub async fn save_options(form: JsValue) -> Result<JsValue, JsValue> {
     apply_session_password(&plan.session_password).await?;
     to_js(&SavedDto {
         server: plan.settings.server.as_str().to_owned(),
+        branchcode: plan.settings.branchcode.as_str().to_owned(),
         password_kept: plan.password_kept,
         locked: plan.locked,
         host: plan.settings.server.host().to_owned(),

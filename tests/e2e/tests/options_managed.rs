@@ -76,6 +76,11 @@ async fn managed_server_and_library_are_locked_and_enforced() {
             .expect("settings");
         assert_eq!(saved["server"], base2.as_str());
         assert_eq!(saved["branchcode"], "DE-25");
+        // The page shows what was saved.
+        let shown = ff
+            .eval("[document.getElementById('server').value, document.getElementById('branchcode').value]")
+            .await;
+        assert_eq!(shown, json!([base2, "DE-25"]));
         ff.screenshot("options-managed-en-light").await;
     })
     .await;
