@@ -128,6 +128,7 @@ $("options-form").addEventListener("submit", (event) => event.preventDefault());
 $("save").addEventListener("click", save);
 $("test-connection").addEventListener("click", testConnection);
 $("forget-credentials").addEventListener("click", forget);
+browser.storage.onChanged.addListener((changes, area) => area === "local" && core.optionsStorageChanged(changes));
 $("remember-password").addEventListener("change", () => { $("remember-note").hidden = !$("remember-password").checked; });
 try {
   const view = await core.openOptions();

@@ -21,6 +21,25 @@ thread_local! {
     /// The transport the last successful test found, and for which server: saved with the
     /// settings when they are saved for that server.
     static DETECTED: RefCell<Option<(KohaUrl, String)>> = const { RefCell::new(None) };
+    /// Whether the stores were read into memory; later changes arrive through
+    /// [`options_storage_changed`].
+    static OPENED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Reads the stores once per page (the journal can be large); afterwards memory is kept current
+/// by `storage.onChanged`.
+async fn ensure_open() -> Result<(), JsValue> {
+    if !OPENED.with(|o| o.get()) {
+        state::open(false).await.map_err(storage_error)?;
+        OPENED.with(|o| o.set(true));
+    }
+    Ok(())
+}
+
+/// Applies a `storage.onChanged` batch from `storage.local` (another page saved settings).
+#[wasm_bindgen(js_name = optionsStorageChanged)]
+pub fn options_storage_changed(changes: JsValue) -> bool {
+    state::apply_storage_changes(&changes)
 }
 
 /// What the page shows when it opens.
@@ -129,7 +148,7 @@ pub fn browser_zone() -> String {
 /// field is always empty.
 #[wasm_bindgen(js_name = openOptions)]
 pub async fn open_options() -> Result<JsValue, JsValue> {
-    state::open(false).await.map_err(storage_error)?;
+    ensure_open().await?;
     let saved = state::settings();
     let session = session_password().await;
     let form = saved.as_ref().map_or_else(
@@ -155,7 +174,7 @@ pub async fn open_options() -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = saveOptions)]
 pub async fn save_options(form: JsValue) -> Result<JsValue, JsValue> {
     let form: SettingsForm = serde_wasm_bindgen::from_value(form)?;
-    state::open(false).await.map_err(storage_error)?;
+    ensure_open().await?;
     let previous = state::settings();
     let session = session_password().await;
     let detected = DETECTED.with(|d| d.borrow().clone());
@@ -186,7 +205,7 @@ pub async fn save_options(form: JsValue) -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = testConnection)]
 pub async fn test_connection(form: JsValue) -> Result<JsValue, JsValue> {
     let form: SettingsForm = serde_wasm_bindgen::from_value(form)?;
-    state::open(false).await.map_err(storage_error)?;
+    ensure_open().await?;
     let previous = state::settings();
     let session = session_password().await;
     let (settings, creds) = settings::plan_test(
@@ -216,7 +235,7 @@ pub async fn test_connection(form: JsValue) -> Result<JsValue, JsValue> {
 /// Removes user name and password from the saved settings and from `storage.session`.
 #[wasm_bindgen(js_name = forgetCredentials)]
 pub async fn forget_credentials() -> Result<(), JsValue> {
-    state::open(false).await.map_err(storage_error)?;
+    ensure_open().await?;
     if let Some(saved) = state::settings() {
         state::save_settings(&settings::forget_credentials(&saved))
             .await
