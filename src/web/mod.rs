@@ -9,5 +9,6 @@ mod browser;
 mod desk;
 pub mod dto;
 mod http;
+mod options;
 mod state;
 mod zone;
