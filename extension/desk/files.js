@@ -47,6 +47,9 @@ export async function importFile(input) {
   if (!file) return;
   try {
     const report = core.readImport(new Uint8Array(await file.arrayBuffer()));
+    const { good, duplicates, errors } = report;
+    Object.assign(document.getElementById("confirm").dataset,
+      { good, duplicates, errors: errors.length });
     const ok = await ask({
       kind: "import-report", title: t("importTitle", [file.name]), body: reportLines(report),
       ok: t("importOk", [String(report.good)]), cancel: t("deskCancel"),
