@@ -35,7 +35,7 @@ function reportLines(report) {
     lines.push(w.line ? t("importLine", [String(w.line), text]) : text);
   }
   for (const e of report.errors) {
-    const text = errorMessage(e) + (e.value ? ` („${e.value}")` : "");
+    const text = e.value ? t("importValue", [errorMessage(e), e.value]) : errorMessage(e);
     lines.push(t("importLine", [String(e.line), text]));
   }
   return lines;

@@ -15,7 +15,7 @@ function answerText(row) {
   if (!row.answerKey) return row.answer;
   const translated = tOr(`answer_${row.answerKey.replaceAll("-", "_")}`, "");
   if (!translated) return row.answer;
-  return row.answer ? `${translated} („${row.answer}")` : translated;
+  return row.answer ? t("answerWithOriginal", [translated, row.answer]) : translated;
 }
 
 function amountText(amount) {

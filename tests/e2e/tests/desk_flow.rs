@@ -64,20 +64,38 @@ async fn thirty_scans_for_one_card_are_recorded_in_order_and_the_card_is_kept() 
     with_firefox(Options::default(), |ff| async move {
         ff.open("desk.html").await;
         ff.type_into("checkout-cardnumber", "C0001\n").await;
-        assert_eq!(ff.eval("document.activeElement.id").await, "checkout-barcode");
+        assert_eq!(
+            ff.eval("document.activeElement.id").await,
+            "checkout-barcode"
+        );
         // As a scanner: each barcode and Enter, back to back, without waiting for the page.
         let scans: String = (1..=30).map(|i| format!("B{i:04}\n")).collect();
         ff.type_into("checkout-barcode", &scans).await;
         wait_rows(&ff, 30).await;
-        ff.wait_until("the last write", r##"document.getElementById("count-unsent").textContent === "30""##).await;
+        ff.wait_until(
+            "the last write",
+            r##"document.getElementById("count-unsent").textContent === "30""##,
+        )
+        .await;
         let got = rows(&ff).await;
         for (i, row) in got.iter().enumerate() {
             let n = 30 - i; // newest first
             assert_eq!(row, &json!(["issue", "C0001", format!("B{n:04}"), "local"]));
         }
-        assert_eq!(ff.eval(r##"document.getElementById("checkout-cardnumber").value"##).await, "C0001");
-        assert_eq!(ff.eval(r##"document.getElementById("checkout-barcode").value"##).await, "");
-        assert_eq!(ff.eval("document.activeElement.id").await, "checkout-barcode");
+        assert_eq!(
+            ff.eval(r##"document.getElementById("checkout-cardnumber").value"##)
+                .await,
+            "C0001"
+        );
+        assert_eq!(
+            ff.eval(r##"document.getElementById("checkout-barcode").value"##)
+                .await,
+            ""
+        );
+        assert_eq!(
+            ff.eval("document.activeElement.id").await,
+            "checkout-barcode"
+        );
         assert_eq!(message(&ff).await.0, "ok");
         // Still there after a reload, in the same order.
         ff.client.refresh().await.expect("reload");
@@ -85,8 +103,15 @@ async fn thirty_scans_for_one_card_are_recorded_in_order_and_the_card_is_kept() 
         assert_eq!(rows(&ff).await, got);
         // The next patron: the card empties and takes the focus.
         ff.click("checkout-clear").await;
-        assert_eq!(ff.eval(r##"document.getElementById("checkout-cardnumber").value"##).await, "");
-        assert_eq!(ff.eval("document.activeElement.id").await, "checkout-cardnumber");
+        assert_eq!(
+            ff.eval(r##"document.getElementById("checkout-cardnumber").value"##)
+                .await,
+            ""
+        );
+        assert_eq!(
+            ff.eval("document.activeElement.id").await,
+            "checkout-cardnumber"
+        );
     })
     .await;
 }
@@ -142,7 +167,11 @@ async fn a_repeated_scan_is_asked_about_and_cancel_records_nothing() {
         assert_eq!(ff.eval("document.activeElement.id").await, "confirm-cancel");
         ff.click("confirm-cancel").await;
         wait_message(&ff, "warning").await;
-        ff.wait_until("the dialog closes", r##"!document.getElementById("confirm").open"##).await;
+        ff.wait_until(
+            "the dialog closes",
+            r##"!document.getElementById("confirm").open"##,
+        )
+        .await;
         assert_eq!(row_count(&ff).await, 1);
         // Asked again; OK records it.
         ff.type_into("checkout-barcode", "B0001\n").await;
@@ -159,7 +188,9 @@ async fn a_repeated_scan_is_asked_about_and_cancel_records_nothing() {
         ff.type_into("checkout-cardnumber", "C0003\n").await;
         ff.type_into("checkout-barcode", "B0002\n").await;
         ff.wait_for_css("#confirm[open]").await;
-        let body = ff.eval(r##"document.getElementById("confirm-body").textContent"##).await;
+        let body = ff
+            .eval(r##"document.getElementById("confirm-body").textContent"##)
+            .await;
         assert!(body.as_str().is_some_and(|b| b.contains("C0002")), "{body}");
         ff.client
             .execute(r##"document.getElementById("confirm").close()"##, vec![])
@@ -178,31 +209,63 @@ async fn bad_input_gets_a_translated_error_and_records_nothing() {
         let too_long = "1".repeat(21);
         let cases: [(&str, &str, &str); 4] = [
             ("checkout-barcode", "", "Card number is empty."),
-            ("checkin-barcode", "B00\t01", "Barcode contains a tab or another control character."),
-            ("checkin-barcode", &too_long, "Barcode is longer than Koha allows."),
-            ("payment-amount", "1,234", "The amount must be a number with at most two decimals, e.g. 2.50."),
+            (
+                "checkin-barcode",
+                "B00\t01",
+                "Barcode contains a tab or another control character.",
+            ),
+            (
+                "checkin-barcode",
+                &too_long,
+                "Barcode is longer than Koha allows.",
+            ),
+            (
+                "payment-amount",
+                "1,234",
+                "The amount must be a number with at most two decimals, e.g. 2.50.",
+            ),
         ];
         ff.type_into("payment-cardnumber", "C0001").await;
         for (id, text, expected) in cases {
             reset_message(&ff).await;
             // A refused value is put back to be corrected; start each case afresh.
-            ff.eval(&format!(r##"(document.getElementById("{id}").value = "", true)"##)).await;
+            ff.eval(&format!(
+                r##"(document.getElementById("{id}").value = "", true)"##
+            ))
+            .await;
             ff.type_into(id, &format!("{text}\n")).await;
             wait_message(&ff, "error").await;
             assert_eq!(message(&ff).await.1, expected, "typing {text:?} into #{id}");
             assert_eq!(row_count(&ff).await, 0);
         }
         // What was typed is kept, to correct it.
-        assert_eq!(ff.eval(r##"document.getElementById("checkin-barcode").value"##).await, too_long);
-        assert_eq!(ff.eval(r##"document.getElementById("payment-amount").value"##).await, "1,234");
-        assert_eq!(ff.eval(r##"document.getElementById("payment-cardnumber").value"##).await, "C0001");
+        assert_eq!(
+            ff.eval(r##"document.getElementById("checkin-barcode").value"##)
+                .await,
+            too_long
+        );
+        assert_eq!(
+            ff.eval(r##"document.getElementById("payment-amount").value"##)
+                .await,
+            "1,234"
+        );
+        assert_eq!(
+            ff.eval(r##"document.getElementById("payment-cardnumber").value"##)
+                .await,
+            "C0001"
+        );
         // An empty checkin barcode too.
         reset_message(&ff).await;
-        ff.eval(r##"(document.getElementById("checkin-barcode").value = "", true)"##).await;
+        ff.eval(r##"(document.getElementById("checkin-barcode").value = "", true)"##)
+            .await;
         ff.type_into("checkin-barcode", "\n").await;
         wait_message(&ff, "error").await;
         assert_eq!(message(&ff).await.1, "Barcode is empty.");
-        assert_eq!(ff.eval(r##"document.getElementById("count-unsent").textContent"##).await, "0");
+        assert_eq!(
+            ff.eval(r##"document.getElementById("count-unsent").textContent"##)
+                .await,
+            "0"
+        );
     })
     .await;
 }
@@ -247,13 +310,24 @@ async fn a_mis_scan_is_deleted_and_undo_brings_it_back() {
 async fn clear_all_asks_naming_the_unsent_and_cancel_keeps_everything() {
     with_firefox(Options::default(), |ff| async move {
         ff.open("desk.html").await;
-        ff.type_into("checkin-barcode", "B0001\nB0002\nB0003\n").await;
+        ff.type_into("checkin-barcode", "B0001\nB0002\nB0003\n")
+            .await;
         wait_rows(&ff, 3).await;
         ff.click("clear-all").await;
         wait_dialog(&ff, "clear-all").await;
-        let body = ff.eval(r##"document.getElementById("confirm-body").textContent"##).await;
-        assert!(body.as_str().is_some_and(|b| b.contains("3 of them are NOT in Koha")), "{body}");
-        assert_eq!(ff.eval(r##"!document.getElementById("confirm-extra").hidden"##).await, true);
+        let body = ff
+            .eval(r##"document.getElementById("confirm-body").textContent"##)
+            .await;
+        assert!(
+            body.as_str()
+                .is_some_and(|b| b.contains("3 of them are NOT in Koha")),
+            "{body}"
+        );
+        assert_eq!(
+            ff.eval(r##"!document.getElementById("confirm-extra").hidden"##)
+                .await,
+            true
+        );
         ff.click("confirm-cancel").await;
         wait_message(&ff, "warning").await;
         assert_eq!(row_count(&ff).await, 3);
@@ -265,7 +339,11 @@ async fn clear_all_asks_naming_the_unsent_and_cancel_keeps_everything() {
         wait_dialog(&ff, "clear-all").await;
         ff.click("confirm-ok").await;
         wait_rows(&ff, 0).await;
-        assert_eq!(ff.eval(r##"document.getElementById("count-unsent").textContent"##).await, "0");
+        assert_eq!(
+            ff.eval(r##"document.getElementById("count-unsent").textContent"##)
+                .await,
+            "0"
+        );
         ff.client.refresh().await.expect("reload");
         ff.wait_ready().await;
         assert_eq!(row_count(&ff).await, 0);
@@ -301,13 +379,20 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         wait_rows(&ff, 3).await;
         ff.eval(CATCH_DOWNLOADS).await;
         ff.click("export").await;
-        ff.wait_until("the download", "window.downloads.length === 1").await;
+        ff.wait_until("the download", "window.downloads.length === 1")
+            .await;
         let file = ff.eval("window.downloads[0]").await;
         let name = file["name"].as_str().expect("a name").to_owned();
         let text = file["text"].as_str().expect("a text").to_owned();
-        assert!(name.starts_with("koha-offline-") && name.ends_with(".koc"), "{name}");
+        assert!(
+            name.starts_with("koha-offline-") && name.ends_with(".koc"),
+            "{name}"
+        );
         let lines: Vec<&str> = text.split("\r\n").collect();
-        assert!(lines[0].starts_with("Version=1.0\tGenerator=koha-offline-circ"), "{text}");
+        assert!(
+            lines[0].starts_with("Version=1.0\tGenerator=koha-offline-circ"),
+            "{text}"
+        );
         assert_eq!(lines.len(), 4, "{text}");
         assert!(lines[1].ends_with("\tissue\tC0001\tB0001"), "{text}");
         assert!(lines[3].ends_with("\treturn\tB0003"), "{text}");
@@ -315,9 +400,15 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
 
         // Importing the same file: every row is a duplicate; OK adds nothing.
         let path = temp_file(&name, &text);
-        ff.by_id("import").await.send_keys(path.to_str().expect("path")).await.expect("file chosen");
+        ff.by_id("import")
+            .await
+            .send_keys(path.to_str().expect("path"))
+            .await
+            .expect("file chosen");
         wait_dialog(&ff, "import-report").await;
-        let data = ff.eval(r##"Object.assign({}, document.getElementById("confirm").dataset)"##).await;
+        let data = ff
+            .eval(r##"Object.assign({}, document.getElementById("confirm").dataset)"##)
+            .await;
         assert_eq!(data["good"], "0");
         assert_eq!(data["duplicates"], "3");
         ff.click("confirm-ok").await;
@@ -333,11 +424,22 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         );
         let path = temp_file("other.koc", &other);
         reset_message(&ff).await;
-        ff.by_id("import").await.send_keys(path.to_str().expect("path")).await.expect("file chosen");
+        ff.by_id("import")
+            .await
+            .send_keys(path.to_str().expect("path"))
+            .await
+            .expect("file chosen");
         wait_dialog(&ff, "import-report").await;
-        let data = ff.eval(r##"Object.assign({}, document.getElementById("confirm").dataset)"##).await;
-        assert_eq!((data["good"].as_str(), data["errors"].as_str()), (Some("2"), Some("2")));
-        let body = ff.eval(r##"document.getElementById("confirm-body").textContent"##).await;
+        let data = ff
+            .eval(r##"Object.assign({}, document.getElementById("confirm").dataset)"##)
+            .await;
+        assert_eq!(
+            (data["good"].as_str(), data["errors"].as_str()),
+            (Some("2"), Some("2"))
+        );
+        let body = ff
+            .eval(r##"document.getElementById("confirm-body").textContent"##)
+            .await;
         let body = body.as_str().expect("text");
         assert!(body.contains("Line 3: unknown action."), "{body}");
         assert!(body.contains("Line 4: the amount has a comma"), "{body}");
@@ -346,13 +448,23 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         assert_eq!(row_count(&ff).await, 3);
         let path = temp_file("again.koc", &other);
         reset_message(&ff).await;
-        ff.by_id("import").await.send_keys(path.to_str().expect("path")).await.expect("file chosen");
+        ff.by_id("import")
+            .await
+            .send_keys(path.to_str().expect("path"))
+            .await
+            .expect("file chosen");
         wait_dialog(&ff, "import-report").await;
         ff.click("confirm-ok").await;
         wait_rows(&ff, 5).await;
         let got = rows(&ff).await;
-        assert!(got.contains(&json!(["return", "", "B0040", "local"])), "{got:?}");
-        assert!(got.contains(&json!(["issue", "C0003", "B0041", "local"])), "{got:?}");
+        assert!(
+            got.contains(&json!(["return", "", "B0040", "local"])),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&json!(["issue", "C0003", "B0041", "local"])),
+            "{got:?}"
+        );
     })
     .await;
 }
@@ -361,12 +473,17 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
 async fn without_settings_the_desk_says_so_and_records_all_the_same() {
     with_firefox(Options::default(), |ff| async move {
         ff.open("desk.html").await;
-        assert_eq!(ff.eval(r##"document.getElementById("setup-note").hidden"##).await, false);
+        assert_eq!(
+            ff.eval(r##"document.getElementById("setup-note").hidden"##)
+                .await,
+            false
+        );
         ff.type_into("checkin-barcode", "B0001\n").await;
         wait_rows(&ff, 1).await;
         // The popup hides the file tools and offers the tab instead.
         ff.open("desk.html?view=popup").await;
-        let visible = |id: &str| format!(r##"document.getElementById("{id}").offsetParent !== null"##);
+        let visible =
+            |id: &str| format!(r##"document.getElementById("{id}").offsetParent !== null"##);
         assert_eq!(ff.eval(&visible("open-tab")).await, true);
         assert_eq!(ff.eval(&visible("export")).await, false);
         assert_eq!(ff.eval(&visible("import")).await, false);
@@ -381,7 +498,11 @@ async fn the_table_shows_one_page_at_a_time_and_filters() {
         ff.open("desk.html").await;
         let scans: String = (1..=55).map(|i| format!("X{i:03}\n")).collect();
         ff.type_into("checkin-barcode", &scans).await;
-        ff.wait_until("55 recorded", r##"document.getElementById("count-unsent").textContent === "55""##).await;
+        ff.wait_until(
+            "55 recorded",
+            r##"document.getElementById("count-unsent").textContent === "55""##,
+        )
+        .await;
         assert_eq!(row_count(&ff).await, 50);
         assert_eq!(rows(&ff).await[0][2], "X055");
         ff.click("page-next").await;
