@@ -4,7 +4,7 @@ import { core } from "./lib/wasm.js";
 import { t, translatePage, errorMessage } from "./lib/i18n.js";
 import { ask } from "./lib/confirm.js";
 import { say, setSounds } from "./desk/feedback.js";
-import { renderPage } from "./desk/table.js";
+import { renderPage, amountText } from "./desk/table.js";
 import { exportFiles, importFile, clearSent, clearAll } from "./desk/files.js";
 
 const $ = (id) => document.getElementById(id);
@@ -34,7 +34,7 @@ function warningText(w, form) {
 }
 
 function recordedText(row) {
-  const text = t(`recorded_${row.action}`, [row.barcode ?? "", row.cardnumber ?? "", row.amount ?? ""]);
+  const text = t(`recorded_${row.action}`, [row.barcode ?? "", row.cardnumber ?? "", amountText(row.amount)]);
   if (row.action !== "return" || checkinNoted) return text;
   checkinNoted = true;
   return `${text} ${t("checkinNote")}`;

@@ -18,7 +18,7 @@ function answerText(row) {
   return row.answer ? t("answerWithOriginal", [translated, row.answer]) : translated;
 }
 
-function amountText(amount) {
+export function amountText(amount) {
   if (!amount) return "";
   const options = { minimumFractionDigits: 2, maximumFractionDigits: 2 };
   return Number(amount).toLocaleString(language(), options);

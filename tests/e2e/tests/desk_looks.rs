@@ -17,15 +17,15 @@ async fn seed_answered(ff: &Firefox) {
         (format!("tx:{id}"), json!({"v": 1, "tx": tx}))
     };
     let items: serde_json::Map<_, _> = [
-        entry("0019a0000000-00000000000000a1", "2026-11-29T07:58:00Z",
+        entry("0019a0000000-00000000000000a1", "2026-11-28T07:58:00Z",
             json!({"action": "issue", "cardnumber": "C0005", "barcode": "B0031"}),
-            json!({"at": "2026-11-29T07:59:00Z", "status": "queued"})),
-        entry("0019a0000001-00000000000000a2", "2026-11-29T07:58:30Z",
+            json!({"at": "2026-11-28T07:59:00Z", "status": "queued"})),
+        entry("0019a0000001-00000000000000a2", "2026-11-28T07:58:30Z",
             json!({"action": "issue", "cardnumber": "C9999", "barcode": "B0032"}),
-            json!({"at": "2026-11-29T07:59:00Z", "status": "rejected", "message": "Borrower not found."})),
-        entry("0019a0000002-00000000000000a3", "2026-11-29T07:58:40Z",
+            json!({"at": "2026-11-28T07:59:00Z", "status": "rejected", "message": "Borrower not found."})),
+        entry("0019a0000002-00000000000000a3", "2026-11-28T07:58:40Z",
             json!({"action": "payment", "cardnumber": "C0006", "amount": 350}),
-            json!({"at": "2026-11-29T07:59:00Z", "status": "uncertain", "reason": "timeout"})),
+            json!({"at": "2026-11-28T07:59:00Z", "status": "uncertain", "reason": "timeout"})),
     ]
     .into_iter()
     .collect();
