@@ -38,17 +38,15 @@ async fn seed_answered(ff: &Firefox) {
         .expect("seeded");
 }
 
-async fn record_some(ff: &Firefox) {
+async fn record_some(ff: &Firefox, unsent_after: usize) {
     ff.type_into("checkout-cardnumber", "C0001\n").await;
     ff.type_into("checkout-barcode", "B0001\nB0002\n").await;
     ff.type_into("checkin-barcode", "B0003\n").await;
     ff.type_into("payment-cardnumber", "C0002\n").await;
     ff.type_into("payment-amount", "2,50\n").await;
-    ff.wait_until(
-        "recorded",
-        r##"document.getElementById("count-unsent").textContent === "6""##,
-    )
-    .await;
+    let done =
+        format!(r##"document.getElementById("count-unsent").textContent === "{unsent_after}""##);
+    ff.wait_until("recorded", &done).await;
 }
 
 async fn screenshots(locale: &str, dark: bool) {
@@ -65,7 +63,7 @@ async fn screenshots(locale: &str, dark: bool) {
         seed_answered(&ff).await;
         ff.client.refresh().await.expect("reload");
         ff.wait_ready().await;
-        record_some(&ff).await;
+        record_some(&ff, 6).await;
         ff.screenshot(&format!("desk-popup-{tag}")).await;
         ff.client.set_window_size(1280, 900).await.expect("resize");
         ff.open("desk.html").await;
@@ -100,6 +98,29 @@ async fn screenshots_german_light() {
 #[tokio::test(flavor = "multi_thread")]
 async fn screenshots_german_dark() {
     screenshots("de", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn screenshots_at_200_percent_zoom() {
+    let options = Options {
+        locale: "de".into(),
+        // A 1280×900 window at 200 % zoom has 640×450 CSS pixels.
+        width: 640,
+        height: 450,
+        prefs: vec![("layout.css.devPixelsPerPx".into(), json!("2.0"))],
+        ..Options::default()
+    };
+    with_firefox(options, |ff| async move {
+        ff.open("desk.html").await;
+        record_some(&ff, 4).await;
+        // Nothing is wider than the window: no sideways scrolling for the forms.
+        let overflow = ff
+            .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert_eq!(overflow, 0);
+        ff.screenshot("desk-tab-de-zoom200").await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
