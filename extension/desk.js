@@ -2,9 +2,9 @@
 // order (a promise chain), so a scanner typing faster than storage writes loses nothing.
 import { core } from "./lib/wasm.js";
 import { t, translatePage, errorMessage } from "./lib/i18n.js";
-import { ask } from "./lib/confirm.js";
 import { say, setSounds } from "./desk/feedback.js";
-import { renderPage, amountText } from "./desk/table.js";
+import { renderPage } from "./desk/table.js";
+import { queueRecord } from "./desk/record.js";
 import { exportFiles, importFile, clearSent, clearAll } from "./desk/files.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,8 +12,6 @@ const PAGE_SIZE = 50;
 const inPopup = new URLSearchParams(location.search).get("view") === "popup";
 let offset = 0;
 let lastPage = { counts: { total: 0, notAccepted: 0 } };
-let queue = Promise.resolve();
-let checkinNoted = false;
 
 // Re-renders the counts and the current page from the core (also on "koc:changed").
 export function refresh() {
@@ -28,47 +26,6 @@ export function refresh() {
   renderPage(lastPage, PAGE_SIZE, deleteRow);
 }
 
-function warningText(w, form) {
-  const subs = [form.barcode || form.cardnumber, w.cardnumber ?? "", form.cardnumber];
-  return t(`warning_${w.kind.replaceAll("-", "_")}_${form.action}`, subs);
-}
-
-function recordedText(row) {
-  const text = t(`recorded_${row.action}`, [row.barcode ?? "", row.cardnumber ?? "", amountText(row.amount)]);
-  if (row.action !== "return" || checkinNoted) return text;
-  checkinNoted = true;
-  return `${text} ${t("checkinNote")}`;
-}
-
-// Records one form; `restore` puts the typed values back when nothing was recorded.
-async function recordOne(form, restore, focusField) {
-  try {
-    let result = await core.record(form, false);
-    if (!result.recorded) {
-      say("warning", t("askingTitle"));
-      const yes = await ask({
-        kind: result.warnings[0].kind, title: t("askingTitle"),
-        body: result.warnings.map((w) => warningText(w, form)),
-        ok: t("recordAnyway"), cancel: t("dontRecord"), focus: "cancel",
-      });
-      if (!yes) return say("warning", t("notRecorded", [form.barcode || form.cardnumber]));
-      result = await core.record(form, true);
-    }
-    say("ok", recordedText(result.row));
-  } catch (error) {
-    say("error", errorMessage(error));
-    restore();
-    if (error?.field) focusField(error.field);
-  } finally {
-    refresh();
-  }
-}
-
-function enqueue(form, restore, focusField) {
-  queue = queue.then(() => recordOne(form, restore, focusField));
-  return queue;
-}
-
 // Puts `value` back into an input unless the next scan has already started there.
 const putBack = (id, value) => () => { if (!$(id).value) $(id).value = value; };
 const focusIn = (prefix) => (field) => $(`${prefix}-${field}`)?.focus();
@@ -77,14 +34,14 @@ function submitCheckout() {
   const form = { action: "issue", cardnumber: $("checkout-cardnumber").value, barcode: $("checkout-barcode").value };
   $("checkout-barcode").value = "";
   $("checkout-barcode").focus();
-  enqueue(form, putBack("checkout-barcode", form.barcode), focusIn("checkout"));
+  queueRecord(form, putBack("checkout-barcode", form.barcode), focusIn("checkout"), refresh);
 }
 
 function submitCheckin() {
   const form = { action: "return", barcode: $("checkin-barcode").value };
   $("checkin-barcode").value = "";
   $("checkin-barcode").focus();
-  enqueue(form, putBack("checkin-barcode", form.barcode), focusIn("checkin"));
+  queueRecord(form, putBack("checkin-barcode", form.barcode), focusIn("checkin"), refresh);
 }
 
 function submitPayment() {
@@ -92,7 +49,7 @@ function submitPayment() {
   $("payment-cardnumber").value = $("payment-amount").value = "";
   $("payment-cardnumber").focus();
   const restore = () => { putBack("payment-cardnumber", form.cardnumber)(); putBack("payment-amount", form.amount)(); };
-  enqueue(form, restore, focusIn("payment"));
+  queueRecord(form, restore, focusIn("payment"), refresh);
 }
 
 async function deleteRow(row) {
