@@ -331,5 +331,11 @@ mod tests {
             TransactionId::new(at + chrono::TimeDelta::seconds(1), 1)
         );
         assert_eq!(import.errors.len(), 1);
+        assert_eq!(koc::TimeBasis::from_name("utc"), Some(koc::TimeBasis::Utc));
+        assert_eq!(
+            koc::TimeBasis::from_name("server-zone"),
+            Some(koc::TimeBasis::ServerZone)
+        );
+        assert_eq!(koc::TimeBasis::from_name("local"), None);
     }
 }

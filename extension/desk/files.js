@@ -46,15 +46,22 @@ export async function importFile(input) {
   input.value = "";
   if (!file) return;
   try {
-    const report = core.readImport(new Uint8Array(await file.arrayBuffer()));
-    const { good, duplicates, errors } = report;
-    Object.assign(document.getElementById("confirm").dataset,
-      { good, duplicates, errors: errors.length });
-    const ok = await ask({
-      kind: "import-report", title: t("importTitle", [file.name]), body: reportLines(report),
-      ok: t("importOk", [String(report.good)]), cancel: t("deskCancel"),
-      focus: report.good ? "ok" : "cancel",
-    });
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let basis;
+    let ok = "extra";
+    while (ok === "extra") {
+      const report = core.readImport(bytes, basis);
+      const { good, duplicates, errors } = report;
+      Object.assign(document.getElementById("confirm").dataset,
+        { good, duplicates, errors: errors.length, basis: report.basis });
+      basis = report.basis === "utc" ? "server-zone" : "utc";
+      ok = await ask({
+        kind: "import-report", title: t("importTitle", [file.name]), body: reportLines(report),
+        ok: t("importOk", [String(report.good)]), cancel: t("deskCancel"),
+        extra: t(basis === "utc" ? "importReadUtc" : "importReadServer"),
+        focus: report.good ? "ok" : "cancel",
+      });
+    }
     if (!ok) {
       core.cancelImport();
       return say("warning", t("importCancelled"));

@@ -25,7 +25,9 @@ export function ask({ kind, title, body, ok, cancel, extra, focus }) {
       opener?.focus?.();
       resolve(answer);
     };
-    const onClose = () => done(false);
+    // Escape closes the dialog. A close event queued by the previous question (which fires
+    // after this one opened) is ignored: the dialog is open again by then.
+    const onClose = () => { if (!dialog.open) done(false); };
     dialog.addEventListener("close", onClose);
     button("ok").onclick = () => done(true);
     button("cancel").onclick = () => done(false);

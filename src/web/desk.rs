@@ -5,7 +5,7 @@ use super::zone::IntlZone;
 use super::{browser, state};
 use crate::desk::{self, DeskForm};
 use crate::journal::Filter;
-use crate::koc::{self, KocImport, Selection};
+use crate::koc::{self, KocImport, Selection, TimeBasis};
 use crate::zone::to_local;
 use crate::{Transaction, TransactionId};
 use js_sys::{Array, Promise};
@@ -154,11 +154,13 @@ pub async fn export_koc() -> Result<JsValue, JsValue> {
     to_js(&out)
 }
 
-/// Reads a `.koc` file and returns the import report; nothing is added yet.
+/// Reads a `.koc` file and returns the import report; nothing is added yet. `basis` (`utc` or
+/// `server-zone`) overrides the time basis the file's header implies.
 #[wasm_bindgen(js_name = readImport)]
-pub fn read_import(bytes: Vec<u8>) -> Result<JsValue, JsValue> {
+pub fn read_import(bytes: Vec<u8>, basis: Option<String>) -> Result<JsValue, JsValue> {
     let zone = server_zone();
-    let mut import = koc::read(&bytes, &zone, None);
+    let basis = basis.as_deref().and_then(TimeBasis::from_name);
+    let mut import = koc::read(&bytes, &zone, basis);
     state::with_journal(|j| import.mark_duplicates(j.in_order()));
     let report = ImportReportDto::new(&import);
     PENDING_IMPORT.with(|p| *p.borrow_mut() = Some(import));
