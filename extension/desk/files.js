@@ -29,7 +29,7 @@ export async function exportFiles() {
 function reportLines(report) {
   const lines = [t("importGood", [String(report.good)])];
   if (report.duplicates) lines.push(t("importDuplicates", [String(report.duplicates)]));
-  lines.push(t(report.basis === "utc" ? "importBasisUtc" : "importBasisServer"));
+  lines.push(t(report.basis === "utc" ? "importBasisUtc" : "importBasisServer", [report.zone]));
   for (const w of report.warnings) {
     const text = t(`importWarning_${w.kind.replaceAll("-", "_")}`, [w.value ?? ""]);
     lines.push(w.line ? t("importLine", [String(w.line), text]) : text);

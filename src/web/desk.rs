@@ -114,11 +114,14 @@ pub async fn clear_all() -> Result<u32, JsValue> {
     Ok(ids.len() as u32)
 }
 
+/// The name of the Koha server's zone (settings), else the browser's.
+fn server_zone_name() -> String {
+    state::settings().map_or_else(IntlZone::browser_zone, |s| s.timezone.as_str().to_owned())
+}
+
 /// The Koha server's zone (settings), else the browser's.
 fn server_zone() -> IntlZone {
-    let name =
-        state::settings().map_or_else(IntlZone::browser_zone, |s| s.timezone.as_str().to_owned());
-    IntlZone::new(&name)
+    IntlZone::new(&server_zone_name())
         .or_else(|_| IntlZone::new(&IntlZone::browser_zone()))
         .or_else(|_| IntlZone::new("UTC"))
         .unwrap_or_else(|_| unreachable!("every browser knows UTC"))
@@ -162,7 +165,7 @@ pub fn read_import(bytes: Vec<u8>, basis: Option<String>) -> Result<JsValue, JsV
     let basis = basis.as_deref().and_then(TimeBasis::from_name);
     let mut import = koc::read(&bytes, &zone, basis);
     state::with_journal(|j| import.mark_duplicates(j.in_order()));
-    let report = ImportReportDto::new(&import);
+    let report = ImportReportDto::new(&import, server_zone_name());
     PENDING_IMPORT.with(|p| *p.borrow_mut() = Some(import));
     to_js(&report)
 }

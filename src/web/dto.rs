@@ -160,10 +160,12 @@ pub struct ImportReportDto {
     /// `utc` or `server-zone`.
     pub basis: TimeBasis,
     pub generator: Option<String>,
+    /// The zone `server-zone` means (the settings', else the browser's).
+    pub zone: String,
 }
 
 impl ImportReportDto {
-    pub fn new(import: &KocImport) -> Self {
+    pub fn new(import: &KocImport, zone: String) -> Self {
         let duplicates = import
             .rows
             .iter()
@@ -230,6 +232,7 @@ impl ImportReportDto {
             warnings,
             basis: import.basis,
             generator: import.header.as_ref().and_then(|h| h.generator.clone()),
+            zone,
         }
     }
 }

@@ -443,6 +443,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         let body = body.as_str().expect("text");
         assert!(body.contains("Line 3: unknown action."), "{body}");
         assert!(body.contains("Line 4: the amount has a comma"), "{body}");
+        ff.screenshot("desk-import-report-en-light").await;
         // The time basis can be switched before anything is added: the report is shown again.
         assert_eq!(data["basis"], "server-zone");
         ff.click("confirm-extra").await;
