@@ -27,6 +27,7 @@ export function amountText(amount) {
 function rowElement(row, onDelete) {
   const tr = document.createElement("tr");
   Object.assign(tr.dataset, { id: row.id, action: row.action, status: row.status });
+  if (row.exported) tr.dataset.exported = "true";
   const time = new Date(row.recordedAt);
   tr.append(
     cell(time.toLocaleString(language()), time.toISOString()),
@@ -34,7 +35,7 @@ function rowElement(row, onDelete) {
     cell(row.cardnumber),
     cell(row.barcode),
     cell(amountText(row.amount)),
-    cell(t(`status_${row.status}`)),
+    cell(row.exported ? t("statusExported", [t(`status_${row.status}`)]) : t(`status_${row.status}`)),
     cell(answerText(row)),
   );
   tr.cells[5].className = "status";

@@ -27,6 +27,8 @@ pub struct RowDto {
     /// Not accepted by Koha and not being sent: the desk offers to delete it.
     pub deletable: bool,
     pub branchcode: String,
+    /// Written to a `.koc` file at some point.
+    pub exported: bool,
 }
 
 impl From<&Transaction> for RowDto {
@@ -54,6 +56,7 @@ impl From<&Transaction> for RowDto {
             recorded_at: tx.recorded_at.timestamp_millis() as f64,
             deletable: !tx.status().is_accepted() && tx.status().name() != "sending",
             branchcode: tx.branchcode.to_string(),
+            exported: tx.exported_at.is_some(),
         }
     }
 }

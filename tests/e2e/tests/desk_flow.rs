@@ -397,6 +397,12 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         assert!(lines[1].ends_with("\tissue\tC0001\tB0001"), "{text}");
         assert!(lines[3].ends_with("\treturn\tB0003"), "{text}");
         assert_eq!(message(&ff).await.0, "ok");
+        // The rows are marked as exported, and that is stored.
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let exported = r##"[...document.querySelectorAll("#transactions tbody tr")].every(r => r.dataset.exported === "true")"##;
+        assert_eq!(ff.eval(exported).await, true);
+        ff.eval(CATCH_DOWNLOADS).await;
 
         // Importing the same file: every row is a duplicate; OK adds nothing.
         let path = temp_file(&name, &text);
