@@ -567,3 +567,43 @@ async fn scanning_stays_fast_with_fifty_thousand_stored_transactions() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_writes_one_file_per_library() {
+    with_firefox(Options::default(), |ff| async move {
+        ff.open("desk.html").await;
+        ff.client
+            .execute_async(
+                r##"const done = arguments[0];
+                const items = {};
+                ["DE-627", "DE-25", "DE-627"].forEach((branchcode, i) => {
+                    const ms = Date.UTC(2026, 0, 5, 8, 0, i);
+                    const id = ms.toString(16).padStart(13, "0") + "-" + i.toString(16).padStart(16, "0");
+                    const at = new Date(ms).toISOString();
+                    items["tx:" + id] = { v: 1, tx: { id, recorded_at: at, branchcode,
+                        action: "return", barcode: "L" + i, history: [{ at, status: "local" }] } };
+                });
+                browser.storage.local.set(items).then(() => done(true));"##,
+                vec![],
+            )
+            .await
+            .expect("seeded");
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        ff.eval(CATCH_DOWNLOADS).await;
+        ff.click("export").await;
+        ff.wait_until("two downloads", "window.downloads.length === 2").await;
+        let files = ff.eval("window.downloads.map(f => [f.name, f.text.split('\\r\\n').length - 1])").await;
+        let files = files.as_array().expect("files");
+        let mut named: Vec<(String, u64)> = files
+            .iter()
+            .map(|f| (f[0].as_str().expect("name").to_owned(), f[1].as_u64().expect("lines")))
+            .collect();
+        named.sort();
+        assert!(named[0].0.starts_with("koha-offline-DE-25-"), "{named:?}");
+        assert_eq!(named[0].1, 1);
+        assert!(named[1].0.starts_with("koha-offline-DE-627-"), "{named:?}");
+        assert_eq!(named[1].1, 2);
+    })
+    .await;
+}
