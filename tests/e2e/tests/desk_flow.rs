@@ -607,3 +607,19 @@ async fn export_writes_one_file_per_library() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_storage_write_is_an_error_and_the_scan_is_kept_to_retry() {
+    with_firefox(Options::default(), |ff| async move {
+        ff.open("desk.html").await;
+        ff.eval(r##"(browser.storage.local.set = () => Promise.reject(new Error("QuotaExceededError")), true)"##)
+            .await;
+        ff.type_into("checkout-cardnumber", "C0001\n").await;
+        ff.type_into("checkout-barcode", "B0001\n").await;
+        wait_message(&ff, "error").await;
+        assert!(message(&ff).await.1.starts_with("Could not save"), "{:?}", message(&ff).await);
+        assert_eq!(ff.eval(r##"document.getElementById("checkout-barcode").value"##).await, "B0001");
+        assert_eq!(ff.eval(r##"document.getElementById("checkout-cardnumber").value"##).await, "C0001");
+    })
+    .await;
+}
