@@ -54,6 +54,15 @@ ensure_test_tools() {
     apt-get update -q && DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -q --no-install-recommends firefox-esr || die "could not install firefox-esr"
   fi
+  # Language packs, so the German and French interface can be tested (the add-on follows the
+  # browser's UI language, and a bare ESR has only en-US).
+  if [ ! -f /usr/lib/firefox-esr/browser/extensions/langpack-de@firefox-esr.mozilla.org.xpi ] \
+     || [ ! -f /usr/lib/firefox-esr/browser/extensions/langpack-fr@firefox-esr.mozilla.org.xpi ]; then
+    step "toolchain: Firefox ESR language packs de, fr (apt)"
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends firefox-esr-l10n-de firefox-esr-l10n-fr \
+      || die "could not install the Firefox language packs"
+  fi
   local have
   have=$(geckodriver --version 2>/dev/null | awk 'NR==1 {print $2}' || true)
   step "toolchain: geckodriver $GECKODRIVER_VERSION (have: ${have:-none})"

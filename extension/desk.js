@@ -1,57 +1,121 @@
+// The desk page: wires the forms, the table and the file tools to the core. Scans are queued in
+// order (a promise chain), so a scanner typing faster than storage writes loses nothing.
 import { core } from "./lib/wasm.js";
 import { t, translatePage, errorMessage } from "./lib/i18n.js";
+import { say, setSounds } from "./desk/feedback.js";
+import { renderPage } from "./desk/table.js";
+import { queueRecord } from "./desk/record.js";
+import { exportFiles, importFile, clearSent, clearAll } from "./desk/files.js";
 
 const $ = (id) => document.getElementById(id);
+const PAGE_SIZE = 50;
+const inPopup = new URLSearchParams(location.search).get("view") === "popup";
+let offset = 0;
+let lastPage = { counts: { total: 0, notAccepted: 0 } };
 
-function say(kind, text) {
-  $("message").dataset.kind = kind;
-  $("message").textContent = text;
-}
-
-function renderRows(rows) {
-  const body = $("transactions").tBodies[0];
-  body.replaceChildren(...rows.map(rowElement));
-  $("count-unsent").textContent = rows.filter((r) => r.status !== "queued" && r.status !== "applied").length;
-}
-
-function rowElement(row) {
-  const tr = document.createElement("tr");
-  tr.dataset.id = row.id;
-  tr.dataset.action = row.action;
-  tr.dataset.status = row.status;
-  const time = new Date(row.recordedAt);
-  const cells = [time.toLocaleString(), t(`action_${row.action}`), row.cardnumber, row.barcode,
-    row.amount, t(`status_${row.status}`), row.answer];
-  for (const text of cells) {
-    const td = document.createElement("td");
-    td.textContent = text ?? "";
-    tr.append(td);
+// Re-renders the counts and the current page from the core (also on "koc:changed").
+export function refresh() {
+  const info = core.deskInfo();
+  $("setup-note").hidden = info.configured;
+  setSounds(info.sounds);
+  lastPage = core.listPage($("filter").value, offset, PAGE_SIZE);
+  if (offset > 0 && offset >= lastPage.total) {
+    offset = Math.max(0, Math.floor((lastPage.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+    lastPage = core.listPage($("filter").value, offset, PAGE_SIZE);
   }
-  tr.cells[0].title = time.toISOString();
-  return tr;
+  renderPage(lastPage, PAGE_SIZE, deleteRow);
 }
 
-async function recordCheckout(event) {
-  event.preventDefault();
+// Puts `value` back into an input unless the next scan has already started there.
+const putBack = (id, value) => () => { if (!$(id).value) $(id).value = value; };
+const focusIn = (prefix) => (field) => $(`${prefix}-${field}`)?.focus();
+
+function submitCheckout() {
+  const form = { action: "issue", cardnumber: $("checkout-cardnumber").value, barcode: $("checkout-barcode").value };
+  $("checkout-barcode").value = "";
+  $("checkout-barcode").focus();
+  queueRecord(form, putBack("checkout-barcode", form.barcode), focusIn("checkout"), refresh);
+}
+
+function submitCheckin() {
+  const form = { action: "return", barcode: $("checkin-barcode").value };
+  $("checkin-barcode").value = "";
+  $("checkin-barcode").focus();
+  queueRecord(form, putBack("checkin-barcode", form.barcode), focusIn("checkin"), refresh);
+}
+
+function submitPayment() {
+  const form = { action: "payment", cardnumber: $("payment-cardnumber").value, amount: $("payment-amount").value };
+  $("payment-cardnumber").value = $("payment-amount").value = "";
+  $("payment-cardnumber").focus();
+  const restore = () => { putBack("payment-cardnumber", form.cardnumber)(); putBack("payment-amount", form.amount)(); };
+  queueRecord(form, restore, focusIn("payment"), refresh);
+}
+
+async function deleteRow(row) {
   try {
-    await core.recordCheckout($("checkout-cardnumber").value, $("checkout-barcode").value);
-    $("checkout-barcode").value = "";
-    renderRows(core.listTransactions());
-    say("ok", t("recordedCheckout"));
+    await core.deleteTransaction(row.id);
+    say("ok", t("deleted", [t(`action_${row.action}`), row.barcode ?? row.cardnumber]), undo);
+    $("undo").focus();
   } catch (error) {
     say("error", errorMessage(error));
   }
-  $("checkout-barcode").focus();
+  refresh();
+  async function undo() {
+    try {
+      await core.undoDelete(row.id);
+      say("ok", t("restored", [t(`action_${row.action}`), row.barcode ?? row.cardnumber]));
+    } catch (error) {
+      say("error", errorMessage(error));
+    }
+    refresh();
+    $("checkout-barcode").focus();
+  }
+}
+
+function onEnter(id, next) {
+  $(id).addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); $(next).focus(); }
+  });
+}
+
+function onSubmit(id, handler) {
+  $(id).addEventListener("submit", (e) => { e.preventDefault(); handler(); });
+}
+
+function movePage(step) {
+  offset = Math.max(0, offset + step * PAGE_SIZE);
+  refresh();
 }
 
 translatePage();
-$("checkout-form").addEventListener("submit", recordCheckout);
-$("checkout-cardnumber").addEventListener("keydown", (e) => {
-  if (e.key === "Enter") { e.preventDefault(); $("checkout-barcode").focus(); }
-});
+document.body.classList.toggle("popup", inPopup);
+onSubmit("checkout-form", submitCheckout);
+onSubmit("checkin-form", submitCheckin);
+onSubmit("payment-form", submitPayment);
+onEnter("checkout-cardnumber", "checkout-barcode");
+onEnter("payment-cardnumber", "payment-amount");
 $("checkout-clear").addEventListener("click", () => {
   $("checkout-cardnumber").value = "";
   $("checkout-cardnumber").focus();
 });
-renderRows(await core.openDesk());
+$("filter").addEventListener("input", () => { offset = 0; refresh(); });
+$("page-prev").addEventListener("click", () => movePage(-1));
+$("page-next").addEventListener("click", () => movePage(1));
+$("export").addEventListener("click", exportFiles);
+$("import").addEventListener("change", (e) => importFile(e.target).then(refresh));
+$("clear-sent").addEventListener("click", () => clearSent().then(refresh));
+$("clear-all").addEventListener("click", () => clearAll(lastPage.counts, !inPopup).then(refresh));
+$("open-options").addEventListener("click", () => browser.runtime.openOptionsPage());
+$("open-tab").addEventListener("click", async () => {
+  await browser.tabs.create({ url: browser.runtime.getURL("desk.html") });
+  window.close();
+});
+document.addEventListener("koc:changed", refresh);
+try {
+  await core.openDesk();
+} catch (error) {
+  say("error", errorMessage(error));
+}
+refresh();
 $("app").dataset.ready = "true";

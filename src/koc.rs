@@ -299,6 +299,17 @@ pub enum TimeBasis {
     ServerZone,
 }
 
+impl TimeBasis {
+    /// The basis named `utc` or `server-zone` (its serialised name), if it is one.
+    pub fn from_name(name: &str) -> Option<TimeBasis> {
+        match name {
+            "utc" => Some(TimeBasis::Utc),
+            "server-zone" => Some(TimeBasis::ServerZone),
+            _ => None,
+        }
+    }
+}
+
 /// The header line, as found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KocHeader {

@@ -1,29 +1,38 @@
 // The one dialog the desk asks every question with (#confirm, ui-contract.md).
-// ask({kind, title, body, ok, cancel}) resolves true for OK, false for Cancel or Escape.
-export function ask({ kind, title, body, ok, cancel }) {
+// ask({kind, title, body, ok, cancel, extra, focus}) resolves true for OK, false for Cancel or
+// Escape, and "extra" for the optional third button. `body` is a string or a list of lines;
+// `focus: "cancel"` puts the focus on Cancel (a scanner's Enter then records nothing).
+export function ask({ kind, title, body, ok, cancel, extra, focus }) {
   const dialog = document.getElementById("confirm");
+  const button = (id) => dialog.querySelector(`#confirm-${id}`);
   dialog.dataset.kind = kind;
   dialog.querySelector("#confirm-title").textContent = title;
-  const text = dialog.querySelector("#confirm-body");
-  text.replaceChildren(...[].concat(body).map((line) => {
+  dialog.querySelector("#confirm-body").replaceChildren(...[].concat(body).map((line) => {
     const p = document.createElement("p");
     p.textContent = line;
     return p;
   }));
-  dialog.querySelector("#confirm-ok").textContent = ok;
-  dialog.querySelector("#confirm-cancel").textContent = cancel;
+  button("ok").textContent = ok;
+  button("cancel").textContent = cancel;
+  button("extra").textContent = extra ?? "";
+  button("extra").hidden = !extra;
+  const opener = document.activeElement;
   return new Promise((resolve) => {
     const done = (answer) => {
       dialog.removeEventListener("close", onClose);
       dialog.close();
       delete dialog.dataset.kind;
+      opener?.focus?.();
       resolve(answer);
     };
-    const onClose = () => done(false);
+    // Escape closes the dialog. A close event queued by the previous question (which fires
+    // after this one opened) is ignored: the dialog is open again by then.
+    const onClose = () => { if (!dialog.open) done(false); };
     dialog.addEventListener("close", onClose);
-    dialog.querySelector("#confirm-ok").onclick = () => done(true);
-    dialog.querySelector("#confirm-cancel").onclick = () => done(false);
+    button("ok").onclick = () => done(true);
+    button("cancel").onclick = () => done(false);
+    button("extra").onclick = () => done("extra");
     dialog.showModal();
-    dialog.querySelector("#confirm-ok").focus();
+    button(focus === "cancel" ? "cancel" : "ok").focus();
   });
 }

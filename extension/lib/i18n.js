@@ -3,8 +3,18 @@ export function t(key, substitutions) {
   return browser.i18n.getMessage(key, substitutions) || key;
 }
 
+// The translation of `key`, or `fallback` when there is none.
+export function tOr(key, fallback, substitutions) {
+  return browser.i18n.getMessage(key, substitutions) || fallback;
+}
+
+// The page language, e.g. `de` or `en-US`.
+export function language() {
+  return browser.i18n.getMessage("@@ui_locale").replace("_", "-");
+}
+
 export function translatePage(root = document) {
-  document.documentElement.lang = browser.i18n.getMessage("@@ui_locale").replace("_", "-");
+  document.documentElement.lang = language();
   for (const el of root.querySelectorAll("[data-i18n]")) {
     el.textContent = t(el.dataset.i18n);
   }

@@ -1,52 +1,221 @@
-//! What the desk page calls: record, list, and keep in step with other pages.
+//! What the desk page calls: record, list a page, delete with undo, clear, export and import.
 
-use super::dto::{js_error, to_js, ErrorDto, RowDto};
+use super::dto::{js_error, to_js, DeskInfoDto, ErrorDto, ImportReportDto, PageDto, RowDto};
+use super::zone::IntlZone;
 use super::{browser, state};
+use crate::desk::{self, DeskForm};
 use crate::journal::Filter;
-use crate::{Action, Barcode, Branchcode, Cardnumber, Transaction, TransactionId};
+use crate::koc::{self, KocImport, Selection, TimeBasis};
+use crate::zone::to_local;
+use crate::{Transaction, TransactionId};
+use js_sys::{Array, Promise};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+thread_local! {
+    /// Transactions deleted from this page, kept for Undo.
+    static DELETED: RefCell<HashMap<TransactionId, Transaction>> = RefCell::new(HashMap::new());
+    /// A file read but not yet added (the import report is on screen).
+    static PENDING_IMPORT: RefCell<Option<KocImport>> = const { RefCell::new(None) };
+}
 
 fn storage_error(e: state::StorageFailure) -> JsValue {
     js_error(ErrorDto::new("storage", None, e.0))
 }
 
-/// Loads both stores (reconciling them) and returns the first page of rows.
+fn kind_error(kind: &str, detail: impl ToString) -> JsValue {
+    js_error(ErrorDto::new(kind, None, detail))
+}
+
+/// Loads both stores (reconciling them); returns what the desk shows above its forms.
 #[wasm_bindgen(js_name = openDesk)]
 pub async fn open_desk() -> Result<JsValue, JsValue> {
     state::open(true).await.map_err(storage_error)?;
-    list_transactions()
+    desk_info()
 }
 
-/// Records a checkout; resolves only after `browser.storage.local` has stored it.
-#[wasm_bindgen(js_name = recordCheckout)]
-pub async fn record_checkout(cardnumber: String, barcode: String) -> Result<JsValue, JsValue> {
-    let action = Action::Issue {
-        cardnumber: Cardnumber::parse(&cardnumber).map_err(js_error)?,
-        barcode: Barcode::parse(&barcode).map_err(js_error)?,
-    };
+/// Whether a library is set up, which, and whether to play sounds.
+#[wasm_bindgen(js_name = deskInfo)]
+pub fn desk_info() -> Result<JsValue, JsValue> {
+    to_js(&DeskInfoDto::from(state::settings().as_ref()))
+}
+
+/// Records the action of a desk form (`{action, cardnumber, barcode, amount}`). Unless
+/// `confirmed`, a form the journal warns about is not recorded: the answer lists the warnings
+/// and the page asks. Resolves only after `browser.storage.local` has stored it.
+#[wasm_bindgen(js_name = record)]
+pub async fn record(form: JsValue, confirmed: bool) -> Result<JsValue, JsValue> {
+    let form: DeskForm = serde_wasm_bindgen::from_value(form)?;
+    let action = form.parse().map_err(js_error)?;
     let at = browser::now();
-    let branch = state::settings()
-        .map(|s| s.branchcode)
-        .map_or_else(|| Branchcode::parse("UNSET"), Ok)
-        .map_err(js_error)?;
-    let tx = Transaction::record(
-        TransactionId::new(at, browser::random_u64()?),
-        at,
-        branch,
-        action,
-    );
+    let warnings = state::with_journal(|j| j.warnings_for(&action, at));
+    if !confirmed && !warnings.is_empty() {
+        return to_js(&serde_json::json!({ "recorded": false, "warnings": warnings }));
+    }
+    let branch = desk::desk_branchcode(state::settings().as_ref());
+    let id = TransactionId::new(at, browser::random_u64()?);
+    let tx = Transaction::record(id, at, branch, action);
     state::with_journal(|j| j.record(tx.clone()).map(drop))
-        .map_err(|e| js_error(ErrorDto::new(e.kind(), None, &e)))?;
+        .map_err(|e| kind_error(e.kind(), &e))?;
+    state::persist(&tx).await.map_err(storage_error)?;
+    to_js(&serde_json::json!({ "recorded": true, "row": RowDto::from(&tx) }))
+}
+
+/// One page of the table, newest first, with the counts by status.
+#[wasm_bindgen(js_name = listPage)]
+pub fn list_page(filter: String, offset: u32, limit: u32) -> Result<JsValue, JsValue> {
+    state::with_journal(|j| {
+        let page = j.page(&Filter::text(&filter), offset as usize, limit as usize);
+        to_js(&PageDto::new(page, offset as usize, j.counts()))
+    })
+}
+
+/// Deletes a transaction Koha has not accepted (a mis-scan); [`undo_delete`] puts it back.
+#[wasm_bindgen(js_name = deleteTransaction)]
+pub async fn delete_transaction(id: String) -> Result<JsValue, JsValue> {
+    let id = TransactionId::from_stored(&id);
+    let tx = state::with_journal(|j| j.delete(&id)).map_err(|e| kind_error(e.kind(), &e))?;
+    DELETED.with(|d| d.borrow_mut().insert(id.clone(), tx.clone()));
+    state::forget(std::slice::from_ref(&id))
+        .await
+        .map_err(storage_error)?;
+    to_js(&RowDto::from(&tx))
+}
+
+/// Records a deleted transaction again, with the same id and history.
+#[wasm_bindgen(js_name = undoDelete)]
+pub async fn undo_delete(id: String) -> Result<JsValue, JsValue> {
+    let id = TransactionId::from_stored(&id);
+    let tx = DELETED
+        .with(|d| d.borrow_mut().remove(&id))
+        .ok_or_else(|| kind_error("not-found", &id))?;
+    state::with_journal(|j| j.record(tx.clone()).map(drop))
+        .map_err(|e| kind_error(e.kind(), &e))?;
     state::persist(&tx).await.map_err(storage_error)?;
     to_js(&RowDto::from(&tx))
 }
 
-/// Every transaction, newest first.
-#[wasm_bindgen(js_name = listTransactions)]
-pub fn list_transactions() -> Result<JsValue, JsValue> {
-    state::with_journal(|j| {
-        let page = j.page(&Filter::default(), 0, usize::MAX);
-        let rows: Vec<RowDto> = page.rows.into_iter().map(RowDto::from).collect();
-        to_js(&rows)
+/// Deletes every transaction Koha accepted; returns how many.
+#[wasm_bindgen(js_name = clearSent)]
+pub async fn clear_sent() -> Result<u32, JsValue> {
+    let ids = state::with_journal(|j| j.clear_accepted());
+    state::forget(&ids).await.map_err(storage_error)?;
+    Ok(ids.len() as u32)
+}
+
+/// Deletes everything (refused while a send runs); returns how many.
+#[wasm_bindgen(js_name = clearAll)]
+pub async fn clear_all() -> Result<u32, JsValue> {
+    let ids =
+        state::with_journal(desk::clear_all).map_err(|e| kind_error(e.kind(), e.to_string()))?;
+    state::forget(&ids).await.map_err(storage_error)?;
+    Ok(ids.len() as u32)
+}
+
+/// The name of the Koha server's zone (settings), else the browser's.
+fn server_zone_name() -> String {
+    state::settings().map_or_else(IntlZone::browser_zone, |s| s.timezone.as_str().to_owned())
+}
+
+/// The Koha server's zone (settings), else the browser's.
+fn server_zone() -> IntlZone {
+    IntlZone::new(&server_zone_name())
+        .or_else(|_| IntlZone::new(&IntlZone::browser_zone()))
+        .or_else(|_| IntlZone::new("UTC"))
+        .unwrap_or_else(|_| unreachable!("every browser knows UTC"))
+}
+
+/// Writes one `.koc` file per library of the transactions Koha has not accepted, marks them
+/// exported and stores that. Returns `[{name, text, count}]` for the page to download.
+#[wasm_bindgen(js_name = exportKoc)]
+pub async fn export_koc() -> Result<JsValue, JsValue> {
+    let zone = server_zone();
+    let files = state::with_journal(|j| {
+        koc::write_per_library(j.in_order(), &Selection::NotAccepted, &zone)
     })
+    .map_err(|e| kind_error(e.kind(), &e))?;
+    let now = browser::now();
+    let local_now = to_local(now, &IntlZone::new(&IntlZone::browser_zone())?);
+    let ids: Vec<TransactionId> = files.iter().flat_map(|(_, f)| f.ids.clone()).collect();
+    let marked: Vec<Transaction> = state::with_journal(|j| {
+        j.mark_exported(&ids, now);
+        ids.iter().filter_map(|id| j.get(id).cloned()).collect()
+    });
+    persist_all(marked).await?;
+    let out: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(branch, file)| {
+            serde_json::json!({
+                "name": desk::export_file_name(branch, local_now),
+                "text": file.text,
+                "count": file.ids.len(),
+            })
+        })
+        .collect();
+    to_js(&out)
+}
+
+/// Reads a `.koc` file and returns the import report; nothing is added yet. `basis` (`utc` or
+/// `server-zone`) overrides the time basis the file's header implies.
+#[wasm_bindgen(js_name = readImport)]
+pub fn read_import(bytes: Vec<u8>, basis: Option<String>) -> Result<JsValue, JsValue> {
+    let zone = server_zone();
+    let basis = basis.as_deref().and_then(TimeBasis::from_name);
+    let mut import = koc::read(&bytes, &zone, basis);
+    state::with_journal(|j| import.mark_duplicates(j.in_order()));
+    let report = ImportReportDto::new(&import, server_zone_name());
+    PENDING_IMPORT.with(|p| *p.borrow_mut() = Some(import));
+    to_js(&report)
+}
+
+/// Adds the good, non-duplicate rows of the file last read, as new `local` transactions.
+#[wasm_bindgen(js_name = commitImport)]
+pub async fn commit_import() -> Result<u32, JsValue> {
+    let import = PENDING_IMPORT
+        .with(|p| p.borrow_mut().take())
+        .ok_or_else(|| kind_error("not-found", "no file read"))?;
+    let branch = desk::desk_branchcode(state::settings().as_ref());
+    let mut random_error = None;
+    let txs = desk::imported_transactions(&import, &branch, || {
+        browser::random_u64().unwrap_or_else(|e| {
+            random_error = Some(e);
+            0
+        })
+    });
+    if let Some(e) = random_error {
+        return Err(e);
+    }
+    for tx in &txs {
+        state::with_journal(|j| j.record(tx.clone()).map(drop))
+            .map_err(|e| kind_error(e.kind(), &e))?;
+    }
+    let count = txs.len() as u32;
+    persist_all(txs).await?;
+    Ok(count)
+}
+
+/// Forgets the file last read (the librarian cancelled the import).
+#[wasm_bindgen(js_name = cancelImport)]
+pub fn cancel_import() {
+    PENDING_IMPORT.with(|p| *p.borrow_mut() = None);
+}
+
+/// Stores many transactions, a few hundred writes at a time.
+async fn persist_all(txs: Vec<Transaction>) -> Result<(), JsValue> {
+    for chunk in txs.chunks(200) {
+        let writes: Array = chunk
+            .iter()
+            .cloned()
+            .map(|tx| {
+                JsValue::from(future_to_promise(async move {
+                    state::persist(&tx).await.map_err(storage_error)?;
+                    Ok(JsValue::UNDEFINED)
+                }))
+            })
+            .collect();
+        JsFuture::from(Promise::all(&writes)).await?;
+    }
+    Ok(())
 }

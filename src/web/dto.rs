@@ -1,7 +1,11 @@
 //! Plain data crossing into the pages. Separate from the domain types on purpose: the pages
 //! see strings and numbers, never the core's invariants.
 
-use crate::{InputError, Transaction};
+use crate::desk::{FormError, PLACEHOLDER_BRANCHCODE};
+use crate::journal::{Counts, Page};
+use crate::koc::{KocImport, KocWarning, LineErrorReason, TimeBasis};
+use crate::settings::Settings;
+use crate::{koha, InputError, Transaction};
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 
@@ -15,17 +19,30 @@ pub struct RowDto {
     pub barcode: Option<String>,
     pub amount: Option<String>,
     pub status: &'static str,
+    /// Koha's own text (a rejection), shown beside its translation.
     pub answer: Option<String>,
+    /// The i18n key (kebab-case) of the answer or of the reason it failed.
+    pub answer_key: Option<String>,
     pub recorded_at: f64,
+    /// Not accepted by Koha and not being sent: the desk offers to delete it.
+    pub deletable: bool,
+    pub branchcode: String,
+    /// Written to a `.koc` file at some point.
+    pub exported: bool,
 }
 
 impl From<&Transaction> for RowDto {
     fn from(tx: &Transaction) -> Self {
         use crate::Status::*;
-        let answer = match tx.status() {
-            Rejected { message } => Some(message.clone()),
-            Failed { reason } | Uncertain { reason } => Some(reason.clone()),
-            _ => None,
+        let (answer, answer_key) = match tx.status() {
+            Rejected { message } => (
+                Some(message.clone()),
+                koha::message_key(message).map(str::to_owned),
+            ),
+            Failed { reason } | Uncertain { reason } => (None, Some(format!("reason-{reason}"))),
+            Queued => (None, Some("koha-added".to_owned())),
+            Applied => (None, Some("koha-success".to_owned())),
+            _ => (None, None),
         };
         RowDto {
             id: tx.id.to_string(),
@@ -35,7 +52,11 @@ impl From<&Transaction> for RowDto {
             amount: tx.action.amount().map(|a| a.to_string()),
             status: tx.status().name(),
             answer,
+            answer_key,
             recorded_at: tx.recorded_at.timestamp_millis() as f64,
+            deletable: !tx.status().is_accepted() && tx.status().name() != "sending",
+            branchcode: tx.branchcode.to_string(),
+            exported: tx.exported_at.is_some(),
         }
     }
 }
@@ -61,6 +82,161 @@ impl ErrorDto {
 impl From<InputError> for ErrorDto {
     fn from(e: InputError) -> Self {
         ErrorDto::new(e.kind(), e.field().map(|f| f.to_string()), &e)
+    }
+}
+
+impl From<FormError> for ErrorDto {
+    fn from(e: FormError) -> Self {
+        match e {
+            FormError::Input(e) => e.into(),
+            other => ErrorDto::new("unknown-action", None, &other),
+        }
+    }
+}
+
+/// What the desk shows above its forms.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeskInfoDto {
+    /// Settings are stored (a Koha connection is set up).
+    pub configured: bool,
+    /// The desk's library, or the placeholder.
+    pub branchcode: String,
+    /// Play sounds (on when nothing is set up).
+    pub sounds: bool,
+}
+
+impl From<Option<&Settings>> for DeskInfoDto {
+    fn from(settings: Option<&Settings>) -> Self {
+        DeskInfoDto {
+            configured: settings.is_some(),
+            branchcode: settings.map_or(PLACEHOLDER_BRANCHCODE.to_owned(), |s| {
+                s.branchcode.to_string()
+            }),
+            sounds: settings.is_none_or(|s| s.sounds),
+        }
+    }
+}
+
+/// One page of the table.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageDto {
+    pub rows: Vec<RowDto>,
+    /// Rows matching the filter in all.
+    pub total: usize,
+    pub offset: usize,
+    pub counts: Counts,
+}
+
+impl PageDto {
+    pub fn new(page: Page<'_>, offset: usize, counts: Counts) -> Self {
+        PageDto {
+            rows: page.rows.into_iter().map(RowDto::from).collect(),
+            total: page.total,
+            offset,
+            counts,
+        }
+    }
+}
+
+/// A bad line, or a warning, of an import: `kind` maps to an `error_<kind>` or
+/// `importWarning_<kind>` i18n key; `field` and `value` fill it.
+#[derive(Serialize)]
+pub struct ImportLineDto {
+    pub line: Option<usize>,
+    pub kind: String,
+    pub field: Option<String>,
+    pub value: Option<String>,
+}
+
+/// What a `.koc` file holds, shown before anything is added.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReportDto {
+    /// Rows that will be added.
+    pub good: usize,
+    /// Rows identical to stored transactions; skipped.
+    pub duplicates: usize,
+    pub errors: Vec<ImportLineDto>,
+    pub warnings: Vec<ImportLineDto>,
+    /// `utc` or `server-zone`.
+    pub basis: TimeBasis,
+    pub generator: Option<String>,
+    /// The zone `server-zone` means (the settings', else the browser's).
+    pub zone: String,
+}
+
+impl ImportReportDto {
+    pub fn new(import: &KocImport, zone: String) -> Self {
+        let duplicates = import
+            .rows
+            .iter()
+            .filter(|r| r.duplicate_of.is_some())
+            .count();
+        let errors = import
+            .errors
+            .iter()
+            .map(|e| {
+                let (kind, field, value) = match &e.reason {
+                    LineErrorReason::Invalid(input) => (
+                        input.kind().to_owned(),
+                        input.field().map(|f| f.to_string()),
+                        None,
+                    ),
+                    LineErrorReason::MissingField { field } => (
+                        "line-missing-field".to_owned(),
+                        Some(field.to_string()),
+                        None,
+                    ),
+                    LineErrorReason::UnknownCommand { command } => (
+                        "line-unknown-command".to_owned(),
+                        None,
+                        Some(command.clone()),
+                    ),
+                    LineErrorReason::BadTimestamp { text }
+                    | LineErrorReason::TimestampOutOfRange { text } => {
+                        (format!("line-{}", e.kind()), None, Some(text.clone()))
+                    }
+                    other => (format!("line-{}", other.kind()), None, None),
+                };
+                ImportLineDto {
+                    line: Some(e.line),
+                    kind,
+                    field,
+                    value,
+                }
+            })
+            .collect();
+        let warnings = import
+            .warnings
+            .iter()
+            .map(|w| {
+                let (line, value) = match w {
+                    KocWarning::NoHeader => (None, None),
+                    KocWarning::UnknownVersion { version } => (None, Some(version.clone())),
+                    KocWarning::BlankLines { count } => (None, Some(count.to_string())),
+                    KocWarning::ExtraFields { line, .. }
+                    | KocWarning::AmbiguousTime { line }
+                    | KocWarning::SkippedTime { line } => (Some(*line), None),
+                };
+                ImportLineDto {
+                    line,
+                    kind: w.kind().to_owned(),
+                    field: None,
+                    value,
+                }
+            })
+            .collect();
+        ImportReportDto {
+            good: import.rows.len() - duplicates,
+            duplicates,
+            errors,
+            warnings,
+            basis: import.basis,
+            generator: import.header.as_ref().and_then(|h| h.generator.clone()),
+            zone,
+        }
     }
 }
 

@@ -1,0 +1,71 @@
+// The transactions table: one page at a time (the core returns only the page), counts, pager.
+import { t, tOr, language } from "../lib/i18n.js";
+
+const STATUSES = ["local", "sending", "queued", "applied", "rejected", "failed", "uncertain"];
+const $ = (id) => document.getElementById(id);
+
+function cell(text, title) {
+  const td = document.createElement("td");
+  td.textContent = text ?? "";
+  if (title) td.title = title;
+  return td;
+}
+
+function answerText(row) {
+  if (!row.answerKey) return row.answer;
+  const translated = tOr(`answer_${row.answerKey.replaceAll("-", "_")}`, "");
+  if (!translated) return row.answer;
+  return row.answer ? t("answerWithOriginal", [translated, row.answer]) : translated;
+}
+
+export function amountText(amount) {
+  if (!amount) return "";
+  const options = { minimumFractionDigits: 2, maximumFractionDigits: 2 };
+  return Number(amount).toLocaleString(language(), options);
+}
+
+function rowElement(row, onDelete) {
+  const tr = document.createElement("tr");
+  Object.assign(tr.dataset, { id: row.id, action: row.action, status: row.status });
+  if (row.exported) tr.dataset.exported = "true";
+  const time = new Date(row.recordedAt);
+  tr.append(
+    cell(time.toLocaleString(language()), time.toISOString()),
+    cell(t(`action_${row.action}`)),
+    cell(row.cardnumber),
+    cell(row.barcode),
+    cell(amountText(row.amount)),
+    cell(row.exported ? t("statusExported", [t(`status_${row.status}`)]) : t(`status_${row.status}`)),
+    cell(answerText(row)),
+  );
+  tr.cells[5].className = "status";
+  const td = document.createElement("td");
+  if (row.deletable) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.role = "delete";
+    button.className = "delete";
+    button.textContent = "✕";
+    const what = [t(`action_${row.action}`), row.barcode ?? row.cardnumber].join(" ");
+    button.title = button.ariaLabel = t("deleteRow", [what]);
+    button.addEventListener("click", () => onDelete(row));
+    td.append(button);
+  }
+  tr.append(td);
+  return tr;
+}
+
+// Renders a page from core.listPage(): rows, counts and the pager.
+export function renderPage(page, pageSize, onDelete) {
+  $("transactions").tBodies[0].replaceChildren(...page.rows.map((r) => rowElement(r, onDelete)));
+  $("count-unsent").textContent = page.counts.notAccepted;
+  const parts = STATUSES.filter((s) => page.counts[s] > 0)
+    .map((s) => `${t(`status_${s}`)}: ${page.counts[s]}`);
+  $("counts").textContent = parts.join(" · ");
+  $("empty-note").hidden = page.total > 0;
+  const last = Math.min(page.offset + page.rows.length, page.total);
+  $("page-info").textContent = page.total
+    ? t("pageInfo", [String(page.offset + 1), String(last), String(page.total)]) : "";
+  $("page-prev").disabled = page.offset === 0;
+  $("page-next").disabled = last >= page.total;
+}

@@ -1,0 +1,184 @@
+//! The desk in German and English, light and dark, as a popup and in a tab: screenshots under
+//! `target/screenshots/` for people to look at, and the German interface checked.
+
+use e2e::firefox::{with_firefox, Firefox, Options};
+use serde_json::json;
+
+/// Stores transactions Koha answered (as a send run would have), then reloads the page.
+async fn seed_answered(ff: &Firefox) {
+    let entry = |id: &str, at: &str, action: serde_json::Value, last: serde_json::Value| {
+        let mut tx = json!({
+            "id": id, "recorded_at": at, "branchcode": "DE-627",
+            "history": [{"at": at, "status": "local"}, {"at": at, "status": "sending"}, last],
+        });
+        for (k, v) in action.as_object().expect("fields") {
+            tx[k] = v.clone();
+        }
+        (format!("tx:{id}"), json!({"v": 1, "tx": tx}))
+    };
+    let items: serde_json::Map<_, _> = [
+        entry("0019a0000000-00000000000000a1", "2026-11-28T07:58:00Z",
+            json!({"action": "issue", "cardnumber": "C0005", "barcode": "B0031"}),
+            json!({"at": "2026-11-28T07:59:00Z", "status": "queued"})),
+        entry("0019a0000001-00000000000000a2", "2026-11-28T07:58:30Z",
+            json!({"action": "issue", "cardnumber": "C9999", "barcode": "B0032"}),
+            json!({"at": "2026-11-28T07:59:00Z", "status": "rejected", "message": "Borrower not found."})),
+        entry("0019a0000002-00000000000000a3", "2026-11-28T07:58:40Z",
+            json!({"action": "payment", "cardnumber": "C0006", "amount": 350}),
+            json!({"at": "2026-11-28T07:59:00Z", "status": "uncertain", "reason": "timeout"})),
+    ]
+    .into_iter()
+    .collect();
+    ff.client
+        .execute_async(
+            "browser.storage.local.set(arguments[0]).then(() => arguments[1](true))",
+            vec![json!(items)],
+        )
+        .await
+        .expect("seeded");
+}
+
+async fn record_some(ff: &Firefox, unsent_after: usize) {
+    ff.type_into("checkout-cardnumber", "C0001\n").await;
+    ff.type_into("checkout-barcode", "B0001\nB0002\n").await;
+    ff.type_into("checkin-barcode", "B0003\n").await;
+    ff.type_into("payment-cardnumber", "C0002\n").await;
+    ff.type_into("payment-amount", "2,50\n").await;
+    let done =
+        format!(r##"document.getElementById("count-unsent").textContent === "{unsent_after}""##);
+    ff.wait_until("recorded", &done).await;
+}
+
+async fn screenshots(locale: &str, dark: bool) {
+    let options = Options {
+        locale: locale.into(),
+        dark,
+        width: 800,
+        height: 600,
+        ..Options::default()
+    };
+    let tag = format!("{}-{}", &locale[..2], if dark { "dark" } else { "light" });
+    with_firefox(options, move |ff| async move {
+        ff.open("desk.html?view=popup").await;
+        seed_answered(&ff).await;
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        record_some(&ff, 6).await;
+        ff.screenshot(&format!("desk-popup-{tag}")).await;
+        ff.client.set_window_size(1280, 900).await.expect("resize");
+        ff.open("desk.html").await;
+        ff.type_into("checkout-cardnumber", "C0001\n").await;
+        ff.type_into("checkout-barcode", "B0002\n").await;
+        ff.wait_for_css(r##"#confirm[open][data-kind="duplicate-scan"]"##)
+            .await;
+        ff.screenshot(&format!("desk-tab-question-{tag}")).await;
+        ff.click("confirm-cancel").await;
+        ff.wait_until("answered", r##"!document.getElementById("confirm").open"##)
+            .await;
+        ff.screenshot(&format!("desk-tab-{tag}")).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn screenshots_english_light() {
+    screenshots("en-US", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn screenshots_english_dark() {
+    screenshots("en-US", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn screenshots_german_light() {
+    screenshots("de", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn screenshots_german_dark() {
+    screenshots("de", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn screenshots_at_200_percent_zoom() {
+    let options = Options {
+        locale: "de".into(),
+        // A 1280×900 window at 200 % zoom has 640×450 CSS pixels.
+        width: 640,
+        height: 450,
+        prefs: vec![("layout.css.devPixelsPerPx".into(), json!("2.0"))],
+        ..Options::default()
+    };
+    with_firefox(options, |ff| async move {
+        ff.open("desk.html").await;
+        record_some(&ff, 4).await;
+        // Nothing is wider than the window: no sideways scrolling for the forms.
+        let overflow = ff
+            .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert_eq!(overflow, 0);
+        ff.screenshot("desk-tab-de-zoom200").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_desk_speaks_german_when_the_browser_does() {
+    let options = Options {
+        locale: "de".into(),
+        ..Options::default()
+    };
+    with_firefox(options, |ff| async move {
+        ff.open("desk.html").await;
+        assert_eq!(ff.eval("document.documentElement.lang").await, "de");
+        let label = r##"document.querySelector("label[for=checkout-cardnumber]").textContent"##;
+        assert_eq!(ff.eval(label).await, "Ausweisnummer");
+        assert_eq!(
+            ff.eval(r##"document.querySelector("#checkin-form h2").textContent"##)
+                .await,
+            "Rückgabe"
+        );
+        ff.type_into("checkout-barcode", "B0001\n").await;
+        ff.wait_until(
+            "an error",
+            r##"document.getElementById("message").dataset.kind === "error""##,
+        )
+        .await;
+        assert_eq!(
+            ff.eval(r##"document.getElementById("message").textContent"##)
+                .await,
+            "Ausweisnummer ist leer."
+        );
+        // Koha's answers are translated, with the original beside them.
+        seed_answered(&ff).await;
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let answer = ff
+            .eval(r##"document.querySelector("tr[data-status=rejected]").cells[6].textContent"##)
+            .await;
+        assert_eq!(answer, "Person nicht gefunden („Borrower not found.“)");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_rows_cannot_be_deleted_one_by_one_and_clear_sent_removes_them() {
+    with_firefox(Options::default(), |ff| async move {
+        ff.open("desk.html").await;
+        seed_answered(&ff).await;
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let deletable = r##"[...document.querySelectorAll("#transactions tbody tr")].map(r => [r.dataset.status, !!r.querySelector("[data-role=delete]")])"##;
+        assert_eq!(
+            ff.eval(deletable).await,
+            json!([["uncertain", true], ["rejected", true], ["queued", false]])
+        );
+        assert_eq!(ff.eval(r##"document.getElementById("count-unsent").textContent"##).await, "2");
+        ff.click("clear-sent").await;
+        ff.wait_until("cleared", r##"document.querySelectorAll("#transactions tbody tr").length === 2"##)
+            .await;
+        assert_eq!(ff.eval(r##"document.getElementById("message").dataset.kind"##).await, "ok");
+    })
+    .await;
+}
