@@ -488,12 +488,13 @@ impl fmt::Debug for SettingsForm {
 
 impl SettingsForm {
     /// The form a first visit shows: the browser's time zone, queue mode, log in once on,
-    /// sounds off, nothing remembered.
+    /// sounds on (desk staff rely on them at scanner speed), nothing remembered.
     pub fn initial(timezone: &str) -> SettingsForm {
         SettingsForm {
             mode: Mode::Queue.as_str().to_owned(),
             timezone: timezone.to_owned(),
             login_once: true,
+            sounds: true,
             ..SettingsForm::default()
         }
     }
@@ -682,7 +683,7 @@ pub struct Settings {
     pub detected_transport: Option<String>,
 }
 
-fn default_login_once() -> bool {
+fn default_on() -> bool {
     true
 }
 
@@ -701,9 +702,9 @@ struct StoredSettings {
     #[serde(default)]
     mode: Mode,
     timezone: TimezoneName,
-    #[serde(default)]
+    #[serde(default = "default_on")]
     sounds: bool,
-    #[serde(default = "default_login_once")]
+    #[serde(default = "default_on")]
     login_once: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     detected_transport: Option<String>,
@@ -1190,7 +1191,7 @@ mod tests {
         assert_eq!(form.mode, "queue");
         assert!(form.login_once);
         assert!(!form.remember_password);
-        assert!(!form.sounds);
+        assert!(form.sounds, "sounds are on for a new desk");
     }
 
     #[test]
