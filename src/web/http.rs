@@ -2,7 +2,6 @@
 
 use crate::koha::{HttpRequest, Method, NoAnswer, Reply};
 use gloo_net::http::{Request, RequestBuilder};
-use wasm_bindgen::prelude::*;
 use web_sys::{AbortController, RequestCache, RequestCredentials, RequestRedirect};
 
 /// How long a request may take before it counts as a time-out (koha-protocol.md §2.7).

@@ -9,5 +9,6 @@ mod browser;
 mod desk;
 pub mod dto;
 mod http;
+mod send;
 mod state;
 mod zone;
