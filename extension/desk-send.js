@@ -129,45 +129,62 @@ async function run(options = {}) {
     setBusy(false);
     say("error", errorMessage(error));
     changed({});
-    return;
+    return "error";
   }
   setBusy(false);
-  if (result === null) return say("warning", t("sendElsewhere"));
+  if (result === null) { say("warning", t("sendElsewhere")); return "elsewhere"; }
   switch (result.outcome) {
     case "notReady":
-      if (result.missing === "password") return askPassword(options);
-      return showSetup(result.missing, result.origin);
+      if (result.missing === "password") askPassword(options);
+      else showSetup(result.missing, result.origin);
+      return "not-ready";
     case "problem":
       if (result.askPassword) askPassword(options);
-      return say("error", t(`sendProblem_${result.problem.replaceAll("-", "_")}`));
+      say("error", t(`sendProblem_${result.problem.replaceAll("-", "_")}`));
+      return `problem-${result.problem}`;
     case "needsGetConsent": {
       const body = [t("sendGetBody")];
       if (result.payments > 0) body.push(t("sendGetPayments", [String(result.payments)]));
       const ok = await ask({ kind: "send-get", title: t("sendGetTitle"), body,
         ok: t("sendGetOk"), cancel: t("sendConfirmCancel") });
-      return ok ? run({ ...options, allowGet: true }) : say("warning", t("sendGetDeclined"));
+      if (ok) return run({ ...options, allowGet: true });
+      say("warning", t("sendGetDeclined"));
+      return "get-declined";
     }
     default:
       showSummary(result);
       renderUncertain();
+      return "ran";
   }
 }
 
+// Marks the end of every Send attempt on #send-area (data-outcome, data-runs): tests wait on it.
+function finished(outcome) {
+  const area = $("send-area");
+  area.dataset.outcome = outcome;
+  area.dataset.runs = String(Number(area.dataset.runs ?? 0) + 1);
+}
+
 async function send(options = {}) {
+  finished(await attempt(options));
+}
+
+async function attempt(options) {
   if (inPopup()) {
     await browser.tabs.create({ url: browser.runtime.getURL("desk.html?send=1") });
     window.close();
-    return;
+    return "moved-to-tab";
   }
-  if (core.isSending()) return;
+  if (core.isSending()) return "busy";
   const ready = await core.sendReadiness();
-  if (ready.missing === "password") return askPassword(options);
-  if (ready.missing) return showSetup(ready.missing, ready.origin);
+  if (ready.missing === "password") { askPassword(options); return "password"; }
+  if (ready.missing) { showSetup(ready.missing, ready.origin); return "not-ready"; }
   hideSetup();
   if (ready.sendable === 0 && !options.resend?.length) {
-    return say("ok", t("sendNothing"));
+    say("ok", t("sendNothing"));
+    return "nothing";
   }
-  await run(options);
+  return run(options);
 }
 
 async function passwordGiven() {
@@ -267,6 +284,10 @@ document.addEventListener("koc:changed", renderUncertain);
 window.addEventListener("beforeunload", (event) => {
   if (core.isSending()) event.preventDefault();
 });
+
+// The page's core for the browser tests and the console (a WebDriver script runs in its own
+// sandbox, where importing lib/wasm.js would load a second, empty core).
+window.kocCore = core;
 
 await whenReady();
 renderUncertain();
