@@ -129,7 +129,11 @@ struct RejectionDto {
 }
 
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase", tag = "outcome")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "outcome"
+)]
 enum RunDto {
     /// Something is missing; nothing was sent.
     NotReady {
