@@ -94,7 +94,7 @@ function showSummary(result) {
     ["rejected", result.rejected.length], ["uncertain", result.uncertain],
     ["failed", result.failed], ["notSent", result.notSent]];
   for (const [name, n] of counts) {
-    if (n > 0 || name === "queued" || name === "applied") {
+    if (n > 0) {
       const li = item(t(`sendCount_${name}`, [String(n)]));
       li.dataset.count = name;
       li.dataset.n = String(n);

@@ -230,6 +230,72 @@ async fn detect(
     }
 }
 
+/// Moves one transaction to a new status through `f`, in memory only.
+fn change(
+    id: &TransactionId,
+    f: impl FnOnce(&mut Transaction) -> Result<(), crate::IllegalTransition>,
+) -> Result<Transaction, JsValue> {
+    state::with_journal(|j| {
+        j.update(id, f)
+            .map_err(|e| error("send-state", &e))?
+            .map_err(|e| error("send-state", &e))?;
+        j.get(id).cloned().ok_or_else(|| error("send-state", id))
+    })
+}
+
+/// Writes a transaction to the synchronous `localStorage` mirror now. Returns whether the
+/// mirror holds its current status (a removal, once Koha accepted it, counts as held).
+fn mirror_now(tx: &Transaction) -> bool {
+    match crate::store::write_plan(tx).mirror {
+        crate::store::Change::Put { key, value } => gloo_storage::LocalStorage::raw()
+            .set_item(&key, &value.to_string())
+            .is_ok(),
+        crate::store::Change::Remove { key } => {
+            gloo_storage::LocalStorage::raw().remove_item(&key).is_ok()
+        }
+    }
+}
+
+/// Sends one transaction request and classifies what came back.
+async fn ask_koha(request: Result<koha::HttpRequest, koha::RequestError>) -> koha::Answer {
+    match request {
+        Ok(request) => koha::classify_reply(&http::send(&request).await),
+        // P1 always has a token (detection gave one); without it nothing may leave.
+        Err(_) => koha::Answer::AuthProblem { http_status: 403 },
+    }
+}
+
+/// Runs two futures at once and waits for both.
+async fn join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                ra = x;
+                rb = y;
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// Moves one transaction to a new status through `change`, stores it, and tells the page.
 async fn change_and_store(
     id: &TransactionId,
@@ -320,6 +386,10 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
     let total = planned.len();
     let mut run = SendRun::new(transport, planned);
     let mut done = 0;
+    // The last outcome, in memory and the mirror; its store-of-record write overlaps the next
+    // request (a page dying meanwhile leaves it `sending` there, which start-up turns into
+    // `uncertain`: never a false "sent", never a silent resend).
+    let mut unsaved_outcome: Option<Transaction> = None;
     loop {
         if CANCEL.with(Cell::get) {
             run.cancel();
@@ -327,37 +397,48 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
         let Some(id) = run.next().map_err(|e| error("send-state", &e))? else {
             break;
         };
-        let mut tx = change_and_store(&id, |t| sync::begin(t, browser::now())).await?;
+        let tx = change(&id, |t| sync::begin(t, browser::now()))?;
+        // `sending` must be on disk before the request leaves: the synchronous mirror holds it at
+        // once; if the mirror cannot, the store of record is awaited first.
+        if !mirror_now(&tx) {
+            state::persist(&tx).await.map_err(storage_error)?;
+        }
+        let previous = unsaved_outcome.take();
+        let request = |token: Option<&str>| {
+            koha::transaction_request(&base, transport, &creds, token, None, mode, &tx)
+        };
         progress(on_progress, done, total, &tx);
+        // One store-of-record write for both (one round trip to Firefox's storage).
+        let both: Vec<Transaction> = previous.iter().chain([&tx]).cloned().collect();
+        let (stored, mut answer) =
+            join(store_of_record(&both), ask_koha(request(token.as_deref()))).await;
+        stored?;
+        if let Some(previous) = &previous {
+            progress(on_progress, done, total, previous);
+        }
         let status = loop {
-            let request = koha::transaction_request(
-                &base,
-                transport,
-                &creds,
-                token.as_deref(),
-                None,
-                mode,
-                &tx,
-            );
-            let answer = match request {
-                Ok(request) => koha::classify_reply(&http::send(&request).await),
-                // A P1 run always has a token; without one nothing can leave.
-                Err(_) => koha::Answer::AuthProblem { http_status: 403 },
-            };
             match run.record(&answer).map_err(|e| error("send-state", &e))? {
                 Decision::Finish(status) => break status,
                 Decision::RefreshTokenAndRetry(_) => {
                     let reply = http::send(&koha::auth_probe_request(&base)).await;
                     match koha::refreshed_token(&reply) {
-                        Some(fresh) => token = Some(fresh),
+                        Some(fresh) => {
+                            token = Some(fresh);
+                            answer = ask_koha(request(token.as_deref())).await;
+                        }
                         None => break run.refresh_failed().map_err(|e| error("send-state", &e))?,
                     }
                 }
             }
         };
-        tx = change_and_store(&id, |t| t.finish_sending(browser::now(), status)).await?;
+        let tx = change(&id, |t| t.finish_sending(browser::now(), status))?;
+        mirror_now(&tx);
         done += 1;
-        progress(on_progress, done, total, &tx);
+        unsaved_outcome = Some(tx);
+    }
+    if let Some(last) = unsaved_outcome {
+        store_of_record(std::slice::from_ref(&last)).await?;
+        progress(on_progress, done, total, &last);
     }
     Ok(RunDto::ran(transport, run.summary()))
 }
@@ -498,23 +579,22 @@ pub async fn record_batch(items: JsValue) -> Result<usize, JsValue> {
         }
         Ok::<(), JsValue>(())
     })?;
-    persist_many(&txs).await?;
+    for tx in &txs {
+        mirror_now(tx);
+    }
+    store_of_record(&txs).await?;
     Ok(txs.len())
 }
 
-/// Stores many transactions with one `storage.local` write (the mirror first, as
-/// `state::persist` does for one).
-async fn persist_many(txs: &[Transaction]) -> Result<(), JsValue> {
-    let items = js_sys::Object::new();
+/// Writes transactions to the store of record (`browser.storage.local`) in one call; resolves
+/// once Firefox has them all. The mirror is the caller's ([`mirror_now`]), written first.
+async fn store_of_record(txs: &[Transaction]) -> Result<(), JsValue> {
+    let mut items = serde_json::Map::new();
     for tx in txs {
-        let plan = crate::store::write_plan(tx);
-        if let crate::store::Change::Put { key, value } = &plan.mirror {
-            let _ = gloo_storage::LocalStorage::raw().set_item(key, &value.to_string());
-        }
-        if let crate::store::Change::Put { key, value } = &plan.primary {
-            let js = js_sys::JSON::parse(&value.to_string())?;
-            js_sys::Reflect::set(&items, &JsValue::from_str(key), &js)?;
+        if let crate::store::Change::Put { key, value } = crate::store::write_plan(tx).primary {
+            items.insert(key, value);
         }
     }
-    browser::local_set(&items).await
+    let items = js_sys::JSON::parse(&serde_json::Value::Object(items).to_string())?;
+    browser::local_set(&items.unchecked_into()).await
 }

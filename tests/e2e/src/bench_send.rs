@@ -224,11 +224,20 @@ async fn one_side(ff: &Firefox, koha: &StandIn, n: usize, login_once: bool) -> B
     }
 }
 
+fn env_ms(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// NEWEST with a 20 ms round trip and a 50 ms password check (`KOC_BENCH_RTT_MS`,
+/// `KOC_BENCH_PASSWORD_MS` override them for experiments).
 fn bench_config() -> Config {
     Config {
         profile: Profile::Newest,
-        round_trip_ms: 20,
-        password_check_ms: 50,
+        round_trip_ms: env_ms("KOC_BENCH_RTT_MS", 20),
+        password_check_ms: env_ms("KOC_BENCH_PASSWORD_MS", 50),
         ..Config::default()
     }
 }
