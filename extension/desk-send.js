@@ -62,6 +62,10 @@ function askPassword(options = {}) {
 }
 
 function setBusy(busy) {
+  if (busy) {
+    $("send-progress").removeAttribute("value"); // indeterminate while detecting
+    $("send-progress-text").textContent = t("sendStarted");
+  }
   $("send-area").dataset.state = busy ? "sending" : "idle";
   $("send").disabled = busy;
   show("send-cancel", busy);

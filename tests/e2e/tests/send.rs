@@ -21,10 +21,13 @@ fn options(locale: &str) -> Options {
     }
 }
 
+/// Request parameters, in order.
+type Params = Vec<(String, String)>;
+
 /// Five transactions: four recorded in one batch an hour ago, one checkout through the desk.
 struct Recorded {
     /// (id, action, expected non-credential parameters) in recorded order.
-    rows: Vec<(String, String, Vec<(String, String)>)>,
+    rows: Vec<(String, String, Params)>,
 }
 
 fn utc(ms: i64) -> String {
@@ -633,6 +636,167 @@ async fn without_settings_the_desk_explains() {
                 .await,
             true
         );
+    })
+    .await;
+}
+
+/// Cancel: the request in flight finishes and is stored, then the run stops; the rest stays
+/// unsent and goes with the next run.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_lets_the_request_in_flight_finish() {
+    let koha = StandIn::start(Config {
+        round_trip_ms: 150,
+        ..Config::default()
+    })
+    .expect("stand-in");
+    let koha = std::sync::Arc::new(koha);
+    let k = koha.clone();
+    with_firefox(options("en-US"), move |ff| async move {
+        let koha = k;
+        ff.open("desk.html").await;
+        configure(
+            &ff,
+            &DeskSettings {
+                server: koha.base_url(),
+                mode: "queue",
+                password: Some("secret123"),
+                login_once: true,
+            },
+        )
+        .await;
+        let recorded = record_five(&ff, "true").await;
+        // Grant first, so that the click below starts the run itself.
+        assert_eq!(send(&ff, WAIT).await, "ran");
+        koha.reset(Config {
+            round_trip_ms: 150,
+            ..Config::default()
+        });
+        let more = json!([
+            {"action": "return", "barcode": "B0001"},
+            {"action": "return", "barcode": "B0002"},
+            {"action": "return", "barcode": "B0003"},
+            {"action": "return", "barcode": "B0004"},
+        ]);
+        record_batch(&ff, &more).await;
+        let before = e2e::bench_send::runs(&ff).await;
+        ff.click("send").await;
+        ff.wait_until(
+            "one transaction sent",
+            r#"document.getElementById("send-progress").hasAttribute("value") && document.getElementById("send-progress").value >= 1"#,
+        )
+        .await;
+        assert_eq!(
+            ff.eval(r#"document.getElementById("send-progress").hidden"#)
+                .await,
+            false
+        );
+        ff.screenshot("send-progress").await;
+        ff.click("send-cancel").await;
+        assert_eq!(
+            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
+            "ran"
+        );
+        assert_eq!(
+            ff.eval(r#"document.getElementById("send-summary").dataset.stopped"#)
+                .await,
+            "cancelled"
+        );
+        let sent = transaction_requests(&koha).len();
+        assert!(
+            (1..4).contains(&sent),
+            "{sent} sent before the cancel took effect"
+        );
+        let s = statuses(&ff).await;
+        let queued = s.values().filter(|(st, _)| st == "queued").count();
+        let local = s.values().filter(|(st, _)| st == "local").count();
+        assert_eq!(
+            queued,
+            5 + sent,
+            "every request that left is stored as answered"
+        );
+        assert_eq!(local, 4 - sent);
+        assert_eq!(
+            summary_count(&ff, "notSent").await,
+            json!((4 - sent).to_string())
+        );
+        assert!(s.values().all(|(st, _)| st != "sending"));
+        // The rest goes with the next run.
+        assert_eq!(send(&ff, WAIT).await, "ran");
+        assert_eq!(transaction_requests(&koha).len(), 4);
+        let _ = recorded;
+    })
+    .await;
+}
+
+/// A 24.05 without the token header refuses POST: only GET (password in the URL) would work.
+/// The desk asks, naming the risk and the payments; declining sends nothing, consenting sends.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_only_with_consent_naming_the_risk() {
+    let config = || {
+        let mut c = Config {
+            profile: Profile::Koha2405,
+            ..Config::default()
+        };
+        c.switches.auth_token_header = false;
+        c
+    };
+    let koha = std::sync::Arc::new(StandIn::start(config()).expect("stand-in"));
+    let k = koha.clone();
+    with_firefox(options("en-US"), move |ff| async move {
+        let koha = k;
+        ff.open("desk.html").await;
+        configure(
+            &ff,
+            &DeskSettings {
+                server: koha.base_url(),
+                mode: "queue",
+                password: Some("secret123"),
+                login_once: false,
+            },
+        )
+        .await;
+        let recorded = record_five(&ff, "true").await;
+        let before = e2e::bench_send::runs(&ff).await;
+        ff.click("send").await;
+        ff.wait_for_css("#send-grant:not([hidden])").await;
+        ff.click("send-grant").await;
+        ff.wait_for_css(r#"#confirm[open][data-kind="send-get"]"#)
+            .await;
+        let body = ff
+            .eval(r#"document.getElementById("confirm-body").textContent"#)
+            .await;
+        let body = body.as_str().expect("text");
+        assert!(body.contains("log files"), "{body}");
+        assert!(body.contains("1 payment(s)"), "{body}");
+        ff.screenshot("send-get-consent").await;
+        ff.click("confirm-cancel").await;
+        assert_eq!(
+            e2e::bench_send::wait_for_run(&ff, before + 1, WAIT).await,
+            "get-declined"
+        );
+        assert!(transaction_requests(&koha).is_empty());
+        assert!(koha
+            .log()
+            .iter()
+            .all(|r| r.method != "GET" || !r.query.contains("password")));
+
+        let before = e2e::bench_send::runs(&ff).await;
+        ff.click("send").await;
+        ff.wait_for_css(r#"#confirm[open][data-kind="send-get"]"#)
+            .await;
+        ff.click("confirm-ok").await;
+        assert_eq!(
+            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
+            "ran"
+        );
+        let sent = transaction_requests(&koha);
+        assert_eq!(sent.len(), 5);
+        assert!(sent.iter().all(|r| r.method == "GET"));
+        let got: Vec<Params> = sent.iter().map(without_credentials).collect();
+        let want: Vec<Params> = recorded.rows.iter().map(|(_, _, p)| p.clone()).collect();
+        assert_eq!(got, want);
+        let s = statuses(&ff).await;
+        assert!(s.values().all(|(st, _)| st == "queued"), "{s:?}");
     })
     .await;
 }
