@@ -111,7 +111,9 @@ function showSummary(result) {
     const original = document.createElement("span");
     original.className = "original";
     original.textContent = `(Koha: “${r.message}”)`;
-    const li = item(r.key ? t(r.key.replaceAll("-", "_")) : t("koha_other_answer"), original);
+    const what = [t(`action_${r.action}`), r.cardnumber, r.barcode, r.amount].filter(Boolean).join(" · ");
+    const reason = r.key ? t(r.key.replaceAll("-", "_")) : t("koha_other_answer");
+    const li = item(`${what}: ${reason}`, original);
     li.dataset.id = r.id;
     reasons.append(li);
   }

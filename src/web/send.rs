@@ -122,6 +122,11 @@ struct RunOptions {
 #[serde(rename_all = "camelCase")]
 struct RejectionDto {
     id: String,
+    /// What it was: action, card number, barcode, amount (as the desk shows them).
+    action: Option<&'static str>,
+    cardnumber: Option<String>,
+    barcode: Option<String>,
+    amount: Option<String>,
     /// Koha's text, verbatim.
     message: String,
     /// The i18n key of its translation, if known.
@@ -170,10 +175,18 @@ impl RunDto {
             rejected: s
                 .rejected
                 .iter()
-                .map(|r| RejectionDto {
-                    id: r.id.to_string(),
-                    key: koha::message_key(&r.message),
-                    message: r.message.clone(),
+                .map(|r| {
+                    let tx = state::with_journal(|j| j.get(&r.id).cloned());
+                    let action = tx.as_ref().map(|t| &t.action);
+                    RejectionDto {
+                        id: r.id.to_string(),
+                        action: action.map(Action::koha_name),
+                        cardnumber: action.and_then(Action::cardnumber).map(ToString::to_string),
+                        barcode: action.and_then(Action::barcode).map(ToString::to_string),
+                        amount: action.and_then(Action::amount).map(|a| a.to_string()),
+                        key: koha::message_key(&r.message),
+                        message: r.message.clone(),
+                    }
                 })
                 .collect(),
             failed: s.failed,
