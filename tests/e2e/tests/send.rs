@@ -803,3 +803,87 @@ async fn get_only_with_consent_naming_the_risk() {
     })
     .await;
 }
+
+/// The password stops working in the middle of a run (changed in Koha): the transaction Koha
+/// refused is `failed` (nothing reached Koha, it may be sent again), the run stops at once (no
+/// second refused login, lockout risk), the rest stays unsent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_refused_mid_run_fails_that_row_and_stops() {
+    for profile in [Profile::Newest, Profile::Legacy] {
+        let koha = StandIn::start(Config {
+            profile,
+            ..Config::default()
+        })
+        .expect("stand-in");
+        // The first transaction is answered slowly: meanwhile the password changes in Koha.
+        koha.set_faults(vec![FaultRule::nth(
+            Fault::Delay { ms: 1500 },
+            When {
+                path: Some("service.pl".into()),
+                params: vec![("action".into(), "issue".into())],
+                ..When::default()
+            },
+        )]);
+        let koha = std::sync::Arc::new(koha);
+        let k = koha.clone();
+        with_firefox(options("en-US"), move |ff| async move {
+            let koha = k;
+            ff.open("desk.html").await;
+            configure(
+                &ff,
+                &DeskSettings {
+                    server: koha.base_url(),
+                    mode: "queue",
+                    password: Some("secret123"),
+                    login_once: false,
+                },
+            )
+            .await;
+            let recorded = record_five(&ff, "true").await;
+            let before = e2e::bench_send::runs(&ff).await;
+            ff.click("send").await;
+            ff.wait_for_css("#send-grant:not([hidden])").await;
+            ff.click("send-grant").await;
+            let deadline = std::time::Instant::now() + WAIT;
+            while transaction_requests(&koha).is_empty() {
+                assert!(std::time::Instant::now() < deadline);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for account in &mut koha.state().model.accounts {
+                if account.userid == "desk" {
+                    account.password = "changed-in-koha".into();
+                }
+            }
+            assert_eq!(
+                e2e::bench_send::wait_for_run(&ff, before + 1, WAIT).await,
+                "ran"
+            );
+            let s = statuses(&ff).await;
+            let names: Vec<(&str, Option<&str>)> = recorded
+                .rows
+                .iter()
+                .map(|(id, _, _)| (s[id].0.as_str(), s[id].1.as_deref()))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    ("queued", None),
+                    ("failed", Some("authentication")),
+                    ("local", None),
+                    ("local", None),
+                    ("local", None)
+                ]
+            );
+            assert_eq!(transaction_requests(&koha).len(), 2);
+            assert_eq!(koha.model().queue.len(), 1);
+            assert_eq!(
+                ff.eval(r#"document.getElementById("send-summary").dataset.stopped"#)
+                    .await,
+                "authentication"
+            );
+            assert_eq!(summary_count(&ff, "failed").await, "1");
+            assert_eq!(summary_count(&ff, "notSent").await, "3");
+        })
+        .await;
+    }
+}
