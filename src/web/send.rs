@@ -2,8 +2,21 @@
 //! for uncertain transactions. The rules are the core's (`koha`, `sync`); this module does the
 //! I/O around them: storage, permissions, fetch, and progress callbacks to the page.
 //!
-//! Every status change is stored before the next step: `sending` before the request leaves, the
-//! outcome as soon as it arrives (koha-protocol.md §3.3).
+//! Every status change is stored before the next step: `sending` is in the synchronous mirror
+//! before the request leaves (the store of record is written while it travels, and awaited
+//! before the next one), the outcome as soon as it arrives (koha-protocol.md §3.3).
+//!
+//! Where it runs: the toolbar popup closes when it loses focus, so its Send button opens the desk
+//! in a tab (`desk.html?send=1`) and the run happens there; the page holds the `koha-send` Web
+//! Lock for the whole run, so another page opening meanwhile leaves the `sending` row alone. If
+//! the tab is closed anyway, the row in flight is `sending` in storage and becomes `uncertain`
+//! at the next start; nothing is resent by itself.
+//!
+//! Keep-alive: Firefox silently re-sends a request whose reused keep-alive connection closed
+//! without an answer (koha-protocol.md §2.6, checked in `tests/e2e/tests/send.rs`): Koha then
+//! stores a transaction twice while the desk sees one clean answer. `fetch` cannot force a fresh
+//! connection (OQ-23), so this case cannot be detected from here; on a fresh connection (the
+//! stand-in's `keep_alive: false`) a drop shows up as `uncertain`, as it should.
 
 use super::dto::{js_error, to_js, ErrorDto};
 use super::{browser, http, state};
