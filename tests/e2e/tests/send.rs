@@ -887,3 +887,71 @@ async fn a_password_refused_mid_run_fails_that_row_and_stops() {
         .await;
     }
 }
+
+/// The librarian resends an uncertain checkin after confirming (`resend-uncertain`): exactly that
+/// one goes again, and its new answer is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uncertain_checkin_is_resent_only_when_the_librarian_confirms() {
+    let koha = StandIn::start(Config {
+        keep_alive: false,
+        ..Config::default()
+    })
+    .expect("stand-in");
+    koha.set_faults(vec![FaultRule::nth(
+        Fault::Drop,
+        When {
+            path: Some("service.pl".into()),
+            params: vec![("action".into(), "return".into())],
+            ..When::default()
+        },
+    )]);
+    let koha = std::sync::Arc::new(koha);
+    let k = koha.clone();
+    with_firefox(options("en-US"), move |ff| async move {
+        let koha = k;
+        ff.open("desk.html").await;
+        configure(
+            &ff,
+            &DeskSettings {
+                server: koha.base_url(),
+                mode: "queue",
+                password: Some("secret123"),
+                login_once: true,
+            },
+        )
+        .await;
+        let recorded = record_five(&ff, "true").await;
+        let checkin = recorded.rows[1].0.clone();
+        assert_eq!(send(&ff, WAIT).await, "ran");
+        assert_eq!(statuses(&ff).await[&checkin].0, "uncertain");
+        // An ordinary run leaves it alone.
+        assert_eq!(send(&ff, WAIT).await, "ran");
+        let returns = |koha: &StandIn| {
+            transaction_requests(koha)
+                .iter()
+                .filter(|r| r.param("action") == Some("return"))
+                .count()
+        };
+        assert_eq!(returns(&koha), 1);
+        assert_eq!(statuses(&ff).await[&checkin].0, "uncertain");
+
+        let item = format!(r#"#uncertain-list li[data-id="{checkin}"]"#);
+        let before = e2e::bench_send::runs(&ff).await;
+        ff.wait_for_css(&format!(r#"{item} [data-role="resend"]"#))
+            .await
+            .click()
+            .await
+            .expect("click");
+        ff.wait_for_css(r#"#confirm[open][data-kind="resend-uncertain"]"#)
+            .await;
+        ff.click("confirm-ok").await;
+        assert_eq!(
+            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
+            "ran"
+        );
+        assert_eq!(returns(&koha), 2, "sent again, as the librarian chose");
+        assert_eq!(statuses(&ff).await[&checkin].0, "queued");
+        assert_eq!(transaction_requests(&koha).len(), 6);
+    })
+    .await;
+}
