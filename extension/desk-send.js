@@ -1,5 +1,303 @@
-// Send to Koha: wires #send, #send-progress and the password prompt to the core (issue 7).
-// The desk re-renders on the "koc:changed" event and on storage changes.
+// Send to Koha (issue 7): wires #send-area and #confirm to the core's send API. The rules (what is
+// sent, in what order, what each answer means) are the core's; this file only shows and asks.
+// Every stored status change is announced with the document event "koc:changed".
 import { core } from "./lib/wasm.js";
+import { t, errorMessage } from "./lib/i18n.js";
+import { ask } from "./lib/confirm.js";
 
-void core;
+const $ = (id) => document.getElementById(id);
+const show = (id, on) => { $(id).hidden = !on; };
+
+function say(kind, text) {
+  $("message").dataset.kind = kind;
+  $("message").textContent = text;
+}
+
+function changed(detail) {
+  document.dispatchEvent(new CustomEvent("koc:changed", { detail }));
+}
+
+// The desk fills the core's state in desk.js; wait until it says it is ready.
+function whenReady() {
+  return new Promise((resolve) => {
+    const app = $("app");
+    if (app.dataset.ready === "true") return resolve();
+    new MutationObserver((_, observer) => {
+      if (app.dataset.ready === "true") { observer.disconnect(); resolve(); }
+    }).observe(app, { attributes: true, attributeFilter: ["data-ready"] });
+  });
+}
+
+// A popup closes as soon as it loses focus, so sending always runs in a desk tab.
+function inPopup() {
+  try {
+    return browser.extension.getViews({ type: "popup" }).includes(window);
+  } catch {
+    return false;
+  }
+}
+
+let grantOrigin = null;
+
+function showSetup(missing, origin) {
+  show("password-area", false);
+  show("send-setup", true);
+  $("send-setup-text").textContent = t(`sendMissing_${missing}`, [origin ?? ""]);
+  grantOrigin = missing === "permission" ? origin : null;
+  show("send-grant", missing === "permission");
+}
+
+function hideSetup() {
+  show("send-setup", false);
+  show("password-area", false);
+}
+
+function askPassword(options = {}) {
+  pendingOptions = options;
+  show("send-setup", false);
+  show("password-area", true);
+  $("password-prompt").value = "";
+  $("password-prompt").focus();
+  say("warning", t("sendNeedPassword"));
+}
+
+function setBusy(busy) {
+  if (busy) {
+    $("send-progress").removeAttribute("value"); // indeterminate while detecting
+    $("send-progress-text").textContent = t("sendStarted");
+  }
+  $("send-area").dataset.state = busy ? "sending" : "idle";
+  $("send").disabled = busy;
+  show("send-cancel", busy);
+  $("send-cancel").disabled = false;
+  show("send-progress", busy);
+  if (!busy) $("send-progress-text").textContent = "";
+}
+
+function onProgress({ done, total, id, status }) {
+  $("send-progress").max = Math.max(total, 1);
+  $("send-progress").value = done;
+  $("send-progress-text").textContent = t("sendProgress", [String(done), String(total)]);
+  changed({ id, status });
+}
+
+function item(text, extra) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  if (extra) li.append(" ", extra);
+  return li;
+}
+
+function showSummary(result) {
+  const box = $("send-summary");
+  box.dataset.stopped = result.stopped;
+  const head = document.createElement("p");
+  head.textContent = t(`sendStopped_${result.stopped.replaceAll("-", "_")}`);
+  const list = document.createElement("ul");
+  const counts = [["queued", result.queued], ["applied", result.applied],
+    ["rejected", result.rejected.length], ["uncertain", result.uncertain],
+    ["failed", result.failed], ["notSent", result.notSent]];
+  for (const [name, n] of counts) {
+    if (n > 0) {
+      const li = item(t(`sendCount_${name}`, [String(n)]));
+      li.dataset.count = name;
+      li.dataset.n = String(n);
+      list.append(li);
+    }
+  }
+  const reasons = document.createElement("ul");
+  reasons.className = "rejections";
+  for (const r of result.rejected) {
+    const original = document.createElement("span");
+    original.className = "original";
+    original.textContent = `(Koha: “${r.message}”)`;
+    const what = [t(`action_${r.action}`), r.cardnumber, r.barcode, r.amount].filter(Boolean).join(" · ");
+    const reason = r.key ? t(r.key.replaceAll("-", "_")) : t("koha_other_answer");
+    const li = item(`${what}: ${reason}`, original);
+    li.dataset.id = r.id;
+    reasons.append(li);
+  }
+  box.replaceChildren(head, list, ...(result.rejected.length ? [reasons] : []));
+  show("send-summary", true);
+  const kind = result.stopped === "finished" ? (result.rejected.length ? "warning" : "ok") : "error";
+  say(kind, head.textContent);
+}
+
+async function run(options = {}) {
+  setBusy(true);
+  show("send-summary", false);
+  say("ok", t("sendStarted"));
+  let result;
+  try {
+    result = await navigator.locks.request("koha-send", { ifAvailable: true }, (lock) =>
+      lock ? core.sendToKoha(options, onProgress) : null);
+  } catch (error) {
+    setBusy(false);
+    say("error", errorMessage(error));
+    changed({});
+    return "error";
+  }
+  setBusy(false);
+  if (result === null) { say("warning", t("sendElsewhere")); return "elsewhere"; }
+  switch (result.outcome) {
+    case "notReady":
+      if (result.missing === "password") askPassword(options);
+      else showSetup(result.missing, result.origin);
+      return "not-ready";
+    case "problem":
+      if (result.askPassword) askPassword(options);
+      say("error", t(`sendProblem_${result.problem.replaceAll("-", "_")}`));
+      return `problem-${result.problem}`;
+    case "needsGetConsent": {
+      const body = [t("sendGetBody")];
+      if (result.payments > 0) body.push(t("sendGetPayments", [String(result.payments)]));
+      const ok = await ask({ kind: "send-get", title: t("sendGetTitle"), body,
+        ok: t("sendGetOk"), cancel: t("sendConfirmCancel") });
+      if (ok) return run({ ...options, allowGet: true });
+      say("warning", t("sendGetDeclined"));
+      return "get-declined";
+    }
+    default:
+      showSummary(result);
+      renderUncertain();
+      return "ran";
+  }
+}
+
+// Marks the end of every Send attempt on #send-area (data-outcome, data-runs): tests wait on it.
+function finished(outcome) {
+  const area = $("send-area");
+  area.dataset.outcome = outcome;
+  area.dataset.runs = String(Number(area.dataset.runs ?? 0) + 1);
+}
+
+async function send(options = {}) {
+  finished(await attempt(options));
+}
+
+async function attempt(options) {
+  if (inPopup()) {
+    await browser.tabs.create({ url: browser.runtime.getURL("desk.html?send=1") });
+    window.close();
+    return "moved-to-tab";
+  }
+  if (core.isSending()) return "busy";
+  const ready = await core.sendReadiness();
+  if (ready.missing === "password") { askPassword(options); return "password"; }
+  if (ready.missing) { showSetup(ready.missing, ready.origin); return "not-ready"; }
+  hideSetup();
+  if (ready.sendable === 0 && !options.resend?.length) {
+    say("ok", t("sendNothing"));
+    return "nothing";
+  }
+  return run(options);
+}
+
+async function passwordGiven() {
+  const password = $("password-prompt").value;
+  if (!password) return $("password-prompt").focus();
+  try {
+    await core.setSessionPassword(password);
+  } catch (error) {
+    return say("error", errorMessage(error));
+  }
+  $("password-prompt").value = "";
+  show("password-area", false);
+  const options = pendingOptions;
+  pendingOptions = {};
+  await send(options);
+}
+
+let pendingOptions = {};
+let renderQueued = false;
+
+function renderUncertain() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    const rows = core.uncertainTransactions();
+    $("uncertain-list").replaceChildren(...rows.map(uncertainItem));
+    show("uncertain-area", rows.length > 0);
+  });
+}
+
+function uncertainItem(row) {
+  const li = document.createElement("li");
+  li.dataset.id = row.id;
+  li.dataset.action = row.action;
+  li.dataset.question = row.question;
+  const what = [t(`action_${row.action}`), row.cardnumber, row.barcode, row.amount]
+    .filter(Boolean).join(" · ");
+  li.textContent = `${new Date(row.recordedAt).toLocaleString()} – ${what} (${t(`uncertainReason_${row.reason.replaceAll("-", "_")}`)})`;
+  const resend = document.createElement("button");
+  resend.type = "button";
+  resend.dataset.role = "resend";
+  resend.textContent = t("uncertainResend");
+  const done = document.createElement("button");
+  done.type = "button";
+  done.dataset.role = "mark-done";
+  done.textContent = t("uncertainMarkDone");
+  li.append(resend, done);
+  return li;
+}
+
+async function onRowAction(event) {
+  const button = event.target.closest("[data-role]");
+  const row = button?.closest("[data-id]");
+  if (!row || !["resend", "mark-done"].includes(button.dataset.role)) return;
+  const question = core.uncertainTransactions().find((r) => r.id === row.dataset.id)?.question;
+  if (!question) return;
+  if (button.dataset.role === "resend") {
+    const payment = question === "resend-payment";
+    const ok = await ask({ kind: question, title: t(payment ? "resendPaymentTitle" : "resendTitle"),
+      body: [t(payment ? "resendPaymentBody" : "resendBody")],
+      ok: t(payment ? "resendPaymentOk" : "resendOk"), cancel: t("sendConfirmCancel") });
+    if (ok) await send({ resend: [row.dataset.id] });
+  } else {
+    const ok = await ask({ kind: "mark-done", title: t("markDoneTitle"), body: [t("markDoneBody")],
+      ok: t("markDoneOk"), cancel: t("sendConfirmCancel") });
+    if (!ok) return;
+    try {
+      const status = await core.markFoundInKoha(row.dataset.id);
+      changed({ id: row.dataset.id, status });
+      say("ok", t("markDoneDone"));
+    } catch (error) {
+      say("error", errorMessage(error));
+    }
+  }
+}
+
+$("send").addEventListener("click", () => send());
+$("send-cancel").addEventListener("click", () => {
+  core.cancelSend();
+  $("send-cancel").disabled = true;
+  say("warning", t("sendCancelling"));
+});
+$("send-grant").addEventListener("click", () => {
+  // permissions.request must be the first call of the click handler.
+  browser.permissions.request({ origins: [grantOrigin] }).then((granted) => {
+    if (granted) { hideSetup(); send(); } else { say("error", t("sendMissing_permission", [grantOrigin])); }
+  });
+});
+$("password-prompt-ok").addEventListener("click", passwordGiven);
+$("password-prompt").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") { e.preventDefault(); passwordGiven(); }
+});
+$("uncertain-list").addEventListener("click", onRowAction);
+$("transactions").addEventListener("click", onRowAction);
+document.addEventListener("koc:changed", renderUncertain);
+window.addEventListener("beforeunload", (event) => {
+  if (core.isSending()) event.preventDefault();
+});
+
+// The page's core for the browser tests and the console (a WebDriver script runs in its own
+// sandbox, where importing lib/wasm.js would load a second, empty core).
+window.kocCore = core;
+
+await whenReady();
+renderUncertain();
+if (new URLSearchParams(location.search).get("send") === "1") {
+  history.replaceState(null, "", location.pathname);
+  send();
+}

@@ -11,7 +11,8 @@
 //!
 //! One request at a time (§3.3 rule 2): `next` refuses while a request is in flight.
 
-use crate::koha::{Answer, Flow, Transport};
+use crate::koha::{self, Answer, Credentials, Flow, Transport};
+use crate::settings::{self, Settings};
 use crate::transaction::{Action, IllegalTransition, Status, Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -286,4 +287,150 @@ impl SendRun {
         self.pending.clear();
         self.summary.stopped = Some(reason);
     }
+}
+
+/// What is missing before a send run can start. Nothing has been sent or changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "missing", rename_all = "kebab-case")]
+pub enum NotReady {
+    /// No settings saved yet: the options page must be filled in first.
+    #[error("no Koha server is set up")]
+    Settings,
+    /// The settings have no user name.
+    #[error("no Koha user name is set up")]
+    Userid,
+    /// Firefox has not granted access to the server's origin.
+    #[error("no permission to reach {origin}")]
+    Permission {
+        /// The match pattern to grant, e.g. `https://koha.example.org/*`.
+        origin: String,
+    },
+    /// No password remembered and none given for this browser session: ask for it.
+    #[error("no password for this browser session")]
+    Password,
+}
+
+impl NotReady {
+    /// Stable kind: `settings`, `userid`, `permission`, `password`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotReady::Settings => "settings",
+            NotReady::Userid => "userid",
+            NotReady::Permission { .. } => "permission",
+            NotReady::Password => "password",
+        }
+    }
+}
+
+/// The credentials for a send run, checked in the order the librarian can fix things: settings,
+/// user name, host permission, then the password (the remembered one first, else the one given
+/// for this browser session; an empty one counts as none).
+pub fn credentials(
+    settings: Option<&Settings>,
+    host_permission: bool,
+    session_password: Option<&str>,
+) -> Result<Credentials, NotReady> {
+    let settings = settings.ok_or(NotReady::Settings)?;
+    let userid = settings.userid.clone().ok_or(NotReady::Userid)?;
+    if !host_permission {
+        return Err(NotReady::Permission {
+            origin: settings.server.origin_pattern(),
+        });
+    }
+    let password = settings
+        .password()
+        .or(session_password)
+        .filter(|p| !p.is_empty())
+        .ok_or(NotReady::Password)?;
+    Ok(Credentials {
+        userid,
+        password: password.to_owned(),
+    })
+}
+
+/// The detector a run starts with: session reuse (one password check per batch) when the
+/// settings ask for it.
+pub fn detector(settings: &Settings, creds: Credentials) -> koha::Detector {
+    let detector = koha::Detector::new(settings.server.as_str(), creds);
+    if settings.login_once {
+        detector.with_session_reuse()
+    } else {
+        detector
+    }
+}
+
+/// The wire mode for the settings' mode.
+pub fn koha_mode(mode: settings::Mode) -> koha::Mode {
+    match mode {
+        settings::Mode::Queue => koha::Mode::Queue,
+        settings::Mode::Apply => koha::Mode::Apply,
+    }
+}
+
+/// What a librarian is asked before an uncertain transaction is sent again (the `#confirm`
+/// dialog's `data-kind`). `None` when it is not uncertain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResendQuestion {
+    /// A checkout or checkin: Koha may already have it; a second one may renew or close a newer
+    /// loan.
+    ResendUncertain,
+    /// A payment: Koha may already have credited it; sending again may charge the patron twice.
+    ResendPayment,
+}
+
+impl ResendQuestion {
+    /// `resend-uncertain` or `resend-payment`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ResendQuestion::ResendUncertain => "resend-uncertain",
+            ResendQuestion::ResendPayment => "resend-payment",
+        }
+    }
+}
+
+/// The question to ask before resending `tx`, if it may be resent at all.
+pub fn resend_question(tx: &Transaction) -> Option<ResendQuestion> {
+    match (tx.status(), &tx.action) {
+        (Status::Uncertain { .. }, Action::Payment { .. }) => Some(ResendQuestion::ResendPayment),
+        (Status::Uncertain { .. }, _) => Some(ResendQuestion::ResendUncertain),
+        _ => None,
+    }
+}
+
+/// The librarian confirmed the question of [`resend_question`]: the [`Resend`] for [`plan`].
+/// The confirmation covers a payment's double-charge risk only when the question named it.
+pub fn confirmed_resend(tx: &Transaction) -> Option<Resend> {
+    resend_question(tx).map(|q| Resend {
+        id: tx.id.clone(),
+        payment_confirmed: q == ResendQuestion::ResendPayment,
+    })
+}
+
+/// The status an uncertain transaction gets when the librarian found it in Koha: `queued` when
+/// the desk sends to the queue (it is in the pending list), `applied` otherwise.
+pub fn found_in_koha(mode: settings::Mode) -> Status {
+    match mode {
+        settings::Mode::Queue => Status::Queued,
+        settings::Mode::Apply => Status::Applied,
+    }
+}
+
+/// Whether a run over `planned` with this transport needs the librarian's consent first: G puts
+/// the password into URLs (server and proxy logs) and Firefox repeats a dropped GET silently, so
+/// it is never used without consent, and the consent must name payments when any are planned.
+pub fn get_consent_needed(transport: Transport, planned: &[&Transaction]) -> Option<GetConsent> {
+    (transport == Transport::G).then(|| GetConsent {
+        payments: planned
+            .iter()
+            .filter(|tx| matches!(tx.action, Action::Payment { .. }))
+            .count(),
+    })
+}
+
+/// What the G consent question must name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetConsent {
+    /// Payments in the run, which a silently repeated GET could charge twice.
+    pub payments: usize,
 }

@@ -454,3 +454,146 @@ fn the_shell_loop_drives_transactions_through_their_statuses() {
     // The next run does not pick the uncertain one up by itself.
     assert_eq!(plan(&txs, &[]), vec![txs[2].id.clone()]);
 }
+
+mod readiness {
+    use super::*;
+    use koha_offline_circ::settings::{Mode, Settings, SettingsForm};
+
+    fn settings(userid: &str, remembered: Option<&str>, login_once: bool) -> Settings {
+        Settings::from_form(&SettingsForm {
+            server: "https://koha.example.org:8443/".into(),
+            branchcode: "DE-627".into(),
+            userid: userid.into(),
+            password: remembered.unwrap_or("").into(),
+            remember_password: remembered.is_some(),
+            timezone: "Europe/Berlin".into(),
+            login_once,
+            ..SettingsForm::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn credentials_need_settings_user_permission_and_password_in_that_order() {
+        assert_eq!(credentials(None, true, Some("pw")), Err(NotReady::Settings));
+        let no_user = settings("", None, true);
+        assert_eq!(
+            credentials(Some(&no_user), false, Some("pw")),
+            Err(NotReady::Userid)
+        );
+        let s = settings("desk", None, true);
+        let missing = credentials(Some(&s), false, Some("pw")).unwrap_err();
+        assert_eq!(
+            missing,
+            NotReady::Permission {
+                origin: "https://koha.example.org/*".into()
+            }
+        );
+        assert_eq!(missing.kind(), "permission");
+        assert_eq!(
+            missing.to_string(),
+            "no permission to reach https://koha.example.org/*"
+        );
+        assert_eq!(credentials(Some(&s), true, None), Err(NotReady::Password));
+        assert_eq!(
+            credentials(Some(&s), true, Some("")),
+            Err(NotReady::Password)
+        );
+        let c = credentials(Some(&s), true, Some("session pw")).unwrap();
+        assert_eq!(
+            (c.userid.as_str(), c.password.as_str()),
+            ("desk", "session pw")
+        );
+    }
+
+    #[test]
+    fn a_remembered_password_wins_over_the_session_one() {
+        let s = settings("desk", Some("stored"), true);
+        let c = credentials(Some(&s), true, Some("session")).unwrap();
+        assert_eq!(c.password, "stored");
+        assert_eq!(
+            credentials(Some(&s), true, None).unwrap().password,
+            "stored"
+        );
+    }
+
+    #[test]
+    fn modes_map_to_the_wire_and_to_the_found_in_koha_status() {
+        use koha_offline_circ::koha;
+        assert_eq!(koha_mode(Mode::Queue), koha::Mode::Queue);
+        assert_eq!(koha_mode(Mode::Apply), koha::Mode::Apply);
+        assert_eq!(found_in_koha(Mode::Queue), Status::Queued);
+        assert_eq!(found_in_koha(Mode::Apply), Status::Applied);
+    }
+
+    #[test]
+    fn the_detector_reuses_the_session_only_when_asked() {
+        use koha_offline_circ::koha::{DetectStep, Reply};
+        // After a working P3 probe, session reuse goes on to a session login; without it the
+        // probe's transport is the answer.
+        let feed = |login_once: bool| {
+            let s = settings("desk", Some("pw"), login_once);
+            let mut d = detector(&s, credentials(Some(&s), true, None).unwrap());
+            let first = d.start();
+            assert!(first.url.ends_with("/cgi-bin/koha/svc/authentication"));
+            let xml = "<?xml version='1.0' standalone='yes'?>\n<response>\n  <status>failed</status>\n</response>\n";
+            let reply = |body: &str| Reply::Http {
+                status: 200,
+                csrf_token: None,
+                content_type: "text/plain".into(),
+                body: body.into(),
+            };
+            let DetectStep::Send(_probe) = d.feed(reply(xml)) else {
+                panic!("a probe")
+            };
+            d.feed(reply(""))
+        };
+        match feed(true) {
+            DetectStep::Send(login) => assert_eq!(login.param("login_password"), Some("pw")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(feed(false), DetectStep::Done(_)));
+    }
+
+    #[test]
+    fn resending_asks_and_payments_name_the_double_charge() {
+        let local = tx(1, 1, ret("A"));
+        assert_eq!(resend_question(&local), None);
+        assert_eq!(confirmed_resend(&local), None);
+        let book = with_status(tx(2, 1, ret("B")), uncertain());
+        let money = with_status(tx(3, 1, pay()), uncertain());
+        assert_eq!(
+            resend_question(&book).map(ResendQuestion::kind),
+            Some("resend-uncertain")
+        );
+        assert_eq!(
+            resend_question(&money).map(ResendQuestion::kind),
+            Some("resend-payment")
+        );
+        let queued = with_status(tx(4, 1, pay()), Status::Queued);
+        assert_eq!(resend_question(&queued), None);
+        // The confirmed choices go into the plan; a payment only with its own confirmation.
+        let resend = [
+            confirmed_resend(&book).unwrap(),
+            confirmed_resend(&money).unwrap(),
+        ];
+        assert!(resend[1].payment_confirmed && !resend[0].payment_confirmed);
+        let all = vec![local.clone(), book.clone(), money.clone(), queued];
+        assert_eq!(plan(&all, &resend), vec![local.id, book.id, money.id]);
+    }
+
+    #[test]
+    fn get_needs_consent_naming_the_payments() {
+        let a = tx(1, 1, ret("A"));
+        let p = tx(2, 1, pay());
+        assert_eq!(get_consent_needed(Transport::P1, &[&a, &p]), None);
+        assert_eq!(
+            get_consent_needed(Transport::G, &[&a, &p]),
+            Some(GetConsent { payments: 1 })
+        );
+        assert_eq!(
+            get_consent_needed(Transport::G, &[&a]),
+            Some(GetConsent { payments: 0 })
+        );
+    }
+}

@@ -10,5 +10,6 @@ mod desk;
 pub mod dto;
 mod http;
 mod options;
+mod send;
 mod state;
 mod zone;
