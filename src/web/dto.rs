@@ -23,6 +23,8 @@ pub struct RowDto {
     pub answer: Option<String>,
     /// The i18n key (kebab-case) of the answer or of the reason it failed.
     pub answer_key: Option<String>,
+    /// Why it failed or is uncertain, as a stable kind (e.g. `connection-lost`).
+    pub reason: Option<String>,
     pub recorded_at: f64,
     /// Not accepted by Koha and not being sent: the desk offers to delete it.
     pub deletable: bool,
@@ -53,6 +55,10 @@ impl From<&Transaction> for RowDto {
             status: tx.status().name(),
             answer,
             answer_key,
+            reason: match tx.status() {
+                Failed { reason } | Uncertain { reason } => Some(reason.clone()),
+                _ => None,
+            },
             recorded_at: tx.recorded_at.timestamp_millis() as f64,
             deletable: !tx.status().is_accepted() && tx.status().name() != "sending",
             branchcode: tx.branchcode.to_string(),

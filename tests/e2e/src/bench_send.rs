@@ -75,7 +75,7 @@ pub async fn record_batch(ff: &Firefox, items: &Value) -> usize {
 
 /// Every transaction as the core lists it (newest first).
 pub async fn transactions(ff: &Firefox) -> Vec<Value> {
-    match core_call(ff, "core.listTransactions()").await {
+    match core_call(ff, "core.listPage(\"\", 0, 4294967295).rows").await {
         Value::Array(rows) => rows,
         other => panic!("rows: {other}"),
     }

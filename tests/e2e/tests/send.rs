@@ -108,7 +108,10 @@ async fn statuses(ff: &Firefox) -> HashMap<String, (String, Option<String>)> {
                 r["id"].as_str().expect("id").to_owned(),
                 (
                     r["status"].as_str().expect("status").to_owned(),
-                    r["answer"].as_str().map(str::to_owned),
+                    r["answer"]
+                        .as_str()
+                        .or(r["reason"].as_str())
+                        .map(str::to_owned),
                 ),
             )
         })
