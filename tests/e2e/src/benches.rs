@@ -1,10 +1,151 @@
-//! The browser benchmarks, run by `bench-report` (`./build.sh bench`).
+//! The browser benchmarks, run by `bench-report` (`./build.sh bench`). Timings are taken inside
+//! Firefox with `performance.now()`, medians over repeated runs.
 
-use crate::report::Figure;
+use crate::firefox::{with_firefox, Firefox, Options};
+use crate::report::{self, Figure};
+use serde_json::Value;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-/// Runs every browser benchmark against the unpacked add-on in `addon`.
+const KOC: &str = ".koc files in Firefox";
+
+/// Runs every browser benchmark against the unpacked add-on in `addon` (`KOC_ADDON_DIR` must
+/// point there, as `./build.sh bench` arranges).
 pub async fn run_all(addon: &Path) -> Vec<Figure> {
-    let _ = addon;
-    Vec::new()
+    std::env::set_var("KOC_ADDON_DIR", addon);
+    let mut figures = Vec::new();
+    figures.extend(koc_files(50_000, 3).await);
+    figures.extend(send_figures(2_000).await);
+    figures
+}
+
+const SEND: &str = "Send to Koha (stand-in: 20 ms round trip, 50 ms password check)";
+
+/// Our client (one login per batch) against one that logs in with every transaction.
+pub async fn send_figures(count: usize) -> Vec<Figure> {
+    let Some(bench) = crate::bench_send::run_send_benchmark(count).await else {
+        return Vec::new();
+    };
+    let side = |s: &crate::bench_send::BenchSide| {
+        format!(
+            "{:.1} tx/s ({}, {} password checks)",
+            s.throughput(),
+            report::ms(s.elapsed.as_secs_f64() * 1000.0 / s.transactions as f64) + " each",
+            s.password_checks
+        )
+    };
+    vec![
+        Figure::plain(
+            SEND,
+            format!("ours, {count} transactions, one login per batch"),
+            side(&bench.ours),
+        ),
+        Figure::plain(
+            SEND,
+            format!("log in with every transaction (KOCT ≤0.4.20, ByWater GET), {count}"),
+            side(&bench.theirs),
+        ),
+        Figure::against(
+            SEND,
+            "throughput ratio, ours / theirs",
+            format!("{:.2}×", bench.ratio()),
+            "≥ 3×",
+            bench.ratio() >= 3.0,
+        ),
+    ]
+}
+
+/// Writes `count` checkins straight into `storage.local` in the core's layout, as a long outage
+/// would leave them, then reloads the desk.
+pub async fn seed_checkins(ff: &Firefox, count: usize) {
+    let script = format!(
+        r##"const done = arguments[0];
+        const items = {{}};
+        const start = Date.UTC(2026, 0, 5, 8, 0, 0);
+        for (let i = 0; i < {count}; i++) {{
+            const ms = start + i * 1000;
+            const id = ms.toString(16).padStart(13, "0") + "-" + i.toString(16).padStart(16, "0");
+            const at = new Date(ms).toISOString();
+            items["tx:" + id] = {{ v: 1, tx: {{ id, recorded_at: at, branchcode: "DE-627",
+                action: "return", barcode: "S" + i, history: [{{ at, status: "local" }}] }} }};
+        }}
+        browser.storage.local.set(items).then(() => done(true), (e) => done(String(e)));"##
+    );
+    let seeded = ff
+        .client
+        .execute_async(&script, vec![])
+        .await
+        .expect("seeding storage");
+    assert_eq!(seeded, Value::Bool(true), "seeding storage");
+    ff.client.refresh().await.expect("reload");
+    ff.wait_ready().await;
+}
+
+/// Times a core call in the page: `expr` over `core`, awaited; returns milliseconds.
+async fn time_in_page(ff: &Firefox, setup: &str, expr: &str) -> f64 {
+    let script = format!(
+        r#"const done = arguments[arguments.length - 1];
+        const core = window.kocCore;
+        (async () => {{
+            {setup}
+            const t0 = performance.now();
+            await ({expr});
+            done(performance.now() - t0);
+        }})().catch((e) => done("error: " + (e && e.kind ? e.kind + " " + e.detail : e)));"#
+    );
+    let value = ff
+        .client
+        .execute_async(&script, vec![])
+        .await
+        .expect("timed call");
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("timed call {expr}: {value}"))
+}
+
+/// `.koc` export and import of `count` transactions in the browser, `runs` times each.
+pub async fn koc_files(count: usize, runs: usize) -> Vec<Figure> {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let sink = out.clone();
+    with_firefox(Options::default(), move |ff| async move {
+        ff.open("desk.html").await;
+        seed_checkins(&ff, count).await;
+        let mut export_ms = Vec::new();
+        let mut import_ms = Vec::new();
+        for _ in 0..runs {
+            // Writing the file text only (the selection is every not-yet-accepted transaction).
+            export_ms.push(time_in_page(&ff, "", "core.exportKoc()").await);
+            // Reading the same file back: parse, validate, flag duplicates (all of them here).
+            import_ms.push(
+                time_in_page(
+                    &ff,
+                    "const files = await core.exportKoc(); \
+                     const bytes = new TextEncoder().encode(files[0].text);",
+                    "core.readImport(bytes, null)",
+                )
+                .await,
+            );
+            ff.eval("window.kocCore.cancelImport()").await;
+        }
+        let export = report::median(&mut export_ms);
+        let import = report::median(&mut import_ms);
+        let mut figures = sink.lock().expect("figures");
+        figures.push(Figure::against(
+            KOC,
+            format!(".koc export of {count} (write, mark exported, store), median of {runs}"),
+            report::ms(export),
+            "< 1 s",
+            export < 1000.0,
+        ));
+        figures.push(Figure::plain(
+            KOC,
+            format!(
+                ".koc import report of {count} (read, validate, flag duplicates), median of {runs}"
+            ),
+            report::ms(import),
+        ));
+    })
+    .await;
+    let figures = out.lock().expect("figures").clone();
+    figures
 }
