@@ -53,5 +53,7 @@ $("checkout-clear").addEventListener("click", () => {
   $("checkout-cardnumber").value = "";
   $("checkout-cardnumber").focus();
 });
+// Stand-in until the desk re-renders through its own refresh() (issue 5).
+document.addEventListener("koc:changed", () => renderRows(core.listTransactions()));
 renderRows(await core.openDesk());
 $("app").dataset.ready = "true";

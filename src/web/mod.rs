@@ -10,4 +10,5 @@ mod desk;
 pub mod dto;
 mod http;
 mod state;
+mod storage_api;
 mod zone;
