@@ -24,6 +24,15 @@ pub fn apply_storage_changes(changes: JsValue) -> bool {
     state::apply_storage_changes(&changes)
 }
 
+/// Opens the stores for a page that shows no desk (options page, benchmarks): reconciles them
+/// like the desk does, without recovering interrupted sends. Resolves to the number of
+/// transactions.
+#[wasm_bindgen(js_name = openStorage)]
+pub async fn open_storage() -> Result<u32, JsValue> {
+    let opened = state::open(false).await.map_err(storage_error)?;
+    Ok(opened.transactions.len() as u32)
+}
+
 /// How many transactions this page holds only in memory and the mirror because the store of
 /// record refused them.
 #[wasm_bindgen(js_name = unsavedCount)]

@@ -12,8 +12,15 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
-/// Scans per measured journal size.
+/// Scans per measured journal size (`KOC_BENCH_SCANS` overrides).
 pub const SCANS: usize = 200;
+
+fn scans() -> usize {
+    std::env::var("KOC_BENCH_SCANS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SCANS)
+}
 /// Journal sizes the Enter-to-row time is measured at.
 pub const SIZES: [u32; 3] = [0, 10_000, 50_000];
 /// Of the seeded transactions, how many are not accepted by Koha (kept in the mirror too).
@@ -36,7 +43,7 @@ pub async fn eval_async(ff: &Firefox, body: &str) -> Value {
         r##"const done = arguments[arguments.length - 1];
         import("moz-extension://{ADDON_UUID}/lib/wasm.js")
           .then(async ({{ core }}) => {{ {body} }})
-          .then((value) => done({{ ok: value ?? null }}), (e) => done({{ error: String(e?.message ?? e) }}));"##
+          .then((value) => done({{ ok: value ?? null }}), (e) => done({{ error: String(e?.message ?? JSON.stringify(e)).slice(0, 500) }}));"##
     );
     ff.client
         .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
@@ -142,11 +149,14 @@ impl Timing {
 pub struct StorageFigures {
     /// Enter to confirmed row, per journal size.
     pub enter_to_row: Vec<Timing>,
+    /// One transaction written to both stores from a page that renders nothing, per journal
+    /// size.
+    pub store_write: Vec<Timing>,
     /// Navigation start to `#app[data-ready=true]` with the largest journal, ms (median of 3).
     pub ready_ms: f64,
     /// Of that: `browser.storage.local.get(null)` alone, ms.
     pub read_all_ms: f64,
-    /// Of that: the core's `openDesk()` (read, reconcile, rows for the page), ms.
+    /// Of that: the core's `openStorage()` (read, reconcile, fill the journal), ms.
     pub open_desk_ms: f64,
     /// Journal size for `ready_ms`.
     pub ready_stored: u32,
@@ -170,8 +180,17 @@ impl StorageFigures {
                 t.stored, t.scans, t.median_ms, t.p99_ms, t.max_ms
             ));
         }
+        out.push_str(
+            "\n| stored | writes | one transaction to both stores (no rendering), median | p99 | max |\n|---:|---:|---:|---:|---:|\n",
+        );
+        for t in &self.store_write {
+            out.push_str(&format!(
+                "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |\n",
+                t.stored, t.scans, t.median_ms, t.p99_ms, t.max_ms
+            ));
+        }
         out.push_str(&format!(
-            "\nDesk ready with {} stored: {:.0} ms (storage.local.get(null): {:.0} ms; openDesk: {:.0} ms).\n\
+            "\nDesk ready with {} stored: {:.0} ms (storage.local.get(null): {:.0} ms; core openStorage incl. the read: {:.0} ms).\n\
              Bytes per transaction: {:.0} in storage.local (key + JSON), {:.0} in the localStorage mirror{}.\n",
             self.ready_stored,
             self.ready_ms,
@@ -218,7 +237,7 @@ async fn measure_scans(ff: &Firefox, stored: u32) -> Timing {
     ff.eval(r##"document.getElementById("checkout-cardnumber").value = """##)
         .await;
     ff.type_into("checkout-cardnumber", "C0001\n").await;
-    for i in 0..SCANS {
+    for i in 0..scans() {
         ff.type_into("checkout-barcode", &format!("M{stored}X{i:04}\n"))
             .await;
         ff.wait_until("the scan's row", &format!("window.__kocTimes.length > {i}"))
@@ -229,10 +248,63 @@ async fn measure_scans(ff: &Firefox, stored: u32) -> Timing {
     Timing::of(stored, samples)
 }
 
+/// One transaction written to both stores (the mirror, then `storage.local`), from a page
+/// that renders nothing: what recording costs in storage, without the desk's rendering.
+async fn measure_store_write(ff: &Firefox, stored: u32) -> Timing {
+    let scans = scans();
+    let samples = eval_async(
+        ff,
+        &format!(
+            r##"const times = [];
+            const entries = Object.entries(core.syntheticEntries({first}, {scans}, {scans}));
+            for (const [key, value] of entries) {{
+              const t = performance.now();
+              localStorage.setItem("koha-offline-circ:" + key, JSON.stringify(value));
+              await browser.storage.local.set({{ [key]: value }});
+              times.push(performance.now() - t);
+            }}
+            return times;"##,
+            first = 5_000_000 + stored
+        ),
+    )
+    .await;
+    Timing::of(stored, serde_json::from_value(samples).expect("timings"))
+}
+
+/// Waits for `#app[data-ready=true]` up to five minutes (a slow desk is measured, not failed).
+async fn wait_ready_long(ff: &Firefox) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while ff
+        .client
+        .execute(
+            r#"return document.getElementById("app")?.dataset.ready === "true";"#,
+            vec![],
+        )
+        .await
+        .ok()
+        != Some(Value::Bool(true))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the desk never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Opens the desk and waits (long) until it is ready.
+async fn open_desk_long(ff: &Firefox) {
+    ff.client
+        .goto(&Firefox::page_url("desk.html"))
+        .await
+        .expect("navigation");
+    wait_ready_long(ff).await;
+}
+
 /// Navigation start to `#app[data-ready=true]`, from the mark `lib/storage-sync.js` sets.
 async fn ready_time(ff: &Firefox) -> f64 {
     ff.client.refresh().await.expect("reload");
-    ff.wait_ready().await;
+    wait_ready_long(ff).await;
     ff.wait_until(
         "the ready mark",
         r##"performance.getEntriesByName("koc:ready").length > 0"##,
@@ -283,10 +355,13 @@ pub async fn storage_benchmarks() -> Option<StorageFigures> {
     with_firefox(options, move |ff| async move {
         ff.open("desk.html").await;
         let mut enter_to_row = Vec::new();
+        let mut store_write = Vec::new();
         let mut stored = 0;
         let mut disk = None;
         for size in SIZES {
             if size > stored {
+                // Seeded from the options page, so no open desk re-renders on every batch.
+                ff.open("options.html").await;
                 let before = extension_storage_bytes(&profile);
                 seed(&ff, stored + 1_000_000, size - stored, SEEDED_UNSENT).await;
                 let after = extension_storage_bytes(&profile);
@@ -294,18 +369,26 @@ pub async fn storage_benchmarks() -> Option<StorageFigures> {
                     disk = Some((after - before) as f64 / f64::from(size - stored));
                 }
                 stored = size;
-                ff.client.refresh().await.expect("reload");
-                ff.wait_ready().await;
+                eprintln!("bench: seeded {size}");
+                open_desk_long(&ff).await;
             }
             let timing = measure_scans(&ff, stored).await;
-            stored += SCANS as u32;
+            eprintln!("bench: Enter → row at {size}: {timing:?}");
             enter_to_row.push(Timing { stored: size, ..timing });
+            ff.open("options.html").await;
+            let timing = measure_store_write(&ff, stored).await;
+            eprintln!("bench: store write at {size}: {timing:?}");
+            store_write.push(Timing { stored: size, ..timing });
+            open_desk_long(&ff).await;
+            stored += 2 * scans() as u32;
         }
         let mut readies: Vec<f64> = Vec::new();
         for _ in 0..3 {
             readies.push(ready_time(&ff).await);
         }
+        eprintln!("bench: ready {readies:?}");
         readies.sort_by(f64::total_cmp);
+        ff.open("options.html").await;
         let read_all_ms = eval_async(
             &ff,
             "const t = performance.now(); await browser.storage.local.get(null); return performance.now() - t;",
@@ -315,7 +398,7 @@ pub async fn storage_benchmarks() -> Option<StorageFigures> {
         .unwrap_or(f64::NAN);
         let open_desk_ms = eval_async(
             &ff,
-            "const t = performance.now(); await core.openDesk(); return performance.now() - t;",
+            "const t = performance.now(); await core.openStorage(); return performance.now() - t;",
         )
         .await
         .as_f64()
@@ -335,6 +418,7 @@ pub async fn storage_benchmarks() -> Option<StorageFigures> {
         .await;
         let figures = StorageFigures {
             enter_to_row,
+            store_write,
             ready_ms: readies[1],
             read_all_ms,
             open_desk_ms,
