@@ -86,7 +86,8 @@ pub fn set_settings(settings: Option<Settings>) {
 ///
 /// Fails only when the store of record cannot be read (or is newer than this build). If the
 /// repairs cannot be written, memory is filled anyway and the transactions to repair count as
-/// unsaved ([`retry_unsaved`]).
+/// unsaved ([`retry_unsaved`]). The transactions go into the page's journal; the returned
+/// `Opened::transactions` is empty.
 pub async fn open(recover: bool) -> Result<store::Opened, StorageFailure> {
     if !recover {
         return open_unlocked(false).await;
@@ -108,8 +109,11 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
     let primary = read?;
     let mirror = read_mirror();
     let now = recover.then(browser::now);
-    let opened = store::open(primary, mirror, now).map_err(|e| StorageFailure(e.to_string()))?;
-    JOURNAL.with(|j| *j.borrow_mut() = Journal::from_transactions(opened.transactions.clone()));
+    let mut opened =
+        store::open(primary, mirror, now).map_err(|e| StorageFailure(e.to_string()))?;
+    // Moved, not cloned: tens of thousands of transactions. `opened.transactions` is empty.
+    let transactions = std::mem::take(&mut opened.transactions);
+    JOURNAL.with(|j| *j.borrow_mut() = Journal::from_transactions(transactions));
     set_settings(opened.settings.clone());
     for map in pending {
         apply_changes_map(map);

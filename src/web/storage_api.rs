@@ -29,8 +29,8 @@ pub fn apply_storage_changes(changes: JsValue) -> bool {
 /// transactions.
 #[wasm_bindgen(js_name = openStorage)]
 pub async fn open_storage() -> Result<u32, JsValue> {
-    let opened = state::open(false).await.map_err(storage_error)?;
-    Ok(opened.transactions.len() as u32)
+    state::open(false).await.map_err(storage_error)?;
+    Ok(state::with_journal(|j| j.len()) as u32)
 }
 
 /// How many transactions this page holds only in memory and the mirror because the store of
