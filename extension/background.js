@@ -1,36 +1,25 @@
-// Keeps the toolbar badge equal to the number of transactions Koha has not accepted yet.
-const ACCEPTED = new Set(["queued", "applied"]);
-const notAccepted = new Set();
+// Keeps the toolbar badge equal to the number of transactions Koha has not accepted yet (empty
+// at 0). The core reads the store of record once, then only the keys each storage change names;
+// this script knows nothing of the storage layout.
+let core = null;
+const pending = [];
 
-function isTransactionKey(key) {
-  return key.startsWith("tx:");
+function showBadge(count) {
+  browser.action.setBadgeText({ text: count ? String(count) : "" });
 }
 
-function currentStatus(value) {
-  const history = value?.history ?? value?.transaction?.history;
-  return history?.[history.length - 1]?.status;
-}
-
-function track(key, value) {
-  if (value && !ACCEPTED.has(currentStatus(value))) notAccepted.add(key);
-  else notAccepted.delete(key);
-}
-
-function showBadge() {
-  const n = notAccepted.size;
-  browser.action.setBadgeText({ text: n ? String(n) : "" });
-}
-
+// Registered synchronously, so a change that wakes this event page is not missed; changes that
+// arrive while the core loads are applied after the first full read.
 browser.storage.onChanged.addListener((changes, area) => {
   if (area !== "local") return;
-  for (const [key, change] of Object.entries(changes)) {
-    if (isTransactionKey(key)) track(key, change.newValue);
-  }
-  showBadge();
+  if (core) showBadge(core.badgeApply(changes));
+  else pending.push(changes);
 });
 
-const all = await browser.storage.local.get(null);
-for (const [key, value] of Object.entries(all)) {
-  if (isTransactionKey(key)) track(key, value);
-}
-showBadge();
+import("./lib/wasm.js").then(async (module) => {
+  const loaded = module.core;
+  let count = await loaded.badgeOpen();
+  for (const changes of pending.splice(0)) count = loaded.badgeApply(changes);
+  core = loaded;
+  showBadge(count);
+});

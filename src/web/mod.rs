@@ -12,4 +12,5 @@ mod http;
 mod options;
 mod send;
 mod state;
+mod storage_api;
 mod zone;

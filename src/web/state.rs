@@ -5,21 +5,49 @@
 //! the core's (`crate::store`); this module only moves entries between the stores and memory.
 
 use super::browser;
-use crate::journal::Journal;
+use crate::journal::{Journal, Upserted};
 use crate::settings::Settings;
 use crate::store::{self, Change, StoredChange};
 use crate::transaction::{Transaction, TransactionId};
 use gloo_storage::{LocalStorage, Storage};
-use js_sys::{Array, Object};
+use js_sys::{Array, Function, Object, Promise};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+/// The Web Lock a page holds while it sends to Koha (`navigator.locks`).
+pub const SEND_LOCK: &str = "koha-send";
+/// The `document` event a page dispatches when the store of record refused a write.
+pub const FAILED_EVENT: &str = "koc:storage-failed";
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = ["navigator", "locks"], js_name = request, catch)]
+    fn locks_request(
+        name: &str,
+        options: &JsValue,
+        callback: &Function,
+    ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_namespace = ["browser", "storage", "local"], js_name = get, catch)]
+    fn storage_local_get_raw(keys: &JsValue) -> Result<Promise, JsValue>;
+
+    type CustomEvent;
+    #[wasm_bindgen(constructor, catch)]
+    fn new(kind: &str, init: &JsValue) -> Result<CustomEvent, JsValue>;
+    #[wasm_bindgen(js_namespace = document, js_name = dispatchEvent, catch)]
+    fn dispatch_event(event: &CustomEvent) -> Result<bool, JsValue>;
+}
 
 thread_local! {
     static JOURNAL: RefCell<Journal> = RefCell::new(Journal::new());
     static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
     /// Transactions recorded in memory (and the mirror) whose store-of-record write failed.
     static UNSAVED: RefCell<Vec<TransactionId>> = const { RefCell::new(Vec::new()) };
+    /// `storage.onChanged` batches that arrived while [`open`] was reading: applied after it
+    /// filled memory, so no other page's write between the read and the fill is lost.
+    static PENDING: RefCell<Option<Vec<Map<String, Value>>>> = const { RefCell::new(None) };
 }
 
 /// Why the store of record could not be written.
@@ -53,17 +81,124 @@ pub fn set_settings(settings: Option<Settings>) {
 }
 
 /// Reads both stores, reconciles them, writes the repairs and fills memory. `recover` says
-/// whether a `sending` transaction counts as interrupted (no other page holds the send lock).
+/// whether this page wants interrupted sends recovered; they are recovered only if no other page
+/// holds the send lock ([`SEND_LOCK`]), which this page then holds until the repairs are written.
+///
+/// Fails only when the store of record cannot be read (or is newer than this build). If the
+/// repairs cannot be written, memory is filled anyway and the transactions to repair count as
+/// unsaved ([`retry_unsaved`]). The transactions go into the page's journal; the returned
+/// `Opened::transactions` is empty.
 pub async fn open(recover: bool) -> Result<store::Opened, StorageFailure> {
-    let primary = read_primary().await?;
+    if !recover {
+        return open_unlocked(false).await;
+    }
+    match SendLock::acquire_if_available().await {
+        Some(lock) => {
+            let opened = open_unlocked(true).await;
+            lock.release();
+            opened
+        }
+        None => open_unlocked(false).await,
+    }
+}
+
+async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
+    PENDING.with(|p| *p.borrow_mut() = Some(Vec::new()));
+    let read = read_primary().await;
+    let pending = PENDING.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    let primary = read?;
     let mirror = read_mirror();
     let now = recover.then(browser::now);
-    let opened = store::open(primary, mirror, now).map_err(|e| StorageFailure(e.to_string()))?;
-    apply_primary(&opened.primary_changes).await?;
-    apply_mirror(&opened.mirror_changes);
-    JOURNAL.with(|j| *j.borrow_mut() = Journal::from_transactions(opened.transactions.clone()));
+    let mut opened =
+        store::open(primary, mirror, now).map_err(|e| StorageFailure(e.to_string()))?;
+    // Moved, not cloned: tens of thousands of transactions. `opened.transactions` is empty.
+    let transactions = std::mem::take(&mut opened.transactions);
+    JOURNAL.with(|j| *j.borrow_mut() = Journal::from_transactions(transactions));
     set_settings(opened.settings.clone());
+    for map in pending {
+        apply_changes_map(map);
+    }
+    match apply_primary(&opened.primary_changes).await {
+        // Mirror removals (of accepted transactions) only once the store of record has them.
+        Ok(()) => apply_mirror(&opened.mirror_changes),
+        Err(failure) => {
+            let puts: Vec<Change> = opened
+                .mirror_changes
+                .iter()
+                .filter(|c| matches!(c, Change::Put { .. }))
+                .cloned()
+                .collect();
+            apply_mirror(&puts);
+            for change in &opened.primary_changes {
+                if let (Change::Put { key, .. }, true) =
+                    (change, store::is_transaction_key(change.key()))
+                {
+                    mark_unsaved(&TransactionId::from_stored(&key[store::TX_PREFIX.len()..]));
+                }
+            }
+            announce_failure(&failure);
+        }
+    }
     Ok(opened)
+}
+
+/// The send lock, held until released (or the page goes away).
+struct SendLock {
+    release: Function,
+}
+
+impl SendLock {
+    /// Takes [`SEND_LOCK`] if no page holds it; `None` if one does (or Web Locks are missing,
+    /// when nothing can tell whether another page is sending).
+    async fn acquire_if_available() -> Option<SendLock> {
+        let mut release: Option<Function> = None;
+        let held = Promise::new(&mut |resolve, _| release = Some(resolve));
+        let mut granted: Option<Function> = None;
+        let answer = Promise::new(&mut |resolve, _| granted = Some(resolve));
+        let (release, granted) = (release?, granted?);
+        let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+            let _ = granted.call1(&JsValue::NULL, &JsValue::from_bool(!lock.is_null()));
+            held.into()
+        });
+        let options = Object::new();
+        js_sys::Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE).ok()?;
+        // The request's promise settles when the lock is released; nothing waits for it.
+        let _settles_on_release =
+            locks_request(SEND_LOCK, &options, callback.unchecked_ref()).ok()?;
+        let got = JsFuture::from(answer).await.ok()?.as_bool() == Some(true);
+        if got {
+            Some(SendLock { release })
+        } else {
+            let _ = release.call0(&JsValue::NULL);
+            None
+        }
+    }
+
+    fn release(self) {
+        let _ = self.release.call0(&JsValue::NULL);
+    }
+}
+
+fn mark_unsaved(id: &TransactionId) {
+    UNSAVED.with(|u| {
+        let mut unsaved = u.borrow_mut();
+        if !unsaved.contains(id) {
+            unsaved.push(id.clone());
+        }
+    });
+}
+
+/// Tells the page (event [`FAILED_EVENT`] on `document`) that a write to the store of record
+/// failed, so it can block the desk and retry.
+fn announce_failure(failure: &StorageFailure) {
+    if web_sys::window().and_then(|w| w.document()).is_none() {
+        return;
+    }
+    let init = Object::new();
+    let _ = js_sys::Reflect::set(&init, &"detail".into(), &JsValue::from_str(&failure.0));
+    if let Ok(event) = CustomEvent::new(FAILED_EVENT, &init) {
+        let _ = dispatch_event(&event);
+    }
 }
 
 /// Stores one new or changed transaction: the mirror first (synchronously), then the store of
@@ -75,12 +210,8 @@ pub async fn persist(tx: &Transaction) -> Result<(), StorageFailure> {
     match apply_primary(std::slice::from_ref(&plan.primary)).await {
         Ok(()) => Ok(()),
         Err(failure) => {
-            UNSAVED.with(|u| {
-                let mut unsaved = u.borrow_mut();
-                if !unsaved.contains(&tx.id) {
-                    unsaved.push(tx.id.clone());
-                }
-            });
+            mark_unsaved(&tx.id);
+            announce_failure(&failure);
             Err(failure)
         }
     }
@@ -136,22 +267,29 @@ pub async fn save_settings(settings: &Settings) -> Result<(), StorageFailure> {
 /// Applies a `storage.onChanged` batch (another page's writes) to memory. Returns whether
 /// anything the page shows changed.
 pub fn apply_storage_changes(changes: &JsValue) -> bool {
-    let Ok(text) = js_sys::JSON::stringify(changes) else {
+    let Some(map) = changes_map(changes) else {
         return false;
     };
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&String::from(text)) else {
-        return false;
-    };
+    let map = PENDING.with(|p| match p.borrow_mut().as_mut() {
+        Some(pending) => {
+            pending.push(map);
+            None
+        }
+        None => Some(map),
+    });
+    map.is_some_and(apply_changes_map)
+}
+
+fn apply_changes_map(map: Map<String, Value>) -> bool {
     let mut changed = false;
     for (key, change) in map {
         match store::decode_change(&key, change.get("newValue")) {
             Ok(StoredChange::Transaction(tx)) => {
-                with_journal(|j| j.upsert(tx));
-                changed = true;
+                // This page's own writes come back as well; they change nothing.
+                changed |= with_journal(|j| j.upsert(tx)) != Upserted::Kept;
             }
             Ok(StoredChange::Removed(id)) => {
-                with_journal(|j| j.forget_removed(&id));
-                changed = true;
+                changed |= with_journal(|j| j.forget_removed(&id)).is_some();
             }
             Ok(StoredChange::Settings(settings)) => {
                 set_settings(settings);
@@ -163,8 +301,20 @@ pub fn apply_storage_changes(changes: &JsValue) -> bool {
     changed
 }
 
-async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
-    let all = browser::local_get(&JsValue::NULL).await?;
+/// A `storage.onChanged` batch as `{key: {oldValue?, newValue?}}` JSON (one JSON round trip).
+pub fn changes_map(changes: &JsValue) -> Option<Map<String, Value>> {
+    let text = js_sys::JSON::stringify(changes).ok()?;
+    match serde_json::from_str::<Value>(&String::from(text)) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+/// Every entry of `browser.storage.local`.
+pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
+    // Not checked with `instanceof Object`: called from another compartment (a test's script),
+    // the object is a wrapper that fails that check.
+    let all = JsFuture::from(storage_local_get_raw(&JsValue::NULL)?).await?;
     // One JSON round trip is much faster than converting 50,000 objects one by one.
     let text: String = js_sys::JSON::stringify(&all)?.into();
     let map: Map<String, Value> =
@@ -188,7 +338,7 @@ fn read_mirror() -> Vec<(String, Value)> {
 }
 
 /// Applies changes to `browser.storage.local` in order, batching runs of the same kind.
-async fn apply_primary(changes: &[Change]) -> Result<(), StorageFailure> {
+pub async fn apply_primary(changes: &[Change]) -> Result<(), StorageFailure> {
     let mut i = 0;
     while i < changes.len() {
         let puts = matches!(changes[i], Change::Put { .. });
@@ -217,13 +367,21 @@ async fn apply_primary(changes: &[Change]) -> Result<(), StorageFailure> {
 
 /// Applies changes to the mirror. A full or unavailable `localStorage` is not an error: the
 /// store of record still holds everything.
+///
+/// After the first refused put (a full `localStorage`), further puts of the same batch are
+/// skipped: each would fail the same way, and thousands of them would slow the start.
 fn apply_mirror(changes: &[Change]) {
+    let storage = LocalStorage::raw();
+    let mut full = false;
     for change in changes {
         match change {
-            Change::Put { key, value } => {
-                let _ = LocalStorage::raw().set_item(key, &value.to_string());
+            Change::Put { key, value } if !full => {
+                full = storage.set_item(key, &value.to_string()).is_err();
             }
-            Change::Remove { key } => LocalStorage::delete(key),
+            Change::Put { .. } => {}
+            Change::Remove { key } => {
+                let _ = storage.remove_item(key);
+            }
         }
     }
 }

@@ -69,6 +69,13 @@ pub struct Options {
     pub profile: Option<PathBuf>,
     /// Extra preferences.
     pub prefs: Vec<(String, Value)>,
+    /// Install as a temporary add-on (forgotten when Firefox stops). `false` installs it
+    /// permanently (needs `profile`; unsigned add-ons work on ESR), for restart tests.
+    pub install_temporary: bool,
+    /// What to install instead of `KOC_ADDON_DIR` (e.g. the packed `dist/*.xpi`).
+    pub addon_path: Option<PathBuf>,
+    /// Install nothing: the add-on is already installed permanently in `profile`.
+    pub skip_install: bool,
 }
 
 impl Default for Options {
@@ -80,6 +87,9 @@ impl Default for Options {
             height: 900,
             profile: None,
             prefs: Vec::new(),
+            install_temporary: true,
+            addon_path: None,
+            skip_install: false,
         }
     }
 }
@@ -198,14 +208,19 @@ impl Firefox {
             }
         };
         let firefox = Firefox { client, driver };
-        firefox
-            .client
-            .issue_cmd(InstallAddon {
-                path: addon.to_path_buf(),
-                temporary: true,
-            })
-            .await
-            .expect("the add-on installs");
+        if !options.skip_install {
+            firefox
+                .client
+                .issue_cmd(InstallAddon {
+                    path: options
+                        .addon_path
+                        .clone()
+                        .unwrap_or_else(|| addon.to_path_buf()),
+                    temporary: options.install_temporary,
+                })
+                .await
+                .expect("the add-on installs");
+        }
         firefox
     }
 

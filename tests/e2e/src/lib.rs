@@ -1,5 +1,6 @@
 //! Test support for the add-on: the Koha stand-in server and the Firefox harness.
 
+pub mod bench;
 pub mod bench_send;
 pub mod benches;
 pub mod firefox;

@@ -1,0 +1,104 @@
+// The page side of storage (issue 4), loaded once by every page that shows transactions:
+// - storage.onChanged (another desk tab, the popup, the options page) → the core's journal →
+//   `document` event "koc:changed", on which the page re-renders;
+// - a write the store of record refused (core event "koc:storage-failed") → the blocking
+//   #storage-error dialog with #storage-error-retry; retried every few seconds until stored.
+import { core } from "./wasm.js";
+import { t } from "./i18n.js";
+
+const RETRY_EVERY_MS = 3000;
+const SEND_LOCK = "koha-send";
+
+browser.storage.onChanged.addListener((changes, area) => {
+  if (area !== "local") return;
+  if (core.applyStorageChanges(changes)) changed();
+});
+
+function changed() {
+  document.dispatchEvent(new CustomEvent("koc:changed"));
+}
+
+// Runs `run(held)` holding the send lock if no other page holds it (`held` false otherwise, and
+// nothing is locked). A page that sends holds it for the whole run, so that no page starting up
+// meanwhile takes its `sending` transactions for interrupted ones.
+export function withSendLock(run) {
+  return navigator.locks.request(SEND_LOCK, { ifAvailable: true }, (lock) => run(lock !== null));
+}
+
+let dialog = null;
+let timer = null;
+
+function storageDialog() {
+  if (dialog) return dialog;
+  dialog = document.createElement("dialog");
+  dialog.id = "storage-error";
+  dialog.setAttribute("role", "alertdialog");
+  const title = document.createElement("h2");
+  title.id = "storage-error-title";
+  const body = document.createElement("p");
+  body.id = "storage-error-body";
+  const detail = document.createElement("p");
+  detail.id = "storage-error-detail";
+  detail.className = "detail";
+  const retry = document.createElement("button");
+  retry.id = "storage-error-retry";
+  retry.type = "button";
+  retry.addEventListener("click", retryNow);
+  dialog.append(title, body, detail, retry);
+  // Blocking: Escape does not close it; only a successful write does.
+  dialog.addEventListener("cancel", (event) => event.preventDefault());
+  (document.getElementById("app") ?? document.body).append(dialog);
+  return dialog;
+}
+
+function showFailure(detail) {
+  const d = storageDialog();
+  d.querySelector("#storage-error-title").textContent = t("storageErrorTitle");
+  d.querySelector("#storage-error-body").textContent =
+    t("storageErrorBody", [String(core.unsavedCount())]);
+  if (detail) d.querySelector("#storage-error-detail").textContent = detail;
+  d.querySelector("#storage-error-retry").textContent = t("storageErrorRetry");
+  if (!d.open) d.showModal();
+  if (!timer) timer = setInterval(retryNow, RETRY_EVERY_MS);
+}
+
+let retrying = false;
+async function retryNow() {
+  if (retrying) return;
+  retrying = true;
+  try {
+    const left = await core.retryUnsaved();
+    if (left === 0) recovered();
+  } catch (error) {
+    showFailure(error?.detail);
+  } finally {
+    retrying = false;
+  }
+}
+
+function recovered() {
+  clearInterval(timer);
+  timer = null;
+  if (dialog?.open) dialog.close();
+  const message = document.getElementById("message");
+  if (message) {
+    message.dataset.kind = "ok";
+    message.textContent = t("storageSaved");
+  }
+  changed();
+}
+
+document.addEventListener("koc:storage-failed", (event) => showFailure(event.detail));
+if (core.unsavedCount() > 0) showFailure();
+
+// For the benchmarks: performance mark "koc:ready" when the page sets #app[data-ready=true].
+const app = document.getElementById("app");
+if (app) {
+  const markReady = () => {
+    if (app.dataset.ready === "true" && !performance.getEntriesByName("koc:ready").length) {
+      performance.mark("koc:ready");
+    }
+  };
+  new MutationObserver(markReady).observe(app, { attributes: true, attributeFilter: ["data-ready"] });
+  markReady();
+}

@@ -1,0 +1,252 @@
+//! Storage that never loses a transaction (issue 4), in a real Firefox: reload, two desk tabs,
+//! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
+
+use e2e::bench::{eval_async, record_checkout, row_ids, seed};
+use e2e::firefox::{with_firefox, Firefox, Options};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+/// Keys of `browser.storage.local` that hold transactions, and of the `localStorage` mirror.
+async fn stored_keys(ff: &Firefox) -> (BTreeSet<String>, BTreeSet<String>) {
+    let keys = eval_async(
+        ff,
+        r#"const all = await browser.storage.local.get(null);
+           const mirror = [];
+           for (let i = 0; i < localStorage.length; i++) mirror.push(localStorage.key(i));
+           return [Object.keys(all).filter((k) => k.startsWith("tx:")).map((k) => k.slice(3)),
+                   mirror.filter((k) => k.startsWith("koha-offline-circ:tx:")).map((k) => k.slice(21))];"#,
+    )
+    .await;
+    let ids = |v: &Value| -> BTreeSet<String> { serde_json::from_value(v.clone()).expect("ids") };
+    (ids(&keys[0]), ids(&keys[1]))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_keeps_every_transaction_in_both_stores() {
+    with_firefox(Options::default(), |ff| async move {
+        ff.open("desk.html").await;
+        let mut recorded = BTreeSet::new();
+        for i in 0..5 {
+            recorded.insert(record_checkout(&ff, "C0001", &format!("B00{i:02}")).await);
+        }
+        assert_eq!(recorded.len(), 5);
+        let (primary, mirror) = stored_keys(&ff).await;
+        assert_eq!(
+            primary, recorded,
+            "storage.local holds one key per transaction"
+        );
+        assert_eq!(
+            mirror, recorded,
+            "the mirror holds every unsent transaction"
+        );
+
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+        assert_eq!(shown, recorded);
+
+        // The mirror alone (storage.local lost one) still brings it back, and repairs the store.
+        let lost = recorded.iter().next().expect("one").clone();
+        eval_async(
+            &ff,
+            &format!(r#"await browser.storage.local.remove("tx:{lost}");"#),
+        )
+        .await;
+        // The removal reached this page too (another tab's "clear"); reload to start from storage.
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+        assert_eq!(shown, recorded, "the mirror restored the lost entry");
+        let (primary, _) = stored_keys(&ff).await;
+        assert_eq!(primary, recorded, "and storage.local was repaired from it");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_desk_tabs_recording_alternately_keep_all_200() {
+    with_firefox(Options::default(), |ff| async move {
+        ff.open("desk.html").await;
+        let first = ff.client.window().await.expect("first tab");
+        let second = ff.client.new_window(true).await.expect("second tab").handle;
+        ff.client
+            .switch_to_window(second.clone())
+            .await
+            .expect("switch");
+        ff.open("desk.html").await;
+        let tabs = [first, second];
+        let mut recorded = BTreeSet::new();
+        for i in 0..200 {
+            ff.client
+                .switch_to_window(tabs[i % 2].clone())
+                .await
+                .expect("switch");
+            let card = if i % 2 == 0 { "C0001" } else { "C0002" };
+            recorded.insert(record_checkout(&ff, card, &format!("T{i:05}")).await);
+        }
+        assert_eq!(recorded.len(), 200, "200 distinct ids");
+        for tab in &tabs {
+            ff.client
+                .switch_to_window(tab.clone())
+                .await
+                .expect("switch");
+            ff.wait_until(
+                "every transaction in this tab",
+                "document.querySelectorAll('#transactions tbody tr').length === 200",
+            )
+            .await;
+            let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+            assert_eq!(shown, recorded);
+        }
+        let (primary, mirror) = stored_keys(&ff).await;
+        assert_eq!(primary, recorded);
+        assert_eq!(mirror, recorded);
+        // And a fresh page agrees.
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+        assert_eq!(shown, recorded);
+    })
+    .await;
+}
+
+/// Makes this page's `browser.storage.local.set` reject the next `times` calls.
+async fn fail_writes(ff: &Firefox, times: u32) {
+    ff.eval(&format!(
+        r#"(() => {{
+          const local = browser.storage.local;
+          const real = window.__realSet ?? local.set.bind(local);
+          window.__realSet = real;
+          window.__failures = {times};
+          local.set = (items) => window.__failures-- > 0
+            ? Promise.reject(new Error("QuotaExceededError (injected by the test)"))
+            : real(items);
+          return true;
+        }})()"#
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_write_blocks_the_desk_and_loses_nothing() {
+    with_firefox(Options::default(), |ff| async move {
+        ff.open("desk.html").await;
+        let kept = record_checkout(&ff, "C0001", "B0001").await;
+
+        // Refused twice: the desk does not say "recorded", blocks, and keeps it.
+        fail_writes(&ff, 2).await;
+        ff.type_into("checkout-barcode", "B0002\n").await;
+        ff.wait_for_css("dialog#storage-error[open]").await;
+        assert_eq!(ff.eval(r#"document.getElementById("message").dataset.kind"#).await, "error");
+        assert_ne!(
+            ff.eval(r#"document.getElementById("message").textContent"#).await,
+            ff.eval(r#"browser.i18n.getMessage("recordedCheckout")"#).await
+        );
+        let (primary, mirror) = stored_keys(&ff).await;
+        assert_eq!(primary.len(), 1, "not in storage.local yet");
+        assert_eq!(mirror.len(), 2, "but in the mirror");
+        ff.screenshot("storage-write-refused").await;
+        // Retry by hand (refused again), then the page's own retry gets it through.
+        ff.click("storage-error-retry").await;
+        ff.wait_until("the second refusal", "window.__failures <= 0").await;
+        ff.wait_until(
+            "the dialog closes",
+            r#"!document.querySelector("dialog#storage-error[open]")"#,
+        )
+        .await;
+        let (primary, _) = stored_keys(&ff).await;
+        assert_eq!(primary, mirror, "stored after the retry");
+        ff.wait_until(
+            "the row",
+            "document.querySelectorAll('#transactions tbody tr').length === 2",
+        )
+        .await;
+
+        // Refused for good, then the page is reloaded: the mirror brings it back and the store
+        // of record gets it at open.
+        fail_writes(&ff, 1_000_000).await;
+        ff.type_into("checkout-barcode", "B0003\n").await;
+        ff.wait_for_css("dialog#storage-error[open]").await;
+        // Escape does not dismiss it.
+        ff.eval(r#"document.getElementById("storage-error").dispatchEvent(new Event("cancel", {cancelable: true}))"#)
+            .await;
+        assert_eq!(ff.eval(r#"document.getElementById("storage-error").open"#).await, json!(true));
+        let (_, mirror) = stored_keys(&ff).await;
+        assert_eq!(mirror.len(), 3);
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+        assert_eq!(shown, mirror, "all three shown after the reload");
+        assert!(shown.contains(&kept));
+        let (primary, _) = stored_keys(&ff).await;
+        assert_eq!(primary, mirror, "and all three in storage.local");
+        assert_eq!(
+            ff.eval(r#"!!document.querySelector("dialog#storage-error[open]")"#).await,
+            json!(false)
+        );
+    })
+    .await;
+}
+
+async fn badge(ff: &Firefox) -> String {
+    eval_async(ff, "return await browser.action.getBadgeText({});")
+        .await
+        .as_str()
+        .expect("badge text")
+        .to_owned()
+}
+
+async fn wait_for_badge(ff: &Firefox, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let have = badge(ff).await;
+        if have == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "badge {have:?}, want {want:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_badge_counts_what_koha_has_not_accepted() {
+    with_firefox(Options::default(), |ff| async move {
+        ff.open("desk.html").await;
+        wait_for_badge(&ff, "").await;
+        record_checkout(&ff, "C0001", "B0001").await;
+        record_checkout(&ff, "C0001", "B0002").await;
+        wait_for_badge(&ff, "2").await;
+        // Five more from elsewhere: two not accepted, three applied in Koha.
+        seed(&ff, 1, 5, 2).await;
+        wait_for_badge(&ff, "4").await;
+        // An applied one removed changes nothing; a local one removed counts down.
+        let keys = eval_async(&ff, "return Object.keys(core.syntheticEntries(1, 5, 2));").await;
+        let (unsent, applied) = (
+            keys[0].as_str().expect("key"),
+            keys[4].as_str().expect("key"),
+        );
+        eval_async(
+            &ff,
+            &format!(r#"await browser.storage.local.remove(["{applied}", "{unsent}"]);"#),
+        )
+        .await;
+        wait_for_badge(&ff, "3").await;
+        // The desk's own rows followed the other writes too.
+        ff.wait_until(
+            "rows of the seeded transactions",
+            "document.querySelectorAll('#transactions tbody tr').length === 5",
+        )
+        .await;
+        // At 10,000 more the badge still follows each change quickly.
+        seed(&ff, 100, 10_000, 10_000).await;
+        wait_for_badge(&ff, "10003").await;
+        let started = std::time::Instant::now();
+        record_checkout(&ff, "C0001", "B0003").await;
+        wait_for_badge(&ff, "10004").await;
+        eprintln!("badge after one more at 10,000: {:?}", started.elapsed());
+    })
+    .await;
+}
