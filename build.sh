@@ -128,7 +128,7 @@ run_tests() {
 
   step "test: Koha stand-in and Firefox end-to-end tests"
   KOC_ADDON_DIR="$PWD/www" KOC_E2E_REQUIRED=1 \
-    cargo test --locked -p e2e -- --test-threads=1
+    cargo test --locked --no-fail-fast -p e2e -- --test-threads=1
 }
 
 run_benches() {

@@ -84,6 +84,7 @@ export async function clearAll(counts, inTab) {
   if (!counts.total) return say("warning", t("clearNothing"));
   const body = [t("clearAllBody", [String(counts.total)])];
   if (counts.notAccepted) body.push(t("clearAllUnsent", [String(counts.notAccepted)]));
+  body.push(t("storageRemovalWarning"));
   const answer = await ask({
     kind: "clear-all", title: t("clearAllTitle"), body, ok: t("clearAllOk"),
     cancel: t("deskCancel"), extra: counts.notAccepted && inTab ? t("exportFirst") : undefined,

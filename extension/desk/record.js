@@ -38,6 +38,9 @@ async function recordOne(form, restore, focusField, after) {
     say("ok", recordedText(result.row));
   } catch (error) {
     say("error", errorMessage(error));
+    // A failed storage write keeps the transaction (memory, mirror, retry): typing it again
+    // would record it twice.
+    if (error?.kind === "storage") return;
     restore();
     if (error?.field) focusField(error.field);
   } finally {

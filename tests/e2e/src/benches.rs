@@ -15,6 +15,7 @@ pub async fn run_all(addon: &Path) -> Vec<Figure> {
     std::env::set_var("KOC_ADDON_DIR", addon);
     let mut figures = Vec::new();
     figures.extend(koc_files(50_000, 3).await);
+    figures.extend(storage_figures().await);
     figures.extend(send_figures(2_000).await);
     figures
 }
@@ -147,5 +148,92 @@ pub async fn koc_files(count: usize, runs: usize) -> Vec<Figure> {
     })
     .await;
     let figures = out.lock().expect("figures").clone();
+    figures
+}
+
+const DESK: &str = "Desk and storage in Firefox";
+
+/// Enter-to-row and ready time at several journal sizes, and bytes per transaction.
+pub async fn storage_figures() -> Vec<Figure> {
+    let Some(f) = crate::bench::storage_benchmarks().await else {
+        return Vec::new();
+    };
+    let mut figures = Vec::new();
+    let at_zero = f.enter_to_row.first().map(|t| t.median_ms);
+    for t in &f.enter_to_row {
+        figures.push(Figure::plain(
+            DESK,
+            format!(
+                "Enter → confirmed row, {} stored, median ({} scans)",
+                t.stored, t.scans
+            ),
+            report::ms(t.median_ms),
+        ));
+        if t.stored >= 50_000 {
+            figures.push(Figure::against(
+                DESK,
+                format!("Enter → confirmed row, {} stored, p99", t.stored),
+                report::ms(t.p99_ms),
+                "< 30 ms",
+                t.p99_ms < 30.0,
+            ));
+            if let Some(zero) = at_zero {
+                let ratio = t.median_ms / zero;
+                figures.push(Figure::against(
+                    DESK,
+                    format!("Enter → row median, {} stored / 0 stored", t.stored),
+                    format!("{ratio:.2}×"),
+                    "≤ 1.5×",
+                    ratio <= 1.5,
+                ));
+            }
+        } else {
+            figures.push(Figure::plain(
+                DESK,
+                format!("Enter → confirmed row, {} stored, p99", t.stored),
+                report::ms(t.p99_ms),
+            ));
+        }
+    }
+    for t in &f.store_write {
+        figures.push(Figure::plain(
+            DESK,
+            format!(
+                "one transaction into both stores, {} stored, median / p99",
+                t.stored
+            ),
+            format!("{} / {}", report::ms(t.median_ms), report::ms(t.p99_ms)),
+        ));
+    }
+    for (stored, ms) in &f.ready_by_size {
+        figures.push(Figure::plain(
+            DESK,
+            format!("desk ready, {stored} stored (median of 3)"),
+            report::ms(*ms),
+        ));
+    }
+    figures.push(Figure::against(
+        DESK,
+        format!("desk ready, {} stored", f.ready_stored),
+        report::ms(f.ready_ms),
+        "< 500 ms",
+        f.ready_ms < 500.0,
+    ));
+    figures.push(Figure::plain(
+        DESK,
+        format!(
+            "of which storage.local.get(null), {} stored",
+            f.ready_stored
+        ),
+        report::ms(f.read_all_ms),
+    ));
+    figures.push(Figure::plain(
+        DESK,
+        "bytes per transaction (storage.local / mirror)",
+        format!(
+            "{:.0} / {:.0}",
+            f.bytes_per_transaction, f.mirror_bytes_per_transaction
+        ),
+    ));
     figures
 }

@@ -609,7 +609,7 @@ async fn export_writes_one_file_per_library() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failing_storage_write_is_an_error_and_the_scan_is_kept_to_retry() {
+async fn a_failing_storage_write_is_an_error_and_the_scan_is_held_not_typed_again() {
     with_firefox(Options::default(), |ff| async move {
         ff.open("desk.html").await;
         ff.eval(r##"(browser.storage.local.set = () => Promise.reject(new Error("QuotaExceededError")), true)"##)
@@ -617,9 +617,19 @@ async fn a_failing_storage_write_is_an_error_and_the_scan_is_kept_to_retry() {
         ff.type_into("checkout-cardnumber", "C0001\n").await;
         ff.type_into("checkout-barcode", "B0001\n").await;
         wait_message(&ff, "error").await;
-        assert!(message(&ff).await.1.starts_with("Could not save"), "{:?}", message(&ff).await);
-        assert_eq!(ff.eval(r##"document.getElementById("checkout-barcode").value"##).await, "B0001");
+        assert!(
+            message(&ff).await.1.starts_with("Not yet saved safely"),
+            "{:?}",
+            message(&ff).await
+        );
+        // The transaction is held (memory and mirror) and retried: the barcode is not put back,
+        // so nobody records it a second time.
+        assert_eq!(ff.eval(r##"document.getElementById("checkout-barcode").value"##).await, "");
         assert_eq!(ff.eval(r##"document.getElementById("checkout-cardnumber").value"##).await, "C0001");
+        let held = ff
+            .eval(r##"Object.keys(localStorage).filter(k => k.startsWith("koha-offline-circ:tx:")).length"##)
+            .await;
+        assert_eq!(held, 1, "the mirror holds the transaction");
     })
     .await;
 }

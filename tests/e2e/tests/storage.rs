@@ -92,7 +92,7 @@ async fn two_desk_tabs_recording_alternately_keep_all_200() {
                 .expect("switch");
             ff.wait_until(
                 "every transaction in this tab",
-                "document.querySelectorAll('#transactions tbody tr').length === 200",
+                "window.kocCore.listPage('', 0, 1).total === 200",
             )
             .await;
             let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
@@ -158,7 +158,7 @@ async fn a_refused_write_blocks_the_desk_and_loses_nothing() {
         assert_eq!(primary, mirror, "stored after the retry");
         ff.wait_until(
             "the row",
-            "document.querySelectorAll('#transactions tbody tr').length === 2",
+            "window.kocCore.listPage('', 0, 1).total === 2",
         )
         .await;
 
@@ -237,7 +237,7 @@ async fn the_badge_counts_what_koha_has_not_accepted() {
         // The desk's own rows followed the other writes too.
         ff.wait_until(
             "rows of the seeded transactions",
-            "document.querySelectorAll('#transactions tbody tr').length === 5",
+            "window.kocCore.listPage('', 0, 1).total === 5",
         )
         .await;
         // At 10,000 more the badge still follows each change quickly.
