@@ -64,10 +64,11 @@ pub async fn has_origin_permission(pattern: &str) -> Result<bool, JsValue> {
     Ok(granted.as_bool().unwrap_or(false))
 }
 
-/// Reads keys from `browser.storage.local` (`null` reads everything).
-pub async fn local_get(keys: &JsValue) -> Result<Object, JsValue> {
-    let value = JsFuture::from(storage_local_get(keys)?).await?;
-    value.dyn_into::<Object>()
+/// Reads keys from `browser.storage.local` (`null` reads everything). Not checked with
+/// `instanceof Object`: called from another compartment (a test's script), the object is a
+/// wrapper that fails that check.
+pub async fn local_get(keys: &JsValue) -> Result<JsValue, JsValue> {
+    JsFuture::from(storage_local_get(keys)?).await
 }
 
 /// Writes items to `browser.storage.local`; resolves once Firefox has stored them.

@@ -2,8 +2,6 @@
 //! (storage, clock, randomness, HTTP) around the pure core and converts at the boundary; it holds
 //! no business rules.
 #![allow(missing_docs)]
-// Parts of the shell are used by pages still being wired up; removed once all are.
-#![allow(dead_code)]
 
 mod browser;
 mod desk;
