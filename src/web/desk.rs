@@ -8,11 +8,9 @@ use crate::journal::Filter;
 use crate::koc::{self, KocImport, Selection, TimeBasis};
 use crate::zone::to_local;
 use crate::{Transaction, TransactionId};
-use js_sys::{Array, Promise};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 thread_local! {
     /// Transactions deleted from this page, kept for Undo.
@@ -204,18 +202,5 @@ pub fn cancel_import() {
 
 /// Stores many transactions, a few hundred writes at a time.
 async fn persist_all(txs: Vec<Transaction>) -> Result<(), JsValue> {
-    for chunk in txs.chunks(200) {
-        let writes: Array = chunk
-            .iter()
-            .cloned()
-            .map(|tx| {
-                JsValue::from(future_to_promise(async move {
-                    state::persist(&tx).await.map_err(storage_error)?;
-                    Ok(JsValue::UNDEFINED)
-                }))
-            })
-            .collect();
-        JsFuture::from(Promise::all(&writes)).await?;
-    }
-    Ok(())
+    state::persist_many(&txs).await.map_err(storage_error)
 }
