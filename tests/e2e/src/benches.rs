@@ -109,6 +109,16 @@ pub async fn koc_files(count: usize, runs: usize) -> Vec<Figure> {
     let out = Arc::new(Mutex::new(Vec::new()));
     let sink = out.clone();
     with_firefox(Options::default(), move |ff| async move {
+        // A slow figure is reported, not failed: allow page scripts five minutes.
+        let timeouts = fantoccini::wd::TimeoutConfiguration::new(
+            Some(std::time::Duration::from_secs(300)),
+            None,
+            None,
+        );
+        ff.client
+            .update_timeouts(timeouts)
+            .await
+            .expect("time-outs");
         ff.open("desk.html").await;
         seed_checkins(&ff, count).await;
         let mut export_ms = Vec::new();
