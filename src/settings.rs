@@ -120,22 +120,39 @@ pub struct KohaUrl {
     port: Option<u16>,
 }
 
+/// Why typed text is not one clean token.
+enum TokenFlaw {
+    Empty,
+    Space,
+    ControlCharacter,
+}
+
+/// Trims, then refuses empty text, inner whitespace and control characters (checked in this
+/// order, so each field reports the same first flaw).
+fn single_token(raw: &str) -> Result<&str, TokenFlaw> {
+    let text = raw.trim();
+    if text.is_empty() {
+        Err(TokenFlaw::Empty)
+    } else if text.chars().any(char::is_whitespace) {
+        Err(TokenFlaw::Space)
+    } else if text.chars().any(char::is_control) {
+        Err(TokenFlaw::ControlCharacter)
+    } else {
+        Ok(text)
+    }
+}
+
 /// Hosts for which `http://` is accepted (test set-ups on the same machine).
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 impl KohaUrl {
     /// Parses and normalises what an admin typed or pasted.
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
-        let text = raw.trim();
-        if text.is_empty() {
-            return Err(UrlError::Empty);
-        }
-        if text.chars().any(char::is_whitespace) {
-            return Err(UrlError::Space);
-        }
-        if text.chars().any(char::is_control) {
-            return Err(UrlError::ControlCharacter);
-        }
+        let text = single_token(raw).map_err(|flaw| match flaw {
+            TokenFlaw::Empty => UrlError::Empty,
+            TokenFlaw::Space => UrlError::Space,
+            TokenFlaw::ControlCharacter => UrlError::ControlCharacter,
+        })?;
         let (scheme, rest) = split_scheme(text)?;
         if scheme != "https" && scheme != "http" {
             return Err(UrlError::UnsupportedScheme { scheme });
@@ -398,16 +415,11 @@ pub struct TimezoneName(String);
 impl TimezoneName {
     /// Trims and checks the shape; the only way to make one.
     pub fn parse(raw: &str) -> Result<Self, TimezoneError> {
-        let text = raw.trim();
-        if text.is_empty() {
-            return Err(TimezoneError::Empty);
-        }
-        if text.chars().any(char::is_whitespace) {
-            return Err(TimezoneError::Space);
-        }
-        if text.chars().any(char::is_control) {
-            return Err(TimezoneError::ControlCharacter);
-        }
+        let text = single_token(raw).map_err(|flaw| match flaw {
+            TokenFlaw::Empty => TimezoneError::Empty,
+            TokenFlaw::Space => TimezoneError::Space,
+            TokenFlaw::ControlCharacter => TimezoneError::ControlCharacter,
+        })?;
         if text.chars().count() > TIMEZONE_MAX {
             return Err(TimezoneError::TooLong);
         }

@@ -202,16 +202,7 @@ fn announce_failure(failure: &StorageFailure) {
 /// record. Resolves only when the store of record has it. On failure the transaction stays in
 /// memory and in the mirror, and [`retry_unsaved`] tries again.
 pub async fn persist(tx: &Transaction) -> Result<(), StorageFailure> {
-    let plan = store::write_plan(tx);
-    apply_mirror(std::slice::from_ref(&plan.mirror));
-    match apply_primary(std::slice::from_ref(&plan.primary)).await {
-        Ok(()) => Ok(()),
-        Err(failure) => {
-            mark_unsaved(&tx.id);
-            announce_failure(&failure);
-            Err(failure)
-        }
-    }
+    persist_many(std::slice::from_ref(tx)).await
 }
 
 /// Stores many transactions at once (an export marking, an import): the mirror first, then one
