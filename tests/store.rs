@@ -94,7 +94,7 @@ fn key_layout() {
     assert!(!is_mirror_key(&transaction_key(&tx.id)));
     assert_eq!(store::META_KEY, "meta");
     assert_eq!(store::SETTINGS_KEY, "settings");
-    assert_eq!(CURRENT_SCHEMA, 1);
+    assert_eq!(CURRENT_SCHEMA, 2);
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn fresh_install_only_writes_meta() {
         changes,
         vec![Change::Put {
             key: "meta".into(),
-            value: json!({"schema": 1})
+            value: json!({"schema": 2})
         }]
     );
     // Foreign keys alone are not pre-release data.
@@ -343,34 +343,43 @@ fn fresh_install_only_writes_meta() {
 }
 
 #[test]
-fn current_schema_needs_nothing() {
+fn schema_1_only_gets_a_new_meta_and_current_needs_nothing() {
     let tx = checkout(1);
     let entries = vec![
         ("meta".into(), json!({"schema": 1})),
         (transaction_key(&tx.id), encode_transaction(&tx)),
     ];
     assert_eq!(store::schema_of(&entries).unwrap(), Some(1));
-    assert!(migrate(&entries, Some(1)).unwrap().is_empty());
+    // 1 → 2 changes no data (archive chunks and export records are new kinds of entry): it
+    // only records the new schema, so schema-1 builds refuse storage they would misread.
+    assert_eq!(
+        migrate(&entries, Some(1)).unwrap(),
+        vec![Change::Put {
+            key: "meta".into(),
+            value: json!({"schema": 2})
+        }]
+    );
+    assert!(migrate(&entries, Some(2)).unwrap().is_empty());
 }
 
 #[test]
 fn a_future_schema_is_refused_and_nothing_is_written() {
     let entries = vec![
-        ("meta".to_string(), json!({"schema": 2})),
+        ("meta".to_string(), json!({"schema": 3})),
         ("tx:future".to_string(), json!({"v": 9, "whatever": true})),
     ];
-    let err = migrate(&entries, Some(2)).unwrap_err();
+    let err = migrate(&entries, Some(3)).unwrap_err();
     assert_eq!(
         err,
         StoreError::FutureSchema {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     );
     assert_eq!(err.kind(), "future-schema");
     assert_eq!(
         err.to_string(),
-        "storage has schema 2, newer than the 1 this version reads; update the add-on"
+        "storage has schema 3, newer than the 2 this version reads; update the add-on"
     );
     let err = open(entries, Vec::new(), Some(at(0))).unwrap_err();
     assert_eq!(err.kind(), "future-schema");
@@ -418,14 +427,14 @@ fn pre_release_bare_transactions_are_enveloped() {
         .unwrap();
     primary.apply(&changes).unwrap();
     let snap = load_snapshot(primary.entries());
-    assert_eq!(snap.schema, Some(1));
+    assert_eq!(snap.schema, Some(2));
     assert_eq!(snap.transactions, vec![a, b]);
     // The unreadable one was not dropped by the migration; it is reported and kept aside.
     assert_eq!(snap.problems.len(), 1);
     assert_eq!(snap.problems[0].key, "tx:junk");
     assert_eq!(snap.problems[0].error.kind(), "not-enveloped");
     // Once migrated, nothing more to do.
-    assert!(migrate(&primary.entries(), Some(1)).unwrap().is_empty());
+    assert!(migrate(&primary.entries(), Some(2)).unwrap().is_empty());
 }
 
 #[test]
@@ -446,7 +455,7 @@ fn an_interrupted_migration_runs_again_safely() {
             },
             Change::Put {
                 key: "meta".into(),
-                value: json!({"schema": 1})
+                value: json!({"schema": 2})
             },
         ]
     );
@@ -475,7 +484,7 @@ fn a_bad_meta_is_kept_aside_and_replaced() {
         )
         .unwrap();
     store.apply(&opened.primary_changes).unwrap();
-    assert_eq!(store.get("meta"), Some(json!({"schema": 1})));
+    assert_eq!(store.get("meta"), Some(json!({"schema": 2})));
     assert_eq!(store.get("quarantine:meta").unwrap()["value"], "one");
 }
 
@@ -1000,31 +1009,33 @@ fn storage_changes_are_interpreted_for_other_pages() {
     let tx = checkout(1);
     let key = transaction_key(&tx.id);
     assert_eq!(
-        decode_change(&key, Some(&encode_transaction(&tx))).unwrap(),
+        decode_change(&key, Some(&encode_transaction(&tx)), None).unwrap(),
         StoredChange::Transaction(tx.clone())
     );
     assert_eq!(
-        decode_change(&key, None).unwrap(),
+        decode_change(&key, None, None).unwrap(),
         StoredChange::Removed(tx.id.clone())
     );
-    match decode_change("settings", Some(&settings_json(false))).unwrap() {
+    match decode_change("settings", Some(&settings_json(false)), None).unwrap() {
         StoredChange::Settings(Some(s)) => assert_eq!(s.branchcode.as_str(), "DE-627"),
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        decode_change("settings", None).unwrap(),
+        decode_change("settings", None, None).unwrap(),
         StoredChange::Settings(None)
     );
     assert_eq!(
-        decode_change("meta", Some(&json!({"schema": 1}))).unwrap(),
+        decode_change("meta", Some(&json!({"schema": 1})), None).unwrap(),
         StoredChange::Other
     );
     assert_eq!(
-        decode_change("quarantine:tx:x", None).unwrap(),
+        decode_change("quarantine:tx:x", None, None).unwrap(),
         StoredChange::Other
     );
     assert_eq!(
-        decode_change(&key, Some(&json!(3))).unwrap_err().kind(),
+        decode_change(&key, Some(&json!(3)), None)
+            .unwrap_err()
+            .kind(),
         "corrupt"
     );
 }

@@ -1,5 +1,7 @@
 //! Keys, envelopes and the writes for one transaction; reading `storage.onChanged` entries.
 
+use super::archive::{decode_chunk, is_archive_key};
+use super::exports::{decode_export, is_export_key, ExportRecord};
 use super::{
     Change, StoreError, ENVELOPE_VERSION, MIRROR_PREFIX, QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
 };
@@ -192,17 +194,28 @@ pub fn remove_plan(id: &TransactionId) -> (Change, Change) {
 pub enum StoredChange {
     /// A transaction was written (by this or another page).
     Transaction(Transaction),
-    /// A transaction was deleted.
+    /// A transaction's single key was removed: deleted, unless it was packed into the archive.
     Removed(TransactionId),
+    /// An archive chunk was written: these transactions are in the archive now.
+    Archived(Vec<Transaction>),
+    /// An archive chunk was removed (a clear): these transactions are gone.
+    ArchiveRemoved(Vec<TransactionId>),
+    /// An export record was written: these transactions went into a `.koc` file.
+    Exported(ExportRecord),
     /// The settings were written (`None`: deleted).
     Settings(Option<Settings>),
-    /// Something this module does not interpret (meta, quarantine, other keys).
+    /// Something this module does not interpret (meta, quarantine, removed export records,
+    /// other keys).
     Other,
 }
 
 /// Interprets one key of a `storage.onChanged` event, given its `newValue` (absent when the key
-/// was removed).
-pub fn decode_change(key: &str, new_value: Option<&Value>) -> Result<StoredChange, StoreError> {
+/// was removed) and its `oldValue` (needed for removed archive chunks).
+pub fn decode_change(
+    key: &str,
+    new_value: Option<&Value>,
+    old_value: Option<&Value>,
+) -> Result<StoredChange, StoreError> {
     match new_value {
         _ if key == SETTINGS_KEY => new_value
             .map(decode_settings)
@@ -214,6 +227,13 @@ pub fn decode_change(key: &str, new_value: Option<&Value>) -> Result<StoredChang
         None if is_transaction_key(key) => Ok(StoredChange::Removed(TransactionId::from_stored(
             &key[TX_PREFIX.len()..],
         ))),
+        Some(value) if is_archive_key(key) => decode_chunk(key, value).map(StoredChange::Archived),
+        None if is_archive_key(key) => match old_value {
+            Some(old) => decode_chunk(key, old)
+                .map(|txs| StoredChange::ArchiveRemoved(txs.into_iter().map(|tx| tx.id).collect())),
+            None => Ok(StoredChange::Other),
+        },
+        Some(value) if is_export_key(key) => decode_export(key, value).map(StoredChange::Exported),
         _ => Ok(StoredChange::Other),
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 type Migration = fn(&BTreeMap<String, Value>) -> Vec<Change>;
 
 /// `MIGRATIONS[n]` takes schema `n` to `n + 1`. Schema 0 is pre-release data without `meta`.
-const MIGRATIONS: [Migration; CURRENT_SCHEMA as usize] = [migrate_0_to_1];
+const MIGRATIONS: [Migration; CURRENT_SCHEMA as usize] = [migrate_0_to_1, migrate_1_to_2];
 
 /// 0 → 1: pre-release builds stored a bare transaction under `tx:<id>`; wrap it in the
 /// envelope. Values that do not read as a transaction are left for [`load_snapshot`](super::load_snapshot) to
@@ -29,6 +29,13 @@ fn migrate_0_to_1(entries: &BTreeMap<String, Value>) -> Vec<Change> {
             })
         })
         .collect()
+}
+
+/// 1 → 2: schema 2 adds archive chunks and export records. Schema 1 data needs no change; the
+/// new number is what matters: a schema-1 build would not see archived transactions, so it must
+/// refuse this storage (as [`StoreError::FutureSchema`]) instead of showing a desk without them.
+fn migrate_1_to_2(_entries: &BTreeMap<String, Value>) -> Vec<Change> {
+    Vec::new()
 }
 
 /// The writes that bring storage from schema `from` to [`CURRENT_SCHEMA`], ending with the new

@@ -1,11 +1,13 @@
 //! Reading `browser.storage.local` without failing on a bad entry: bad ones are kept aside.
 
+use super::archive::{decode_chunk, is_archive_key};
+use super::exports::{decode_export, is_export_key, ExportRecord};
 use super::layout::{decode_settings, decode_transaction, encode_settings, is_quarantine_key};
 use super::{
     Change, StoreError, CURRENT_SCHEMA, META_KEY, QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
 };
 use crate::settings::Settings;
-use crate::transaction::Transaction;
+use crate::transaction::{Transaction, TransactionId};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -25,8 +27,17 @@ pub struct Problem {
 pub struct Snapshot {
     /// The stored schema (`None`: no `meta`, a fresh install or pre-release data).
     pub schema: Option<u32>,
-    /// Every readable transaction, sorted by id.
+    /// Every readable transaction, single keys and archive, sorted by id. An id stored twice
+    /// (a crash between packing and removing) appears twice; reconciling merges them.
     pub transactions: Vec<Transaction>,
+    /// Ids of the transactions stored one key each (`tx:<id>`).
+    pub loose: Vec<TransactionId>,
+    /// Keys of the archive chunks read.
+    pub archive_keys: Vec<String>,
+    /// Ids of the transactions in the archive.
+    pub archived: Vec<TransactionId>,
+    /// The export records read, with their keys.
+    pub exports: Vec<(String, ExportRecord)>,
     /// The settings, if stored and valid.
     pub settings: Option<Settings>,
     /// Entries that could not be read.
@@ -38,9 +49,10 @@ pub struct Snapshot {
     pub changes: Vec<Change>,
 }
 
-/// Reads every entry of `browser.storage.local`. A bad transaction or settings entry is reported
-/// in [`Snapshot::problems`] and moved under a `quarantine:` key, never dropped. A bad `meta` is
-/// reported too (the schema then reads as unknown). Keys of other shapes are ignored.
+/// Reads every entry of `browser.storage.local`. A bad transaction, archive chunk, export record
+/// or settings entry is reported in [`Snapshot::problems`] and moved under a `quarantine:` key,
+/// never dropped. A bad `meta` is reported too (the schema then reads as unknown). Keys of other
+/// shapes are ignored.
 pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snapshot {
     let entries: Vec<(String, Value)> = entries.into_iter().collect();
     let mut taken: BTreeSet<String> = entries
@@ -51,6 +63,10 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
     let mut snapshot = Snapshot {
         schema: None,
         transactions: Vec::new(),
+        loose: Vec::new(),
+        archive_keys: Vec::new(),
+        archived: Vec::new(),
+        exports: Vec::new(),
         settings: None,
         problems: Vec::new(),
         quarantined: taken.iter().cloned().collect(),
@@ -83,7 +99,26 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         } else if key.starts_with(TX_PREFIX) {
             match decode_transaction(key, value) {
                 Ok(tx) => {
+                    snapshot.loose.push(tx.id.clone());
                     snapshot.transactions.push(tx);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else if is_archive_key(key) {
+            match decode_chunk(key, value) {
+                Ok(txs) => {
+                    snapshot.archive_keys.push(key.clone());
+                    snapshot.archived.extend(txs.iter().map(|tx| tx.id.clone()));
+                    snapshot.transactions.extend(txs);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else if is_export_key(key) {
+            match decode_export(key, value) {
+                Ok(record) => {
+                    snapshot.exports.push((key.clone(), record));
                     Ok(())
                 }
                 Err(e) => Err(e),

@@ -6,6 +6,7 @@ use super::{browser, state};
 use crate::desk::{self, DeskForm};
 use crate::journal::Filter;
 use crate::koc::{self, KocImport, Selection, TimeBasis};
+use crate::store;
 use crate::zone::to_local;
 use crate::{Transaction, TransactionId};
 use std::cell::RefCell;
@@ -100,6 +101,7 @@ pub async fn undo_delete(id: String) -> Result<JsValue, JsValue> {
 pub async fn clear_sent() -> Result<u32, JsValue> {
     let ids = state::with_journal(|j| j.clear_accepted());
     state::forget(&ids).await.map_err(storage_error)?;
+    state::forget_bulk(false).await.map_err(storage_error)?;
     Ok(ids.len() as u32)
 }
 
@@ -109,6 +111,7 @@ pub async fn clear_all() -> Result<u32, JsValue> {
     let ids =
         state::with_journal(desk::clear_all).map_err(|e| kind_error(e.kind(), e.to_string()))?;
     state::forget(&ids).await.map_err(storage_error)?;
+    state::forget_bulk(true).await.map_err(storage_error)?;
     Ok(ids.len() as u32)
 }
 
@@ -137,11 +140,9 @@ pub async fn export_koc() -> Result<JsValue, JsValue> {
     let now = browser::now();
     let local_now = to_local(now, &IntlZone::new(&IntlZone::browser_zone())?);
     let ids: Vec<TransactionId> = files.iter().flat_map(|(_, f)| f.ids.clone()).collect();
-    let marked: Vec<Transaction> = state::with_journal(|j| {
-        j.mark_exported(&ids, now);
-        ids.iter().filter_map(|id| j.get(id).cloned()).collect()
-    });
-    persist_all(marked).await?;
+    state::record_export(&store::ExportRecord::new(now, ids))
+        .await
+        .map_err(storage_error)?;
     let out: Vec<serde_json::Value> = files
         .iter()
         .map(|(branch, file)| {

@@ -13,6 +13,7 @@ use gloo_storage::{LocalStorage, Storage};
 use js_sys::{Array, Function, Object, Promise};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -45,6 +46,20 @@ thread_local! {
     /// `storage.onChanged` batches that arrived while [`open`] was reading: applied after it
     /// filled memory, so no other page's write between the read and the fill is lost.
     static PENDING: RefCell<Option<Vec<Map<String, Value>>>> = const { RefCell::new(None) };
+    /// Where the stored transactions are beyond their single keys (`crate::store::archive`).
+    static BULK: RefCell<Bulk> = RefCell::new(Bulk::default());
+}
+
+/// What the page knows of the archive and the export records.
+#[derive(Default)]
+struct Bulk {
+    /// Ids in archive chunks: removing their single key is packing, not deleting.
+    archived: HashSet<TransactionId>,
+    /// Accepted transactions this page knows to be stored one key each; packed once there are
+    /// `ARCHIVE_CHUNK` of them.
+    loose_accepted: BTreeSet<TransactionId>,
+    /// Keys of archive chunks and export records, for the clears.
+    keys: BTreeSet<String>,
 }
 
 /// Why the store of record could not be written.
@@ -111,6 +126,13 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
     // Moved, not cloned: tens of thousands of transactions. `opened.transactions` is empty.
     let transactions = std::mem::take(&mut opened.transactions);
     JOURNAL.with(|j| *j.borrow_mut() = Journal::from_transactions(transactions));
+    BULK.with(|b| {
+        *b.borrow_mut() = Bulk {
+            archived: std::mem::take(&mut opened.archived).into_iter().collect(),
+            loose_accepted: std::mem::take(&mut opened.loose_accepted),
+            keys: std::mem::take(&mut opened.bulk_keys),
+        }
+    });
     set_settings(opened.settings.clone());
     for map in pending {
         apply_changes_map(map);
@@ -217,7 +239,23 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
         .unzip();
     apply_mirror(&mirror);
     match apply_primary(&primary).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            let due = BULK.with(|b| {
+                let mut bulk = b.borrow_mut();
+                for tx in txs.iter().filter(|tx| tx.status().is_accepted()) {
+                    if !bulk.archived.contains(&tx.id) {
+                        bulk.loose_accepted.insert(tx.id.clone());
+                    }
+                }
+                bulk.loose_accepted.len() >= store::ARCHIVE_CHUNK
+            });
+            if due {
+                // Packing is housekeeping: the transactions are stored either way, so a
+                // failure here is left for the next start to redo.
+                let _ = pack().await;
+            }
+            Ok(())
+        }
         Err(failure) => {
             UNSAVED.with(|u| {
                 let mut unsaved = u.borrow_mut();
@@ -233,6 +271,73 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
             Err(failure)
         }
     }
+}
+
+/// Packs the accepted transactions this page stored one key each into archive chunks: the
+/// chunks first, then the removal of the single keys.
+async fn pack() -> Result<(), StorageFailure> {
+    let loose: Vec<Transaction> = BULK.with(|b| {
+        let bulk = b.borrow();
+        with_journal(|j| {
+            bulk.loose_accepted
+                .iter()
+                .filter_map(|id| j.get(id).cloned())
+                .collect()
+        })
+    });
+    let packing = store::pack_plan(&loose);
+    if packing.packed.is_empty() {
+        return Ok(());
+    }
+    let (puts, removals): (Vec<Change>, Vec<Change>) = packing
+        .changes
+        .into_iter()
+        .partition(|c| matches!(c, Change::Put { .. }));
+    apply_primary(&puts).await?;
+    BULK.with(|b| {
+        let mut bulk = b.borrow_mut();
+        bulk.keys.extend(puts.iter().map(|c| c.key().to_owned()));
+        for id in &packing.packed {
+            bulk.loose_accepted.remove(id);
+            bulk.archived.insert(id.clone());
+        }
+    });
+    apply_primary(&removals).await
+}
+
+/// Stores a `.koc` export as one record (one write, however many transactions), then marks
+/// them in memory: a refused write leaves nothing marked.
+pub async fn record_export(record: &store::ExportRecord) -> Result<(), StorageFailure> {
+    let change = record.change();
+    let key = change.key().to_owned();
+    apply_primary(&[change])
+        .await
+        .inspect_err(announce_failure)?;
+    with_journal(|j| j.mark_exported(&record.ids, record.at));
+    BULK.with(|b| b.borrow_mut().keys.insert(key));
+    Ok(())
+}
+
+/// Removes the archive chunks (a clear of everything Koha accepted) and, with `exports`, the
+/// export records too (a clear of everything). The single keys go through [`forget`].
+pub async fn forget_bulk(exports: bool) -> Result<(), StorageFailure> {
+    let keys: Vec<Change> = BULK.with(|b| {
+        b.borrow()
+            .keys
+            .iter()
+            .filter(|k| store::is_archive_key(k) || (exports && store::is_export_key(k)))
+            .map(|k| Change::Remove { key: k.clone() })
+            .collect()
+    });
+    apply_primary(&keys).await?;
+    BULK.with(|b| {
+        let mut bulk = b.borrow_mut();
+        for change in &keys {
+            bulk.keys.remove(change.key());
+        }
+        bulk.archived.clear();
+    });
+    Ok(())
 }
 
 /// How many transactions are held only in memory and the mirror.
@@ -260,14 +365,23 @@ pub async fn retry_unsaved() -> Result<usize, StorageFailure> {
 pub async fn forget(ids: &[TransactionId]) -> Result<(), StorageFailure> {
     let mut primary = Vec::with_capacity(ids.len());
     let mut mirror = Vec::with_capacity(ids.len());
-    for id in ids {
+    // Archived ones have no single key (nor a mirror copy): their chunks go in `forget_bulk`.
+    let single: Vec<&TransactionId> = BULK.with(|b| {
+        let bulk = b.borrow();
+        ids.iter()
+            .filter(|id| !bulk.archived.contains(*id))
+            .collect()
+    });
+    for id in single {
         let (p, m) = store::remove_plan(id);
         primary.push(p);
         mirror.push(m);
     }
     apply_primary(&primary).await?;
     apply_mirror(&mirror);
-    UNSAVED.with(|u| u.borrow_mut().retain(|x| !ids.contains(x)));
+    let gone: HashSet<&TransactionId> = ids.iter().collect();
+    UNSAVED.with(|u| u.borrow_mut().retain(|x| !gone.contains(x)));
+    BULK.with(|b| b.borrow_mut().loose_accepted.retain(|x| !gone.contains(x)));
     Ok(())
 }
 
@@ -301,13 +415,46 @@ pub fn apply_storage_changes(changes: &JsValue) -> bool {
 fn apply_changes_map(map: Map<String, Value>) -> bool {
     let mut changed = false;
     for (key, change) in map {
-        match store::decode_change(&key, change.get("newValue")) {
+        match store::decode_change(&key, change.get("newValue"), change.get("oldValue")) {
             Ok(StoredChange::Transaction(tx)) => {
                 // This page's own writes come back as well; they change nothing.
                 changed |= with_journal(|j| j.upsert(tx)) != Upserted::Kept;
             }
             Ok(StoredChange::Removed(id)) => {
-                changed |= with_journal(|j| j.forget_removed(&id)).is_some();
+                // A packed transaction lost its single key but is still stored, in a chunk.
+                if !BULK.with(|b| b.borrow().archived.contains(&id)) {
+                    changed |= with_journal(|j| j.forget_removed(&id)).is_some();
+                }
+            }
+            Ok(StoredChange::Archived(txs)) => {
+                BULK.with(|b| {
+                    let mut bulk = b.borrow_mut();
+                    bulk.keys.insert(key.clone());
+                    for tx in &txs {
+                        bulk.loose_accepted.remove(&tx.id);
+                        bulk.archived.insert(tx.id.clone());
+                    }
+                });
+                for tx in txs {
+                    changed |= with_journal(|j| j.upsert(tx)) != Upserted::Kept;
+                }
+            }
+            Ok(StoredChange::ArchiveRemoved(ids)) => {
+                BULK.with(|b| {
+                    let mut bulk = b.borrow_mut();
+                    bulk.keys.remove(&key);
+                    for id in &ids {
+                        bulk.archived.remove(id);
+                    }
+                });
+                for id in ids {
+                    changed |= with_journal(|j| j.forget_removed(&id)).is_some();
+                }
+            }
+            Ok(StoredChange::Exported(record)) => {
+                BULK.with(|b| b.borrow_mut().keys.insert(key.clone()));
+                let missing = with_journal(|j| j.mark_exported(&record.ids, record.at));
+                changed |= missing.len() < record.ids.len();
             }
             Ok(StoredChange::Settings(settings)) => {
                 set_settings(settings);
@@ -331,11 +478,29 @@ pub fn changes_map(changes: &JsValue) -> Option<Map<String, Value>> {
 /// Every entry of `browser.storage.local`.
 pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
     let all = browser::local_get(&JsValue::NULL).await?;
-    // One JSON round trip is much faster than converting 50,000 objects one by one.
-    let text: String = js_sys::JSON::stringify(&all)?.into();
+    // Archive chunks and export records are JSON text already: taken as strings, not escaped
+    // into and out of the JSON below (megabytes at 50,000 stored).
+    let rest = Object::new();
+    let mut texts = Vec::new();
+    for key in Object::keys(&Object::from(all.clone())).iter() {
+        let name = key.as_string().unwrap_or_default();
+        let value = js_sys::Reflect::get(&all, &key)?;
+        match value.as_string() {
+            Some(text) if store::is_archive_key(&name) || store::is_export_key(&name) => {
+                texts.push((name, Value::String(text)));
+            }
+            _ => {
+                js_sys::Reflect::set(&rest, &key, &value)?;
+            }
+        }
+    }
+    // One JSON round trip is much faster than converting thousands of objects one by one.
+    let text: String = js_sys::JSON::stringify(&rest)?.into();
     let map: Map<String, Value> =
         serde_json::from_str(&text).map_err(|e| StorageFailure(e.to_string()))?;
-    Ok(map.into_iter().collect())
+    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+    entries.extend(texts);
+    Ok(entries)
 }
 
 fn read_mirror() -> Vec<(String, Value)> {
@@ -367,7 +532,11 @@ pub async fn apply_primary(changes: &[Change]) -> Result<(), StorageFailure> {
             let items = Object::new();
             for change in run {
                 if let Change::Put { key, value } = change {
-                    let js = js_sys::JSON::parse(&value.to_string())?;
+                    // Text (archive chunks, export records) is stored as a string, unparsed.
+                    let js = match value {
+                        Value::String(text) => JsValue::from_str(text),
+                        other => js_sys::JSON::parse(&other.to_string())?,
+                    };
                     js_sys::Reflect::set(&items, &JsValue::from_str(key), &js)?;
                 }
             }

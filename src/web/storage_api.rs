@@ -56,7 +56,7 @@ thread_local! {
 }
 
 fn track(key: &str, new_value: Option<&Value>) {
-    let not_accepted = match store::decode_change(key, new_value) {
+    let not_accepted = match store::decode_change(key, new_value, None) {
         Ok(StoredChange::Transaction(tx)) => !tx.status().is_accepted(),
         Ok(StoredChange::Removed(_)) => false,
         // Unreadable entries are quarantined by the next page that opens; not counted.

@@ -1,6 +1,7 @@
 //! The desk at scanner speed in a real Firefox: every action, the questions it asks, bad input,
 //! delete with undo, clear all, and export then import of the same file.
 
+use e2e::bench::eval_async;
 use e2e::firefox::{with_firefox, Firefox, Options};
 use serde_json::{json, Value};
 
@@ -397,7 +398,15 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         assert!(lines[1].ends_with("\tissue\tC0001\tB0001"), "{text}");
         assert!(lines[3].ends_with("\treturn\tB0003"), "{text}");
         assert_eq!(message(&ff).await.0, "ok");
-        // The rows are marked as exported, and that is stored.
+        // The rows are marked as exported, and that is stored: as one export record, not by
+        // rewriting each transaction.
+        let records = eval_async(
+            &ff,
+            r#"const all = await browser.storage.local.get(null);
+               return Object.keys(all).filter((k) => k.startsWith("exported:")).map((k) => JSON.parse(all[k]).ids.length);"#,
+        )
+        .await;
+        assert_eq!(records, json!([3]));
         ff.client.refresh().await.expect("reload");
         ff.wait_ready().await;
         let exported = r##"[...document.querySelectorAll("#transactions tbody tr")].every(r => r.dataset.exported === "true")"##;

@@ -110,6 +110,106 @@ async fn two_desk_tabs_recording_alternately_keep_all_200() {
     .await;
 }
 
+/// How many keys of each kind `browser.storage.local` holds: `[tx:, archive:]`.
+async fn key_kinds(ff: &Firefox) -> (usize, usize) {
+    let n = eval_async(
+        ff,
+        r#"const keys = Object.keys(await browser.storage.local.get(null));
+           return [keys.filter((k) => k.startsWith("tx:")).length,
+                   keys.filter((k) => k.startsWith("archive:")).length];"#,
+    )
+    .await;
+    let count = |v: &Value| v.as_u64().expect("a count") as usize;
+    (count(&n[0]), count(&n[1]))
+}
+
+/// Writes a marker key and waits until this page's `storage.onChanged` saw it: the page's own
+/// listener, registered earlier, has then handled every write made before the marker.
+async fn settle(ff: &Firefox, writer: &Firefox, marker: &str) {
+    ff.eval(&format!(
+        r#"(() => {{ browser.storage.onChanged.addListener((c) => {{ if (c["{marker}"]) window["{marker}"] = true; }}); return true; }})()"#
+    ))
+    .await;
+    eval_async(
+        writer,
+        &format!(r#"await browser.storage.local.set({{"{marker}": 1}});"#),
+    )
+    .await;
+    ff.wait_until("the marker", &format!(r#"window["{marker}"] === true"#))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
+    with_firefox(Options::default(), |ff| async move {
+        ff.open("desk.html").await;
+        let first = ff.client.window().await.expect("first tab");
+        // 1,200 that Koha applied and 5 not sent, one key each (as sending leaves them).
+        seed(&ff, 1, 1_205, 5).await;
+        ff.wait_until(
+            "all seeded",
+            "window.kocCore.listPage('', 0, 1).total === 1205",
+        )
+        .await;
+        assert_eq!(key_kinds(&ff).await, (1_205, 0));
+
+        // A second desk opens: it packs 1,000 of the accepted ones into two chunks.
+        let second = ff.client.new_window(true).await.expect("second tab").handle;
+        ff.client
+            .switch_to_window(second.clone())
+            .await
+            .expect("switch");
+        ff.open("desk.html").await;
+        ff.wait_until(
+            "all there",
+            "window.kocCore.listPage('', 0, 1).total === 1205",
+        )
+        .await;
+        assert_eq!(key_kinds(&ff).await, (205, 2));
+        assert_eq!(
+            ff.eval(r##"document.getElementById("count-unsent").textContent"##)
+                .await,
+            "5"
+        );
+
+        // The first desk saw the single keys go, and knows they were packed, not deleted.
+        ff.client
+            .switch_to_window(first.clone())
+            .await
+            .expect("switch");
+        settle(&ff, &ff, "marker-packed").await;
+        assert_eq!(
+            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+            json!(1205)
+        );
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        assert_eq!(
+            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+            json!(1205)
+        );
+
+        // Clearing what Koha accepted removes the chunks too, here and in the other desk.
+        ff.click("clear-sent").await;
+        ff.wait_until("cleared", "window.kocCore.listPage('', 0, 1).total === 5")
+            .await;
+        assert_eq!(key_kinds(&ff).await, (5, 0));
+        ff.client.switch_to_window(second).await.expect("switch");
+        settle(&ff, &ff, "marker-cleared").await;
+        assert_eq!(
+            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+            json!(5)
+        );
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        assert_eq!(
+            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+            json!(5)
+        );
+    })
+    .await;
+}
+
 /// Makes this page's `browser.storage.local.set` reject the next `times` calls.
 async fn fail_writes(ff: &Firefox, times: u32) {
     ff.eval(&format!(

@@ -1,0 +1,288 @@
+//! The archive (accepted transactions packed into chunks) and export records, over in-memory
+//! stores: packing at start, crashes half way, bad chunks, clears seen by other pages.
+
+// Helpers outside `#[test]` functions unwrap too; a panic is the failure report here.
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use koha_offline_circ::store::{
+    self, decode_change, is_archive_key, is_export_key, is_transaction_key, open, pack_plan,
+    transaction_key, write_plan, Change, ExportRecord, MemoryStore, Store, StoredChange,
+    ARCHIVE_CHUNK,
+};
+use koha_offline_circ::{
+    Action, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
+};
+use serde_json::json;
+use std::collections::BTreeSet;
+
+fn at(sec: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 29, 8, 0, 0).unwrap() + Duration::seconds(sec)
+}
+
+fn checkout(n: u64) -> Transaction {
+    Transaction::record(
+        TransactionId::new(at(n as i64), n),
+        at(n as i64),
+        Branchcode::parse("DE-627").unwrap(),
+        Action::Issue {
+            cardnumber: Cardnumber::parse("P0001").unwrap(),
+            barcode: Barcode::parse(&format!("{n:08}")).unwrap(),
+        },
+    )
+}
+
+fn applied(n: u64) -> Transaction {
+    let mut tx = checkout(n);
+    tx.start_sending(at(n as i64 + 1)).unwrap();
+    tx.finish_sending(at(n as i64 + 2), Status::Applied)
+        .unwrap();
+    tx
+}
+
+/// Stores each transaction one key each, as the desk and a send run do.
+fn store_all(primary: &mut MemoryStore, txs: &[Transaction]) {
+    let changes: Vec<Change> = txs.iter().map(|tx| write_plan(tx).primary).collect();
+    primary.apply(&changes).unwrap();
+}
+
+fn start(primary: &mut MemoryStore) -> store::Opened {
+    let opened = open(primary.entries(), Vec::new(), Some(at(100_000))).unwrap();
+    primary.apply(&opened.primary_changes).unwrap();
+    opened
+}
+
+fn keys(primary: &MemoryStore, pick: fn(&str) -> bool) -> BTreeSet<String> {
+    primary
+        .entries()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| pick(k))
+        .collect()
+}
+
+fn ids(txs: &[Transaction]) -> Vec<TransactionId> {
+    txs.iter().map(|tx| tx.id.clone()).collect()
+}
+
+#[test]
+fn enough_accepted_transactions_are_packed_at_start_and_nothing_is_lost() {
+    let mut primary = MemoryStore::new();
+    let accepted: Vec<Transaction> = (0..1_203).map(applied).collect();
+    let local: Vec<Transaction> = (5_000..5_010).map(checkout).collect();
+    store_all(&mut primary, &accepted);
+    store_all(&mut primary, &local);
+
+    let opened = start(&mut primary);
+    let mut all: Vec<Transaction> = accepted.iter().chain(&local).cloned().collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(opened.transactions, all);
+    // Two full chunks of the oldest accepted; the remaining 203 and the local ones stay single.
+    let chunks = keys(&primary, is_archive_key);
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(opened.archived.len(), 2 * ARCHIVE_CHUNK);
+    assert_eq!(opened.loose_accepted.len(), 1_203 - 2 * ARCHIVE_CHUNK);
+    assert_eq!(opened.bulk_keys, chunks);
+    let single = keys(&primary, is_transaction_key);
+    assert_eq!(single.len(), 203 + 10);
+    for tx in &local {
+        assert!(
+            single.contains(&transaction_key(&tx.id)),
+            "local ones stay single"
+        );
+    }
+    // Chunks first, then the removals: a crash in between keeps both copies.
+    let first_removal = opened
+        .primary_changes
+        .iter()
+        .position(|c| matches!(c, Change::Remove { .. }))
+        .unwrap();
+    assert!(
+        opened.primary_changes[..first_removal]
+            .iter()
+            .all(|c| matches!(c, Change::Put { .. })
+                && (is_archive_key(c.key()) || c.key() == "meta"))
+    );
+
+    // The next start reads the same transactions and has nothing to do.
+    let again = start(&mut primary);
+    assert_eq!(again.transactions, all);
+    assert!(
+        again.primary_changes.is_empty(),
+        "{:?}",
+        again.primary_changes.len()
+    );
+    assert_eq!(again.archived, opened.archived);
+}
+
+#[test]
+fn fewer_than_a_chunk_stay_single() {
+    let mut primary = MemoryStore::new();
+    store_all(
+        &mut primary,
+        &(0..ARCHIVE_CHUNK as u64 - 1)
+            .map(applied)
+            .collect::<Vec<_>>(),
+    );
+    let opened = start(&mut primary);
+    assert!(keys(&primary, is_archive_key).is_empty());
+    assert_eq!(opened.loose_accepted.len(), ARCHIVE_CHUNK - 1);
+    assert!(opened.archived.is_empty());
+}
+
+#[test]
+fn a_crash_between_chunk_and_removals_packs_again_into_the_same_chunk() {
+    let mut primary = MemoryStore::new();
+    let accepted: Vec<Transaction> = (0..ARCHIVE_CHUNK as u64).map(applied).collect();
+    store_all(&mut primary, &accepted);
+    let opened = open(primary.entries(), Vec::new(), None).unwrap();
+    // Only the puts reach storage (meta and the chunk); the page dies before the removals.
+    let puts: Vec<Change> = opened
+        .primary_changes
+        .iter()
+        .filter(|c| matches!(c, Change::Put { .. }))
+        .cloned()
+        .collect();
+    primary.apply(&puts).unwrap();
+    let chunk = keys(&primary, is_archive_key);
+    assert_eq!(chunk.len(), 1);
+    assert_eq!(keys(&primary, is_transaction_key).len(), ARCHIVE_CHUNK);
+
+    let again = start(&mut primary);
+    assert_eq!(again.transactions, accepted, "duplicates merge, none lost");
+    assert_eq!(
+        keys(&primary, is_archive_key),
+        chunk,
+        "same content, same key"
+    );
+    assert!(keys(&primary, is_transaction_key).is_empty());
+}
+
+#[test]
+fn packing_ignores_what_koha_has_not_accepted_and_keys_follow_content() {
+    let mixed: Vec<Transaction> = (0..2 * ARCHIVE_CHUNK as u64)
+        .map(|n| if n % 2 == 0 { applied(n) } else { checkout(n) })
+        .collect();
+    let packing = pack_plan(&mixed);
+    assert_eq!(packing.packed.len(), ARCHIVE_CHUNK);
+    assert_eq!(packing.changes.len(), 1 + ARCHIVE_CHUNK);
+    let other: Vec<Transaction> = (1..=ARCHIVE_CHUNK as u64).map(applied).collect();
+    let a = pack_plan(&mixed).changes[0].key().to_owned();
+    let b = pack_plan(&other).changes[0].key().to_owned();
+    assert_ne!(a, b, "different transactions, different chunk");
+    assert_eq!(
+        a,
+        pack_plan(mixed.iter().rev()).changes[0].key(),
+        "order does not matter"
+    );
+}
+
+#[test]
+fn a_bad_chunk_is_kept_aside_whole_and_the_rest_opens() {
+    let mut primary = MemoryStore::new();
+    let good = checkout(1);
+    store_all(&mut primary, std::slice::from_ref(&good));
+    let bad_text = r#"{"v":1,"txs":[{"id":"x","action":"fly"}]}"#;
+    for (key, value) in [
+        ("archive:a.1", json!(bad_text)),
+        ("archive:b.2", json!({"v": 1})),
+        ("archive:c.3", json!(r#"{"v":7,"txs":[]}"#)),
+    ] {
+        primary
+            .apply(&[Change::Put {
+                key: key.into(),
+                value,
+            }])
+            .unwrap();
+    }
+    let opened = start(&mut primary);
+    assert_eq!(opened.transactions, vec![good]);
+    let kinds: Vec<&str> = opened.problems.iter().map(|p| p.error.kind()).collect();
+    assert_eq!(kinds, vec!["corrupt", "corrupt", "unknown-envelope"]);
+    assert!(keys(&primary, is_archive_key).is_empty());
+    let kept = primary.get("quarantine:archive:a.1").unwrap();
+    assert_eq!(kept["value"], json!(bad_text), "kept verbatim");
+}
+
+#[test]
+fn export_records_mark_transactions_and_go_when_their_transactions_go() {
+    let mut primary = MemoryStore::new();
+    let txs: Vec<Transaction> = (0..4).map(checkout).collect();
+    store_all(&mut primary, &txs);
+    let first = ExportRecord::new(at(500), ids(&txs[..2]));
+    let later = ExportRecord::new(at(900), ids(&txs[1..3]));
+    let orphan = ExportRecord::new(at(700), vec![TransactionId::from_stored("gone")]);
+    primary
+        .apply(&[first.change(), later.change(), orphan.change()])
+        .unwrap();
+    assert!(is_export_key(&first.key()));
+    assert_ne!(first.key(), later.key());
+
+    let opened = start(&mut primary);
+    let marks: Vec<Option<DateTime<Utc>>> = opened
+        .transactions
+        .iter()
+        .map(|tx| tx.exported_at)
+        .collect();
+    assert_eq!(
+        marks,
+        vec![Some(at(500)), Some(at(900)), Some(at(900)), None]
+    );
+    assert!(primary.get(&orphan.key()).is_none(), "nothing left to mark");
+    assert!(primary.get(&first.key()).is_some());
+    assert_eq!(opened.bulk_keys, BTreeSet::from([first.key(), later.key()]));
+    // The single keys were not rewritten to carry the marks.
+    for tx in &txs {
+        let stored = primary.get(&transaction_key(&tx.id)).unwrap();
+        assert_eq!(stored["tx"].get("exported_at"), None);
+    }
+}
+
+#[test]
+fn other_pages_learn_of_chunks_removed_chunks_and_exports() {
+    let txs: Vec<Transaction> = (0..ARCHIVE_CHUNK as u64).map(applied).collect();
+    let packing = pack_plan(&txs);
+    let Change::Put { key, value } = &packing.changes[0] else {
+        panic!("a chunk first")
+    };
+    assert_eq!(
+        decode_change(key, Some(value), None).unwrap(),
+        StoredChange::Archived(txs.clone())
+    );
+    assert_eq!(
+        decode_change(key, None, Some(value)).unwrap(),
+        StoredChange::ArchiveRemoved(ids(&txs))
+    );
+    assert_eq!(decode_change(key, None, None).unwrap(), StoredChange::Other);
+    let record = ExportRecord::new(at(5), ids(&txs[..3]));
+    let Change::Put { key, value } = record.change() else {
+        panic!("a put")
+    };
+    assert_eq!(
+        decode_change(&key, Some(&value), None).unwrap(),
+        StoredChange::Exported(record)
+    );
+    assert_eq!(
+        decode_change(&key, Some(&json!(5)), None)
+            .unwrap_err()
+            .kind(),
+        "corrupt"
+    );
+}
+
+#[test]
+fn one_chunk_is_bounded_in_size() {
+    let txs: Vec<Transaction> = (0..10 * ARCHIVE_CHUNK as u64).map(applied).collect();
+    let packing = pack_plan(&txs);
+    let sizes: Vec<usize> = packing
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Put { value, .. } => value.as_str().map(str::len),
+            Change::Remove { .. } => None,
+        })
+        .collect();
+    assert_eq!(sizes.len(), 10);
+    // About 300 bytes per transaction; never more than one chunk's worth in one entry.
+    assert!(sizes.iter().all(|&n| n < ARCHIVE_CHUNK * 400), "{sizes:?}");
+}
