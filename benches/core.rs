@@ -7,10 +7,13 @@ use chrono::{DateTime, FixedOffset, Offset, TimeDelta, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use koha_offline_circ::journal::{Filter, Journal};
 use koha_offline_circ::koc::{self, Selection, WriteOptions};
+use koha_offline_circ::store::{self, Change};
 use koha_offline_circ::zone::ZoneRules;
 use koha_offline_circ::{
-    Action, Amount, Barcode, Branchcode, Cardnumber, Transaction, TransactionId,
+    Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
 };
+use serde_json::Value;
+use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -91,6 +94,36 @@ fn journal_benches(c: &mut Criterion) {
     });
 }
 
+/// What a desk does at start with 50,000 stored (49,000 Koha applied, packed into chunks, and
+/// 1,000 not sent, one key each): read the entries, then index them.
+fn open_benches(c: &mut Criterion) {
+    let mut txs: Vec<Transaction> = (0..50_000).map(transaction).collect();
+    for tx in txs.iter_mut().skip(1_000) {
+        let at = tx.recorded_at;
+        tx.start_sending(at).unwrap();
+        tx.finish_sending(at, Status::Applied).unwrap();
+    }
+    let packing = store::pack_plan(&txs);
+    let packed: HashSet<_> = packing.packed.iter().cloned().collect();
+    let mut entries: Vec<(String, Value)> = vec![("meta".into(), store::meta_value())];
+    let single = txs.iter().filter(|tx| !packed.contains(&tx.id));
+    for change in packing
+        .changes
+        .into_iter()
+        .chain(single.map(|tx| store::write_plan(tx).primary))
+    {
+        if let Change::Put { key, value } = change {
+            entries.push((key, value));
+        }
+    }
+    c.bench_function("store open 50k (98 chunks + 1000 single keys)", |b| {
+        b.iter(|| store::open(entries.clone(), Vec::new(), None).unwrap())
+    });
+    c.bench_function("journal index 50k (from opened)", |b| {
+        b.iter(|| Journal::from_transactions(txs.clone()))
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -101,6 +134,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = koc_benches, journal_benches
+    targets = koc_benches, journal_benches, open_benches
 }
 criterion_main!(benches);

@@ -7,25 +7,40 @@ use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// A stable unique id, assigned when the transaction is recorded. Never derived from the time
 /// alone: older tools keyed rows by timestamp and overwrote rows from the same second.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TransactionId(String);
+///
+/// Shared text: the journal keeps each id in several indexes, and a desk holds tens of
+/// thousands, so a copy is a reference count, not a new string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransactionId(Arc<str>);
+
+impl Serialize for TransactionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TransactionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|text| TransactionId(text.into()))
+    }
+}
 
 impl TransactionId {
     /// Builds an id from the recording instant and 64 random bits supplied by the caller. Ids sort
     /// by recording time.
     pub fn new(recorded_at: DateTime<Utc>, random: u64) -> Self {
         let millis = recorded_at.timestamp_millis().max(0);
-        TransactionId(format!("{millis:013x}-{random:016x}"))
+        TransactionId(format!("{millis:013x}-{random:016x}").into())
     }
 
     /// Wraps an id read back from storage.
     pub fn from_stored(text: &str) -> Self {
-        TransactionId(text.to_owned())
+        TransactionId(text.into())
     }
 
     /// The id as text.
@@ -145,6 +160,16 @@ impl Status {
         }
     }
 
+    /// The text a status carries: Koha's message (`rejected`) or the reason (`failed`,
+    /// `uncertain`).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Status::Rejected { message } => Some(message),
+            Status::Failed { reason } | Status::Uncertain { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// Koha has accepted it (queued or applied); it is never sent again.
     pub fn is_accepted(&self) -> bool {
         matches!(self, Status::Queued | Status::Applied)
@@ -221,6 +246,26 @@ impl Transaction {
             }],
             exported_at: None,
         }
+    }
+
+    /// Rebuilds a stored transaction from its parts (the archive's compact form). `None` when
+    /// the history is empty: every transaction has a status.
+    pub fn from_parts(
+        id: TransactionId,
+        recorded_at: DateTime<Utc>,
+        branchcode: Branchcode,
+        action: Action,
+        history: Vec<StatusChange>,
+        exported_at: Option<DateTime<Utc>>,
+    ) -> Option<Self> {
+        (!history.is_empty()).then_some(Transaction {
+            id,
+            recorded_at,
+            branchcode,
+            action,
+            history,
+            exported_at,
+        })
     }
 
     /// The current status.

@@ -11,7 +11,7 @@ use koha_offline_circ::store::{
     ARCHIVE_CHUNK,
 };
 use koha_offline_circ::{
-    Action, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
+    Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
 };
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -285,4 +285,102 @@ fn one_chunk_is_bounded_in_size() {
     assert_eq!(sizes.len(), 10);
     // About 300 bytes per transaction; never more than one chunk's worth in one entry.
     assert!(sizes.iter().all(|&n| n < ARCHIVE_CHUNK * 400), "{sizes:?}");
+}
+
+/// Every kind of transaction and status survives a chunk unchanged, times to the nanosecond.
+#[test]
+fn chunks_keep_every_field() {
+    let mut txs = Vec::new();
+    for n in 0..ARCHIVE_CHUNK as u64 {
+        let at = at(n as i64) + Duration::nanoseconds(if n % 7 == 0 { 123_456 } else { 0 });
+        let action = match n % 3 {
+            0 => Action::Issue {
+                cardnumber: Cardnumber::parse("P0001").unwrap(),
+                barcode: Barcode::parse(&format!("{n:08}")).unwrap(),
+            },
+            1 => Action::Return {
+                barcode: Barcode::parse(&format!("R{n:07}")).unwrap(),
+            },
+            _ => Action::Payment {
+                cardnumber: Cardnumber::parse("P0002").unwrap(),
+                amount: Amount::from_cents(n + 1).unwrap(),
+            },
+        };
+        let mut tx = Transaction::record(
+            TransactionId::new(at, n),
+            at,
+            Branchcode::parse("DE-627").unwrap(),
+            action,
+        );
+        // A life with every detail-carrying status before Koha accepted it.
+        tx.start_sending(at).unwrap();
+        tx.finish_sending(
+            at,
+            Status::Failed {
+                reason: "network \"down\"".into(),
+            },
+        )
+        .unwrap();
+        tx.start_sending(at).unwrap();
+        tx.finish_sending(
+            at,
+            Status::Uncertain {
+                reason: "server-error".into(),
+            },
+        )
+        .unwrap();
+        tx.confirm_in_koha(
+            at,
+            if n % 2 == 0 {
+                Status::Queued
+            } else {
+                Status::Applied
+            },
+        )
+        .unwrap();
+        if n % 5 == 0 {
+            tx.mark_exported(at + Duration::milliseconds(1));
+        }
+        txs.push(tx);
+    }
+    let packing = pack_plan(&txs);
+    let Change::Put { key, value } = &packing.changes[0] else {
+        panic!("a chunk")
+    };
+    assert_eq!(
+        decode_change(key, Some(value), None).unwrap(),
+        StoredChange::Archived(txs)
+    );
+}
+
+#[test]
+fn a_row_that_does_not_fit_its_action_or_status_is_refused() {
+    let cases = [
+        // A checkout without a card.
+        r#"{"v":1,"txs":[["0001-a",1000,"DE-627","issue",null,"B1",null,[[1000,"applied",null]],null]]}"#,
+        // A payment with a barcode.
+        r#"{"v":1,"txs":[["0001-a",1000,"DE-627","payment","C1","B1",150,[[1000,"applied",null]],null]]}"#,
+        // A rejection without Koha's message.
+        r#"{"v":1,"txs":[["0001-a",1000,"DE-627","return",null,"B1",null,[[1000,"rejected",null]],null]]}"#,
+        // No status at all.
+        r#"{"v":1,"txs":[["0001-a",1000,"DE-627","return",null,"B1",null,[],null]]}"#,
+        // A status this version does not know.
+        r#"{"v":1,"txs":[["0001-a",1000,"DE-627","return",null,"B1",null,[[1000,"lost",null]],null]]}"#,
+        // A time that is neither milliseconds nor RFC 3339.
+        r#"{"v":1,"txs":[["0001-a","yesterday","DE-627","return",null,"B1",null,[[1000,"applied",null]],null]]}"#,
+    ];
+    for text in cases {
+        let err = decode_change("archive:x", Some(&json!(text)), None).unwrap_err();
+        assert_eq!(err.kind(), "corrupt", "{text}");
+    }
+    let good = r#"{"v":1,"txs":[["0001-a",1000,"DE-627","return",null,"B1",null,[[1000,"applied",null]],null]]}"#;
+    let StoredChange::Archived(txs) = decode_change("archive:x", Some(&json!(good)), None).unwrap()
+    else {
+        panic!("archived")
+    };
+    assert_eq!(
+        txs[0].recorded_at,
+        DateTime::from_timestamp_millis(1000).unwrap()
+    );
+    assert_eq!(txs[0].status(), &Status::Applied);
 }

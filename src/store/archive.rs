@@ -3,18 +3,21 @@
 //! Reading 50,000 keys from `browser.storage.local` takes over a second in Firefox, whatever
 //! their size; a hundred larger ones take well under a tenth of that. A transaction Koha accepted
 //! never changes again (it can only be cleared), so once enough of them are stored one key each,
-//! they move into one `archive:` key per [`ARCHIVE_CHUNK`], stored as JSON text (a string reads
-//! back much faster than the equivalent objects).
+//! they move into one `archive:` key per [`ARCHIVE_CHUNK`], stored as compact JSON text (a
+//! string reads back much faster than the equivalent objects, and arrays of plain values parse
+//! several times faster than the single keys' tagged objects).
 //!
 //! A chunk's key is derived from its content (`archive:<first id>.<hash of all ids>`), so two
 //! pages packing the same transactions write the same entry, and different sets never overwrite
 //! each other. The one-key-per-transaction entries are removed only after the chunk is stored; a
 //! crash in between leaves both copies, which reading merges like any duplicate.
 
-use super::layout::{check_transaction, transaction_key};
+use super::layout::transaction_key;
 use super::{Change, StoreError};
-use crate::transaction::{Transaction, TransactionId};
-use serde::{Deserialize, Serialize};
+use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
+use crate::transaction::{Action, Status, StatusChange, Transaction, TransactionId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// Prefix of an archive chunk's key.
@@ -32,24 +35,200 @@ pub fn is_archive_key(key: &str) -> bool {
 }
 
 #[derive(Serialize)]
-struct ChunkOut<'a> {
+struct ChunkOut {
     v: u64,
-    txs: &'a [Transaction],
+    txs: Vec<Row>,
 }
 
 #[derive(Deserialize)]
 struct ChunkIn {
     v: u64,
-    txs: Vec<Value>,
+    txs: Vec<Row>,
 }
 
-/// The chunk's JSON text: `{"v": 1, "txs": [...]}`.
+/// One transaction in a chunk, as a JSON array:
+/// `[id, recorded_at, branchcode, action, cardnumber, barcode, amount_cents, history, exported_at]`
+/// with `history` as `[[at, status, detail], ...]`. No field names, no tagged enums, times as
+/// milliseconds: reading 50,000 of these is several times faster than the single keys' form,
+/// and a chunk is about half the size.
+#[derive(Serialize, Deserialize)]
+struct Row(
+    TransactionId,
+    Time,
+    Branchcode,
+    ActionName,
+    Option<Cardnumber>,
+    Option<Barcode>,
+    Option<Amount>,
+    Vec<Step>,
+    Option<Time>,
+);
+
+#[derive(Serialize, Deserialize)]
+struct Step(Time, StatusName, Option<String>);
+
+/// A status's name as a unit variant: read without allocating a string.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum StatusName {
+    Local,
+    Sending,
+    Queued,
+    Applied,
+    Rejected,
+    Failed,
+    Uncertain,
+}
+
+impl StatusName {
+    fn of(status: &Status) -> StatusName {
+        match status {
+            Status::Local => StatusName::Local,
+            Status::Sending => StatusName::Sending,
+            Status::Queued => StatusName::Queued,
+            Status::Applied => StatusName::Applied,
+            Status::Rejected { .. } => StatusName::Rejected,
+            Status::Failed { .. } => StatusName::Failed,
+            Status::Uncertain { .. } => StatusName::Uncertain,
+        }
+    }
+
+    fn with(self, detail: Option<String>) -> Option<Status> {
+        match (self, detail) {
+            (StatusName::Local, None) => Some(Status::Local),
+            (StatusName::Sending, None) => Some(Status::Sending),
+            (StatusName::Queued, None) => Some(Status::Queued),
+            (StatusName::Applied, None) => Some(Status::Applied),
+            (StatusName::Rejected, Some(message)) => Some(Status::Rejected { message }),
+            (StatusName::Failed, Some(reason)) => Some(Status::Failed { reason }),
+            (StatusName::Uncertain, Some(reason)) => Some(Status::Uncertain { reason }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum ActionName {
+    Issue,
+    Return,
+    Payment,
+}
+
+impl Row {
+    fn of(tx: &Transaction) -> Row {
+        let name = match tx.action {
+            Action::Issue { .. } => ActionName::Issue,
+            Action::Return { .. } => ActionName::Return,
+            Action::Payment { .. } => ActionName::Payment,
+        };
+        let history = tx
+            .history()
+            .iter()
+            .map(|change| {
+                Step(
+                    Time(change.at),
+                    StatusName::of(&change.status),
+                    change.status.detail().map(str::to_owned),
+                )
+            })
+            .collect();
+        Row(
+            tx.id.clone(),
+            Time(tx.recorded_at),
+            tx.branchcode.clone(),
+            name,
+            tx.action.cardnumber().cloned(),
+            tx.action.barcode().cloned(),
+            tx.action.amount(),
+            history,
+            tx.exported_at.map(Time),
+        )
+    }
+
+    fn into_transaction(self) -> Result<Transaction, String> {
+        let Row(id, recorded_at, branchcode, name, cardnumber, barcode, amount, steps, exported) =
+            self;
+        let action = match (name, cardnumber, barcode, amount) {
+            (ActionName::Issue, Some(cardnumber), Some(barcode), None) => Action::Issue {
+                cardnumber,
+                barcode,
+            },
+            (ActionName::Return, None, Some(barcode), None) => Action::Return { barcode },
+            (ActionName::Payment, Some(cardnumber), None, Some(amount)) => {
+                Action::Payment { cardnumber, amount }
+            }
+            _ => return Err(format!("{id}: fields do not fit the action")),
+        };
+        let history = steps
+            .into_iter()
+            .map(|Step(at, name, detail)| {
+                name.with(detail)
+                    .map(|status| StatusChange { at: at.0, status })
+                    .ok_or_else(|| format!("{id}: a status without its detail, or the reverse"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Transaction::from_parts(
+            id.clone(),
+            recorded_at.0,
+            branchcode,
+            action,
+            history,
+            exported.map(|t| t.0),
+        )
+        .ok_or_else(|| format!("{id}: empty status history"))
+    }
+}
+
+/// An instant as whole milliseconds since 1970 (what the desk records), or as RFC 3339 text
+/// when it has a finer part, so nothing is ever rounded.
+#[derive(Clone, Copy)]
+struct Time(DateTime<Utc>);
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.timestamp_subsec_nanos() % 1_000_000 == 0 {
+            s.serialize_i64(self.0.timestamp_millis())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Time;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("milliseconds or an RFC 3339 time")
+            }
+            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Time, E> {
+                DateTime::from_timestamp_millis(ms)
+                    .map(Time)
+                    .ok_or_else(|| E::custom("time out of range"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Time, E> {
+                let ms = i64::try_from(ms).map_err(|_| E::custom("time out of range"))?;
+                self.visit_i64(ms)
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Time, E> {
+                DateTime::parse_from_rfc3339(text)
+                    .map(|t| Time(t.with_timezone(&Utc)))
+                    .map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// The chunk's JSON text: `{"v": 1, "txs": [row, ...]}` (see `Row` in the source).
 pub fn encode_chunk(txs: &[Transaction]) -> String {
     let chunk = ChunkOut {
         v: ARCHIVE_VERSION,
-        txs,
+        txs: txs.iter().map(Row::of).collect(),
     };
-    // Transactions are plain data; serialising them cannot fail.
+    // Plain data; serialising it cannot fail.
     serde_json::to_string(&chunk).unwrap_or_default()
 }
 
@@ -87,8 +266,8 @@ pub fn decode_chunk(key: &str, value: &Value) -> Result<Vec<Transaction>, StoreE
     }
     chunk
         .txs
-        .iter()
-        .map(|tx| check_transaction(key, tx))
+        .into_iter()
+        .map(|row| row.into_transaction().map_err(corrupt))
         .collect()
 }
 
