@@ -3,7 +3,6 @@
 
 use crate::firefox::{with_firefox, Firefox, Options};
 use crate::report::{self, Figure};
-use serde_json::Value;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -56,28 +55,11 @@ pub async fn send_figures(count: usize) -> Vec<Figure> {
     ]
 }
 
-/// Writes `count` checkins straight into `storage.local` in the core's layout, as a long outage
-/// would leave them, then reloads the desk.
-pub async fn seed_checkins(ff: &Firefox, count: usize) {
-    let script = format!(
-        r##"const done = arguments[0];
-        const items = {{}};
-        const start = Date.UTC(2026, 0, 5, 8, 0, 0);
-        for (let i = 0; i < {count}; i++) {{
-            const ms = start + i * 1000;
-            const id = ms.toString(16).padStart(13, "0") + "-" + i.toString(16).padStart(16, "0");
-            const at = new Date(ms).toISOString();
-            items["tx:" + id] = {{ v: 1, tx: {{ id, recorded_at: at, branchcode: "DE-627",
-                action: "return", barcode: "S" + i, history: [{{ at, status: "local" }}] }} }};
-        }}
-        browser.storage.local.set(items).then(() => done(true), (e) => done(String(e)));"##
-    );
-    let seeded = ff
-        .client
-        .execute_async(&script, vec![])
-        .await
-        .expect("seeding storage");
-    assert_eq!(seeded, Value::Bool(true), "seeding storage");
+/// Stores `count` transactions not yet sent, one key each, as a long outage would leave them,
+/// then reloads the desk.
+pub async fn seed_unsent(ff: &Firefox, count: usize) {
+    let count = u32::try_from(count).expect("a count that fits");
+    crate::bench::seed(ff, 1, count, count).await;
     ff.client.refresh().await.expect("reload");
     ff.wait_ready().await;
 }
@@ -120,7 +102,7 @@ pub async fn koc_files(count: usize, runs: usize) -> Vec<Figure> {
             .await
             .expect("time-outs");
         ff.open("desk.html").await;
-        seed_checkins(&ff, count).await;
+        seed_unsent(&ff, count).await;
         let mut export_ms = Vec::new();
         let mut import_ms = Vec::new();
         for _ in 0..runs {

@@ -1,7 +1,7 @@
 //! The desk at scanner speed in a real Firefox: every action, the questions it asks, bad input,
 //! delete with undo, clear all, and export then import of the same file.
 
-use e2e::bench::eval_async;
+use e2e::bench::{eval_async, seed};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use serde_json::{json, Value};
 
@@ -539,40 +539,28 @@ async fn the_table_shows_one_page_at_a_time_and_filters() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn scanning_stays_fast_with_fifty_thousand_stored_transactions() {
+async fn scanning_works_with_fifty_thousand_stored_transactions() {
     with_firefox(Options::default(), |ff| async move {
         ff.open("desk.html").await;
-        // 50,000 stored checkins, written straight into storage as a long outage would leave them.
-        ff.client
-            .execute_async(
-                r##"const done = arguments[0];
-                const items = {};
-                const start = Date.UTC(2026, 0, 5, 8, 0, 0);
-                for (let i = 0; i < 50000; i++) {
-                    const ms = start + i * 1000;
-                    const id = ms.toString(16).padStart(13, "0") + "-" + i.toString(16).padStart(16, "0");
-                    const at = new Date(ms).toISOString();
-                    items["tx:" + id] = { v: 1, tx: { id, recorded_at: at, branchcode: "DE-627",
-                        action: "return", barcode: "S" + i, history: [{ at, status: "local" }] } };
-                }
-                browser.storage.local.set(items).then(() => done(true));"##,
-                vec![],
-            )
-            .await
-            .expect("seeded");
+        // 50,000 stored, none sent, one key each, as a long outage would leave them.
+        seed(&ff, 1, 50_000, 50_000).await;
         ff.client.refresh().await.expect("reload");
         ff.wait_ready().await;
-        assert_eq!(ff.eval(r##"document.getElementById("count-unsent").textContent"##).await, "50000");
+        assert_eq!(
+            ff.eval(r##"document.getElementById("count-unsent").textContent"##)
+                .await,
+            "50000"
+        );
         assert_eq!(row_count(&ff).await, 50);
-        let started = std::time::Instant::now();
+        // Each scan renders one page, never all rows (how fast is measured by ./build.sh bench).
         let scans: String = (1..=20).map(|i| format!("NEW{i:03}\n")).collect();
         ff.type_into("checkin-barcode", &scans).await;
-        ff.wait_until("all recorded", r##"document.getElementById("count-unsent").textContent === "50020""##).await;
-        let took = started.elapsed();
+        ff.wait_until(
+            "all recorded",
+            r##"document.getElementById("count-unsent").textContent === "50020""##,
+        )
+        .await;
         assert_eq!(rows(&ff).await[0][2], "NEW020");
-        // Each scan renders one page, never all rows: 20 scans take well under 10 s.
-        assert!(took < std::time::Duration::from_secs(10), "20 scans took {took:?}");
-        eprintln!("20 scans with 50,000 stored: {took:?}");
     })
     .await;
 }

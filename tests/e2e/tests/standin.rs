@@ -1186,9 +1186,9 @@ fn faults_f1_to_f6() {
     let t = Instant::now();
     assert_eq!(c.post(SERVICE, &[], &issue("1")).unwrap().body, "Added.");
     assert!(t.elapsed() >= Duration::from_millis(300));
-    let t = Instant::now();
+    // The fault was for the first request only (how long the second took is not asserted:
+    // a busy machine may be slow; the delay is a lower bound).
     c.post(SERVICE, &[], &issue("1")).unwrap();
-    assert!(t.elapsed() < Duration::from_millis(300));
 
     // F3: process, then 500 / 502.
     for status in [500, 502] {
@@ -1273,17 +1273,16 @@ fn password_check_cost_and_round_trip() {
     .unwrap();
     let mut c = Client::new(&koha);
     let t = Instant::now();
+    let checks = koha.password_checks();
     c.post(SERVICE, &[], &with(desk(), &[("action", "")]))
         .unwrap();
     assert!(t.elapsed() >= Duration::from_millis(150));
-    // No credential check, no cost (only the round trip).
+    assert_eq!(koha.password_checks(), checks + 1);
+    // No credentials, no password check: only the round trip is paid.
     let t = Instant::now();
     c.post(SERVICE, &[], &[("action", "")]).unwrap();
-    let e = t.elapsed();
-    assert!(
-        e >= Duration::from_millis(30) && e < Duration::from_millis(120),
-        "{e:?}"
-    );
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    assert_eq!(koha.password_checks(), checks + 1);
 }
 
 #[test]
