@@ -4,7 +4,7 @@
 // Helpers outside `#[test]` functions unwrap too; a panic is the failure report here.
 #![allow(clippy::unwrap_used)]
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use koha_offline_circ::store::{
     self, decode_change, is_archive_key, is_export_key, is_transaction_key, open, pack_plan,
     transaction_key, write_plan, Change, ExportRecord, MemoryStore, Store, StoredChange,
@@ -16,21 +16,8 @@ use koha_offline_circ::{
 use serde_json::json;
 use std::collections::BTreeSet;
 
-fn at(sec: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 29, 8, 0, 0).unwrap() + Duration::seconds(sec)
-}
-
-fn checkout(n: u64) -> Transaction {
-    Transaction::record(
-        TransactionId::new(at(n as i64), n),
-        at(n as i64),
-        Branchcode::parse("DE-627").unwrap(),
-        Action::Issue {
-            cardnumber: Cardnumber::parse("P0001").unwrap(),
-            barcode: Barcode::parse(&format!("{n:08}")).unwrap(),
-        },
-    )
-}
+mod common;
+use common::{at, checkout};
 
 fn applied(n: u64) -> Transaction {
     let mut tx = checkout(n);

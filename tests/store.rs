@@ -4,7 +4,7 @@
 // Helpers outside `#[test]` functions unwrap too; a panic is the failure report here.
 #![allow(clippy::unwrap_used)]
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use koha_offline_circ::settings::{Settings, SettingsForm};
 use koha_offline_circ::store::{
     self, decode_change, decode_mirror, decode_transaction, encode_transaction, is_mirror_key,
@@ -13,26 +13,12 @@ use koha_offline_circ::store::{
     CURRENT_SCHEMA,
 };
 use koha_offline_circ::{
-    Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
+    Action, Amount, Branchcode, Cardnumber, Status, Transaction, TransactionId,
 };
 use serde_json::{json, Value};
 
-fn at(sec: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 29, 8, 0, 0).unwrap() + Duration::seconds(sec)
-}
-
-/// A checkout recorded at second `n`, with a distinct id and a fixed-width barcode.
-fn checkout(n: u64) -> Transaction {
-    Transaction::record(
-        TransactionId::new(at(n as i64), n),
-        at(n as i64),
-        Branchcode::parse("DE-627").unwrap(),
-        Action::Issue {
-            cardnumber: Cardnumber::parse("P0001").unwrap(),
-            barcode: Barcode::parse(&format!("{n:08}")).unwrap(),
-        },
-    )
-}
+mod common;
+use common::{at, checkout};
 
 fn payment(n: u64) -> Transaction {
     Transaction::record(

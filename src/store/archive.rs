@@ -12,7 +12,7 @@
 //! each other. The one-key-per-transaction entries are removed only after the chunk is stored; a
 //! crash in between leaves both copies, which reading merges like any duplicate.
 
-use super::layout::transaction_key;
+use super::layout::{decode_text, transaction_key};
 use super::{Change, StoreError};
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
 use crate::transaction::{Action, Status, StatusChange, Transaction, TransactionId};
@@ -250,24 +250,23 @@ pub fn chunk_key(txs: &[Transaction]) -> String {
 /// it readable. One bad transaction makes the whole chunk unreadable, so it is kept aside whole
 /// and nothing in it is half-read.
 pub fn decode_chunk(key: &str, value: &Value) -> Result<Vec<Transaction>, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: key.to_owned(),
-        reason,
-    };
-    let text = value
-        .as_str()
-        .ok_or_else(|| corrupt("archive chunk is not text".to_owned()))?;
-    let chunk: ChunkIn = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-    if chunk.v != ARCHIVE_VERSION {
-        return Err(StoreError::UnknownEnvelope {
-            key: key.to_owned(),
-            version: chunk.v,
-        });
-    }
+    let chunk: ChunkIn = decode_text(
+        key,
+        value,
+        "archive chunk",
+        |c: &ChunkIn| c.v,
+        ARCHIVE_VERSION,
+    )?;
     chunk
         .txs
         .into_iter()
-        .map(|row| row.into_transaction().map_err(corrupt))
+        .map(|row| {
+            row.into_transaction()
+                .map_err(|reason| StoreError::Corrupt {
+                    key: key.to_owned(),
+                    reason,
+                })
+        })
         .collect()
 }
 

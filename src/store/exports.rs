@@ -5,6 +5,7 @@
 //! record to its transactions' `exported_at` (the later mark wins, as everywhere), and a record
 //! none of whose transactions is left is removed.
 
+use super::layout::decode_text;
 use super::{Change, StoreError};
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
@@ -64,21 +65,13 @@ impl ExportRecord {
 
 /// Reads an export record.
 pub fn decode_export(key: &str, value: &Value) -> Result<ExportRecord, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: key.to_owned(),
-        reason,
-    };
-    let text = value
-        .as_str()
-        .ok_or_else(|| corrupt("export record is not text".to_owned()))?;
-    let record: ExportRecord = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-    if record.v != EXPORT_VERSION {
-        return Err(StoreError::UnknownEnvelope {
-            key: key.to_owned(),
-            version: record.v,
-        });
-    }
-    Ok(record)
+    decode_text(
+        key,
+        value,
+        "export record",
+        |r: &ExportRecord| r.v,
+        EXPORT_VERSION,
+    )
 }
 
 /// Applies export records to transactions sorted by id (the later mark wins). Returns the

@@ -63,17 +63,23 @@ async fn reload_keeps_every_transaction_in_both_stores() {
     .await;
 }
 
+/// Opens a desk in a new tab and switches to it; returns the tab.
+async fn open_second_desk(ff: &Firefox) -> fantoccini::wd::WindowHandle {
+    let tab = ff.client.new_window(true).await.expect("second tab").handle;
+    ff.client
+        .switch_to_window(tab.clone())
+        .await
+        .expect("switch");
+    ff.open("desk.html").await;
+    tab
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_desk_tabs_recording_alternately_keep_all_200() {
     with_firefox(Options::default(), |ff| async move {
         ff.open("desk.html").await;
         let first = ff.client.window().await.expect("first tab");
-        let second = ff.client.new_window(true).await.expect("second tab").handle;
-        ff.client
-            .switch_to_window(second.clone())
-            .await
-            .expect("switch");
-        ff.open("desk.html").await;
+        let second = open_second_desk(&ff).await;
         let tabs = [first, second];
         let mut recorded = BTreeSet::new();
         for i in 0..200 {
@@ -139,6 +145,15 @@ async fn settle(ff: &Firefox, writer: &Firefox, marker: &str) {
         .await;
 }
 
+/// The desk holds `total` transactions, and still does after a reload.
+async fn total_now_and_after_reload(ff: &Firefox, total: u64) {
+    let shown = "window.kocCore.listPage('', 0, 1).total";
+    assert_eq!(ff.eval(shown).await, json!(total));
+    ff.client.refresh().await.expect("reload");
+    ff.wait_ready().await;
+    assert_eq!(ff.eval(shown).await, json!(total), "after a reload");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
     with_firefox(Options::default(), |ff| async move {
@@ -154,12 +169,7 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
         assert_eq!(key_kinds(&ff).await, (1_205, 0));
 
         // A second desk opens: it packs 1,000 of the accepted ones into two chunks.
-        let second = ff.client.new_window(true).await.expect("second tab").handle;
-        ff.client
-            .switch_to_window(second.clone())
-            .await
-            .expect("switch");
-        ff.open("desk.html").await;
+        let second = open_second_desk(&ff).await;
         ff.wait_until(
             "all there",
             "window.kocCore.listPage('', 0, 1).total === 1205",
@@ -178,16 +188,7 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
             .await
             .expect("switch");
         settle(&ff, &ff, "marker-packed").await;
-        assert_eq!(
-            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
-            json!(1205)
-        );
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
-        assert_eq!(
-            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
-            json!(1205)
-        );
+        total_now_and_after_reload(&ff, 1205).await;
 
         // Clearing what Koha accepted removes the chunks too, here and in the other desk.
         ff.click("clear-sent").await;
@@ -196,16 +197,7 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
         assert_eq!(key_kinds(&ff).await, (5, 0));
         ff.client.switch_to_window(second).await.expect("switch");
         settle(&ff, &ff, "marker-cleared").await;
-        assert_eq!(
-            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
-            json!(5)
-        );
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
-        assert_eq!(
-            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
-            json!(5)
-        );
+        total_now_and_after_reload(&ff, 5).await;
     })
     .await;
 }
