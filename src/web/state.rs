@@ -60,6 +60,8 @@ struct Bulk {
     loose_accepted: BTreeSet<TransactionId>,
     /// Keys of archive chunks and export records, for the clears.
     keys: BTreeSet<String>,
+    /// A packing is under way.
+    packing: bool,
 }
 
 /// Why the store of record could not be written.
@@ -131,6 +133,7 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
             archived: std::mem::take(&mut opened.archived).into_iter().collect(),
             loose_accepted: std::mem::take(&mut opened.loose_accepted),
             keys: std::mem::take(&mut opened.bulk_keys),
+            packing: false,
         }
     });
     set_settings(opened.settings.clone());
@@ -276,6 +279,17 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
 /// Packs the accepted transactions this page stored one key each into archive chunks: the
 /// chunks first, then the removal of the single keys.
 async fn pack() -> Result<(), StorageFailure> {
+    // One packing at a time: a second, started while the first awaits its writes, would pack
+    // the same transactions again.
+    if BULK.with(|b| std::mem::replace(&mut b.borrow_mut().packing, true)) {
+        return Ok(());
+    }
+    let packed = pack_now().await;
+    BULK.with(|b| b.borrow_mut().packing = false);
+    packed
+}
+
+async fn pack_now() -> Result<(), StorageFailure> {
     let loose: Vec<Transaction> = BULK.with(|b| {
         let bulk = b.borrow();
         with_journal(|j| {
