@@ -4,6 +4,7 @@
 //! transaction Koha accepted going back to `local`) is an error, never a silent overwrite.
 
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
+use crate::zone::parse_rfc3339;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -184,6 +185,7 @@ struct StatusChangeOut<'a> {
 /// A [`StatusChange`] as stored, for reading.
 #[derive(Deserialize)]
 struct StatusChangeIn {
+    #[serde(deserialize_with = "instant")]
     at: DateTime<Utc>,
     status: String,
     #[serde(default)]
@@ -209,6 +211,23 @@ impl Serialize for StatusChange {
         }
         .serialize(serializer)
     }
+}
+
+/// An RFC 3339 instant, as chrono's serde writes and reads it (see [`parse_rfc3339`]).
+fn instant<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_rfc3339(&text).ok_or_else(|| {
+        serde::de::Error::custom(format_args!("not an RFC 3339 date and time: {text:?}"))
+    })
+}
+
+/// [`instant`], or `null`.
+fn optional_instant<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Instant(#[serde(deserialize_with = "instant")] DateTime<Utc>);
+    Ok(Option::<Instant>::deserialize(d)?.map(|Instant(at)| at))
 }
 
 fn missing(field: &str) -> String {
@@ -267,6 +286,7 @@ struct TransactionOut<'a> {
 #[derive(Deserialize)]
 struct TransactionIn {
     id: TransactionId,
+    #[serde(deserialize_with = "instant")]
     recorded_at: DateTime<Utc>,
     branchcode: Branchcode,
     action: String,
@@ -277,7 +297,7 @@ struct TransactionIn {
     #[serde(default)]
     amount: Option<Amount>,
     history: Vec<StatusChange>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_instant")]
     exported_at: Option<DateTime<Utc>>,
 }
 
