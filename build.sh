@@ -41,6 +41,13 @@ ensure_build_tools() {
       || die "could not install wasm-bindgen-cli $want"
   fi
 
+  if ! command -v advzip >/dev/null; then
+    step "toolchain: advzip (apt advancecomp), to pack the .xpi smaller"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends advancecomp; } \
+      || printf 'note: could not install advancecomp; the .xpi will be larger\n'
+  fi
+
   step "toolchain: web-ext and wasm-opt (npm ci)"
   if [ ! -x node_modules/.bin/web-ext ] || [ ! -x node_modules/.bin/wasm-opt ] \
      || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -92,6 +99,13 @@ build_addon() {
   cp manifest.json www/
   cp -r extension/. www/
   node scripts/locales.mjs i18n www || die "translations are incomplete (i18n/)"
+  # Firefox reads only "message" and "placeholders"; descriptions are for translators (i18n/).
+  node -e 'const fs = require("fs");
+    for (const f of process.argv.slice(1)) {
+      const all = JSON.parse(fs.readFileSync(f, "utf8"));
+      for (const e of Object.values(all)) delete e.description;
+      fs.writeFileSync(f, JSON.stringify(all));
+    }' www/_locales/*/messages.json || die "could not pack the translations"
 
   step "build: web-ext lint"
   web-ext lint --source-dir www --warnings-as-errors --no-config-discovery \
@@ -104,6 +118,13 @@ build_addon() {
   rm -f dist/*.xpi
   web-ext build --source-dir www --artifacts-dir dist --overwrite-dest \
     --filename "$NAME-$version.xpi" --no-config-discovery >/dev/null
+  # Zopfli deflate (advancecomp): the same zip, about 5 % smaller than web-ext's.
+  if command -v advzip >/dev/null; then
+    advzip --recompress --shrink-insane --quiet "dist/$NAME-$version.xpi" \
+      || die "advzip could not recompress the .xpi"
+  else
+    printf 'note: advzip (apt: advancecomp) missing; the .xpi is not recompressed\n'
+  fi
   printf 'built dist/%s-%s.xpi (%s bytes; wasm %s bytes)\n' "$NAME" "$version" \
     "$(stat -c %s "dist/$NAME-$version.xpi")" "$(stat -c %s "www/pkg/${CRATE}_bg.wasm")"
 }

@@ -130,7 +130,7 @@ impl DeskForm {
 /// The name of an exported file: `koha-offline-<library>-<YYYYMMDD-HHMMSS>.koc` in the desk's
 /// local time, without the library part for rows recorded before a library was set.
 pub fn export_file_name(branchcode: &Branchcode, local_now: NaiveDateTime) -> String {
-    let stamp = local_now.format("%Y%m%d-%H%M%S");
+    let stamp = crate::zone::local_text(local_now, "", "-", "");
     if branchcode.as_str() == PLACEHOLDER_BRANCHCODE {
         format!("koha-offline-{stamp}.koc")
     } else {

@@ -355,7 +355,7 @@ pub fn transaction_request(
 
 /// The instant as `service.pl` wants it: UTC, `YYYY-MM-DD HH:MM:SS`, whole seconds (§5.1).
 pub fn koha_timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S").to_string()
+    crate::zone::local_text(at.naive_utc(), "-", " ", ":")
 }
 
 /// The four messages with which Koha refuses a direct transaction and changes nothing (C3).

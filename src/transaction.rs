@@ -4,6 +4,7 @@
 //! transaction Koha accepted going back to `local`) is an error, never a silent overwrite.
 
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
+use crate::zone::parse_rfc3339;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -182,13 +183,197 @@ impl Status {
 }
 
 /// One entry of a transaction's status history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Stored as `{"at", "status", "message"?, "reason"?}`: the JSON an internally tagged, flattened
+/// [`Status`] gives, read and written through flat structs because serde's
+/// `flatten` buffers every entry and costs a lot of `.wasm`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "StatusChangeIn")]
 pub struct StatusChange {
     /// When the status was set.
     pub at: DateTime<Utc>,
     /// The status set then.
-    #[serde(flatten)]
     pub status: Status,
+}
+
+/// A [`StatusChange`] as stored, for writing (borrowed).
+#[derive(Serialize)]
+struct StatusChangeOut<'a> {
+    at: DateTime<Utc>,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// A [`StatusChange`] as stored, for reading.
+#[derive(Deserialize)]
+struct StatusChangeIn {
+    #[serde(deserialize_with = "instant")]
+    at: DateTime<Utc>,
+    status: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl Serialize for StatusChange {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (message, reason) = match &self.status {
+            Status::Rejected { message } => (Some(message.as_str()), None),
+            Status::Failed { reason } | Status::Uncertain { reason } => {
+                (None, Some(reason.as_str()))
+            }
+            _ => (None, None),
+        };
+        StatusChangeOut {
+            at: self.at,
+            status: self.status.name(),
+            message,
+            reason,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// An RFC 3339 instant, as chrono's serde writes and reads it (see [`parse_rfc3339`]).
+fn instant<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_rfc3339(&text).ok_or_else(|| {
+        serde::de::Error::custom(format_args!("not an RFC 3339 date and time: {text:?}"))
+    })
+}
+
+/// [`instant`], or `null`.
+fn optional_instant<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Instant(#[serde(deserialize_with = "instant")] DateTime<Utc>);
+    Ok(Option::<Instant>::deserialize(d)?.map(|Instant(at)| at))
+}
+
+fn missing(field: &str) -> String {
+    format!("missing field `{field}`")
+}
+
+impl TryFrom<StatusChangeIn> for StatusChange {
+    type Error = String;
+
+    fn try_from(r: StatusChangeIn) -> Result<Self, String> {
+        let status = match r.status.as_str() {
+            "local" => Status::Local,
+            "sending" => Status::Sending,
+            "queued" => Status::Queued,
+            "applied" => Status::Applied,
+            "rejected" => Status::Rejected {
+                message: r.message.ok_or_else(|| missing("message"))?,
+            },
+            "failed" => Status::Failed {
+                reason: r.reason.ok_or_else(|| missing("reason"))?,
+            },
+            "uncertain" => Status::Uncertain {
+                reason: r.reason.ok_or_else(|| missing("reason"))?,
+            },
+            other => {
+                return Err(format!(
+                    "unknown variant `{other}`, expected one of `local`, `sending`, `queued`, \
+                     `applied`, `rejected`, `failed`, `uncertain`"
+                ))
+            }
+        };
+        Ok(StatusChange { at: r.at, status })
+    }
+}
+
+/// A [`Transaction`] as stored, for writing (borrowed): the action's tag and fields flat beside
+/// the others.
+#[derive(Serialize)]
+struct TransactionOut<'a> {
+    id: &'a TransactionId,
+    recorded_at: DateTime<Utc>,
+    branchcode: &'a Branchcode,
+    action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cardnumber: Option<&'a Cardnumber>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    barcode: Option<&'a Barcode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<Amount>,
+    history: &'a [StatusChange],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exported_at: Option<DateTime<Utc>>,
+}
+
+/// A [`Transaction`] as stored, for reading.
+#[derive(Deserialize)]
+struct TransactionIn {
+    id: TransactionId,
+    #[serde(deserialize_with = "instant")]
+    recorded_at: DateTime<Utc>,
+    branchcode: Branchcode,
+    action: String,
+    #[serde(default)]
+    cardnumber: Option<Cardnumber>,
+    #[serde(default)]
+    barcode: Option<Barcode>,
+    #[serde(default)]
+    amount: Option<Amount>,
+    history: Vec<StatusChange>,
+    #[serde(default, deserialize_with = "optional_instant")]
+    exported_at: Option<DateTime<Utc>>,
+}
+
+impl Serialize for Transaction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TransactionOut {
+            id: &self.id,
+            recorded_at: self.recorded_at,
+            branchcode: &self.branchcode,
+            action: self.action.koha_name(),
+            cardnumber: self.action.cardnumber(),
+            barcode: self.action.barcode(),
+            amount: self.action.amount(),
+            history: &self.history,
+            exported_at: self.exported_at,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl TryFrom<TransactionIn> for Transaction {
+    type Error = String;
+
+    fn try_from(r: TransactionIn) -> Result<Self, String> {
+        let action = match r.action.as_str() {
+            "issue" => Action::Issue {
+                cardnumber: r.cardnumber.ok_or_else(|| missing("cardnumber"))?,
+                barcode: r.barcode.ok_or_else(|| missing("barcode"))?,
+            },
+            "return" => Action::Return {
+                barcode: r.barcode.ok_or_else(|| missing("barcode"))?,
+            },
+            "payment" => Action::Payment {
+                cardnumber: r.cardnumber.ok_or_else(|| missing("cardnumber"))?,
+                amount: r.amount.ok_or_else(|| missing("amount"))?,
+            },
+            other => {
+                return Err(format!(
+                    "unknown variant `{other}`, expected one of `issue`, `return`, `payment`"
+                ))
+            }
+        };
+        Ok(Transaction {
+            id: r.id,
+            recorded_at: r.recorded_at,
+            branchcode: r.branchcode,
+            action,
+            history: r.history,
+            exported_at: r.exported_at,
+        })
+    }
 }
 
 /// A status change the rules do not allow.
@@ -209,7 +394,13 @@ impl IllegalTransition {
 }
 
 /// A recorded circulation event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Stored as `{"id", "recorded_at", "branchcode", "action", "cardnumber"?, "barcode"?,
+/// "amount"?, "history", "exported_at"?}`: the JSON of a flattened, internally tagged
+/// [`Action`], read and written through flat structs (see
+/// [`StatusChange`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "TransactionIn")]
 pub struct Transaction {
     /// Stable unique id.
     pub id: TransactionId,
@@ -218,12 +409,10 @@ pub struct Transaction {
     /// The library it was recorded for.
     pub branchcode: Branchcode,
     /// What happened.
-    #[serde(flatten)]
     pub action: Action,
     /// Every status it has had, oldest first; never empty, the last is the current one.
     history: Vec<StatusChange>,
     /// When it was last written to a `.koc` file, if ever.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exported_at: Option<DateTime<Utc>>,
 }
 
@@ -437,6 +626,98 @@ mod tests {
         assert_eq!(json["history"][0]["status"], "local");
         let back: Transaction = serde_json::from_value(json).unwrap();
         assert_eq!(back, tx);
+    }
+
+    /// Every action and status, exactly as the derived (flattened, tagged) serde wrote them: the
+    /// stores hold this text, so the hand-made flat form must not change a byte of it.
+    fn every_shape() -> Vec<Transaction> {
+        let mut rejected = checkout();
+        rejected.start_sending(at(1)).unwrap();
+        rejected
+            .finish_sending(
+                at(2),
+                Status::Rejected {
+                    message: "Item not found.".into(),
+                },
+            )
+            .unwrap();
+        let mut back = Transaction::record(
+            TransactionId::new(at(3), 8),
+            at(3),
+            Branchcode::parse("DE-25").unwrap(),
+            Action::Return {
+                barcode: Barcode::parse("B2").unwrap(),
+            },
+        );
+        back.start_sending(at(4)).unwrap();
+        back.finish_sending(
+            at(5),
+            Status::Failed {
+                reason: "network".into(),
+            },
+        )
+        .unwrap();
+        back.start_sending(at(6)).unwrap();
+        assert!(back.recover_interrupted(at(7)));
+        back.mark_exported(at(8) + chrono::TimeDelta::milliseconds(250));
+        let mut paid = Transaction::record(
+            TransactionId::new(at(9), 9),
+            at(9),
+            Branchcode::parse("DE-25").unwrap(),
+            Action::Payment {
+                cardnumber: Cardnumber::parse("C1").unwrap(),
+                amount: Amount::parse("2,50").unwrap(),
+            },
+        );
+        paid.start_sending(at(10)).unwrap();
+        paid.finish_sending(at(11), Status::Applied).unwrap();
+        let mut queued = checkout();
+        queued.start_sending(at(12)).unwrap();
+        queued.finish_sending(at(13), Status::Queued).unwrap();
+        vec![rejected, back, paid, queued]
+    }
+
+    /// Written by the derived serde (flatten + internally tagged enums) before it was replaced.
+    const GOLDEN: [&str; 4] = [
+        r#"{"id":"0019d36e3ec00-0000000000000007","recorded_at":"2026-03-29T00:00:00Z","branchcode":"DE-627","action":"issue","cardnumber":"A1","barcode":"B1","history":[{"at":"2026-03-29T00:00:00Z","status":"local"},{"at":"2026-03-29T00:00:01Z","status":"sending"},{"at":"2026-03-29T00:00:02Z","status":"rejected","message":"Item not found."}]}"#,
+        r#"{"id":"0019d36e3f7b8-0000000000000008","recorded_at":"2026-03-29T00:00:03Z","branchcode":"DE-25","action":"return","barcode":"B2","history":[{"at":"2026-03-29T00:00:03Z","status":"local"},{"at":"2026-03-29T00:00:04Z","status":"sending"},{"at":"2026-03-29T00:00:05Z","status":"failed","reason":"network"},{"at":"2026-03-29T00:00:06Z","status":"sending"},{"at":"2026-03-29T00:00:07Z","status":"uncertain","reason":"interrupted"}],"exported_at":"2026-03-29T00:00:08.250Z"}"#,
+        r#"{"id":"0019d36e40f28-0000000000000009","recorded_at":"2026-03-29T00:00:09Z","branchcode":"DE-25","action":"payment","cardnumber":"C1","amount":250,"history":[{"at":"2026-03-29T00:00:09Z","status":"local"},{"at":"2026-03-29T00:00:10Z","status":"sending"},{"at":"2026-03-29T00:00:11Z","status":"applied"}]}"#,
+        r#"{"id":"0019d36e3ec00-0000000000000007","recorded_at":"2026-03-29T00:00:00Z","branchcode":"DE-627","action":"issue","cardnumber":"A1","barcode":"B1","history":[{"at":"2026-03-29T00:00:00Z","status":"local"},{"at":"2026-03-29T00:00:12Z","status":"sending"},{"at":"2026-03-29T00:00:13Z","status":"queued"}]}"#,
+    ];
+
+    #[test]
+    fn stored_json_is_unchanged_byte_for_byte() {
+        let text: Vec<String> = every_shape()
+            .iter()
+            .map(|tx| serde_json::to_string(tx).unwrap())
+            .collect();
+        assert_eq!(text, GOLDEN);
+        for (tx, t) in every_shape().iter().zip(&text) {
+            assert_eq!(&serde_json::from_str::<Transaction>(t).unwrap(), tx);
+            let value: serde_json::Value = serde_json::from_str(t).unwrap();
+            assert_eq!(&Transaction::deserialize(&value).unwrap(), tx);
+        }
+    }
+
+    #[test]
+    fn stored_json_missing_a_field_or_with_an_unknown_name_is_refused() {
+        let refused = |text: &str| {
+            serde_json::from_str::<Transaction>(text)
+                .unwrap_err()
+                .to_string()
+        };
+        let return_without_barcode = GOLDEN[1].replace(r#""barcode":"B2","#, "");
+        assert!(refused(&return_without_barcode).contains("missing field `barcode`"));
+        let payment_without_amount = GOLDEN[2].replace(r#""amount":250,"#, "");
+        assert!(refused(&payment_without_amount).contains("missing field `amount`"));
+        let unknown_action = GOLDEN[0].replace(r#""action":"issue""#, r#""action":"renew""#);
+        assert!(refused(&unknown_action).contains("unknown variant `renew`"));
+        let rejected_without_message = GOLDEN[0].replace(r#","message":"Item not found.""#, "");
+        assert!(refused(&rejected_without_message).contains("missing field `message`"));
+        let unknown_status = GOLDEN[3].replace(r#""status":"queued""#, r#""status":"lost""#);
+        assert!(refused(&unknown_status).contains("unknown variant `lost`"));
+        let bad_barcode = GOLDEN[1].replace(r#""barcode":"B2""#, r#""barcode":"""#);
+        assert!(serde_json::from_str::<Transaction>(&bad_barcode).is_err());
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //! Assumption: offset changes of a zone are more than a day apart (true of every real zone), since
 //! the offsets in force around a local time are found by probing one day before and after it.
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeDelta, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
+    TimeZone, Timelike, Utc,
+};
 
 /// The rules of one time zone: the UTC offset in force at any instant.
 pub trait ZoneRules {
@@ -142,6 +145,172 @@ pub fn from_local(local: NaiveDateTime, zone: &dyn ZoneRules) -> LocalResolution
                 }
             }
         }
+    }
+}
+
+/// `local` as chrono's `%Y<d>%m<d>%d<b>%H<t>%M<t>%S` writes it (`("-", " ", ":")` gives
+/// `2026-03-29 01:02:03`), without chrono's format-string machinery in the `.wasm`. Years outside
+/// 0–9999 carry a sign, a leap second reads `60`, as with chrono.
+pub fn local_text(local: NaiveDateTime, date: &str, between: &str, time: &str) -> String {
+    let year = local.year();
+    let year = if (0..=9999).contains(&year) {
+        format!("{year:04}")
+    } else {
+        format!("{year:+05}")
+    };
+    format!(
+        "{year}{date}{:02}{date}{:02}{between}{:02}{time}{:02}{time}{:02}",
+        local.month(),
+        local.day(),
+        local.hour(),
+        local.minute(),
+        local.second() + local.nanosecond() / 1_000_000_000,
+    )
+}
+
+/// Reads an RFC 3339 date and time (`2026-03-29T00:00:08.250Z`, `…+01:00`) as the stores hold
+/// it, without chrono's general parser in the `.wasm`. Accepts exactly what chrono's
+/// `DateTime<FixedOffset>::from_str` (its serde) accepts (a property test compares them): `T`,
+/// `t` or a space between date and time; numbers of 1 or 2 digits (a year of 1 to 4, or
+/// signed); spaces before numbers, `-`, `:`, the offset and at the end; 1 to 9 fraction digits
+/// (more are ignored); `Z`, `z`, `UTC` in any case, or an offset `±HH:MM` (`:` and spaces
+/// optional, `−` for minus); a leap second `60`.
+pub fn parse_rfc3339(text: &str) -> Option<DateTime<Utc>> {
+    let mut c = Cursor { rest: text };
+    c.skip_spaces();
+    let year = if let Some(rest) = c.rest.strip_prefix('-') {
+        c.rest = rest;
+        -c.number(1, usize::MAX)?
+    } else if let Some(rest) = c.rest.strip_prefix('+') {
+        c.rest = rest;
+        c.number(1, usize::MAX)?
+    } else {
+        c.number(1, 4)?
+    };
+    c.literal('-')?;
+    let month = c.spaced_number(2)?;
+    c.literal('-')?;
+    let day = c.spaced_number(2)?;
+    c.rest = c.rest.strip_prefix(['T', 't', ' ']).ok_or(()).ok()?;
+    let hour = c.spaced_number(2)?;
+    c.literal(':')?;
+    let minute = c.spaced_number(2)?;
+    c.literal(':')?;
+    let mut second = c.spaced_number(2)?;
+    let mut nano = 0;
+    if let Some(rest) = c.rest.strip_prefix('.') {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        for (i, d) in rest.bytes().take(digits.min(9)).enumerate() {
+            nano += i64::from(d - b'0') * 10i64.pow(8 - i as u32);
+        }
+        c.rest = &rest[digits..];
+    }
+    c.skip_spaces();
+    let offset = if let Some(rest) = c.rest.strip_prefix(['Z', 'z']) {
+        c.rest = rest;
+        0
+    } else if c
+        .rest
+        .get(..3)
+        .is_some_and(|u| u.eq_ignore_ascii_case("UTC"))
+    {
+        c.rest = &c.rest[3..];
+        0
+    } else {
+        let sign = if let Some(rest) = c.rest.strip_prefix('+') {
+            c.rest = rest;
+            1
+        } else if let Some(rest) = c.rest.strip_prefix(['-', '\u{2212}']) {
+            c.rest = rest;
+            -1
+        } else {
+            return None;
+        };
+        let hours = c.two_digits()?;
+        c.rest = c
+            .rest
+            .trim_start_matches(|ch: char| ch == ':' || ch.is_whitespace());
+        let minutes = c.two_digits().filter(|m| *m < 60)?;
+        sign * (hours * 3600 + minutes * 60)
+    };
+    c.skip_spaces();
+    if !c.rest.is_empty()
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    if second == 60 {
+        second = 59;
+        nano += 1_000_000_000;
+    }
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month as u32, day as u32)?;
+    let time =
+        NaiveTime::from_hms_nano_opt(hour as u32, minute as u32, second as u32, nano as u32)?;
+    let offset = FixedOffset::east_opt(i32::try_from(offset).ok()?)?;
+    let local = offset
+        .from_local_datetime(&NaiveDateTime::new(date, time))
+        .single()?;
+    Some(local.with_timezone(&Utc))
+}
+
+/// What is left of a text being read.
+struct Cursor<'a> {
+    rest: &'a str,
+}
+
+impl Cursor<'_> {
+    fn skip_spaces(&mut self) {
+        self.rest = self.rest.trim_start();
+    }
+
+    /// `ch`, after any spaces.
+    fn literal(&mut self, ch: char) -> Option<()> {
+        self.skip_spaces();
+        self.rest = self.rest.strip_prefix(ch)?;
+        Some(())
+    }
+
+    /// A number of 1 to `max` ASCII digits, after any spaces.
+    fn spaced_number(&mut self, max: usize) -> Option<i64> {
+        self.skip_spaces();
+        self.number(1, max)
+    }
+
+    /// A number of `min` to `max` ASCII digits.
+    fn number(&mut self, min: usize, max: usize) -> Option<i64> {
+        let digits = self
+            .rest
+            .bytes()
+            .take(max)
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if digits < min {
+            return None;
+        }
+        let mut value: i64 = 0;
+        for d in self.rest[..digits].bytes() {
+            value = value.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+        }
+        self.rest = &self.rest[digits..];
+        Some(value)
+    }
+
+    /// Exactly two ASCII digits.
+    fn two_digits(&mut self) -> Option<i64> {
+        let b = self.rest.as_bytes();
+        if b.len() < 2 || !b[0].is_ascii_digit() || !b[1].is_ascii_digit() {
+            return None;
+        }
+        let value = i64::from(b[0] - b'0') * 10 + i64::from(b[1] - b'0');
+        self.rest = &self.rest[2..];
+        Some(value)
     }
 }
 

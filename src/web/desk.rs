@@ -1,6 +1,9 @@
 //! What the desk page calls: record, list a page, delete with undo, clear, export and import.
 
-use super::dto::{js_error, to_js, DeskInfoDto, ErrorDto, ImportReportDto, PageDto, RowDto};
+use super::dto::{
+    js_error, to_js, DeskInfoDto, ErrorDto, ExportFileDto, ImportReportDto, PageDto, RecordDto,
+    RowDto,
+};
 use super::zone::IntlZone;
 use super::{browser, state};
 use crate::desk::{self, DeskForm};
@@ -51,7 +54,11 @@ pub async fn record(form: JsValue, confirmed: bool) -> Result<JsValue, JsValue> 
     let at = browser::now();
     let warnings = state::with_journal(|j| j.warnings_for(&action, at));
     if !confirmed && !warnings.is_empty() {
-        return to_js(&serde_json::json!({ "recorded": false, "warnings": warnings }));
+        return to_js(&RecordDto {
+            recorded: false,
+            warnings: Some(warnings),
+            row: None,
+        });
     }
     let branch = desk::desk_branchcode(state::settings().as_ref());
     let id = TransactionId::new(at, browser::random_u64()?);
@@ -59,7 +66,11 @@ pub async fn record(form: JsValue, confirmed: bool) -> Result<JsValue, JsValue> 
     state::with_journal(|j| j.record(tx.clone()).map(drop))
         .map_err(|e| kind_error(e.kind(), &e))?;
     state::persist(&tx).await.map_err(storage_error)?;
-    to_js(&serde_json::json!({ "recorded": true, "row": RowDto::from(&tx) }))
+    to_js(&RecordDto {
+        recorded: true,
+        warnings: None,
+        row: Some(RowDto::from(&tx)),
+    })
 }
 
 /// One page of the table, newest first, with the counts by status.
@@ -143,14 +154,12 @@ pub async fn export_koc() -> Result<JsValue, JsValue> {
     state::record_export(&store::ExportRecord::new(now, ids))
         .await
         .map_err(storage_error)?;
-    let out: Vec<serde_json::Value> = files
-        .iter()
-        .map(|(branch, file)| {
-            serde_json::json!({
-                "name": desk::export_file_name(branch, local_now),
-                "text": file.text,
-                "count": file.ids.len(),
-            })
+    let out: Vec<ExportFileDto> = files
+        .into_iter()
+        .map(|(branch, file)| ExportFileDto {
+            name: desk::export_file_name(&branch, local_now),
+            count: file.ids.len(),
+            text: file.text,
         })
         .collect();
     to_js(&out)

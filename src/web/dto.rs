@@ -2,7 +2,7 @@
 //! see strings and numbers, never the core's invariants.
 
 use crate::desk::{FormError, PLACEHOLDER_BRANCHCODE};
-use crate::journal::{Counts, Page};
+use crate::journal::{Counts, Page, Warning};
 use crate::koc::{KocImport, KocWarning, LineErrorReason, TimeBasis};
 use crate::settings::Settings;
 use crate::{koha, InputError, Transaction};
@@ -65,6 +65,25 @@ impl From<&Transaction> for RowDto {
             exported: tx.exported_at.is_some(),
         }
     }
+}
+
+/// What `record` answers: `{recorded: false, warnings}` (nothing stored; the page asks) or
+/// `{recorded: true, row}`.
+#[derive(Serialize)]
+pub struct RecordDto {
+    pub recorded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<Warning>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<RowDto>,
+}
+
+/// One exported `.koc` file for the page to download.
+#[derive(Serialize)]
+pub struct ExportFileDto {
+    pub name: String,
+    pub text: String,
+    pub count: usize,
 }
 
 /// An error the page maps to a translated message by `kind` (and `field`).
