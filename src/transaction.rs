@@ -239,7 +239,7 @@ impl Serialize for StatusChange {
 }
 
 /// An RFC 3339 instant, as chrono's serde writes and reads it (see [`parse_rfc3339`]).
-fn instant<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+pub(crate) fn instant<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let text = String::deserialize(d)?;
     parse_rfc3339(&text).ok_or_else(|| {
         serde::de::Error::custom(format_args!("not an RFC 3339 date and time: {text:?}"))

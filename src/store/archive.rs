@@ -16,6 +16,7 @@ use super::layout::{decode_text, transaction_key};
 use super::{Change, StoreError};
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
 use crate::transaction::{Action, Status, StatusChange, Transaction, TransactionId};
+use crate::zone::parse_rfc3339;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -213,9 +214,9 @@ impl<'de> Deserialize<'de> for Time {
                 self.visit_i64(ms)
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Time, E> {
-                DateTime::parse_from_rfc3339(text)
-                    .map(|t| Time(t.with_timezone(&Utc)))
-                    .map_err(E::custom)
+                parse_rfc3339(text)
+                    .map(Time)
+                    .ok_or_else(|| E::custom("not an RFC 3339 date and time"))
             }
         }
         d.deserialize_any(Visit)

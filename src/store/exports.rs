@@ -30,6 +30,7 @@ pub struct ExportRecord {
     /// Format version ([`EXPORT_VERSION`]).
     pub v: u64,
     /// When the files were written.
+    #[serde(deserialize_with = "crate::transaction::instant")]
     pub at: DateTime<Utc>,
     /// The transactions in them.
     pub ids: Vec<TransactionId>,
