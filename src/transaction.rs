@@ -27,7 +27,7 @@ impl Serialize for TransactionId {
 
 impl<'de> Deserialize<'de> for TransactionId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|text| TransactionId(text.into()))
+        crate::ids::deserialize_text(d, |text| Ok(TransactionId(text.into())))
     }
 }
 

@@ -532,6 +532,15 @@ fn read_mirror() -> Vec<(String, Value)> {
         .collect()
 }
 
+/// A value as `browser.storage.local` stores it. Text (archive chunks, export records) stays a
+/// string, unparsed.
+pub fn stored_value(value: &Value) -> Result<JsValue, JsValue> {
+    match value {
+        Value::String(text) => Ok(JsValue::from_str(text)),
+        other => js_sys::JSON::parse(&other.to_string()),
+    }
+}
+
 /// Applies changes to `browser.storage.local` in order, batching runs of the same kind.
 pub async fn apply_primary(changes: &[Change]) -> Result<(), StorageFailure> {
     let mut i = 0;
@@ -546,11 +555,7 @@ pub async fn apply_primary(changes: &[Change]) -> Result<(), StorageFailure> {
             let items = Object::new();
             for change in run {
                 if let Change::Put { key, value } = change {
-                    // Text (archive chunks, export records) is stored as a string, unparsed.
-                    let js = match value {
-                        Value::String(text) => JsValue::from_str(text),
-                        other => js_sys::JSON::parse(&other.to_string())?,
-                    };
+                    let js = stored_value(value)?;
                     js_sys::Reflect::set(&items, &JsValue::from_str(key), &js)?;
                 }
             }

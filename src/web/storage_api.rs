@@ -8,7 +8,7 @@ use super::state::{self, StorageFailure};
 use crate::store::{self, StoredChange};
 use crate::{Action, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId};
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
@@ -102,14 +102,21 @@ pub fn badge_apply(changes: JsValue) -> u32 {
     badge_count()
 }
 
-/// `count` synthetic checkouts as `{ "tx:<id>": envelope }` in the core's layout, for seeding
-/// storage in benchmarks and tests. Number `first + i` is recorded `first + i` seconds after
-/// 2026-01-01 UTC; the first `unsent` of the batch stay `local`, the others are `applied`.
+/// `count` synthetic checkouts in the core's layout, as `{key: value}`, for seeding storage in
+/// benchmarks and tests. Number `first + i` is recorded `first + i` seconds after 2026-01-01 UTC;
+/// the first `unsent` of the batch stay `local`, the others are `applied`. Each gets a key of
+/// its own (as recording and sending leave them); with `packed`, the applied ones are packed
+/// into archive chunks as far as they fill them (as a desk in use for a while has them).
 #[wasm_bindgen(js_name = syntheticEntries)]
-pub fn synthetic_entries(first: u32, count: u32, unsent: u32) -> Result<JsValue, JsValue> {
+pub fn synthetic_entries(
+    first: u32,
+    count: u32,
+    unsent: u32,
+    packed: Option<bool>,
+) -> Result<JsValue, JsValue> {
     let start = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
     let branch = Branchcode::parse("DE-627").map_err(js_error)?;
-    let mut map = Map::new();
+    let mut txs = Vec::with_capacity(count as usize);
     for i in 0..count {
         let n = first + i;
         let at = start + Duration::seconds(i64::from(n));
@@ -129,11 +136,32 @@ pub fn synthetic_entries(first: u32, count: u32, unsent: u32) -> Result<JsValue,
                 .and_then(|()| tx.finish_sending(at + Duration::hours(1), Status::Applied));
             sent.map_err(|e| js_error(ErrorDto::new("illegal-transition", None, e)))?;
         }
-        let plan = store::write_plan(&tx);
-        if let store::Change::Put { key, value } = plan.primary {
-            map.insert(key, value);
-        }
+        txs.push(tx);
     }
-    let text = Value::Object(map).to_string();
-    js_sys::JSON::parse(&text)
+    let packing = if packed == Some(true) {
+        store::pack_plan(&txs)
+    } else {
+        store::Packing::default()
+    };
+    let in_chunks: HashSet<&TransactionId> = packing.packed.iter().collect();
+    let items = js_sys::Object::new();
+    let chunks = packing.changes.into_iter().filter_map(|c| match c {
+        store::Change::Put { key, value } => Some((key, value)),
+        store::Change::Remove { .. } => None,
+    });
+    let single = txs
+        .iter()
+        .filter(|tx| !in_chunks.contains(&tx.id))
+        .filter_map(|tx| match store::write_plan(tx).primary {
+            store::Change::Put { key, value } => Some((key, value)),
+            store::Change::Remove { .. } => None,
+        });
+    for (key, value) in chunks.chain(single) {
+        js_sys::Reflect::set(
+            &items,
+            &JsValue::from_str(&key),
+            &state::stored_value(&value)?,
+        )?;
+    }
+    Ok(items.into())
 }

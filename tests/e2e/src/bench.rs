@@ -64,8 +64,9 @@ pub async fn eval_async(ff: &Firefox, body: &str) -> Value {
 }
 
 /// Writes `count` synthetic transactions (numbered from `first`) straight into
-/// `browser.storage.local`, in the core's layout, 5,000 per write.
-pub async fn seed(ff: &Firefox, first: u32, count: u32, unsent: u32) {
+/// `browser.storage.local`, in the core's layout, 5,000 per write; with `packed`, the applied
+/// ones in archive chunks (a desk in use for a while), else one key each (right after a send).
+pub async fn seed(ff: &Firefox, first: u32, count: u32, unsent: u32, packed: bool) {
     let mut done = 0;
     while done < count {
         let batch = (count - done).min(5_000);
@@ -73,7 +74,7 @@ pub async fn seed(ff: &Firefox, first: u32, count: u32, unsent: u32) {
         eval_async(
             ff,
             &format!(
-                "await browser.storage.local.set(core.syntheticEntries({}, {batch}, {unsent_here}));",
+                "await browser.storage.local.set(core.syntheticEntries({}, {batch}, {unsent_here}, {packed}));",
                 first + done
             ),
         )
@@ -365,7 +366,7 @@ pub async fn storage_benchmarks() -> Option<StorageFigures> {
                 // Seeded from the options page, so no open desk re-renders on every batch.
                 ff.open("options.html").await;
                 let before = extension_storage_bytes(&profile);
-                seed(&ff, stored + 1_000_000, size - stored, SEEDED_UNSENT).await;
+                seed(&ff, stored + 1_000_000, size - stored, SEEDED_UNSENT, true).await;
                 let after = extension_storage_bytes(&profile);
                 if size == *SIZES.last().unwrap_or(&0) && after > before {
                     disk = Some((after - before) as f64 / f64::from(size - stored));

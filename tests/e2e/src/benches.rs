@@ -59,7 +59,7 @@ pub async fn send_figures(count: usize) -> Vec<Figure> {
 /// then reloads the desk.
 pub async fn seed_unsent(ff: &Firefox, count: usize) {
     let count = u32::try_from(count).expect("a count that fits");
-    crate::bench::seed(ff, 1, count, count).await;
+    crate::bench::seed(ff, 1, count, count, false).await;
     ff.client.refresh().await.expect("reload");
     ff.wait_ready().await;
 }

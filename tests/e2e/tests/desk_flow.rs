@@ -543,7 +543,7 @@ async fn scanning_works_with_fifty_thousand_stored_transactions() {
     with_firefox(Options::default(), |ff| async move {
         ff.open("desk.html").await;
         // 50,000 stored, none sent, one key each, as a long outage would leave them.
-        seed(&ff, 1, 50_000, 50_000).await;
+        seed(&ff, 1, 50_000, 50_000, false).await;
         ff.client.refresh().await.expect("reload");
         ff.wait_ready().await;
         assert_eq!(

@@ -160,7 +160,7 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
         ff.open("desk.html").await;
         let first = ff.client.window().await.expect("first tab");
         // 1,200 that Koha applied and 5 not sent, one key each (as sending leaves them).
-        seed(&ff, 1, 1_205, 5).await;
+        seed(&ff, 1, 1_205, 5, false).await;
         ff.wait_until(
             "all seeded",
             "window.kocCore.listPage('', 0, 1).total === 1205",
@@ -312,7 +312,7 @@ async fn the_badge_counts_what_koha_has_not_accepted() {
         record_checkout(&ff, "C0001", "B0002").await;
         wait_for_badge(&ff, "2").await;
         // Five more from elsewhere: two not accepted, three applied in Koha.
-        seed(&ff, 1, 5, 2).await;
+        seed(&ff, 1, 5, 2, false).await;
         wait_for_badge(&ff, "4").await;
         // An applied one removed changes nothing; a local one removed counts down.
         let keys = eval_async(&ff, "return Object.keys(core.syntheticEntries(1, 5, 2));").await;
@@ -333,7 +333,7 @@ async fn the_badge_counts_what_koha_has_not_accepted() {
         )
         .await;
         // At 10,000 more the badge still follows each change quickly.
-        seed(&ff, 100, 10_000, 10_000).await;
+        seed(&ff, 100, 10_000, 10_000, false).await;
         wait_for_badge(&ff, "10003").await;
         let started = std::time::Instant::now();
         record_checkout(&ff, "C0001", "B0003").await;
