@@ -156,11 +156,11 @@ fn selected<'a>(
     transactions: impl IntoIterator<Item = &'a Transaction>,
     options: &WriteOptions,
 ) -> (Vec<&'a Transaction>, Option<TransactionId>) {
-    let wanted: HashSet<&TransactionId> = match &options.selection {
-        Selection::Ids(ids) => ids.iter().collect(),
+    let wanted: HashSet<TransactionId> = match &options.selection {
+        Selection::Ids(ids) => ids.iter().cloned().collect(),
         _ => HashSet::new(),
     };
-    let mut found: HashSet<&TransactionId> = HashSet::new();
+    let mut found: HashSet<TransactionId> = HashSet::new();
     let mut chosen: Vec<&Transaction> = Vec::new();
     for tx in transactions {
         let take = match &options.selection {
@@ -169,7 +169,7 @@ fn selected<'a>(
             Selection::Ids(_) => wanted.contains(&tx.id),
         };
         if take {
-            found.insert(&tx.id);
+            found.insert(tx.id.clone());
             chosen.push(tx);
         }
     }

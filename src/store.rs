@@ -77,7 +77,7 @@ use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use thiserror::Error;
 
 /// The storage schema this build writes and reads. Stored under [`META_KEY`].
@@ -212,10 +212,10 @@ pub struct Opened {
     pub recovered: Vec<TransactionId>,
     /// Ids of the transactions in the archive once `primary_changes` are applied (they are no
     /// longer stored one key each: removing such a key is not a deletion).
-    pub archived: BTreeSet<TransactionId>,
+    pub archived: HashSet<TransactionId>,
     /// Ids of accepted transactions still stored one key each once `primary_changes` are
     /// applied (fewer than [`ARCHIVE_CHUNK`] after packing).
-    pub loose_accepted: BTreeSet<TransactionId>,
+    pub loose_accepted: HashSet<TransactionId>,
     /// Keys of the archive chunks and export records once `primary_changes` are applied: what a
     /// clear must remove besides the single keys.
     pub bulk_keys: BTreeSet<String>,
@@ -304,10 +304,10 @@ pub fn open(
     }
 
     // Single keys after the repairs: those read plus those the repairs write.
-    let mut loose: BTreeSet<TransactionId> = snapshot.loose.into_iter().collect();
+    let mut loose: HashSet<TransactionId> = snapshot.loose.into_iter().collect();
     loose.extend(reconciled.write_primary.iter().map(|tx| tx.id.clone()));
     let packing = pack_plan(reconciled.merged.iter().filter(|tx| loose.contains(&tx.id)));
-    let mut archived: BTreeSet<TransactionId> = snapshot.archived.into_iter().collect();
+    let mut archived: HashSet<TransactionId> = snapshot.archived.into_iter().collect();
     for id in &packing.packed {
         loose.remove(id);
         archived.insert(id.clone());

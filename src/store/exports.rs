@@ -11,7 +11,6 @@ use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// Prefix of an export record's key.
 pub const EXPORT_PREFIX: &str = "exported:";
@@ -81,33 +80,20 @@ pub fn apply_exports(
     transactions: &mut [Transaction],
     records: &[(String, ExportRecord)],
 ) -> Vec<Change> {
-    if records.is_empty() {
-        return Vec::new();
-    }
-    let position: HashMap<&TransactionId, usize> = transactions
-        .iter()
-        .enumerate()
-        .map(|(i, tx)| (&tx.id, i))
-        .collect();
-    let mut marks: Vec<(usize, DateTime<Utc>)> = Vec::new();
     let mut removals = Vec::new();
     for (key, record) in records {
-        let before = marks.len();
-        marks.extend(
-            record
-                .ids
-                .iter()
-                .filter_map(|id| position.get(id))
-                .map(|&i| (i, record.at)),
-        );
-        if marks.len() == before {
-            removals.push(Change::Remove { key: key.clone() });
+        let mut marked_any = false;
+        for id in &record.ids {
+            if let Ok(i) = transactions.binary_search_by(|tx| tx.id.cmp(id)) {
+                marked_any = true;
+                let tx = &mut transactions[i];
+                if tx.exported_at.is_none_or(|earlier| earlier < record.at) {
+                    tx.mark_exported(record.at);
+                }
+            }
         }
-    }
-    for (i, at) in marks {
-        let tx = &mut transactions[i];
-        if tx.exported_at.is_none_or(|earlier| earlier < at) {
-            tx.mark_exported(at);
+        if !marked_any {
+            removals.push(Change::Remove { key: key.clone() });
         }
     }
     removals

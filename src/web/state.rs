@@ -57,7 +57,7 @@ struct Bulk {
     archived: HashSet<TransactionId>,
     /// Accepted transactions this page knows to be stored one key each; packed once there are
     /// `ARCHIVE_CHUNK` of them.
-    loose_accepted: BTreeSet<TransactionId>,
+    loose_accepted: HashSet<TransactionId>,
     /// Keys of archive chunks and export records, for the clears.
     keys: BTreeSet<String>,
     /// A packing is under way.
@@ -130,7 +130,7 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
     JOURNAL.with(|j| *j.borrow_mut() = Journal::from_transactions(transactions));
     BULK.with(|b| {
         *b.borrow_mut() = Bulk {
-            archived: std::mem::take(&mut opened.archived).into_iter().collect(),
+            archived: std::mem::take(&mut opened.archived),
             loose_accepted: std::mem::take(&mut opened.loose_accepted),
             keys: std::mem::take(&mut opened.bulk_keys),
             packing: false,
@@ -262,7 +262,7 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
         Err(failure) => {
             UNSAVED.with(|u| {
                 let mut unsaved = u.borrow_mut();
-                let known: std::collections::HashSet<TransactionId> =
+                let known: HashSet<TransactionId> =
                     unsaved.iter().cloned().collect();
                 unsaved.extend(
                     txs.iter()
@@ -393,7 +393,7 @@ pub async fn forget(ids: &[TransactionId]) -> Result<(), StorageFailure> {
     }
     apply_primary(&primary).await?;
     apply_mirror(&mirror);
-    let gone: HashSet<&TransactionId> = ids.iter().collect();
+    let gone: HashSet<TransactionId> = ids.iter().cloned().collect();
     UNSAVED.with(|u| u.borrow_mut().retain(|x| !gone.contains(x)));
     BULK.with(|b| b.borrow_mut().loose_accepted.retain(|x| !gone.contains(x)));
     Ok(())

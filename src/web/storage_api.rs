@@ -143,7 +143,7 @@ pub fn synthetic_entries(
     } else {
         store::Packing::default()
     };
-    let in_chunks: HashSet<&TransactionId> = packing.packed.iter().collect();
+    let in_chunks: HashSet<TransactionId> = packing.packed.iter().cloned().collect();
     let items = js_sys::Object::new();
     let chunks = packing.changes.into_iter().filter_map(|c| match c {
         store::Change::Put { key, value } => Some((key, value)),
