@@ -262,8 +262,7 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
         Err(failure) => {
             UNSAVED.with(|u| {
                 let mut unsaved = u.borrow_mut();
-                let known: HashSet<TransactionId> =
-                    unsaved.iter().cloned().collect();
+                let known: HashSet<TransactionId> = unsaved.iter().cloned().collect();
                 unsaved.extend(
                     txs.iter()
                         .map(|tx| tx.id.clone())
