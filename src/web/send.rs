@@ -466,6 +466,9 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
         store_of_record(std::slice::from_ref(&last)).await?;
         progress(on_progress, done, total, &last);
     }
+    // Everything is stored; packing what Koha accepted is housekeeping (a failure is redone
+    // by a later write or the next start).
+    let _ = state::pack_if_due().await;
     Ok(RunDto::ran(transport, run.summary()))
 }
 
@@ -615,12 +618,5 @@ pub async fn record_batch(items: JsValue) -> Result<usize, JsValue> {
 /// Writes transactions to the store of record (`browser.storage.local`) in one call; resolves
 /// once Firefox has them all. The mirror is the caller's ([`mirror_now`]), written first.
 async fn store_of_record(txs: &[Transaction]) -> Result<(), JsValue> {
-    let mut items = serde_json::Map::new();
-    for tx in txs {
-        if let crate::store::Change::Put { key, value } = crate::store::write_plan(tx).primary {
-            items.insert(key, value);
-        }
-    }
-    let items = js_sys::JSON::parse(&serde_json::Value::Object(items).to_string())?;
-    browser::local_set(&items.unchecked_into()).await
+    state::store_of_record(txs).await.map_err(storage_error)
 }

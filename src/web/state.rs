@@ -243,20 +243,10 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
     apply_mirror(&mirror);
     match apply_primary(&primary).await {
         Ok(()) => {
-            let due = BULK.with(|b| {
-                let mut bulk = b.borrow_mut();
-                for tx in txs.iter().filter(|tx| tx.status().is_accepted()) {
-                    if !bulk.archived.contains(&tx.id) {
-                        bulk.loose_accepted.insert(tx.id.clone());
-                    }
-                }
-                bulk.loose_accepted.len() >= store::ARCHIVE_CHUNK
-            });
-            if due {
-                // Packing is housekeeping: the transactions are stored either way, so a
-                // failure here is left for the next start to redo.
-                let _ = pack().await;
-            }
+            note_stored(txs);
+            // Packing is housekeeping: the transactions are stored either way, so a failure
+            // here is left for a later write or the next start to redo.
+            let _ = pack_if_due().await;
             Ok(())
         }
         Err(failure) => {
@@ -275,8 +265,37 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
     }
 }
 
-/// Packs the accepted transactions this page stored one key each into archive chunks: the
-/// chunks first, then the removal of the single keys.
+/// Writes transactions to the store of record only, for a caller that already wrote the
+/// mirror (a send run, which overlaps this write with its next request). Does not pack: call
+/// [`pack_if_due`] when the run is over.
+pub async fn store_of_record(txs: &[Transaction]) -> Result<(), StorageFailure> {
+    let primary: Vec<Change> = txs.iter().map(|tx| store::write_plan(tx).primary).collect();
+    apply_primary(&primary).await?;
+    note_stored(txs);
+    Ok(())
+}
+
+/// Remembers which accepted transactions are now stored one key each.
+fn note_stored(txs: &[Transaction]) {
+    BULK.with(|b| {
+        let mut bulk = b.borrow_mut();
+        for tx in txs.iter().filter(|tx| tx.status().is_accepted()) {
+            if !bulk.archived.contains(&tx.id) {
+                bulk.loose_accepted.insert(tx.id.clone());
+            }
+        }
+    });
+}
+
+/// Packs the accepted transactions this page stored one key each into archive chunks once
+/// there are enough for one: the chunks first, then the removal of the single keys.
+pub async fn pack_if_due() -> Result<(), StorageFailure> {
+    if BULK.with(|b| b.borrow().loose_accepted.len()) < store::ARCHIVE_CHUNK {
+        return Ok(());
+    }
+    pack().await
+}
+
 async fn pack() -> Result<(), StorageFailure> {
     // One packing at a time: a second, started while the first awaits its writes, would pack
     // the same transactions again.

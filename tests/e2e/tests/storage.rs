@@ -2,7 +2,9 @@
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
 use e2e::bench::{eval_async, record_checkout, row_ids, seed};
+use e2e::bench_send::{configure, grant_without_prompt, send, DeskSettings};
 use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::standin::{Config, StandIn};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -198,6 +200,68 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
         ff.client.switch_to_window(second).await.expect("switch");
         settle(&ff, &ff, "marker-cleared").await;
         total_now_and_after_reload(&ff, 5).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
+    let koha = std::sync::Arc::new(StandIn::start(Config::default()).expect("stand-in"));
+    let base = koha.base_url();
+    let k = koha.clone();
+    let options = Options {
+        prefs: grant_without_prompt(),
+        ..Options::default()
+    };
+    with_firefox(options, move |ff| async move {
+        ff.open("desk.html").await;
+        configure(
+            &ff,
+            &DeskSettings {
+                server: base,
+                mode: "queue",
+                password: Some("secret123"),
+                login_once: true,
+            },
+        )
+        .await;
+        // An outage's worth: 520 not sent, one key each.
+        seed(&ff, 1, 520, 520, false).await;
+        ff.wait_until(
+            "all seeded",
+            "window.kocCore.listPage('', 0, 1).total === 520",
+        )
+        .await;
+        assert_eq!(send(&ff, std::time::Duration::from_secs(300)).await, "ran");
+
+        // The page that sent them packed the first 500 Koha accepted into one chunk, and did
+        // not take its own removal of their single keys for a deletion.
+        assert_eq!(key_kinds(&ff).await, (20, 1));
+        assert_eq!(
+            ff.eval(r##"document.getElementById("count-unsent").textContent"##)
+                .await,
+            "0"
+        );
+        total_now_and_after_reload(&ff, 520).await;
+        let statuses = ff
+            .eval("[...new Set(window.kocCore.listPage('', 0, 1000).rows.map((r) => r.status))]")
+            .await;
+        assert_eq!(statuses, json!(["queued"]));
+        // Each was sent exactly once.
+        let requests = k.service_requests();
+        let mut barcodes: Vec<String> = requests
+            .iter()
+            .filter_map(|r| {
+                r.params
+                    .iter()
+                    .find(|(n, _)| n == "barcode")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect();
+        assert_eq!(barcodes.len(), 520);
+        barcodes.sort();
+        barcodes.dedup();
+        assert_eq!(barcodes.len(), 520, "nothing sent twice");
     })
     .await;
 }
