@@ -2,7 +2,8 @@
 // sent, in what order, what each answer means) are the core's; this file only shows and asks.
 // Every stored status change is announced with the document event "koc:changed".
 import { core } from "./lib/wasm.js";
-import { t, errorMessage } from "./lib/i18n.js";
+import { t, errorMessage, language } from "./lib/i18n.js";
+import { amountText } from "./desk/table.js";
 import { ask } from "./lib/confirm.js";
 
 const $ = (id) => document.getElementById(id);
@@ -227,9 +228,9 @@ function uncertainItem(row) {
   li.dataset.id = row.id;
   li.dataset.action = row.action;
   li.dataset.question = row.question;
-  const what = [t(`action_${row.action}`), row.cardnumber, row.barcode, row.amount]
+  const what = [t(`action_${row.action}`), row.cardnumber, row.barcode, amountText(row.amount)]
     .filter(Boolean).join(" · ");
-  li.textContent = `${new Date(row.recordedAt).toLocaleString()} – ${what} (${t(`uncertainReason_${row.reason.replaceAll("-", "_")}`)})`;
+  li.textContent = `${new Date(row.recordedAt).toLocaleString(language())} – ${what} (${t(`uncertainReason_${row.reason.replaceAll("-", "_")}`)})`;
   const resend = document.createElement("button");
   resend.type = "button";
   resend.dataset.role = "resend";

@@ -158,6 +158,14 @@ async fn the_desk_speaks_german_when_the_browser_does() {
             .eval(r##"document.querySelector("tr[data-status=rejected]").cells[6].textContent"##)
             .await;
         assert_eq!(answer, "Person nicht gefunden („Borrower not found.“)");
+        // The uncertain payment's amount is written as German writes money.
+        let uncertain = ff
+            .eval(r##"document.querySelector("#uncertain-list li").firstChild.textContent"##)
+            .await;
+        assert!(
+            uncertain.as_str().is_some_and(|t| t.contains("C0006 · 3,50")),
+            "{uncertain}"
+        );
     })
     .await;
 }
