@@ -7,6 +7,7 @@
 //! per transaction.
 
 use crate::firefox::{with_firefox, Firefox, Options, ADDON_UUID};
+use crate::report::percentile;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;
@@ -129,17 +130,12 @@ pub struct Timing {
 
 impl Timing {
     fn of(stored: u32, mut samples: Vec<f64>) -> Timing {
-        samples.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-            samples[i.min(samples.len() - 1)]
-        };
         Timing {
             stored,
             scans: samples.len(),
-            median_ms: at(0.5),
-            p99_ms: at(0.99),
-            max_ms: at(1.0),
+            median_ms: percentile(&mut samples, 50.0),
+            p99_ms: percentile(&mut samples, 99.0),
+            max_ms: percentile(&mut samples, 100.0),
         }
     }
 }

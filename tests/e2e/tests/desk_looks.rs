@@ -163,7 +163,9 @@ async fn the_desk_speaks_german_when_the_browser_does() {
             .eval(r##"document.querySelector("#uncertain-list li").firstChild.textContent"##)
             .await;
         assert!(
-            uncertain.as_str().is_some_and(|t| t.contains("C0006 · 3,50")),
+            uncertain
+                .as_str()
+                .is_some_and(|t| t.contains("C0006 · 3,50")),
             "{uncertain}"
         );
     })
