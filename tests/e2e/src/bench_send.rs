@@ -142,6 +142,11 @@ impl BenchSide {
     pub fn throughput(&self) -> f64 {
         self.transactions as f64 / self.elapsed.as_secs_f64()
     }
+
+    /// Milliseconds per transaction.
+    pub fn ms_each(&self) -> f64 {
+        self.elapsed.as_secs_f64() * 1000.0 / self.transactions as f64
+    }
 }
 
 /// The benchmark's result.
@@ -152,12 +157,28 @@ pub struct SendBench {
     /// A client that logs in with every transaction (`login_once` off: credentials in each
     /// request, as KOCT ≤0.4.20 and ByWater's GET mode do).
     pub theirs: BenchSide,
+    /// One bare `fetch` of the stand-in from the same page, in milliseconds (mean of
+    /// [`BARE_FETCHES`] in a row, measured after each side): what Firefox itself costs per
+    /// request in this run, with no storage and no core.
+    pub bare_fetch_ms: f64,
 }
 
 impl SendBench {
     /// Our throughput over theirs.
     pub fn ratio(&self) -> f64 {
         self.ours.throughput() / self.theirs.throughput()
+    }
+
+    /// Milliseconds per transaction our client adds to a bare `fetch`.
+    pub fn our_overhead_ms(&self) -> f64 {
+        self.ours.ms_each() - self.bare_fetch_ms
+    }
+
+    /// The best ratio any one-request-at-a-time client could reach in this run: one with no
+    /// cost of its own, that is a bare `fetch` against a bare `fetch` plus the password check.
+    pub fn sequential_ceiling(&self) -> f64 {
+        let password = env_ms("KOC_BENCH_PASSWORD_MS", 50) as f64;
+        (self.bare_fetch_ms + password) / self.bare_fetch_ms
     }
 
     /// A Markdown paragraph with the figures.
@@ -168,7 +189,7 @@ impl SendBench {
                 s.transactions,
                 s.elapsed.as_secs_f64(),
                 s.throughput(),
-                s.elapsed.as_secs_f64() * 1000.0 / s.transactions as f64,
+                s.ms_each(),
                 s.password_checks
             )
         };
@@ -176,10 +197,16 @@ impl SendBench {
             "Send benchmark: stand-in NEWEST, 20 ms round trip, 50 ms password check, queue mode, \
              Firefox ESR headless.\n\n\
              | client | transactions | time | throughput | per transaction | password checks |\n\
-             |---|---|---|---|---|---|\n{}{}\nRatio (ours / per-transaction login): {:.2}\n",
+             |---|---|---|---|---|---|\n{}{}\nRatio (ours / per-transaction login): {:.2}\n\n\
+             A bare `fetch` of the stand-in from the same page took {:.1} ms: ours adds {:.1} ms \
+             per transaction to it. Sending one request at a time, no client could do better here \
+             than {:.2}× ((bare + password check) / bare).\n",
             side("ours (login once per batch)", &self.ours),
             side("login with every transaction", &self.theirs),
-            self.ratio()
+            self.ratio(),
+            self.bare_fetch_ms,
+            self.our_overhead_ms(),
+            self.sequential_ceiling()
         )
     }
 }
@@ -242,8 +269,40 @@ fn bench_config() -> Config {
     }
 }
 
+/// How many bare fetches [`bare_fetch_ms`] times after each side.
+pub const BARE_FETCHES: usize = 200;
+
+/// The mean time of one bare `fetch` (GET `svc/authentication`, as the page's own code would
+/// ask for it: no cache, manual redirects) from the desk page, one after the other. Needs the
+/// host permission, so it runs after a send has granted it.
+async fn bare_fetch_ms(ff: &Firefox, koha: &StandIn) -> f64 {
+    koha.reset(bench_config());
+    let script = format!(
+        r#"const done = arguments[arguments.length - 1];
+(async () => {{
+  const url = "{}/cgi-bin/koha/svc/authentication";
+  const started = performance.now();
+  for (let i = 0; i < {BARE_FETCHES}; i++) {{
+    const reply = await fetch(url, {{ cache: "no-store", credentials: "omit", redirect: "manual" }});
+    await reply.text();
+  }}
+  done((performance.now() - started) / {BARE_FETCHES});
+}})().catch((e) => done(String(e)));"#,
+        koha.base_url()
+    );
+    let value = ff
+        .client
+        .execute_async(&script, vec![])
+        .await
+        .expect("bare fetches");
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("bare fetches failed: {value}"))
+}
+
 /// Runs the send benchmark with `n` transactions per side in one Firefox: first the client that
-/// logs in with every transaction, then ours (so ours carries the larger journal). `None` when
+/// logs in with every transaction, then ours (so ours carries the larger journal), each followed
+/// by [`BARE_FETCHES`] bare fetches for the floor Firefox sets. `None` when
 /// Firefox tests are not set up.
 pub async fn run_send_benchmark(n: usize) -> Option<SendBench> {
     let koha = StandIn::start(bench_config()).expect("stand-in");
@@ -258,8 +317,14 @@ pub async fn run_send_benchmark(n: usize) -> Option<SendBench> {
     with_firefox(options, move |ff| async move {
         ff.open("desk.html").await;
         let theirs = one_side(&ff, &k, n, false).await;
+        let bare_before = bare_fetch_ms(&ff, &k).await;
         let ours = one_side(&ff, &k, n, true).await;
-        *out.lock().expect("result") = Some(SendBench { ours, theirs });
+        let bare_after = bare_fetch_ms(&ff, &k).await;
+        *out.lock().expect("result") = Some(SendBench {
+            ours,
+            theirs,
+            bare_fetch_ms: (bare_before + bare_after) / 2.0,
+        });
     })
     .await;
     let bench = *result.lock().expect("result");

@@ -52,6 +52,16 @@ pub async fn send_figures(count: usize) -> Vec<Figure> {
             "≥ 3×",
             bench.ratio() >= 3.0,
         ),
+        Figure::plain(
+            SEND,
+            "bare fetch of the stand-in from the page; ours adds; best ratio one at a time",
+            format!(
+                "{}; +{}; {:.2}×",
+                report::ms(bench.bare_fetch_ms),
+                report::ms(bench.our_overhead_ms()),
+                bench.sequential_ceiling()
+            ),
+        ),
     ]
 }
 

@@ -19,9 +19,9 @@ async fn send_2000_login_once_vs_login_per_transaction() {
         return;
     };
     println!("{}", bench.report());
-    // A benchmark reports; on a loaded machine Firefox's own per-request cost (measured at
-    // 7-10 ms on top of a 20 ms round trip with a load average of 6-9 on two cores) eats into
-    // the ratio, so the target is stated, not asserted.
+    // A benchmark reports; it does not assert. Both clients pay Firefox's own per-request cost
+    // (the bare fetch in the report: 3-5 ms on top of the 20 ms round trip on two busy cores), so
+    // one request at a time the ratio stays below (bare + 50) / bare, under 3.5 on any machine.
     println!(
         "target (ours >= 3x): {}",
         if bench.ratio() >= 3.0 {

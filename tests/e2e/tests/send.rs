@@ -200,6 +200,17 @@ async fn profile_and_mode(profile: Profile, mode: &'static str, login_once: bool
         let recorded = record_five(&ff, pending).await;
 
         assert_eq!(send(&ff, WAIT).await, "ran");
+        // The table follows a run only every so often, but shows every outcome as soon as the
+        // run has ended.
+        let shown = ff
+            .eval(r##"[...document.querySelectorAll("#transactions tbody tr")].map(r => r.dataset.status)"##)
+            .await;
+        let shown: Vec<&str> = shown.as_array().expect("rows").iter().filter_map(Value::as_str).collect();
+        assert_eq!(shown.len(), 5);
+        assert!(
+            shown.iter().all(|s| ["queued", "applied", "rejected"].contains(s)),
+            "the table at the end of the run: {shown:?}"
+        );
 
         // Exactly these five requests, in recorded order, with exactly these parameters.
         let sent = transaction_requests(&koha);
