@@ -689,6 +689,38 @@ fn interrupted_sends_become_uncertain_and_are_written_back() {
     assert!(r.recover_interrupted(at(200)).is_empty());
 }
 
+/// A send run holds Koha's acceptance in the mirror until the store of record has it (the
+/// store-of-record write overlaps the next request). A page dying in between: the next start
+/// finds the acceptance in the mirror, not a false `uncertain`.
+#[test]
+fn an_acceptance_held_only_in_the_mirror_is_not_recovered_as_uncertain() {
+    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    let was_sending = sending(checkout(1), 10);
+    let mut accepted = was_sending.clone();
+    accepted.finish_sending(at(11), Status::Queued).unwrap();
+    primary.apply(&[write_plan(&was_sending).primary]).unwrap();
+    // What `mirror_hold` writes: the envelope, although Koha accepted it.
+    mirror
+        .apply(&[Change::Put {
+            key: mirror_key(&accepted.id),
+            value: encode_transaction(&accepted),
+        }])
+        .unwrap();
+    let opened = start(&mut primary, &mut mirror, at(100));
+    assert!(opened.recovered.is_empty(), "nothing was in flight");
+    assert_eq!(opened.transactions, vec![accepted.clone()]);
+    assert_eq!(
+        decode_transaction(
+            &transaction_key(&accepted.id),
+            &primary.get(&transaction_key(&accepted.id)).unwrap()
+        )
+        .unwrap(),
+        accepted,
+        "the store of record repaired"
+    );
+    assert!(mirror.entries().is_empty(), "and the mirror let go of it");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Simulated desks over in-memory stores
 

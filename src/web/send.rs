@@ -25,7 +25,6 @@ use crate::settings::{Settings, SettingsForm};
 use crate::sync::{self, Decision, NotReady, Resend, SendRun, Summary};
 use crate::transaction::{Status, Transaction, TransactionId};
 use crate::{Action, Amount, Barcode, Cardnumber};
-use gloo_storage::Storage;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use wasm_bindgen::prelude::*;
@@ -269,19 +268,6 @@ fn change(
     })
 }
 
-/// Writes a transaction to the synchronous `localStorage` mirror now. Returns whether the
-/// mirror holds its current status (a removal, once Koha accepted it, counts as held).
-fn mirror_now(tx: &Transaction) -> bool {
-    match crate::store::write_plan(tx).mirror {
-        crate::store::Change::Put { key, value } => gloo_storage::LocalStorage::raw()
-            .set_item(&key, &value.to_string())
-            .is_ok(),
-        crate::store::Change::Remove { key } => {
-            gloo_storage::LocalStorage::raw().remove_item(&key).is_ok()
-        }
-    }
-}
-
 /// Sends one transaction request and classifies what came back.
 async fn ask_koha(request: Result<koha::HttpRequest, koha::RequestError>) -> koha::Answer {
     match request {
@@ -426,7 +412,7 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
         let tx = change(&id, |t| sync::begin(t, browser::now()))?;
         // `sending` must be on disk before the request leaves: the synchronous mirror holds it at
         // once; if the mirror cannot, the store of record is awaited first.
-        if !mirror_now(&tx) {
+        if !state::mirror_hold(&tx) {
             state::persist(&tx).await.map_err(storage_error)?;
         }
         let previous = unsaved_outcome.take();
@@ -458,7 +444,7 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
             }
         };
         let tx = change(&id, |t| t.finish_sending(browser::now(), status))?;
-        mirror_now(&tx);
+        state::mirror_hold(&tx);
         done += 1;
         unsaved_outcome = Some(tx);
     }
@@ -608,15 +594,13 @@ pub async fn record_batch(items: JsValue) -> Result<usize, JsValue> {
         }
         Ok::<(), JsValue>(())
     })?;
-    for tx in &txs {
-        mirror_now(tx);
-    }
-    store_of_record(&txs).await?;
+    state::persist_many(&txs).await.map_err(storage_error)?;
     Ok(txs.len())
 }
 
 /// Writes transactions to the store of record (`browser.storage.local`) in one call; resolves
-/// once Firefox has them all. The mirror is the caller's ([`mirror_now`]), written first.
+/// once Firefox has them all. The mirror is the caller's ([`state::mirror_hold`]), written
+/// first.
 async fn store_of_record(txs: &[Transaction]) -> Result<(), JsValue> {
     state::store_of_record(txs).await.map_err(storage_error)
 }

@@ -265,12 +265,30 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
     }
 }
 
+/// Writes a transaction to the synchronous mirror now, whatever its status: one Koha accepted
+/// stays there until [`store_of_record`] has stored it, so a page dying in between shows it
+/// accepted at the next start, not `sending` (then `uncertain`). Returns whether the mirror
+/// took it.
+pub fn mirror_hold(tx: &Transaction) -> bool {
+    let value = store::encode_transaction(tx).to_string();
+    LocalStorage::raw()
+        .set_item(&store::mirror_key(&tx.id), &value)
+        .is_ok()
+}
+
 /// Writes transactions to the store of record only, for a caller that already wrote the
-/// mirror (a send run, which overlaps this write with its next request). Does not pack: call
+/// mirror with [`mirror_hold`] (a send run, which overlaps this write with its next request);
+/// then lets go of the mirror copies of those Koha accepted. Does not pack: call
 /// [`pack_if_due`] when the run is over.
 pub async fn store_of_record(txs: &[Transaction]) -> Result<(), StorageFailure> {
     let primary: Vec<Change> = txs.iter().map(|tx| store::write_plan(tx).primary).collect();
     apply_primary(&primary).await?;
+    let released: Vec<Change> = txs
+        .iter()
+        .filter(|tx| tx.status().is_accepted())
+        .map(|tx| store::write_plan(tx).mirror)
+        .collect();
+    apply_mirror(&released);
     note_stored(txs);
     Ok(())
 }
