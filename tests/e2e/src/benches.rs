@@ -216,7 +216,11 @@ pub async fn storage_figures() -> Vec<Figure> {
     }
     figures.push(Figure::against(
         DESK,
-        format!("desk ready, {} stored", f.ready_stored),
+        format!(
+            "desk ready, {} stored (median of {})",
+            f.ready_stored,
+            crate::bench::READY_RUNS
+        ),
         report::ms(f.ready_ms),
         "< 500 ms",
         f.ready_ms < 500.0,
