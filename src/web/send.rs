@@ -21,7 +21,7 @@
 use super::dto::{js_error, to_js, ErrorDto};
 use super::{browser, http, state};
 use crate::koha::{self, DetectStep, Detection, Transport};
-use crate::settings::{Settings, SettingsForm};
+use crate::settings::Settings;
 use crate::sync::{self, Decision, NotReady, Resend, SendRun, Summary};
 use crate::transaction::{Status, Transaction, TransactionId};
 use crate::{Action, Amount, Barcode, Cardnumber};
@@ -519,22 +519,6 @@ pub async fn mark_found_in_koha(id: String) -> Result<JsValue, JsValue> {
     let id = TransactionId::from_stored(&id);
     let tx = change_and_store(&id, |t| t.confirm_in_koha(browser::now(), status)).await?;
     to_js(&tx.status().name())
-}
-
-/// Stores settings from the options page's fields (the password only if it is to be remembered),
-/// keeping what the previous settings carry over. Errors list every invalid field.
-#[wasm_bindgen(js_name = storeSettingsForm)]
-pub async fn store_settings_form(form: JsValue) -> Result<(), JsValue> {
-    let form: SettingsForm =
-        serde_wasm_bindgen::from_value(form).map_err(|e| error("send-input", e))?;
-    let mut settings = Settings::from_form(&form).map_err(|e| {
-        let (field, kind) = e.fields()[0];
-        js_error(ErrorDto::new(kind, Some(field.id().to_owned()), &e))
-    })?;
-    if let Some(previous) = state::settings() {
-        settings.carry_over(&previous);
-    }
-    state::save_settings(&settings).await.map_err(storage_error)
 }
 
 #[derive(Deserialize)]

@@ -52,7 +52,7 @@ pub struct DeskSettings {
     pub login_once: bool,
 }
 
-/// Stores settings through the core (`storeSettingsForm`), as the options page does.
+/// Stores settings through the core's `saveOptions`, as the options page does.
 pub async fn configure(ff: &Firefox, s: &DeskSettings) {
     let form = json!({
         "server": s.server,
@@ -64,7 +64,7 @@ pub async fn configure(ff: &Firefox, s: &DeskSettings) {
         "timezone": "Europe/Berlin",
         "loginOnce": s.login_once,
     });
-    core_call(ff, &format!("core.storeSettingsForm({form})")).await;
+    core_call(ff, &format!("core.saveOptions({form})")).await;
 }
 
 /// Records transactions in one batch through the core (`recordBatch`).
