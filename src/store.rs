@@ -216,9 +216,6 @@ pub struct Opened {
     /// Ids of accepted transactions still stored one key each once `primary_changes` are
     /// applied (fewer than [`ARCHIVE_CHUNK`] after packing).
     pub loose_accepted: HashSet<TransactionId>,
-    /// Keys of the archive chunks and export records once `primary_changes` are applied: what a
-    /// clear must remove besides the single keys.
-    pub bulk_keys: BTreeSet<String>,
     /// Writes for `browser.storage.local`, in order: migrations, quarantine, repairs.
     pub primary_changes: Vec<Change>,
     /// Writes for the mirror. Apply them after `primary_changes` resolved: a removal of an
@@ -296,12 +293,10 @@ pub fn open(
     let recovered = recover_at.map_or_else(Vec::new, |now| reconciled.recover_interrupted(now));
     primary_changes.extend(reconciled.primary_changes());
     mirror_changes.extend(reconciled.mirror_changes());
-    let mut bulk_keys: BTreeSet<String> = snapshot.archive_keys.into_iter().collect();
-    bulk_keys.extend(snapshot.exports.iter().map(|(key, _)| key.clone()));
-    for removal in exports::apply_exports(&mut reconciled.merged, &snapshot.exports) {
-        bulk_keys.remove(removal.key());
-        primary_changes.push(removal);
-    }
+    primary_changes.extend(exports::apply_exports(
+        &mut reconciled.merged,
+        &snapshot.exports,
+    ));
 
     // Single keys after the repairs: those read plus those the repairs write.
     let mut loose: HashSet<TransactionId> = snapshot.loose.into_iter().collect();
@@ -312,13 +307,6 @@ pub fn open(
         loose.remove(id);
         archived.insert(id.clone());
     }
-    bulk_keys.extend(
-        packing
-            .changes
-            .iter()
-            .filter(|c| matches!(c, Change::Put { .. }))
-            .map(|c| c.key().to_owned()),
-    );
     primary_changes.extend(packing.changes);
     let loose_accepted = reconciled
         .merged
@@ -334,7 +322,6 @@ pub fn open(
         recovered,
         archived,
         loose_accepted,
-        bulk_keys,
         primary_changes,
         mirror_changes,
     })

@@ -32,8 +32,6 @@ pub struct Snapshot {
     pub transactions: Vec<Transaction>,
     /// Ids of the transactions stored one key each (`tx:<id>`).
     pub loose: Vec<TransactionId>,
-    /// Keys of the archive chunks read.
-    pub archive_keys: Vec<String>,
     /// Ids of the transactions in the archive.
     pub archived: Vec<TransactionId>,
     /// The export records read, with their keys.
@@ -64,7 +62,6 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         schema: None,
         transactions: Vec::new(),
         loose: Vec::new(),
-        archive_keys: Vec::new(),
         archived: Vec::new(),
         exports: Vec::new(),
         settings: None,
@@ -108,7 +105,6 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         } else if is_archive_key(key) {
             match decode_chunk(key, value) {
                 Ok(txs) => {
-                    snapshot.archive_keys.push(key.clone());
                     snapshot.archived.extend(txs.iter().map(|tx| tx.id.clone()));
                     snapshot.transactions.extend(txs);
                     Ok(())

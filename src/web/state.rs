@@ -13,7 +13,7 @@ use gloo_storage::{LocalStorage, Storage};
 use js_sys::{Array, Function, Object, Promise};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -58,8 +58,6 @@ struct Bulk {
     /// Accepted transactions this page knows to be stored one key each; packed once there are
     /// `ARCHIVE_CHUNK` of them.
     loose_accepted: HashSet<TransactionId>,
-    /// Keys of archive chunks and export records, for the clears.
-    keys: BTreeSet<String>,
     /// A packing is under way.
     packing: bool,
 }
@@ -132,7 +130,6 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
         *b.borrow_mut() = Bulk {
             archived: std::mem::take(&mut opened.archived),
             loose_accepted: std::mem::take(&mut opened.loose_accepted),
-            keys: std::mem::take(&mut opened.bulk_keys),
             packing: false,
         }
     });
@@ -346,7 +343,6 @@ async fn pack_now() -> Result<(), StorageFailure> {
     apply_primary(&puts).await?;
     BULK.with(|b| {
         let mut bulk = b.borrow_mut();
-        bulk.keys.extend(puts.iter().map(|c| c.key().to_owned()));
         for id in &packing.packed {
             bulk.loose_accepted.remove(id);
             bulk.archived.insert(id.clone());
@@ -358,35 +354,27 @@ async fn pack_now() -> Result<(), StorageFailure> {
 /// Stores a `.koc` export as one record (one write, however many transactions), then marks
 /// them in memory: a refused write leaves nothing marked.
 pub async fn record_export(record: &store::ExportRecord) -> Result<(), StorageFailure> {
-    let change = record.change();
-    let key = change.key().to_owned();
-    apply_primary(&[change])
+    apply_primary(&[record.change()])
         .await
         .inspect_err(announce_failure)?;
     with_journal(|j| j.mark_exported(&record.ids, record.at));
-    BULK.with(|b| b.borrow_mut().keys.insert(key));
     Ok(())
 }
 
 /// Removes the archive chunks (a clear of everything Koha accepted) and, with `exports`, the
 /// export records too (a clear of everything). The single keys go through [`forget`].
 pub async fn forget_bulk(exports: bool) -> Result<(), StorageFailure> {
-    let keys: Vec<Change> = BULK.with(|b| {
-        b.borrow()
-            .keys
-            .iter()
-            .filter(|k| store::is_archive_key(k) || (exports && store::is_export_key(k)))
-            .map(|k| Change::Remove { key: k.clone() })
-            .collect()
-    });
+    // The keys as stored now, not as this page knows them: a chunk another page packed a moment
+    // ago holds accepted transactions too, and must go with the others.
+    let all = Object::from(browser::local_get(&JsValue::NULL).await?);
+    let keys: Vec<Change> = Object::keys(&all)
+        .iter()
+        .filter_map(|k| k.as_string())
+        .filter(|k| store::is_archive_key(k) || (exports && store::is_export_key(k)))
+        .map(|key| Change::Remove { key })
+        .collect();
     apply_primary(&keys).await?;
-    BULK.with(|b| {
-        let mut bulk = b.borrow_mut();
-        for change in &keys {
-            bulk.keys.remove(change.key());
-        }
-        bulk.archived.clear();
-    });
+    BULK.with(|b| b.borrow_mut().archived.clear());
     Ok(())
 }
 
@@ -479,7 +467,6 @@ fn apply_changes_map(map: Map<String, Value>) -> bool {
             Ok(StoredChange::Archived(txs)) => {
                 BULK.with(|b| {
                     let mut bulk = b.borrow_mut();
-                    bulk.keys.insert(key.clone());
                     for tx in &txs {
                         bulk.loose_accepted.remove(&tx.id);
                         bulk.archived.insert(tx.id.clone());
@@ -492,7 +479,6 @@ fn apply_changes_map(map: Map<String, Value>) -> bool {
             Ok(StoredChange::ArchiveRemoved(ids)) => {
                 BULK.with(|b| {
                     let mut bulk = b.borrow_mut();
-                    bulk.keys.remove(&key);
                     for id in &ids {
                         bulk.archived.remove(id);
                     }
@@ -502,7 +488,6 @@ fn apply_changes_map(map: Map<String, Value>) -> bool {
                 }
             }
             Ok(StoredChange::Exported(record)) => {
-                BULK.with(|b| b.borrow_mut().keys.insert(key.clone()));
                 let missing = with_journal(|j| j.mark_exported(&record.ids, record.at));
                 changed |= missing.len() < record.ids.len();
             }
