@@ -35,14 +35,9 @@ pub fn is_archive_key(key: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty())
 }
 
-#[derive(Serialize)]
-struct ChunkOut {
-    v: u64,
-    txs: Vec<Row>,
-}
-
-#[derive(Deserialize)]
-struct ChunkIn {
+/// A chunk: `{"v": ARCHIVE_VERSION, "txs": [row, ...]}`.
+#[derive(Serialize, Deserialize)]
+struct Chunk {
     v: u64,
     txs: Vec<Row>,
 }
@@ -225,7 +220,7 @@ impl<'de> Deserialize<'de> for Time {
 
 /// The chunk's JSON text: `{"v": 1, "txs": [row, ...]}` (see `Row` in the source).
 pub fn encode_chunk(txs: &[Transaction]) -> String {
-    let chunk = ChunkOut {
+    let chunk = Chunk {
         v: ARCHIVE_VERSION,
         txs: txs.iter().map(Row::of).collect(),
     };
@@ -251,11 +246,11 @@ pub fn chunk_key(txs: &[Transaction]) -> String {
 /// it readable. One bad transaction makes the whole chunk unreadable, so it is kept aside whole
 /// and nothing in it is half-read.
 pub fn decode_chunk(key: &str, value: &Value) -> Result<Vec<Transaction>, StoreError> {
-    let chunk: ChunkIn = decode_text(
+    let chunk: Chunk = decode_text(
         key,
         value,
         "archive chunk",
-        |c: &ChunkIn| c.v,
+        |c: &Chunk| c.v,
         ARCHIVE_VERSION,
     )?;
     chunk
