@@ -298,9 +298,25 @@ pub fn open(
         &snapshot.exports,
     ));
 
-    // Single keys after the repairs: those read plus those the repairs write.
+    // Single keys after the repairs: those read plus those the repairs write, less those that
+    // only repeat a chunk (a packing cut short): they are removed, not packed again.
+    let rewritten: HashSet<TransactionId> = reconciled
+        .write_primary
+        .iter()
+        .map(|tx| tx.id.clone())
+        .collect();
     let mut loose: HashSet<TransactionId> = snapshot.loose.into_iter().collect();
-    loose.extend(reconciled.write_primary.iter().map(|tx| tx.id.clone()));
+    for id in snapshot
+        .redundant
+        .iter()
+        .filter(|id| !rewritten.contains(*id))
+    {
+        loose.remove(id);
+        primary_changes.push(Change::Remove {
+            key: transaction_key(id),
+        });
+    }
+    loose.extend(rewritten);
     let packing = pack_plan(reconciled.merged.iter().filter(|tx| loose.contains(&tx.id)));
     let mut archived: HashSet<TransactionId> = snapshot.archived.into_iter().collect();
     for id in &packing.packed {

@@ -369,3 +369,91 @@ fn a_row_that_does_not_fit_its_action_or_status_is_refused() {
     );
     assert_eq!(txs[0].status(), &Status::Applied);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever mix is stored and wherever a start is cut short (the page dies after any
+        /// number of its writes), the next full start shows every transaction unchanged, and a
+        /// start after that has nothing left to write.
+        #[test]
+        fn packing_loses_nothing_wherever_a_start_is_cut_short(
+            accepted in proptest::collection::vec(any::<bool>(), 0..1_300),
+            exported in proptest::collection::vec(0usize..1_300, 0..3),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let mut txs: Vec<Transaction> = accepted
+                .iter()
+                .enumerate()
+                .map(|(n, &a)| if a { applied(n as u64) } else { checkout(n as u64) })
+                .collect();
+            let mut primary = MemoryStore::new();
+            store_all(&mut primary, &txs);
+            if !txs.is_empty() {
+                let ids: Vec<TransactionId> = exported
+                    .iter()
+                    .map(|&i| txs[i % txs.len()].id.clone())
+                    .collect();
+                let record = ExportRecord::new(at(50_000), ids.clone());
+                primary.apply(&[record.change()]).unwrap();
+                for tx in txs.iter_mut().filter(|tx| ids.contains(&tx.id)) {
+                    tx.mark_exported(at(50_000));
+                }
+            }
+
+            let first = open(primary.entries(), Vec::new(), None).unwrap();
+            let applied_now = cut.index(first.primary_changes.len() + 1);
+            primary.apply(&first.primary_changes[..applied_now]).unwrap();
+
+            let again = start(&mut primary);
+            prop_assert_eq!(&again.transactions, &txs);
+            let last = open(primary.entries(), Vec::new(), None).unwrap();
+            prop_assert!(last.primary_changes.is_empty());
+            prop_assert_eq!(&last.transactions, &txs);
+            // Packed only in full chunks, and only what Koha accepted.
+            let chunks = keys(&primary, is_archive_key).len();
+            let accepted_count = accepted.iter().filter(|&&a| a).count();
+            prop_assert_eq!(chunks, accepted_count / ARCHIVE_CHUNK);
+            prop_assert_eq!(
+                keys(&primary, is_transaction_key).len(),
+                txs.len() - chunks * ARCHIVE_CHUNK
+            );
+        }
+    }
+}
+
+/// Found by the property above: a packing cut short must not pack again what a chunk already
+/// holds, even when the chunk's copy carries an export mark its single key does not.
+#[test]
+fn a_spare_single_key_is_removed_not_packed_again() {
+    let mut primary = MemoryStore::new();
+    let txs: Vec<Transaction> = (0..ARCHIVE_CHUNK as u64 + 100).map(applied).collect();
+    store_all(&mut primary, &txs);
+    let record = ExportRecord::new(at(50_000), vec![txs[100].id.clone()]);
+    primary.apply(&[record.change()]).unwrap();
+    let first = open(primary.entries(), Vec::new(), None).unwrap();
+    // The page dies after the chunk and 50 of the 500 removals.
+    let removals_start = first
+        .primary_changes
+        .iter()
+        .position(|c| matches!(c, Change::Remove { .. }))
+        .unwrap();
+    primary
+        .apply(&first.primary_changes[..removals_start + 50])
+        .unwrap();
+    assert_eq!(keys(&primary, is_transaction_key).len(), txs.len() - 50);
+
+    let again = start(&mut primary);
+    assert_eq!(
+        keys(&primary, is_archive_key).len(),
+        1,
+        "not packed a second time"
+    );
+    assert_eq!(keys(&primary, is_transaction_key).len(), 100);
+    assert_eq!(again.transactions[100].exported_at, Some(at(50_000)));
+    assert_eq!(again.transactions.len(), txs.len());
+}

@@ -9,7 +9,7 @@ use super::{
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// An entry that could not be read, and where it was kept aside.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +34,9 @@ pub struct Snapshot {
     pub loose: Vec<TransactionId>,
     /// Ids of the transactions in the archive.
     pub archived: Vec<TransactionId>,
+    /// Ids whose single key repeats an archive chunk's copy exactly: left over from a packing
+    /// cut short between storing the chunk and removing the single keys.
+    pub redundant: Vec<TransactionId>,
     /// The export records read, with their keys.
     pub exports: Vec<(String, ExportRecord)>,
     /// The settings, if stored and valid.
@@ -63,12 +66,20 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         transactions: Vec::new(),
         loose: Vec::new(),
         archived: Vec::new(),
+        redundant: Vec::new(),
         exports: Vec::new(),
         settings: None,
         problems: Vec::new(),
         quarantined: taken.iter().cloned().collect(),
         changes: Vec::new(),
     };
+    // Ids stored one key each, to notice a chunk repeating one of them (a packing cut short).
+    let single_ids: HashSet<&str> = entries
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix(TX_PREFIX))
+        .collect();
+    let mut singles: Vec<Transaction> = Vec::new();
+    let mut chunk_copies: HashMap<TransactionId, Transaction> = HashMap::new();
     for (key, value) in &entries {
         let outcome = if key == META_KEY {
             match read_schema(value) {
@@ -97,7 +108,7 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
             match decode_transaction(key, value) {
                 Ok(tx) => {
                     snapshot.loose.push(tx.id.clone());
-                    snapshot.transactions.push(tx);
+                    singles.push(tx);
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -106,6 +117,9 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
             match decode_chunk(key, value) {
                 Ok(txs) => {
                     snapshot.archived.extend(txs.iter().map(|tx| tx.id.clone()));
+                    for tx in txs.iter().filter(|tx| single_ids.contains(tx.id.as_str())) {
+                        chunk_copies.insert(tx.id.clone(), tx.clone());
+                    }
                     snapshot.transactions.extend(txs);
                     Ok(())
                 }
@@ -132,6 +146,18 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
             });
         }
     }
+    // A single key is spare when a chunk holds the same life of the same transaction, with an
+    // export mark at least as late: removing it loses nothing.
+    snapshot.redundant = singles
+        .iter()
+        .filter(|single| {
+            chunk_copies.get(&single.id).is_some_and(|copy| {
+                copy.history() == single.history() && copy.exported_at >= single.exported_at
+            })
+        })
+        .map(|single| single.id.clone())
+        .collect();
+    snapshot.transactions.extend(singles);
     snapshot.transactions.sort_by(|a, b| a.id.cmp(&b.id));
     snapshot
 }
