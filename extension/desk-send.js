@@ -87,8 +87,8 @@ function changedSoon() {
   changeTimer = setTimeout(() => { changeTimer = null; changed({}); }, RENDER_EVERY_MS);
 }
 
+// Renders now, dropping a render still waiting.
 function flushChanges() {
-  if (changeTimer === null) return;
   clearTimeout(changeTimer);
   changeTimer = null;
   changed({});
@@ -155,7 +155,6 @@ async function run(options = {}) {
     flushChanges();
     setBusy(false);
     say("error", errorMessage(error));
-    changed({});
     return "error";
   }
   flushChanges();

@@ -34,8 +34,9 @@ pub struct Snapshot {
     pub loose: Vec<TransactionId>,
     /// Ids of the transactions in the archive.
     pub archived: Vec<TransactionId>,
-    /// Ids whose single key repeats an archive chunk's copy exactly: left over from a packing
-    /// cut short between storing the chunk and removing the single keys.
+    /// Ids whose single key only repeats an archive chunk's copy (same history, an export mark
+    /// no later): left over from a packing cut short between storing the chunk and removing the
+    /// single keys.
     pub redundant: Vec<TransactionId>,
     /// The export records read, with their keys.
     pub exports: Vec<(String, ExportRecord)>,

@@ -200,7 +200,7 @@ pub async fn commit_import() -> Result<u32, JsValue> {
             .map_err(|e| kind_error(e.kind(), &e))?;
     }
     let count = txs.len() as u32;
-    persist_all(txs).await?;
+    state::persist_many(&txs).await.map_err(storage_error)?;
     Ok(count)
 }
 
@@ -208,9 +208,4 @@ pub async fn commit_import() -> Result<u32, JsValue> {
 #[wasm_bindgen(js_name = cancelImport)]
 pub fn cancel_import() {
     PENDING_IMPORT.with(|p| *p.borrow_mut() = None);
-}
-
-/// Stores many transactions, a few hundred writes at a time.
-async fn persist_all(txs: Vec<Transaction>) -> Result<(), JsValue> {
-    state::persist_many(&txs).await.map_err(storage_error)
 }

@@ -305,16 +305,15 @@ fn note_stored(txs: &[Transaction]) {
 /// Packs the accepted transactions this page stored one key each into archive chunks once
 /// there are enough for one: the chunks first, then the removal of the single keys.
 pub async fn pack_if_due() -> Result<(), StorageFailure> {
-    if BULK.with(|b| b.borrow().loose_accepted.len()) < store::ARCHIVE_CHUNK {
-        return Ok(());
-    }
-    pack().await
-}
-
-async fn pack() -> Result<(), StorageFailure> {
     // One packing at a time: a second, started while the first awaits its writes, would pack
     // the same transactions again.
-    if BULK.with(|b| std::mem::replace(&mut b.borrow_mut().packing, true)) {
+    let start = BULK.with(|b| {
+        let mut bulk = b.borrow_mut();
+        let due = !bulk.packing && bulk.loose_accepted.len() >= store::ARCHIVE_CHUNK;
+        bulk.packing |= due;
+        due
+    });
+    if !start {
         return Ok(());
     }
     let packed = pack_now().await;

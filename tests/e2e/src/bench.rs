@@ -66,6 +66,17 @@ pub async fn eval_async(ff: &Firefox, body: &str) -> Value {
     }
 }
 
+/// Runs an async page script that ends with `done(number)` and returns the number; anything
+/// else (an error text) fails with `what`.
+pub async fn async_number(ff: &Firefox, script: &str, what: &str) -> f64 {
+    let value = ff
+        .client
+        .execute_async(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    value.as_f64().unwrap_or_else(|| panic!("{what}: {value}"))
+}
+
 /// Writes `count` synthetic transactions (numbered from `first`) straight into
 /// `browser.storage.local`, in the core's layout, 5,000 per write; with `packed`, the applied
 /// ones in archive chunks (a desk in use for a while), else one key each (right after a send).

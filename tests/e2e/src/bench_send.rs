@@ -290,14 +290,7 @@ async fn bare_fetch_ms(ff: &Firefox, koha: &StandIn) -> f64 {
 }})().catch((e) => done(String(e)));"#,
         koha.base_url()
     );
-    let value = ff
-        .client
-        .execute_async(&script, vec![])
-        .await
-        .expect("bare fetches");
-    value
-        .as_f64()
-        .unwrap_or_else(|| panic!("bare fetches failed: {value}"))
+    crate::bench::async_number(ff, &script, "bare fetches").await
 }
 
 /// Runs the send benchmark with `n` transactions per side in one Firefox: first the client that

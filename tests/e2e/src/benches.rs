@@ -86,14 +86,7 @@ async fn time_in_page(ff: &Firefox, setup: &str, expr: &str) -> f64 {
             done(performance.now() - t0);
         }})().catch((e) => done("error: " + (e && e.kind ? e.kind + " " + e.detail : e)));"#
     );
-    let value = ff
-        .client
-        .execute_async(&script, vec![])
-        .await
-        .expect("timed call");
-    value
-        .as_f64()
-        .unwrap_or_else(|| panic!("timed call {expr}: {value}"))
+    crate::bench::async_number(ff, &script, &format!("timed call {expr}")).await
 }
 
 /// `.koc` export and import of `count` transactions in the browser, `runs` times each.
