@@ -266,6 +266,63 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acceptance_whose_store_write_failed_is_not_shown_uncertain_after_a_reload() {
+    let koha = std::sync::Arc::new(StandIn::start(Config::default()).expect("stand-in"));
+    let base = koha.base_url();
+    let k = koha.clone();
+    let options = Options {
+        prefs: grant_without_prompt(),
+        ..Options::default()
+    };
+    with_firefox(options, move |ff| async move {
+        ff.open("desk.html").await;
+        configure(
+            &ff,
+            &DeskSettings {
+                server: base,
+                mode: "queue",
+                password: Some("secret123"),
+                login_once: true,
+            },
+        )
+        .await;
+        seed(&ff, 1, 2, 2, false).await;
+        ff.wait_until("both seeded", "window.kocCore.listPage('', 0, 1).total === 2")
+            .await;
+        // The store of record refuses the write that carries the first outcome (with the
+        // second's `sending`): the run stops with the first accepted only in memory and the
+        // mirror.
+        ff.eval(
+            r#"(() => {
+              const local = browser.storage.local;
+              const real = local.set.bind(local);
+              local.set = (items) => Object.keys(items).filter((k) => k.startsWith("tx:")).length > 1
+                ? Promise.reject(new Error("QuotaExceededError (injected by the test)"))
+                : real(items);
+              return true;
+            })()"#,
+        )
+        .await;
+        send(&ff, std::time::Duration::from_secs(60)).await;
+        let sent = k
+            .service_requests()
+            .iter()
+            .filter(|r| r.params.iter().any(|(n, _)| n == "barcode"))
+            .count();
+        assert_eq!(sent, 2, "both went to Koha");
+
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let statuses = ff
+            .eval("window.kocCore.listPage('', 0, 10).rows.map((r) => r.status).reverse()")
+            .await;
+        // The first: Koha said "Added." and the mirror kept that. The second was in flight.
+        assert_eq!(statuses, json!(["queued", "uncertain"]));
+    })
+    .await;
+}
+
 /// Makes this page's `browser.storage.local.set` reject the next `times` calls.
 async fn fail_writes(ff: &Firefox, times: u32) {
     ff.eval(&format!(
