@@ -116,7 +116,9 @@ function showSummary(result) {
   const list = document.createElement("ul");
   const counts = [["queued", result.queued], ["applied", result.applied],
     ["rejected", result.rejected.length], ["uncertain", result.uncertain],
-    ["failed", result.failed], ["notSent", result.notSent]];
+    ["failed", result.failed], ["notSent", result.notSent],
+    ["leftOutExported", result.leftOutExported], ["heldBack", result.heldBack],
+    ["skipped", result.skipped]];
   for (const [name, n] of counts) {
     if (n > 0) {
       const li = item(t(`sendCount_${name}`, [String(n)]));
@@ -139,8 +141,7 @@ function showSummary(result) {
   }
   box.replaceChildren(head, list, ...(result.rejected.length ? [reasons] : []));
   show("send-summary", true);
-  const kind = result.stopped === "finished" ? (result.rejected.length ? "warning" : "ok") : "error";
-  say(kind, head.textContent);
+  say(result.level, head.textContent);
 }
 
 async function run(options = {}) {
@@ -169,6 +170,18 @@ async function run(options = {}) {
       if (result.askPassword) askPassword(options);
       say("error", t(`sendProblem_${result.problem.replaceAll("-", "_")}`));
       return `problem-${result.problem}`;
+    case "askExported": {
+      const body = [t("sendExportedBody", [String(result.count),
+        new Date(result.exportedAt).toLocaleString(language())])];
+      if (result.payments > 0) body.push(t("sendExportedPayments", [String(result.payments)]));
+      const answer = await ask({ kind: "send-exported", title: t("sendExportedTitle"), body,
+        ok: t("sendExportedOk"), extra: t("sendExportedOthers"), cancel: t("sendConfirmCancel"),
+        focus: "cancel" });
+      if (answer === true) return run({ ...options, exported: "send" });
+      if (answer === "extra") return run({ ...options, exported: "leave-out" });
+      say("warning", t("sendExportedDeclined"));
+      return "exported-declined";
+    }
     case "needsGetConsent": {
       const body = [t("sendGetBody")];
       if (result.payments > 0) body.push(t("sendGetPayments", [String(result.payments)]));

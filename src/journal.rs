@@ -494,6 +494,15 @@ impl Journal {
         self.sendable.iter().filter_map(|key| self.by_time.get(key))
     }
 
+    /// The ids of every transaction Koha has not accepted, oldest first: the ones whose copy
+    /// elsewhere (another page's write) may be newer than this one.
+    pub fn not_accepted_ids(&self) -> Vec<TransactionId> {
+        self.in_order()
+            .filter(|tx| !tx.status().is_accepted())
+            .map(|tx| tx.id.clone())
+            .collect()
+    }
+
     /// Every transaction, oldest first (by recording instant, then id).
     pub fn in_order(&self) -> impl Iterator<Item = &Transaction> + Clone + '_ {
         self.by_time.values()

@@ -5,7 +5,7 @@
 //! `koha-protocol.md`.
 
 use crate::ids::{Branchcode, Userid};
-use crate::transaction::{Status, Transaction};
+use crate::transaction::{FailReason, Status, Transaction, UncertainReason};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
@@ -492,12 +492,8 @@ impl Answer {
     /// failed `authentication`, `csrf` (403) or `configuration`; uncertain `server-error`,
     /// `unexpected-answer` (200 with another body), `connection-lost` or `timeout`.
     pub fn outcome(&self) -> Status {
-        let failed = |r: &str| Status::Failed {
-            reason: r.to_owned(),
-        };
-        let uncertain = |r: &str| Status::Uncertain {
-            reason: r.to_owned(),
-        };
+        let failed = |reason| Status::Failed { reason };
+        let uncertain = |reason| Status::Uncertain { reason };
         match self {
             Answer::Queued => Status::Queued,
             Answer::Applied => Status::Applied,
@@ -507,13 +503,15 @@ impl Answer {
             Answer::Empty => Status::Rejected {
                 message: String::new(),
             },
-            Answer::AuthProblem { http_status: 403 } => failed("csrf"),
-            Answer::AuthProblem { .. } => failed("authentication"),
-            Answer::Misdirected { .. } => failed("configuration"),
-            Answer::ServerError { http_status: 200 } => uncertain("unexpected-answer"),
-            Answer::ServerError { .. } => uncertain("server-error"),
-            Answer::NetworkError => uncertain("connection-lost"),
-            Answer::Timeout => uncertain("timeout"),
+            Answer::AuthProblem { http_status: 403 } => failed(FailReason::Csrf),
+            Answer::AuthProblem { .. } => failed(FailReason::Authentication),
+            Answer::Misdirected { .. } => failed(FailReason::Configuration),
+            Answer::ServerError { http_status: 200 } => {
+                uncertain(UncertainReason::UnexpectedAnswer)
+            }
+            Answer::ServerError { .. } => uncertain(UncertainReason::ServerError),
+            Answer::NetworkError => uncertain(UncertainReason::ConnectionLost),
+            Answer::Timeout => uncertain(UncertainReason::Timeout),
         }
     }
 

@@ -21,5 +21,6 @@ pub mod web;
 
 pub use ids::{Amount, Barcode, Branchcode, Cardnumber, Field, InputError, Userid};
 pub use transaction::{
-    Action, IllegalTransition, Status, StatusChange, Transaction, TransactionId,
+    Action, FailReason, IllegalTransition, Status, StatusChange, Transaction, TransactionId,
+    UncertainReason,
 };

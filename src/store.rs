@@ -290,13 +290,22 @@ pub fn open(
     }
 
     let mut reconciled = reconcile(snapshot.transactions, mirror_txs);
+    let export_removals = exports::apply_exports(&mut reconciled.merged, &snapshot.exports);
+    // A repair write must carry the export marks: a page that learns of the transaction only
+    // from this write (it was in the mirror alone) has seen the export record already.
+    for tx in reconciled
+        .write_primary
+        .iter_mut()
+        .chain(reconciled.write_mirror.iter_mut())
+    {
+        if let Ok(i) = reconciled.merged.binary_search_by(|m| m.id.cmp(&tx.id)) {
+            tx.exported_at = tx.exported_at.max(reconciled.merged[i].exported_at);
+        }
+    }
     let recovered = recover_at.map_or_else(Vec::new, |now| reconciled.recover_interrupted(now));
     primary_changes.extend(reconciled.primary_changes());
     mirror_changes.extend(reconciled.mirror_changes());
-    primary_changes.extend(exports::apply_exports(
-        &mut reconciled.merged,
-        &snapshot.exports,
-    ));
+    primary_changes.extend(export_removals);
 
     // Single keys after the repairs: those read plus those the repairs write, less those that
     // only repeat a chunk (a packing cut short): they are removed, not packed again.

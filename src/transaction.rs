@@ -118,9 +118,85 @@ impl Action {
     }
 }
 
+/// Why nothing reached Koha (a `failed` transaction may be sent again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailReason {
+    /// Koha refused the login (`Authentication failed.`, 401, or 403 without a token).
+    Authentication,
+    /// Koha refused the CSRF token (403 on 24.05+), even after one fresh token.
+    Csrf,
+    /// Not Koha's answer: a redirect, 404 or another 4xx (a wrong address or a gateway).
+    Configuration,
+    /// The desk could not store `sending` before the request, so none was sent.
+    Storage,
+    /// No connection could be made (written by earlier builds; kept readable).
+    Network,
+}
+
+/// Why a transaction may or may not have reached Koha (an `uncertain` one waits for the
+/// librarian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UncertainReason {
+    /// The page went away while its request was on the way.
+    Interrupted,
+    /// Koha answered 5xx: it may have applied part of it.
+    ServerError,
+    /// Koha answered 200 with a text it never sends for this request.
+    UnexpectedAnswer,
+    /// The connection closed without an answer.
+    ConnectionLost,
+    /// No answer within the time-out.
+    Timeout,
+}
+
+macro_rules! reason_names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// Every reason, for tests and translations.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+
+            /// The stored and UI name (kebab case), e.g. `connection-lost`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),*
+                }
+            }
+
+            /// The reason with this stored name.
+            pub fn from_name(name: &str) -> Option<$ty> {
+                match name {
+                    $($name => Some($ty::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
+reason_names!(FailReason {
+    Authentication => "authentication",
+    Csrf => "csrf",
+    Configuration => "configuration",
+    Storage => "storage",
+    Network => "network",
+});
+
+reason_names!(UncertainReason {
+    Interrupted => "interrupted",
+    ServerError => "server-error",
+    UnexpectedAnswer => "unexpected-answer",
+    ConnectionLost => "connection-lost",
+    Timeout => "timeout",
+});
+
 /// Where a transaction stands with Koha.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     /// Recorded here, never sent.
     Local,
@@ -137,13 +213,13 @@ pub enum Status {
     },
     /// Nothing reached Koha; it may be sent again.
     Failed {
-        /// Why, as a stable kind (for example `network`, `authentication`).
-        reason: String,
+        /// Why.
+        reason: FailReason,
     },
     /// It may have reached Koha. Only the librarian decides what happens next.
     Uncertain {
-        /// Why, as a stable kind (for example `server-error`, `connection-lost`).
-        reason: String,
+        /// Why.
+        reason: UncertainReason,
     },
 }
 
@@ -161,14 +237,50 @@ impl Status {
         }
     }
 
-    /// The text a status carries: Koha's message (`rejected`) or the reason (`failed`,
+    /// The text a status carries: Koha's message (`rejected`) or the reason's name (`failed`,
     /// `uncertain`).
     pub fn detail(&self) -> Option<&str> {
         match self {
             Status::Rejected { message } => Some(message),
-            Status::Failed { reason } | Status::Uncertain { reason } => Some(reason),
+            Status::Failed { reason } => Some(reason.name()),
+            Status::Uncertain { reason } => Some(reason.name()),
             _ => None,
         }
+    }
+
+    /// Rebuilds a status from its stored name and detail (see [`Status::name`],
+    /// [`Status::detail`]).
+    pub fn from_parts(name: &str, detail: Option<String>) -> Result<Status, String> {
+        let detail = |field: &str| detail.clone().ok_or_else(|| missing(field));
+        Ok(match name {
+            "local" => Status::Local,
+            "sending" => Status::Sending,
+            "queued" => Status::Queued,
+            "applied" => Status::Applied,
+            "rejected" => Status::Rejected {
+                message: detail("message")?,
+            },
+            "failed" => {
+                let text = detail("reason")?;
+                Status::Failed {
+                    reason: FailReason::from_name(&text)
+                        .ok_or_else(|| format!("unknown failure reason `{text}`"))?,
+                }
+            }
+            "uncertain" => {
+                let text = detail("reason")?;
+                Status::Uncertain {
+                    reason: UncertainReason::from_name(&text)
+                        .ok_or_else(|| format!("unknown uncertainty reason `{text}`"))?,
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown variant `{other}`, expected one of `local`, `sending`, `queued`, \
+                     `applied`, `rejected`, `failed`, `uncertain`"
+                ))
+            }
+        })
     }
 
     /// Koha has accepted it (queued or applied); it is never sent again.
@@ -223,9 +335,8 @@ impl Serialize for StatusChange {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (message, reason) = match &self.status {
             Status::Rejected { message } => (Some(message.as_str()), None),
-            Status::Failed { reason } | Status::Uncertain { reason } => {
-                (None, Some(reason.as_str()))
-            }
+            Status::Failed { reason } => (None, Some(reason.name())),
+            Status::Uncertain { reason } => (None, Some(reason.name())),
             _ => (None, None),
         };
         StatusChangeOut {
@@ -264,25 +375,8 @@ impl TryFrom<StatusChangeIn> for StatusChange {
 
     fn try_from(r: StatusChangeIn) -> Result<Self, String> {
         let status = match r.status.as_str() {
-            "local" => Status::Local,
-            "sending" => Status::Sending,
-            "queued" => Status::Queued,
-            "applied" => Status::Applied,
-            "rejected" => Status::Rejected {
-                message: r.message.ok_or_else(|| missing("message"))?,
-            },
-            "failed" => Status::Failed {
-                reason: r.reason.ok_or_else(|| missing("reason"))?,
-            },
-            "uncertain" => Status::Uncertain {
-                reason: r.reason.ok_or_else(|| missing("reason"))?,
-            },
-            other => {
-                return Err(format!(
-                    "unknown variant `{other}`, expected one of `local`, `sending`, `queued`, \
-                     `applied`, `rejected`, `failed`, `uncertain`"
-                ))
-            }
+            "rejected" => Status::from_parts("rejected", r.message)?,
+            name => Status::from_parts(name, r.reason)?,
         };
         Ok(StatusChange { at: r.at, status })
     }
@@ -519,7 +613,7 @@ impl Transaction {
         self.push(
             at,
             Status::Uncertain {
-                reason: "interrupted".to_owned(),
+                reason: UncertainReason::Interrupted,
             },
         );
         true
@@ -610,7 +704,7 @@ mod tests {
         tx.finish_sending(
             at(2),
             Status::Failed {
-                reason: "network".into(),
+                reason: FailReason::Network,
             },
         )
         .unwrap();
@@ -653,7 +747,7 @@ mod tests {
         back.finish_sending(
             at(5),
             Status::Failed {
-                reason: "network".into(),
+                reason: FailReason::Network,
             },
         )
         .unwrap();

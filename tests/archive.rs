@@ -302,7 +302,7 @@ fn chunks_keep_every_field() {
         tx.finish_sending(
             at,
             Status::Failed {
-                reason: "network \"down\"".into(),
+                reason: koha_offline_circ::FailReason::Network,
             },
         )
         .unwrap();
@@ -310,7 +310,7 @@ fn chunks_keep_every_field() {
         tx.finish_sending(
             at,
             Status::Uncertain {
-                reason: "server-error".into(),
+                reason: koha_offline_circ::UncertainReason::ServerError,
             },
         )
         .unwrap();

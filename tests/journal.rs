@@ -196,7 +196,7 @@ fn counts_follow_every_change() {
     let d = sent(
         tx(3, 4, checkin("B4")),
         Status::Failed {
-            reason: "network".into(),
+            reason: koha_offline_circ::FailReason::Network,
         },
     );
     for t in [&a, &b, &c, &d] {
@@ -259,7 +259,7 @@ fn delete_refuses_accepted_and_in_flight_transactions() {
     let uncertain = sent(
         tx(4, 4, checkin("B4")),
         Status::Uncertain {
-            reason: "server-error".into(),
+            reason: koha_offline_circ::UncertainReason::ServerError,
         },
     );
     let rejected = sent(
@@ -402,14 +402,14 @@ fn order_is_by_recording_time_and_sendable_is_local_or_failed() {
     let failed = sent(
         tx(20, 3, checkin("B3")),
         Status::Failed {
-            reason: "authentication".into(),
+            reason: koha_offline_circ::FailReason::Authentication,
         },
     );
     let queued = sent(tx(30, 4, checkin("B4")), Status::Queued);
     let uncertain = sent(
         tx(40, 5, checkin("B5")),
         Status::Uncertain {
-            reason: "timeout".into(),
+            reason: koha_offline_circ::UncertainReason::Timeout,
         },
     );
     for t in [&late, &early, &failed, &queued, &uncertain] {

@@ -237,10 +237,14 @@ fn timestamps_are_utc_whole_seconds() {
 }
 
 fn failed(r: &str) -> Status {
-    Status::Failed { reason: r.into() }
+    Status::Failed {
+        reason: koha_offline_circ::FailReason::from_name(r).unwrap(),
+    }
 }
 fn uncertain(r: &str) -> Status {
-    Status::Uncertain { reason: r.into() }
+    Status::Uncertain {
+        reason: koha_offline_circ::UncertainReason::from_name(r).unwrap(),
+    }
 }
 fn rejected(m: &str) -> Status {
     Status::Rejected { message: m.into() }

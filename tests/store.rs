@@ -179,10 +179,10 @@ fn record_writes_the_mirror_first_and_accepted_ones_leave_it() {
             message: "Item not found.".into(),
         },
         Status::Failed {
-            reason: "network".into(),
+            reason: koha_offline_circ::FailReason::Network,
         },
         Status::Uncertain {
-            reason: "server-error".into(),
+            reason: koha_offline_circ::UncertainReason::ServerError,
         },
     ] {
         let kept = sent(checkout(1), 5, status);
@@ -485,7 +485,7 @@ fn reconcile_table() {
         checkout(1),
         10,
         Status::Failed {
-            reason: "network".into(),
+            reason: koha_offline_circ::FailReason::Network,
         },
     );
     let in_flight = sending(checkout(1), 10);
@@ -639,7 +639,7 @@ fn later_status_wins_then_longer_history() {
     long.finish_sending(
         at(10),
         Status::Failed {
-            reason: "network".into(),
+            reason: koha_offline_circ::FailReason::Network,
         },
     )
     .unwrap();
@@ -1087,7 +1087,7 @@ mod properties {
             Status::Applied
         } else {
             Status::Failed {
-                reason: "network".into(),
+                reason: koha_offline_circ::FailReason::Network,
             }
         };
         if steps >= 1 {

@@ -1,12 +1,16 @@
-//! The send run state machine (§3.3).
+//! The send run (§3.3) as a sans-IO state machine, driven here against a scripted Koha.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use koha_offline_circ::koha::{classify, classify_no_answer, Answer, NoAnswer, Transport};
+use koha_offline_circ::journal::Journal;
+use koha_offline_circ::koha::{HttpRequest, Method, NoAnswer, Reply, Transport, AUTH_PATH};
+use koha_offline_circ::settings::{Mode, Settings, SettingsForm};
 use koha_offline_circ::sync::*;
 use koha_offline_circ::{
-    Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
+    Action, Amount, Barcode, Branchcode, Cardnumber, FailReason, Status, Transaction,
+    TransactionId, UncertainReason,
 };
+use std::collections::VecDeque;
 
 fn at(s: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap() + Duration::seconds(s)
@@ -27,6 +31,13 @@ fn ret(b: &str) -> Action {
     }
 }
 
+fn issue(card: &str, b: &str) -> Action {
+    Action::Issue {
+        cardnumber: Cardnumber::parse(card).unwrap(),
+        barcode: Barcode::parse(b).unwrap(),
+    }
+}
+
 fn pay() -> Action {
     Action::Payment {
         cardnumber: Cardnumber::parse("C1").unwrap(),
@@ -42,8 +53,203 @@ fn with_status(mut t: Transaction, status: Status) -> Transaction {
 
 fn uncertain() -> Status {
     Status::Uncertain {
-        reason: "timeout".into(),
+        reason: UncertainReason::Timeout,
     }
+}
+
+fn journal(txs: Vec<Transaction>) -> Journal {
+    Journal::from_transactions(txs)
+}
+
+fn returns(n: u64) -> Vec<Transaction> {
+    (0..n)
+        .map(|i| tx(i as i64, i, ret(&format!("B{i}"))))
+        .collect()
+}
+
+fn settings_with(mode: &str, login_once: bool) -> Settings {
+    Settings::from_form(&SettingsForm {
+        server: "https://koha.example.org".into(),
+        branchcode: "DE-627".into(),
+        userid: "desk".into(),
+        password: "pw".into(),
+        remember_password: true,
+        mode: mode.into(),
+        timezone: "Europe/Berlin".into(),
+        login_once,
+        ..SettingsForm::default()
+    })
+    .unwrap()
+}
+
+fn http(status: u16, body: &str) -> Reply {
+    Reply::Http {
+        status,
+        csrf_token: None,
+        content_type: "text/plain; charset=utf-8".into(),
+        body: body.into(),
+    }
+}
+
+const AUTH_XML: &str =
+    "<?xml version='1.0' standalone='yes'?>\n<response>\n  <status>anon</status>\n</response>\n";
+
+/// A scripted Koha: detection answers per transport, then `answers` for the transactions in
+/// order (`Added.` once they run out).
+struct Koha {
+    transport: Transport,
+    answers: VecDeque<Reply>,
+    /// Every request, in order.
+    log: Vec<HttpRequest>,
+}
+
+impl Koha {
+    fn new(transport: Transport, answers: Vec<Reply>) -> Koha {
+        Koha {
+            transport,
+            answers: answers.into(),
+            log: Vec::new(),
+        }
+    }
+
+    fn answer(&mut self, request: &HttpRequest) -> Reply {
+        self.log.push(request.clone());
+        let auth = request.url.ends_with(AUTH_PATH);
+        match (auth, request.method, request.param("action")) {
+            // GET svc/authentication: a token on 24.05+ (P1, P2), none before.
+            (true, Method::Get, _) => Reply::Http {
+                status: 200,
+                csrf_token: matches!(self.transport, Transport::P1 | Transport::P2)
+                    .then(|| "tok".to_owned()),
+                content_type: "text/xml".into(),
+                body: AUTH_XML.into(),
+            },
+            // The session login (P2): ok, with a fresh token.
+            (true, Method::Post, _) => Reply::Http {
+                status: 200,
+                csrf_token: Some("tok2".into()),
+                content_type: "text/xml".into(),
+                body: AUTH_XML.replace("anon", "ok"),
+            },
+            // The probe: a POST without a token is refused where only GET works.
+            (false, Method::Post, Some("")) if self.transport == Transport::G => http(403, ""),
+            (false, _, Some("")) => http(200, ""),
+            (false, _, Some(_)) => self
+                .answers
+                .pop_front()
+                .unwrap_or_else(|| http(200, "Added.")),
+            _ => http(404, ""),
+        }
+    }
+
+    fn transactions(&self) -> Vec<&HttpRequest> {
+        self.log
+            .iter()
+            .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
+            .collect()
+    }
+}
+
+/// What a driven run left.
+struct Driven {
+    end: RunEnd,
+    /// Every copy written to the store of record, in order.
+    stored: Vec<Transaction>,
+    /// Every copy written to the mirror, in order.
+    mirrored: Vec<Transaction>,
+}
+
+/// Drives a run as the shell does, with the given storage behaviour.
+fn drive_with(
+    journal: &mut Journal,
+    setup: Setup,
+    koha: &mut Koha,
+    mut mirror_takes: impl FnMut(usize) -> bool,
+    mut store_takes: impl FnMut(usize) -> bool,
+    mut before_step: impl FnMut(&mut SendRun, &mut Journal, usize),
+) -> Driven {
+    let (mut run, mut command) = SendRun::start(setup, journal);
+    let (mut stored, mut mirrored) = (Vec::new(), Vec::new());
+    let (mut mirror_calls, mut store_calls) = (0, 0);
+    for step in 0.. {
+        assert!(step < 10_000, "the run never ends");
+        if let Some(run) = run.as_mut() {
+            before_step(run, journal, step);
+        }
+        let now = at(1000 + step as i64);
+        command = match command {
+            Command::Finish(end) => {
+                return Driven {
+                    end,
+                    stored,
+                    mirrored,
+                }
+            }
+            Command::Mirror(txs) => {
+                mirror_calls += 1;
+                let took = mirror_takes(mirror_calls);
+                if took {
+                    mirrored.extend(txs);
+                }
+                run.as_mut().unwrap().mirrored(took, journal, now).unwrap()
+            }
+            Command::Perform { store, request } => {
+                let result = if store.is_empty() {
+                    Ok(())
+                } else {
+                    store_calls += 1;
+                    if store_takes(store_calls) {
+                        stored.extend(store);
+                        Ok(())
+                    } else {
+                        Err(StorageRefused)
+                    }
+                };
+                let reply = request.map(|r| koha.answer(&r));
+                run.as_mut()
+                    .unwrap()
+                    .performed(result, reply, journal, now)
+                    .unwrap()
+            }
+        };
+    }
+    unreachable!()
+}
+
+fn setup(settings: Settings, options: RunOptions) -> Setup {
+    Setup {
+        settings: Some(settings),
+        host_permission: true,
+        session_password: None,
+        options,
+    }
+}
+
+fn drive(
+    journal: &mut Journal,
+    settings: Settings,
+    options: RunOptions,
+    koha: &mut Koha,
+) -> Driven {
+    drive_with(
+        journal,
+        setup(settings, options),
+        koha,
+        |_| true,
+        |_| true,
+        |_, _, _| {},
+    )
+}
+
+fn summary(end: &RunEnd) -> &Summary {
+    match end {
+        RunEnd::Ran(s) => s,
+        other => panic!("the run did not run: {other:?}"),
+    }
+}
+
+fn statuses(journal: &Journal) -> Vec<&'static str> {
+    journal.in_order().map(|t| t.status().name()).collect()
 }
 
 #[test]
@@ -54,7 +260,7 @@ fn plan_takes_sendable_rows_in_recorded_order() {
     let failed = with_status(
         tx(3, 1, ret("F")),
         Status::Failed {
-            reason: "csrf".into(),
+            reason: FailReason::Csrf,
         },
     );
     let queued = with_status(tx(0, 1, ret("Q")), Status::Queued);
@@ -69,7 +275,7 @@ fn plan_takes_sendable_rows_in_recorded_order() {
     let unc_pay = with_status(tx(4, 1, pay()), uncertain());
     let mut sending = tx(6, 1, ret("S"));
     sending.start_sending(at(7)).unwrap();
-    let all = vec![
+    let all = journal(vec![
         a.clone(),
         b.clone(),
         c.clone(),
@@ -80,9 +286,10 @@ fn plan_takes_sendable_rows_in_recorded_order() {
         unc.clone(),
         unc_pay.clone(),
         sending,
-    ];
+    ]);
+    let planned = |resend: &[Resend]| plan(&all, resend, ExportedChoice::Ask, Mode::Queue).send;
     assert_eq!(
-        plan(&all, &[]),
+        planned(&[]),
         vec![c.id.clone(), b.id.clone(), failed.id.clone(), a.id.clone()]
     );
     let chosen = [
@@ -96,7 +303,7 @@ fn plan_takes_sendable_rows_in_recorded_order() {
         },
     ];
     assert_eq!(
-        plan(&all, &chosen),
+        planned(&chosen),
         vec![
             c.id.clone(),
             b.id.clone(),
@@ -111,7 +318,7 @@ fn plan_takes_sendable_rows_in_recorded_order() {
         payment_confirmed: true,
     }];
     assert_eq!(
-        plan(&all, &confirmed),
+        planned(&confirmed),
         vec![
             c.id.clone(),
             b.id.clone(),
@@ -123,59 +330,21 @@ fn plan_takes_sendable_rows_in_recorded_order() {
 }
 
 #[test]
-fn begin_picks_the_right_transition() {
-    let mut local = tx(1, 1, ret("A"));
-    begin(&mut local, at(2)).unwrap();
-    assert_eq!(local.status(), &Status::Sending);
-    let mut unc = with_status(tx(1, 2, ret("B")), uncertain());
-    begin(&mut unc, at(200)).unwrap();
-    assert_eq!(unc.status(), &Status::Sending);
-    let mut done = with_status(tx(1, 3, ret("C")), Status::Applied);
-    assert!(begin(&mut done, at(200)).is_err());
-}
-
-fn ids(n: u64) -> Vec<TransactionId> {
-    (0..n)
-        .map(|i| TransactionId::new(at(i as i64), i))
-        .collect()
-}
-
-/// Runs a whole batch with scripted answers; returns (sent ids, statuses stored, summary).
-fn run(
-    transport: Transport,
-    n: u64,
-    answers: Vec<Answer>,
-) -> (Vec<TransactionId>, Vec<Status>, Summary) {
-    let mut run = SendRun::new(transport, ids(n));
-    let mut answers = answers.into_iter();
-    let (mut sent, mut stored) = (Vec::new(), Vec::new());
-    while let Some(id) = run.next().unwrap() {
-        sent.push(id);
-        loop {
-            let answer = answers.next().expect("script too short");
-            match run.record(&answer).unwrap() {
-                Decision::Finish(s) => {
-                    stored.push(s);
-                    break;
-                }
-                Decision::RefreshTokenAndRetry(again) => {
-                    assert_eq!(Some(&again), run.in_flight());
-                    sent.push(again);
-                }
-            }
-        }
-    }
-    assert!(run.is_over());
-    (sent, stored, run.summary().clone())
-}
-
-#[test]
 fn state_machine_table() {
-    let ok = || classify(200, "text/plain", "Added.");
-    let applied = || classify(200, "text/plain", "Success.");
-    let rej = |m: &str| classify(200, "text/plain", m);
-    // (transport, rows, answers, requests sent, stop reason, queued, applied, rejected, failed, uncertain, not sent)
-    type Row = (Transport, u64, Vec<Answer>, usize, StopReason, [usize; 6]);
+    let ok = || http(200, "Added.");
+    let applied = || http(200, "Success.");
+    let rej = |m: &str| http(200, m);
+    let none = || Reply::NoAnswer {
+        why: NoAnswer::Network,
+        tls: false,
+    };
+    let late = || Reply::NoAnswer {
+        why: NoAnswer::Timeout,
+        tls: false,
+    };
+    // (transport, rows, answers, transaction requests sent, stop reason,
+    //  [queued, applied, rejected, failed, uncertain, not sent])
+    type Row = (Transport, u64, Vec<Reply>, usize, StopReason, [usize; 6]);
     let table: Vec<Row> = vec![
         (
             Transport::P1,
@@ -204,7 +373,7 @@ fn state_machine_table() {
         (
             Transport::P1,
             5,
-            vec![classify(401, "", "")],
+            vec![http(401, "")],
             1,
             StopReason::Authentication,
             [0, 0, 0, 1, 0, 4],
@@ -212,7 +381,7 @@ fn state_machine_table() {
         (
             Transport::P1,
             3,
-            vec![ok(), classify(302, "", "")],
+            vec![ok(), http(302, "")],
             2,
             StopReason::Configuration,
             [1, 0, 0, 1, 0, 1],
@@ -220,7 +389,7 @@ fn state_machine_table() {
         (
             Transport::P1,
             3,
-            vec![ok(), ok(), classify(500, "text/html", "")],
+            vec![ok(), ok(), http(500, "")],
             3,
             StopReason::ServerError,
             [2, 0, 0, 0, 1, 0],
@@ -228,7 +397,7 @@ fn state_machine_table() {
         (
             Transport::P1,
             3,
-            vec![ok(), classify(200, "text/html", "<html/>")],
+            vec![ok(), http(200, "<html/>")],
             2,
             StopReason::ServerError,
             [1, 0, 0, 0, 1, 1],
@@ -236,7 +405,7 @@ fn state_machine_table() {
         (
             Transport::P1,
             3,
-            vec![classify_no_answer(NoAnswer::Network)],
+            vec![none()],
             1,
             StopReason::Network,
             [0, 0, 0, 0, 1, 2],
@@ -244,7 +413,7 @@ fn state_machine_table() {
         (
             Transport::P1,
             3,
-            vec![ok(), classify_no_answer(NoAnswer::Timeout)],
+            vec![ok(), late()],
             2,
             StopReason::Timeout,
             [1, 0, 0, 0, 1, 1],
@@ -253,7 +422,7 @@ fn state_machine_table() {
         (
             Transport::P1,
             2,
-            vec![classify(403, "", ""), ok(), ok()],
+            vec![http(403, ""), ok(), ok()],
             3,
             StopReason::Finished,
             [2, 0, 0, 0, 0, 0],
@@ -261,7 +430,7 @@ fn state_machine_table() {
         (
             Transport::P2,
             2,
-            vec![classify(403, "", ""), classify(403, "", "")],
+            vec![http(403, ""), http(403, "")],
             2,
             StopReason::Authentication,
             [0, 0, 0, 1, 0, 1],
@@ -269,13 +438,7 @@ fn state_machine_table() {
         (
             Transport::P1,
             3,
-            vec![
-                classify(403, "", ""),
-                ok(),
-                classify(403, "", ""),
-                ok(),
-                ok(),
-            ],
+            vec![http(403, ""), ok(), http(403, ""), ok(), ok()],
             5,
             StopReason::Finished,
             [3, 0, 0, 0, 0, 0],
@@ -284,7 +447,7 @@ fn state_machine_table() {
         (
             Transport::P3,
             2,
-            vec![classify(403, "", "")],
+            vec![http(403, "")],
             1,
             StopReason::Authentication,
             [0, 0, 0, 1, 0, 1],
@@ -292,167 +455,503 @@ fn state_machine_table() {
         (
             Transport::G,
             2,
-            vec![classify(403, "", "")],
+            vec![http(403, "")],
             1,
             StopReason::Authentication,
             [0, 0, 0, 1, 0, 1],
         ),
-        (
-            Transport::P1,
-            0,
-            vec![],
-            0,
-            StopReason::Finished,
-            [0, 0, 0, 0, 0, 0],
-        ),
     ];
     for (i, (transport, n, answers, requests, reason, counts)) in table.into_iter().enumerate() {
-        let (sent, stored, summary) = run(transport, n, answers);
-        assert_eq!(sent.len(), requests, "row {i}");
-        assert_eq!(summary.stopped, Some(reason), "row {i}");
+        let mut j = journal(returns(n));
+        let mut koha = Koha::new(transport, answers);
+        let options = RunOptions {
+            allow_get: transport == Transport::G,
+            ..RunOptions::default()
+        };
+        let d = drive(
+            &mut j,
+            settings_with("queue", transport == Transport::P2),
+            options,
+            &mut koha,
+        );
+        let s = summary(&d.end);
+        assert_eq!(koha.transactions().len(), requests, "row {i}");
+        assert_eq!(s.stopped, Some(reason), "row {i}");
         let got = [
-            summary.queued,
-            summary.applied,
-            summary.rejected.len(),
-            summary.failed,
-            summary.uncertain,
-            summary.not_sent,
+            s.queued,
+            s.applied,
+            s.rejected.len(),
+            s.failed,
+            s.uncertain,
+            s.not_sent,
         ];
         assert_eq!(got, counts, "row {i}");
-        assert_eq!(stored.len(), counts[..5].iter().sum::<usize>(), "row {i}");
+        // Every outcome reached the store of record, and each planned row not sent is local.
+        let finals = d
+            .stored
+            .iter()
+            .filter(|t| *t.status() != Status::Sending)
+            .count();
+        assert_eq!(finals, counts[..5].iter().sum::<usize>(), "row {i}");
+        assert_eq!(j.counts().local, counts[5], "row {i}");
     }
+}
+
+#[test]
+fn nothing_to_send_needs_no_network() {
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let d = drive(
+        &mut journal(vec![]),
+        settings_with("queue", false),
+        RunOptions::default(),
+        &mut koha,
+    );
+    assert_eq!(summary(&d.end).stopped, Some(StopReason::Finished));
+    assert!(koha.log.is_empty());
 }
 
 #[test]
 fn rejections_keep_koha_text_and_ids() {
-    let (_, stored, summary) = run(
+    let rows = returns(2);
+    let mut j = journal(rows.clone());
+    let mut koha = Koha::new(
         Transport::P1,
-        2,
-        vec![
-            classify(200, "", "Borrower not found.\n"),
-            classify(200, "", ""),
-        ],
+        vec![http(200, "Borrower not found.\n"), http(200, "")],
+    );
+    let d = drive(
+        &mut j,
+        settings_with("queue", false),
+        RunOptions::default(),
+        &mut koha,
     );
     assert_eq!(
-        stored[0],
-        Status::Rejected {
+        j.get(&rows[0].id).unwrap().status(),
+        &Status::Rejected {
             message: "Borrower not found.".into()
         }
     );
     assert_eq!(
-        summary.rejected,
+        summary(&d.end).rejected,
         vec![
             Rejection {
-                id: ids(2)[0].clone(),
+                id: rows[0].id.clone(),
                 message: "Borrower not found.".into()
             },
             Rejection {
-                id: ids(2)[1].clone(),
+                id: rows[1].id.clone(),
                 message: String::new()
             },
         ]
     );
+    assert_eq!(summary(&d.end).level(), Level::Warning);
 }
 
 #[test]
-fn one_request_at_a_time() {
-    let mut run = SendRun::new(Transport::P1, ids(2));
-    assert_eq!(run.record(&Answer::Queued), Err(RunError::NothingInFlight));
-    let first = run.next().unwrap().unwrap();
-    assert_eq!(run.next(), Err(RunError::InFlight));
-    assert_eq!(
-        run.next().unwrap_err().to_string(),
-        "a request is already in flight"
+fn sending_is_stored_before_its_request_leaves() {
+    // Mirror refused: the store of record takes `sending` before the request goes.
+    let mut j = journal(returns(2));
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let d = drive_with(
+        &mut j,
+        setup(settings_with("queue", false), RunOptions::default()),
+        &mut koha,
+        |_| false,
+        |_| true,
+        |_, _, _| {},
     );
-    assert_eq!(run.in_flight(), Some(&first));
-    run.record(&Answer::Queued).unwrap();
-    assert_eq!(run.next().unwrap(), Some(ids(2)[1].clone()));
+    assert_eq!(summary(&d.end).queued, 2);
+    let order: Vec<&str> = d.stored.iter().map(|t| t.status().name()).collect();
+    assert_eq!(order, ["sending", "queued", "sending", "queued"]);
+
+    // Neither store takes it: the request never leaves, the row fails for storage, the run stops.
+    let mut j = journal(returns(2));
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let d = drive_with(
+        &mut j,
+        setup(settings_with("queue", false), RunOptions::default()),
+        &mut koha,
+        |_| false,
+        |_| false,
+        |_, _, _| {},
+    );
+    assert!(koha.transactions().is_empty());
+    let s = summary(&d.end);
+    assert_eq!(
+        (s.failed, s.not_sent, s.stopped),
+        (1, 1, Some(StopReason::Storage))
+    );
+    assert_eq!(statuses(&j), ["failed", "local"]);
+    assert_eq!(
+        j.in_order().next().unwrap().status(),
+        &Status::Failed {
+            reason: FailReason::Storage
+        }
+    );
+}
+
+/// Issue 11, path 7: a store-of-record write that failed while the request travelled used to
+/// end the run before Koha's answer was recorded; after a reload the accepted transaction showed
+/// `uncertain`. Now the answer is kept (memory and mirror) and the run stops.
+#[test]
+fn a_failed_store_write_keeps_kohas_answer_and_stops() {
+    let mut j = journal(returns(3));
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let d = drive_with(
+        &mut j,
+        setup(settings_with("queue", false), RunOptions::default()),
+        &mut koha,
+        |_| true,
+        |n| n != 1, // the write travelling with the first request fails
+        |_, _, _| {},
+    );
+    let s = summary(&d.end);
+    assert_eq!(
+        (s.queued, s.not_sent, s.stopped),
+        (1, 2, Some(StopReason::Storage))
+    );
+    assert_eq!(statuses(&j), ["queued", "local", "local"]);
+    assert_eq!(d.mirrored.last().unwrap().status(), &Status::Queued);
+    assert_eq!(koha.transactions().len(), 1);
+    assert_eq!(s.level(), Level::Error);
 }
 
 #[test]
 fn cancel_lets_the_request_in_flight_finish() {
-    let mut run = SendRun::new(Transport::P1, ids(4));
-    run.next().unwrap().unwrap();
-    run.cancel();
-    assert!(!run.is_over());
-    assert_eq!(
-        run.record(&Answer::Applied).unwrap(),
-        Decision::Finish(Status::Applied)
+    let mut j = journal(returns(4));
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let d = drive_with(
+        &mut j,
+        setup(settings_with("queue", false), RunOptions::default()),
+        &mut koha,
+        |_| true,
+        |_| true,
+        |run, journal, _| {
+            // Cancel as soon as the first transaction is `sending`.
+            if journal.counts().sending == 1 {
+                run.cancel();
+            }
+        },
     );
-    assert_eq!(run.next().unwrap(), None);
-    let s = run.summary();
+    let s = summary(&d.end);
     assert_eq!(
-        (s.applied, s.not_sent, s.stopped),
+        (s.queued, s.not_sent, s.stopped),
         (1, 3, Some(StopReason::Cancelled))
     );
-
-    // Cancel between requests stops at once; a cancelled run does not retry a 403.
-    let mut idle = SendRun::new(Transport::P1, ids(2));
-    idle.cancel();
-    assert!(idle.is_over());
-    assert_eq!(idle.next().unwrap(), None);
-    assert_eq!(idle.summary().not_sent, 2);
-
-    let mut forbidden = SendRun::new(Transport::P1, ids(2));
-    forbidden.next().unwrap();
-    forbidden.cancel();
-    assert_eq!(
-        forbidden
-            .record(&Answer::AuthProblem { http_status: 403 })
-            .unwrap(),
-        Decision::Finish(Status::Failed {
-            reason: "csrf".into()
-        })
-    );
-    assert_eq!(
-        forbidden.summary().stopped,
-        Some(StopReason::Authentication)
-    );
+    assert_eq!(koha.transactions().len(), 1);
 }
 
 #[test]
 fn failed_token_refresh_fails_the_row_and_stops() {
-    let mut run = SendRun::new(Transport::P1, ids(3));
-    let id = run.next().unwrap().unwrap();
+    let mut j = journal(returns(3));
+    let mut koha = Koha::new(Transport::P1, vec![http(403, "")]);
+    // The refresh answers without a token.
+    koha.transport = Transport::P1;
+    let d = drive_with(
+        &mut j,
+        setup(settings_with("queue", false), RunOptions::default()),
+        &mut koha,
+        |_| true,
+        |_| true,
+        |_, journal, _| {
+            let _ = journal;
+        },
+    );
+    // With a token on refresh the row is retried (see the table); here the Koha gives one, so
+    // check the other branch through a Koha that stops giving tokens after detection.
+    assert_eq!(summary(&d.end).queued, 3);
+
+    let mut j = journal(returns(3));
+    let mut koha = NoTokenAfterDetection(Koha::new(Transport::P1, vec![http(403, "")]), 0);
+    let (mut run, mut command) = SendRun::start(
+        setup(settings_with("queue", false), RunOptions::default()),
+        &j,
+    );
+    let run = run.as_mut().unwrap();
+    let end = loop {
+        command = match command {
+            Command::Finish(end) => break end,
+            Command::Mirror(_) => run.mirrored(true, &mut j, at(9)).unwrap(),
+            Command::Perform { request, .. } => {
+                let reply = request.map(|r| koha.answer(&r));
+                run.performed(Ok(()), reply, &mut j, at(9)).unwrap()
+            }
+        };
+    };
+    let s = summary(&end);
     assert_eq!(
-        run.record(&Answer::AuthProblem { http_status: 403 })
-            .unwrap(),
-        Decision::RefreshTokenAndRetry(id)
+        (s.failed, s.not_sent, s.stopped),
+        (1, 2, Some(StopReason::Authentication))
     );
     assert_eq!(
-        run.refresh_failed().unwrap(),
-        Status::Failed {
-            reason: "csrf".into()
+        j.in_order().next().unwrap().status(),
+        &Status::Failed {
+            reason: FailReason::Csrf
         }
     );
-    assert!(run.is_over());
-    assert_eq!(run.summary().failed, 1);
-    assert_eq!(run.summary().not_sent, 2);
-    assert_eq!(
-        run.summary().stopped.map(StopReason::kind),
-        Some("authentication")
-    );
-    assert_eq!(run.refresh_failed(), Err(RunError::NothingInFlight));
+}
+
+/// A Koha whose `svc/authentication` gives a token only the first time.
+struct NoTokenAfterDetection(Koha, usize);
+
+impl NoTokenAfterDetection {
+    fn answer(&mut self, request: &HttpRequest) -> Reply {
+        let mut reply = self.0.answer(request);
+        if request.url.ends_with(AUTH_PATH) {
+            self.1 += 1;
+            if self.1 > 1 {
+                if let Reply::Http { csrf_token, .. } = &mut reply {
+                    *csrf_token = None;
+                }
+            }
+        }
+        reply
+    }
 }
 
 #[test]
-fn the_shell_loop_drives_transactions_through_their_statuses() {
-    let mut txs = vec![tx(1, 1, ret("A")), tx(2, 1, ret("B")), tx(3, 1, ret("C"))];
-    let mut run = SendRun::new(Transport::P1, plan(&txs, &[]));
-    let answers = [Answer::Queued, Answer::NetworkError];
-    let mut i = 0;
-    while let Some(id) = run.next().unwrap() {
-        let t = txs.iter_mut().find(|t| t.id == id).unwrap();
-        begin(t, at(50)).unwrap();
-        if let Decision::Finish(s) = run.record(&answers[i]).unwrap() {
-            t.finish_sending(at(51), s).unwrap();
+fn the_shell_protocol_is_checked() {
+    let mut j = journal(returns(1));
+    let (run, command) = SendRun::start(
+        setup(settings_with("queue", false), RunOptions::default()),
+        &j,
+    );
+    let mut run = run.unwrap();
+    assert!(matches!(command, Command::Perform { .. }));
+    let misuse = run.mirrored(true, &mut j, at(1)).unwrap_err();
+    assert_eq!(
+        misuse.to_string(),
+        "the send run got mirrored while a request or store write was due"
+    );
+}
+
+#[test]
+fn an_uncertain_one_is_not_picked_up_by_the_next_run() {
+    let mut j = journal(returns(3));
+    let none = Reply::NoAnswer {
+        why: NoAnswer::Network,
+        tls: false,
+    };
+    let mut koha = Koha::new(Transport::P1, vec![http(200, "Added."), none]);
+    drive(
+        &mut j,
+        settings_with("queue", false),
+        RunOptions::default(),
+        &mut koha,
+    );
+    assert_eq!(statuses(&j), ["queued", "uncertain", "local"]);
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    drive(
+        &mut j,
+        settings_with("queue", false),
+        RunOptions::default(),
+        &mut koha,
+    );
+    assert_eq!(statuses(&j), ["queued", "uncertain", "queued"]);
+    assert_eq!(koha.transactions().len(), 1);
+}
+
+/// Issue 11, path 1: exported rows stayed sendable, so export + upload + Send recorded them
+/// twice in Koha.
+#[test]
+fn exported_transactions_are_sent_only_when_the_librarian_says_so() {
+    let rows = returns(3);
+    let mut j = journal(rows.clone());
+    j.mark_exported(&[rows[0].id.clone(), rows[1].id.clone()], at(50));
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let d = drive(
+        &mut j,
+        settings_with("queue", false),
+        RunOptions::default(),
+        &mut koha,
+    );
+    match d.end {
+        RunEnd::AskExported(q) => {
+            assert_eq!((q.count, q.payments, q.exported_at), (2, 0, at(50)));
         }
-        i += 1;
+        other => panic!("{other:?}"),
     }
-    let names: Vec<_> = txs.iter().map(|t| t.status().name()).collect();
-    assert_eq!(names, ["queued", "uncertain", "local"]);
-    // The next run does not pick the uncertain one up by itself.
-    assert_eq!(plan(&txs, &[]), vec![txs[2].id.clone()]);
+    assert!(koha.log.is_empty(), "asked before any request");
+    let leave_out = RunOptions {
+        exported: ExportedChoice::LeaveOut,
+        ..RunOptions::default()
+    };
+    let d = drive(&mut j, settings_with("queue", false), leave_out, &mut koha);
+    assert_eq!(summary(&d.end).left_out_exported, 2);
+    assert_eq!(summary(&d.end).level(), Level::Warning);
+    assert_eq!(statuses(&j), ["local", "local", "queued"]);
+    let send = RunOptions {
+        exported: ExportedChoice::Send,
+        ..RunOptions::default()
+    };
+    drive(&mut j, settings_with("queue", false), send, &mut koha);
+    assert_eq!(statuses(&j), ["queued", "queued", "queued"]);
+    assert_eq!(koha.transactions().len(), 3);
+}
+
+/// Issue 11, path 3: rows recorded before any settings were sent with `branchcode=NOT-SET` and
+/// never appeared in the librarian's pending list.
+#[test]
+fn rows_recorded_before_setup_go_out_for_the_configured_library() {
+    let early = Transaction::record(
+        TransactionId::new(at(1), 1),
+        at(1),
+        koha_offline_circ::desk::desk_branchcode(None),
+        ret("B1"),
+    );
+    let mut j = journal(vec![early, tx(2, 2, ret("B2"))]);
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    drive(
+        &mut j,
+        settings_with("queue", false),
+        RunOptions::default(),
+        &mut koha,
+    );
+    let branches: Vec<_> = koha
+        .transactions()
+        .iter()
+        .map(|r| r.param("branchcode").unwrap().to_owned())
+        .collect();
+    assert_eq!(branches, ["DE-627", "DE-627"]);
+}
+
+/// Issue 11, path 8: in apply mode a later checkin of an item whose checkout was `uncertain`
+/// went out, Koha answered `Item not issued.`, and the loan stayed open once the checkout was
+/// resent.
+#[test]
+fn apply_mode_holds_back_what_follows_an_unsettled_transaction_of_the_same_item() {
+    let checkout = with_status(tx(1, 1, issue("C1", "B1")), uncertain());
+    let checkin = tx(2, 2, ret("B1"));
+    let other = tx(3, 3, ret("B2"));
+    let mut j = journal(vec![checkout.clone(), checkin.clone(), other]);
+    let mut koha = Koha::new(Transport::P1, vec![http(200, "Success.")]);
+    let d = drive(
+        &mut j,
+        settings_with("apply", false),
+        RunOptions::default(),
+        &mut koha,
+    );
+    assert_eq!(summary(&d.end).held_back, 1);
+    assert_eq!(statuses(&j), ["uncertain", "local", "applied"]);
+    // Queue mode: Koha orders the queue by time, nothing is held back.
+    let queue = plan(&j, &[], ExportedChoice::Ask, Mode::Queue);
+    assert_eq!(queue.send, vec![checkin.id.clone()]);
+    // Once the librarian resends the checkout, both go, checkout first.
+    let resend = RunOptions {
+        resend: vec![checkout.id.clone()],
+        ..RunOptions::default()
+    };
+    let mut koha = Koha::new(
+        Transport::P1,
+        vec![http(200, "Success."), http(200, "Success.")],
+    );
+    drive(&mut j, settings_with("apply", false), resend, &mut koha);
+    assert_eq!(statuses(&j), ["applied", "applied", "applied"]);
+    let actions: Vec<_> = koha
+        .transactions()
+        .iter()
+        .map(|r| r.param("action").unwrap())
+        .collect();
+    assert_eq!(actions, ["issue", "return"]);
+}
+
+#[test]
+fn a_row_deleted_or_changed_elsewhere_meanwhile_is_skipped() {
+    let rows = returns(3);
+    let mut j = journal(rows.clone());
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let victim = rows[2].id.clone();
+    let d = drive_with(
+        &mut j,
+        setup(settings_with("queue", false), RunOptions::default()),
+        &mut koha,
+        |_| true,
+        |_| true,
+        |_, journal, _| {
+            if journal.counts().queued == 1 && journal.get(&victim).is_some() {
+                journal.delete(&victim).unwrap();
+            }
+        },
+    );
+    assert_eq!(summary(&d.end).skipped, 1);
+    assert_eq!(koha.transactions().len(), 2);
+}
+
+#[test]
+fn a_wrong_session_password_is_forgotten_and_asked_again() {
+    let mut s = settings_with("queue", false);
+    s = Settings::from_form(&SettingsForm {
+        password: String::new(),
+        remember_password: false,
+        ..form_of(&s)
+    })
+    .unwrap();
+    let mut j = journal(returns(1));
+    let mut koha = WrongPassword(Koha::new(Transport::P1, vec![]));
+    let (run, mut command) = SendRun::start(
+        Setup {
+            settings: Some(s),
+            host_permission: true,
+            session_password: Some("typo".into()),
+            options: RunOptions::default(),
+        },
+        &j,
+    );
+    let mut run = run.unwrap();
+    let end = loop {
+        command = match command {
+            Command::Finish(end) => break end,
+            Command::Mirror(_) => run.mirrored(true, &mut j, at(9)).unwrap(),
+            Command::Perform { request, .. } => {
+                let reply = request.map(|r| koha.answer(&r));
+                run.performed(Ok(()), reply, &mut j, at(9)).unwrap()
+            }
+        };
+    };
+    assert!(matches!(
+        end,
+        RunEnd::Problem {
+            forget_session_password: true,
+            ..
+        }
+    ));
+    assert_eq!(statuses(&j), ["local"]);
+}
+
+fn form_of(_s: &Settings) -> SettingsForm {
+    SettingsForm {
+        server: "https://koha.example.org".into(),
+        branchcode: "DE-627".into(),
+        userid: "desk".into(),
+        timezone: "Europe/Berlin".into(),
+        ..SettingsForm::default()
+    }
+}
+
+/// A Koha that refuses the password at the probe.
+struct WrongPassword(Koha);
+
+impl WrongPassword {
+    fn answer(&mut self, request: &HttpRequest) -> Reply {
+        match request.param("action") {
+            Some("") => http(401, ""),
+            _ => self.0.answer(request),
+        }
+    }
+}
+
+#[test]
+fn get_needs_consent_naming_the_payments() {
+    let mut j = journal(vec![tx(1, 1, ret("A")), tx(2, 2, pay())]);
+    let mut koha = Koha::new(Transport::G, vec![]);
+    let d = drive(
+        &mut j,
+        settings_with("queue", false),
+        RunOptions::default(),
+        &mut koha,
+    );
+    assert_eq!(d.end, RunEnd::AskGet { payments: 1 });
+    assert_eq!(statuses(&j), ["local", "local"]);
+    assert!(koha.transactions().is_empty());
 }
 
 mod readiness {
@@ -578,22 +1077,8 @@ mod readiness {
             confirmed_resend(&money).unwrap(),
         ];
         assert!(resend[1].payment_confirmed && !resend[0].payment_confirmed);
-        let all = vec![local.clone(), book.clone(), money.clone(), queued];
-        assert_eq!(plan(&all, &resend), vec![local.id, book.id, money.id]);
-    }
-
-    #[test]
-    fn get_needs_consent_naming_the_payments() {
-        let a = tx(1, 1, ret("A"));
-        let p = tx(2, 1, pay());
-        assert_eq!(get_consent_needed(Transport::P1, &[&a, &p]), None);
-        assert_eq!(
-            get_consent_needed(Transport::G, &[&a, &p]),
-            Some(GetConsent { payments: 1 })
-        );
-        assert_eq!(
-            get_consent_needed(Transport::G, &[&a]),
-            Some(GetConsent { payments: 0 })
-        );
+        let all = journal(vec![local.clone(), book.clone(), money.clone(), queued]);
+        let planned = plan(&all, &resend, ExportedChoice::Ask, Mode::Queue).send;
+        assert_eq!(planned, vec![local.id, book.id, money.id]);
     }
 }

@@ -15,7 +15,9 @@
 use super::layout::{decode_text, transaction_key};
 use super::{Change, StoreError};
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
-use crate::transaction::{Action, Status, StatusChange, Transaction, TransactionId};
+use crate::transaction::{
+    Action, FailReason, Status, StatusChange, Transaction, TransactionId, UncertainReason,
+};
 use crate::zone::parse_rfc3339;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -96,8 +98,12 @@ impl StatusName {
             (StatusName::Queued, None) => Some(Status::Queued),
             (StatusName::Applied, None) => Some(Status::Applied),
             (StatusName::Rejected, Some(message)) => Some(Status::Rejected { message }),
-            (StatusName::Failed, Some(reason)) => Some(Status::Failed { reason }),
-            (StatusName::Uncertain, Some(reason)) => Some(Status::Uncertain { reason }),
+            (StatusName::Failed, Some(reason)) => Some(Status::Failed {
+                reason: FailReason::from_name(&reason)?,
+            }),
+            (StatusName::Uncertain, Some(reason)) => Some(Status::Uncertain {
+                reason: UncertainReason::from_name(&reason)?,
+            }),
             _ => None,
         }
     }

@@ -41,7 +41,12 @@ impl From<&Transaction> for RowDto {
                 Some(message.clone()),
                 koha::message_key(message).map(str::to_owned),
             ),
-            Failed { reason } | Uncertain { reason } => (None, Some(format!("reason-{reason}"))),
+            Failed { .. } | Uncertain { .. } => (
+                None,
+                tx.status()
+                    .detail()
+                    .map(|reason| format!("reason-{reason}")),
+            ),
             Queued => (None, Some("koha-added".to_owned())),
             Applied => (None, Some("koha-success".to_owned())),
             _ => (None, None),
@@ -56,11 +61,11 @@ impl From<&Transaction> for RowDto {
             answer,
             answer_key,
             reason: match tx.status() {
-                Failed { reason } | Uncertain { reason } => Some(reason.clone()),
+                Failed { .. } | Uncertain { .. } => tx.status().detail().map(str::to_owned),
                 _ => None,
             },
             recorded_at: tx.recorded_at.timestamp_millis() as f64,
-            deletable: !tx.status().is_accepted() && tx.status().name() != "sending",
+            deletable: !tx.status().is_accepted() && *tx.status() != Sending,
             branchcode: tx.branchcode.to_string(),
             exported: tx.exported_at.is_some(),
         }

@@ -1,10 +1,7 @@
 //! What the desk's send area calls: readiness, the send run, cancel, and the librarian's choices
-//! for uncertain transactions. The rules are the core's (`koha`, `sync`); this module does the
-//! I/O around them: storage, permissions, fetch, and progress callbacks to the page.
-//!
-//! Every status change is stored before the next step: `sending` is in the synchronous mirror
-//! before the request leaves (the store of record is written while it travels, and awaited
-//! before the next one), the outcome as soon as it arrives (koha-protocol.md §3.3).
+//! for uncertain transactions. Every rule is the core's (`crate::sync`): the run is a
+//! [`SendRun`] whose commands this module performs (mirror writes, store-of-record writes,
+//! `fetch`) and whose results it feeds back.
 //!
 //! Where it runs: the toolbar popup closes when it loses focus, so its Send button opens the desk
 //! in a tab (`desk.html?send=1`) and the run happens there; the page holds the `koha-send` Web
@@ -13,16 +10,18 @@
 //! at the next start; nothing is resent by itself.
 //!
 //! Keep-alive: Firefox silently re-sends a request whose reused keep-alive connection closed
-//! without an answer (koha-protocol.md §2.6, checked in `tests/e2e/tests/send.rs`): Koha then
-//! stores a transaction twice while the desk sees one clean answer. `fetch` cannot force a fresh
-//! connection (OQ-23), so this case cannot be detected from here; on a fresh connection (the
-//! stand-in's `keep_alive: false`) a drop shows up as `uncertain`, as it should.
+//! without an answer: Koha then stores a transaction twice while the desk sees one clean answer.
+//! `fetch` cannot force a fresh connection, so this case cannot be detected from here; on a
+//! fresh connection a drop shows up as `uncertain`, as it should.
 
 use super::dto::{js_error, to_js, ErrorDto};
 use super::{browser, http, state};
-use crate::koha::{self, DetectStep, Detection, Transport};
+use crate::koha::{self, Transport};
 use crate::settings::Settings;
-use crate::sync::{self, Decision, NotReady, Resend, SendRun, Summary};
+use crate::sync::{
+    self, Command, Level, NotReady, RunEnd, RunOptions, SendRun, Setup, StopReason, StorageRefused,
+    Summary,
+};
 use crate::transaction::{Status, Transaction, TransactionId};
 use crate::{Action, Amount, Barcode, Cardnumber};
 use serde::{Deserialize, Serialize};
@@ -121,15 +120,6 @@ pub fn is_sending() -> bool {
     RUNNING.with(Cell::get)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct RunOptions {
-    /// Uncertain transactions the librarian confirmed to send again.
-    resend: Vec<String>,
-    /// The librarian consented to GET (password in URLs) for this run.
-    allow_get: bool,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RejectionDto {
@@ -163,25 +153,59 @@ enum RunDto {
         problem: &'static str,
         ask_password: bool,
     },
+    /// Some were exported to a `.koc` file: ask, then call again with `exported`.
+    AskExported {
+        count: usize,
+        payments: usize,
+        exported_at: f64,
+    },
     /// Only GET would work: ask, then call again with `allowGet`.
     NeedsGetConsent { payments: usize },
     /// The run happened (perhaps stopping early).
     Ran {
         transport: &'static str,
+        level: Level,
         queued: usize,
         applied: usize,
         rejected: Vec<RejectionDto>,
         failed: usize,
         uncertain: usize,
         not_sent: usize,
+        left_out_exported: usize,
+        held_back: usize,
+        skipped: usize,
         stopped: &'static str,
     },
 }
 
 impl RunDto {
+    fn from_end(end: RunEnd, transport: Transport) -> RunDto {
+        match end {
+            RunEnd::NotReady(missing) => RunDto::NotReady {
+                missing: missing.kind(),
+                origin: state::settings().map(|s| s.server.origin_pattern()),
+            },
+            RunEnd::AskExported(q) => RunDto::AskExported {
+                count: q.count,
+                payments: q.payments,
+                exported_at: q.exported_at.timestamp_millis() as f64,
+            },
+            RunEnd::AskGet { payments } => RunDto::NeedsGetConsent { payments },
+            RunEnd::Problem {
+                problem,
+                forget_session_password,
+            } => RunDto::Problem {
+                problem: problem.kind(),
+                ask_password: forget_session_password,
+            },
+            RunEnd::Ran(s) => RunDto::ran(transport, &s),
+        }
+    }
+
     fn ran(transport: Transport, s: &Summary) -> RunDto {
         RunDto::Ran {
             transport: transport.name(),
+            level: s.level(),
             queued: s.queued,
             applied: s.applied,
             rejected: s
@@ -204,7 +228,10 @@ impl RunDto {
             failed: s.failed,
             uncertain: s.uncertain,
             not_sent: s.not_sent,
-            stopped: s.stopped.map_or("finished", |r| r.kind()),
+            left_out_exported: s.left_out_exported,
+            held_back: s.held_back,
+            skipped: s.skipped,
+            stopped: s.stopped.map_or("finished", StopReason::kind),
         }
     }
 }
@@ -218,62 +245,92 @@ struct ProgressDto<'a> {
     status: &'static str,
 }
 
-fn problem(kind: &'static str) -> RunDto {
-    RunDto::Problem {
-        problem: kind,
-        ask_password: false,
+/// Sends every `local` and `failed` transaction (and the confirmed uncertain ones) to Koha, one
+/// at a time in recorded order. Calls `on_progress({done, total, id, status})` after every
+/// status change. Resolves with what happened (see `RunDto`). The page holds the `koha-send`
+/// lock around this call.
+#[wasm_bindgen(js_name = sendToKoha)]
+pub async fn send_to_koha(
+    options: JsValue,
+    on_progress: js_sys::Function,
+) -> Result<JsValue, JsValue> {
+    if RUNNING.with(|r| r.replace(true)) {
+        return Err(error("send-busy", "a send run is going on"));
     }
+    CANCEL.with(|c| c.set(false));
+    let result = run(options, &on_progress).await;
+    RUNNING.with(|r| r.set(false));
+    to_js(&result?)
 }
 
-/// Runs detection: the transport and token to send with, or why not.
-async fn detect(
-    settings: &Settings,
-    creds: &koha::Credentials,
-    allow_get: bool,
-) -> Result<(Transport, Option<String>), RunDto> {
-    let mut detector = sync::detector(settings, creds.clone());
-    let mut request = detector.start();
-    let detection = loop {
-        let reply = http::send(&request).await;
-        match detector.feed(reply) {
-            DetectStep::Send(next) => request = next,
-            DetectStep::Done(done) => break done,
-        }
+/// Performs what the core's [`SendRun`] asks, feeding back each result; decides nothing.
+async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto, JsValue> {
+    let options: RunOptions = if options.is_undefined() || options.is_null() {
+        RunOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options).map_err(|e| error("send-input", e))?
     };
-    match detection {
-        Detection::Works { transport, token } => Ok((transport, token)),
-        Detection::Problem(koha::ConnectionProblem::NeedsGetConsent) if allow_get => {
-            let probe =
-                koha::service_probe_request(settings.server.as_str(), Transport::G, creds, None)
-                    .map_err(|_| problem("csrf-refused"))?;
-            match koha::interpret_get_probe(&http::send(&probe).await) {
-                Ok(()) => Ok((Transport::G, None)),
-                Err(p) => Err(problem(p.kind())),
+    let settings = state::settings();
+    let setup = Setup {
+        host_permission: host_permission(settings.as_ref()).await,
+        session_password: session_password().await,
+        settings,
+        options,
+    };
+    let (mut run, mut command) = state::with_journal(|j| SendRun::start(setup, j));
+    loop {
+        if CANCEL.with(Cell::get) {
+            if let Some(run) = run.as_mut() {
+                run.cancel();
             }
         }
-        Detection::Problem(p) => Err(problem(p.kind())),
+        let step = match (command, run.as_mut()) {
+            (Command::Finish(end), run) => {
+                let transport = run.map_or(Transport::P3, |r| r.transport());
+                if let RunEnd::Problem {
+                    forget_session_password: true,
+                    ..
+                } = &end
+                {
+                    let _ = browser::session_remove(SESSION_PASSWORD_KEY).await;
+                }
+                // Everything is stored; packing what Koha accepted is housekeeping (a failure is
+                // redone by a later write or the next start).
+                let _ = state::pack_if_due().await;
+                return Ok(RunDto::from_end(end, transport));
+            }
+            (_, None) => return Err(error("send-state", "no run")),
+            (Command::Mirror(txs), Some(run)) => {
+                let took = txs.iter().all(state::mirror_hold);
+                for tx in &txs {
+                    progress(on_progress, run.progress(), tx);
+                }
+                state::with_journal(|j| run.mirrored(took, j, browser::now()))
+            }
+            (Command::Perform { store, request }, Some(run)) => {
+                let (stored, reply) = join(store_of_record(&store), ask(request)).await;
+                state::with_journal(|j| run.performed(stored, reply, j, browser::now()))
+            }
+        };
+        command = step.map_err(|e| error("send-state", e))?;
     }
 }
 
-/// Moves one transaction to a new status through `f`, in memory only.
-fn change(
-    id: &TransactionId,
-    f: impl FnOnce(&mut Transaction) -> Result<(), crate::IllegalTransition>,
-) -> Result<Transaction, JsValue> {
-    state::with_journal(|j| {
-        j.update(id, f)
-            .map_err(|e| error("send-state", &e))?
-            .map_err(|e| error("send-state", &e))?;
-        j.get(id).cloned().ok_or_else(|| error("send-state", id))
-    })
+/// Writes to the store of record (nothing to write is a success). A refusal leaves the copies
+/// in memory and the mirror, marked for a retry.
+async fn store_of_record(txs: &[Transaction]) -> Result<(), StorageRefused> {
+    if txs.is_empty() {
+        return Ok(());
+    }
+    state::store_of_record(txs)
+        .await
+        .map_err(|_| StorageRefused)
 }
 
-/// Sends one transaction request and classifies what came back.
-async fn ask_koha(request: Result<koha::HttpRequest, koha::RequestError>) -> koha::Answer {
+async fn ask(request: Option<koha::HttpRequest>) -> Option<koha::Reply> {
     match request {
-        Ok(request) => koha::classify_reply(&http::send(&request).await),
-        // P1 always has a token (detection gave one); without it nothing may leave.
-        Err(_) => koha::Answer::AuthProblem { http_status: 403 },
+        Some(request) => Some(http::send(&request).await),
+        None => None,
     }
 }
 
@@ -308,157 +365,7 @@ async fn join<A: std::future::Future, B: std::future::Future>(
     .await
 }
 
-/// Moves one transaction to a new status through `change`, stores it, and tells the page.
-async fn change_and_store(
-    id: &TransactionId,
-    change: impl FnOnce(&mut Transaction) -> Result<(), crate::IllegalTransition>,
-) -> Result<Transaction, JsValue> {
-    let tx = state::with_journal(|j| {
-        j.update(id, change)
-            .map_err(|e| error("send-state", &e))?
-            .map_err(|e| error("send-state", &e))?;
-        j.get(id).cloned().ok_or_else(|| error("send-state", id))
-    })?;
-    state::persist(&tx).await.map_err(storage_error)?;
-    Ok(tx)
-}
-
-/// Sends every `local` and `failed` transaction (and the confirmed uncertain ones) to Koha, one
-/// at a time in recorded order. Calls `on_progress({done, total, id, status})` after every stored
-/// status change. Resolves with what happened (see `RunDto`); rejects only when storage fails.
-/// The page holds the `koha-send` lock around this call.
-#[wasm_bindgen(js_name = sendToKoha)]
-pub async fn send_to_koha(
-    options: JsValue,
-    on_progress: js_sys::Function,
-) -> Result<JsValue, JsValue> {
-    if RUNNING.with(|r| r.replace(true)) {
-        return Err(error("send-busy", "a send run is going on"));
-    }
-    CANCEL.with(|c| c.set(false));
-    let result = run(options, &on_progress).await;
-    RUNNING.with(|r| r.set(false));
-    to_js(&result?)
-}
-
-async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto, JsValue> {
-    let options: RunOptions = if options.is_undefined() || options.is_null() {
-        RunOptions::default()
-    } else {
-        serde_wasm_bindgen::from_value(options).map_err(|e| error("send-input", e))?
-    };
-    let creds = match credentials().await {
-        Ok(c) => c,
-        Err(missing) => {
-            return Ok(RunDto::NotReady {
-                missing: missing.kind(),
-                origin: state::settings().map(|s| s.server.origin_pattern()),
-            })
-        }
-    };
-    let settings = state::settings().ok_or_else(|| error("send-settings", "no settings"))?;
-    let planned = state::with_journal(|j| {
-        let resend: Vec<Resend> = options
-            .resend
-            .iter()
-            .filter_map(|id| j.get(&TransactionId::from_stored(id)))
-            .filter_map(sync::confirmed_resend)
-            .collect();
-        let mut candidates: Vec<Transaction> = j.sendable_in_order().cloned().collect();
-        candidates.extend(resend.iter().filter_map(|r| j.get(&r.id).cloned()));
-        sync::plan(&candidates, &resend)
-    });
-    let (transport, mut token) = match detect(&settings, &creds, options.allow_get).await {
-        Ok(found) => found,
-        Err(RunDto::Problem {
-            problem: "needs-get-consent",
-            ..
-        }) => {
-            let payments = state::with_journal(|j| {
-                let txs: Vec<&Transaction> = planned.iter().filter_map(|id| j.get(id)).collect();
-                sync::get_consent_needed(Transport::G, &txs).map_or(0, |c| c.payments)
-            });
-            return Ok(RunDto::NeedsGetConsent { payments });
-        }
-        Err(RunDto::Problem {
-            problem: "wrong-credentials",
-            ..
-        }) if settings.password().is_none() => {
-            // A typed password that Koha refused is not offered again: ask anew.
-            let _ = browser::session_remove(SESSION_PASSWORD_KEY).await;
-            return Ok(RunDto::Problem {
-                problem: "wrong-credentials",
-                ask_password: true,
-            });
-        }
-        Err(other) => return Ok(other),
-    };
-    let base = settings.server.as_str().to_owned();
-    let mode = sync::koha_mode(settings.mode);
-    let total = planned.len();
-    let mut run = SendRun::new(transport, planned);
-    let mut done = 0;
-    // The last outcome, in memory and the mirror; its store-of-record write overlaps the next
-    // request (a page dying meanwhile leaves it `sending` there, which start-up turns into
-    // `uncertain`: never a false "sent", never a silent resend).
-    let mut unsaved_outcome: Option<Transaction> = None;
-    loop {
-        if CANCEL.with(Cell::get) {
-            run.cancel();
-        }
-        let Some(id) = run.next().map_err(|e| error("send-state", &e))? else {
-            break;
-        };
-        let tx = change(&id, |t| sync::begin(t, browser::now()))?;
-        // `sending` must be on disk before the request leaves: the synchronous mirror holds it at
-        // once; if the mirror cannot, the store of record is awaited first.
-        if !state::mirror_hold(&tx) {
-            state::persist(&tx).await.map_err(storage_error)?;
-        }
-        let previous = unsaved_outcome.take();
-        let request = |token: Option<&str>| {
-            koha::transaction_request(&base, transport, &creds, token, None, mode, &tx)
-        };
-        progress(on_progress, done, total, &tx);
-        // One store-of-record write for both (one round trip to Firefox's storage).
-        let both: Vec<Transaction> = previous.iter().chain([&tx]).cloned().collect();
-        let (stored, mut answer) =
-            join(store_of_record(&both), ask_koha(request(token.as_deref()))).await;
-        stored?;
-        if let Some(previous) = &previous {
-            progress(on_progress, done, total, previous);
-        }
-        let status = loop {
-            match run.record(&answer).map_err(|e| error("send-state", &e))? {
-                Decision::Finish(status) => break status,
-                Decision::RefreshTokenAndRetry(_) => {
-                    let reply = http::send(&koha::auth_probe_request(&base)).await;
-                    match koha::refreshed_token(&reply) {
-                        Some(fresh) => {
-                            token = Some(fresh);
-                            answer = ask_koha(request(token.as_deref())).await;
-                        }
-                        None => break run.refresh_failed().map_err(|e| error("send-state", &e))?,
-                    }
-                }
-            }
-        };
-        let tx = change(&id, |t| t.finish_sending(browser::now(), status))?;
-        state::mirror_hold(&tx);
-        done += 1;
-        unsaved_outcome = Some(tx);
-    }
-    if let Some(last) = unsaved_outcome {
-        store_of_record(std::slice::from_ref(&last)).await?;
-        progress(on_progress, done, total, &last);
-    }
-    // Everything is stored; packing what Koha accepted is housekeeping (a failure is redone
-    // by a later write or the next start).
-    let _ = state::pack_if_due().await;
-    Ok(RunDto::ran(transport, run.summary()))
-}
-
-fn progress(on_progress: &js_sys::Function, done: usize, total: usize, tx: &Transaction) {
+fn progress(on_progress: &js_sys::Function, (done, total): (usize, usize), tx: &Transaction) {
     let dto = ProgressDto {
         done,
         total,
@@ -478,7 +385,7 @@ struct UncertainDto {
     cardnumber: Option<String>,
     barcode: Option<String>,
     amount: Option<String>,
-    reason: String,
+    reason: &'static str,
     recorded_at: f64,
     /// The `#confirm` kind to ask before resending: `resend-uncertain` or `resend-payment`.
     question: &'static str,
@@ -500,7 +407,7 @@ pub fn uncertain_transactions() -> Result<JsValue, JsValue> {
                     cardnumber: tx.action.cardnumber().map(ToString::to_string),
                     barcode: tx.action.barcode().map(ToString::to_string),
                     amount: tx.action.amount().map(|a| a.to_string()),
-                    reason: reason.clone(),
+                    reason: reason.name(),
                     recorded_at: tx.recorded_at.timestamp_millis() as f64,
                     question: question.kind(),
                 })
@@ -517,7 +424,13 @@ pub async fn mark_found_in_koha(id: String) -> Result<JsValue, JsValue> {
     let mode = state::settings().map(|s| s.mode).unwrap_or_default();
     let status = sync::found_in_koha(mode);
     let id = TransactionId::from_stored(&id);
-    let tx = change_and_store(&id, |t| t.confirm_in_koha(browser::now(), status)).await?;
+    let tx = state::with_journal(|j| {
+        j.update(&id, |t| t.confirm_in_koha(browser::now(), status))
+            .map_err(|e| error(e.kind(), &e))?
+            .map_err(|e| error(e.kind(), &e))?;
+        j.get(&id).cloned().ok_or_else(|| error("not-found", &id))
+    })?;
+    state::persist(&tx).await.map_err(storage_error)?;
     to_js(&tx.status().name())
 }
 
@@ -580,11 +493,4 @@ pub async fn record_batch(items: JsValue) -> Result<usize, JsValue> {
     })?;
     state::persist_many(&txs).await.map_err(storage_error)?;
     Ok(txs.len())
-}
-
-/// Writes transactions to the store of record (`browser.storage.local`) in one call; resolves
-/// once Firefox has them all. The mirror is the caller's ([`state::mirror_hold`]), written
-/// first.
-async fn store_of_record(txs: &[Transaction]) -> Result<(), JsValue> {
-    state::store_of_record(txs).await.map_err(storage_error)
 }

@@ -1451,11 +1451,13 @@ fn s33_koc_import_edge_cases_and_f4_for_everyone() {
 mod core_against_standin {
     use super::*;
     use chrono::TimeZone;
+    use koha_offline_circ::journal::Journal;
     use koha_offline_circ::koha::{
-        self, classify, classify_no_answer, ConnectionProblem, Credentials, DetectStep, Detection,
-        Detector, HttpRequest, Mode, NoAnswer, Reply, Transport,
+        self, ConnectionProblem, Credentials, DetectStep, Detection, Detector, HttpRequest, Mode,
+        NoAnswer, Reply, Transport,
     };
-    use koha_offline_circ::sync::{begin, plan, Decision, SendRun, StopReason};
+    use koha_offline_circ::settings::{Settings, SettingsForm};
+    use koha_offline_circ::sync::{Command, RunEnd, RunOptions, SendRun, Setup, StopReason};
     use koha_offline_circ::{
         Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId, Userid,
     };
@@ -1591,7 +1593,8 @@ mod core_against_standin {
             .collect()
     }
 
-    /// The shell's loop: persist around each request, token refresh on 403.
+    /// The shell's loop: performs what the core's send run asks (its own detection first),
+    /// with storage that always takes the writes, and copies the outcomes back into `txs`.
     fn send_all(
         browser: &mut Browser,
         detection: &Detection,
@@ -1599,54 +1602,58 @@ mod core_against_standin {
         txs: &mut [Transaction],
         password: &str,
     ) -> koha_offline_circ::sync::Summary {
-        let Detection::Works { transport, token } = detection.clone() else {
+        let Detection::Works { transport, .. } = detection.clone() else {
             panic!("{detection:?}")
         };
-        let mut token = token;
-        let mut run = SendRun::new(transport, plan(txs, &[]));
-        while let Some(id) = run.next().unwrap() {
-            let tx = txs.iter_mut().find(|t| t.id == id).unwrap();
-            begin(tx, at(50)).unwrap();
-            loop {
-                let req = koha::transaction_request(
-                    &browser.base.clone(),
-                    transport,
-                    &login(password),
-                    token.as_deref(),
-                    None,
-                    mode,
-                    tx,
-                )
-                .unwrap();
-                let answer = match browser.fetch(&req) {
-                    Reply::Http {
-                        status,
-                        content_type,
-                        body,
-                        ..
-                    } => classify(status, &content_type, &body),
-                    Reply::NoAnswer { why, .. } => classify_no_answer(why),
-                };
-                match run.record(&answer).unwrap() {
-                    Decision::Finish(status) => {
-                        tx.finish_sending(at(51), status).unwrap();
-                        break;
-                    }
-                    Decision::RefreshTokenAndRetry(_) => {
-                        let reply = browser.fetch(&koha::auth_probe_request(&browser.base.clone()));
-                        match koha::refreshed_token(&reply) {
-                            Some(t) => token = Some(t),
-                            None => {
-                                let s = run.refresh_failed().unwrap();
-                                tx.finish_sending(at(51), s).unwrap();
-                                break;
-                            }
-                        }
-                    }
-                }
+        let settings = Settings::from_form(&SettingsForm {
+            server: browser.base.clone(),
+            branchcode: "DE-627".into(),
+            userid: "desk".into(),
+            password: password.into(),
+            remember_password: true,
+            mode: match mode {
+                Mode::Queue => "queue",
+                Mode::Apply => "apply",
             }
+            .into(),
+            timezone: "Europe/Berlin".into(),
+            login_once: transport == Transport::P2,
+            ..SettingsForm::default()
+        })
+        .unwrap();
+        let mut journal = Journal::from_transactions(txs.to_vec());
+        let setup = Setup {
+            settings: Some(settings),
+            host_permission: true,
+            session_password: None,
+            options: RunOptions {
+                allow_get: transport == Transport::G,
+                ..RunOptions::default()
+            },
+        };
+        let (mut run, mut command) = SendRun::start(setup, &journal);
+        let summary = loop {
+            command = match command {
+                Command::Finish(RunEnd::Ran(summary)) => break summary,
+                Command::Finish(other) => panic!("the run did not run: {other:?}"),
+                Command::Mirror(_) => run
+                    .as_mut()
+                    .unwrap()
+                    .mirrored(true, &mut journal, at(50))
+                    .unwrap(),
+                Command::Perform { request, .. } => {
+                    let reply = request.map(|r| browser.fetch(&r));
+                    run.as_mut()
+                        .unwrap()
+                        .performed(Ok(()), reply, &mut journal, at(51))
+                        .unwrap()
+                }
+            };
+        };
+        for tx in txs.iter_mut() {
+            *tx = journal.get(&tx.id).unwrap().clone();
         }
-        run.summary().clone()
+        summary
     }
 
     #[test]

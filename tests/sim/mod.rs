@@ -1,0 +1,1097 @@
+//! A deterministic simulation of desks, their shared storage, Koha and the faults between them.
+//!
+//! One seed decides every choice: which page acts, what the librarian does, which write fails or
+//! lands late, which answer is lost, when a page is killed, how the desk clock steps. The pages
+//! use the core exactly as the browser shell does (journal, store layout and start-up, the send
+//! run's commands); only the browser (storage, locks, `storage.onChanged`) and Koha are models.
+//! The promises are checked after every step; a failure names its seed, which replays it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use koha_offline_circ::desk;
+use koha_offline_circ::journal::Journal;
+use koha_offline_circ::koha::{self, HttpRequest, Method, NoAnswer, Reply, AUTH_PATH};
+use koha_offline_circ::settings::{Settings, SettingsForm};
+use koha_offline_circ::store::{self, Change, ExportRecord, StoredChange};
+use koha_offline_circ::sync::{
+    Command, ExportedChoice, RunEnd, RunOptions, SendRun, Setup, StorageRefused,
+};
+use koha_offline_circ::{Action, Amount, Barcode, Cardnumber, Status, Transaction, TransactionId};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+/// SplitMix64: small, fast, and the same on every machine.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// What Koha did with one request (the fault the seed chose for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    DropBeforeStore,
+    DropAfterStore,
+    ServerErrorBefore,
+    ServerErrorAfterStore,
+    TimeoutAfterStore,
+    /// Firefox silently sent the request a second time on a new connection: Koha processed it
+    /// twice, the desk saw one clean answer. The add-on cannot see or prevent this one.
+    SilentResend,
+    /// The CSRF token expired: 403, nothing processed.
+    Forbidden,
+}
+
+/// Which Koha the desk talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// ≤ 23.11: no token, P3.
+    Legacy,
+    /// 24.05+: a token, P1 (or P2 with a session login).
+    Csrf,
+    /// 24.05+ under Plack without the token header: only GET works.
+    GetOnly,
+}
+
+/// One operation Koha holds (a queue row, or one it applied).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct WireOp {
+    action: String,
+    barcode: String,
+    cardnumber: String,
+    amount: String,
+    timestamp: String,
+}
+
+pub struct Koha {
+    era: Era,
+    /// How often Koha holds each operation: sent by the desk, repeated by the browser, or
+    /// uploaded in a `.koc` file.
+    held: HashMap<WireOp, usize>,
+    /// Of those, how many the browser repeated on its own.
+    repeated: HashMap<WireOp, usize>,
+    /// Apply mode: which card has each item.
+    loans: HashMap<String, String>,
+    /// Live login sessions (P2).
+    sessions: usize,
+}
+
+impl Koha {
+    fn new(era: Era) -> Koha {
+        Koha {
+            era,
+            held: HashMap::new(),
+            repeated: HashMap::new(),
+            loans: HashMap::new(),
+            sessions: 0,
+        }
+    }
+
+    fn op_of(request: &HttpRequest) -> WireOp {
+        let p = |n: &str| request.param(n).unwrap_or("").to_owned();
+        WireOp {
+            action: p("action"),
+            barcode: p("barcode"),
+            cardnumber: p("cardnumber"),
+            amount: p("amount"),
+            timestamp: p("timestamp"),
+        }
+    }
+
+    /// Applies or queues one operation; the answer's text.
+    fn process(&mut self, op: &WireOp, pending: bool) -> &'static str {
+        *self.held.entry(op.clone()).or_default() += 1;
+        if pending {
+            return "Added.";
+        }
+        match op.action.as_str() {
+            "issue" => {
+                self.loans.insert(op.barcode.clone(), op.cardnumber.clone());
+                "Success."
+            }
+            "return" => match self.loans.remove(&op.barcode) {
+                Some(_) => "Success.",
+                None => "Item not issued.",
+            },
+            _ => "Success.",
+        }
+    }
+
+    fn http(status: u16, body: &str, token: Option<&str>) -> Reply {
+        Reply::Http {
+            status,
+            csrf_token: token.map(str::to_owned),
+            content_type: "text/plain; charset=utf-8".into(),
+            body: body.into(),
+        }
+    }
+
+    /// Answers a request, with `fault` for a transaction request.
+    fn answer(&mut self, request: &HttpRequest, fault: Fault) -> Reply {
+        let auth = request.url.ends_with(AUTH_PATH);
+        let token = matches!(self.era, Era::Csrf).then_some("tok");
+        if request.url.contains("logout") {
+            self.sessions = self.sessions.saturating_sub(1);
+            return Koha::http(200, "", None);
+        }
+        match (auth, request.method, request.param("action")) {
+            (true, Method::Get, _) => Reply::Http {
+                status: 200,
+                csrf_token: token.map(str::to_owned),
+                content_type: "text/xml".into(),
+                body: "<response><status>anon</status></response>".into(),
+            },
+            (true, Method::Post, _) => {
+                self.sessions += 1;
+                Reply::Http {
+                    status: 200,
+                    csrf_token: token.map(str::to_owned),
+                    content_type: "text/xml".into(),
+                    body: "<response><status>ok</status></response>".into(),
+                }
+            }
+            (false, Method::Post, Some("")) if self.era == Era::GetOnly => {
+                Koha::http(403, "", None)
+            }
+            (false, _, Some("")) => Koha::http(200, "", None),
+            (false, _, Some(_)) => {
+                let op = Koha::op_of(request);
+                let pending = request.param("pending") == Some("true");
+                let lost = Reply::NoAnswer {
+                    why: NoAnswer::Network,
+                    tls: false,
+                };
+                match fault {
+                    Fault::None => Koha::http(200, self.process(&op, pending), None),
+                    Fault::DropBeforeStore => lost,
+                    Fault::DropAfterStore => {
+                        self.process(&op, pending);
+                        lost
+                    }
+                    Fault::ServerErrorBefore => Koha::http(500, "<html/>", None),
+                    Fault::ServerErrorAfterStore => {
+                        self.process(&op, pending);
+                        Koha::http(500, "<html/>", None)
+                    }
+                    Fault::TimeoutAfterStore => {
+                        self.process(&op, pending);
+                        Reply::NoAnswer {
+                            why: NoAnswer::Timeout,
+                            tls: false,
+                        }
+                    }
+                    Fault::SilentResend => {
+                        self.process(&op, pending);
+                        *self.repeated.entry(op.clone()).or_default() += 1;
+                        Koha::http(200, self.process(&op, pending), None)
+                    }
+                    Fault::Forbidden if request.headers.is_empty() => {
+                        Koha::http(200, self.process(&op, pending), None)
+                    }
+                    Fault::Forbidden => Koha::http(403, "", None),
+                }
+            }
+            _ => Koha::http(404, "", None),
+        }
+    }
+}
+
+/// The browser profile's storage: the store of record and the mirror, shared by every page.
+#[derive(Default)]
+pub struct Storage {
+    primary: BTreeMap<String, Value>,
+    mirror: BTreeMap<String, Value>,
+    /// The store of record refuses writes (a full disk) while set.
+    primary_down: bool,
+    /// The mirror refuses puts (a full `localStorage`) while set.
+    mirror_down: bool,
+    /// Bumped on every change, so the checks read the stores only when they changed.
+    version: u64,
+}
+
+/// One open desk page.
+pub struct Page {
+    journal: Journal,
+    /// `storage.onChanged` events not delivered yet: (key, new value, old value).
+    inbox: VecDeque<(String, Option<Value>, Option<Value>)>,
+    /// Copies the store of record refused; written again later.
+    unsaved: Vec<Transaction>,
+    /// Deleted here, kept for Undo.
+    deleted: Vec<Transaction>,
+    run: Option<ActiveRun>,
+}
+
+struct ActiveRun {
+    run: SendRun,
+    command: Command,
+}
+
+/// The librarian's confirmations, which alone may let Koha hold an operation twice.
+#[derive(Default)]
+struct Confirmed {
+    /// Per transaction: how many extra copies the librarian accepted.
+    extra: HashMap<TransactionId, usize>,
+}
+
+/// A whole history.
+pub struct World {
+    pub rng: Rng,
+    storage: Storage,
+    pages: Vec<Option<Page>>,
+    /// The page holding the `koha-send` lock.
+    lock: Option<usize>,
+    koha: Koha,
+    settings: Option<Settings>,
+    full_settings: Settings,
+    /// The desk clock: starts in step with the world and may step.
+    clock: DateTime<Utc>,
+    /// Every transaction recorded, by id.
+    recorded: HashMap<TransactionId, Transaction>,
+    /// Those the desk confirmed as stored ("recorded" shown to the librarian).
+    kept: HashSet<TransactionId>,
+    /// The first broken promise seen while a step ran.
+    violation: Option<String>,
+    /// Deleted (or cleared) by the librarian.
+    librarian_deleted: HashSet<TransactionId>,
+    /// Seen accepted in storage.
+    accepted: HashSet<TransactionId>,
+    confirmed: Confirmed,
+    /// The storage version the last full check of the stores saw.
+    checked_version: u64,
+    next_random: u64,
+    pub steps: usize,
+    pub log: Vec<String>,
+}
+
+const BARCODES: [&str; 4] = ["B1", "B2", "B3", "B4"];
+const CARDS: [&str; 3] = ["C1", "C2", "C3"];
+
+impl World {
+    pub fn new(seed: u64) -> World {
+        let mut rng = Rng::new(seed);
+        let era = match rng.below(3) {
+            0 => Era::Legacy,
+            1 => Era::Csrf,
+            _ => Era::GetOnly,
+        };
+        let mode = if rng.chance(50) { "queue" } else { "apply" };
+        let login_once = rng.chance(40);
+        let full_settings = Settings::from_form(&SettingsForm {
+            server: "https://koha.example.org".into(),
+            branchcode: "DE-627".into(),
+            userid: "desk".into(),
+            password: "pw".into(),
+            remember_password: true,
+            mode: mode.into(),
+            timezone: "Europe/Berlin".into(),
+            login_once,
+            ..SettingsForm::default()
+        })
+        .unwrap();
+        // Some histories start before the settings are saved.
+        let settings = rng.chance(70).then(|| full_settings.clone());
+        let pages = (0..1 + rng.below(3)).map(|_| None).collect();
+        let mut world = World {
+            rng,
+            storage: Storage::default(),
+            pages,
+            lock: None,
+            koha: Koha::new(era),
+            settings,
+            full_settings,
+            clock: Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap(),
+            recorded: HashMap::new(),
+            kept: HashSet::new(),
+            violation: None,
+            librarian_deleted: HashSet::new(),
+            accepted: HashSet::new(),
+            confirmed: Confirmed::default(),
+            checked_version: u64::MAX,
+            next_random: 1,
+            steps: 0,
+            log: Vec::new(),
+        };
+        for i in 0..world.pages.len() {
+            world.open_page(i);
+        }
+        world
+    }
+
+    fn note(&mut self, text: String) {
+        self.log.push(format!("{:4} {text}", self.steps));
+    }
+
+    /// One step: a random page does a random thing, then every promise is checked.
+    pub fn step(&mut self) -> Result<(), String> {
+        self.steps += 1;
+        self.clock += Duration::seconds(1 + self.rng.below(30) as i64);
+        let i = self.rng.below(self.pages.len());
+        if self.pages[i].is_none() {
+            self.open_page(i);
+            return self.check();
+        }
+        let running = self.pages[i].as_ref().is_some_and(|p| p.run.is_some());
+        let roll = self.rng.below(100);
+        // A librarian acts on a page whose event loop has run: the `storage.onChanged` events of
+        // earlier writes (milliseconds old by then) have arrived. A send run's own steps are not
+        // user actions and may run before them.
+        // (Retrying unsaved writes is the librarian's button in the storage-error dialog.)
+        if !(running && roll < 45) && (roll < 54 || (73..=75).contains(&roll)) {
+            self.deliver(i);
+        }
+        match roll {
+            _ if running && roll < 45 => self.advance_run(i),
+            0..=19 => self.record(i),
+            20..=24 => self.delete(i),
+            25..=26 => self.undo(i),
+            27..=28 => self.clear_sent(i),
+            29 => self.clear_all(i),
+            30..=41 => self.start_send(i),
+            42..=44 => self.cancel(i),
+            45..=48 => self.export(i),
+            49..=51 => self.kill(i),
+            52..=53 => self.reload(i),
+            54..=69 => self.deliver(i),
+            70..=72 => self.storage_weather(),
+            73..=75 => self.retry_unsaved(i),
+            76..=77 if std::env::var("SIM_NO_CLOCK").is_err() => self.step_clock(),
+            78 => self.save_settings(),
+            _ => self.advance_any_run(),
+        }
+        self.check()
+    }
+
+    // ----- storage, as the shell uses it -----
+
+    fn emit(&mut self, from: Option<usize>, changes: &[(String, Option<Value>, Option<Value>)]) {
+        for (j, page) in self.pages.iter_mut().enumerate() {
+            if Some(j) == from {
+                continue;
+            }
+            if let Some(page) = page {
+                page.inbox.extend(changes.iter().cloned());
+            }
+        }
+    }
+
+    /// Applies changes to the store of record (all or nothing) and tells the other pages.
+    fn write_primary(&mut self, from: Option<usize>, changes: &[Change]) -> Result<(), ()> {
+        if self.storage.primary_down && !changes.is_empty() {
+            return Err(());
+        }
+        let mut events = Vec::new();
+        for change in changes {
+            let old = self.storage.primary.get(change.key()).cloned();
+            match change {
+                Change::Put { key, value } => {
+                    self.storage.version += 1;
+                    self.storage.primary.insert(key.clone(), value.clone());
+                    events.push((key.clone(), Some(value.clone()), old));
+                }
+                Change::Remove { key } => {
+                    self.storage.version += 1;
+                    self.storage.primary.remove(key);
+                    events.push((key.clone(), None, old));
+                }
+            }
+        }
+        self.emit(from, &events);
+        Ok(())
+    }
+
+    /// Applies changes to the mirror; a refused put is not an error (as in the shell).
+    fn write_mirror(&mut self, changes: &[Change]) -> bool {
+        let mut all = true;
+        for change in changes {
+            match change {
+                Change::Put { key, value } => {
+                    if self.storage.mirror_down {
+                        all = false;
+                    } else {
+                        self.storage.version += 1;
+                        self.storage.mirror.insert(key.clone(), value.clone());
+                    }
+                }
+                Change::Remove { key } => {
+                    self.storage.version += 1;
+                    self.storage.mirror.remove(key);
+                }
+            }
+        }
+        all
+    }
+
+    /// The shell's `persist_many`: mirror first, then the store of record; a refusal keeps the
+    /// copies for a retry. Whether the mirror or the store took them.
+    fn persist(&mut self, i: usize, txs: &[Transaction]) -> bool {
+        let mirror: Vec<Change> = txs.iter().map(|t| store::write_plan(t).mirror).collect();
+        let primary: Vec<Change> = txs.iter().map(|t| store::write_plan(t).primary).collect();
+        let mirrored = self.write_mirror(&mirror);
+        let stored = self.write_primary(Some(i), &primary).is_ok();
+        if !stored {
+            if let Some(page) = self.pages[i].as_mut() {
+                page.unsaved.extend(txs.iter().cloned());
+            }
+        }
+        mirrored || stored
+    }
+
+    /// The shell's `mirror_hold`.
+    fn mirror_hold(&mut self, txs: &[Transaction]) -> bool {
+        let puts: Vec<Change> = txs
+            .iter()
+            .map(|t| Change::Put {
+                key: store::mirror_key(&t.id),
+                value: store::encode_transaction(t),
+            })
+            .collect();
+        self.write_mirror(&puts)
+    }
+
+    /// The shell's `store_of_record`: then the mirror lets go of the accepted ones.
+    fn store_of_record(&mut self, i: usize, txs: &[Transaction]) -> Result<(), StorageRefused> {
+        let primary: Vec<Change> = txs.iter().map(|t| store::write_plan(t).primary).collect();
+        if self.write_primary(Some(i), &primary).is_err() {
+            if let Some(page) = self.pages[i].as_mut() {
+                page.unsaved.extend(txs.iter().cloned());
+            }
+            return Err(StorageRefused);
+        }
+        let released: Vec<Change> = txs
+            .iter()
+            .filter(|t| t.status().is_accepted())
+            .map(|t| store::write_plan(t).mirror)
+            .collect();
+        self.write_mirror(&released);
+        Ok(())
+    }
+
+    fn open_page(&mut self, i: usize) {
+        let primary: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
+        let mirror: Vec<(String, Value)> = self.storage.mirror.clone().into_iter().collect();
+        // Interrupted sends are recovered only when no page holds the send lock.
+        let recover = self.lock.is_none().then_some(self.clock);
+        let mut opened = store::open(primary, mirror, recover).unwrap();
+        let journal = Journal::from_transactions(std::mem::take(&mut opened.transactions));
+        self.pages[i] = Some(Page {
+            journal,
+            inbox: VecDeque::new(),
+            unsaved: Vec::new(),
+            deleted: Vec::new(),
+            run: None,
+        });
+        if self.write_primary(Some(i), &opened.primary_changes).is_ok() {
+            self.write_mirror(&opened.mirror_changes);
+        } else {
+            let puts: Vec<Change> = opened
+                .mirror_changes
+                .iter()
+                .filter(|c| matches!(c, Change::Put { .. }))
+                .cloned()
+                .collect();
+            self.write_mirror(&puts);
+            let unsaved: Vec<Transaction> = opened
+                .primary_changes
+                .iter()
+                .filter(|c| store::is_transaction_key(c.key()))
+                .filter_map(|c| match c {
+                    Change::Put { key, value } => store::decode_transaction(key, value).ok(),
+                    Change::Remove { .. } => None,
+                })
+                .collect();
+            if let Some(page) = self.pages[i].as_mut() {
+                page.unsaved.extend(unsaved);
+            }
+        }
+        self.note(format!("page {i} opened"));
+    }
+
+    /// The shell's `refresh_from_mirror`: before a page sends, exports or deletes, it merges the
+    /// mirror's copies of what Koha has not accepted. The mirror is written synchronously by
+    /// every page and holds an outcome whose store-of-record write failed, which no
+    /// `storage.onChanged` event announces.
+    fn refresh_from_mirror(&mut self, i: usize) {
+        let ids: Vec<TransactionId> = self.page(i).journal.not_accepted_ids();
+        let copies: Vec<Transaction> = ids
+            .iter()
+            .filter_map(|id| {
+                let key = store::mirror_key(id);
+                let value = self.storage.mirror.get(&key)?;
+                store::decode_mirror(&key, value).ok()
+            })
+            .collect();
+        let page = self.pages[i].as_mut().unwrap();
+        for tx in copies {
+            page.journal.upsert(tx);
+        }
+    }
+
+    fn page(&mut self, i: usize) -> &mut Page {
+        self.pages[i].as_mut().unwrap()
+    }
+
+    // ----- what a librarian does -----
+
+    fn random_id(&mut self) -> u64 {
+        self.next_random += 1;
+        self.next_random
+    }
+
+    fn record(&mut self, i: usize) {
+        let barcode = Barcode::parse(BARCODES[self.rng.below(BARCODES.len())]).unwrap();
+        let card = Cardnumber::parse(CARDS[self.rng.below(CARDS.len())]).unwrap();
+        let action = match self.rng.below(10) {
+            0..=4 => Action::Issue {
+                cardnumber: card,
+                barcode,
+            },
+            5..=8 => Action::Return { barcode },
+            _ => Action::Payment {
+                cardnumber: card,
+                amount: Amount::parse(&format!("{}", 1 + self.rng.below(9))).unwrap(),
+            },
+        };
+        let at = self.clock;
+        // Two transactions that look the same on the wire cannot be told apart in Koha's count.
+        let wire = |t: &Transaction| (t.action.clone(), koha::koha_timestamp(t.recorded_at));
+        let probe = Transaction::record(
+            TransactionId::new(at, 0),
+            at,
+            desk::desk_branchcode(None),
+            action.clone(),
+        );
+        if self.recorded.values().any(|t| wire(t) == wire(&probe)) {
+            return;
+        }
+        let id = TransactionId::new(at, self.random_id());
+        let tx = Transaction::record(
+            id.clone(),
+            at,
+            desk::desk_branchcode(self.settings.as_ref()),
+            action,
+        );
+        if self.page(i).journal.record(tx.clone()).is_err() {
+            return;
+        }
+        self.recorded.insert(id.clone(), tx.clone());
+        if self.persist(i, std::slice::from_ref(&tx)) {
+            self.note(format!("page {i} recorded {id}"));
+            self.kept.insert(id);
+        } else {
+            // The desk said it could not store it: the librarian knows, and the page keeps it in
+            // memory and retries.
+            self.note(format!("page {i} could not store {id}"));
+        }
+    }
+
+    /// Whether a page may delete, clear or export now: they take the send lock, so not while any
+    /// page (this one included) sends.
+    fn may_delete(&self, _i: usize) -> bool {
+        self.lock.is_none()
+    }
+
+    fn delete(&mut self, i: usize) {
+        if !self.may_delete(i) || self.pages[i].as_ref().unwrap().run.is_some() {
+            return;
+        }
+        self.refresh_from_mirror(i);
+        let candidates: Vec<TransactionId> = self
+            .page(i)
+            .journal
+            .in_order()
+            .filter(|t| !t.status().is_accepted() && *t.status() != Status::Sending)
+            .map(|t| t.id.clone())
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let id = candidates[self.rng.below(candidates.len())].clone();
+        let Ok(tx) = self.page(i).journal.delete(&id) else {
+            return;
+        };
+        self.page(i).deleted.push(tx);
+        let (p, m) = store::remove_plan(&id);
+        if self.write_primary(Some(i), &[p]).is_ok() {
+            self.write_mirror(&[m]);
+            self.librarian_deleted.insert(id.clone());
+            self.note(format!("page {i} deleted {id}"));
+        } else {
+            // Refused: the shell reports it; the row is back on the next start.
+            let tx = self.page(i).deleted.pop().unwrap();
+            let _ = self.page(i).journal.record(tx);
+        }
+    }
+
+    fn undo(&mut self, i: usize) {
+        let Some(tx) = self.page(i).deleted.pop() else {
+            return;
+        };
+        if self.page(i).journal.record(tx.clone()).is_ok()
+            && self.persist(i, std::slice::from_ref(&tx))
+        {
+            self.librarian_deleted.remove(&tx.id);
+            self.note(format!("page {i} undid {}", tx.id));
+        }
+    }
+
+    fn forget(&mut self, i: usize, ids: &[TransactionId]) -> bool {
+        let (p, m): (Vec<Change>, Vec<Change>) = ids.iter().map(store::remove_plan).unzip();
+        if self.write_primary(Some(i), &p).is_err() {
+            return false;
+        }
+        self.write_mirror(&m);
+        self.librarian_deleted.extend(ids.iter().cloned());
+        true
+    }
+
+    fn clear_sent(&mut self, i: usize) {
+        if !self.may_delete(i) || self.pages[i].as_ref().unwrap().run.is_some() {
+            return;
+        }
+        let ids = self.page(i).journal.clear_accepted();
+        if !self.forget(i, &ids) {
+            self.reload(i);
+        }
+        self.note(format!("page {i} cleared {} sent", ids.len()));
+    }
+
+    fn clear_all(&mut self, i: usize) {
+        if !self.may_delete(i) || self.pages[i].as_ref().unwrap().run.is_some() {
+            return;
+        }
+        let ids = self.page(i).journal.clear_all();
+        if !self.forget(i, &ids) {
+            self.reload(i);
+        }
+        self.note(format!("page {i} cleared all ({})", ids.len()));
+    }
+
+    /// Export as the desk does (rows never exported, neither sending nor rejected nor uncertain);
+    /// the file may then be uploaded to Koha.
+    fn export(&mut self, i: usize) {
+        if !self.may_delete(i) {
+            return;
+        }
+        self.refresh_from_mirror(i);
+        let zone_free: Vec<Transaction> = self
+            .page(i)
+            .journal
+            .in_order()
+            .filter(|t| t.status().is_sendable() && t.exported_at.is_none())
+            .cloned()
+            .collect();
+        if zone_free.is_empty() {
+            return;
+        }
+        let ids: Vec<TransactionId> = zone_free.iter().map(|t| t.id.clone()).collect();
+        let record = ExportRecord::new(self.clock, ids.clone());
+        if self.write_primary(Some(i), &[record.change()]).is_err() {
+            return;
+        }
+        let now = self.clock;
+        self.page(i).journal.mark_exported(&ids, now);
+        if self.rng.chance(60) {
+            for tx in &zone_free {
+                let op = wire_op(tx);
+                *self.koha.held.entry(op).or_default() += 1;
+            }
+            self.note(format!("page {i} exported and uploaded {ids:?}"));
+        } else {
+            self.note(format!("page {i} exported {}", ids.len()));
+        }
+    }
+
+    fn start_send(&mut self, i: usize) {
+        if self.lock.is_some() || self.pages[i].as_ref().unwrap().run.is_some() {
+            return;
+        }
+        self.refresh_from_mirror(i);
+        // The librarian's choices, each a confirmation of the risk it names.
+        let uncertain: Vec<TransactionId> = self
+            .page(i)
+            .journal
+            .in_order()
+            .filter(|t| matches!(t.status(), Status::Uncertain { .. }))
+            .map(|t| t.id.clone())
+            .collect();
+        let resend: Vec<TransactionId> = uncertain
+            .into_iter()
+            .filter(|_| self.rng.chance(30))
+            .collect();
+        let exported = if self.rng.chance(30) {
+            ExportedChoice::Send
+        } else {
+            ExportedChoice::LeaveOut
+        };
+        let options = RunOptions {
+            resend: resend.clone(),
+            allow_get: true,
+            exported,
+        };
+        let setup = Setup {
+            settings: self.settings.clone(),
+            host_permission: true,
+            session_password: None,
+            options,
+        };
+        let page = self.pages[i].as_mut().unwrap();
+        let (run, command) = SendRun::start(setup, &page.journal);
+        let Some(run) = run else {
+            return;
+        };
+        // What the librarian confirmed may now reach Koha once more.
+        for id in &resend {
+            *self.confirmed.extra.entry(id.clone()).or_default() += 1;
+        }
+        if exported == ExportedChoice::Send {
+            let ids: Vec<TransactionId> = page
+                .journal
+                .in_order()
+                .filter(|t| t.exported_at.is_some() && !t.status().is_accepted())
+                .map(|t| t.id.clone())
+                .collect();
+            for id in ids {
+                *self.confirmed.extra.entry(id).or_default() += 1;
+            }
+        }
+        page.run = Some(ActiveRun { run, command });
+        self.lock = Some(i);
+        self.note(format!("page {i} started a send"));
+    }
+
+    fn cancel(&mut self, i: usize) {
+        if let Some(active) = self.page(i).run.as_mut() {
+            active.run.cancel();
+        }
+    }
+
+    fn advance_any_run(&mut self) {
+        if let Some(i) = self.lock {
+            if self.pages[i].as_ref().is_some_and(|p| p.run.is_some()) {
+                self.advance_run(i);
+            }
+        }
+    }
+
+    fn fault(&mut self) -> Fault {
+        match self.rng.below(100) {
+            0..=74 => Fault::None,
+            75..=78 => Fault::DropBeforeStore,
+            79..=82 => Fault::DropAfterStore,
+            83..=85 => Fault::ServerErrorBefore,
+            86..=88 => Fault::ServerErrorAfterStore,
+            89..=91 => Fault::TimeoutAfterStore,
+            92..=94 => Fault::SilentResend,
+            _ => Fault::Forbidden,
+        }
+    }
+
+    /// Performs the page's current send command and feeds back the result.
+    fn advance_run(&mut self, i: usize) {
+        let Some(active) = self.page(i).run.take() else {
+            return;
+        };
+        let ActiveRun { mut run, command } = active;
+        let now = self.clock;
+        let next = match command {
+            Command::Finish(end) => {
+                self.lock = None;
+                self.note(format!("page {i} run ended: {}", describe(&end)));
+                return;
+            }
+            Command::Mirror(txs) => {
+                let took = self.mirror_hold(&txs);
+                let what: Vec<String> = txs
+                    .iter()
+                    .map(|t| format!("{} {}", t.id, t.status().name()))
+                    .collect();
+                self.note(format!("page {i} mirror {} -> {took}", what.join(", ")));
+                let page = self.pages[i].as_mut().unwrap();
+                run.mirrored(took, &mut page.journal, now)
+            }
+            Command::Perform { store, request } => {
+                self.check_request(request.as_ref());
+                let stored = if store.is_empty() {
+                    Ok(())
+                } else {
+                    self.store_of_record(i, &store)
+                };
+                let fault = self.fault();
+                let what: Vec<String> = store
+                    .iter()
+                    .map(|t| format!("{} {}", t.id, t.status().name()))
+                    .collect();
+                let asked = request
+                    .as_ref()
+                    .map(|r| format!("{} {:?}", r.url, r.param("action")));
+                self.note(format!(
+                    "page {i} perform store [{}] ({stored:?}) request {asked:?} {fault:?}",
+                    what.join(", ")
+                ));
+                let reply = request.map(|r| self.koha.answer(&r, fault));
+                let page = self.pages[i].as_mut().unwrap();
+                run.performed(stored, reply, &mut page.journal, now)
+            }
+        };
+        let command = next.unwrap();
+        self.page(i).run = Some(ActiveRun { run, command });
+    }
+
+    /// The page goes away at once, wherever it is: a store-of-record write on its way lands or
+    /// not, a request on its way reaches Koha or not, and no answer is recorded.
+    fn kill(&mut self, i: usize) {
+        let Some(page) = self.pages[i].take() else {
+            return;
+        };
+        if let Some(ActiveRun {
+            command: Command::Perform { store, request },
+            ..
+        }) = page.run
+        {
+            self.pages[i] = Some(Page { run: None, ..page });
+            if !store.is_empty() && self.rng.chance(50) {
+                let _ = self.store_of_record(i, &store);
+            }
+            if let Some(request) = request {
+                self.check_request(Some(&request));
+                if self.rng.chance(50) {
+                    let _ = self.koha.answer(&request, Fault::DropAfterStore);
+                }
+            }
+            self.pages[i] = None;
+        }
+        if self.lock == Some(i) {
+            self.lock = None;
+        }
+        self.note(format!("page {i} killed"));
+    }
+
+    fn reload(&mut self, i: usize) {
+        if self.pages[i].as_ref().is_some_and(|p| p.run.is_some()) {
+            return;
+        }
+        self.pages[i] = None;
+        self.open_page(i);
+    }
+
+    /// Delivers this page's pending `storage.onChanged` events, as the shell applies them.
+    fn deliver(&mut self, i: usize) {
+        let events: Vec<_> = self.page(i).inbox.drain(..).collect();
+        if std::env::var("SIM_DEBUG").is_ok() {
+            let keys: Vec<&String> = events.iter().map(|e| &e.0).collect();
+            self.note(format!("page {i} delivered {keys:?}"));
+        }
+        let page = self.pages[i].as_mut().unwrap();
+        for (key, new, old) in events {
+            match store::decode_change(&key, new.as_ref(), old.as_ref()) {
+                Ok(StoredChange::Transaction(tx)) => {
+                    page.journal.upsert(tx);
+                }
+                Ok(StoredChange::Removed(id)) => {
+                    page.journal.forget_removed(&id);
+                }
+                Ok(StoredChange::Exported(record)) => {
+                    page.journal.mark_exported(&record.ids, record.at);
+                }
+                Err(e) if std::env::var("SIM_DEBUG").is_ok() => eprintln!("undecodable {key}: {e}"),
+                _ => {}
+            }
+        }
+    }
+
+    fn storage_weather(&mut self) {
+        self.storage.primary_down = self.rng.chance(20);
+        self.storage.mirror_down = self.rng.chance(10);
+    }
+
+    fn retry_unsaved(&mut self, i: usize) {
+        let unsaved = std::mem::take(&mut self.page(i).unsaved);
+        let current: Vec<Transaction> = unsaved
+            .iter()
+            .filter_map(|t| self.pages[i].as_ref().unwrap().journal.get(&t.id).cloned())
+            .collect();
+        let primary: Vec<Change> = current
+            .iter()
+            .map(|t| store::write_plan(t).primary)
+            .collect();
+        if self.write_primary(Some(i), &primary).is_err() {
+            self.page(i).unsaved = unsaved;
+        }
+    }
+
+    fn step_clock(&mut self) {
+        let hours = self.rng.below(5) as i64 - 2;
+        self.clock += Duration::hours(hours) + Duration::minutes(self.rng.below(60) as i64);
+        self.note(format!("desk clock stepped to {}", self.clock));
+    }
+
+    fn save_settings(&mut self) {
+        self.settings = Some(self.full_settings.clone());
+    }
+
+    // ----- the promises -----
+
+    /// Every request carries the library the transaction was recorded for (the configured one
+    /// for a row recorded before setup) and the time it was recorded.
+    fn check_request(&mut self, request: Option<&HttpRequest>) {
+        let Some(request) = request else { return };
+        if request.param("action").is_none_or(str::is_empty) {
+            return;
+        }
+        let branch = request.param("branchcode").unwrap_or("");
+        let op = Koha::op_of(request);
+        let problem = if branch != "DE-627" {
+            Some(format!("a request for library {branch:?}: {op:?}"))
+        } else if !self.recorded.values().any(|t| wire_op(t) == op) {
+            Some(format!(
+                "a request for no recorded transaction, or at another time: {op:?}"
+            ))
+        } else {
+            None
+        };
+        if self.violation.is_none() {
+            self.violation = problem;
+        }
+    }
+
+    fn stored_view(&self) -> HashMap<TransactionId, Transaction> {
+        let mut view: HashMap<TransactionId, Transaction> = HashMap::new();
+        for (key, value) in &self.storage.primary {
+            if let Ok(tx) = store::decode_transaction(key, value) {
+                view.insert(tx.id.clone(), tx);
+            }
+        }
+        for (key, value) in &self.storage.mirror {
+            if let Ok(tx) = store::decode_mirror(key, value) {
+                let merged = match view.remove(&tx.id) {
+                    Some(stored) => store::newer(stored, tx),
+                    None => tx,
+                };
+                view.insert(merged.id.clone(), merged);
+            }
+        }
+        view
+    }
+
+    pub fn check(&mut self) -> Result<(), String> {
+        if let Some(violation) = self.violation.take() {
+            return Err(violation);
+        }
+        // Koha never holds an operation twice unless the librarian confirmed it.
+        for tx in self.recorded.values() {
+            let op = wire_op(tx);
+            let held = self.koha.held.get(&op).copied().unwrap_or(0);
+            let repeated = self.koha.repeated.get(&op).copied().unwrap_or(0);
+            let allowed = 1 + self.confirmed.extra.get(&tx.id).copied().unwrap_or(0);
+            if held - repeated > allowed {
+                return Err(format!(
+                    "Koha holds {} {} times ({} confirmed)",
+                    tx.id,
+                    held - repeated,
+                    allowed - 1
+                ));
+            }
+        }
+        // Nothing recorded leaves the desk unless Koha accepted it or the librarian deleted it.
+        if self.checked_version == self.storage.version {
+            return Ok(());
+        }
+        self.checked_version = self.storage.version;
+        let view = self.stored_view();
+        let live_memory: HashSet<TransactionId> = self
+            .pages
+            .iter()
+            .flatten()
+            .flat_map(|p| p.unsaved.iter().map(|t| t.id.clone()))
+            .collect();
+        for id in &self.kept {
+            if self.librarian_deleted.contains(id) {
+                continue;
+            }
+            if !view.contains_key(id) && !live_memory.contains(id) {
+                return Err(format!("{id} was lost"));
+            }
+        }
+        // An accepted transaction never goes back, in storage or on any page.
+        for (id, tx) in &view {
+            if tx.status().is_accepted() {
+                self.accepted.insert(id.clone());
+            } else if self.accepted.contains(id) {
+                return Err(format!(
+                    "{id} went back to {} in storage",
+                    tx.status().name()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn wire_op(tx: &Transaction) -> WireOp {
+    WireOp {
+        action: tx.action.koha_name().to_owned(),
+        barcode: tx
+            .action
+            .barcode()
+            .map_or(String::new(), |b| b.as_str().to_owned()),
+        cardnumber: tx
+            .action
+            .cardnumber()
+            .map_or(String::new(), |c| c.as_str().to_owned()),
+        amount: tx.action.amount().map_or(String::new(), |a| a.to_string()),
+        timestamp: koha::koha_timestamp(tx.recorded_at),
+    }
+}
+
+fn describe(end: &RunEnd) -> String {
+    match end {
+        RunEnd::Ran(s) => format!(
+            "{:?}: queued {} applied {} rejected {} failed {} uncertain {} not sent {}",
+            s.stopped,
+            s.queued,
+            s.applied,
+            s.rejected.len(),
+            s.failed,
+            s.uncertain,
+            s.not_sent
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs one history of `steps` steps; the error names the step and shows the log's tail.
+pub fn history(seed: u64, steps: usize) -> Result<(), String> {
+    let mut world = World::new(seed);
+    for _ in 0..steps {
+        if let Err(e) = world.step() {
+            let tail: Vec<&String> = world.log.iter().rev().take(25).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
+            return Err(format!(
+                "seed {seed}, step {}: {e}\n{}",
+                world.steps,
+                tail.join("\n")
+            ));
+        }
+    }
+    Ok(())
+}
