@@ -542,6 +542,7 @@ mod readiness {
                 csrf_token: None,
                 content_type: "text/plain".into(),
                 body: body.into(),
+                date: None,
             };
             let DetectStep::Send(_probe) = d.feed(reply(xml)) else {
                 panic!("a probe")

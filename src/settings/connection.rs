@@ -18,6 +18,7 @@
 //!     csrf_token: Some("t0k".into()),
 //!     content_type: "text/xml".into(),
 //!     body: "<response><status>anon</status></response>".into(),
+//!     date: None,
 //! };
 //! let TestStep::Send(_service_probe) = test.feed(token) else { panic!() };
 //! let empty = Reply::Http {
@@ -25,6 +26,7 @@
 //!     csrf_token: None,
 //!     content_type: "text/plain".into(),
 //!     body: String::new(),
+//!     date: None,
 //! };
 //! let TestStep::Done(report) = test.feed(empty) else { panic!() };
 //! assert_eq!(report.outcome, TestOutcome::Works(Transport::P1));
@@ -224,6 +226,7 @@ mod tests {
             csrf_token: token.map(str::to_owned),
             content_type: "text/plain".into(),
             body: body.into(),
+            date: None,
         }
     }
 

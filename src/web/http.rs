@@ -58,6 +58,7 @@ async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
     let headers = response.headers();
     let csrf_token = headers.get("CSRF-TOKEN");
     let content_type = headers.get("Content-Type").unwrap_or_default();
+    let date = headers.get("Date");
     let body = match response.text().await {
         Ok(body) => body,
         Err(_) if timer_fired_late(&controller) => return Err(NoAnswer::Timeout),
@@ -68,6 +69,7 @@ async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
         csrf_token,
         content_type,
         body,
+        date,
     })
 }
 
