@@ -1902,6 +1902,54 @@ mod core_against_standin {
         run.summary().clone()
     }
 
+    /// "Test connection" with log-in-once, run by the core's `ConnectionTest` against each
+    /// profile: it logs in (P2), then ends that session, so the cookie the browser keeps no
+    /// longer authenticates anything; and the report carries the clock check.
+    #[test]
+    fn connection_test_ends_the_session_it_logged_in_and_checks_the_clock() {
+        use koha_offline_circ::clock::ClockCheck;
+        use koha_offline_circ::settings::connection::{ConnectionTest, TestOutcome, TestStep};
+        use koha_offline_circ::settings::KohaUrl;
+        for profile in [Profile::Legacy, Profile::Koha2405, Profile::Newest] {
+            let koha = start(profile);
+            // Koha's clock 10 minutes ahead of this machine's.
+            koha.set_now(Some(chrono::Utc::now() + chrono::Duration::minutes(10)));
+            let mut browser = Browser::new(&koha);
+            let server = KohaUrl::parse(&koha.base_url()).unwrap();
+            let mut test = ConnectionTest::new(&server, login("secret123"), true);
+            let mut request = test.start();
+            let mut sent = Vec::new();
+            let report = loop {
+                sent.push(request.clone());
+                let at = chrono::Utc::now();
+                let reply = browser.fetch(&request);
+                match test.feed(reply, at, chrono::Utc::now()) {
+                    TestStep::Send(next) => request = next,
+                    TestStep::Done(report) => break report,
+                }
+            };
+            assert_eq!(
+                report.outcome,
+                TestOutcome::Works(Transport::P2),
+                "{profile:?}"
+            );
+            assert_eq!(sent.last(), Some(&koha::logout_request(&koha.base_url())));
+            let jar = browser.jar.clone().expect("a cookie");
+            assert!(!koha.session_logged_in(&jar), "{profile:?}");
+            assert!(koha.cookie_logins("desk").is_empty(), "{profile:?}");
+            assert!(
+                !cookie_authenticates(&mut browser.client, &jar),
+                "{profile:?}"
+            );
+            match report.clock {
+                ClockCheck::DeskBehind { by, .. } => {
+                    assert!((9..=10).contains(&by.num_minutes()), "{by:?}");
+                }
+                other => panic!("{profile:?}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn detection_per_profile() {
         type Case = (Profile, fn(&mut Config), Detection);
