@@ -455,6 +455,15 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
     // Everything is stored; packing what Koha accepted is housekeeping (a failure is redone
     // by a later write or the next start).
     let _ = state::pack_if_due().await;
+    // ---- session-clock: end the Koha session this run logged in with (P2) ----
+    // Detection logged the desk's account in through `svc/authentication`, and Firefox keeps that
+    // session's `CGISESSID`: whoever opens Koha's staff interface in this browser next would be
+    // logged in as the desk. End it; its answer does not matter (a failure leaves only what
+    // Koha's session time-out ends anyway).
+    if transport == Transport::P2 {
+        let _ = http::send(&koha::logout_request(&base)).await;
+    }
+    // ---- end session-clock ----
     Ok(RunDto::ran(transport, run.summary()))
 }
 
