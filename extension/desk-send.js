@@ -182,6 +182,15 @@ async function run(options = {}) {
       say("warning", t("sendExportedDeclined"));
       return "exported-declined";
     }
+    case "askClock": {
+      const time = (ms) => new Date(ms).toLocaleString(language());
+      const ok = await ask({ kind: "send-clock", title: t("sendClockTitle"),
+        body: [t("sendClockBody", [time(result.desk), time(result.koha)])],
+        ok: t("sendClockOk"), cancel: t("sendConfirmCancel"), focus: "cancel" });
+      if (ok) return run({ ...options, clockConfirmed: true });
+      say("warning", t("sendClockDeclined"));
+      return "clock-declined";
+    }
     case "needsGetConsent": {
       const body = [t("sendGetBody")];
       if (result.payments > 0) body.push(t("sendGetPayments", [String(result.payments)]));

@@ -1,6 +1,6 @@
 // Options page: wires the form to the core (src/web/options.rs). Rules and validation live there.
 import { core } from "./lib/wasm.js";
-import { t, translatePage } from "./lib/i18n.js";
+import { language, t, translatePage } from "./lib/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["server", "branchcode", "userid", "password", "mode", "timezone"];
@@ -91,15 +91,27 @@ function testLines(r) {
   return [t(`opt_test_${key(r.problem)}`, [r.host, String(r.httpStatus ?? "")])];
 }
 
+// The clock warning: both times in the page's language, shown only when the clock is off.
+function showClock(clock = { state: "" }) {
+  const out = $("options-clock");
+  const off = clock.state === "desk-ahead" || clock.state === "desk-behind";
+  const when = (ms) => new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "medium" }).format(ms);
+  Object.assign(out.dataset, { state: clock.state, desk: clock.desk ?? "", koha: clock.koha ?? "" });
+  out.textContent = off ? t(`opt_clock_${key(clock.state)}`, [when(clock.desk), when(clock.koha)]) : "";
+  out.hidden = !off;
+}
+
 async function testConnection() {
   const access = requestAccess();
   markErrors();
+  showClock();
   say("", [t("opt_testing")]);
   delete $("options-message").dataset.kind;
   $("test-connection").disabled = true;
   try {
     await access;
     const r = await core.testConnection(readForm());
+    showClock(r.clock);
     say(r.level, testLines(r), { outcome: r.outcome, transport: r.transport ?? "", problem: r.problem ?? "", sessionReuse: r.sessionReuse });
   } catch (error) {
     showFailure(error);

@@ -14,10 +14,25 @@ use thiserror::Error;
 pub const SERVICE_PATH: &str = "/cgi-bin/koha/offline_circ/service.pl";
 /// Path of the login helper that also hands out a `CSRF-TOKEN` on 24.05+.
 pub const AUTH_PATH: &str = "/cgi-bin/koha/svc/authentication";
+/// Path of the staff interface's start page, which also ends a staff session (see
+/// [`logout_request`]).
+pub const MAINPAGE_PATH: &str = "/cgi-bin/koha/mainpage.pl";
 /// The header carrying the CSRF token (Koha reads its name case-insensitively).
 pub const CSRF_HEADER: &str = "CSRF-TOKEN";
 /// Suggested client timeout for one request, in seconds (§2.7).
 pub const REQUEST_TIMEOUT_SECS: u32 = 60;
+
+/// The client time-out for one request, in milliseconds: [`REQUEST_TIMEOUT_SECS`], or a shorter
+/// one a test asked for (`test_override`, the text of a test-only setting). The override is used
+/// only when it is a whole number from 1 to the default: it can make the time-out shorter, never
+/// longer or absent.
+pub fn request_timeout_ms(test_override: Option<&str>) -> u32 {
+    let default = REQUEST_TIMEOUT_SECS * 1000;
+    test_override
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|ms| (1..=default).contains(ms))
+        .unwrap_or(default)
+}
 
 /// A Koha login. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -253,6 +268,35 @@ pub fn session_login_request(
             .filter(|t| !t.is_empty())
             .map(|t| vec![(CSRF_HEADER.to_owned(), t.to_owned())])
             .unwrap_or_default(),
+        include_cookies: true,
+    }
+}
+
+/// Ends the Koha staff session named by the browser's `CGISESSID` cookie: `GET mainpage.pl` with
+/// `logout.x=1`, cookies included, no token. Send it after a session login (P2) succeeded, once
+/// the session is no longer needed, so that nobody opening the staff interface in this browser
+/// afterwards is logged in as the desk's account. The answer (Koha's login page) does not matter.
+///
+/// What it relies on in Koha:
+/// - every staff page authenticates through `C4::Auth::checkauth`, which reads the parameter
+///   `logout.x` whatever the method; when it is true it deletes the session named by the
+///   `CGISESSID` cookie, clears the user environment and answers with the login page (and a new
+///   anonymous session cookie). This is so from 3.x through 23.11, 24.05, 24.11 and main, and the
+///   staff interface's own "Log out" link is still exactly `mainpage.pl?logout.x=1`;
+/// - on 24.05+ under Plack the CSRF middleware lets a GET through unless its `op` starts with
+///   `cud-`, so no token is needed (and no `op` is sent). A POST would need a token and gains
+///   nothing, and no version has a `cud-logout` operation for the staff interface;
+/// - a GET that is repeated (Firefox re-sends a GET whose connection dropped) is harmless: the
+///   second one finds no session to delete.
+///
+/// It must not be sent when the add-on did not log in itself: the cookie may then be the
+/// librarian's own session (a P1 token probe uses whatever session the browser has).
+pub fn logout_request(base: &str) -> HttpRequest {
+    HttpRequest {
+        method: Method::Get,
+        url: format!("{base}{MAINPAGE_PATH}"),
+        params: pairs(&[("logout.x", "1")]),
+        headers: Vec::new(),
         include_cookies: true,
     }
 }
@@ -622,6 +666,10 @@ pub enum ConnectionProblem {
     /// Only GET would work, which puts the password in the URL: ask the librarian.
     #[error("only GET requests would work, which put the password into URLs and logs")]
     NeedsGetConsent,
+    /// The server accepted the connection but did not answer in time (only "Test connection"
+    /// tells this apart from [`ConnectionProblem::Unreachable`]).
+    #[error("the Koha server did not answer in time")]
+    Timeout,
     /// An answer Koha does not give.
     #[error("unexpected answer from the server (HTTP {http_status})")]
     UnexpectedAnswer {
@@ -632,7 +680,7 @@ pub enum ConnectionProblem {
 
 impl ConnectionProblem {
     /// Stable kind for the UI: `unreachable`, `tls`, `not-found`, `wrong-credentials`,
-    /// `missing-permission`, `csrf-refused`, `server-error`, `needs-get-consent`,
+    /// `missing-permission`, `csrf-refused`, `server-error`, `needs-get-consent`, `timeout`,
     /// `unexpected-answer`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -644,6 +692,7 @@ impl ConnectionProblem {
             ConnectionProblem::CsrfRefused => "csrf-refused",
             ConnectionProblem::ServerError { .. } => "server-error",
             ConnectionProblem::NeedsGetConsent => "needs-get-consent",
+            ConnectionProblem::Timeout => "timeout",
             ConnectionProblem::UnexpectedAnswer { .. } => "unexpected-answer",
         }
     }
@@ -678,6 +727,9 @@ pub enum Reply {
         content_type: String,
         /// The body as text.
         body: String,
+        /// The `Date` header, verbatim, if present: the server's clock (see [`crate::clock`]).
+        #[serde(default)]
+        date: Option<String>,
     },
     /// No HTTP answer.
     NoAnswer {
@@ -771,7 +823,7 @@ impl Detector {
 
     /// Feeds the reply to the last request.
     pub fn feed(&mut self, reply: Reply) -> DetectStep {
-        let (status, csrf_token, content_type, body) = match reply {
+        let (status, csrf_token, content_type, body, date) = match reply {
             Reply::NoAnswer { tls: true, .. } => return self.problem(ConnectionProblem::Tls),
             Reply::NoAnswer { .. } => return self.problem(ConnectionProblem::Unreachable),
             Reply::Http {
@@ -779,7 +831,8 @@ impl Detector {
                 csrf_token,
                 content_type,
                 body,
-            } => (status, csrf_token, content_type, body),
+                date,
+            } => (status, csrf_token, content_type, body, date),
         };
         match self.stage {
             Stage::AuthProbe => self.after_auth_probe(status, csrf_token, &body),
@@ -792,6 +845,7 @@ impl Detector {
                     csrf_token,
                     content_type,
                     body,
+                    date,
                 };
                 match interpret_session_login(&reply) {
                     Ok(token) => self.done(Detection::Works {

@@ -84,6 +84,41 @@ fn auth_probe_is_a_bare_get() {
 }
 
 #[test]
+fn the_request_time_out_is_60_s_and_can_only_be_shortened() {
+    assert_eq!(request_timeout_ms(None), 60_000);
+    assert_eq!(request_timeout_ms(Some("1500")), 1_500);
+    assert_eq!(request_timeout_ms(Some(" 1 ")), 1);
+    assert_eq!(request_timeout_ms(Some("60000")), 60_000);
+    for ignored in ["0", "60001", "-5", "1.5", "", "soon", "99999999999"] {
+        assert_eq!(request_timeout_ms(Some(ignored)), 60_000, "{ignored:?}");
+    }
+}
+
+#[test]
+fn logout_is_a_bare_get_of_the_start_page_with_the_session_cookie() {
+    let r = logout_request(BASE);
+    assert_eq!(r.method, Method::Get);
+    assert_eq!(
+        r.full_url(),
+        format!("{BASE}/cgi-bin/koha/mainpage.pl?logout.x=1")
+    );
+    assert_eq!(r.body(), None);
+    assert!(
+        r.include_cookies,
+        "the session to end is named by the cookie"
+    );
+    assert!(
+        r.headers.is_empty(),
+        "no token: the CSRF check lets a GET through"
+    );
+    assert_eq!(
+        r.param("op"),
+        None,
+        "an op would make it a CSRF-checked operation"
+    );
+}
+
+#[test]
 fn probes_have_an_empty_action_and_nothing_else() {
     for transport in [Transport::P1, Transport::P3, Transport::G] {
         let r = service_probe_request(BASE, transport, &creds(), Some("tok")).unwrap();
@@ -458,6 +493,7 @@ fn http(status: u16, token: Option<&str>, body: &str) -> Reply {
         csrf_token: token.map(str::to_owned),
         content_type: "text/plain; charset=utf-8".into(),
         body: body.into(),
+        date: None,
     }
 }
 

@@ -87,6 +87,7 @@ fn http(status: u16, body: &str) -> Reply {
         status,
         csrf_token: None,
         content_type: "text/plain; charset=utf-8".into(),
+        date: None,
         body: body.into(),
     }
 }
@@ -122,6 +123,7 @@ impl Koha {
                 csrf_token: matches!(self.transport, Transport::P1 | Transport::P2)
                     .then(|| "tok".to_owned()),
                 content_type: "text/xml".into(),
+                date: None,
                 body: AUTH_XML.into(),
             },
             // The session login (P2): ok, with a fresh token.
@@ -129,6 +131,7 @@ impl Koha {
                 status: 200,
                 csrf_token: Some("tok2".into()),
                 content_type: "text/xml".into(),
+                date: None,
                 body: AUTH_XML.replace("anon", "ok"),
             },
             // The probe: a POST without a token is refused where only GET works.
@@ -168,7 +171,7 @@ fn drive_with(
     mut store_takes: impl FnMut(usize) -> bool,
     mut before_step: impl FnMut(&mut SendRun, &mut Journal, usize),
 ) -> Driven {
-    let (mut run, mut command) = SendRun::start(setup, journal);
+    let (mut run, mut command) = SendRun::start(setup, journal, at(999));
     let (mut stored, mut mirrored) = (Vec::new(), Vec::new());
     let (mut mirror_calls, mut store_calls) = (0, 0);
     for step in 0.. {
@@ -665,6 +668,7 @@ fn failed_token_refresh_fails_the_row_and_stops() {
     let (mut run, mut command) = SendRun::start(
         setup(settings_with("queue", false), RunOptions::default()),
         &j,
+        at(999),
     );
     let run = run.as_mut().unwrap();
     let end = loop {
@@ -714,6 +718,7 @@ fn the_shell_protocol_is_checked() {
     let (run, command) = SendRun::start(
         setup(settings_with("queue", false), RunOptions::default()),
         &j,
+        at(999),
     );
     let mut run = run.unwrap();
     assert!(matches!(command, Command::Perform { .. }));
@@ -895,6 +900,7 @@ fn a_wrong_session_password_is_forgotten_and_asked_again() {
             options: RunOptions::default(),
         },
         &j,
+        at(999),
     );
     let mut run = run.unwrap();
     let end = loop {
@@ -1041,6 +1047,7 @@ mod readiness {
                 csrf_token: None,
                 content_type: "text/plain".into(),
                 body: body.into(),
+                date: None,
             };
             let DetectStep::Send(_probe) = d.feed(reply(xml)) else {
                 panic!("a probe")

@@ -28,6 +28,7 @@
 
 use super::plan::{self, ExportedChoice, ExportedQuestion, Plan, Resend};
 use super::{credentials, detector, koha_mode, NotReady, Summary};
+use crate::clock;
 use crate::desk;
 use crate::journal::Journal;
 use crate::koha::{
@@ -50,6 +51,8 @@ pub struct RunOptions {
     pub allow_get: bool,
     /// What to do with transactions already exported to a `.koc` file.
     pub exported: ExportedChoice,
+    /// The librarian saw that the desk's clock differs from Koha's and sends anyway.
+    pub clock_confirmed: bool,
 }
 
 /// What a run starts from: the page's settings and what the browser said about them.
@@ -93,6 +96,15 @@ pub enum RunEnd {
     /// Some transactions were exported to a `.koc` file: ask, then start again with
     /// [`RunOptions::exported`] set. Nothing was sent.
     AskExported(ExportedQuestion),
+    /// The desk's clock differs from Koha's (its `Date`) by more than [`clock::THRESHOLD`]:
+    /// every recorded time would be that far off in Koha (due dates, queue order). Ask, then
+    /// start again with [`RunOptions::clock_confirmed`]. Nothing was sent.
+    AskClock {
+        /// The desk's time when Koha's answer arrived.
+        desk: DateTime<Utc>,
+        /// Koha's time then.
+        koha: DateTime<Utc>,
+    },
     /// Only GET would work: ask, then start again with [`RunOptions::allow_get`]. Nothing was
     /// sent.
     AskGet {
@@ -221,13 +233,19 @@ pub struct SendRun {
     /// Status changes shown in memory and the mirror, not yet in the store of record.
     unstored: Vec<Transaction>,
     cancelled: bool,
+    /// When the first request left (for the clock check on its answer), until it is done.
+    first_sent: Option<DateTime<Utc>>,
     summary: Summary,
 }
 
 impl SendRun {
     /// Checks what a run needs, plans it against `journal` and gives the first command (a
     /// [`Command::Finish`] when the run cannot or need not go to Koha).
-    pub fn start(setup: Setup, journal: &Journal) -> (Option<SendRun>, Command) {
+    pub fn start(
+        setup: Setup,
+        journal: &Journal,
+        now: DateTime<Utc>,
+    ) -> (Option<SendRun>, Command) {
         let creds = match credentials(
             setup.settings.as_ref(),
             setup.host_permission,
@@ -277,6 +295,7 @@ impl SendRun {
             current: None,
             unstored: Vec::new(),
             cancelled: false,
+            first_sent: Some(now),
             summary,
         };
         if run.pending.is_empty() {
@@ -355,6 +374,24 @@ impl SendRun {
     ) -> Result<Command, ProtocolError> {
         let storage_failed = stored.is_err();
         match (std::mem::replace(&mut self.phase, Phase::Over), reply) {
+            (Phase::Detecting(detector), Some(reply)) if self.first_sent.is_some() => {
+                // The first answer (a credential-less `GET svc/authentication`) dates the clocks.
+                let sent = self.first_sent.take().unwrap_or(now);
+                let date = match &reply {
+                    Reply::Http { date, .. } => date.as_deref(),
+                    Reply::NoAnswer { .. } => None,
+                };
+                let check = clock::check_round_trip(sent, now, date);
+                match check.times() {
+                    Some((desk, koha)) if !self.options.clock_confirmed => {
+                        Ok(Command::Finish(RunEnd::AskClock { desk, koha }))
+                    }
+                    _ => {
+                        self.phase = Phase::Detecting(detector);
+                        self.performed(Ok(()), Some(reply), journal, now)
+                    }
+                }
+            }
             (Phase::Detecting(mut detector), Some(reply)) => match detector.feed(reply) {
                 DetectStep::Send(request) => {
                     self.phase = Phase::Detecting(detector);
@@ -609,8 +646,11 @@ impl SendRun {
         self.pending.clear();
         self.summary.stopped = Some(reason);
         self.phase = Phase::Closing;
-        // TODO(merge session-clock): end the session login with koha::logout_request.
-        let logout: Option<HttpRequest> = None;
+        // A session login (P2) leaves a logged-in Koha session in the browser's cookies: anyone
+        // opening Koha here would be the desk account. Koha ends it on `mainpage.pl?logout.x=1`.
+        let logout = self
+            .session_login
+            .then(|| koha::logout_request(self.settings.server.as_str()));
         let store = self.take_unstored();
         perform(store, logout)
     }

@@ -6,6 +6,7 @@
 use super::dto::{js_error, to_js, ErrorDto};
 use super::zone::IntlZone;
 use super::{browser, http, state};
+use crate::clock::ClockCheck;
 use crate::settings::connection::{
     ConnectionTest, Level, SessionReuse, TestOutcome, TestReport, TestStep,
 };
@@ -78,6 +79,28 @@ struct TestDto {
     http_status: Option<u16>,
     session_reuse: SessionReuse,
     host: String,
+    clock: ClockDto,
+}
+
+/// The desk's clock against Koha's (`clock::ClockCheck`): `state` is `in-step`, `desk-ahead`,
+/// `desk-behind` or `unknown`; both times (ms since the epoch) only when the clock is off.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClockDto {
+    state: &'static str,
+    desk: Option<f64>,
+    koha: Option<f64>,
+}
+
+impl From<&ClockCheck> for ClockDto {
+    fn from(check: &ClockCheck) -> Self {
+        let times = check.times();
+        ClockDto {
+            state: check.kind(),
+            desk: times.map(|(desk, _)| desk.timestamp_millis() as f64),
+            koha: times.map(|(_, koha)| koha.timestamp_millis() as f64),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -247,8 +270,9 @@ pub async fn forget_credentials() -> Result<(), JsValue> {
 async fn run_test(mut test: ConnectionTest) -> TestReport {
     let mut request = test.start();
     loop {
+        let sent = browser::now();
         let reply = http::send(&request).await;
-        match test.feed(reply) {
+        match test.feed(reply, sent, browser::now()) {
             TestStep::Send(next) => request = next,
             TestStep::Done(report) => return report,
         }
@@ -285,6 +309,7 @@ fn test_dto(report: &TestReport, host: &str) -> TestDto {
         http_status,
         session_reuse: report.session_reuse,
         host: host.to_owned(),
+        clock: ClockDto::from(&report.clock),
     }
 }
 

@@ -159,6 +159,8 @@ enum RunDto {
         payments: usize,
         exported_at: f64,
     },
+    /// The desk's clock differs from Koha's: ask, then call again with `clockConfirmed`.
+    AskClock { desk: f64, koha: f64 },
     /// Only GET would work: ask, then call again with `allowGet`.
     NeedsGetConsent { payments: usize },
     /// The run happened (perhaps stopping early).
@@ -191,6 +193,10 @@ impl RunDto {
                 exported_at: q.exported_at.timestamp_millis() as f64,
             },
             RunEnd::AskGet { payments } => RunDto::NeedsGetConsent { payments },
+            RunEnd::AskClock { desk, koha } => RunDto::AskClock {
+                desk: desk.timestamp_millis() as f64,
+                koha: koha.timestamp_millis() as f64,
+            },
             RunEnd::Problem {
                 problem,
                 forget_session_password,
@@ -277,7 +283,7 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
         settings,
         options,
     };
-    let (mut run, mut command) = state::with_journal(|j| SendRun::start(setup, j));
+    let (mut run, mut command) = state::with_journal(|j| SendRun::start(setup, j, browser::now()));
     loop {
         if CANCEL.with(Cell::get) {
             if let Some(run) = run.as_mut() {

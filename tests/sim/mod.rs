@@ -142,6 +142,7 @@ impl Koha {
             status,
             csrf_token: token.map(str::to_owned),
             content_type: "text/plain; charset=utf-8".into(),
+            date: None,
             body: body.into(),
         }
     }
@@ -159,6 +160,7 @@ impl Koha {
                 status: 200,
                 csrf_token: token.map(str::to_owned),
                 content_type: "text/xml".into(),
+                date: None,
                 body: "<response><status>anon</status></response>".into(),
             },
             (true, Method::Post, _) => {
@@ -167,6 +169,7 @@ impl Koha {
                     status: 200,
                     csrf_token: token.map(str::to_owned),
                     content_type: "text/xml".into(),
+                    date: None,
                     body: "<response><status>ok</status></response>".into(),
                 }
             }
@@ -747,6 +750,7 @@ impl World {
             resend: resend.clone(),
             allow_get: true,
             exported,
+            clock_confirmed: false,
         };
         let setup = Setup {
             settings: self.settings.clone(),
@@ -755,7 +759,7 @@ impl World {
             options,
         };
         let page = self.pages[i].as_mut().unwrap();
-        let (run, command) = SendRun::start(setup, &page.journal);
+        let (run, command) = SendRun::start(setup, &page.journal, self.clock);
         let Some(run) = run else {
             return;
         };

@@ -18,7 +18,7 @@ pub mod model;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use http::{read_request, write_response, Request, Response};
+use http::{read_request, write_response, write_short_response, Request, Response};
 pub use koha::KocImport;
 pub use model::{
     Account, ClosedLoan, Credit, Fixture, Item, Library, Loan, Model, Permission, QueueRow,
@@ -169,6 +169,15 @@ pub enum Fault {
     },
     /// F6: answer a 302 to the login page without processing.
     RedirectToLogin,
+    /// F7 (not in §9.4): process, send the answer's status line and headers and its body, but
+    /// announce one byte more in `Content-Length`; then send nothing until the client gives up
+    /// (closes the connection), the stand-in stops, or `ms` pass, and close. Models a server or
+    /// proxy that stalls in the middle of an answer: only a client time-out that covers reading
+    /// the body ends the wait.
+    Stall {
+        /// The longest wait, in milliseconds.
+        ms: u64,
+    },
 }
 
 /// Which requests a fault hits. Every given condition must hold. Only Koha requests count
@@ -365,6 +374,31 @@ impl State {
             created_by: created_by.to_owned(),
         });
         id
+    }
+
+    /// Whether the session with this `CGISESSID` is live (not timed out) and logged in.
+    pub fn session_logged_in(&self, id: &str) -> bool {
+        let timeout = chrono::Duration::seconds(self.config.switches.session_timeout_secs);
+        self.model
+            .sessions
+            .iter()
+            .any(|s| s.id == id && s.userid.is_some() && self.now() - s.last_use <= timeout)
+    }
+
+    /// Live logged-in sessions of `userid` whose cookie Koha handed out (`svc/authentication`
+    /// logins). The sessions a `service.pl` credential check leaves behind are not counted:
+    /// Koha never tells anyone their id (koha-protocol.md §2.3, orphan sessions).
+    pub fn cookie_logins(&self, userid: &str) -> Vec<Session> {
+        self.model
+            .sessions
+            .iter()
+            .filter(|s| {
+                s.userid.as_deref() == Some(userid)
+                    && s.created_by == "svc/authentication"
+                    && self.session_logged_in(&s.id)
+            })
+            .cloned()
+            .collect()
     }
 
     /// Issues a token bound to a session.
@@ -572,6 +606,16 @@ impl StandIn {
     pub fn session_count(&self) -> usize {
         self.state().model.sessions.len()
     }
+
+    /// Whether the session named by this `CGISESSID` is live and logged in.
+    pub fn session_logged_in(&self, id: &str) -> bool {
+        self.state().session_logged_in(id)
+    }
+
+    /// See [`State::cookie_logins`].
+    pub fn cookie_logins(&self, userid: &str) -> Vec<Session> {
+        self.state().cookie_logins(userid)
+    }
 }
 
 impl Drop for StandIn {
@@ -714,17 +758,16 @@ fn serve_connection(
         let head = req.method == "HEAD";
         if req.path.starts_with("/__control/") || req.path == "/__control" {
             let response = control::handle(shared, &req);
-            write_response(&mut writer, &response, head, req.close)?;
+            let date = shared.lock().now();
+            write_response(&mut writer, &response, head, req.close, date)?;
         } else {
-            let keep = serve_koha(
-                shared,
-                &req,
-                &peer,
+            let conn = Conn {
                 connection,
                 on_connection,
                 port,
-                &mut writer,
-            )?;
+                stop,
+            };
+            let keep = serve_koha(shared, &req, &peer, &conn, &mut writer)?;
             if !keep {
                 return Ok(());
             }
@@ -737,16 +780,23 @@ fn serve_connection(
     Ok(())
 }
 
+/// Where a request came in.
+struct Conn<'a> {
+    connection: u64,
+    on_connection: u64,
+    port: u16,
+    stop: &'a AtomicBool,
+}
+
 /// Serves one Koha request; `Ok(false)` when the connection must be closed.
 fn serve_koha(
     shared: &Shared,
     req: &Request,
     peer: &SocketAddr,
-    connection: u64,
-    on_connection: u64,
-    port: u16,
+    conn: &Conn<'_>,
     writer: &mut TcpStream,
 ) -> io::Result<bool> {
+    let (connection, on_connection, port) = (conn.connection, conn.on_connection, conn.port);
     let params = koha_params(req);
     let (index, faults, round_trip, keep_alive) = {
         let mut state = shared.lock();
@@ -788,9 +838,12 @@ fn serve_koha(
             Fault::Refuse { .. } | Fault::Gateway { .. } | Fault::RedirectToLogin
         )
     });
-    let after = faults
-        .iter()
-        .find(|f| matches!(f, Fault::Drop | Fault::ErrorAfterProcessing { .. }));
+    let after = faults.iter().find(|f| {
+        matches!(
+            f,
+            Fault::Drop | Fault::ErrorAfterProcessing { .. } | Fault::Stall { .. }
+        )
+    });
     let (mut response, processed) = match before {
         Some(Fault::Refuse { ms }) => {
             shared.lock().refuse_for(*ms);
@@ -826,16 +879,52 @@ fn serve_koha(
         }
     }
     thread::sleep(Duration::from_millis(delay + round_trip));
-    {
+    let date = {
         let mut state = shared.lock();
         let entry = &mut state.log[index];
         entry.processed = processed;
         entry.status = Some(response.status);
         entry.answer = String::from_utf8_lossy(&response.body).into_owned();
+        state.now()
+    };
+    if let Some(Fault::Stall { ms }) = after {
+        write_short_response(writer, &response, date)?;
+        stall(writer, Duration::from_millis(*ms), conn.stop);
+        let _ = writer.shutdown(std::net::Shutdown::Both);
+        return Ok(false);
     }
     let close = req.close || !keep_alive;
-    write_response(writer, &response, req.method == "HEAD", close)?;
+    write_response(writer, &response, req.method == "HEAD", close, date)?;
     Ok(!close)
+}
+
+/// F7's wait: until the client closes the connection, the stand-in stops, or `at_most` passed.
+fn stall(stream: &TcpStream, at_most: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + at_most;
+    let Ok(mut reader) = stream.try_clone() else {
+        return;
+    };
+    if reader
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .is_err()
+    {
+        return;
+    }
+    let mut buf = [0u8; 512];
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        match io::Read::read(&mut reader, &mut buf) {
+            // Closed by the client.
+            Ok(0) => return,
+            // Anything it sends (a next request) is not answered.
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn gateway_page(status: u16) -> Response {
@@ -854,11 +943,12 @@ fn fault_name(fault: &Fault) -> String {
         Fault::Refuse { .. } => "F4",
         Fault::Gateway { .. } => "F5",
         Fault::RedirectToLogin => "F6",
+        Fault::Stall { .. } => "F7",
     }
     .to_owned()
 }
 
-/// S1: the two Koha endpoints; anything else is 404.
+/// S1: the two Koha endpoints, plus `mainpage.pl` for logging out; anything else is 404.
 fn route(
     shared: &Shared,
     req: &Request,
@@ -868,6 +958,7 @@ fn route(
     match req.path.as_str() {
         "/cgi-bin/koha/offline_circ/service.pl" => koha::service(shared, req, params, peer),
         "/cgi-bin/koha/svc/authentication" => koha::authentication(shared, req, params, peer),
+        "/cgi-bin/koha/mainpage.pl" => koha::mainpage(shared, req, params),
         _ => (
             Response::new(
                 404,

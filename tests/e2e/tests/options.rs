@@ -517,6 +517,187 @@ async fn password_is_kept_only_where_allowed_and_forget_removes_it() {
     .await;
 }
 
+/// The test-only `localStorage` key with which a test shortens the 60 s request time-out
+/// (`src/web/http.rs`, `TIMEOUT_OVERRIDE_KEY`).
+const TIMEOUT_KEY: &str = "koha-offline-circ:test-request-timeout-ms";
+
+/// What the cookie Firefox now holds for the stand-in is worth: a bare `service.pl` GET from the
+/// page with the browser's cookies and no credentials, which only the cookie fallback (S9) can
+/// authenticate. Returns `(status, body, the CGISESSID it carried)`.
+async fn cookie_fallback(ff: &Firefox, koha: &StandIn) -> (u64, String, Option<String>) {
+    let url = format!(
+        "{}/cgi-bin/koha/offline_circ/service.pl?action=",
+        koha.base_url()
+    );
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         fetch({}, {{ credentials: 'include', cache: 'no-store' }})
+           .then(async (r) => done([r.status, await r.text()]), (e) => done([0, String(e)]));",
+        json!(url)
+    );
+    let answer = ff
+        .client
+        .execute_async(&script, vec![])
+        .await
+        .expect("a fetch");
+    let carried = koha
+        .log()
+        .into_iter()
+        .rfind(|r| r.path.ends_with("service.pl") && r.query == "action=")
+        .expect("the fallback request reached the stand-in")
+        .cookies
+        .into_iter()
+        .find(|(n, _)| n == "CGISESSID")
+        .map(|(_, v)| v);
+    (
+        answer[0].as_u64().unwrap_or_default(),
+        answer[1].as_str().unwrap_or_default().to_owned(),
+        carried,
+    )
+}
+
+/// No session of the desk's account is left logged in, and the cookie Firefox keeps
+/// authenticates nothing.
+async fn assert_no_desk_session_left(ff: &Firefox, koha: &StandIn, what: &str) {
+    let (status, body, cookie) = cookie_fallback(ff, koha).await;
+    assert!(
+        (status, body.as_str()) != (200, ""),
+        "{what}: Firefox's cookie {cookie:?} still logs in to Koha as the desk"
+    );
+    if let Some(cookie) = &cookie {
+        assert!(
+            !koha.session_logged_in(cookie),
+            "{what}: {cookie} is logged in"
+        );
+    }
+    let left = koha.cookie_logins("desk");
+    assert!(left.is_empty(), "{what}: sessions left logged in: {left:?}");
+}
+
+/// "Test connection" with "log in once" logs the desk's account in to Koha (P2). Afterwards no
+/// session of it is left: the stand-in has none, and the cookie Firefox keeps (which anyone
+/// opening the staff interface in this browser would use) authenticates nothing. Koha 23.11 sets
+/// the cookie only for a successful login, 24.05+ always.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_with_login_once_leaves_no_session_logged_in() {
+    for profile in [Profile::Newest, Profile::Koha2405, Profile::Legacy] {
+        let koha = standin(profile);
+        let base = koha.base_url();
+        with_firefox(options(), move |ff| async move {
+            ff.open("options.html").await;
+            fill(&ff, &base, "desk", "secret123").await;
+            check(&ff, "login-once", true).await;
+            let m = press(&ff, "test-connection").await;
+            assert_works(&m, "ok", "P2", "works");
+            let logins = koha
+                .log()
+                .into_iter()
+                .filter(|r| r.method == "POST" && r.path.ends_with("svc/authentication"))
+                .count();
+            assert_eq!(logins, 1, "{profile:?}: the test logged in once");
+            assert_no_desk_session_left(&ff, &koha, &format!("{profile:?}")).await;
+        })
+        .await;
+    }
+}
+
+/// A server that sends its answer's headers and then stalls: the test ends with a time-out
+/// (here after the 1.5 s a test may set instead of 60 s), not with a page that waits forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_answer_gives_a_time_out() {
+    let koha = standin(Profile::Newest);
+    let base = koha.base_url();
+    for path in ["svc/authentication", "service.pl"] {
+        koha.set_faults(vec![FaultRule {
+            when: When {
+                path: Some(path.into()),
+                ..When::default()
+            },
+            fault: Fault::Stall { ms: 60_000 },
+            times: 0,
+        }]);
+        let base = base.clone();
+        with_firefox(options(), |ff| async move {
+            ff.open("options.html").await;
+            ff.eval(&format!(
+                "(localStorage.setItem({}, '1500'), true)",
+                json!(TIMEOUT_KEY)
+            ))
+            .await;
+            fill(&ff, &base, "desk", "secret123").await;
+            check(&ff, "login-once", false).await;
+            let m = press(&ff, "test-connection").await;
+            assert_problem(&m, "error", "timeout");
+            assert!(
+                m["text"].as_str().unwrap_or_default().contains("127.0.0.1"),
+                "{m}"
+            );
+        })
+        .await;
+        let stalled = koha
+            .log()
+            .into_iter()
+            .rfind(|r| r.path.ends_with(path))
+            .expect("sent");
+        assert_eq!(stalled.faults, ["F7"], "{path}");
+    }
+}
+
+/// The desk's clock is compared with Koha's `Date`: 10 minutes apart, the test names both times
+/// in the page's language; in step, it says nothing about the clock.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_warns_when_the_clocks_differ() {
+    let koha = standin(Profile::Newest);
+    let base = koha.base_url();
+    with_firefox(options(), move |ff| async move {
+        ff.open("options.html").await;
+        fill(&ff, &base, "desk", "secret123").await;
+        check(&ff, "login-once", false).await;
+
+        // Koha's clock 10 minutes ahead of this machine's.
+        let koha_now = chrono::Utc::now() + chrono::Duration::minutes(10);
+        koha.set_now(Some(koha_now));
+        let m = press(&ff, "test-connection").await;
+        assert_works(&m, "warning", "P1", "off");
+        let clock = ff
+            .eval(
+                "(() => { const c = document.getElementById('options-clock');
+                   const when = (ms) => new Intl.DateTimeFormat(document.documentElement.lang,
+                     { dateStyle: 'medium', timeStyle: 'medium' }).format(Number(ms));
+                   return { ...c.dataset, hidden: c.hidden, text: c.textContent,
+                            deskText: when(c.dataset.desk), kohaText: when(c.dataset.koha) }; })()",
+            )
+            .await;
+        assert_eq!(clock["state"], "desk-behind", "{clock}");
+        assert_eq!(clock["hidden"], false, "{clock}");
+        let text = clock["text"].as_str().unwrap_or_default();
+        for shown in [&clock["deskText"], &clock["kohaText"]] {
+            let shown = shown.as_str().unwrap_or_default();
+            assert!(!shown.is_empty() && text.contains(shown), "{shown:?} in {text:?}");
+        }
+        assert!(text.contains("behind") && !text.contains("opt_"), "{text}");
+        let ms = |k: &str| clock[k].as_str().and_then(|v| v.parse::<i64>().ok()).expect(k);
+        // Koha's time is the stand-in's Date (whole seconds); the desk's is this machine's.
+        assert_eq!(ms("koha"), koha_now.timestamp() * 1000);
+        assert!((ms("desk") - chrono::Utc::now().timestamp_millis()).abs() < 60_000, "{clock}");
+        ff.eval("(document.getElementById('options-clock').scrollIntoView(), true)")
+            .await;
+        ff.screenshot("options-clock-warning-en").await;
+
+        // In step: no warning.
+        koha.set_now(None);
+        let m = press(&ff, "test-connection").await;
+        assert_works(&m, "ok", "P1", "off");
+        let clock = ff
+            .eval("(() => { const c = document.getElementById('options-clock'); return { ...c.dataset, hidden: c.hidden, text: c.textContent }; })()")
+            .await;
+        assert_eq!(clock["state"], "in-step", "{clock}");
+        assert_eq!(clock["hidden"], true, "{clock}");
+        assert_eq!(clock["text"], "", "{clock}");
+    })
+    .await;
+}
+
 /// The page as admins see it, in English and German, light and dark; the password stays masked.
 #[tokio::test(flavor = "multi_thread")]
 async fn screenshots() {

@@ -969,3 +969,166 @@ async fn an_uncertain_checkin_is_resent_only_when_the_librarian_confirms() {
     })
     .await;
 }
+
+/// A send run with "log in once" logs the desk's account in to Koha (P2) and, once done, ends
+/// that session: the stand-in has no logged-in session of the desk left, and the cookie Firefox
+/// keeps (which anyone opening the staff interface in this browser would use) authenticates
+/// nothing. Koha 23.11 sets the cookie only for a successful login, 24.05+ always.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_run_with_login_once_leaves_no_session_logged_in() {
+    for profile in [Profile::Newest, Profile::Legacy] {
+        let koha = std::sync::Arc::new(
+            StandIn::start(Config {
+                profile,
+                ..Config::default()
+            })
+            .expect("stand-in"),
+        );
+        let k = koha.clone();
+        with_firefox(options("en-US"), move |ff| async move {
+            let koha = k;
+            ff.open("desk.html").await;
+            configure(
+                &ff,
+                &DeskSettings {
+                    server: koha.base_url(),
+                    mode: "queue",
+                    password: Some("secret123"),
+                    login_once: true,
+                },
+            )
+            .await;
+            let batch = json!([
+                {"action": "return", "barcode": "B0049"},
+                {"action": "issue", "cardnumber": "C0001", "barcode": "B0010"},
+            ]);
+            assert_eq!(record_batch(&ff, &batch).await, 2);
+            assert_eq!(send(&ff, WAIT).await, "ran");
+            let sent = transaction_requests(&koha);
+            assert_eq!(sent.len(), 2);
+            assert!(
+                sent.iter().all(|r| r.param("login_password").is_none()),
+                "{profile:?}: sent with the session, not the password"
+            );
+
+            // The cookie Firefox holds, tried through the cookie fallback (S9): a bare GET
+            // without credentials.
+            let url = format!("{}/cgi-bin/koha/offline_circ/service.pl?action=", koha.base_url());
+            let script = format!(
+                "const done = arguments[arguments.length - 1];
+                 fetch({}, {{ credentials: 'include', cache: 'no-store' }})
+                   .then(async (r) => done([r.status, await r.text()]), (e) => done([0, String(e)]));",
+                json!(url)
+            );
+            let answer = ff.client.execute_async(&script, vec![]).await.expect("a fetch");
+            assert_ne!(
+                answer,
+                json!([200, ""]),
+                "{profile:?}: Firefox's cookie still logs in to Koha as the desk"
+            );
+            let carried = koha
+                .log()
+                .into_iter()
+                .rfind(|r| r.query == "action=")
+                .expect("the fallback request")
+                .cookies
+                .into_iter()
+                .find(|(n, _)| n == "CGISESSID");
+            if let Some((_, cookie)) = carried {
+                assert!(!koha.session_logged_in(&cookie), "{profile:?}");
+            }
+            let left = koha.cookie_logins("desk");
+            assert!(left.is_empty(), "{profile:?}: left logged in: {left:?}");
+        })
+        .await;
+    }
+}
+
+/// A Koha (or proxy) that sends an answer's headers and then stalls: the request times out (here
+/// after the 2 s a test may set instead of 60 s), the run ends, and that transaction is
+/// `uncertain` (reason `timeout`): it may have reached Koha. The next one is not sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_answer_ends_the_run_with_the_transaction_uncertain() {
+    let koha = std::sync::Arc::new(
+        StandIn::start(Config {
+            profile: Profile::Newest,
+            ..Config::default()
+        })
+        .expect("stand-in"),
+    );
+    koha.set_faults(vec![FaultRule::nth(
+        Fault::Stall { ms: 120_000 },
+        When {
+            method: Some("POST".into()),
+            path: Some("service.pl".into()),
+            params: vec![("action".into(), "issue".into())],
+            ..When::default()
+        },
+    )]);
+    let k = koha.clone();
+    with_firefox(options("en-US"), move |ff| async move {
+        let koha = k;
+        ff.open("desk.html").await;
+        // src/web/http.rs TIMEOUT_OVERRIDE_KEY: a test-only shorter time-out.
+        ff.eval(
+            "(localStorage.setItem('koha-offline-circ:test-request-timeout-ms', '2000'), true)",
+        )
+        .await;
+        configure(
+            &ff,
+            &DeskSettings {
+                server: koha.base_url(),
+                mode: "queue",
+                password: Some("secret123"),
+                login_once: false,
+            },
+        )
+        .await;
+        let batch = json!([
+            {"action": "return", "barcode": "B0049"},
+            {"action": "issue", "cardnumber": "C0001", "barcode": "B0010"},
+            {"action": "return", "barcode": "B0010"},
+        ]);
+        assert_eq!(record_batch(&ff, &batch).await, 3);
+        let mut rows = transactions(&ff).await;
+        rows.reverse(); // oldest first
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_owned())
+            .collect();
+
+        // Well within the 60 s default: only the short time-out can end this run in time.
+        assert_eq!(send(&ff, Duration::from_secs(30)).await, "ran");
+        let s = statuses(&ff).await;
+        let got: Vec<(&str, Option<&str>)> = ids
+            .iter()
+            .map(|id| (s[id].0.as_str(), s[id].1.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("queued", None),
+                ("uncertain", Some("timeout")),
+                ("local", None)
+            ]
+        );
+        assert_eq!(
+            ff.eval(r#"document.getElementById("send-summary").dataset.stopped"#)
+                .await,
+            "timeout"
+        );
+        let stalled: Vec<LoggedRequest> = transaction_requests(&koha)
+            .into_iter()
+            .filter(|r| r.faults.contains(&"F7".to_owned()))
+            .collect();
+        assert_eq!(stalled.len(), 1, "sent once, not repeated");
+        assert!(
+            stalled[0].processed,
+            "Koha had stored it: uncertain is the truth"
+        );
+        assert_eq!(koha.model().queue.len(), 2);
+        // What was stored says the same after a reload.
+        assert_eq!(statuses_after_reload(&ff).await[&ids[1]], "uncertain");
+    })
+    .await;
+}

@@ -235,7 +235,9 @@ fn s1_other_paths_are_404_and_s3_answers_are_plain() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     assert_eq!(
-        c.get("/cgi-bin/koha/mainpage.pl", &[], &[]).unwrap().status,
+        c.get("/cgi-bin/koha/circ/circulation.pl", &[], &[])
+            .unwrap()
+            .status,
         404
     );
     assert_eq!(c.get("/", &[], &[]).unwrap().status, 404);
@@ -1444,6 +1446,256 @@ fn s33_koc_import_edge_cases_and_f4_for_everyone() {
     assert_eq!(c.get(AUTH, &[], &[]).unwrap().status, 200);
 }
 
+const MAINPAGE: &str = "/cgi-bin/koha/mainpage.pl";
+
+/// A session login through `svc/authentication` as the add-on's P2 does it (with a token first
+/// where the profile hands them out): the logged-in session's cookie.
+fn session_login(c: &mut Client, profile: Profile) -> String {
+    let (names, headers) = if profile == Profile::Legacy {
+        (("userid", "password"), Vec::new())
+    } else {
+        let (anon, token) = p1_token(c);
+        (
+            ("login_userid", "login_password"),
+            vec![
+                ("Cookie".to_owned(), format!("CGISESSID={anon}")),
+                ("CSRF-TOKEN".to_owned(), token),
+            ],
+        )
+    };
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let r = c
+        .post(AUTH, &headers, &[(names.0, "desk"), (names.1, "secret123")])
+        .unwrap();
+    assert!(
+        r.body.contains("<status>ok</status>"),
+        "{profile:?}: {}",
+        r.body
+    );
+    r.cookie().unwrap()
+}
+
+/// Whether a cookie alone still authenticates `service.pl` (the cookie fallback, S9).
+fn cookie_authenticates(c: &mut Client, sid: &str) -> bool {
+    let r = c
+        .get(
+            SERVICE,
+            &[("Cookie", &format!("CGISESSID={sid}"))],
+            &[("action", "")],
+        )
+        .unwrap();
+    r.status == 200 && r.body.is_empty()
+}
+
+#[test]
+fn mainpage_logout_ends_the_session_named_by_the_cookie_in_every_profile() {
+    for profile in [Profile::Legacy, Profile::Koha2405, Profile::Newest] {
+        let koha = start(profile);
+        let mut c = Client::new(&koha);
+        let sid = session_login(&mut c, profile);
+        assert!(koha.session_logged_in(&sid));
+        assert_eq!(koha.cookie_logins("desk").len(), 1, "{profile:?}");
+        assert!(cookie_authenticates(&mut c, &sid), "{profile:?}");
+        let ck = format!("CGISESSID={sid}");
+
+        // Without logout.x (or with a false one) nothing ends: the start page.
+        for params in [&[][..], &[("logout.x", "0")][..], &[("logout.x", "")][..]] {
+            let r = c.get(MAINPAGE, &[("Cookie", &ck)], params).unwrap();
+            assert_eq!(r.status, 200);
+            assert!(r.body.contains("Koha staff interface"), "{params:?}");
+            assert!(koha.session_logged_in(&sid), "{profile:?} {params:?}");
+        }
+        // A POST is CSRF-checked like any other (24.05+ under Plack): refused without a token.
+        if profile != Profile::Legacy {
+            let r = c
+                .post(MAINPAGE, &[("Cookie", &ck)], &[("logout.x", "1")])
+                .unwrap();
+            assert_eq!(r.status, 403, "{profile:?}");
+            assert!(koha.session_logged_in(&sid), "{profile:?}");
+        }
+
+        // The logout the add-on sends: GET with the cookie, no token.
+        let r = c
+            .get(MAINPAGE, &[("Cookie", &ck)], &[("logout.x", "1")])
+            .unwrap();
+        assert_eq!(r.status, 200, "{profile:?}");
+        assert!(r.body.contains("loginform"), "the login page: {}", r.body);
+        let fresh = r.cookie().expect("a new anonymous session cookie");
+        assert_ne!(fresh, sid);
+        assert!(!koha.session_logged_in(&sid), "{profile:?}");
+        assert!(!koha.session_logged_in(&fresh), "anonymous");
+        assert!(koha.cookie_logins("desk").is_empty(), "{profile:?}");
+        assert!(!cookie_authenticates(&mut c, &sid), "{profile:?}");
+        let asked = c.control("GET", &format!("session?id={sid}"), Value::Null);
+        assert_eq!(
+            asked,
+            json!({"known": false, "userid": null, "logged_in": false})
+        );
+        // The log shows it was processed.
+        let logout = koha
+            .log()
+            .into_iter()
+            .rfind(|r| r.path == MAINPAGE)
+            .unwrap();
+        assert!(logout.processed);
+        assert_eq!(logout.query, "logout.x=1");
+
+        // Logging out again (a repeated GET) is harmless.
+        let r = c
+            .get(MAINPAGE, &[("Cookie", &ck)], &[("logout.x", "1")])
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+}
+
+#[test]
+fn control_session_and_logins_report_live_logged_in_sessions() {
+    let koha = start(Profile::Newest);
+    let mut c = Client::new(&koha);
+    let sid = session_login(&mut c, Profile::Newest);
+    let asked = c.control("GET", &format!("session?id={sid}"), Value::Null);
+    assert_eq!(
+        asked,
+        json!({"known": true, "userid": "desk", "logged_in": true})
+    );
+    // A service.pl credential check leaves an orphan session; it is not a cookie login.
+    let (anon, token) = p1_token(&mut c);
+    let r = p1_post(
+        &mut c,
+        &(anon.clone(), token),
+        &with(desk(), &[("action", "")]),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(koha.model().logged_in_sessions(), 2);
+    let logins = c.control("GET", "logins?userid=desk", Value::Null);
+    assert_eq!(logins.as_array().unwrap().len(), 1, "{logins}");
+    assert_eq!(logins[0]["id"], sid.as_str());
+    let asked = c.control("GET", &format!("session?id={anon}"), Value::Null);
+    assert_eq!(
+        asked,
+        json!({"known": true, "userid": null, "logged_in": false})
+    );
+    // A timed-out session is no longer logged in.
+    koha.set_now(Some(chrono::Utc::now() + chrono::Duration::days(2)));
+    assert!(!koha.session_logged_in(&sid));
+    assert!(koha.cookie_logins("desk").is_empty());
+}
+
+#[test]
+fn every_answer_is_dated_by_the_standins_now() {
+    use chrono::TimeZone;
+    let koha = start(Profile::Newest);
+    let mut c = Client::new(&koha);
+    let then = chrono::Utc.with_ymd_and_hms(2026, 3, 29, 1, 30, 0).unwrap();
+    c.control("POST", "now", json!({"now": "2026-03-29T01:30:00Z"}));
+    let want = "Sun, 29 Mar 2026 01:30:00 GMT";
+    assert_eq!(e2e::standin::http::http_date(then), want);
+    let answers = [
+        c.get(AUTH, &[], &[]).unwrap(),
+        c.post(SERVICE, &[], &with(desk(), &[("action", "")]))
+            .unwrap(),
+        c.get(MAINPAGE, &[], &[]).unwrap(),
+        c.get("/nowhere", &[], &[]).unwrap(),
+        c.send("GET", "/__control/model", &[], "").unwrap(),
+    ];
+    for r in &answers {
+        assert_eq!(r.header("date"), Some(want), "{} {}", r.status, r.body);
+    }
+    // The add-on's clock check reads it.
+    assert_eq!(koha_offline_circ::clock::parse_http_date(want), Ok(then));
+    // Back to the real clock.
+    koha.set_now(None);
+    let before = chrono::Utc::now().timestamp();
+    let r = c.get(AUTH, &[], &[]).unwrap();
+    let date = koha_offline_circ::clock::parse_http_date(r.header("date").unwrap()).unwrap();
+    assert!((before - 1..=chrono::Utc::now().timestamp()).contains(&date.timestamp()));
+}
+
+#[test]
+fn f7_stall_sends_the_head_and_body_then_waits_for_a_byte_more() {
+    use std::io::ErrorKind;
+    let koha = start(Profile::Legacy);
+    koha.set_faults(vec![FaultRule {
+        when: When {
+            path: Some("service.pl".into()),
+            ..When::default()
+        },
+        fault: Fault::Stall { ms: 60_000 },
+        times: 0,
+    }]);
+    let body = form(&with(
+        desk(),
+        &[
+            ("pending", "true"),
+            ("action", "return"),
+            ("barcode", "B0001"),
+        ],
+    ));
+    let request = format!(
+        "POST {SERVICE} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // The head, then the body: one byte short of the announced length.
+    let read_answer = |s: &TcpStream| -> String {
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("Content-Length: 7\r\n"), "{head}");
+        let mut got = vec![0; 6];
+        reader.read_exact(&mut got).unwrap();
+        String::from_utf8(got).unwrap()
+    };
+
+    // The client gives up first: the stand-in notices the close and ends the connection.
+    let mut s = TcpStream::connect(("127.0.0.1", koha.port())).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    assert_eq!(read_answer(&s), "Added.");
+    // No last byte comes.
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let err = s.read(&mut byte).unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err}"
+    );
+    drop(s);
+    let log = koha.log();
+    assert_eq!(log[0].faults, ["F7"]);
+    assert_eq!(log[0].status, Some(200));
+    assert!(log[0].processed, "processed before the stall");
+    assert_eq!(koha.model().queue.len(), 1);
+
+    // Or it waits out `ms`, then the stand-in closes without the last byte.
+    koha.set_faults(vec![FaultRule::nth(
+        Fault::Stall { ms: 200 },
+        When::default(),
+    )]);
+    let mut s = TcpStream::connect(("127.0.0.1", koha.port())).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    assert_eq!(read_answer(&s), "Added.");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        s.read(&mut byte).unwrap(),
+        0,
+        "closed, short of the announced length"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The add-on's pure core (koha::Detector, koha::transaction_request, sync::SendRun) driven against
 // the stand-in, with this file's client standing in for the browser's fetch and cookie jar.
@@ -1518,6 +1770,7 @@ mod core_against_standin {
                         status: r.status,
                         csrf_token: r.header("csrf-token").map(str::to_owned),
                         content_type: r.header("content-type").unwrap_or("").to_owned(),
+                        date: r.header("date").map(str::to_owned),
                         body: r.body,
                     }
                 }
@@ -1626,12 +1879,14 @@ mod core_against_standin {
             settings: Some(settings),
             host_permission: true,
             session_password: None,
+            // The test's clock is not the stand-in's; the clock check has tests of its own.
             options: RunOptions {
                 allow_get: transport == Transport::G,
+                clock_confirmed: true,
                 ..RunOptions::default()
             },
         };
-        let (mut run, mut command) = SendRun::start(setup, &journal);
+        let (mut run, mut command) = SendRun::start(setup, &journal, at(49));
         let summary = loop {
             command = match command {
                 Command::Finish(RunEnd::Ran(summary)) => break summary,
@@ -1654,6 +1909,54 @@ mod core_against_standin {
             *tx = journal.get(&tx.id).unwrap().clone();
         }
         summary
+    }
+
+    /// "Test connection" with log-in-once, run by the core's `ConnectionTest` against each
+    /// profile: it logs in (P2), then ends that session, so the cookie the browser keeps no
+    /// longer authenticates anything; and the report carries the clock check.
+    #[test]
+    fn connection_test_ends_the_session_it_logged_in_and_checks_the_clock() {
+        use koha_offline_circ::clock::ClockCheck;
+        use koha_offline_circ::settings::connection::{ConnectionTest, TestOutcome, TestStep};
+        use koha_offline_circ::settings::KohaUrl;
+        for profile in [Profile::Legacy, Profile::Koha2405, Profile::Newest] {
+            let koha = start(profile);
+            // Koha's clock 10 minutes ahead of this machine's.
+            koha.set_now(Some(chrono::Utc::now() + chrono::Duration::minutes(10)));
+            let mut browser = Browser::new(&koha);
+            let server = KohaUrl::parse(&koha.base_url()).unwrap();
+            let mut test = ConnectionTest::new(&server, login("secret123"), true);
+            let mut request = test.start();
+            let mut sent = Vec::new();
+            let report = loop {
+                sent.push(request.clone());
+                let at = chrono::Utc::now();
+                let reply = browser.fetch(&request);
+                match test.feed(reply, at, chrono::Utc::now()) {
+                    TestStep::Send(next) => request = next,
+                    TestStep::Done(report) => break report,
+                }
+            };
+            assert_eq!(
+                report.outcome,
+                TestOutcome::Works(Transport::P2),
+                "{profile:?}"
+            );
+            assert_eq!(sent.last(), Some(&koha::logout_request(&koha.base_url())));
+            let jar = browser.jar.clone().expect("a cookie");
+            assert!(!koha.session_logged_in(&jar), "{profile:?}");
+            assert!(koha.cookie_logins("desk").is_empty(), "{profile:?}");
+            assert!(
+                !cookie_authenticates(&mut browser.client, &jar),
+                "{profile:?}"
+            );
+            match report.clock {
+                ClockCheck::DeskBehind { by, .. } => {
+                    assert!((9..=10).contains(&by.num_minutes()), "{by:?}");
+                }
+                other => panic!("{profile:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! | `POST /__control/queue/process` | `{"operationid": 1, "library": "DE-627"}` | `{"answer": "Success."}` or 500 |
 //! | `POST /__control/queue/delete` | `{"operationid": 1}` | `{"answer": "Deleted."}` |
 //! | `POST /__control/koc` | `{"userid", "library", "body"}` | S33 `{added, warnings, status}` |
+//! | `GET /__control/session?id=CGISESSID` | | `{known, userid, logged_in}`: is that session still logged in? |
+//! | `GET /__control/logins?userid=U` | | live logged-in sessions of U whose cookie Koha handed out |
 
 use super::http::{form_decode, Request, Response};
 use super::{Config, FaultRule, Shared};
@@ -130,13 +132,24 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             state.refuse_for(body["ms"].as_u64().unwrap_or(500));
             Response::json(200, &json!({}))
         }
+        ("GET", "/session") => {
+            let id = query_param(req, "id");
+            let session = state.model.sessions.iter().find(|s| s.id == id);
+            Response::json(
+                200,
+                &json!({
+                    "known": session.is_some(),
+                    "userid": session.and_then(|s| s.userid.clone()),
+                    "logged_in": state.session_logged_in(&id),
+                }),
+            )
+        }
+        ("GET", "/logins") => Response::json(
+            200,
+            &json!(state.cookie_logins(&query_param(req, "userid"))),
+        ),
         ("GET", "/queue") => {
-            let library = form_decode(&req.query)
-                .into_iter()
-                .find(|(n, _)| n == "library")
-                .map(|(_, v)| v)
-                .unwrap_or_default();
-            Response::json(200, &json!(state.queue_for(&library)))
+            Response::json(200, &json!(state.queue_for(&query_param(req, "library"))))
         }
         ("POST", "/queue/process") => {
             let id = body["operationid"].as_u64().unwrap_or(0);
@@ -159,6 +172,14 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
         }
         _ => Response::json(404, &json!({ "error": "unknown control endpoint" })),
     }
+}
+
+fn query_param(req: &Request, name: &str) -> String {
+    form_decode(&req.query)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
 }
 
 fn faults_json(faults: &[(FaultRule, u32)]) -> Value {

@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 layer on `std::net`: request parsing (keep-alive, `Content-Length`, chunked),
 //! form and multipart decoding, and response writing.
 
+use chrono::{DateTime, Utc};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
@@ -201,7 +202,7 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Requ
 pub struct Response {
     /// Status code.
     pub status: u16,
-    /// Headers (besides `Content-Length`, `Date` and `Connection`).
+    /// Headers (besides `Content-Length`, `Date` and `Connection`, which the writer adds).
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
@@ -250,13 +251,14 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes a response; `close` adds `Connection: close`.
-pub fn write_response(
-    stream: &mut TcpStream,
-    response: &Response,
-    head_only: bool,
-    close: bool,
-) -> io::Result<()> {
+/// An HTTP date (IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(at: DateTime<Utc>) -> String {
+    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// The status line and headers, with `Date` from `date` (the server's clock), this
+/// `Content-Length`, and `Connection: close` when `close`.
+fn head(response: &Response, date: DateTime<Utc>, length: usize, close: bool) -> String {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\n",
         response.status,
@@ -265,16 +267,40 @@ pub fn write_response(
     for (n, v) in &response.headers {
         out.push_str(&format!("{n}: {v}\r\n"));
     }
-    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT");
     out.push_str(&format!(
-        "Date: {date}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
-        response.body.len(),
+        "Date: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        http_date(date),
+        length,
         if close { "close" } else { "keep-alive" }
     ));
-    let mut bytes = out.into_bytes();
+    out
+}
+
+/// Writes a response dated `date`; `close` adds `Connection: close`.
+pub fn write_response(
+    stream: &mut TcpStream,
+    response: &Response,
+    head_only: bool,
+    close: bool,
+    date: DateTime<Utc>,
+) -> io::Result<()> {
+    let mut bytes = head(response, date, response.body.len(), close).into_bytes();
     if !head_only {
         bytes.extend_from_slice(&response.body);
     }
+    stream.write_all(&bytes)?;
+    stream.flush()
+}
+
+/// Writes a response whose `Content-Length` announces one byte more than its body, so that the
+/// client, having read the head and the body, still waits for the last byte (fault F7).
+pub fn write_short_response(
+    stream: &mut TcpStream,
+    response: &Response,
+    date: DateTime<Utc>,
+) -> io::Result<()> {
+    let mut bytes = head(response, date, response.body.len() + 1, false).into_bytes();
+    bytes.extend_from_slice(&response.body);
     stream.write_all(&bytes)?;
     stream.flush()
 }

@@ -352,6 +352,43 @@ pub fn authentication(
     (response, status == "ok")
 }
 
+/// `mainpage.pl`, as far as the add-on uses it: ending a staff session. Koha's `checkauth` (every
+/// version from 3.x to main) reads `logout.x` whatever the method; when it is true (non-empty,
+/// not `0`) it deletes the session named by `CGISESSID` and answers the login page with a new
+/// anonymous session cookie. The CSRF middleware (S4, S5) runs first, so a GET passes and a POST
+/// needs a token. Without `logout.x`: the start page for a live logged-in session, else the
+/// login page. Nothing else of the page is modelled.
+pub fn mainpage(shared: &Shared, req: &Request, params: &[(String, String)]) -> (Response, bool) {
+    let mut state = shared.lock();
+    if csrf_refused(&state, req, params) {
+        return (error_response(&state, 403, "Wrong CSRF token"), false);
+    }
+    let logout = param(params, "logout.x");
+    let cookie = req.cookie("CGISESSID");
+    let logging_out = !logout.is_empty() && logout != "0";
+    if logging_out {
+        if let Some(id) = &cookie {
+            state.model.sessions.retain(|s| &s.id != id);
+        }
+    } else if let Some(id) = cookie.as_deref().filter(|id| state.session_logged_in(id)) {
+        let page = "<!DOCTYPE html>\n<html><head><title>Koha staff interface</title></head>\
+                    <body><h1>Koha staff interface</h1></body></html>\n";
+        let response = Response::new(200, "text/html; charset=utf-8", page).with_header(
+            "Set-Cookie",
+            &format!("CGISESSID={id}; path=/; HttpOnly; SameSite=Lax"),
+        );
+        return (response, false);
+    }
+    let anonymous = state.new_session(None, None, "mainpage.pl");
+    let page = "<!DOCTYPE html>\n<html><head><title>Log in to Koha</title></head>\
+                <body><form id=\"loginform\" method=\"post\"></form></body></html>\n";
+    let response = Response::new(200, "text/html; charset=utf-8", page).with_header(
+        "Set-Cookie",
+        &format!("CGISESSID={anonymous}; path=/; HttpOnly; SameSite=Lax"),
+    );
+    (response, logging_out)
+}
+
 /// A queue row before the §6 column rules.
 #[derive(Debug, Clone)]
 pub struct NewRow {
