@@ -229,9 +229,9 @@ pub struct Page<'a> {
 pub enum Upserted {
     /// The id was new.
     Inserted,
-    /// The incoming copy had the later status and replaced the stored one.
+    /// The incoming copy superseded the stored one and replaced it.
     Replaced,
-    /// The stored copy had the later (or the same) status and was kept.
+    /// The stored copy was kept (its export mark may have moved forward).
     Kept,
 }
 
@@ -353,10 +353,10 @@ impl Journal {
         self.get(&id).ok_or(JournalError::NotFound { id })
     }
 
-    /// Merges a copy from storage (or another tab). The later status wins: the one with the later
-    /// [`Transaction::status_since`], then the longer history; on a tie the stored copy is kept.
-    /// The later `exported_at` of the two is always kept.
-    pub fn upsert(&mut self, mut tx: Transaction) -> Upserted {
+    /// Merges a copy from storage (or another tab) by [`Transaction::merge`]: the copy that
+    /// [supersedes](Transaction::supersedes) the other stays, never decided by a clock; the later
+    /// `exported_at` of the two is always kept.
+    pub fn upsert(&mut self, tx: Transaction) -> Upserted {
         let Some(current) = self
             .by_id
             .get(&tx.id)
@@ -365,16 +365,18 @@ impl Journal {
             self.insert(tx);
             return Upserted::Inserted;
         };
-        let exported_at = current.exported_at.max(tx.exported_at);
-        let incoming_wins = (tx.status_since(), tx.history().len())
-            > (current.status_since(), current.history().len());
-        if !incoming_wins {
-            current.exported_at = exported_at;
+        if !tx.supersedes(current) {
+            // What the merge gives when the stored copy stays: only the export mark can move,
+            // and it is in no index.
+            current.exported_at = current.exported_at.max(tx.exported_at);
             return Upserted::Kept;
         }
-        tx.exported_at = exported_at;
-        self.remove(&tx.id.clone());
-        self.insert(tx);
+        let id = tx.id.clone();
+        let merged = match self.remove(&id) {
+            Some(current) => current.merge(tx),
+            None => tx,
+        };
+        self.insert(merged);
         Upserted::Replaced
     }
 

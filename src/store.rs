@@ -68,7 +68,7 @@ pub use layout::{
 };
 pub use memory::{MemoryStore, Store};
 pub use migrate::{apply_to_map, migrate};
-pub use reconcile::{load_mirror, newer, reconcile, Reconciled};
+pub use reconcile::{load_mirror, reconcile, Reconciled};
 use snapshot::quarantine;
 pub use snapshot::{load_snapshot, meta_value, schema_of, Problem, Snapshot};
 
@@ -308,7 +308,8 @@ pub fn open(
     primary_changes.extend(export_removals);
 
     // Single keys after the repairs: those read plus those the repairs write, less those that
-    // only repeat a chunk (a packing cut short): they are removed, not packed again.
+    // add nothing to a chunk's copy (a packing cut short, a stale copy written back): they are
+    // removed, not packed again.
     let rewritten: HashSet<TransactionId> = reconciled
         .write_primary
         .iter()

@@ -650,6 +650,83 @@ impl Transaction {
     }
 }
 
+/// Merging copies of one transaction (the same id, held by two stores or two pages). Never by a
+/// clock: a desk clock stepped back after an outage, or a `.koc` row dated in the future, must
+/// not let a stale copy win.
+impl Transaction {
+    /// Whether this copy wins over `other` when the two are merged: the rule every merge follows
+    /// (reconciling the two stores at start, an id stored twice, another page's write).
+    ///
+    /// A history only grows (every status change pushes one entry; nothing removes one), so a
+    /// stale copy is a prefix of the newer one. In order:
+    ///
+    /// 1. a copy Koha accepted (`queued`, `applied`: final) wins over one it did not;
+    /// 2. the longer history wins;
+    /// 3. on equal length (copies that went different ways from a common past) the current
+    ///    status with more evidence from Koha wins: accepted, rejected, failed, uncertain,
+    ///    sending, local;
+    /// 4. then a fixed order of the stored text (without the export mark), so that merging is
+    ///    commutative and associative and every page reaches the same copy.
+    ///
+    /// Copies that differ only in `exported_at` do not supersede each other.
+    pub fn supersedes(&self, other: &Transaction) -> bool {
+        let key = |tx: &Transaction| {
+            (
+                tx.status().is_accepted(),
+                tx.history.len(),
+                evidence_rank(tx.status()),
+            )
+        };
+        key(self)
+            .cmp(&key(other))
+            .then_with(|| self.stored_order(other))
+            .is_gt()
+    }
+
+    /// Merges two copies of one transaction: the one that [supersedes](Self::supersedes) the
+    /// other (on a tie, either: they are then equal but for the export mark), with the later
+    /// `exported_at` of the two (export marks only move forward). Commutative and associative.
+    pub fn merge(self, other: Transaction) -> Transaction {
+        let exported_at = self.exported_at.max(other.exported_at);
+        let mut winner = if other.supersedes(&self) { other } else { self };
+        winner.exported_at = exported_at;
+        winner
+    }
+
+    /// A total order of copies by their stored text without the export mark; `Equal` only when
+    /// they are the same but for it.
+    fn stored_order(&self, other: &Transaction) -> std::cmp::Ordering {
+        let same = self.id == other.id
+            && self.recorded_at == other.recorded_at
+            && self.branchcode == other.branchcode
+            && self.action == other.action
+            && self.history == other.history;
+        if same {
+            return std::cmp::Ordering::Equal;
+        }
+        let text = |tx: &Transaction| {
+            let mut unmarked = tx.clone();
+            unmarked.exported_at = None;
+            // Plain data; serialising it cannot fail.
+            serde_json::to_string(&unmarked).unwrap_or_default()
+        };
+        text(self).cmp(&text(other))
+    }
+}
+
+/// How much a status says about what Koha holds, for copies that went different ways: Koha's
+/// own answers first, then what the desk concluded, then what it merely did.
+fn evidence_rank(status: &Status) -> u8 {
+    match status {
+        Status::Queued | Status::Applied => 5,
+        Status::Rejected { .. } => 4,
+        Status::Failed { .. } => 3,
+        Status::Uncertain { .. } => 2,
+        Status::Sending => 1,
+        Status::Local => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -457,3 +457,46 @@ fn a_spare_single_key_is_removed_not_packed_again() {
     assert_eq!(again.transactions[100].exported_at, Some(at(50_000)));
     assert_eq!(again.transactions.len(), txs.len());
 }
+
+/// A page still holding a transaction's stale `local` copy, recorded while the desk clock ran
+/// ahead, writes it back after the accepted copy was packed into a chunk. The chunk's copy wins
+/// the merge (it is accepted, and its history is longer), and the stale single key goes: left in
+/// place, it would count as unsent for the toolbar badge and for every page reading it.
+#[test]
+fn a_stale_single_key_beside_its_chunk_is_removed() {
+    let mut primary = MemoryStore::new();
+    let mut txs: Vec<Transaction> = (0..ARCHIVE_CHUNK as u64).map(applied).collect();
+    // Recorded a day ahead, sent after the clock was set right.
+    let ahead = at(86_400);
+    let stale = Transaction::record(
+        TransactionId::new(ahead, 9_999),
+        ahead,
+        Branchcode::parse("DE-627").unwrap(),
+        Action::Return {
+            barcode: Barcode::parse("B9999").unwrap(),
+        },
+    );
+    let mut sent = stale.clone();
+    sent.start_sending(at(10)).unwrap();
+    sent.finish_sending(at(11), Status::Queued).unwrap();
+    txs.pop();
+    txs.push(sent.clone());
+    store_all(&mut primary, &txs);
+    start(&mut primary);
+    assert_eq!(keys(&primary, is_archive_key).len(), 1);
+    assert!(keys(&primary, is_transaction_key).is_empty());
+
+    store_all(&mut primary, std::slice::from_ref(&stale));
+    let opened = start(&mut primary);
+    let merged = opened
+        .transactions
+        .iter()
+        .find(|tx| tx.id == sent.id)
+        .unwrap();
+    assert_eq!(merged, &sent);
+    assert!(
+        keys(&primary, is_transaction_key).is_empty(),
+        "the stale single key is removed"
+    );
+    assert_eq!(opened.transactions.len(), ARCHIVE_CHUNK);
+}

@@ -324,11 +324,11 @@ fn clear_accepted_and_clear_all() {
 }
 
 #[test]
-fn upsert_keeps_the_later_status() {
+fn upsert_keeps_the_copy_further_along() {
     let local = tx(0, 1, issue("C1", "B1"));
     let mut j = Journal::from_transactions(vec![local.clone()]);
     let queued = sent(local.clone(), Status::Queued);
-    // Incoming later status wins.
+    // The incoming copy, further along, wins.
     assert_eq!(j.upsert(queued.clone()), Upserted::Replaced);
     assert_eq!(j.get(&local.id), Some(&queued));
     assert_eq!(j.counts().queued, 1);
@@ -336,7 +336,7 @@ fn upsert_keeps_the_later_status() {
     // An older copy does not overwrite it.
     assert_eq!(j.upsert(local.clone()), Upserted::Kept);
     assert_eq!(j.get(&local.id).unwrap().status(), &Status::Queued);
-    // Same status time: the longer history wins.
+    // The longer history wins, even at the same instant.
     let mut sending = local.clone();
     sending.start_sending(local.recorded_at).unwrap();
     let mut j2 = Journal::from_transactions(vec![local.clone()]);
@@ -349,6 +349,32 @@ fn upsert_keeps_the_later_status() {
     assert_eq!(j.get(&local.id).unwrap().exported_at, Some(at(99)));
     assert_eq!(j.upsert(tx(5, 9, checkin("B9"))), Upserted::Inserted);
     assert_eq!(j.len(), 2);
+}
+
+/// This page sent a transaction recorded while the desk clock ran a day ahead; Koha queued it
+/// (the clock set right by then). Another page, still holding the stale `local` copy with its
+/// later timestamp, writes it back (an export mark, a retry). Taking that copy would show the
+/// row `local` here and a Send from this page would give it to Koha a second time.
+#[test]
+fn future_dated_local_from_another_page_does_not_replace_queued() {
+    let ahead = tx(86_400, 42, checkin("B4242"));
+    let mut queued = ahead.clone();
+    queued.start_sending(at(10)).unwrap();
+    queued.finish_sending(at(11), Status::Queued).unwrap();
+    let mut j = Journal::from_transactions(vec![queued.clone()]);
+    let mut stale = ahead.clone();
+    stale.mark_exported(at(12));
+    assert_eq!(j.upsert(stale), Upserted::Kept);
+    let now = j.get(&ahead.id).unwrap();
+    assert_eq!(now.status(), &Status::Queued);
+    assert_eq!(now.history(), queued.history());
+    assert_eq!(
+        now.exported_at,
+        Some(at(12)),
+        "the export mark is still taken"
+    );
+    assert_eq!(j.counts().queued, 1);
+    assert_eq!(j.sendable_in_order().count(), 0, "nothing to send again");
 }
 
 #[test]

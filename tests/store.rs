@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use koha_offline_circ::settings::{Settings, SettingsForm};
 use koha_offline_circ::store::{
     self, decode_change, decode_mirror, decode_transaction, encode_transaction, is_mirror_key,
-    is_transaction_key, load_snapshot, migrate, mirror_change, mirror_key, newer, open, reconcile,
+    is_transaction_key, load_snapshot, migrate, mirror_change, mirror_key, open, reconcile,
     transaction_key, write_plan, Change, MemoryStore, Store, StoreError, StoredChange,
     CURRENT_SCHEMA,
 };
 use koha_offline_circ::{
-    Action, Amount, Branchcode, Cardnumber, Status, Transaction, TransactionId,
+    Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
 };
 use serde_json::{json, Value};
 
@@ -631,8 +631,7 @@ fn duplicates_within_one_side_fold_to_the_newer() {
 }
 
 #[test]
-fn later_status_wins_then_longer_history() {
-    // Same status time: the longer history wins, whichever side it is on.
+fn the_longer_history_wins_whatever_the_timestamps_say() {
     let mut short = checkout(1);
     short.start_sending(at(10)).unwrap();
     let mut long = short.clone();
@@ -643,18 +642,35 @@ fn later_status_wins_then_longer_history() {
         },
     )
     .unwrap();
-    assert_eq!(newer(short.clone(), long.clone()), long);
-    assert_eq!(newer(long.clone(), short.clone()), long);
-    // A later status wins even with a shorter history.
+    assert_eq!(short.clone().merge(long.clone()), long);
+    assert_eq!(long.clone().merge(short.clone()), long);
+    // A later status time does not make a shorter history win: the clock may have been wrong.
     let mut later = checkout(1);
     later.start_sending(at(50)).unwrap();
-    assert_eq!(newer(long.clone(), later.clone()), later);
+    assert_eq!(long.clone().merge(later.clone()), long);
+    assert_eq!(later.clone().merge(long.clone()), long);
+    // Same length, different ways: the status with more evidence from Koha wins.
+    let mut resent = long.clone();
+    resent.start_sending(at(60)).unwrap();
+    let mut rejected = short.clone();
+    rejected
+        .finish_sending(
+            at(5),
+            Status::Rejected {
+                message: "Patron not found.".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(rejected.history().len(), long.history().len());
+    assert_eq!(rejected.clone().merge(long.clone()), rejected);
+    assert_eq!(long.clone().merge(rejected.clone()), rejected);
     // The later export mark is kept whichever copy wins.
     let mut exported = checkout(1);
     exported.mark_exported(at(30));
-    let merged = newer(exported, later.clone());
+    let merged = exported.merge(later.clone());
     assert_eq!(merged.status(), &Status::Sending);
     assert_eq!(merged.exported_at, Some(at(30)));
+    assert_eq!(resent.clone().merge(long.clone()), resent);
 }
 
 #[test]
@@ -770,6 +786,45 @@ fn start(primary: &mut MemoryStore, mirror: &mut MemoryStore, now: DateTime<Utc>
     primary.apply(&opened.primary_changes).unwrap();
     mirror.apply(&opened.mirror_changes).unwrap();
     opened
+}
+
+/// The desk clock ran ahead while a transaction was recorded (or a `.koc` row came dated in
+/// the future), then was set right; the transaction was sent and Koha queued it. A stale
+/// `local` copy still in the mirror (its removal never happened) carries the later timestamp.
+/// It must not beat `queued` at the next start: that would send it to Koha a second time.
+#[test]
+fn future_dated_local_in_the_mirror_does_not_beat_queued_at_start() {
+    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    let ahead = at(86_400); // a day in the future
+    let stale = Transaction::record(
+        TransactionId::new(ahead, 42),
+        ahead,
+        Branchcode::parse("DE-627").unwrap(),
+        Action::Return {
+            barcode: Barcode::parse("B4242").unwrap(),
+        },
+    );
+    // Sent after the clock was set right: every later status is dated before the recording.
+    let queued = sent(stale.clone(), 10, Status::Queued);
+    assert!(queued.status_since() < stale.status_since());
+    primary.apply(&[write_plan(&queued).primary]).unwrap();
+    mirror.apply(&[write_plan(&stale).mirror]).unwrap();
+
+    let opened = start(&mut primary, &mut mirror, at(100));
+    assert_eq!(opened.transactions, vec![queued.clone()]);
+    assert_eq!(
+        decode_transaction(
+            &transaction_key(&queued.id),
+            &primary.get(&transaction_key(&queued.id)).unwrap()
+        )
+        .unwrap(),
+        queued,
+        "the store of record keeps queued"
+    );
+    assert!(
+        mirror.entries().is_empty(),
+        "the mirror lets go of the stale copy"
+    );
 }
 
 #[test]

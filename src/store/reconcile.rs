@@ -20,18 +20,8 @@ pub struct Reconciled {
     pub remove_mirror: Vec<TransactionId>,
 }
 
-/// Which of two copies of one transaction is newer: the one whose current status was set later,
-/// then the one with the longer history; on a full tie `a` (pass the store of record first).
-/// The winner keeps the later `exported_at` of the two.
-pub fn newer(a: Transaction, b: Transaction) -> Transaction {
-    let b_wins = (b.status_since(), b.history().len()) > (a.status_since(), a.history().len());
-    let exported_at = a.exported_at.max(b.exported_at);
-    let mut winner = if b_wins { b } else { a };
-    winner.exported_at = exported_at;
-    winner
-}
-
-/// Union by id of the store of record and the mirror; where both hold one, [`newer`] decides.
+/// Union by id of the store of record and the mirror; where both hold one, the copies are merged
+/// by [`Transaction::merge`] (never by their timestamps).
 /// Each side is repaired from the other, and accepted transactions leave the mirror.
 pub fn reconcile(primary: Vec<Transaction>, mirror: Vec<Transaction>) -> Reconciled {
     let mut primary = by_id(primary).into_iter().peekable();
@@ -56,7 +46,7 @@ pub fn reconcile(primary: Vec<Transaction>, mirror: Vec<Transaction>) -> Reconci
             (None, Some(m)) => (m, true, false, true),
             (Some(p), Some(m)) if p == m => (p, false, false, true),
             (Some(p), Some(m)) => {
-                let merged = newer(p.clone(), m.clone());
+                let merged = p.clone().merge(m.clone());
                 let (p_stale, m_stale) = (p != merged, m != merged);
                 (merged, p_stale, m_stale, true)
             }
@@ -77,13 +67,14 @@ pub fn reconcile(primary: Vec<Transaction>, mirror: Vec<Transaction>) -> Reconci
     out
 }
 
-/// Sorts by id and folds duplicates with [`newer`].
+/// Sorts by id and folds duplicates (an archive chunk and a single key left by a packing cut
+/// short) with [`Transaction::merge`].
 fn by_id(mut list: Vec<Transaction>) -> Vec<Transaction> {
     list.sort_by(|a, b| a.id.cmp(&b.id));
     let mut out: Vec<Transaction> = Vec::with_capacity(list.len());
     for tx in list {
         match out.pop() {
-            Some(last) if last.id == tx.id => out.push(newer(last, tx)),
+            Some(last) if last.id == tx.id => out.push(last.merge(tx)),
             Some(last) => {
                 out.push(last);
                 out.push(tx);

@@ -34,9 +34,10 @@ pub struct Snapshot {
     pub loose: Vec<TransactionId>,
     /// Ids of the transactions in the archive.
     pub archived: Vec<TransactionId>,
-    /// Ids whose single key only repeats an archive chunk's copy (same history, an export mark
-    /// no later): left over from a packing cut short between storing the chunk and removing the
-    /// single keys.
+    /// Ids whose single key adds nothing to an archive chunk's copy (the same history or a
+    /// stale one, by [`Transaction::supersedes`], with an export mark no later): left over from a
+    /// packing cut short between storing the chunk and removing the single keys, or a stale copy
+    /// written back by another page.
     pub redundant: Vec<TransactionId>,
     /// The export records read, with their keys.
     pub exports: Vec<(String, ExportRecord)>,
@@ -147,13 +148,13 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
             });
         }
     }
-    // A single key is spare when a chunk holds the same life of the same transaction, with an
-    // export mark at least as late: removing it loses nothing.
+    // A single key is spare when merging it into a chunk's copy gives that copy back (the same
+    // life or a stale one, with an export mark no later): removing it loses nothing.
     snapshot.redundant = singles
         .iter()
         .filter(|single| {
             chunk_copies.get(&single.id).is_some_and(|copy| {
-                copy.history() == single.history() && copy.exported_at >= single.exported_at
+                !single.supersedes(copy) && copy.exported_at >= single.exported_at
             })
         })
         .map(|single| single.id.clone())
