@@ -49,10 +49,10 @@ fn apply(tx: &mut Transaction, (choice, offset): Step) -> bool {
             message: "Item not found.".into(),
         },
         Status::Failed {
-            reason: "network".into(),
+            reason: koha_offline_circ::FailReason::Network,
         },
         Status::Uncertain {
-            reason: "connection-lost".into(),
+            reason: koha_offline_circ::UncertainReason::ConnectionLost,
         },
     ];
     let done = match tx.status() {

@@ -853,6 +853,9 @@ impl World {
                     what.join(", ")
                 ));
                 let reply = request.map(|r| self.koha.answer(&r, fault));
+                if std::env::var("SIM_DEBUG").is_ok() {
+                    self.note(format!("page {i} reply {reply:?}"));
+                }
                 let page = self.pages[i].as_mut().unwrap();
                 run.performed(stored, reply, &mut page.journal, now)
             }
@@ -988,7 +991,7 @@ impl World {
         for (key, value) in &self.storage.mirror {
             if let Ok(tx) = store::decode_mirror(key, value) {
                 let merged = match view.remove(&tx.id) {
-                    Some(stored) => store::newer(stored, tx),
+                    Some(stored) => stored.merge(tx),
                     None => tx,
                 };
                 view.insert(merged.id.clone(), merged);
@@ -1088,7 +1091,7 @@ pub fn history(seed: u64, steps: usize) -> Result<(), String> {
     let mut world = World::new(seed);
     for _ in 0..steps {
         if let Err(e) = world.step() {
-            let tail: Vec<&String> = world.log.iter().rev().take(25).collect();
+            let tail: Vec<&String> = world.log.iter().rev().take(if std::env::var("SIM_DEBUG").is_ok() { 400 } else { 25 }).collect();
             let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
             return Err(format!(
                 "seed {seed}, step {}: {e}\n{}",
