@@ -5,6 +5,7 @@
 //! compiled only for `wasm32`.
 
 pub mod desk;
+pub mod export;
 pub mod ids;
 pub mod journal;
 pub mod koc;
