@@ -2,8 +2,9 @@
 //! asked first.
 //!
 //! Koha has no deduplication (koha-protocol.md §4.5): a transaction uploaded in two files, or
-//! uploaded and also sent, is recorded twice, and a payment is credited twice. So an export
-//! takes, of the transactions Koha has not accepted:
+//! uploaded and also sent, is recorded twice, and a payment is credited twice. An export takes
+//! what is new; repeating a file is the exception, asked for. Of the transactions Koha has not
+//! accepted, it takes:
 //!
 //! | status | written to a file before | taken |
 //! |---|---|---|
@@ -11,9 +12,11 @@
 //! | `sending` | – | never: a request may be reaching Koha right now ([`LeftOut::sending`]) |
 //! | `rejected` | – | never: Koha refused them ([`LeftOut::rejected`]) |
 //! | `local`, `failed` | no | yes, without a question |
-//! | `local`, `failed` | yes | only once [`Question::AlreadyExported`] is confirmed |
 //! | `uncertain` | no | only once [`Question::Uncertain`] is confirmed |
-//! | `uncertain` | yes | only once both are confirmed |
+//! | `local`, `failed`, `uncertain` | yes | while a row of the two lines above is left: no, and nothing is asked ([`LeftOut::already_exported`]); otherwise only once [`Question::AlreadyExported`] is confirmed, and for an `uncertain` row [`Question::Uncertain`] too |
+//!
+//! So a row recorded after an export goes into the next file without a question, and the rows
+//! of the earlier file are not repeated; exporting with nothing new asks whether to repeat them.
 //!
 //! A question counts every row it concerns, so the two questions may count the same row. An
 //! answer holds for exactly the question asked: when the rows change in between (another page
@@ -32,24 +35,26 @@
 //!     let branch = Branchcode::parse("CPL").unwrap();
 //!     Transaction::record(TransactionId::new(at, n), at, branch, Action::Return { barcode })
 //! };
-//! let mut old = checkin(1);
-//! old.mark_exported(at);
-//! let rows = [old, checkin(2)];
+//! let mut rows = [checkin(1), checkin(2)];
+//! rows[0].mark_exported(at);
 //!
-//! // First the question, naming how many and when.
-//! let asked = Question::AlreadyExported { count: 1, payments: 0, at };
-//! assert_eq!(export::plan(&rows, &Answers::default()), Plan::Ask(vec![asked.clone()]));
-//!
-//! // Declined: only the new row goes.
-//! let declined = Answers { confirmed: vec![], declined: vec![asked.clone()] };
-//! let Plan::Take(chosen) = export::plan(&rows, &declined) else { panic!() };
+//! // Something new: only that, without a question.
+//! let Plan::Take(chosen) = export::plan(&rows, &Answers::default()) else { panic!() };
 //! assert_eq!(chosen.ids, vec![rows[1].id.clone()]);
 //! assert_eq!(chosen.left_out.already_exported, 1);
 //!
-//! // Confirmed: both.
-//! let confirmed = Answers { confirmed: vec![asked], declined: vec![] };
-//! let Plan::Take(chosen) = export::plan(&rows, &confirmed) else { panic!() };
+//! // Nothing new: the question, naming how many and when.
+//! rows[1].mark_exported(at);
+//! let asked = Question::AlreadyExported { count: 2, payments: 0, at };
+//! assert_eq!(export::plan(&rows, &Answers::default()), Plan::Ask(vec![asked.clone()]));
+//!
+//! // Confirmed: both again. Declined: nothing.
+//! let yes = Answers { confirmed: vec![asked.clone()], declined: vec![] };
+//! let Plan::Take(chosen) = export::plan(&rows, &yes) else { panic!() };
 //! assert_eq!(chosen.ids.len(), 2);
+//! let no = Answers { confirmed: vec![], declined: vec![asked] };
+//! let Plan::Take(chosen) = export::plan(&rows, &no) else { panic!() };
+//! assert!(chosen.ids.is_empty());
 //! ```
 
 use crate::koc::{self, KocFile, KocWriteError, Selection};
@@ -123,7 +128,7 @@ pub struct LeftOut {
     pub sending: usize,
     /// `rejected`: Koha refused them.
     pub rejected: usize,
-    /// Exported before, and the librarian declined exporting them again.
+    /// Exported before and not repeated: newer rows went instead, or the librarian declined.
     pub already_exported: usize,
     /// `uncertain`, and the librarian declined exporting them.
     pub uncertain: usize,
@@ -152,23 +157,41 @@ enum Fate {
     Never,
     Sending,
     Rejected,
-    Take { exported: bool, uncertain: bool },
+    /// Taken, perhaps after a question.
+    Candidate {
+        exported: bool,
+        uncertain: bool,
+    },
 }
 
 fn fate(tx: &Transaction) -> Fate {
+    let exported = tx.exported_at.is_some();
     match tx.status() {
         Status::Queued | Status::Applied => Fate::Never,
         Status::Sending => Fate::Sending,
         Status::Rejected { .. } => Fate::Rejected,
-        Status::Local | Status::Failed { .. } => Fate::Take {
-            exported: tx.exported_at.is_some(),
+        Status::Local | Status::Failed { .. } => Fate::Candidate {
+            exported,
             uncertain: false,
         },
-        Status::Uncertain { .. } => Fate::Take {
-            exported: tx.exported_at.is_some(),
+        Status::Uncertain { .. } => Fate::Candidate {
+            exported,
             uncertain: true,
         },
     }
+}
+
+/// Whether the rows hold a candidate never exported: then the exported ones are not repeated.
+fn anything_new<'a>(transactions: impl IntoIterator<Item = &'a Transaction>) -> bool {
+    transactions.into_iter().any(|tx| {
+        matches!(
+            fate(tx),
+            Fate::Candidate {
+                exported: false,
+                ..
+            }
+        )
+    })
 }
 
 /// `at` cut to whole milliseconds, the precision a question crosses the page in.
@@ -176,18 +199,24 @@ fn millis(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
-/// The questions the rows raise now, in asking order.
-pub fn questions<'a>(transactions: impl IntoIterator<Item = &'a Transaction>) -> Vec<Question> {
+/// The questions the rows raise now, in asking order (see the module table).
+pub fn questions<'a>(
+    transactions: impl IntoIterator<Item = &'a Transaction> + Clone,
+) -> Vec<Question> {
+    let repeat = !anything_new(transactions.clone());
     let (mut exported, mut exported_payments, mut latest) = (0, 0, None);
     let (mut uncertain, mut uncertain_payments) = (0, 0);
     for tx in transactions {
-        let Fate::Take {
+        let Fate::Candidate {
             exported: was_exported,
             uncertain: is_uncertain,
         } = fate(tx)
         else {
             continue;
         };
+        if was_exported && !repeat {
+            continue; // not repeated, so nothing to ask
+        }
         let payment = usize::from(matches!(tx.action, Action::Payment { .. }));
         if was_exported {
             exported += 1;
@@ -239,18 +268,20 @@ pub fn plan<'a>(
     if !unanswered.is_empty() {
         return Plan::Ask(unanswered);
     }
+    // Every question that arose is answered here; one that did not arise is no confirmation.
     let mut chosen = Chosen::default();
     for tx in transactions {
         match fate(tx) {
             Fate::Never => {}
             Fate::Sending => chosen.left_out.sending += 1,
             Fate::Rejected => chosen.left_out.rejected += 1,
-            Fate::Take {
+            Fate::Candidate {
                 exported,
                 uncertain: is_uncertain,
             } => {
-                // A question that arose is answered here (else we asked above).
-                if is_uncertain && uncertain != Some(true) {
+                if exported && again.is_none() {
+                    chosen.left_out.already_exported += 1; // something new goes instead
+                } else if is_uncertain && uncertain != Some(true) {
                     chosen.left_out.uncertain += 1;
                 } else if exported && again != Some(true) {
                     chosen.left_out.already_exported += 1;

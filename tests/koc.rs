@@ -1265,37 +1265,45 @@ mod export_plan {
     #[test]
     fn every_rule_with_exact_counts() {
         use S::*;
-        let fresh = || {
-            vec![
-                row(1, Local, None, false),
-                row(2, Failed, None, true),
-                row(3, Queued, None, false),
-                row(4, Applied, Some(1), true),
-            ]
-        };
-        let with = |extra: Vec<Transaction>| {
-            let mut rows = fresh();
+        // Koha has these: never exported, never asked about, exported before or not.
+        let accepted = || vec![row(3, Queued, None, false), row(4, Applied, Some(1), true)];
+        let with = |base: Vec<Transaction>, extra: Vec<Transaction>| {
+            let mut rows = base;
             rows.extend(extra);
             rows
         };
-        let three_exported = || {
-            with(vec![
+        // Rows 1 and 2: new (local and failed, never exported).
+        let fresh = || {
+            with(
+                accepted(),
+                vec![row(1, Local, None, false), row(2, Failed, None, true)],
+            )
+        };
+        let exported = || {
+            vec![
                 row(5, Local, Some(1), false),
                 row(6, Failed, Some(7), true),
                 row(7, Local, Some(3), false),
-            ])
+            ]
         };
+        let only_exported = || with(accepted(), exported());
         let two_uncertain = || {
-            with(vec![
-                row(5, Uncertain, None, true),
-                row(6, Uncertain, None, false),
-            ])
+            with(
+                fresh(),
+                vec![
+                    row(5, Uncertain, None, true),
+                    row(6, Uncertain, None, false),
+                ],
+            )
         };
         let both = || {
-            with(vec![
-                row(5, Uncertain, Some(2), true),
-                row(6, Local, Some(4), false),
-            ])
+            with(
+                accepted(),
+                vec![
+                    row(5, Uncertain, Some(2), true),
+                    row(6, Local, Some(4), false),
+                ],
+            )
         };
         #[allow(clippy::type_complexity)]
         let cases: Vec<(&str, Vec<Transaction>, Answers, Want)> = vec![
@@ -1307,55 +1315,70 @@ mod export_plan {
             ),
             (
                 "sending: never taken nor asked about, even when everything is confirmed",
-                with(vec![row(5, Sending, None, true), row(6, Sending, Some(9), false)]),
-                yes(&[again(1, 0, 9)]),
+                with(fresh(), vec![row(5, Sending, None, true), row(6, Sending, Some(9), false)]),
+                yes(&[again(1, 0, 9), uncertain(1, 1)]),
                 Want::Take(vec![1, 2], left(2, 0, 0, 0)),
             ),
             (
                 "rejected: left out and counted, exported or not, never asked about",
-                with(vec![
-                    row(5, Rejected, None, false),
-                    row(6, Rejected, Some(2), true),
-                    row(7, Rejected, None, false),
-                ]),
+                with(
+                    accepted(),
+                    vec![
+                        row(5, Rejected, None, false),
+                        row(6, Rejected, Some(2), true),
+                        row(7, Rejected, None, false),
+                    ],
+                ),
                 Answers::default(),
-                Want::Take(vec![1, 2], left(0, 3, 0, 0)),
+                Want::Take(vec![], left(0, 3, 0, 0)),
             ),
             (
-                "exported before: asked, naming how many, the payments and the latest export",
-                three_exported(),
+                "exported before, with new rows: the new ones go, the others are not repeated, nothing is asked",
+                with(fresh(), exported()),
+                Answers::default(),
+                Want::Take(vec![1, 2], left(0, 0, 3, 0)),
+            ),
+            (
+                "exported before, with new rows: a confirmation of a question not asked takes nothing more",
+                with(fresh(), exported()),
+                yes(&[again(3, 1, 7)]),
+                Want::Take(vec![1, 2], left(0, 0, 3, 0)),
+            ),
+            (
+                "nothing new, exported before: asked, naming how many, the payments and the latest export",
+                only_exported(),
                 Answers::default(),
                 Want::Ask(vec![again(3, 1, 7)]),
             ),
             (
-                "exported before, confirmed: taken",
-                three_exported(),
+                "nothing new, exported before, confirmed: taken",
+                only_exported(),
                 yes(&[again(3, 1, 7)]),
-                Want::Take(vec![1, 2, 5, 6, 7], left(0, 0, 0, 0)),
+                Want::Take(vec![5, 6, 7], left(0, 0, 0, 0)),
             ),
             (
-                "exported before, declined: only the unquestioned rows",
-                three_exported(),
+                "nothing new, exported before, declined: nothing",
+                only_exported(),
                 no(&[again(3, 1, 7)]),
-                Want::Take(vec![1, 2], left(0, 0, 3, 0)),
+                Want::Take(vec![], left(0, 0, 3, 0)),
             ),
             (
                 "an answer to another question (stale) is no answer: asked again",
-                three_exported(),
-                yes(&[again(2, 1, 7)]),
+                only_exported(),
+                yes(&[again(2, 1, 7), again(3, 1, 6), again(3, 0, 7)]),
                 Want::Ask(vec![again(3, 1, 7)]),
             ),
             (
                 "declined wins over confirmed",
-                three_exported(),
+                only_exported(),
                 Answers {
                     confirmed: vec![again(3, 1, 7)],
                     declined: vec![again(3, 1, 7)],
                 },
-                Want::Take(vec![1, 2], left(0, 0, 3, 0)),
+                Want::Take(vec![], left(0, 0, 3, 0)),
             ),
             (
-                "uncertain: asked, naming the payments",
+                "uncertain: asked, naming the payments, even with new rows",
                 two_uncertain(),
                 Answers::default(),
                 Want::Ask(vec![uncertain(2, 1)]),
@@ -1367,19 +1390,37 @@ mod export_plan {
                 Want::Take(vec![1, 2, 5, 6], left(0, 0, 0, 0)),
             ),
             (
-                "uncertain, declined: left out, the payment with them",
+                "uncertain, declined: left out, the payment with them; the new rows go",
                 two_uncertain(),
                 no(&[uncertain(2, 1)]),
                 Want::Take(vec![1, 2], left(0, 0, 0, 2)),
             ),
             (
-                "uncertain payment alone: asked; a confirmation of the question without the payment does not do",
-                with(vec![row(5, Uncertain, None, true)]),
+                "an uncertain payment: a confirmation of the question without the payment does not do",
+                with(accepted(), vec![row(5, Uncertain, None, true)]),
                 yes(&[uncertain(1, 0)]),
                 Want::Ask(vec![uncertain(1, 1)]),
             ),
             (
-                "uncertain and exported before: both questions, each counting the row",
+                "an uncertain row never exported is new: the exported ones are not repeated nor asked about",
+                with(accepted(), vec![row(5, Uncertain, None, true), row(6, Local, Some(4), false)]),
+                Answers::default(),
+                Want::Ask(vec![uncertain(1, 1)]),
+            ),
+            (
+                "the same, confirmed: the uncertain row only",
+                with(accepted(), vec![row(5, Uncertain, None, true), row(6, Local, Some(4), false)]),
+                yes(&[uncertain(1, 1)]),
+                Want::Take(vec![5], left(0, 0, 1, 0)),
+            ),
+            (
+                "an uncertain row exported before, with new rows: not repeated, not asked about",
+                with(fresh(), vec![row(5, Uncertain, Some(2), true)]),
+                Answers::default(),
+                Want::Take(vec![1, 2], left(0, 0, 1, 0)),
+            ),
+            (
+                "nothing new, uncertain and exported before: both questions, each counting the row",
                 both(),
                 Answers::default(),
                 Want::Ask(vec![again(2, 1, 4), uncertain(1, 1)]),
@@ -1394,7 +1435,7 @@ mod export_plan {
                 "both confirmed: taken",
                 both(),
                 yes(&[again(2, 1, 4), uncertain(1, 1)]),
-                Want::Take(vec![1, 2, 5, 6], left(0, 0, 0, 0)),
+                Want::Take(vec![5, 6], left(0, 0, 0, 0)),
             ),
             (
                 "exported-again confirmed, uncertain declined: the uncertain row stays out",
@@ -1403,7 +1444,7 @@ mod export_plan {
                     confirmed: vec![again(2, 1, 4)],
                     declined: vec![uncertain(1, 1)],
                 },
-                Want::Take(vec![1, 2, 6], left(0, 0, 0, 1)),
+                Want::Take(vec![6], left(0, 0, 0, 1)),
             ),
             (
                 "uncertain confirmed, exported-again declined: both exported rows stay out",
@@ -1412,13 +1453,13 @@ mod export_plan {
                     confirmed: vec![uncertain(1, 1)],
                     declined: vec![again(2, 1, 4)],
                 },
-                Want::Take(vec![1, 2], left(0, 0, 2, 0)),
+                Want::Take(vec![], left(0, 0, 2, 0)),
             ),
             (
-                "nothing but declined rows: nothing taken",
-                vec![row(5, Uncertain, None, true), row(6, Rejected, None, false)],
-                no(&[uncertain(1, 1)]),
-                Want::Take(vec![], left(0, 1, 0, 1)),
+                "both declined: the row counts once, as uncertain",
+                both(),
+                no(&[again(2, 1, 4), uncertain(1, 1)]),
+                Want::Take(vec![], left(0, 0, 1, 1)),
             ),
             (
                 "nothing at all",
@@ -1472,24 +1513,12 @@ mod export_plan {
             row(3, S::Uncertain, None, true),
             row(4, S::Rejected, None, false),
         ];
-        let asked = match export::write(&rows, &Answers::default(), &FixedZone::utc()).unwrap() {
-            Export::Ask(questions) => questions,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(asked, vec![again(1, 0, 5), uncertain(1, 1)]);
-        assert_eq!(
-            export::write(&rows, &Answers::default(), &FixedZone::utc())
-                .unwrap()
-                .record(utc(2026, 12, 4, 8, 0, 0)),
-            None,
-            "a question writes nothing"
-        );
+        let at = utc(2026, 12, 4, 8, 0, 0);
+        let asked = export::write(&rows, &Answers::default(), &FixedZone::utc()).unwrap();
+        assert_eq!(asked, Export::Ask(vec![uncertain(1, 1)]));
+        assert_eq!(asked.record(at), None, "a question writes nothing");
 
-        let answers = Answers {
-            confirmed: vec![uncertain(1, 1)],
-            declined: vec![again(1, 0, 5)],
-        };
-        let done = export::write(&rows, &answers, &FixedZone::utc()).unwrap();
+        let done = export::write(&rows, &yes(&[uncertain(1, 1)]), &FixedZone::utc()).unwrap();
         let Export::Files { files, left_out } = &done else {
             panic!("{done:?}")
         };
@@ -1502,30 +1531,21 @@ mod export_plan {
                 koc::header()
             )
         );
-        let record = done.record(utc(2026, 12, 4, 8, 0, 0)).unwrap();
-        assert_eq!(record.ids, vec![rows[0].id.clone(), rows[2].id.clone()]);
-        assert_eq!(record.at, utc(2026, 12, 4, 8, 0, 0));
+        let record = done.record(at).unwrap();
+        assert_eq!(record.ids, vec![id(1), id(3)]);
+        assert_eq!(record.at, at);
 
-        // Every row declined: no file, no record.
-        let none = export::write(
-            &rows,
-            &no(&[again(1, 0, 5), uncertain(1, 1)]),
-            &FixedZone::utc(),
-        )
-        .unwrap();
-        assert_eq!(
-            none,
-            Export::Files {
-                files: vec![(
-                    Branchcode::parse("CPL").unwrap(),
-                    koc::write([&rows[0]], &WriteOptions::default(), &FixedZone::utc()).unwrap()
-                )],
-                left_out: left(0, 1, 1, 1),
-            }
-        );
-        let only_declined = vec![row(2, S::Local, Some(5), false)];
-        let none =
-            export::write(&only_declined, &no(&[again(1, 0, 5)]), &FixedZone::utc()).unwrap();
+        // Declined: the new row only.
+        let declined = export::write(&rows, &no(&[uncertain(1, 1)]), &FixedZone::utc()).unwrap();
+        let Export::Files { files, left_out } = &declined else {
+            panic!("{declined:?}")
+        };
+        assert_eq!(*left_out, left(0, 1, 1, 1));
+        assert_eq!(files[0].1.ids, vec![id(1)]);
+
+        // Nothing taken: no file, no record.
+        let old = vec![row(2, S::Local, Some(5), false)];
+        let none = export::write(&old, &no(&[again(1, 0, 5)]), &FixedZone::utc()).unwrap();
         assert_eq!(
             none,
             Export::Files {
@@ -1533,6 +1553,6 @@ mod export_plan {
                 left_out: left(0, 0, 1, 0),
             }
         );
-        assert_eq!(none.record(utc(2026, 12, 4, 8, 0, 0)), None);
+        assert_eq!(none.record(at), None);
     }
 }
