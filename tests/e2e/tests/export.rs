@@ -107,6 +107,7 @@ async fn export_again_asks_about_rows_already_exported_and_a_decline_leaves_them
         let data = question(&ff, "export-already-exported").await;
         assert_eq!(data["count"], "2", "{data}");
         assert_eq!(data["payments"], "0", "{data}");
+        ff.screenshot("export-already-exported").await;
         ff.click("confirm-cancel").await;
         let (kind, text) = outcome(&ff).await;
         assert_eq!(kind, "warning", "{text}");
@@ -174,6 +175,7 @@ async fn an_uncertain_payment_is_not_exported_without_the_payment_question() {
         let data = question(&ff, "export-uncertain").await;
         assert_eq!(data["count"], "1", "{data}");
         assert_eq!(data["payments"], "1", "{data}");
+        ff.screenshot("export-uncertain-payment").await;
         ff.click("confirm-cancel").await;
         wait_downloads(&ff, 1).await;
         let lines = lines_of(&ff, 0).await;
