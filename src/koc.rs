@@ -86,7 +86,9 @@ const LINE_END: &str = "\r\n";
 // Writer
 // ---------------------------------------------------------------------------------------------
 
-/// Which transactions go into a file.
+/// Which transactions go into a file. The desk's export chooses through
+/// [`crate::export::plan`] (never `sending` or `rejected` rows, and exported or uncertain ones
+/// only after a question) and writes [`Selection::Ids`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Selection {
     /// Those Koha has not accepted (everything but `queued` and `applied`). The default, so a

@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod desk;
+pub mod export;
 pub mod ids;
 pub mod journal;
 pub mod koc;

@@ -1158,3 +1158,401 @@ fn writer_line_per_action_and_amount_format() {
         assert_eq!(file.text, format!("{}\r\n{line}", koc::header()));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Export plan: what an export takes, and what it asks first (koha-protocol.md §4.5)
+// ---------------------------------------------------------------------------------------------
+
+mod export_plan {
+    use super::*;
+    use koha_offline_circ::export::{self, Answers, Chosen, Export, LeftOut, Plan, Question};
+
+    /// A row's status for the table.
+    #[derive(Clone, Copy, Debug)]
+    enum S {
+        Local,
+        Sending,
+        Queued,
+        Applied,
+        Rejected,
+        Failed,
+        Uncertain,
+    }
+
+    /// Row `n` (recorded at second `n`): its status, the second of 2026-12-03 10:00 it was last
+    /// exported at, and whether it is a payment.
+    fn row(n: u64, status: S, exported: Option<u32>, is_payment: bool) -> Transaction {
+        let at = utc(2026, 12, 1, 9, 0, n as u32);
+        let action = if is_payment {
+            payment("C1", "2.5")
+        } else {
+            checkin(&format!("B{n}"))
+        };
+        let mut t = tx_at(at, n, "CPL", action);
+        let end = match status {
+            S::Local => None,
+            S::Sending => {
+                t.start_sending(at).unwrap();
+                None
+            }
+            S::Queued => Some(Status::Queued),
+            S::Applied => Some(Status::Applied),
+            S::Rejected => Some(Status::Rejected {
+                message: "Borrower not found.".into(),
+            }),
+            S::Failed => Some(Status::Failed {
+                reason: "network".into(),
+            }),
+            S::Uncertain => Some(Status::Uncertain {
+                reason: "connection-lost".into(),
+            }),
+        };
+        if let Some(end) = end {
+            t.start_sending(at).unwrap();
+            t.finish_sending(at, end).unwrap();
+        }
+        if let Some(s) = exported {
+            t.mark_exported(utc(2026, 12, 3, 10, 0, s));
+        }
+        t
+    }
+
+    fn id(n: u64) -> TransactionId {
+        TransactionId::new(utc(2026, 12, 1, 9, 0, n as u32), n)
+    }
+
+    fn again(count: usize, payments: usize, second: u32) -> Question {
+        Question::AlreadyExported {
+            count,
+            payments,
+            at: utc(2026, 12, 3, 10, 0, second),
+        }
+    }
+
+    fn uncertain(count: usize, payments: usize) -> Question {
+        Question::Uncertain { count, payments }
+    }
+
+    fn yes(q: &[Question]) -> Answers {
+        Answers {
+            confirmed: q.to_vec(),
+            declined: vec![],
+        }
+    }
+
+    fn no(q: &[Question]) -> Answers {
+        Answers {
+            confirmed: vec![],
+            declined: q.to_vec(),
+        }
+    }
+
+    fn left(sending: usize, rejected: usize, already_exported: usize, uncertain: usize) -> LeftOut {
+        LeftOut {
+            sending,
+            rejected,
+            already_exported,
+            uncertain,
+        }
+    }
+
+    enum Want {
+        Ask(Vec<Question>),
+        /// Row numbers taken, and what is left out.
+        Take(Vec<u64>, LeftOut),
+    }
+
+    #[test]
+    fn every_rule_with_exact_counts() {
+        use S::*;
+        // Koha has these: never exported, never asked about, exported before or not.
+        let accepted = || vec![row(3, Queued, None, false), row(4, Applied, Some(1), true)];
+        let with = |base: Vec<Transaction>, extra: Vec<Transaction>| {
+            let mut rows = base;
+            rows.extend(extra);
+            rows
+        };
+        // Rows 1 and 2: new (local and failed, never exported).
+        let fresh = || {
+            with(
+                accepted(),
+                vec![row(1, Local, None, false), row(2, Failed, None, true)],
+            )
+        };
+        let exported = || {
+            vec![
+                row(5, Local, Some(1), false),
+                row(6, Failed, Some(7), true),
+                row(7, Local, Some(3), false),
+            ]
+        };
+        let only_exported = || with(accepted(), exported());
+        let two_uncertain = || {
+            with(
+                fresh(),
+                vec![
+                    row(5, Uncertain, None, true),
+                    row(6, Uncertain, None, false),
+                ],
+            )
+        };
+        let both = || {
+            with(
+                accepted(),
+                vec![
+                    row(5, Uncertain, Some(2), true),
+                    row(6, Local, Some(4), false),
+                ],
+            )
+        };
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(&str, Vec<Transaction>, Answers, Want)> = vec![
+            (
+                "local and failed never exported: taken, nothing asked; accepted ones never",
+                fresh(),
+                Answers::default(),
+                Want::Take(vec![1, 2], left(0, 0, 0, 0)),
+            ),
+            (
+                "sending: never taken nor asked about, even when everything is confirmed",
+                with(fresh(), vec![row(5, Sending, None, true), row(6, Sending, Some(9), false)]),
+                yes(&[again(1, 0, 9), uncertain(1, 1)]),
+                Want::Take(vec![1, 2], left(2, 0, 0, 0)),
+            ),
+            (
+                "rejected: left out and counted, exported or not, never asked about",
+                with(
+                    accepted(),
+                    vec![
+                        row(5, Rejected, None, false),
+                        row(6, Rejected, Some(2), true),
+                        row(7, Rejected, None, false),
+                    ],
+                ),
+                Answers::default(),
+                Want::Take(vec![], left(0, 3, 0, 0)),
+            ),
+            (
+                "exported before, with new rows: the new ones go, the others are not repeated, nothing is asked",
+                with(fresh(), exported()),
+                Answers::default(),
+                Want::Take(vec![1, 2], left(0, 0, 3, 0)),
+            ),
+            (
+                "exported before, with new rows: a confirmation of a question not asked takes nothing more",
+                with(fresh(), exported()),
+                yes(&[again(3, 1, 7)]),
+                Want::Take(vec![1, 2], left(0, 0, 3, 0)),
+            ),
+            (
+                "nothing new, exported before: asked, naming how many, the payments and the latest export",
+                only_exported(),
+                Answers::default(),
+                Want::Ask(vec![again(3, 1, 7)]),
+            ),
+            (
+                "nothing new, exported before, confirmed: taken",
+                only_exported(),
+                yes(&[again(3, 1, 7)]),
+                Want::Take(vec![5, 6, 7], left(0, 0, 0, 0)),
+            ),
+            (
+                "nothing new, exported before, declined: nothing",
+                only_exported(),
+                no(&[again(3, 1, 7)]),
+                Want::Take(vec![], left(0, 0, 3, 0)),
+            ),
+            (
+                "an answer to another question (stale) is no answer: asked again",
+                only_exported(),
+                yes(&[again(2, 1, 7), again(3, 1, 6), again(3, 0, 7)]),
+                Want::Ask(vec![again(3, 1, 7)]),
+            ),
+            (
+                "declined wins over confirmed",
+                only_exported(),
+                Answers {
+                    confirmed: vec![again(3, 1, 7)],
+                    declined: vec![again(3, 1, 7)],
+                },
+                Want::Take(vec![], left(0, 0, 3, 0)),
+            ),
+            (
+                "uncertain: asked, naming the payments, even with new rows",
+                two_uncertain(),
+                Answers::default(),
+                Want::Ask(vec![uncertain(2, 1)]),
+            ),
+            (
+                "uncertain, confirmed: taken",
+                two_uncertain(),
+                yes(&[uncertain(2, 1)]),
+                Want::Take(vec![1, 2, 5, 6], left(0, 0, 0, 0)),
+            ),
+            (
+                "uncertain, declined: left out, the payment with them; the new rows go",
+                two_uncertain(),
+                no(&[uncertain(2, 1)]),
+                Want::Take(vec![1, 2], left(0, 0, 0, 2)),
+            ),
+            (
+                "an uncertain payment: a confirmation of the question without the payment does not do",
+                with(accepted(), vec![row(5, Uncertain, None, true)]),
+                yes(&[uncertain(1, 0)]),
+                Want::Ask(vec![uncertain(1, 1)]),
+            ),
+            (
+                "an uncertain row never exported is new: the exported ones are not repeated nor asked about",
+                with(accepted(), vec![row(5, Uncertain, None, true), row(6, Local, Some(4), false)]),
+                Answers::default(),
+                Want::Ask(vec![uncertain(1, 1)]),
+            ),
+            (
+                "the same, confirmed: the uncertain row only",
+                with(accepted(), vec![row(5, Uncertain, None, true), row(6, Local, Some(4), false)]),
+                yes(&[uncertain(1, 1)]),
+                Want::Take(vec![5], left(0, 0, 1, 0)),
+            ),
+            (
+                "an uncertain row exported before, with new rows: not repeated, not asked about",
+                with(fresh(), vec![row(5, Uncertain, Some(2), true)]),
+                Answers::default(),
+                Want::Take(vec![1, 2], left(0, 0, 1, 0)),
+            ),
+            (
+                "nothing new, uncertain and exported before: both questions, each counting the row",
+                both(),
+                Answers::default(),
+                Want::Ask(vec![again(2, 1, 4), uncertain(1, 1)]),
+            ),
+            (
+                "one answered: only the other is asked",
+                both(),
+                no(&[again(2, 1, 4)]),
+                Want::Ask(vec![uncertain(1, 1)]),
+            ),
+            (
+                "both confirmed: taken",
+                both(),
+                yes(&[again(2, 1, 4), uncertain(1, 1)]),
+                Want::Take(vec![5, 6], left(0, 0, 0, 0)),
+            ),
+            (
+                "exported-again confirmed, uncertain declined: the uncertain row stays out",
+                both(),
+                Answers {
+                    confirmed: vec![again(2, 1, 4)],
+                    declined: vec![uncertain(1, 1)],
+                },
+                Want::Take(vec![6], left(0, 0, 0, 1)),
+            ),
+            (
+                "uncertain confirmed, exported-again declined: both exported rows stay out",
+                both(),
+                Answers {
+                    confirmed: vec![uncertain(1, 1)],
+                    declined: vec![again(2, 1, 4)],
+                },
+                Want::Take(vec![], left(0, 0, 2, 0)),
+            ),
+            (
+                "both declined: the row counts once, as uncertain",
+                both(),
+                no(&[again(2, 1, 4), uncertain(1, 1)]),
+                Want::Take(vec![], left(0, 0, 1, 1)),
+            ),
+            (
+                "nothing at all",
+                vec![],
+                Answers::default(),
+                Want::Take(vec![], left(0, 0, 0, 0)),
+            ),
+        ];
+        for (name, rows, answers, want) in cases {
+            let got = export::plan(&rows, &answers);
+            let want = match want {
+                Want::Ask(questions) => Plan::Ask(questions),
+                Want::Take(numbers, left_out) => Plan::Take(Chosen {
+                    ids: numbers.iter().map(|&n| id(n)).collect(),
+                    left_out,
+                }),
+            };
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_question_names_the_latest_export_in_whole_milliseconds() {
+        let mut t = row(1, S::Local, None, false);
+        t.mark_exported(utc(2026, 12, 3, 10, 15, 0) + chrono::TimeDelta::microseconds(1_500));
+        let asked = export::questions([&t]);
+        assert_eq!(
+            asked,
+            vec![Question::AlreadyExported {
+                count: 1,
+                payments: 0,
+                at: utc(2026, 12, 3, 10, 15, 0) + chrono::TimeDelta::milliseconds(1),
+            }]
+        );
+        assert_eq!(asked[0].kind(), "already-exported");
+        assert_eq!(
+            export::questions([&row(2, S::Uncertain, None, false)])[0].kind(),
+            "uncertain"
+        );
+        // The question as asked is the answer that counts.
+        assert!(
+            matches!(export::plan([&t], &yes(&asked)), Plan::Take(c) if c.ids == vec![t.id.clone()])
+        );
+    }
+
+    #[test]
+    fn write_gives_files_of_the_taken_rows_and_the_record_marking_them() {
+        let rows = vec![
+            row(1, S::Local, None, false),
+            row(2, S::Local, Some(5), false),
+            row(3, S::Uncertain, None, true),
+            row(4, S::Rejected, None, false),
+        ];
+        let at = utc(2026, 12, 4, 8, 0, 0);
+        let asked = export::write(&rows, &Answers::default(), &FixedZone::utc()).unwrap();
+        assert_eq!(asked, Export::Ask(vec![uncertain(1, 1)]));
+        assert_eq!(asked.record(at), None, "a question writes nothing");
+
+        let done = export::write(&rows, &yes(&[uncertain(1, 1)]), &FixedZone::utc()).unwrap();
+        let Export::Files { files, left_out } = &done else {
+            panic!("{done:?}")
+        };
+        assert_eq!(*left_out, left(0, 1, 1, 0));
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            files[0].1.text,
+            format!(
+                "{}\r\n2026-12-01 09:00:01\treturn\tB1\r\n2026-12-01 09:00:03\tpayment\tC1\t2.50",
+                koc::header()
+            )
+        );
+        let record = done.record(at).unwrap();
+        assert_eq!(record.ids, vec![id(1), id(3)]);
+        assert_eq!(record.at, at);
+
+        // Declined: the new row only.
+        let declined = export::write(&rows, &no(&[uncertain(1, 1)]), &FixedZone::utc()).unwrap();
+        let Export::Files { files, left_out } = &declined else {
+            panic!("{declined:?}")
+        };
+        assert_eq!(*left_out, left(0, 1, 1, 1));
+        assert_eq!(files[0].1.ids, vec![id(1)]);
+
+        // Nothing taken: no file, no record.
+        let old = vec![row(2, S::Local, Some(5), false)];
+        let none = export::write(&old, &no(&[again(1, 0, 5)]), &FixedZone::utc()).unwrap();
+        assert_eq!(
+            none,
+            Export::Files {
+                files: vec![],
+                left_out: left(0, 0, 1, 0),
+            }
+        );
+        assert_eq!(none.record(at), None);
+    }
+}

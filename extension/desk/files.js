@@ -1,7 +1,7 @@
 // Export and import of .koc files, and the two clears. Export and import run in a tab: Firefox
 // closes the popup when a file dialog opens.
 import { core } from "../lib/wasm.js";
-import { t, errorMessage } from "../lib/i18n.js";
+import { t, errorMessage, language } from "../lib/i18n.js";
 import { ask } from "../lib/confirm.js";
 import { say } from "./feedback.js";
 
@@ -14,13 +14,48 @@ function download(name, text) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
+// The question before exporting rows again, or uncertain ones (the core says which and how
+// many); resolves true for "export them". #confirm carries data-count and data-payments.
+function askExport(question) {
+  const { kind, count, payments } = question;
+  Object.assign(document.getElementById("confirm").dataset, { count, payments });
+  const n = String(count);
+  if (kind === "already-exported") {
+    const when = new Date(question.at)
+      .toLocaleString(language(), { dateStyle: "medium", timeStyle: "short" });
+    const body = [t("exportAgainBody", [n, when])];
+    if (payments) body.push(t("exportAgainPayments", [String(payments)]));
+    return ask({ kind: "export-already-exported", title: t("exportAgainTitle"), body,
+      ok: t("exportAgainOk"), cancel: t("exportLeaveOut"), focus: "cancel" });
+  }
+  const body = [t("exportUncertainBody", [n])];
+  if (payments) body.push(t("exportUncertainPayments", [String(payments)]));
+  return ask({ kind: "export-uncertain", title: t("exportUncertainTitle"), body,
+    ok: t(payments ? "exportUncertainPaymentOk" : "exportUncertainOk"),
+    cancel: t("exportLeaveOut"), focus: "cancel" });
+}
+
+// Exports what the core takes, asking its questions first (each answer stands for exactly the
+// question asked; a changed question is asked again). A decline leaves those rows out.
 export async function exportFiles() {
   try {
-    const files = await core.exportKoc();
-    if (!files.length) return say("warning", t("exportNothing"));
+    const answers = { confirmed: [], declined: [] };
+    let result = await core.exportKoc(answers);
+    while (result.questions) {
+      for (const q of result.questions) (await askExport(q) ? answers.confirmed : answers.declined).push(q);
+      result = await core.exportKoc(answers);
+    }
+    const { files, leftOut } = result;
     for (const file of files) download(file.name, file.text);
+    const notes = ["alreadyExported", "uncertain", "rejected", "sending"]
+      .filter((reason) => leftOut[reason] > 0)
+      .map((reason) => t(`exportLeftOut_${reason}`, [String(leftOut[reason])]));
+    if (!files.length) {
+      return say("warning", [t(notes.length ? "exportNone" : "exportNothing"), ...notes].join(" "));
+    }
     const count = files.reduce((n, f) => n + f.count, 0);
-    say("ok", t("exported", [String(count), files.map((f) => f.name).join(", ")]));
+    const done = t("exported", [String(count), files.map((f) => f.name).join(", ")]);
+    say(leftOut.uncertain ? "warning" : "ok", [done, ...notes].join(" "));
   } catch (error) {
     say("error", errorMessage(error));
   }

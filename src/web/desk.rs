@@ -1,15 +1,15 @@
 //! What the desk page calls: record, list a page, delete with undo, clear, export and import.
 
 use super::dto::{
-    js_error, to_js, DeskInfoDto, ErrorDto, ExportFileDto, ImportReportDto, PageDto, RecordDto,
-    RowDto,
+    js_error, to_js, DeskInfoDto, ErrorDto, ExportDto, ExportOptionsDto, ImportReportDto, PageDto,
+    RecordDto, RowDto,
 };
 use super::zone::IntlZone;
 use super::{browser, state};
 use crate::desk::{self, DeskForm};
+use crate::export;
 use crate::journal::Filter;
-use crate::koc::{self, KocImport, Selection, TimeBasis};
-use crate::store;
+use crate::koc::{self, KocImport, TimeBasis};
 use crate::zone::to_local;
 use crate::{Transaction, TransactionId};
 use std::cell::RefCell;
@@ -139,30 +139,22 @@ fn server_zone() -> IntlZone {
         .unwrap_or_else(|_| unreachable!("every browser knows UTC"))
 }
 
-/// Writes one `.koc` file per library of the transactions Koha has not accepted, marks them
-/// exported and stores that. Returns `[{name, text, count}]` for the page to download.
+/// Exports with the librarian's answers so far (`{confirmed, declined}`: questions exactly as
+/// asked). Answers `{questions}` to ask first, writing nothing; or writes one `.koc` file per
+/// library of the rows [`export::plan`] takes, stores them as exported and answers
+/// `{files: [{name, text, count}], leftOut}` for the page to download.
 #[wasm_bindgen(js_name = exportKoc)]
-pub async fn export_koc() -> Result<JsValue, JsValue> {
+pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
+    let answers = serde_wasm_bindgen::from_value::<ExportOptionsDto>(options)?.into();
     let zone = server_zone();
-    let files = state::with_journal(|j| {
-        koc::write_per_library(j.in_order(), &Selection::NotAccepted, &zone)
-    })
-    .map_err(|e| kind_error(e.kind(), &e))?;
+    let outcome = state::with_journal(|j| export::write(j.in_order(), &answers, &zone))
+        .map_err(|e| kind_error(e.kind(), &e))?;
     let now = browser::now();
+    if let Some(record) = outcome.record(now) {
+        state::record_export(&record).await.map_err(storage_error)?;
+    }
     let local_now = to_local(now, &IntlZone::new(&IntlZone::browser_zone())?);
-    let ids: Vec<TransactionId> = files.iter().flat_map(|(_, f)| f.ids.clone()).collect();
-    state::record_export(&store::ExportRecord::new(now, ids))
-        .await
-        .map_err(storage_error)?;
-    let out: Vec<ExportFileDto> = files
-        .into_iter()
-        .map(|(branch, file)| ExportFileDto {
-            name: desk::export_file_name(&branch, local_now),
-            count: file.ids.len(),
-            text: file.text,
-        })
-        .collect();
-    to_js(&out)
+    to_js(&ExportDto::new(outcome, local_now))
 }
 
 /// Reads a `.koc` file and returns the import report; nothing is added yet. `basis` (`utc` or

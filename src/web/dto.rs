@@ -1,12 +1,14 @@
 //! Plain data crossing into the pages. Separate from the domain types on purpose: the pages
 //! see strings and numbers, never the core's invariants.
 
-use crate::desk::{FormError, PLACEHOLDER_BRANCHCODE};
+use crate::desk::{export_file_name, FormError, PLACEHOLDER_BRANCHCODE};
+use crate::export::{Answers, Export, Question};
 use crate::journal::{Counts, Page, Warning};
 use crate::koc::{KocImport, KocWarning, LineErrorReason, TimeBasis};
 use crate::settings::Settings;
 use crate::{koha, InputError, Transaction};
-use serde::Serialize;
+use chrono::{DateTime, NaiveDateTime};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
 /// One row of the transactions table.
@@ -89,6 +91,138 @@ pub struct ExportFileDto {
     pub name: String,
     pub text: String,
     pub count: usize,
+}
+
+/// A question an export asks before taking some rows, as the page shows it and hands it back:
+/// `{kind: "already-exported", count, payments, at}` (`at`: milliseconds since 1970, the latest
+/// export of those rows) or `{kind: "uncertain", count, payments}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ExportQuestionDto {
+    AlreadyExported {
+        count: usize,
+        payments: usize,
+        at: f64,
+    },
+    Uncertain {
+        count: usize,
+        payments: usize,
+    },
+}
+
+impl From<&Question> for ExportQuestionDto {
+    fn from(q: &Question) -> Self {
+        match *q {
+            Question::AlreadyExported {
+                count,
+                payments,
+                at,
+            } => ExportQuestionDto::AlreadyExported {
+                count,
+                payments,
+                at: at.timestamp_millis() as f64,
+            },
+            Question::Uncertain { count, payments } => {
+                ExportQuestionDto::Uncertain { count, payments }
+            }
+        }
+    }
+}
+
+impl ExportQuestionDto {
+    /// The core's question; `None` for a time no question can hold (it then answers nothing).
+    fn question(&self) -> Option<Question> {
+        Some(match *self {
+            ExportQuestionDto::AlreadyExported {
+                count,
+                payments,
+                at,
+            } => Question::AlreadyExported {
+                count,
+                payments,
+                at: DateTime::from_timestamp_millis(at as i64)?,
+            },
+            ExportQuestionDto::Uncertain { count, payments } => {
+                Question::Uncertain { count, payments }
+            }
+        })
+    }
+}
+
+/// What `exportKoc` takes: the questions answered so far, each exactly as it was asked.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ExportOptionsDto {
+    /// Answered "export them".
+    pub confirmed: Vec<ExportQuestionDto>,
+    /// Answered "leave them out".
+    pub declined: Vec<ExportQuestionDto>,
+}
+
+impl From<ExportOptionsDto> for Answers {
+    fn from(o: ExportOptionsDto) -> Self {
+        let questions = |list: Vec<ExportQuestionDto>| {
+            list.iter()
+                .filter_map(ExportQuestionDto::question)
+                .collect()
+        };
+        Answers {
+            confirmed: questions(o.confirmed),
+            declined: questions(o.declined),
+        }
+    }
+}
+
+/// Rows an export left out, by reason.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeftOutDto {
+    pub sending: usize,
+    pub rejected: usize,
+    pub already_exported: usize,
+    pub uncertain: usize,
+}
+
+/// What `exportKoc` answers: `{questions}` to ask first (nothing was written), or
+/// `{files: [{name, text, count}], leftOut}`.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum ExportDto {
+    Ask {
+        questions: Vec<ExportQuestionDto>,
+    },
+    Files {
+        files: Vec<ExportFileDto>,
+        #[serde(rename = "leftOut")]
+        left_out: LeftOutDto,
+    },
+}
+
+impl ExportDto {
+    /// The page's view of an export done at `local_now` (the desk's local time, for the names).
+    pub fn new(export: Export, local_now: NaiveDateTime) -> Self {
+        match export {
+            Export::Ask(questions) => ExportDto::Ask {
+                questions: questions.iter().map(ExportQuestionDto::from).collect(),
+            },
+            Export::Files { files, left_out } => ExportDto::Files {
+                files: files
+                    .into_iter()
+                    .map(|(branch, file)| ExportFileDto {
+                        name: export_file_name(&branch, local_now),
+                        count: file.ids.len(),
+                        text: file.text,
+                    })
+                    .collect(),
+                left_out: LeftOutDto {
+                    sending: left_out.sending,
+                    rejected: left_out.rejected,
+                    already_exported: left_out.already_exported,
+                    uncertain: left_out.uncertain,
+                },
+            },
+        }
+    }
 }
 
 /// An error the page maps to a translated message by `kind` (and `field`).
