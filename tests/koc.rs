@@ -1201,10 +1201,10 @@ mod export_plan {
                 message: "Borrower not found.".into(),
             }),
             S::Failed => Some(Status::Failed {
-                reason: "network".into(),
+                reason: koha_offline_circ::FailReason::Network,
             }),
             S::Uncertain => Some(Status::Uncertain {
-                reason: "connection-lost".into(),
+                reason: koha_offline_circ::UncertainReason::ConnectionLost,
             }),
         };
         if let Some(end) = end {

@@ -1091,7 +1091,16 @@ pub fn history(seed: u64, steps: usize) -> Result<(), String> {
     let mut world = World::new(seed);
     for _ in 0..steps {
         if let Err(e) = world.step() {
-            let tail: Vec<&String> = world.log.iter().rev().take(if std::env::var("SIM_DEBUG").is_ok() { 400 } else { 25 }).collect();
+            let tail: Vec<&String> = world
+                .log
+                .iter()
+                .rev()
+                .take(if std::env::var("SIM_DEBUG").is_ok() {
+                    400
+                } else {
+                    25
+                })
+                .collect();
             let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
             return Err(format!(
                 "seed {seed}, step {}: {e}\n{}",
