@@ -17,7 +17,7 @@ use crate::ids::{Barcode, Cardnumber};
 use crate::transaction::{Action, Status, Transaction, TransactionId};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use thiserror::Error;
 
@@ -246,6 +246,9 @@ pub struct Journal {
     by_card: HashMap<Cardnumber, KeyList>,
     sendable: BTreeSet<OrderKey>,
     counts: Counts,
+    /// Transactions whose request this page has on its way to Koha (see
+    /// [`Journal::hold_in_flight`]).
+    in_flight: HashSet<TransactionId>,
 }
 
 impl Journal {
@@ -356,7 +359,13 @@ impl Journal {
     /// Merges a copy from storage (or another tab) by [`Transaction::merge`]: the copy that
     /// [supersedes](Transaction::supersedes) the other stays, never decided by a clock; the later
     /// `exported_at` of the two is always kept.
+    ///
+    /// A transaction this page has in flight keeps its copy whatever arrives: the page waiting
+    /// for Koha's answer is the only one with news of it, and another page's copy (written
+    /// before this attempt, say a `failed` whose write was retried late) must not take the
+    /// `sending` away from under the answer.
     pub fn upsert(&mut self, tx: Transaction) -> Upserted {
+        let held = self.in_flight.contains(&tx.id);
         let Some(current) = self
             .by_id
             .get(&tx.id)
@@ -365,7 +374,7 @@ impl Journal {
             self.insert(tx);
             return Upserted::Inserted;
         };
-        if !tx.supersedes(current) {
+        if held || !tx.supersedes(current) {
             // What the merge gives when the stored copy stays: only the export mark can move,
             // and it is in no index.
             current.exported_at = current.exported_at.max(tx.exported_at);
@@ -378,6 +387,17 @@ impl Journal {
         };
         self.insert(merged);
         Upserted::Replaced
+    }
+
+    /// Marks a transaction as in flight from this page: [`Journal::upsert`] keeps this page's
+    /// copy until [`Journal::release_in_flight`].
+    pub fn hold_in_flight(&mut self, id: &TransactionId) {
+        self.in_flight.insert(id.clone());
+    }
+
+    /// Koha's answer for it is recorded (or the request never left).
+    pub fn release_in_flight(&mut self, id: &TransactionId) {
+        self.in_flight.remove(id);
     }
 
     /// The transaction with this id.

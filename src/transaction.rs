@@ -662,9 +662,9 @@ impl Transaction {
     ///
     /// 1. a copy Koha accepted (`queued`, `applied`: final) wins over one it did not;
     /// 2. the longer history wins;
-    /// 3. on equal length (copies that went different ways from a common past) the current
-    ///    status with more evidence from Koha wins: accepted, rejected, failed, uncertain,
-    ///    sending, local;
+    /// 3. on equal length (copies that went different ways from a common past) the more
+    ///    cautious current status wins: accepted, uncertain, sending, rejected, failed, local
+    ///    (one that may be in Koha beats one that would be sent again by itself);
     /// 4. then a fixed order of the stored text (without the export mark), so that merging is
     ///    commutative and associative and every page reaches the same copy.
     ///
@@ -716,13 +716,18 @@ impl Transaction {
 
 /// How much a status says about what Koha holds, for copies that went different ways: Koha's
 /// own answers first, then what the desk concluded, then what it merely did.
+/// The order of caution between copies that went different ways: a status that may mean Koha has
+/// the transaction beats one that says an attempt did not reach it, since a `failed` copy
+/// would be sent again by itself. (Found by the send-run simulation: a `failed` from one page's
+/// attempt whose writes were refused won over another page's `uncertain`, and the transaction
+/// reached Koha twice.)
 fn evidence_rank(status: &Status) -> u8 {
     match status {
         Status::Queued | Status::Applied => 5,
-        Status::Rejected { .. } => 4,
-        Status::Failed { .. } => 3,
-        Status::Uncertain { .. } => 2,
-        Status::Sending => 1,
+        Status::Uncertain { .. } => 4,
+        Status::Sending => 3,
+        Status::Rejected { .. } => 2,
+        Status::Failed { .. } => 1,
         Status::Local => 0,
     }
 }

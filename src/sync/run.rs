@@ -577,6 +577,7 @@ impl SendRun {
             let Some(tx) = journal.get(&id).cloned() else {
                 continue;
             };
+            journal.hold_in_flight(&id);
             self.unstored.push(tx.clone());
             self.phase = Phase::MirroringSending;
             return Command::Mirror(vec![tx]);
@@ -625,6 +626,7 @@ impl SendRun {
         let Some(current) = self.current.take() else {
             return self.close(stop.unwrap_or(StopReason::Finished));
         };
+        journal.release_in_flight(&current.id);
         let finished = journal.update(&current.id, |tx| tx.finish_sending(now, status.clone()));
         self.done += 1;
         self.summary.count(&current.id, &status);

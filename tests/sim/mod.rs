@@ -905,7 +905,24 @@ impl World {
     fn deliver(&mut self, i: usize) {
         let events: Vec<_> = self.page(i).inbox.drain(..).collect();
         if std::env::var("SIM_DEBUG").is_ok() {
-            let keys: Vec<&String> = events.iter().map(|e| &e.0).collect();
+            let keys: Vec<String> = events
+                .iter()
+                .map(|(k, v, _)| {
+                    let status = v
+                        .as_ref()
+                        .and_then(|v| store::decode_transaction(k, v).ok())
+                        .map(|t| {
+                            format!(
+                                "{:?}",
+                                t.history()
+                                    .iter()
+                                    .map(|c| c.status.name())
+                                    .collect::<Vec<_>>()
+                            )
+                        });
+                    format!("{k} {status:?}")
+                })
+                .collect();
             self.note(format!("page {i} delivered {keys:?}"));
         }
         let page = self.pages[i].as_mut().unwrap();
