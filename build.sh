@@ -4,6 +4,8 @@
 #   ./build.sh          install what is missing, build, lint, package dist/*.xpi
 #   ./build.sh test     the above, plus Firefox ESR and geckodriver, then every test
 #   ./build.sh bench    the above, then the benchmarks; writes BENCHMARKS.md
+#   ./build.sh soak     the send-run simulation over a million seeded histories (release build;
+#                       KOC_SOAK_HISTORIES and KOC_SOAK_FIRST_SEED change how many and from where)
 #   ./build.sh standin  run the Koha stand-in on 127.0.0.1:8480 to try the add-on without a Koha
 #
 # Every install step lives here, so a fresh clone needs only Rust (rustup), Node/npm and apt.
@@ -176,10 +178,16 @@ case "${1:-build}" in
     build_addon
     run_benches
     ;;
+  soak)
+    step "soak: ${KOC_SOAK_HISTORIES:-1000000} simulated histories from seed ${KOC_SOAK_FIRST_SEED:-0}"
+    KOC_SOAK_HISTORIES="${KOC_SOAK_HISTORIES:-1000000}" KOC_SOAK_FIRST_SEED="${KOC_SOAK_FIRST_SEED:-0}" \
+      cargo test --locked --release -p "$NAME" --test simulation every_history_keeps_the_promises \
+      -- --nocapture
+    ;;
   standin)
     cargo run --locked --release -p e2e --bin koha-standin -- "${@:2}"
     ;;
   *)
-    die "unknown command '$1' (use: build, test, bench, standin)"
+    die "unknown command '$1' (use: build, test, bench, soak, standin)"
     ;;
 esac

@@ -17,9 +17,15 @@ fn every_history_keeps_the_promises() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let started = std::time::Instant::now();
+    // Every failing seed is listed (a soak goes on past the first, up to a few dozen).
+    let mut failures = Vec::new();
     for seed in first..first + soak {
         if let Err(failure) = sim::history(seed, STEPS) {
-            panic!("{failure}");
+            eprintln!("{failure}\n");
+            failures.push(seed);
+            if failures.len() >= 25 {
+                break;
+            }
         }
     }
     let secs = started.elapsed().as_secs_f64();
@@ -27,6 +33,7 @@ fn every_history_keeps_the_promises() {
         "{soak} histories of {STEPS} steps in {secs:.1} s: {:.0} histories/s",
         soak as f64 / secs.max(1e-9)
     );
+    assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }
 
 #[test]

@@ -146,6 +146,7 @@ fn server_zone() -> IntlZone {
 #[wasm_bindgen(js_name = exportKoc)]
 pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
     let answers = serde_wasm_bindgen::from_value::<ExportOptionsDto>(options)?.into();
+    state::refresh_from_mirror();
     let zone = server_zone();
     let outcome = state::with_journal(|j| export::write(j.in_order(), &answers, &zone))
         .map_err(|e| kind_error(e.kind(), &e))?;

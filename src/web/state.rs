@@ -609,3 +609,24 @@ fn apply_mirror(changes: &[Change]) {
         }
     }
 }
+
+/// Merges the mirror's copies of everything Koha has not accepted into the page's journal.
+/// Before a page sends or exports: the mirror is written synchronously by every page and holds
+/// an outcome whose store-of-record write failed, which no `storage.onChanged` event announced.
+pub fn refresh_from_mirror() {
+    let storage = LocalStorage::raw();
+    with_journal(|j| {
+        for id in j.not_accepted_ids() {
+            let key = store::mirror_key(&id);
+            let Some(text) = storage.get_item(&key).ok().flatten() else {
+                continue;
+            };
+            let copy = serde_json::from_str(&text)
+                .ok()
+                .and_then(|value| store::decode_mirror(&key, &value).ok());
+            if let Some(copy) = copy {
+                j.upsert(copy);
+            }
+        }
+    });
+}

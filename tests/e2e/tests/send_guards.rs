@@ -1,0 +1,181 @@
+//! What Send asks before anything leaves, in Firefox against the stand-in: rows already exported
+//! to a `.koc` file (Koha would record them twice if the file was uploaded), and a desk clock
+//! that differs from Koha's (every recorded time would be off in Koha).
+
+use chrono::{TimeDelta, Utc};
+use e2e::bench_send::{
+    configure, core_call, grant_without_prompt, record_batch, runs, transactions, wait_for_run,
+    DeskSettings,
+};
+use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::standin::{Config, Profile, StandIn};
+use serde_json::json;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn options() -> Options {
+    Options {
+        locale: "en-US".into(),
+        prefs: grant_without_prompt(),
+        ..Options::default()
+    }
+}
+
+/// How many transaction requests (not the probe) the stand-in received.
+fn sent(koha: &StandIn) -> usize {
+    koha.service_requests()
+        .into_iter()
+        .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
+        .count()
+}
+
+async fn status_counts(ff: &Firefox) -> (usize, usize) {
+    let rows = transactions(ff).await;
+    let count = |s: &str| rows.iter().filter(|r| r["status"] == s).count();
+    (count("local"), count("queued"))
+}
+
+/// Clicks Send, grants the host permission the first time, and waits for a question.
+async fn send_until_asked(ff: &Firefox, kind: &str, first: bool) {
+    ff.click("send").await;
+    if first {
+        ff.wait_for_css("#send-grant:not([hidden])").await;
+        ff.click("send-grant").await;
+    }
+    ff.wait_for_css(&format!(r#"#confirm[open][data-kind="{kind}"]"#))
+        .await;
+}
+
+async fn configure_queue(ff: &Firefox, koha: &StandIn) {
+    ff.open("desk.html").await;
+    configure(
+        ff,
+        &DeskSettings {
+            server: koha.base_url(),
+            mode: "queue",
+            password: Some("secret123"),
+            login_once: false,
+        },
+    )
+    .await;
+}
+
+/// Issue 11, path 1: rows exported to a `.koc` file stayed sendable, so after an upload Send
+/// recorded every one of them a second time in Koha.
+#[tokio::test(flavor = "multi_thread")]
+async fn exported_rows_are_sent_only_when_the_librarian_says_so() {
+    let koha = std::sync::Arc::new(
+        StandIn::start(Config {
+            profile: Profile::Newest,
+            ..Config::default()
+        })
+        .expect("stand-in"),
+    );
+    let k = koha.clone();
+    with_firefox(options(), move |ff| async move {
+        let koha = k;
+        configure_queue(&ff, &koha).await;
+        let start = (Utc::now() - TimeDelta::hours(1)).timestamp() * 1000;
+        let three = json!([
+            {"action": "return", "barcode": "B0001", "at": start},
+            {"action": "return", "barcode": "B0002", "at": start + 1000},
+            {"action": "payment", "cardnumber": "C0001", "amount": "2,50", "at": start + 2000},
+        ]);
+        assert_eq!(record_batch(&ff, &three).await, 3);
+        let exported = core_call(&ff, "core.exportKoc({confirmed: [], declined: []})").await;
+        assert_eq!(exported["files"][0]["count"], 3, "{exported}");
+        let later = json!([{"action": "return", "barcode": "B0003", "at": start + 3000}]);
+        assert_eq!(record_batch(&ff, &later).await, 1);
+
+        // Send asks before any request; "only the others" sends the new row alone.
+        let before = runs(&ff).await;
+        send_until_asked(&ff, "send-exported", true).await;
+        let body = ff
+            .eval(r#"document.getElementById("confirm-body").textContent"#)
+            .await;
+        let body = body.as_str().expect("text");
+        assert!(body.contains("3 of the transactions"), "{body}");
+        assert!(body.contains("1 of them are payments"), "{body}");
+        ff.screenshot("send-exported-question").await;
+        assert_eq!(sent(&koha), 0, "asked before sending anything");
+        ff.click("confirm-extra").await;
+        assert_eq!(wait_for_run(&ff, before + 1, WAIT).await, "ran");
+        assert_eq!(sent(&koha), 1);
+        assert_eq!(status_counts(&ff).await, (3, 1));
+        let left_out = ff
+            .eval(r#"document.querySelector('#send-summary [data-count="leftOutExported"]')?.dataset.n"#)
+            .await;
+        assert_eq!(left_out, json!("3"));
+
+        // Declining sends nothing; confirming sends the exported ones, each once.
+        let before = runs(&ff).await;
+        send_until_asked(&ff, "send-exported", false).await;
+        ff.click("confirm-cancel").await;
+        assert_eq!(
+            wait_for_run(&ff, before, WAIT).await,
+            "exported-declined"
+        );
+        assert_eq!(sent(&koha), 1);
+        let before = runs(&ff).await;
+        send_until_asked(&ff, "send-exported", false).await;
+        ff.click("confirm-ok").await;
+        assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
+        assert_eq!(sent(&koha), 4);
+        assert_eq!(status_counts(&ff).await, (0, 4));
+        assert_eq!(koha.queue_for("DE-627").len(), 4);
+    })
+    .await;
+}
+
+/// Issue 11, path 11 (sending): the desk's clock was never compared with Koha's, so a desk
+/// whose clock was off sent every time off by as much.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_asks_first_when_the_desk_clock_differs_from_kohas() {
+    let koha = std::sync::Arc::new(
+        StandIn::start(Config {
+            profile: Profile::Newest,
+            ..Config::default()
+        })
+        .expect("stand-in"),
+    );
+    let k = koha.clone();
+    with_firefox(options(), move |ff| async move {
+        let koha = k;
+        configure_queue(&ff, &koha).await;
+        let rows = json!([{"action": "return", "barcode": "B0001"}]);
+        assert_eq!(record_batch(&ff, &rows).await, 1);
+        let koha_now = Utc::now() + TimeDelta::minutes(10);
+        koha.set_now(Some(koha_now));
+        let before = runs(&ff).await;
+        send_until_asked(&ff, "send-clock", true).await;
+        let body = ff
+            .eval(r#"document.getElementById("confirm-body").textContent"#)
+            .await;
+        let body = body.as_str().expect("text");
+        assert!(body.contains("This computer's clock shows"), "{body}");
+        ff.screenshot("send-clock-question").await;
+        ff.click("confirm-cancel").await;
+        assert_eq!(wait_for_run(&ff, before + 1, WAIT).await, "clock-declined");
+        assert_eq!(sent(&koha), 0);
+        assert_eq!(status_counts(&ff).await, (1, 0));
+
+        let before = runs(&ff).await;
+        send_until_asked(&ff, "send-clock", false).await;
+        ff.click("confirm-ok").await;
+        assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
+        assert_eq!(sent(&koha), 1);
+
+        // In step: no question.
+        koha.set_now(None);
+        assert_eq!(
+            record_batch(&ff, &json!([{"action": "return", "barcode": "B0002"}])).await,
+            1
+        );
+        let before = runs(&ff).await;
+        ff.click("send").await;
+        assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
+        assert_eq!(sent(&koha), 2);
+    })
+    .await;
+}
