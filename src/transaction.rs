@@ -658,23 +658,33 @@ impl Transaction {
     /// (reconciling the two stores at start, an id stored twice, another page's write).
     ///
     /// A history only grows (every status change pushes one entry; nothing removes one), so a
-    /// stale copy is a prefix of the newer one. In order:
+    /// stale copy is a prefix of the newer one; copies may also have gone different ways from a
+    /// common past (two pages, a store that refused a write). The rule compares, in order:
     ///
-    /// 1. a copy Koha accepted (`queued`, `applied`: final) wins over one it did not;
-    /// 2. the longer history wins;
-    /// 3. on equal length (copies that went different ways from a common past) the more
-    ///    cautious current status wins: accepted, uncertain, sending, rejected, failed, local
-    ///    (one that may be in Koha beats one that would be sent again by itself);
-    /// 4. then a fixed order of the stored text (without the export mark), so that merging is
-    ///    commutative and associative and every page reaches the same copy.
+    /// 1. whether Koha accepted it (`queued`, `applied`: final);
+    /// 2. how many times it was `uncertain`: a copy that knows an attempt may have reached Koha
+    ///    beats one that does not, so no page sends it again by itself;
+    /// 3. how many times Koha rejected it (never sent again by itself either);
+    /// 4. how many attempts it records (`sending` entries): a later attempt, known only to one
+    ///    copy, wins;
+    /// 5. its current status, `failed` over `sending` over `local`;
+    /// 6. then a fixed order of the stored text (without the export mark).
     ///
-    /// Copies that differ only in `exported_at` do not supersede each other.
+    /// Every status change raises this key, so the newer copy always beats its prefix; it is a
+    /// total order, so merging is commutative and associative and every page reaches the same
+    /// copy. Copies that differ only in `exported_at` do not supersede each other.
     pub fn supersedes(&self, other: &Transaction) -> bool {
         let key = |tx: &Transaction| {
+            let count = |wanted: fn(&Status) -> bool| {
+                tx.history.iter().filter(|c| wanted(&c.status)).count()
+            };
             (
                 tx.status().is_accepted(),
-                tx.history.len(),
+                count(|s| matches!(s, Status::Uncertain { .. })),
+                count(|s| matches!(s, Status::Rejected { .. })),
+                count(|s| matches!(s, Status::Sending)),
                 evidence_rank(tx.status()),
+                tx.history.len(),
             )
         };
         key(self)
@@ -716,18 +726,15 @@ impl Transaction {
 
 /// How much a status says about what Koha holds, for copies that went different ways: Koha's
 /// own answers first, then what the desk concluded, then what it merely did.
-/// The order of caution between copies that went different ways: a status that may mean Koha has
-/// the transaction beats one that says an attempt did not reach it, since a `failed` copy
-/// would be sent again by itself. (Found by the send-run simulation: a `failed` from one page's
-/// attempt whose writes were refused won over another page's `uncertain`, and the transaction
-/// reached Koha twice.)
+/// The current status's weight once the counts of [`Transaction::supersedes`] are equal: a
+/// `failed` ends the attempt a `sending` copy still shows in flight.
 fn evidence_rank(status: &Status) -> u8 {
     match status {
         Status::Queued | Status::Applied => 5,
         Status::Uncertain { .. } => 4,
-        Status::Sending => 3,
-        Status::Rejected { .. } => 2,
-        Status::Failed { .. } => 1,
+        Status::Rejected { .. } => 3,
+        Status::Failed { .. } => 2,
+        Status::Sending => 1,
         Status::Local => 0,
     }
 }
