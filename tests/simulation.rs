@@ -54,10 +54,13 @@ fn replay() {
 /// - 1478: another page's late copy replaced the one in flight, so Koha's answer was lost and
 ///   the transaction went out again (a page keeps its copy of what it has in flight);
 /// - 5150: a `failed` (both stores refused the attempt) beat another page's `uncertain`, and
-///   the transaction was sent again (the more cautious status wins between diverged copies).
+///   the transaction was sent again (the more cautious status wins between diverged copies);
+/// - 118516 (a soak): a copy with two attempts whose writes were refused beat another page's
+///   `rejected`, and the transaction went out again (the merge counts what each copy knows
+///   before how long its history is).
 #[test]
 fn seeds_that_failed_before() {
-    for seed in [16, 243, 1478, 5150] {
+    for seed in [16, 243, 1478, 5150, 118_516] {
         if let Err(failure) = sim::history(seed, STEPS) {
             panic!("{failure}");
         }
