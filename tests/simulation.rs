@@ -3,7 +3,7 @@
 mod sim;
 
 /// Histories per `cargo test` run, and steps per history.
-const HISTORIES: u64 = 1_400;
+const HISTORIES: u64 = 2_000;
 const STEPS: usize = 150;
 
 #[test]

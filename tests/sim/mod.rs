@@ -284,6 +284,8 @@ pub struct World {
     next_random: u64,
     pub steps: usize,
     pub log: Vec<String>,
+    /// `SIM_DEBUG` set: the log also holds every command, answer and delivered event.
+    debug: bool,
 }
 
 const BARCODES: [&str; 4] = ["B1", "B2", "B3", "B4"];
@@ -333,6 +335,7 @@ impl World {
             next_random: 1,
             steps: 0,
             log: Vec::new(),
+            debug: std::env::var_os("SIM_DEBUG").is_some(),
         };
         for i in 0..world.pages.len() {
             world.open_page(i);
@@ -377,7 +380,7 @@ impl World {
             54..=69 => self.deliver(i),
             70..=72 => self.storage_weather(),
             73..=75 => self.retry_unsaved(i),
-            76..=77 if std::env::var("SIM_NO_CLOCK").is_err() => self.step_clock(),
+            76..=77 => self.step_clock(),
             78 => self.save_settings(),
             _ => self.advance_any_run(),
         }
@@ -853,7 +856,7 @@ impl World {
                     what.join(", ")
                 ));
                 let reply = request.map(|r| self.koha.answer(&r, fault));
-                if std::env::var("SIM_DEBUG").is_ok() {
+                if self.debug {
                     self.note(format!("page {i} reply {reply:?}"));
                 }
                 let page = self.pages[i].as_mut().unwrap();
@@ -904,7 +907,7 @@ impl World {
     /// Delivers this page's pending `storage.onChanged` events, as the shell applies them.
     fn deliver(&mut self, i: usize) {
         let events: Vec<_> = self.page(i).inbox.drain(..).collect();
-        if std::env::var("SIM_DEBUG").is_ok() {
+        if self.debug {
             let keys: Vec<String> = events
                 .iter()
                 .map(|(k, v, _)| {
@@ -937,7 +940,6 @@ impl World {
                 Ok(StoredChange::Exported(record)) => {
                     page.journal.mark_exported(&record.ids, record.at);
                 }
-                Err(e) if std::env::var("SIM_DEBUG").is_ok() => eprintln!("undecodable {key}: {e}"),
                 _ => {}
             }
         }
@@ -1112,11 +1114,7 @@ pub fn history(seed: u64, steps: usize) -> Result<(), String> {
                 .log
                 .iter()
                 .rev()
-                .take(if std::env::var("SIM_DEBUG").is_ok() {
-                    400
-                } else {
-                    25
-                })
+                .take(if world.debug { 400 } else { 25 })
                 .collect();
             let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
             return Err(format!(
