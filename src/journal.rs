@@ -360,12 +360,14 @@ impl Journal {
     /// [supersedes](Transaction::supersedes) the other stays, never decided by a clock; the later
     /// `exported_at` of the two is always kept.
     ///
-    /// A transaction this page has in flight keeps its copy whatever arrives: the page waiting
-    /// for Koha's answer is the only one with news of it, and another page's copy (written
-    /// before this attempt, say a `failed` whose write was retried late) must not take the
-    /// `sending` away from under the answer.
+    /// A transaction this page has in flight keeps its copy unless the one arriving says Koha
+    /// accepted it: the page waiting for Koha's answer is the only one with news of its attempt,
+    /// and another page's copy (written before this attempt, say a `failed` whose write was
+    /// retried late) must not take the `sending` away from under the answer. An acceptance is
+    /// Koha's word and is taken at once: the run then leaves it unsent, or only counts the
+    /// answer.
     pub fn upsert(&mut self, tx: Transaction) -> Upserted {
-        let held = self.in_flight.contains(&tx.id);
+        let held = self.in_flight.contains(&tx.id) && !tx.status().is_accepted();
         let Some(current) = self
             .by_id
             .get(&tx.id)

@@ -57,10 +57,14 @@ fn replay() {
 ///   the transaction was sent again (the more cautious status wins between diverged copies);
 /// - 118516 (a soak): a copy with two attempts whose writes were refused beat another page's
 ///   `rejected`, and the transaction went out again (the merge counts what each copy knows
-///   before how long its history is).
+///   before how long its history is);
+/// - 42024 (a soak): an acceptance known only to another page's memory reached storage after
+///   this page had begun resending the transaction, whose `sending` write then overwrote it (an
+///   acceptance arriving for a row in flight is taken at once, the request does not leave, and
+///   every write takes the journal's copy of the moment).
 #[test]
 fn seeds_that_failed_before() {
-    for seed in [16, 243, 1478, 5150, 118_516] {
+    for seed in [16, 243, 1478, 5150, 42_024, 118_516] {
         if let Err(failure) = sim::history(seed, STEPS) {
             panic!("{failure}");
         }

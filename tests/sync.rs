@@ -1089,3 +1089,66 @@ mod readiness {
         assert_eq!(planned, vec![local.id, book.id, money.id]);
     }
 }
+
+/// Another page's copy shows Koha accepted the transaction this page has just begun (its outcome
+/// had been only in that page's memory): the request does not leave, and the acceptance stays.
+#[test]
+fn a_transaction_accepted_elsewhere_after_it_began_is_not_sent() {
+    let rows = returns(2);
+    let mut j = journal(rows.clone());
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let mut elsewhere = rows[0].clone();
+    elsewhere.start_sending(at(500)).unwrap();
+    elsewhere.finish_sending(at(501), Status::Queued).unwrap();
+    let d = drive_with(
+        &mut j,
+        setup(settings_with("queue", false), RunOptions::default()),
+        &mut koha,
+        |_| true,
+        |_| true,
+        |_, journal, _| {
+            if journal.get(&rows[0].id).unwrap().status() == &Status::Sending {
+                journal.upsert(elsewhere.clone());
+            }
+        },
+    );
+    let s = summary(&d.end);
+    assert_eq!((s.queued, s.skipped), (1, 1));
+    assert_eq!(koha.transactions().len(), 1, "only the second went out");
+    assert_eq!(statuses(&j), ["queued", "queued"]);
+    assert!(d
+        .stored
+        .iter()
+        .all(|t| t.id != rows[0].id || t.status().is_accepted()));
+}
+
+/// While a request is in flight, another page's older copy (a `failed` of an attempt whose
+/// write came late) does not replace this page's `sending`: Koha's answer is recorded.
+#[test]
+fn an_older_copy_arriving_while_in_flight_does_not_lose_the_answer() {
+    let rows = returns(1);
+    let mut j = journal(rows.clone());
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let mut older = rows[0].clone();
+    older.start_sending(at(500)).unwrap();
+    older
+        .finish_sending(
+            at(501),
+            Status::Failed {
+                reason: FailReason::Storage,
+            },
+        )
+        .unwrap();
+    let d = drive_with(
+        &mut j,
+        setup(settings_with("queue", false), RunOptions::default()),
+        &mut koha,
+        |_| true,
+        |_| true,
+        |_, journal, _| {
+            journal.upsert(older.clone());
+        },
+    );
+    assert_eq!(summary(&d.end).queued, 1);
+    assert_eq!(statuses(&j), ["queued"]);
+}

@@ -230,8 +230,9 @@ pub struct SendRun {
     total: usize,
     done: usize,
     current: Option<Current>,
-    /// Status changes shown in memory and the mirror, not yet in the store of record.
-    unstored: Vec<Transaction>,
+    /// Transactions whose status changed in memory and the mirror, not yet in the store of
+    /// record. Written as the journal has them then (never an older snapshot).
+    unstored: Vec<TransactionId>,
     cancelled: bool,
     /// When the first request left (for the clock check on its answer), until it is done.
     first_sent: Option<DateTime<Utc>>,
@@ -343,7 +344,10 @@ impl SendRun {
     ) -> Result<Command, ProtocolError> {
         match std::mem::replace(&mut self.phase, Phase::Over) {
             Phase::MirroringSending => {
-                let store = self.take_unstored();
+                if self.current_taken_elsewhere(journal) {
+                    return Ok(self.drop_current(journal, now));
+                }
+                let store = self.take_unstored(journal);
                 let request = self.current_request();
                 if took {
                     self.phase = Phase::InFlight;
@@ -355,7 +359,7 @@ impl SendRun {
                 }
             }
             Phase::MirroringOutcome(stop) => Ok(match stop {
-                Some(reason) => self.close(reason),
+                Some(reason) => self.close(reason, journal),
                 None => self.next(journal, now),
             }),
             other => Err(self.misuse(other, "mirrored")),
@@ -407,6 +411,9 @@ impl SendRun {
                 Err(problem) => self.problem(problem),
             }),
             (Phase::StoringSending, None) if !storage_failed => {
+                if self.current_taken_elsewhere(journal) {
+                    return Ok(self.drop_current(journal, now));
+                }
                 self.phase = Phase::InFlight;
                 Ok(perform(Vec::new(), self.current_request()))
             }
@@ -528,10 +535,10 @@ impl SendRun {
     fn next(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
         loop {
             if self.cancelled {
-                return self.close(StopReason::Cancelled);
+                return self.close(StopReason::Cancelled, journal);
             }
             let Some(id) = self.pending.pop_front() else {
-                return self.close(StopReason::Finished);
+                return self.close(StopReason::Finished, journal);
             };
             // Another page may have changed or deleted it since the plan.
             let Some(tx) = journal.get(&id) else {
@@ -557,7 +564,7 @@ impl SendRun {
                 // P1 without a token: detection never gives that; refuse to send.
                 self.current = None;
                 self.pending.push_front(id);
-                return self.close(StopReason::Authentication);
+                return self.close(StopReason::Authentication, journal);
             };
             if let Some(current) = self.current.as_mut() {
                 current.request = request;
@@ -578,7 +585,7 @@ impl SendRun {
                 continue;
             };
             journal.hold_in_flight(&id);
-            self.unstored.push(tx.clone());
+            self.unstored.push(id.clone());
             self.phase = Phase::MirroringSending;
             return Command::Mirror(vec![tx]);
         }
@@ -624,26 +631,44 @@ impl SendRun {
         now: DateTime<Utc>,
     ) -> Command {
         let Some(current) = self.current.take() else {
-            return self.close(stop.unwrap_or(StopReason::Finished));
+            return self.close(stop.unwrap_or(StopReason::Finished), journal);
         };
         journal.release_in_flight(&current.id);
-        let finished = journal.update(&current.id, |tx| tx.finish_sending(now, status.clone()));
         self.done += 1;
         self.summary.count(&current.id, &status);
-        let Some(tx) = finished
-            .ok()
-            .and_then(|_| journal.get(&current.id).cloned())
-        else {
-            return self.close(stop.unwrap_or(StopReason::Finished));
+        // Not `sending` any more only if another page's copy showed Koha had accepted it while
+        // this request travelled: that status stays, and this answer is only counted.
+        let _ = journal.update(&current.id, |tx| tx.finish_sending(now, status.clone()));
+        let Some(tx) = journal.get(&current.id).cloned() else {
+            return self.close(stop.unwrap_or(StopReason::Finished), journal);
         };
-        self.unstored.retain(|t| t.id != tx.id);
-        self.unstored.push(tx.clone());
+        if !self.unstored.contains(&tx.id) {
+            self.unstored.push(tx.id.clone());
+        }
         self.phase = Phase::MirroringOutcome(stop);
         Command::Mirror(vec![tx])
     }
 
+    /// Whether the current transaction stopped being `sending` before its request left: another
+    /// page's copy arrived showing that Koha accepted it (see [`Journal::upsert`]).
+    fn current_taken_elsewhere(&self, journal: &Journal) -> bool {
+        self.current
+            .as_ref()
+            .and_then(|c| journal.get(&c.id))
+            .is_none_or(|tx| *tx.status() != Status::Sending)
+    }
+
+    /// Leaves the current transaction unsent (Koha has it already) and goes on.
+    fn drop_current(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
+        if let Some(current) = self.current.take() {
+            journal.release_in_flight(&current.id);
+            self.summary.skipped += 1;
+        }
+        self.next(journal, now)
+    }
+
     /// Stores what is left and ends a login session, then finishes.
-    fn close(&mut self, reason: StopReason) -> Command {
+    fn close(&mut self, reason: StopReason, journal: &mut Journal) -> Command {
         self.summary.not_sent = self.pending.len();
         self.pending.clear();
         self.summary.stopped = Some(reason);
@@ -653,12 +678,16 @@ impl SendRun {
         let logout = self
             .session_login
             .then(|| koha::logout_request(self.settings.server.as_str()));
-        let store = self.take_unstored();
+        let store = self.take_unstored(journal);
         perform(store, logout)
     }
 
-    fn take_unstored(&mut self) -> Vec<Transaction> {
+    /// The copies to write to the store of record now, as the journal has them.
+    fn take_unstored(&mut self, journal: &Journal) -> Vec<Transaction> {
         std::mem::take(&mut self.unstored)
+            .into_iter()
+            .filter_map(|id| journal.get(&id).cloned())
+            .collect()
     }
 }
 
