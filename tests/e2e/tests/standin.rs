@@ -1855,6 +1855,20 @@ mod core_against_standin {
         txs: &mut [Transaction],
         password: &str,
     ) -> koha_offline_circ::sync::Summary {
+        send_all_with(browser, detection, mode, txs, password, || {})
+    }
+
+    /// [`send_all`], calling `before_first` just before the first transaction request leaves
+    /// (after the run's own detection).
+    fn send_all_with(
+        browser: &mut Browser,
+        detection: &Detection,
+        mode: Mode,
+        txs: &mut [Transaction],
+        password: &str,
+        mut before_first: impl FnMut(),
+    ) -> koha_offline_circ::sync::Summary {
+        let mut first = true;
         let Detection::Works { transport, .. } = detection.clone() else {
             panic!("{detection:?}")
         };
@@ -1897,6 +1911,10 @@ mod core_against_standin {
                     .mirrored(true, &mut journal, at(50))
                     .unwrap(),
                 Command::Perform { request, .. } => {
+                    if first && request.as_ref().is_some_and(is_transaction) {
+                        first = false;
+                        before_first();
+                    }
                     let reply = request.map(|r| browser.fetch(&r));
                     run.as_mut()
                         .unwrap()
@@ -1957,6 +1975,10 @@ mod core_against_standin {
                 other => panic!("{profile:?}: {other:?}"),
             }
         }
+    }
+
+    fn is_transaction(request: &HttpRequest) -> bool {
+        request.param("action").is_some_and(|a| !a.is_empty())
     }
 
     #[test]
@@ -2079,8 +2101,11 @@ mod core_against_standin {
                 let mut txs = desk_transactions();
                 let summary = send_all(&mut browser, &detection, mode, &mut txs, "secret123");
                 let statuses: Vec<Status> = txs.iter().map(|t| t.status().clone()).collect();
-                let sent = koha.service_requests();
-                let sent = &sent[1..]; // after the probe
+                let sent: Vec<_> = koha
+                    .service_requests()
+                    .into_iter()
+                    .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
+                    .collect();
                 assert_eq!(sent.len(), 5, "{profile:?} {mode:?}");
                 // Exactly what arrived: both credential pairs, nocookie, pending, UTC timestamps.
                 for (req, tx) in sent.iter().zip(&txs) {
@@ -2200,11 +2225,23 @@ mod core_against_standin {
         let mut browser = Browser::new(&koha);
         let detection = browser.detect(&koha.base_url(), "secret123");
         let mut txs = desk_transactions();
-        let summary = send_all(&mut browser, &detection, Mode::Apply, &mut txs, "oops");
+        // The password is changed in Koha after the run's detection, before its first request.
+        let summary = send_all_with(
+            &mut browser,
+            &detection,
+            Mode::Apply,
+            &mut txs,
+            "secret123",
+            || koha.state().model.accounts[0].password = "changed".into(),
+        );
         let names: Vec<&str> = txs.iter().map(|t| t.status().name()).collect();
         assert_eq!(names, ["failed", "local", "local", "local", "local"]);
         assert_eq!(summary.stopped, Some(StopReason::Authentication));
-        assert_eq!(koha.service_requests().len(), 2, "probe + one");
+        assert_eq!(
+            koha.service_requests().len(),
+            3,
+            "the test's probe, the run's probe, one"
+        );
         assert_eq!(koha.model().account("desk").unwrap().failed_logins, 1);
     }
 
@@ -2213,10 +2250,16 @@ mod core_against_standin {
         let koha = start(Profile::Newest);
         let mut browser = Browser::new(&koha);
         let detection = browser.detect(&koha.base_url(), "secret123");
-        // The anonymous session behind the token disappears (e.g. cleaned up by Koha).
-        koha.state().model.sessions.retain(|s| s.userid.is_some());
         let mut txs = desk_transactions();
-        let summary = send_all(&mut browser, &detection, Mode::Queue, &mut txs, "secret123");
+        // The anonymous session behind the run's token disappears (e.g. cleaned up by Koha).
+        let summary = send_all_with(
+            &mut browser,
+            &detection,
+            Mode::Queue,
+            &mut txs,
+            "secret123",
+            || koha.state().model.sessions.retain(|s| s.userid.is_some()),
+        );
         assert_eq!(
             (summary.queued, summary.stopped),
             (5, Some(StopReason::Finished))
@@ -2225,6 +2268,7 @@ mod core_against_standin {
         assert_eq!(
             statuses,
             [
+                Some(200),
                 Some(200),
                 Some(403),
                 Some(200),
@@ -2240,7 +2284,7 @@ mod core_against_standin {
             .iter()
             .filter(|r| r.path.ends_with("authentication"))
             .count();
-        assert_eq!(auth, 2, "detection + one refresh");
+        assert_eq!(auth, 3, "the test's detection, the run's, one refresh");
     }
 
     #[test]
@@ -2258,6 +2302,7 @@ mod core_against_standin {
                 assert_eq!(*transport, Transport::P2, "{profile:?}");
                 assert_eq!(token.is_some(), profile != Profile::Legacy);
                 let mut txs = desk_transactions();
+                let checks_before = koha.password_checks();
                 let summary = send_all(&mut browser, &detection, mode, &mut txs, "secret123");
                 assert_eq!(summary.stopped, Some(StopReason::Finished));
                 assert_eq!(
@@ -2265,10 +2310,17 @@ mod core_against_standin {
                     5,
                     "{profile:?} {mode:?}"
                 );
-                // The probe and the session login; none per transaction.
-                assert_eq!(koha.password_checks(), 2, "{profile:?} {mode:?}");
+                // The run's probe and session login; none per transaction.
+                assert_eq!(
+                    koha.password_checks() - checks_before,
+                    2,
+                    "{profile:?} {mode:?}"
+                );
                 let sent = koha.service_requests();
-                for r in &sent[1..] {
+                for r in sent
+                    .iter()
+                    .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
+                {
                     assert_eq!(r.param("password"), None);
                     assert_eq!(r.param("login_password"), None);
                     assert_eq!(r.param("userid"), Some("desk"));
@@ -2307,8 +2359,11 @@ mod core_against_standin {
             ),
             "{detection:?}"
         );
+        // The detection above: the probe and the refused session login.
+        assert_eq!(koha.password_checks(), 1 + 1);
         let mut txs = desk_transactions();
         send_all(&mut browser, &detection, Mode::Queue, &mut txs, "secret123");
-        assert_eq!(koha.password_checks(), 1 + 1 + 5);
+        // The run's probe, then one check per transaction.
+        assert_eq!(koha.password_checks(), 2 + 1 + 5);
     }
 }
