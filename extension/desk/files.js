@@ -36,8 +36,16 @@ function askExport(question) {
 }
 
 // Exports what the core takes, asking its questions first (each answer stands for exactly the
-// question asked; a changed question is asked again). A decline leaves those rows out.
+// question asked; a changed question is asked again). A decline leaves those rows out. It holds
+// the send lock throughout, so no send starts in any tab while rows are chosen and marked, and
+// it waits for none: a send going on means the rows may be reaching Koha right now.
 export async function exportFiles() {
+  const ran = await navigator.locks.request("koha-send", { ifAvailable: true },
+    (lock) => lock ? exportLocked().then(() => true) : false);
+  if (!ran) say("warning", t("exportWhileSending"));
+}
+
+async function exportLocked() {
   try {
     const answers = { confirmed: [], declined: [] };
     let result = await core.exportKoc(answers);

@@ -8,7 +8,7 @@ use e2e::bench_send::{
     DeskSettings,
 };
 use e2e::firefox::{with_firefox, Firefox, Options};
-use e2e::standin::{Config, Profile, StandIn};
+use e2e::standin::{Config, Fault, FaultRule, Profile, StandIn, When};
 use serde_json::json;
 use std::time::Duration;
 
@@ -176,6 +176,60 @@ async fn send_asks_first_when_the_desk_clock_differs_from_kohas() {
         ff.click("send").await;
         assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
         assert_eq!(sent(&koha), 2);
+    })
+    .await;
+}
+
+/// Found by the send-run simulation: an export while another tab sends takes the row whose
+/// request is on its way (that tab's `sending` not seen yet), and the uploaded file records it a
+/// second time. Export now waits for no send: it is refused, translated, and nothing is marked.
+#[tokio::test(flavor = "multi_thread")]
+async fn export_is_refused_while_a_send_runs() {
+    let koha = std::sync::Arc::new(
+        StandIn::start(Config {
+            profile: Profile::Newest,
+            ..Config::default()
+        })
+        .expect("stand-in"),
+    );
+    let k = koha.clone();
+    with_firefox(options(), move |ff| async move {
+        let koha = k;
+        configure_queue(&ff, &koha).await;
+        let rows = json!([
+            {"action": "return", "barcode": "B0001"},
+            {"action": "return", "barcode": "B0002"},
+        ]);
+        assert_eq!(record_batch(&ff, &rows).await, 2);
+        // The first transaction's answer takes five seconds: the run is in flight meanwhile.
+        koha.set_faults(vec![FaultRule {
+            when: When {
+                params: vec![("barcode".into(), "B0001".into())],
+                ..When::default()
+            },
+            fault: Fault::Delay { ms: 5_000 },
+            times: 1,
+        }]);
+        let before = runs(&ff).await;
+        ff.click("send").await;
+        ff.wait_for_css("#send-grant:not([hidden])").await;
+        ff.click("send-grant").await;
+        ff.wait_for_css(r#"#send-area[data-state="sending"]"#).await;
+        ff.eval(r#"(document.getElementById("message").dataset.kind = "", true)"#)
+            .await;
+        ff.click("export").await;
+        ff.wait_until(
+            "the export's refusal",
+            r#"document.getElementById("message").textContent.includes("send to Koha is going on")"#,
+        )
+        .await;
+        let exported = ff
+            .eval("window.kocCore.listPage('', 0, 10).rows.filter((r) => r.exported).length")
+            .await;
+        assert_eq!(exported, json!(0));
+        assert_eq!(wait_for_run(&ff, before + 1, WAIT).await, "ran");
+        assert_eq!(sent(&koha), 2);
+        assert_eq!(status_counts(&ff).await, (0, 2));
     })
     .await;
 }
