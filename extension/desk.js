@@ -5,6 +5,7 @@ import { t, translatePage, errorMessage } from "./lib/i18n.js";
 import { say, setSounds } from "./desk/feedback.js";
 import { renderPage } from "./desk/table.js";
 import { queueRecord } from "./desk/record.js";
+import { showQuarantine } from "./desk/quarantine.js";
 import { exportFiles, importFile, clearSent, clearAll } from "./desk/files.js";
 
 const $ = (id) => document.getElementById(id);
@@ -113,7 +114,7 @@ $("open-tab").addEventListener("click", async () => {
 });
 document.addEventListener("koc:changed", refresh);
 try {
-  await core.openDesk();
+  showQuarantine((await core.openDesk()).quarantine);
 } catch (error) {
   say("error", errorMessage(error));
 }

@@ -109,11 +109,14 @@ pub enum JournalError {
         /// The id.
         id: TransactionId,
     },
+    /// Another page is sending to Koha (it holds the send lock): see [`removal_allowed`].
+    #[error("a send to Koha is running in another window")]
+    SendRunningElsewhere,
 }
 
 impl JournalError {
     /// Stable kind for the UI: `duplicate-id`, `not-found`, `accepted-by-koha`, `sending`,
-    /// `time-out-of-range`.
+    /// `time-out-of-range`, `send-running-elsewhere`.
     pub fn kind(&self) -> &'static str {
         match self {
             JournalError::DuplicateId { .. } => "duplicate-id",
@@ -121,7 +124,30 @@ impl JournalError {
             JournalError::AcceptedByKoha { .. } => "accepted-by-koha",
             JournalError::Sending { .. } => "sending",
             JournalError::TimeOutOfRange { .. } => "time-out-of-range",
+            JournalError::SendRunningElsewhere => "send-running-elsewhere",
         }
+    }
+}
+
+/// What the send lock (one page at a time sends to Koha) answered a page asking for it without
+/// waiting, before it removes transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendLockState {
+    /// This page holds it now: no send run is under way, and none starts until it lets go.
+    HeldHere,
+    /// Another page holds it: a send run is under way there.
+    HeldElsewhere,
+}
+
+/// Whether the desk may delete a transaction, clear what Koha accepted or clear everything now.
+/// Refused with [`JournalError::SendRunningElsewhere`] while another page sends: that page's
+/// `sending` write may not have reached this page yet, so the row Koha is receiving right now can
+/// still look `local` here, and its accepted rows are about to be written (and packed) again.
+/// The page holds the lock for the whole removal, so no send run starts meanwhile either.
+pub fn removal_allowed(lock: SendLockState) -> Result<(), JournalError> {
+    match lock {
+        SendLockState::HeldHere => Ok(()),
+        SendLockState::HeldElsewhere => Err(JournalError::SendRunningElsewhere),
     }
 }
 

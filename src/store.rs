@@ -206,8 +206,12 @@ pub struct Opened {
     pub transactions: Vec<Transaction>,
     /// The stored settings, if any and valid.
     pub settings: Option<Settings>,
-    /// Entries that could not be read (of either store), and where they were kept.
+    /// Entries that could not be read at this start (of either store), and where they were kept.
     pub problems: Vec<Problem>,
+    /// Every `quarantine:` key once `primary_changes` are applied, sorted: the entries kept aside
+    /// at this start and at earlier ones. Unchanged and unread until someone looks at them, so
+    /// the desk keeps saying they exist.
+    pub quarantined: Vec<String>,
     /// Ids of transactions that were `sending` and are now `uncertain`.
     pub recovered: Vec<TransactionId>,
     /// Ids of the transactions in the archive once `primary_changes` are applied (they are no
@@ -340,11 +344,17 @@ pub fn open(
         .filter(|tx| tx.status().is_accepted() && loose.contains(&tx.id))
         .map(|tx| tx.id.clone())
         .collect();
+    let quarantined: BTreeSet<String> = snapshot
+        .quarantined
+        .into_iter()
+        .chain(problems.iter().filter_map(|p| p.quarantine_key.clone()))
+        .collect();
     Ok(Opened {
         schema_found: stored_schema.ok().flatten(),
         transactions: reconciled.merged,
         settings: snapshot.settings,
         problems,
+        quarantined: quarantined.into_iter().collect(),
         recovered,
         archived,
         loose_accepted,

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use koha_offline_circ::journal::{
-    Counts, Filter, Journal, JournalError, Upserted, Warning, DUPLICATE_SCAN_WINDOW_SECONDS,
+    removal_allowed, Counts, Filter, Journal, JournalError, SendLockState, Upserted, Warning,
+    DUPLICATE_SCAN_WINDOW_SECONDS,
 };
 use koha_offline_circ::{
     Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
@@ -299,6 +300,21 @@ fn delete_refuses_accepted_and_in_flight_transactions() {
     // Deleted transactions leave no trace in the indexes.
     assert!(j.warnings_for(&checkin("B4"), at(5)).is_empty());
     assert_eq!(j.page(&Filter::text("B5"), 0, 10).total, 0);
+}
+
+/// Deleting or clearing while another page sends could delete the row Koha is receiving right
+/// now (that page's `sending` write may not have arrived here): refused, with a kind the desk
+/// translates.
+#[test]
+fn removals_are_refused_while_another_page_sends() {
+    assert_eq!(removal_allowed(SendLockState::HeldHere), Ok(()));
+    let refused = removal_allowed(SendLockState::HeldElsewhere).unwrap_err();
+    assert_eq!(refused, JournalError::SendRunningElsewhere);
+    assert_eq!(refused.kind(), "send-running-elsewhere");
+    assert_eq!(
+        refused.to_string(),
+        "a send to Koha is running in another window"
+    );
 }
 
 #[test]

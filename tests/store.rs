@@ -291,6 +291,50 @@ fn quarantine_is_applied_once_and_nothing_is_lost() {
     assert_eq!(second.transactions, vec![tx]);
 }
 
+/// The desk must keep saying that unreadable entries exist, not only at the start that found
+/// them: `open` lists every `quarantine:` key, old and new, from both stores.
+#[test]
+fn every_start_lists_the_entries_kept_aside() {
+    let tx = checkout(1);
+    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    primary
+        .apply(&[
+            write_plan(&tx).primary,
+            Change::Put {
+                key: "tx:x".into(),
+                value: json!({"v": 1, "tx": {"id": "x", "garbage": true}}),
+            },
+            Change::Put {
+                key: "archive:x.0".into(),
+                value: json!("not a chunk"),
+            },
+        ])
+        .unwrap();
+    mirror
+        .apply(&[Change::Put {
+            key: "koha-offline-circ:tx:y".into(),
+            value: json!("garbage"),
+        }])
+        .unwrap();
+    let want = vec![
+        "quarantine:archive:x.0".to_owned(),
+        "quarantine:koha-offline-circ:tx:y".to_owned(),
+        "quarantine:tx:x".to_owned(),
+    ];
+    let first = start(&mut primary, &mut mirror, at(100));
+    assert_eq!(first.problems.len(), 3);
+    assert_eq!(first.quarantined, want);
+    let second = start(&mut primary, &mut mirror, at(200));
+    assert!(second.problems.is_empty());
+    assert_eq!(second.quarantined, want, "still listed at the next start");
+    assert_eq!(second.transactions, vec![tx]);
+    assert_eq!(
+        primary.get("quarantine:tx:x").unwrap()["value"],
+        json!({"v": 1, "tx": {"id": "x", "garbage": true}}),
+        "kept unchanged"
+    );
+}
+
 #[test]
 fn settings_stored_with_an_unwanted_password_are_rewritten_without_it() {
     let mut leaked = settings_json(false);

@@ -8,10 +8,11 @@ use super::zone::IntlZone;
 use super::{browser, state};
 use crate::desk::{self, DeskForm};
 use crate::export;
-use crate::journal::Filter;
+use crate::journal::{self, Filter};
 use crate::koc::{self, KocImport, TimeBasis};
 use crate::zone::to_local;
 use crate::{Transaction, TransactionId};
+use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
@@ -31,11 +32,36 @@ fn kind_error(kind: &str, detail: impl ToString) -> JsValue {
     js_error(ErrorDto::new(kind, None, detail))
 }
 
-/// Loads both stores (reconciling them); returns what the desk shows above its forms.
+/// What the desk shows above its forms after opening the stores.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OpenedDeskDto {
+    #[serde(flatten)]
+    info: DeskInfoDto,
+    /// Entries that could not be read, kept aside (`quarantine:` keys): the desk says so.
+    quarantine: QuarantineDto,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuarantineDto {
+    count: usize,
+    keys: Vec<String>,
+}
+
+/// Loads both stores (reconciling them); returns what the desk shows above its forms: the desk
+/// info (as [`desk_info`]) and `quarantine: {count, keys}`, the stored entries that could not be
+/// read and are kept aside, found at this start or an earlier one.
 #[wasm_bindgen(js_name = openDesk)]
 pub async fn open_desk() -> Result<JsValue, JsValue> {
-    state::open(true).await.map_err(storage_error)?;
-    desk_info()
+    let opened = state::open(true).await.map_err(storage_error)?;
+    to_js(&OpenedDeskDto {
+        info: DeskInfoDto::from(state::settings().as_ref()),
+        quarantine: QuarantineDto {
+            count: opened.quarantined.len(),
+            keys: opened.quarantined,
+        },
+    })
 }
 
 /// Whether a library is set up, which, and whether to play sounds.
@@ -83,9 +109,13 @@ pub fn list_page(filter: String, offset: u32, limit: u32) -> Result<JsValue, JsV
 }
 
 /// Deletes a transaction Koha has not accepted (a mis-scan); [`undo_delete`] puts it back.
+/// Refused while another page sends (`send-running-elsewhere`); holds the send lock until the
+/// deletion is stored.
 #[wasm_bindgen(js_name = deleteTransaction)]
 pub async fn delete_transaction(id: String) -> Result<JsValue, JsValue> {
     let id = TransactionId::from_stored(&id);
+    let (_lock, held) = state::lock_for_removal().await;
+    journal::removal_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     let tx = state::with_journal(|j| j.delete(&id)).map_err(|e| kind_error(e.kind(), &e))?;
     DELETED.with(|d| d.borrow_mut().insert(id.clone(), tx.clone()));
     state::forget(std::slice::from_ref(&id))
@@ -107,18 +137,23 @@ pub async fn undo_delete(id: String) -> Result<JsValue, JsValue> {
     to_js(&RowDto::from(&tx))
 }
 
-/// Deletes every transaction Koha accepted; returns how many.
+/// Deletes every transaction Koha accepted; returns how many. Refused while another page sends,
+/// like [`delete_transaction`].
 #[wasm_bindgen(js_name = clearSent)]
 pub async fn clear_sent() -> Result<u32, JsValue> {
+    let (_lock, held) = state::lock_for_removal().await;
+    journal::removal_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     let ids = state::with_journal(|j| j.clear_accepted());
     state::forget(&ids).await.map_err(storage_error)?;
     state::forget_bulk(false).await.map_err(storage_error)?;
     Ok(ids.len() as u32)
 }
 
-/// Deletes everything (refused while a send runs); returns how many.
+/// Deletes everything (refused while a send runs, here or in another page); returns how many.
 #[wasm_bindgen(js_name = clearAll)]
 pub async fn clear_all() -> Result<u32, JsValue> {
+    let (_lock, held) = state::lock_for_removal().await;
+    journal::removal_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     let ids =
         state::with_journal(desk::clear_all).map_err(|e| kind_error(e.kind(), e.to_string()))?;
     state::forget(&ids).await.map_err(storage_error)?;

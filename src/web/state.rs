@@ -5,7 +5,7 @@
 //! the core's (`crate::store`); this module only moves entries between the stores and memory.
 
 use super::browser;
-use crate::journal::{Journal, Upserted};
+use crate::journal::{Journal, SendLockState, Upserted};
 use crate::settings::Settings;
 use crate::store::{self, Change, StoredChange};
 use crate::transaction::{Transaction, TransactionId};
@@ -107,7 +107,7 @@ pub async fn open(recover: bool) -> Result<store::Opened, StorageFailure> {
     match SendLock::acquire_if_available().await {
         Some(lock) => {
             let opened = open_unlocked(true).await;
-            lock.release();
+            drop(lock);
             opened
         }
         None => open_unlocked(false).await,
@@ -161,9 +161,28 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
     Ok(opened)
 }
 
-/// The send lock, held until released (or the page goes away).
-struct SendLock {
+/// The send lock, held until dropped (or the page goes away).
+pub struct SendLock {
     release: Function,
+}
+
+impl Drop for SendLock {
+    fn drop(&mut self) {
+        let _ = self.release.call0(&JsValue::NULL);
+    }
+}
+
+/// Takes [`SEND_LOCK`] for a deletion or a clear if no other page holds it, and says which it
+/// was, for the core's [`removal_allowed`](crate::journal::removal_allowed). Keep the lock until
+/// the removal is stored: no send run starts meanwhile. Without Web Locks nothing can tell
+/// whether another page sends, so that counts as held elsewhere.
+pub async fn lock_for_removal() -> (Option<SendLock>, SendLockState) {
+    let lock = SendLock::acquire_if_available().await;
+    let state = match lock {
+        Some(_) => SendLockState::HeldHere,
+        None => SendLockState::HeldElsewhere,
+    };
+    (lock, state)
 }
 
 impl SendLock {
@@ -191,10 +210,6 @@ impl SendLock {
             let _ = release.call0(&JsValue::NULL);
             None
         }
-    }
-
-    fn release(self) {
-        let _ = self.release.call0(&JsValue::NULL);
     }
 }
 

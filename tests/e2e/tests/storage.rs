@@ -2,9 +2,9 @@
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
 use e2e::bench::{eval_async, record_checkout, row_ids, seed};
-use e2e::bench_send::{configure, grant_without_prompt, send, DeskSettings};
+use e2e::bench_send::{configure, grant_without_prompt, runs, send, wait_for_run, DeskSettings};
 use e2e::firefox::{with_firefox, Firefox, Options};
-use e2e::standin::{Config, StandIn};
+use e2e::standin::{Config, Fault, FaultRule, StandIn, When};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -193,9 +193,14 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
         total_now_and_after_reload(&ff, 1205).await;
 
         // Clearing what Koha accepted removes the chunks too, here and in the other desk.
+        clear_message(&ff).await;
         ff.click("clear-sent").await;
-        ff.wait_until("cleared", "window.kocCore.listPage('', 0, 1).total === 5")
-            .await;
+        // Done once the desk says so (memory is cleared before storage is).
+        assert_eq!(outcome(&ff).await[0], "ok");
+        assert_eq!(
+            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+            json!(5)
+        );
         assert_eq!(key_kinds(&ff).await, (5, 0));
         ff.client.switch_to_window(second).await.expect("switch");
         settle(&ff, &ff, "marker-cleared").await;
@@ -469,5 +474,217 @@ async fn the_badge_counts_what_koha_has_not_accepted() {
         wait_for_badge(&ff, "10004").await;
         eprintln!("badge after one more at 10,000: {:?}", started.elapsed());
     })
+    .await;
+}
+
+/// The status of every stored single key `tx:<id>`, by id.
+async fn stored_statuses(ff: &Firefox) -> Value {
+    eval_async(
+        ff,
+        r#"const all = await browser.storage.local.get(null);
+           const out = {};
+           for (const [k, v] of Object.entries(all)) {
+             if (k.startsWith("tx:")) out[k.slice(3)] = v.tx.history.at(-1).status;
+           }
+           return out;"#,
+    )
+    .await
+}
+
+/// Empties `#message`, so the next outcome is the one read.
+async fn clear_message(ff: &Firefox) {
+    ff.eval(r#"Object.assign(document.getElementById("message"), { textContent: "" }).dataset.kind = """#)
+        .await;
+}
+
+/// Waits for the next outcome in `#message` (after [`clear_message`]): `[kind, text]`.
+async fn outcome(ff: &Firefox) -> Value {
+    ff.wait_until(
+        "an outcome",
+        r#"document.getElementById("message").dataset.kind"#,
+    )
+    .await;
+    ff.eval(r#"[document.getElementById("message").dataset.kind, document.getElementById("message").textContent]"#)
+        .await
+}
+
+/// Page A sends; its first request is answered late (F1), so the run is in flight. Page B, which
+/// may still see the row being sent as `local`, must not delete it or clear everything: that
+/// would remove from the desk a transaction Koha is receiving. Both are refused with the
+/// translated reason and nothing changes; afterwards both rows are `queued` everywhere and each
+/// reached Koha once.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_flight() {
+    let koha = StandIn::start(Config::default()).expect("stand-in");
+    koha.set_faults(vec![FaultRule::nth(
+        Fault::Delay { ms: 10_000 },
+        When {
+            path: Some("service.pl".into()),
+            params: vec![("action".into(), "issue".into())],
+            ..When::default()
+        },
+    )]);
+    let koha = std::sync::Arc::new(koha);
+    let base = koha.base_url();
+    let k = koha.clone();
+    let options = Options {
+        prefs: grant_without_prompt(),
+        ..Options::default()
+    };
+    with_firefox(options, move |ff| async move {
+        let barcode_requests = || {
+            k.service_requests()
+                .into_iter()
+                .filter(|r| r.params.iter().any(|(n, _)| n == "barcode"))
+                .collect::<Vec<_>>()
+        };
+        ff.open("desk.html").await;
+        let a = ff.client.window().await.expect("first tab");
+        configure(
+            &ff,
+            &DeskSettings {
+                server: base,
+                mode: "queue",
+                password: Some("secret123"),
+                login_once: true,
+            },
+        )
+        .await;
+        let first = record_checkout(&ff, "C0001", "B0001").await;
+        let second = record_checkout(&ff, "C0001", "B0002").await;
+        let b = open_second_desk(&ff).await;
+        ff.wait_until("both rows", "window.kocCore.listPage('', 0, 1).total === 2")
+            .await;
+
+        // A sends: the first transaction's answer is held back.
+        ff.client.switch_to_window(a.clone()).await.expect("switch");
+        let before = runs(&ff).await;
+        ff.click("send").await;
+        ff.wait_for_css("#send-grant:not([hidden])").await;
+        ff.click("send-grant").await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while barcode_requests().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no request reached Koha");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+
+        // B: delete the row not yet sent (still `local` everywhere), then clear everything.
+        ff.client.switch_to_window(b.clone()).await.expect("switch");
+        let want = "A send to Koha is running in another window. Try again when it has finished.";
+        clear_message(&ff).await;
+        ff.wait_for_css(&format!(
+            r#"#transactions tr[data-id="{second}"] button[data-role="delete"]"#
+        ))
+        .await
+        .click()
+        .await
+        .expect("delete clicked");
+        assert_eq!(outcome(&ff).await, json!(["error", want]), "delete refused");
+        clear_message(&ff).await;
+        ff.click("clear-all").await;
+        ff.wait_for_css(r#"#confirm[open][data-kind="clear-all"]"#)
+            .await;
+        ff.click("confirm-ok").await;
+        assert_eq!(outcome(&ff).await, json!(["error", want]), "clear all refused");
+        assert_eq!(
+            barcode_requests()[0].status,
+            None,
+            "the first answer was still on its way while B tried"
+        );
+        assert_eq!(ff.eval("window.kocCore.listPage('', 0, 1).total").await, json!(2));
+        let stored = stored_statuses(&ff).await;
+        assert!(
+            stored.get(&first).is_some() && stored.get(&second).is_some(),
+            "both still stored: {stored}"
+        );
+
+        // The run ends: both queued in A, in B and in storage, each sent to Koha once.
+        ff.client.switch_to_window(a).await.expect("switch");
+        assert_eq!(
+            wait_for_run(&ff, before + 1, std::time::Duration::from_secs(60)).await,
+            "ran"
+        );
+        let queued = json!({ first.clone(): "queued", second.clone(): "queued" });
+        let shown = r#"Object.fromEntries(window.kocCore.listPage("", 0, 10).rows.map((r) => [r.id, r.status]))"#;
+        assert_eq!(ff.eval(shown).await, queued);
+        ff.client.switch_to_window(b).await.expect("switch");
+        ff.wait_until(
+            "both queued in B",
+            r#"window.kocCore.listPage("", 0, 10).rows.every((r) => r.status === "queued")"#,
+        )
+        .await;
+        assert_eq!(ff.eval(shown).await, queued);
+        assert_eq!(stored_statuses(&ff).await, queued);
+        let mut barcodes: Vec<String> = barcode_requests()
+            .iter()
+            .filter_map(|r| r.param("barcode").map(str::to_owned))
+            .collect();
+        barcodes.sort();
+        assert_eq!(barcodes, ["B0001", "B0002"], "each sent exactly once");
+        assert_eq!(k.model().queue.len(), 2);
+    })
+    .await;
+}
+
+/// What the desk says about entries it could not read, in one language.
+async fn quarantine_notice_in(locale: &'static str, want: &'static str) {
+    let options = Options {
+        locale: locale.into(),
+        ..Options::default()
+    };
+    with_firefox(options, move |ff| async move {
+        ff.open("desk.html").await;
+        record_checkout(&ff, "C0001", "B0001").await;
+        assert_eq!(
+            ff.eval(r#"!!document.getElementById("storage-quarantine")"#)
+                .await,
+            json!(false),
+            "no notice while everything reads"
+        );
+        let bad = json!({"v": 1, "tx": {"id": "broken", "garbage": true}});
+        eval_async(
+            &ff,
+            &format!(r#"await browser.storage.local.set({{"tx:broken": {bad}}});"#),
+        )
+        .await;
+        for start in ["the start that finds it", "a later start"] {
+            ff.client.refresh().await.expect("reload");
+            ff.wait_ready().await;
+            let notice = ff.wait_for_css("#storage-quarantine").await;
+            assert_eq!(notice.text().await.expect("text"), want, "{start}");
+            assert_eq!(
+                ff.eval(r#"document.getElementById("storage-quarantine").dataset.count"#)
+                    .await,
+                "1"
+            );
+            let kept = eval_async(
+                &ff,
+                r#"const all = await browser.storage.local.get(null);
+                   return [all["quarantine:tx:broken"]?.value ?? null, "tx:broken" in all];"#,
+            )
+            .await;
+            assert_eq!(kept, json!([bad, false]), "kept aside unchanged ({start})");
+            assert_eq!(
+                ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+                json!(1),
+                "the readable transaction is shown"
+            );
+        }
+        ff.screenshot(&format!("storage-quarantine-{locale}")).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_entry_is_announced_on_the_desk_and_kept_unchanged() {
+    quarantine_notice_in(
+        "en-US",
+        "1 stored entry could not be read and was kept aside unchanged. Ask your Koha admin before clearing this browser's data.",
+    )
+    .await;
+    quarantine_notice_in(
+        "de",
+        "1 gespeicherter Eintrag konnte nicht gelesen werden und wurde unverändert beiseitegelegt. Fragen Sie Ihre Koha-Administration, bevor Sie die Daten dieses Browsers löschen.",
+    )
     .await;
 }
