@@ -127,8 +127,6 @@ pub enum FailReason {
     Csrf,
     /// Not Koha's answer: a redirect, 404 or another 4xx (a wrong address or a gateway).
     Configuration,
-    /// The desk could not store `sending` before the request, so none was sent.
-    Storage,
     /// No connection could be made (written by earlier builds; kept readable).
     Network,
 }
@@ -183,7 +181,6 @@ reason_names!(FailReason {
     Authentication => "authentication",
     Csrf => "csrf",
     Configuration => "configuration",
-    Storage => "storage",
     Network => "network",
 });
 

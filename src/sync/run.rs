@@ -18,7 +18,8 @@
 //!   passed; if anything fails then, no transaction changes.
 //! - A transaction is `sending` in a store before its request leaves: in the mirror (then the
 //!   store of record is written while the request travels), or, if the mirror refuses, in the
-//!   store of record first. If neither takes it, it is not sent (`failed`, storage).
+//!   store of record first. Only then does the page's journal show it `sending`. If neither store
+//!   takes it, it is not sent and stays as it was; the run stops.
 //! - Koha's answer is always recorded, in memory and the mirror, even when the store of record
 //!   refused the write that travelled with the request; the run then stops, and the shell keeps
 //!   retrying that write.
@@ -213,6 +214,9 @@ struct Current {
     id: TransactionId,
     request: HttpRequest,
     retried: bool,
+    /// The `sending` copy, until a store holds it and the journal takes it ([`SendRun::commit`]).
+    /// A `sending` that no store took never happened: nothing left, the row stays as it was.
+    uncommitted: Option<Transaction>,
 }
 
 /// One send run. See the module docs.
@@ -343,20 +347,21 @@ impl SendRun {
         now: DateTime<Utc>,
     ) -> Result<Command, ProtocolError> {
         match std::mem::replace(&mut self.phase, Phase::Over) {
-            Phase::MirroringSending => {
-                if self.current_taken_elsewhere(journal) {
+            Phase::MirroringSending if took => {
+                if !self.commit(journal, now) {
                     return Ok(self.drop_current(journal, now));
                 }
                 let store = self.take_unstored(journal);
-                let request = self.current_request();
-                if took {
-                    self.phase = Phase::InFlight;
-                    Ok(perform(store, request))
-                } else {
-                    // `sending` must be stored somewhere before the request leaves.
-                    self.phase = Phase::StoringSending;
-                    Ok(perform(store, None))
-                }
+                self.phase = Phase::InFlight;
+                Ok(perform(store, self.current_request()))
+            }
+            Phase::MirroringSending => {
+                // `sending` must be stored somewhere before the request leaves: the store of
+                // record first.
+                let mut store = self.take_unstored(journal);
+                store.extend(self.current.as_ref().and_then(|c| c.uncommitted.clone()));
+                self.phase = Phase::StoringSending;
+                Ok(perform(store, None))
             }
             Phase::MirroringOutcome(stop) => Ok(match stop {
                 Some(reason) => self.close(reason, journal),
@@ -411,18 +416,19 @@ impl SendRun {
                 Err(problem) => self.problem(problem),
             }),
             (Phase::StoringSending, None) if !storage_failed => {
-                if self.current_taken_elsewhere(journal) {
+                if !self.commit(journal, now) {
                     return Ok(self.drop_current(journal, now));
                 }
                 self.phase = Phase::InFlight;
                 Ok(perform(Vec::new(), self.current_request()))
             }
             (Phase::StoringSending, None) => {
-                // Neither store holds `sending`: the request must not leave.
-                let status = Status::Failed {
-                    reason: FailReason::Storage,
-                };
-                Ok(self.finish_current(status, Some(StopReason::Storage), journal, now))
+                // Neither store holds `sending`: the request must not leave, and the row stays as
+                // it was (not sent), so no copy claims an attempt that never happened.
+                if let Some(current) = self.current.take() {
+                    self.pending.push_front(current.id);
+                }
+                Ok(self.close(StopReason::Storage, journal))
             }
             (Phase::InFlight, Some(reply)) => {
                 let answer = koha::classify_reply(&reply);
@@ -559,6 +565,7 @@ impl SendRun {
                     include_cookies: false,
                 },
                 retried: false,
+                uncommitted: None,
             });
             let Some(request) = self.request_for_current(journal) else {
                 // P1 without a token: detection never gives that; refuse to send.
@@ -569,25 +576,41 @@ impl SendRun {
             if let Some(current) = self.current.as_mut() {
                 current.request = request;
             }
-            let begun = journal.update(&id, |tx| match tx.status() {
-                Status::Uncertain { .. } => tx.resend_uncertain(now),
-                _ => tx.start_sending(now),
-            });
-            match begun {
-                Ok(Ok(())) => {}
-                _ => {
-                    self.current = None;
-                    self.summary.skipped += 1;
-                    continue;
-                }
-            }
-            let Some(tx) = journal.get(&id).cloned() else {
+            let Some(mut sending) = journal.get(&id).cloned() else {
                 continue;
             };
-            journal.hold_in_flight(&id);
-            self.unstored.push(id.clone());
+            if begin(&mut sending, now).is_err() {
+                self.current = None;
+                self.summary.skipped += 1;
+                continue;
+            }
+            if let Some(current) = self.current.as_mut() {
+                current.uncommitted = Some(sending.clone());
+            }
             self.phase = Phase::MirroringSending;
-            return Command::Mirror(vec![tx]);
+            return Command::Mirror(vec![sending]);
+        }
+    }
+
+    /// A store holds the current transaction's `sending`: the journal takes it (from the copy
+    /// it has now) and keeps it while the request travels. `false` when the journal's copy can no
+    /// longer be sent (another page's copy showed Koha accepted it meanwhile): the store is then
+    /// written again with that copy, and the row is left.
+    fn commit(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> bool {
+        let Some(current) = self.current.as_mut() else {
+            return false;
+        };
+        current.uncommitted = None;
+        let id = current.id.clone();
+        if !self.unstored.contains(&id) {
+            self.unstored.push(id.clone());
+        }
+        let committed = journal.update(&id, |tx| begin(tx, now));
+        if matches!(committed, Ok(Ok(()))) {
+            journal.hold_in_flight(&id);
+            true
+        } else {
+            false
         }
     }
 
@@ -649,19 +672,9 @@ impl SendRun {
         Command::Mirror(vec![tx])
     }
 
-    /// Whether the current transaction stopped being `sending` before its request left: another
-    /// page's copy arrived showing that Koha accepted it (see [`Journal::upsert`]).
-    fn current_taken_elsewhere(&self, journal: &Journal) -> bool {
-        self.current
-            .as_ref()
-            .and_then(|c| journal.get(&c.id))
-            .is_none_or(|tx| *tx.status() != Status::Sending)
-    }
-
     /// Leaves the current transaction unsent (Koha has it already) and goes on.
     fn drop_current(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
-        if let Some(current) = self.current.take() {
-            journal.release_in_flight(&current.id);
+        if self.current.take().is_some() {
             self.summary.skipped += 1;
         }
         self.next(journal, now)
@@ -688,6 +701,15 @@ impl SendRun {
             .into_iter()
             .filter_map(|id| journal.get(&id).cloned())
             .collect()
+    }
+}
+
+/// Moves a planned transaction to `sending`: `resend_uncertain` for an uncertain one the
+/// librarian chose, `start_sending` otherwise.
+fn begin(tx: &mut Transaction, at: DateTime<Utc>) -> Result<(), crate::IllegalTransition> {
+    match tx.status() {
+        Status::Uncertain { .. } => tx.resend_uncertain(at),
+        _ => tx.start_sending(at),
     }
 }
 
