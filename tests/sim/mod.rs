@@ -247,6 +247,10 @@ pub struct Page {
 struct ActiveRun {
     run: SendRun,
     command: Command,
+    /// The result of the store-of-record write of `command` (a `Perform`), issued when the
+    /// command was given: the shell starts the write at once, in the same task, so writes land
+    /// in the order they are issued; only the answer and the result arrive later.
+    stored: Option<Result<(), StorageRefused>>,
 }
 
 /// The librarian's confirmations, which alone may let Koha hold an operation twice.
@@ -781,7 +785,7 @@ impl World {
                 *self.confirmed.extra.entry(id).or_default() += 1;
             }
         }
-        page.run = Some(ActiveRun { run, command });
+        self.issue(i, run, command);
         self.lock = Some(i);
         self.note(format!("page {i} started a send"));
     }
@@ -813,12 +817,32 @@ impl World {
         }
     }
 
+    /// Gives the page its next send command; a store-of-record write in it starts now.
+    fn issue(&mut self, i: usize, run: SendRun, command: Command) {
+        let stored = match &command {
+            Command::Perform { store, .. } if !store.is_empty() => {
+                let store = store.clone();
+                Some(self.store_of_record(i, &store))
+            }
+            _ => None,
+        };
+        self.page(i).run = Some(ActiveRun {
+            run,
+            command,
+            stored,
+        });
+    }
+
     /// Performs the page's current send command and feeds back the result.
     fn advance_run(&mut self, i: usize) {
         let Some(active) = self.page(i).run.take() else {
             return;
         };
-        let ActiveRun { mut run, command } = active;
+        let ActiveRun {
+            mut run,
+            command,
+            stored,
+        } = active;
         let now = self.clock;
         let next = match command {
             Command::Finish(end) => {
@@ -828,33 +852,33 @@ impl World {
             }
             Command::Mirror(txs) => {
                 let took = self.mirror_hold(&txs);
-                let what: Vec<String> = txs
-                    .iter()
-                    .map(|t| format!("{} {}", t.id, t.status().name()))
-                    .collect();
-                self.note(format!("page {i} mirror {} -> {took}", what.join(", ")));
+                if self.debug {
+                    let what: Vec<String> = txs
+                        .iter()
+                        .map(|t| format!("{} {}", t.id, t.status().name()))
+                        .collect();
+                    self.note(format!("page {i} mirror {} -> {took}", what.join(", ")));
+                }
                 let page = self.pages[i].as_mut().unwrap();
                 run.mirrored(took, &mut page.journal, now)
             }
             Command::Perform { store, request } => {
                 self.check_request(request.as_ref());
-                let stored = if store.is_empty() {
-                    Ok(())
-                } else {
-                    self.store_of_record(i, &store)
-                };
+                let stored = stored.unwrap_or(Ok(()));
                 let fault = self.fault();
-                let what: Vec<String> = store
-                    .iter()
-                    .map(|t| format!("{} {}", t.id, t.status().name()))
-                    .collect();
-                let asked = request
-                    .as_ref()
-                    .map(|r| format!("{} {:?}", r.url, r.param("action")));
-                self.note(format!(
-                    "page {i} perform store [{}] ({stored:?}) request {asked:?} {fault:?}",
-                    what.join(", ")
-                ));
+                if self.debug {
+                    let what: Vec<String> = store
+                        .iter()
+                        .map(|t| format!("{} {}", t.id, t.status().name()))
+                        .collect();
+                    let asked = request
+                        .as_ref()
+                        .map(|r| format!("{} {:?}", r.url, r.param("action")));
+                    self.note(format!(
+                        "page {i} perform store [{}] ({stored:?}) request {asked:?} {fault:?}",
+                        what.join(", ")
+                    ));
+                }
                 let reply = request.map(|r| self.koha.answer(&r, fault));
                 if self.debug {
                     self.note(format!("page {i} reply {reply:?}"));
@@ -864,7 +888,7 @@ impl World {
             }
         };
         let command = next.unwrap();
-        self.page(i).run = Some(ActiveRun { run, command });
+        self.issue(i, run, command);
     }
 
     /// The page goes away at once, wherever it is: a store-of-record write on its way lands or
@@ -873,22 +897,21 @@ impl World {
         let Some(page) = self.pages[i].take() else {
             return;
         };
+        // Its store write, if any, was issued already; its request reaches Koha or not, and no
+        // answer is recorded.
         if let Some(ActiveRun {
-            command: Command::Perform { store, request },
+            command:
+                Command::Perform {
+                    request: Some(request),
+                    ..
+                },
             ..
         }) = page.run
         {
-            self.pages[i] = Some(Page { run: None, ..page });
-            if !store.is_empty() && self.rng.chance(50) {
-                let _ = self.store_of_record(i, &store);
+            self.check_request(Some(&request));
+            if self.rng.chance(50) {
+                let _ = self.koha.answer(&request, Fault::DropAfterStore);
             }
-            if let Some(request) = request {
-                self.check_request(Some(&request));
-                if self.rng.chance(50) {
-                    let _ = self.koha.answer(&request, Fault::DropAfterStore);
-                }
-            }
-            self.pages[i] = None;
         }
         if self.lock == Some(i) {
             self.lock = None;
