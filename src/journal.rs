@@ -423,6 +423,11 @@ impl Journal {
         self.in_flight.insert(id.clone());
     }
 
+    /// Whether this page has the transaction in flight: its writes are the send run's.
+    pub fn is_in_flight(&self, id: &TransactionId) -> bool {
+        self.in_flight.contains(id)
+    }
+
     /// Koha's answer for it is recorded (or the request never left).
     pub fn release_in_flight(&mut self, id: &TransactionId) {
         self.in_flight.remove(id);

@@ -65,11 +65,16 @@ fn replay() {
 /// - 66504 (a soak): a page's attempt that neither store took was recorded as `failed` in its
 ///   memory and beat another page's later attempt in flight (`sending`), so it went out twice
 ///   (a `sending` no store took is no longer recorded at all);
+/// - 24059 (a soak): a retried write of this page put back the copy from before `sending` while
+///   its run was storing `sending` (a row in flight, from its `sending` on, is written by the run
+///   alone);
 /// - 156262 (a soak): the model's own fault: it wrote a send run's store write steps after the
 ///   run gave it, so a later write by another page landed first (it now lands when given).
 #[test]
 fn seeds_that_failed_before() {
-    for seed in [16, 243, 1478, 5150, 42_024, 66_504, 118_516, 156_262] {
+    for seed in [
+        16, 243, 1478, 5150, 24_059, 42_024, 66_504, 118_516, 156_262,
+    ] {
         if let Err(failure) = sim::history(seed, STEPS) {
             panic!("{failure}");
         }

@@ -426,6 +426,7 @@ impl SendRun {
                 // Neither store holds `sending`: the request must not leave, and the row stays as
                 // it was (not sent), so no copy claims an attempt that never happened.
                 if let Some(current) = self.current.take() {
+                    journal.release_in_flight(&current.id);
                     self.pending.push_front(current.id);
                 }
                 Ok(self.close(StopReason::Storage, journal))
@@ -587,6 +588,9 @@ impl SendRun {
             if let Some(current) = self.current.as_mut() {
                 current.uncommitted = Some(sending.clone());
             }
+            // From now until the answer no other write of this page takes the row (a retried
+            // write would put back the copy before `sending`).
+            journal.hold_in_flight(&id);
             self.phase = Phase::MirroringSending;
             return Command::Mirror(vec![sending]);
         }
@@ -607,9 +611,9 @@ impl SendRun {
         }
         let committed = journal.update(&id, |tx| begin(tx, now));
         if matches!(committed, Ok(Ok(()))) {
-            journal.hold_in_flight(&id);
             true
         } else {
+            journal.release_in_flight(&id);
             false
         }
     }
@@ -674,7 +678,8 @@ impl SendRun {
 
     /// Leaves the current transaction unsent (Koha has it already) and goes on.
     fn drop_current(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
-        if self.current.take().is_some() {
+        if let Some(current) = self.current.take() {
+            journal.release_in_flight(&current.id);
             self.summary.skipped += 1;
         }
         self.next(journal, now)

@@ -402,6 +402,11 @@ pub fn unsaved_count() -> usize {
 pub async fn retry_unsaved() -> Result<usize, StorageFailure> {
     let ids = UNSAVED.with(|u| u.borrow().clone());
     for id in ids {
+        // A send run of this page writes the rows it has in flight itself; this page's copy
+        // from before `sending` must not overwrite that.
+        if with_journal(|j| j.is_in_flight(&id)) {
+            continue;
+        }
         let Some(tx) = with_journal(|j| j.get(&id).cloned()) else {
             UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
             continue;

@@ -415,6 +415,14 @@ impl World {
             match change {
                 Change::Put { key, value } => {
                     self.storage.version += 1;
+                    if self.debug && key.starts_with("tx:") {
+                        let n = value["tx"]["history"].as_array().map_or(0, Vec::len);
+                        self.log.push(format!(
+                            "{:4} primary put {} len {n}",
+                            self.steps,
+                            &key[29..]
+                        ));
+                    }
                     self.storage.primary.insert(key.clone(), value.clone());
                     events.push((key.clone(), Some(value.clone()), old));
                 }
@@ -497,6 +505,19 @@ impl World {
     }
 
     fn open_page(&mut self, i: usize) {
+        if self.debug {
+            let keys: Vec<String> = self
+                .storage
+                .primary
+                .iter()
+                .filter(|(k, _)| k.starts_with("tx:"))
+                .map(|(k, v)| {
+                    let n = v["tx"]["history"].as_array().map_or(0, Vec::len);
+                    format!("{}:{n}", &k[29..])
+                })
+                .collect();
+            self.note(format!("primary before open {keys:?}"));
+        }
         let primary: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
         let mirror: Vec<(String, Value)> = self.storage.mirror.clone().into_iter().collect();
         // Interrupted sends are recovered only when no page holds the send lock.
@@ -533,7 +554,20 @@ impl World {
                 page.unsaved.extend(unsaved);
             }
         }
-        self.note(format!("page {i} opened"));
+        if self.debug {
+            let statuses: Vec<String> = self.pages[i]
+                .as_ref()
+                .map(|p| {
+                    p.journal
+                        .in_order()
+                        .map(|t| format!("{}:{}", &t.id.as_str()[26..], t.status().name()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.note(format!("page {i} opened {statuses:?}"));
+        } else {
+            self.note(format!("page {i} opened"));
+        }
     }
 
     /// The shell's `refresh_from_mirror`: before a page sends, exports or deletes, it merges the
@@ -973,18 +1007,27 @@ impl World {
         self.storage.mirror_down = self.rng.chance(10);
     }
 
+    /// The shell's `retry_unsaved`: writes this page's copies again, except the rows its send
+    /// run has in flight (the run writes those itself).
     fn retry_unsaved(&mut self, i: usize) {
         let unsaved = std::mem::take(&mut self.page(i).unsaved);
-        let current: Vec<Transaction> = unsaved
+        let page = self.pages[i].as_ref().unwrap();
+        let (held, free): (Vec<Transaction>, Vec<Transaction>) = unsaved
+            .into_iter()
+            .partition(|t| page.journal.is_in_flight(&t.id));
+        let current: Vec<Transaction> = free
             .iter()
-            .filter_map(|t| self.pages[i].as_ref().unwrap().journal.get(&t.id).cloned())
+            .filter_map(|t| page.journal.get(&t.id).cloned())
             .collect();
         let primary: Vec<Change> = current
             .iter()
             .map(|t| store::write_plan(t).primary)
             .collect();
-        if self.write_primary(Some(i), &primary).is_err() {
-            self.page(i).unsaved = unsaved;
+        let failed = self.write_primary(Some(i), &primary).is_err();
+        let page = self.page(i);
+        page.unsaved = held;
+        if failed {
+            page.unsaved.extend(free);
         }
     }
 
