@@ -20,6 +20,15 @@ fn every_history_keeps_the_promises() {
     // Every failing seed is listed (a soak goes on past the first, up to a few dozen).
     let mut failures = Vec::new();
     for seed in first..first + soak {
+        let done = seed - first;
+        if done > 0 && done % 100_000 == 0 {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{done} histories, {} failing, {:.0} histories/s",
+                failures.len(),
+                done as f64 / secs
+            );
+        }
         if let Err(failure) = sim::history(seed, STEPS) {
             eprintln!("{failure}\n");
             failures.push(seed);
