@@ -117,7 +117,7 @@ pub async fn delete_transaction(id: String) -> Result<JsValue, JsValue> {
     let (_lock, held) = state::lock_for_removal().await;
     journal::removal_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     // An answer another page holds only in the mirror may show it accepted by now.
-    state::refresh_from_mirror();
+    state::refresh_from_mirror_of(std::slice::from_ref(&id));
     let tx = state::with_journal(|j| j.delete(&id)).map_err(|e| kind_error(e.kind(), &e))?;
     DELETED.with(|d| d.borrow_mut().insert(id.clone(), tx.clone()));
     state::forget(std::slice::from_ref(&id))

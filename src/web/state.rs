@@ -634,10 +634,17 @@ fn apply_mirror(changes: &[Change]) {
 /// Before a page sends or exports: the mirror is written synchronously by every page and holds
 /// an outcome whose store-of-record write failed, which no `storage.onChanged` event announced.
 pub fn refresh_from_mirror() {
+    let ids = with_journal(|j| j.not_accepted_ids());
+    refresh_from_mirror_of(&ids);
+}
+
+/// [`refresh_from_mirror`] for these transactions only (a delete needs its one row, not a read
+/// of every row not yet accepted).
+pub fn refresh_from_mirror_of(ids: &[TransactionId]) {
     let storage = LocalStorage::raw();
     with_journal(|j| {
-        for id in j.not_accepted_ids() {
-            let key = store::mirror_key(&id);
+        for id in ids {
+            let key = store::mirror_key(id);
             let Some(text) = storage.get_item(&key).ok().flatten() else {
                 continue;
             };

@@ -47,6 +47,17 @@ async fn send_until_asked(ff: &Firefox, kind: &str, first: bool) {
         .await;
 }
 
+/// A stand-in of today's Koha, shared by the test and its Firefox session.
+fn newest() -> std::sync::Arc<StandIn> {
+    std::sync::Arc::new(
+        StandIn::start(Config {
+            profile: Profile::Newest,
+            ..Config::default()
+        })
+        .expect("stand-in"),
+    )
+}
+
 async fn configure_queue(ff: &Firefox, koha: &StandIn) {
     ff.open("desk.html").await;
     configure(
@@ -65,13 +76,7 @@ async fn configure_queue(ff: &Firefox, koha: &StandIn) {
 /// recorded every one of them a second time in Koha.
 #[tokio::test(flavor = "multi_thread")]
 async fn exported_rows_are_sent_only_when_the_librarian_says_so() {
-    let koha = std::sync::Arc::new(
-        StandIn::start(Config {
-            profile: Profile::Newest,
-            ..Config::default()
-        })
-        .expect("stand-in"),
-    );
+    let koha = newest();
     let k = koha.clone();
     with_firefox(options(), move |ff| async move {
         let koha = k;
@@ -132,13 +137,7 @@ async fn exported_rows_are_sent_only_when_the_librarian_says_so() {
 /// whose clock was off sent every time off by as much.
 #[tokio::test(flavor = "multi_thread")]
 async fn send_asks_first_when_the_desk_clock_differs_from_kohas() {
-    let koha = std::sync::Arc::new(
-        StandIn::start(Config {
-            profile: Profile::Newest,
-            ..Config::default()
-        })
-        .expect("stand-in"),
-    );
+    let koha = newest();
     let k = koha.clone();
     with_firefox(options(), move |ff| async move {
         let koha = k;
@@ -185,13 +184,7 @@ async fn send_asks_first_when_the_desk_clock_differs_from_kohas() {
 /// second time. Export now waits for no send: it is refused, translated, and nothing is marked.
 #[tokio::test(flavor = "multi_thread")]
 async fn export_is_refused_while_a_send_runs() {
-    let koha = std::sync::Arc::new(
-        StandIn::start(Config {
-            profile: Profile::Newest,
-            ..Config::default()
-        })
-        .expect("stand-in"),
-    );
+    let koha = newest();
     let k = koha.clone();
     with_firefox(options(), move |ff| async move {
         let koha = k;
