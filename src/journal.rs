@@ -275,6 +275,9 @@ pub struct Journal {
     /// Transactions whose request this page has on its way to Koha (see
     /// [`Journal::hold_in_flight`]).
     in_flight: HashSet<TransactionId>,
+    /// Export marks for transactions this page does not hold yet: another page's write of a
+    /// transaction can arrive after the export record that names it. Applied when it arrives.
+    marks_waiting: HashMap<TransactionId, DateTime<Utc>>,
 }
 
 impl Journal {
@@ -456,7 +459,8 @@ impl Journal {
     }
 
     /// Marks transactions as written to a `.koc` file at `at` (for example the ids of a
-    /// [`crate::koc::KocFile`]). Ids no longer in the journal are skipped and returned.
+    /// [`crate::koc::KocFile`]). Ids not in the journal are returned; their mark is kept and
+    /// given to the transaction if it arrives later.
     pub fn mark_exported(
         &mut self,
         ids: &[TransactionId],
@@ -466,8 +470,14 @@ impl Journal {
         for id in ids {
             // `exported_at` is in no index, so it can be changed in place.
             match self.by_id.get(id).and_then(|key| self.by_time.get_mut(key)) {
+                // Marks only move forward, whatever order the records arrive in.
+                Some(tx) if tx.exported_at.is_some_and(|later| later >= at) => {}
                 Some(tx) => tx.mark_exported(at),
-                None => missing.push(id.clone()),
+                None => {
+                    let waiting = self.marks_waiting.entry(id.clone()).or_insert(at);
+                    *waiting = (*waiting).max(at);
+                    missing.push(id.clone());
+                }
             }
         }
         missing
@@ -563,7 +573,12 @@ impl Journal {
         self.by_time.values()
     }
 
-    fn insert(&mut self, tx: Transaction) {
+    fn insert(&mut self, mut tx: Transaction) {
+        if let Some(at) = self.marks_waiting.remove(&tx.id) {
+            if tx.exported_at.is_none_or(|earlier| earlier < at) {
+                tx.mark_exported(at);
+            }
+        }
         let key = key_of(&tx);
         if let Some(barcode) = tx.action.barcode() {
             self.by_barcode

@@ -232,10 +232,11 @@ pub struct Opened {
 /// accepted transactions into the archive once there are [`ARCHIVE_CHUNK`]. Fails only on
 /// [`StoreError::FutureSchema`], when nothing must be written.
 ///
-/// `recover_at`: `Some(now)` turns every transaction still `sending` into `uncertain`. Pass
-/// `None` when another open page may be sending right now (the shell knows from its send lock,
-/// for example Web Locks with `ifAvailable`): that page's `sending` transaction is in flight,
-/// not interrupted.
+/// `recover_at`: `Some(now)` turns every transaction still `sending` into `uncertain`; pass it
+/// only while holding the send lock until the repairs are written. Pass `None` when another
+/// open page may be sending right now (the shell knows from its send lock, for example Web
+/// Locks with `ifAvailable`): that page's `sending` transaction is in flight, not interrupted,
+/// and no repair of a transaction Koha has not accepted is written.
 pub fn open(
     primary: Vec<(String, Value)>,
     mirror: Vec<(String, Value)>,
@@ -307,6 +308,15 @@ pub fn open(
         }
     }
     let recovered = recover_at.map_or_else(Vec::new, |now| reconciled.recover_interrupted(now));
+    if recover_at.is_none() {
+        // Another page may be sending: its run is writing these rows, and a repair planned from
+        // what was read before would land over its newer copy. Only accepted copies, which
+        // nothing supersedes, are written; a start holding the send lock repairs the rest.
+        reconciled
+            .write_primary
+            .retain(|tx| tx.status().is_accepted());
+        reconciled.write_mirror.clear();
+    }
     primary_changes.extend(reconciled.primary_changes());
     mirror_changes.extend(reconciled.mirror_changes());
     primary_changes.extend(export_removals);

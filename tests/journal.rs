@@ -557,6 +557,29 @@ fn mark_exported_sets_the_time_and_reports_unknown_ids() {
 }
 
 #[test]
+fn an_export_mark_that_arrives_before_its_transaction_is_given_to_it() {
+    // Another page's write of a transaction can reach this page after the export record.
+    let mut j = Journal::new();
+    let late = tx(0, 1, checkin("B1"));
+    assert_eq!(
+        j.mark_exported(std::slice::from_ref(&late.id), at(9)),
+        vec![late.id.clone()]
+    );
+    j.upsert(late.clone());
+    assert_eq!(j.get(&late.id).unwrap().exported_at, Some(at(9)));
+}
+
+#[test]
+fn an_export_mark_never_moves_back() {
+    let mut j = Journal::new();
+    let a = tx(0, 1, checkin("B1"));
+    j.record(a.clone()).unwrap();
+    j.mark_exported(std::slice::from_ref(&a.id), at(9));
+    j.mark_exported(std::slice::from_ref(&a.id), at(5));
+    assert_eq!(j.get(&a.id).unwrap().exported_at, Some(at(9)));
+}
+
+#[test]
 fn warnings_at_the_ends_of_time_do_not_panic() {
     let mut j = Journal::new();
     j.record(tx(0, 1, issue("C1", "B1"))).unwrap();

@@ -1049,6 +1049,63 @@ fn a_send_in_flight_on_another_page_is_left_alone() {
 }
 
 #[test]
+fn a_start_while_another_page_sends_repairs_only_accepted_transactions() {
+    // The sending page wrote `sending` to the mirror; its store-of-record write has not landed
+    // when a second page reads. A repair from that read would land over whatever the sending
+    // page writes next (its acceptance).
+    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    primary
+        .apply(&[
+            write_plan(&checkout(1)).primary,
+            write_plan(&checkout(2)).primary,
+        ])
+        .unwrap();
+    mirror
+        .apply(&[
+            mirror_change(&sending(checkout(1), 10)),
+            // An acceptance whose store-of-record write has not landed either.
+            Change::Put {
+                key: mirror_key(&checkout(2).id),
+                value: encode_transaction(&sent(checkout(2), 10, Status::Queued)),
+            },
+        ])
+        .unwrap();
+    let transaction_writes = |opened: &store::Opened| -> Vec<String> {
+        opened
+            .primary_changes
+            .iter()
+            .map(|c| c.key().to_owned())
+            .filter(|k| is_transaction_key(k))
+            .collect()
+    };
+    let opened = open(primary.entries(), mirror.entries(), None).unwrap();
+    assert_eq!(
+        transaction_writes(&opened),
+        vec![transaction_key(&checkout(2).id)]
+    );
+    assert!(opened
+        .mirror_changes
+        .iter()
+        .all(|c| matches!(c, Change::Remove { .. })));
+    // The page itself knows the newest copies.
+    let statuses: Vec<&str> = opened
+        .transactions
+        .iter()
+        .map(|t| t.status().name())
+        .collect();
+    assert_eq!(statuses, vec!["sending", "queued"]);
+    // Holding the lock, the same start repairs both.
+    let opened = open(primary.entries(), mirror.entries(), Some(at(50))).unwrap();
+    assert_eq!(
+        transaction_writes(&opened),
+        vec![
+            transaction_key(&checkout(1).id),
+            transaction_key(&checkout(2).id)
+        ]
+    );
+}
+
+#[test]
 fn a_corrupt_primary_entry_is_kept_aside_and_repaired_from_the_mirror() {
     let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
     start(&mut primary, &mut mirror, at(0));

@@ -116,8 +116,8 @@ pub async fn delete_transaction(id: String) -> Result<JsValue, JsValue> {
     let id = TransactionId::from_stored(&id);
     let (_lock, held) = state::lock_for_removal().await;
     journal::removal_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
-    // An answer another page holds only in the mirror may show it accepted by now.
-    state::refresh_from_mirror_of(std::slice::from_ref(&id));
+    // An answer another page stored (or holds only in the mirror) may show it accepted by now.
+    state::refresh_from_stores_of(std::slice::from_ref(&id)).await;
     let tx = state::with_journal(|j| j.delete(&id)).map_err(|e| kind_error(e.kind(), &e))?;
     DELETED.with(|d| d.borrow_mut().insert(id.clone(), tx.clone()));
     state::forget(std::slice::from_ref(&id))
@@ -183,7 +183,7 @@ fn server_zone() -> IntlZone {
 #[wasm_bindgen(js_name = exportKoc)]
 pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
     let answers = serde_wasm_bindgen::from_value::<ExportOptionsDto>(options)?.into();
-    state::refresh_from_mirror();
+    state::refresh_from_stores().await;
     let zone = server_zone();
     let outcome = state::with_journal(|j| export::write(j.in_order(), &answers, &zone))
         .map_err(|e| kind_error(e.kind(), &e))?;

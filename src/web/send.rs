@@ -276,7 +276,7 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
     } else {
         serde_wasm_bindgen::from_value(options).map_err(|e| error("send-input", e))?
     };
-    state::refresh_from_mirror();
+    state::refresh_from_stores().await;
     let settings = state::settings();
     let setup = Setup {
         host_permission: host_permission(settings.as_ref()).await,

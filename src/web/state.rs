@@ -399,8 +399,24 @@ pub fn unsaved_count() -> usize {
 
 /// Writes again every transaction whose store-of-record write failed. Returns how many are
 /// still unsaved.
+///
+/// Only under the send lock: while another page sends, its run may be writing these very rows
+/// (a confirmed resend of one this page holds an answer for), and a blind write here would put
+/// an older copy over its newer one. Then nothing is written and the caller tries again later.
+/// Under the lock, the stored copies are read and merged first, so a copy another page wrote is
+/// never replaced by a staler one of this page.
 pub async fn retry_unsaved() -> Result<usize, StorageFailure> {
+    // This page's own run holds the lock; otherwise take it, or wait for a later try.
+    let _lock = if super::send::is_sending() {
+        None
+    } else {
+        match SendLock::acquire_if_available().await {
+            Some(lock) => Some(lock),
+            None => return Ok(unsaved_count()),
+        }
+    };
     let ids = UNSAVED.with(|u| u.borrow().clone());
+    refresh_from_stores_of(&ids).await;
     for id in ids {
         // A send run of this page writes the rows it has in flight itself; this page's copy
         // from before `sending` must not overwrite that.
@@ -630,16 +646,51 @@ fn apply_mirror(changes: &[Change]) {
     }
 }
 
-/// Merges the mirror's copies of everything Koha has not accepted into the page's journal.
-/// Before a page sends or exports: the mirror is written synchronously by every page and holds
-/// an outcome whose store-of-record write failed, which no `storage.onChanged` event announced.
-pub fn refresh_from_mirror() {
+/// Merges both stores' copies of everything Koha has not accepted into the page's journal.
+/// Before a page sends or exports, holding the send lock: the mirror is written synchronously by
+/// every page and holds an outcome whose store-of-record write failed, which no
+/// `storage.onChanged` event announced; the store of record may hold another page's write whose
+/// event has not arrived yet. Every write to a stored transaction is made under the send lock
+/// (by the page sending, by a retry, by a removal or an export), so what is read here stays
+/// current until the lock is released.
+pub async fn refresh_from_stores() {
     let ids = with_journal(|j| j.not_accepted_ids());
-    refresh_from_mirror_of(&ids);
+    refresh_from_stores_of(&ids).await;
 }
 
-/// [`refresh_from_mirror`] for these transactions only (a delete needs its one row, not a read
-/// of every row not yet accepted).
+/// [`refresh_from_stores`] for these transactions only.
+pub async fn refresh_from_stores_of(ids: &[TransactionId]) {
+    refresh_from_mirror_of(ids);
+    if ids.is_empty() {
+        return;
+    }
+    let keys: Array = ids
+        .iter()
+        .map(|id| JsValue::from_str(&store::transaction_key(id)))
+        .collect();
+    // Unreadable now means the writes that follow fail as well: they count as unsaved then.
+    let Ok(found) = browser::local_get(&keys).await else {
+        return;
+    };
+    let Some(text) = js_sys::JSON::stringify(&found)
+        .ok()
+        .and_then(|t| t.as_string())
+    else {
+        return;
+    };
+    let Ok(map) = serde_json::from_str::<Map<String, Value>>(&text) else {
+        return;
+    };
+    with_journal(|j| {
+        for (key, value) in map {
+            if let Ok(copy) = store::decode_transaction(&key, &value) {
+                j.upsert(copy);
+            }
+        }
+    });
+}
+
+/// Merges the mirror's copies of these transactions into the page's journal.
 pub fn refresh_from_mirror_of(ids: &[TransactionId]) {
     let storage = LocalStorage::raw();
     with_journal(|j| {

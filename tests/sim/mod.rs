@@ -365,8 +365,8 @@ impl World {
         // A librarian acts on a page whose event loop has run: the `storage.onChanged` events of
         // earlier writes (milliseconds old by then) have arrived. A send run's own steps are not
         // user actions and may run before them.
-        // (Retrying unsaved writes is the librarian's button in the storage-error dialog.)
-        if !(running && roll < 45) && (roll < 54 || (73..=75).contains(&roll)) {
+        // Retrying unsaved writes runs on a timer, whatever the events that have arrived.
+        if !(running && roll < 45) && roll < 54 {
             self.deliver(i);
         }
         match roll {
@@ -570,20 +570,28 @@ impl World {
         }
     }
 
-    /// The shell's `refresh_from_mirror`: before a page sends, exports or deletes, it merges the
-    /// mirror's copies of what Koha has not accepted. The mirror is written synchronously by
-    /// every page and holds an outcome whose store-of-record write failed, which no
-    /// `storage.onChanged` event announces.
-    fn refresh_from_mirror(&mut self, i: usize) {
+    /// The shell's `refresh_from_stores`: before a page sends, exports, deletes or retries, it
+    /// merges both stores' copies of what Koha has not accepted. The mirror is written
+    /// synchronously by every page and holds an outcome whose store-of-record write failed,
+    /// which no `storage.onChanged` event announces; the store of record may hold a write whose
+    /// event has not arrived yet.
+    fn refresh_from_stores(&mut self, i: usize) {
         let ids: Vec<TransactionId> = self.page(i).journal.not_accepted_ids();
-        let copies: Vec<Transaction> = ids
-            .iter()
-            .filter_map(|id| {
-                let key = store::mirror_key(id);
-                let value = self.storage.mirror.get(&key)?;
-                store::decode_mirror(&key, value).ok()
-            })
-            .collect();
+        self.refresh_from_stores_of(i, &ids);
+    }
+
+    fn refresh_from_stores_of(&mut self, i: usize, ids: &[TransactionId]) {
+        let mut copies: Vec<Transaction> = Vec::new();
+        for id in ids {
+            let key = store::mirror_key(id);
+            if let Some(copy) = self.storage.mirror.get(&key) {
+                copies.extend(store::decode_mirror(&key, copy).ok());
+            }
+            let key = store::transaction_key(id);
+            if let Some(copy) = self.storage.primary.get(&key) {
+                copies.extend(store::decode_transaction(&key, copy).ok());
+            }
+        }
         let page = self.pages[i].as_mut().unwrap();
         for tx in copies {
             page.journal.upsert(tx);
@@ -658,7 +666,7 @@ impl World {
         if !self.may_delete(i) || self.pages[i].as_ref().unwrap().run.is_some() {
             return;
         }
-        self.refresh_from_mirror(i);
+        self.refresh_from_stores(i);
         let candidates: Vec<TransactionId> = self
             .page(i)
             .journal
@@ -736,7 +744,7 @@ impl World {
         if !self.may_delete(i) {
             return;
         }
-        self.refresh_from_mirror(i);
+        self.refresh_from_stores(i);
         let zone_free: Vec<Transaction> = self
             .page(i)
             .journal
@@ -769,7 +777,7 @@ impl World {
         if self.lock.is_some() || self.pages[i].as_ref().unwrap().run.is_some() {
             return;
         }
-        self.refresh_from_mirror(i);
+        self.refresh_from_stores(i);
         // The librarian's choices, each a confirmation of the risk it names.
         let uncertain: Vec<TransactionId> = self
             .page(i)
@@ -1007,9 +1015,16 @@ impl World {
         self.storage.mirror_down = self.rng.chance(10);
     }
 
-    /// The shell's `retry_unsaved`: writes this page's copies again, except the rows its send
-    /// run has in flight (the run writes those itself).
+    /// The shell's `retry_unsaved` (on a timer): only when no other page sends, since that
+    /// page's run may be writing these rows; reads and merges the stored copies, then writes
+    /// this page's copies again, except the rows its own send run has in flight (the run writes
+    /// those itself).
     fn retry_unsaved(&mut self, i: usize) {
+        if self.lock.is_some_and(|holder| holder != i) {
+            return;
+        }
+        let ids: Vec<TransactionId> = self.page(i).unsaved.iter().map(|t| t.id.clone()).collect();
+        self.refresh_from_stores_of(i, &ids);
         let unsaved = std::mem::take(&mut self.page(i).unsaved);
         let page = self.pages[i].as_ref().unwrap();
         let (held, free): (Vec<Transaction>, Vec<Transaction>) = unsaved
