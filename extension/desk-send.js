@@ -174,6 +174,8 @@ async function run(options = {}) {
       const body = [t("sendExportedBody", [String(result.count),
         new Date(result.exportedAt).toLocaleString(language())])];
       if (result.payments > 0) body.push(t("sendExportedPayments", [String(result.payments)]));
+      // The status line names the open question, not the connection check before it.
+      say("warning", t("sendExportedTitle"));
       const answer = await ask({ kind: "send-exported", title: t("sendExportedTitle"), body,
         ok: t("sendExportedOk"), extra: t("sendExportedOthers"), cancel: t("sendConfirmCancel"),
         focus: "cancel" });
@@ -184,6 +186,7 @@ async function run(options = {}) {
     }
     case "askClock": {
       const time = (ms) => new Date(ms).toLocaleString(language());
+      say("warning", t("sendClockTitle"));
       const ok = await ask({ kind: "send-clock", title: t("sendClockTitle"),
         body: [t("sendClockBody", [time(result.desk), time(result.koha)])],
         ok: t("sendClockOk"), cancel: t("sendConfirmCancel"), focus: "cancel" });
@@ -194,6 +197,7 @@ async function run(options = {}) {
     case "needsGetConsent": {
       const body = [t("sendGetBody")];
       if (result.payments > 0) body.push(t("sendGetPayments", [String(result.payments)]));
+      say("warning", t("sendGetTitle"));
       const ok = await ask({ kind: "send-get", title: t("sendGetTitle"), body,
         ok: t("sendGetOk"), cancel: t("sendConfirmCancel") });
       if (ok) return run({ ...options, allowGet: true });

@@ -109,7 +109,7 @@ pub enum JournalError {
         /// The id.
         id: TransactionId,
     },
-    /// Another page is sending to Koha (it holds the send lock): see [`removal_allowed`].
+    /// Another page is sending to Koha (it holds the send lock): see [`change_allowed`].
     #[error("a send to Koha is running in another window")]
     SendRunningElsewhere,
 }
@@ -139,12 +139,12 @@ pub enum SendLockState {
     HeldElsewhere,
 }
 
-/// Whether the desk may delete a transaction, clear what Koha accepted or clear everything now.
-/// Refused with [`JournalError::SendRunningElsewhere`] while another page sends: that page's
+/// Whether the desk may change stored transactions outside a send run now: delete one, clear
+/// what Koha accepted, clear everything, or mark one found in Koha. Refused with [`JournalError::SendRunningElsewhere`] while another page sends: that page's
 /// `sending` write may not have reached this page yet, so the row Koha is receiving right now can
 /// still look `local` here, and its accepted rows are about to be written (and packed) again.
-/// The page holds the lock for the whole removal, so no send run starts meanwhile either.
-pub fn removal_allowed(lock: SendLockState) -> Result<(), JournalError> {
+/// The page holds the lock for the whole change, so no send run starts meanwhile either.
+pub fn change_allowed(lock: SendLockState) -> Result<(), JournalError> {
     match lock {
         SendLockState::HeldHere => Ok(()),
         SendLockState::HeldElsewhere => Err(JournalError::SendRunningElsewhere),

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use koha_offline_circ::journal::{
-    removal_allowed, Counts, Filter, Journal, JournalError, SendLockState, Upserted, Warning,
+    change_allowed, Counts, Filter, Journal, JournalError, SendLockState, Upserted, Warning,
     DUPLICATE_SCAN_WINDOW_SECONDS,
 };
 use koha_offline_circ::{
@@ -307,8 +307,8 @@ fn delete_refuses_accepted_and_in_flight_transactions() {
 /// translates.
 #[test]
 fn removals_are_refused_while_another_page_sends() {
-    assert_eq!(removal_allowed(SendLockState::HeldHere), Ok(()));
-    let refused = removal_allowed(SendLockState::HeldElsewhere).unwrap_err();
+    assert_eq!(change_allowed(SendLockState::HeldHere), Ok(()));
+    let refused = change_allowed(SendLockState::HeldElsewhere).unwrap_err();
     assert_eq!(refused, JournalError::SendRunningElsewhere);
     assert_eq!(refused.kind(), "send-running-elsewhere");
     assert_eq!(

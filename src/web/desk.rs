@@ -114,8 +114,8 @@ pub fn list_page(filter: String, offset: u32, limit: u32) -> Result<JsValue, JsV
 #[wasm_bindgen(js_name = deleteTransaction)]
 pub async fn delete_transaction(id: String) -> Result<JsValue, JsValue> {
     let id = TransactionId::from_stored(&id);
-    let (_lock, held) = state::lock_for_removal().await;
-    journal::removal_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
+    let (_lock, held) = state::lock_unless_sending().await;
+    journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     // An answer another page stored (or holds only in the mirror) may show it accepted by now.
     state::refresh_from_stores_of(std::slice::from_ref(&id)).await;
     let tx = state::with_journal(|j| j.delete(&id)).map_err(|e| kind_error(e.kind(), &e))?;
@@ -143,8 +143,8 @@ pub async fn undo_delete(id: String) -> Result<JsValue, JsValue> {
 /// like [`delete_transaction`].
 #[wasm_bindgen(js_name = clearSent)]
 pub async fn clear_sent() -> Result<u32, JsValue> {
-    let (_lock, held) = state::lock_for_removal().await;
-    journal::removal_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
+    let (_lock, held) = state::lock_unless_sending().await;
+    journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     let ids = state::with_journal(|j| j.clear_accepted());
     state::forget(&ids).await.map_err(storage_error)?;
     state::forget_bulk(false).await.map_err(storage_error)?;
@@ -154,8 +154,8 @@ pub async fn clear_sent() -> Result<u32, JsValue> {
 /// Deletes everything (refused while a send runs, here or in another page); returns how many.
 #[wasm_bindgen(js_name = clearAll)]
 pub async fn clear_all() -> Result<u32, JsValue> {
-    let (_lock, held) = state::lock_for_removal().await;
-    journal::removal_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
+    let (_lock, held) = state::lock_unless_sending().await;
+    journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     let ids =
         state::with_journal(desk::clear_all).map_err(|e| kind_error(e.kind(), e.to_string()))?;
     state::forget(&ids).await.map_err(storage_error)?;

@@ -16,8 +16,9 @@
 
 use super::dto::{js_error, to_js, ErrorDto};
 use super::{browser, http, state};
+use crate::journal;
 use crate::koha::{self, Transport};
-use crate::settings::Settings;
+use crate::settings::{Settings, SESSION_PASSWORD_KEY};
 use crate::sync::{
     self, Command, Level, NotReady, RunEnd, RunOptions, SendRun, Setup, StopReason, StorageRefused,
     Summary,
@@ -27,9 +28,6 @@ use crate::{Action, Amount, Barcode, Cardnumber};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use wasm_bindgen::prelude::*;
-
-/// Where a password typed at the send prompt is kept for this browser session (memory only).
-pub const SESSION_PASSWORD_KEY: &str = "koha-offline-circ:password";
 
 thread_local! {
     static CANCEL: Cell<bool> = const { Cell::new(false) };
@@ -426,11 +424,16 @@ pub fn uncertain_transactions() -> Result<JsValue, JsValue> {
 
 /// The librarian found an uncertain transaction in Koha (its pending list, or the loan or
 /// payment itself): it becomes `queued` (queue mode) or `applied` (apply mode) without sending.
+/// Like every write to a stored transaction, under the send lock: refused while a page sends
+/// (`send-running-elsewhere`), whose run may be resending this very one.
 #[wasm_bindgen(js_name = markFoundInKoha)]
 pub async fn mark_found_in_koha(id: String) -> Result<JsValue, JsValue> {
+    let (_lock, held) = state::lock_unless_sending().await;
+    journal::change_allowed(held).map_err(|e| error(e.kind(), &e))?;
     let mode = state::settings().map(|s| s.mode).unwrap_or_default();
     let status = sync::found_in_koha(mode);
     let id = TransactionId::from_stored(&id);
+    state::refresh_from_stores_of(std::slice::from_ref(&id)).await;
     let tx = state::with_journal(|j| {
         j.update(&id, |t| t.confirm_in_koha(browser::now(), status))
             .map_err(|e| error(e.kind(), &e))?

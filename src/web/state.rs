@@ -43,6 +43,9 @@ thread_local! {
     static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
     /// Transactions recorded in memory (and the mirror) whose store-of-record write failed.
     static UNSAVED: RefCell<Vec<TransactionId>> = const { RefCell::new(Vec::new()) };
+    /// Transactions this page created that neither store has taken yet: absent from storage
+    /// because never stored, not because another page removed them.
+    static NEVER_STORED: RefCell<HashSet<TransactionId>> = RefCell::new(HashSet::new());
     /// `storage.onChanged` batches that arrived while [`open`] was reading: applied after it
     /// filled memory, so no other page's write between the read and the fill is lost.
     static PENDING: RefCell<Option<Vec<Map<String, Value>>>> = const { RefCell::new(None) };
@@ -139,7 +142,9 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
     }
     match apply_primary(&opened.primary_changes).await {
         // Mirror removals (of accepted transactions) only once the store of record has them.
-        Ok(()) => apply_mirror(&opened.mirror_changes),
+        Ok(()) => {
+            apply_mirror(&opened.mirror_changes);
+        }
         Err(failure) => {
             let puts: Vec<Change> = opened
                 .mirror_changes
@@ -172,11 +177,11 @@ impl Drop for SendLock {
     }
 }
 
-/// Takes [`SEND_LOCK`] for a deletion or a clear if no other page holds it, and says which it
-/// was, for the core's [`removal_allowed`](crate::journal::removal_allowed). Keep the lock until
-/// the removal is stored: no send run starts meanwhile. Without Web Locks nothing can tell
+/// Takes [`SEND_LOCK`] for a change outside a send run (a deletion, a clear, a transaction found
+/// in Koha) if no other page holds it, and says which it was, for the core's
+/// [`change_allowed`](crate::journal::change_allowed). Keep the lock until the change is stored: no send run starts meanwhile. Without Web Locks nothing can tell
 /// whether another page sends, so that counts as held elsewhere.
-pub async fn lock_for_removal() -> (Option<SendLock>, SendLockState) {
+pub async fn lock_unless_sending() -> (Option<SendLock>, SendLockState) {
     let lock = SendLock::acquire_if_available().await;
     let state = match lock {
         Some(_) => SendLockState::HeldHere,
@@ -252,8 +257,10 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
             (plan.mirror, plan.primary)
         })
         .unzip();
-    apply_mirror(&mirror);
-    match apply_primary(&primary).await {
+    let mirrored = apply_mirror(&mirror);
+    let stored = apply_primary(&primary).await;
+    note_taken(txs, mirrored || stored.is_ok());
+    match stored {
         Ok(()) => {
             note_stored(txs);
             // Packing is housekeeping: the transactions are stored either way, so a failure
@@ -283,9 +290,28 @@ pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
 /// took it.
 pub fn mirror_hold(tx: &Transaction) -> bool {
     let value = store::encode_transaction(tx).to_string();
-    LocalStorage::raw()
+    let took = LocalStorage::raw()
         .set_item(&store::mirror_key(&tx.id), &value)
-        .is_ok()
+        .is_ok();
+    if took {
+        note_taken(std::slice::from_ref(tx), true);
+    }
+    took
+}
+
+/// Keeps [`NEVER_STORED`] current after a write of these transactions that some store took
+/// (`taken`) or that both refused.
+fn note_taken(txs: &[Transaction], taken: bool) {
+    NEVER_STORED.with(|n| {
+        let mut never = n.borrow_mut();
+        for tx in txs {
+            if taken {
+                never.remove(&tx.id);
+            } else {
+                never.insert(tx.id.clone());
+            }
+        }
+    });
 }
 
 /// Writes transactions to the store of record only, for a caller that already wrote the
@@ -302,6 +328,7 @@ pub async fn store_of_record(txs: &[Transaction]) -> Result<(), StorageFailure> 
         .collect();
     apply_mirror(&released);
     note_stored(txs);
+    note_taken(txs, true);
     Ok(())
 }
 
@@ -416,8 +443,14 @@ pub async fn retry_unsaved() -> Result<usize, StorageFailure> {
         }
     };
     let ids = UNSAVED.with(|u| u.borrow().clone());
-    refresh_from_stores_of(&ids).await;
+    let found = refresh_from_stores_of(&ids).await;
     for id in ids {
+        // Stored once and in neither store now: another page removed it (its event is on the
+        // way); writing it back would bring a deleted or cleared transaction back to life.
+        if !found.contains(&id) && !NEVER_STORED.with(|n| n.borrow().contains(&id)) {
+            UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
+            continue;
+        }
         // A send run of this page writes the rows it has in flight itself; this page's copy
         // from before `sending` must not overwrite that.
         if with_journal(|j| j.is_in_flight(&id)) {
@@ -429,6 +462,7 @@ pub async fn retry_unsaved() -> Result<usize, StorageFailure> {
         };
         let plan = store::write_plan(&tx);
         apply_primary(std::slice::from_ref(&plan.primary)).await?;
+        note_taken(std::slice::from_ref(&tx), true);
         UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
     }
     Ok(unsaved_count())
@@ -630,7 +664,8 @@ pub async fn apply_primary(changes: &[Change]) -> Result<(), StorageFailure> {
 ///
 /// After the first refused put (a full `localStorage`), further puts of the same batch are
 /// skipped: each would fail the same way, and thousands of them would slow the start.
-fn apply_mirror(changes: &[Change]) {
+/// Applies changes to the mirror; whether it took every put.
+fn apply_mirror(changes: &[Change]) -> bool {
     let storage = LocalStorage::raw();
     let mut full = false;
     for change in changes {
@@ -644,6 +679,7 @@ fn apply_mirror(changes: &[Change]) {
             }
         }
     }
+    !full
 }
 
 /// Merges both stores' copies of everything Koha has not accepted into the page's journal.
@@ -658,47 +694,56 @@ pub async fn refresh_from_stores() {
     refresh_from_stores_of(&ids).await;
 }
 
-/// [`refresh_from_stores`] for these transactions only.
-pub async fn refresh_from_stores_of(ids: &[TransactionId]) {
-    refresh_from_mirror_of(ids);
+/// [`refresh_from_stores`] for these transactions only. Returns those either store holds (all
+/// of them if the store of record cannot be read: nothing is concluded from a failed read).
+pub async fn refresh_from_stores_of(ids: &[TransactionId]) -> HashSet<TransactionId> {
+    let mut found = refresh_from_mirror_of(ids);
     if ids.is_empty() {
-        return;
+        return found;
     }
+    let everything = || ids.iter().cloned().collect();
     let keys: Array = ids
         .iter()
         .map(|id| JsValue::from_str(&store::transaction_key(id)))
         .collect();
     // Unreadable now means the writes that follow fail as well: they count as unsaved then.
-    let Ok(found) = browser::local_get(&keys).await else {
-        return;
+    let Ok(stored) = browser::local_get(&keys).await else {
+        return everything();
     };
-    let Some(text) = js_sys::JSON::stringify(&found)
+    let Some(text) = js_sys::JSON::stringify(&stored)
         .ok()
         .and_then(|t| t.as_string())
     else {
-        return;
+        return everything();
     };
     let Ok(map) = serde_json::from_str::<Map<String, Value>>(&text) else {
-        return;
+        return everything();
     };
     with_journal(|j| {
         for (key, value) in map {
+            if let Some(id) = key.strip_prefix(store::TX_PREFIX) {
+                found.insert(TransactionId::from_stored(id));
+            }
             if let Ok(copy) = store::decode_transaction(&key, &value) {
                 j.upsert(copy);
             }
         }
     });
+    found
 }
 
-/// Merges the mirror's copies of these transactions into the page's journal.
-pub fn refresh_from_mirror_of(ids: &[TransactionId]) {
+/// Merges the mirror's copies of these transactions into the page's journal. Returns those the
+/// mirror holds.
+fn refresh_from_mirror_of(ids: &[TransactionId]) -> HashSet<TransactionId> {
     let storage = LocalStorage::raw();
+    let mut found = HashSet::new();
     with_journal(|j| {
         for id in ids {
             let key = store::mirror_key(id);
             let Some(text) = storage.get_item(&key).ok().flatten() else {
                 continue;
             };
+            found.insert(id.clone());
             let copy = serde_json::from_str(&text)
                 .ok()
                 .and_then(|value| store::decode_mirror(&key, &value).ok());
@@ -707,4 +752,5 @@ pub fn refresh_from_mirror_of(ids: &[TransactionId]) {
             }
         }
     });
+    found
 }

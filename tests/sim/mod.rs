@@ -239,6 +239,9 @@ pub struct Page {
     inbox: VecDeque<(String, Option<Value>, Option<Value>)>,
     /// Copies the store of record refused; written again later.
     unsaved: Vec<Transaction>,
+    /// Transactions created here that neither store has ever taken: absent from storage
+    /// because never stored, not because another page removed them.
+    never_stored: HashSet<TransactionId>,
     /// Deleted here, kept for Undo.
     deleted: Vec<Transaction>,
     run: Option<ActiveRun>,
@@ -466,16 +469,23 @@ impl World {
         let primary: Vec<Change> = txs.iter().map(|t| store::write_plan(t).primary).collect();
         let mirrored = self.write_mirror(&mirror);
         let stored = self.write_primary(Some(i), &primary).is_ok();
-        if !stored {
-            if let Some(page) = self.pages[i].as_mut() {
+        if let Some(page) = self.pages[i].as_mut() {
+            if !stored {
                 page.unsaved.extend(txs.iter().cloned());
+            }
+            for tx in txs {
+                if mirrored || stored {
+                    page.never_stored.remove(&tx.id);
+                } else {
+                    page.never_stored.insert(tx.id.clone());
+                }
             }
         }
         mirrored || stored
     }
 
     /// The shell's `mirror_hold`.
-    fn mirror_hold(&mut self, txs: &[Transaction]) -> bool {
+    fn mirror_hold(&mut self, i: usize, txs: &[Transaction]) -> bool {
         let puts: Vec<Change> = txs
             .iter()
             .map(|t| Change::Put {
@@ -483,7 +493,15 @@ impl World {
                 value: store::encode_transaction(t),
             })
             .collect();
-        self.write_mirror(&puts)
+        let took = self.write_mirror(&puts);
+        if took {
+            if let Some(page) = self.pages[i].as_mut() {
+                for tx in txs {
+                    page.never_stored.remove(&tx.id);
+                }
+            }
+        }
+        took
     }
 
     /// The shell's `store_of_record`: then the mirror lets go of the accepted ones.
@@ -501,6 +519,11 @@ impl World {
             .map(|t| store::write_plan(t).mirror)
             .collect();
         self.write_mirror(&released);
+        if let Some(page) = self.pages[i].as_mut() {
+            for tx in txs {
+                page.never_stored.remove(&tx.id);
+            }
+        }
         Ok(())
     }
 
@@ -528,6 +551,7 @@ impl World {
             journal,
             inbox: VecDeque::new(),
             unsaved: Vec::new(),
+            never_stored: HashSet::new(),
             deleted: Vec::new(),
             run: None,
         });
@@ -580,15 +604,23 @@ impl World {
         self.refresh_from_stores_of(i, &ids);
     }
 
-    fn refresh_from_stores_of(&mut self, i: usize, ids: &[TransactionId]) {
+    /// Returns the ids either store holds.
+    fn refresh_from_stores_of(
+        &mut self,
+        i: usize,
+        ids: &[TransactionId],
+    ) -> HashSet<TransactionId> {
         let mut copies: Vec<Transaction> = Vec::new();
+        let mut found = HashSet::new();
         for id in ids {
             let key = store::mirror_key(id);
             if let Some(copy) = self.storage.mirror.get(&key) {
+                found.insert(id.clone());
                 copies.extend(store::decode_mirror(&key, copy).ok());
             }
             let key = store::transaction_key(id);
             if let Some(copy) = self.storage.primary.get(&key) {
+                found.insert(id.clone());
                 copies.extend(store::decode_transaction(&key, copy).ok());
             }
         }
@@ -596,6 +628,7 @@ impl World {
         for tx in copies {
             page.journal.upsert(tx);
         }
+        found
     }
 
     fn page(&mut self, i: usize) -> &mut Page {
@@ -893,7 +926,7 @@ impl World {
                 return;
             }
             Command::Mirror(txs) => {
-                let took = self.mirror_hold(&txs);
+                let took = self.mirror_hold(i, &txs);
                 if self.debug {
                     let what: Vec<String> = txs
                         .iter()
@@ -1024,7 +1057,13 @@ impl World {
             return;
         }
         let ids: Vec<TransactionId> = self.page(i).unsaved.iter().map(|t| t.id.clone()).collect();
-        self.refresh_from_stores_of(i, &ids);
+        let found = self.refresh_from_stores_of(i, &ids);
+        let page = self.page(i);
+        // Stored once and in neither store now: another page removed it (its event is on the
+        // way); writing it back would bring a deleted or cleared transaction back to life.
+        let removed_elsewhere =
+            |t: &Transaction| !found.contains(&t.id) && !page.never_stored.contains(&t.id);
+        page.unsaved.retain(|t| !removed_elsewhere(t));
         let unsaved = std::mem::take(&mut self.page(i).unsaved);
         let page = self.pages[i].as_ref().unwrap();
         let (held, free): (Vec<Transaction>, Vec<Transaction>) = unsaved
