@@ -86,11 +86,15 @@ fn replay() {
 /// - 320603 (a soak): an acceptance lived only in one page's memory (both stores refused it);
 ///   another page resent the row as the librarian confirmed, and the retried write of the
 ///   acceptance landed during that run, whose `sending` then overwrote it in storage (a retry
-///   now waits while another page sends, and reads the stored copies before writing).
+///   now waits while another page sends, and reads the stored copies before writing);
+/// - 32668 and 71644 (a soak of that fix): a page's retry wrote back a transaction another page
+///   had cleared, whose removal event had not reached it yet, so it went out again (a retry
+///   writes nothing that was stored once and is in neither store now).
 #[test]
 fn seeds_that_failed_before() {
     for seed in [
-        16, 243, 1478, 1827, 5150, 24_059, 42_024, 66_504, 118_516, 156_262, 320_603,
+        16, 243, 1478, 1827, 5150, 24_059, 32_668, 42_024, 66_504, 71_644, 118_516, 156_262,
+        320_603,
     ] {
         if let Err(failure) = sim::history(seed, STEPS) {
             panic!("{failure}");
