@@ -7,6 +7,13 @@ const FIELDS = ["server", "branchcode", "userid", "password", "mode", "timezone"
 const CHECKS = { rememberPassword: "remember-password", loginOnce: "login-once", sounds: "sounds" };
 const key = (text) => text.replaceAll("-", "_").toLowerCase();
 
+// The action bar sticks to the bottom and grows with its message: a field scrolled into view
+// (by Tab, or by a jump to an error) stops above it, not under it.
+new ResizeObserver(([entry]) => {
+  const height = Math.ceil(entry.target.getBoundingClientRect().height);
+  document.documentElement.style.setProperty("--sticky-bottom", `${height}px`);
+}).observe(document.querySelector(".actions"));
+
 function readForm() {
   const form = Object.fromEntries(FIELDS.map((id) => [id, $(id).value]));
   for (const [name, id] of Object.entries(CHECKS)) form[name] = $(id).checked;
