@@ -6,6 +6,8 @@
 #   ./build.sh bench    the above, then the benchmarks; writes BENCHMARKS.md
 #   ./build.sh soak     the send-run simulation over a million seeded histories (release build;
 #                       KOC_SOAK_HISTORIES and KOC_SOAK_FIRST_SEED change how many and from where)
+#   ./build.sh run      try the add-on: the Koha stand-in with demo patrons and items, and Firefox
+#                       with the add-on deployed by policy, pointed at the stand-in, the desk open
 #   ./build.sh standin  run the Koha stand-in on 127.0.0.1:8480 to try the add-on without a Koha
 #
 # Every install step lives here, so a fresh clone needs only Rust (rustup), Node/npm and apt.
@@ -160,6 +162,34 @@ run_benches() {
   scripts/bench.sh
 }
 
+# The demo: the stand-in on 127.0.0.1:8480, and a private Firefox ESR whose enterprise policy
+# installs the add-on and presets its server and library (scripts/demo.sh).
+run_demo() {
+  local port=8480 demo=target/demo xpi
+  xpi=$(ls dist/*.xpi 2>/dev/null | head -n 1)
+  [ -n "$xpi" ] || die "no dist/*.xpi"
+  step "run: Koha stand-in on 127.0.0.1:$port"
+  cargo build --locked --release -p e2e --bin koha-standin
+  target/release/koha-standin --port "$port" &
+  local standin=$!
+  # shellcheck disable=SC2064 # the pid now: the variable is gone when the trap runs
+  trap "kill $standin 2>/dev/null" EXIT
+  local tries=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 100 ] || die "the stand-in did not start on port $port"
+    kill -0 "$standin" 2>/dev/null || die "the stand-in stopped (is port $port taken?)"
+    sleep 0.1
+  done
+  step "run: Firefox ESR with the add-on deployed by policy ($demo)"
+  scripts/demo.sh prepare "$demo" "$xpi" "http://127.0.0.1:$port"
+  scripts/demo.sh install "$demo"
+  printf 'Server and library are preset; type the librarian above, then "Test connection".\n'
+  printf 'Close Firefox to stop the demo.\n'
+  "$demo/firefox/firefox-esr" --no-remote --profile "$demo/profile" \
+    "$(scripts/demo.sh desk-url)" || true
+}
+
 case "${1:-build}" in
   build)
     ensure_build_tools
@@ -184,10 +214,16 @@ case "${1:-build}" in
       cargo test --locked --release -p "$NAME" --test simulation every_history_keeps_the_promises \
       -- --nocapture
     ;;
+  run)
+    ensure_build_tools
+    ensure_test_tools
+    build_addon
+    run_demo
+    ;;
   standin)
     cargo run --locked --release -p e2e --bin koha-standin -- "${@:2}"
     ;;
   *)
-    die "unknown command '$1' (use: build, test, bench, soak, standin)"
+    die "unknown command '$1' (use: build, test, bench, soak, run, standin)"
     ;;
 esac

@@ -74,8 +74,11 @@ pub struct Options {
     pub install_temporary: bool,
     /// What to install instead of `KOC_ADDON_DIR` (e.g. the packed `dist/*.xpi`).
     pub addon_path: Option<PathBuf>,
-    /// Install nothing: the add-on is already installed permanently in `profile`.
+    /// Install nothing: the add-on is already installed permanently in `profile`, or an
+    /// enterprise policy of `binary`'s installation installs it.
     pub skip_install: bool,
+    /// Another Firefox than the system's ESR (e.g. the demo's, which carries a policy).
+    pub binary: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -90,6 +93,7 @@ impl Default for Options {
             install_temporary: true,
             addon_path: None,
             skip_install: false,
+            binary: None,
         }
     }
 }
@@ -194,7 +198,11 @@ impl Firefox {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "moz:firefoxOptions".into(),
-            json!({ "binary": FIREFOX_BINARY, "args": args, "prefs": prefs }),
+            json!({
+                "binary": options.binary.as_deref().unwrap_or(Path::new(FIREFOX_BINARY)),
+                "args": args,
+                "prefs": prefs,
+            }),
         );
         let client = match ClientBuilder::native()
             .capabilities(caps)
