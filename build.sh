@@ -65,13 +65,17 @@ ensure_test_tools() {
     apt-get update -q && DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -q --no-install-recommends firefox-esr || die "could not install firefox-esr"
   fi
-  # Language packs, so the German and French interface can be tested (the add-on follows the
-  # browser's UI language, and a bare ESR has only en-US).
-  if [ ! -f /usr/lib/firefox-esr/browser/extensions/langpack-de@firefox-esr.mozilla.org.xpi ] \
-     || [ ! -f /usr/lib/firefox-esr/browser/extensions/langpack-fr@firefox-esr.mozilla.org.xpi ]; then
-    step "toolchain: Firefox ESR language packs de, fr (apt)"
+  # Language packs, so the interface can be tested in each of its languages (the add-on follows
+  # the browser's UI language, and a bare ESR has only en-US).
+  local lang missing=()
+  for lang in cs de es-ES fr it; do
+    [ -f "/usr/lib/firefox-esr/browser/extensions/langpack-$lang@firefox-esr.mozilla.org.xpi" ] \
+      || missing+=("firefox-esr-l10n-${lang,,}")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "toolchain: Firefox ESR language packs (apt): ${missing[*]}"
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-      --no-install-recommends firefox-esr-l10n-de firefox-esr-l10n-fr \
+      --no-install-recommends "${missing[@]}" \
       || die "could not install the Firefox language packs"
   fi
   local have

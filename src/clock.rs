@@ -21,6 +21,7 @@
 //! assert!(matches!(check(arrived, None), ClockCheck::Unknown(_)));
 //! ```
 
+use crate::kinds::kinds;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta, Utc, Weekday};
 use serde::Serialize;
 use thiserror::Error;
@@ -59,17 +60,14 @@ pub enum ClockCheck {
     Unknown(DateError),
 }
 
-impl ClockCheck {
-    /// Stable name: `in-step`, `desk-ahead`, `desk-behind`, `unknown`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ClockCheck::InStep => "in-step",
-            ClockCheck::DeskAhead { .. } => "desk-ahead",
-            ClockCheck::DeskBehind { .. } => "desk-behind",
-            ClockCheck::Unknown(_) => "unknown",
-        }
-    }
+kinds!(ClockCheck {
+    InStep => "in-step",
+    DeskAhead => "desk-ahead",
+    DeskBehind => "desk-behind",
+    Unknown => "unknown",
+});
 
+impl ClockCheck {
     /// Whether the desk must warn (ahead or behind beyond [`THRESHOLD`]).
     pub fn is_off(&self) -> bool {
         matches!(

@@ -12,6 +12,7 @@
 
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber, InputError};
 use crate::journal::Journal;
+use crate::kinds::kinds;
 use crate::koc::KocImport;
 use crate::settings::Settings;
 use crate::transaction::{Action, Transaction, TransactionId};
@@ -177,12 +178,9 @@ pub enum ClearError {
     },
 }
 
-impl ClearError {
-    /// Stable kind for the UI: `sending`.
-    pub fn kind(&self) -> &'static str {
-        "sending"
-    }
-}
+kinds!(ClearError {
+    Sending => "sending",
+});
 
 /// Removes every transaction, unless some are being sent right now. Returns the ids removed.
 pub fn clear_all(journal: &mut Journal) -> Result<Vec<TransactionId>, ClearError> {

@@ -57,6 +57,7 @@
 //! assert!(chosen.ids.is_empty());
 //! ```
 
+use crate::kinds::kinds;
 use crate::koc::{self, KocFile, KocWriteError, Selection};
 use crate::store::ExportRecord;
 use crate::transaction::{Action, Status, Transaction, TransactionId};
@@ -87,15 +88,10 @@ pub enum Question {
     },
 }
 
-impl Question {
-    /// Stable kind for the UI: `already-exported`, `uncertain`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Question::AlreadyExported { .. } => "already-exported",
-            Question::Uncertain { .. } => "uncertain",
-        }
-    }
-}
+kinds!(Question {
+    AlreadyExported => "already-exported",
+    Uncertain => "uncertain",
+});
 
 /// The librarian's answers so far. A question counts as answered only when it is in one of the
 /// lists exactly as it would be asked now; declined wins over confirmed.

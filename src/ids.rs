@@ -3,6 +3,7 @@
 //! Each newtype has one constructor that trims and validates, so a value that exists is
 //! acceptable to Koha's columns and can never corrupt a `.koc` line.
 
+use crate::kinds::kinds;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
@@ -53,19 +54,19 @@ pub enum InputError {
     AmountTooLarge,
 }
 
+kinds!(InputError {
+    Empty => "empty",
+    ControlCharacter => "control-character",
+    TooLong => "too-long",
+    AmountFormat => "amount-format",
+    AmountNotPositive => "amount-not-positive",
+    AmountTooLarge => "amount-too-large",
+});
+
 impl InputError {
-    /// A stable, machine-readable name: `empty`, `control-character`, `too-long`,
-    /// `amount-format`, `amount-not-positive`, `amount-too-large`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            InputError::Empty { .. } => "empty",
-            InputError::ControlCharacter { .. } => "control-character",
-            InputError::TooLong { .. } => "too-long",
-            InputError::AmountFormat => "amount-format",
-            InputError::AmountNotPositive => "amount-not-positive",
-            InputError::AmountTooLarge => "amount-too-large",
-        }
-    }
+    /// The kinds a text field (card number, barcode, library code, user name) can have: the
+    /// others are about amounts.
+    pub const TEXT_KINDS: &'static [&'static str] = &["empty", "control-character", "too-long"];
 
     /// The field the error is about, if any.
     pub fn field(&self) -> Option<Field> {
@@ -94,15 +95,17 @@ pub enum Field {
     Amount,
 }
 
+kinds!(Field: name, NAMES {
+    Barcode => "barcode",
+    Cardnumber => "cardnumber",
+    Branchcode => "branchcode",
+    Userid => "userid",
+    Amount => "amount",
+});
+
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Field::Barcode => "barcode",
-            Field::Cardnumber => "cardnumber",
-            Field::Branchcode => "branchcode",
-            Field::Userid => "userid",
-            Field::Amount => "amount",
-        })
+        f.write_str(self.name())
     }
 }
 

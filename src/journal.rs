@@ -14,6 +14,7 @@
 //! filtered [`Journal::page`] and the clears look at every transaction.
 
 use crate::ids::{Barcode, Cardnumber};
+use crate::kinds::kinds;
 use crate::transaction::{Action, Status, Transaction, TransactionId};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::Serialize;
@@ -66,15 +67,10 @@ pub enum Warning {
     },
 }
 
-impl Warning {
-    /// Stable kind for the UI: `duplicate-scan` or `checked-out-to-other-card`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Warning::DuplicateScan { .. } => "duplicate-scan",
-            Warning::CheckedOutToOtherCard { .. } => "checked-out-to-other-card",
-        }
-    }
-}
+kinds!(Warning {
+    DuplicateScan => "duplicate-scan",
+    CheckedOutToOtherCard => "checked-out-to-other-card",
+});
 
 /// Why the journal refused a change.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -114,20 +110,14 @@ pub enum JournalError {
     SendRunningElsewhere,
 }
 
-impl JournalError {
-    /// Stable kind for the UI: `duplicate-id`, `not-found`, `accepted-by-koha`, `sending`,
-    /// `time-out-of-range`, `send-running-elsewhere`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            JournalError::DuplicateId { .. } => "duplicate-id",
-            JournalError::NotFound { .. } => "not-found",
-            JournalError::AcceptedByKoha { .. } => "accepted-by-koha",
-            JournalError::Sending { .. } => "sending",
-            JournalError::TimeOutOfRange { .. } => "time-out-of-range",
-            JournalError::SendRunningElsewhere => "send-running-elsewhere",
-        }
-    }
-}
+kinds!(JournalError {
+    DuplicateId => "duplicate-id",
+    NotFound => "not-found",
+    AcceptedByKoha => "accepted-by-koha",
+    Sending => "sending",
+    TimeOutOfRange => "time-out-of-range",
+    SendRunningElsewhere => "send-running-elsewhere",
+});
 
 /// What the send lock (one page at a time sends to Koha) answered a page asking for it without
 /// waiting, before it removes transactions.

@@ -61,6 +61,7 @@
 //! ```
 
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber, Field, InputError};
+use crate::kinds::kinds;
 use crate::transaction::{Action, Transaction, TransactionId};
 use crate::zone::{from_local, to_local, LocalResolution, ZoneRules};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
@@ -137,15 +138,10 @@ pub enum KocWriteError {
     },
 }
 
-impl KocWriteError {
-    /// Stable kind for the UI: `unknown-transaction`, `out-of-range`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            KocWriteError::UnknownTransaction { .. } => "unknown-transaction",
-            KocWriteError::OutOfRange { .. } => "out-of-range",
-        }
-    }
-}
+kinds!(KocWriteError {
+    UnknownTransaction => "unknown-transaction",
+    OutOfRange => "out-of-range",
+});
 
 /// The header line, without its line end.
 pub fn header() -> String {
@@ -396,23 +392,16 @@ pub enum LineErrorReason {
     Invalid(InputError),
 }
 
-impl LineErrorReason {
-    /// Stable kind for the UI: `invalid-utf8`, `missing-command`, `unknown-command`,
-    /// `missing-field`, `comma-in-amount`, `bad-timestamp`, `timestamp-out-of-range`, or
-    /// `invalid-field`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            LineErrorReason::InvalidUtf8 => "invalid-utf8",
-            LineErrorReason::MissingCommand => "missing-command",
-            LineErrorReason::UnknownCommand { .. } => "unknown-command",
-            LineErrorReason::MissingField { .. } => "missing-field",
-            LineErrorReason::CommaInAmount => "comma-in-amount",
-            LineErrorReason::BadTimestamp { .. } => "bad-timestamp",
-            LineErrorReason::TimestampOutOfRange { .. } => "timestamp-out-of-range",
-            LineErrorReason::Invalid(_) => "invalid-field",
-        }
-    }
-}
+kinds!(LineErrorReason {
+    InvalidUtf8 => "invalid-utf8",
+    MissingCommand => "missing-command",
+    UnknownCommand => "unknown-command",
+    MissingField => "missing-field",
+    CommaInAmount => "comma-in-amount",
+    BadTimestamp => "bad-timestamp",
+    TimestampOutOfRange => "timestamp-out-of-range",
+    Invalid => "invalid-field",
+});
 
 /// A line that was not imported.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -472,20 +461,14 @@ pub enum KocWarning {
     },
 }
 
-impl KocWarning {
-    /// Stable kind for the UI: `no-header`, `unknown-version`, `blank-lines`, `extra-fields`,
-    /// `ambiguous-time`, `skipped-time`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            KocWarning::NoHeader => "no-header",
-            KocWarning::UnknownVersion { .. } => "unknown-version",
-            KocWarning::BlankLines { .. } => "blank-lines",
-            KocWarning::ExtraFields { .. } => "extra-fields",
-            KocWarning::AmbiguousTime { .. } => "ambiguous-time",
-            KocWarning::SkippedTime { .. } => "skipped-time",
-        }
-    }
-}
+kinds!(KocWarning {
+    NoHeader => "no-header",
+    UnknownVersion => "unknown-version",
+    BlankLines => "blank-lines",
+    ExtraFields => "extra-fields",
+    AmbiguousTime => "ambiguous-time",
+    SkippedTime => "skipped-time",
+});
 
 /// The result of reading a file: every line is either a row, an error, the header, or a counted
 /// blank line.

@@ -5,6 +5,7 @@
 //! `koha-protocol.md`.
 
 use crate::ids::{Branchcode, Userid};
+use crate::kinds::kinds;
 use crate::transaction::{FailReason, Status, Transaction, UncertainReason};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -69,17 +70,14 @@ pub enum Transport {
     G,
 }
 
-impl Transport {
-    /// Stable name: `P1`, `P2`, `P3`, `G`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::P1 => "P1",
-            Transport::P2 => "P2",
-            Transport::P3 => "P3",
-            Transport::G => "G",
-        }
-    }
+kinds!(Transport: name, NAMES {
+    P1 => "P1",
+    P2 => "P2",
+    P3 => "P3",
+    G => "G",
+});
 
+impl Transport {
     /// Whether requests carry the session cookie and (when Koha gave one) a CSRF token (P1, P2).
     pub fn uses_token(self) -> bool {
         matches!(self, Transport::P1 | Transport::P2)
@@ -579,18 +577,23 @@ impl Answer {
 /// Maps Koha's exact answer texts to stable i18n keys (the UI translates; §3.3 rule 6).
 /// Returns `None` for any other text.
 pub fn message_key(koha_text: &str) -> Option<&'static str> {
-    Some(match koha_text {
-        "Borrower not found." => "koha-borrower-not-found",
-        "Barcode not found." => "koha-barcode-not-found",
-        "Item not found." => "koha-item-not-found",
-        "Item not issued." => "koha-item-not-issued",
-        "Added." => "koha-added",
-        "Success." => "koha-success",
-        "Authentication failed." => "koha-authentication-failed",
-        "" => "koha-empty-answer",
-        _ => return None,
-    })
+    MESSAGE_KEYS
+        .iter()
+        .find(|(text, _)| *text == koha_text)
+        .map(|(_, key)| *key)
 }
+
+/// Koha's answer texts that [`message_key`] knows, each with its key.
+pub const MESSAGE_KEYS: &[(&str, &str)] = &[
+    ("Borrower not found.", "koha-borrower-not-found"),
+    ("Barcode not found.", "koha-barcode-not-found"),
+    ("Item not found.", "koha-item-not-found"),
+    ("Item not issued.", "koha-item-not-issued"),
+    ("Added.", "koha-added"),
+    ("Success.", "koha-success"),
+    ("Authentication failed.", "koha-authentication-failed"),
+    ("", "koha-empty-answer"),
+];
 
 /// The `<status>` of a `svc/authentication` answer (§2.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -678,25 +681,18 @@ pub enum ConnectionProblem {
     },
 }
 
-impl ConnectionProblem {
-    /// Stable kind for the UI: `unreachable`, `tls`, `not-found`, `wrong-credentials`,
-    /// `missing-permission`, `csrf-refused`, `server-error`, `needs-get-consent`, `timeout`,
-    /// `unexpected-answer`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ConnectionProblem::Unreachable => "unreachable",
-            ConnectionProblem::Tls => "tls",
-            ConnectionProblem::NotFound => "not-found",
-            ConnectionProblem::WrongCredentials => "wrong-credentials",
-            ConnectionProblem::MissingPermission => "missing-permission",
-            ConnectionProblem::CsrfRefused => "csrf-refused",
-            ConnectionProblem::ServerError { .. } => "server-error",
-            ConnectionProblem::NeedsGetConsent => "needs-get-consent",
-            ConnectionProblem::Timeout => "timeout",
-            ConnectionProblem::UnexpectedAnswer { .. } => "unexpected-answer",
-        }
-    }
-}
+kinds!(ConnectionProblem {
+    Unreachable => "unreachable",
+    Tls => "tls",
+    NotFound => "not-found",
+    WrongCredentials => "wrong-credentials",
+    MissingPermission => "missing-permission",
+    CsrfRefused => "csrf-refused",
+    ServerError => "server-error",
+    NeedsGetConsent => "needs-get-consent",
+    Timeout => "timeout",
+    UnexpectedAnswer => "unexpected-answer",
+});
 
 /// The result of detection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

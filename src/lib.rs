@@ -9,6 +9,7 @@ pub mod desk;
 pub mod export;
 pub mod ids;
 pub mod journal;
+mod kinds;
 pub mod koc;
 pub mod koha;
 pub mod settings;

@@ -25,6 +25,7 @@
 //! ```
 
 use crate::ids::{Branchcode, Field, InputError, Userid};
+use crate::kinds::kinds;
 use crate::koha::Credentials;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -84,26 +85,19 @@ pub enum UrlError {
     InvalidPath,
 }
 
-impl UrlError {
-    /// A stable, machine-readable name: `empty`, `space`, `control-character`, `missing-scheme`,
-    /// `unsupported-scheme`, `http-not-allowed`, `userinfo`, `missing-host`, `invalid-host`,
-    /// `invalid-port`, `invalid-path`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            UrlError::Empty => "empty",
-            UrlError::Space => "space",
-            UrlError::ControlCharacter => "control-character",
-            UrlError::MissingScheme => "missing-scheme",
-            UrlError::UnsupportedScheme { .. } => "unsupported-scheme",
-            UrlError::HttpNotAllowed => "http-not-allowed",
-            UrlError::Userinfo => "userinfo",
-            UrlError::MissingHost => "missing-host",
-            UrlError::InvalidHost => "invalid-host",
-            UrlError::InvalidPort => "invalid-port",
-            UrlError::InvalidPath => "invalid-path",
-        }
-    }
-}
+kinds!(UrlError {
+    Empty => "empty",
+    Space => "space",
+    ControlCharacter => "control-character",
+    MissingScheme => "missing-scheme",
+    UnsupportedScheme => "unsupported-scheme",
+    HttpNotAllowed => "http-not-allowed",
+    Userinfo => "userinfo",
+    MissingHost => "missing-host",
+    InvalidHost => "invalid-host",
+    InvalidPort => "invalid-port",
+    InvalidPath => "invalid-path",
+});
 
 /// The base address of a Koha staff interface, normalised: scheme and host lower-case, no default
 /// port, no trailing slash, no query or fragment, no `/cgi-bin/koha/...` tail. A port and a path
@@ -389,20 +383,14 @@ pub enum TimezoneError {
     Unknown,
 }
 
-impl TimezoneError {
-    /// A stable, machine-readable name: `empty`, `space`, `control-character`, `too-long`,
-    /// `shape`, `unknown`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TimezoneError::Empty => "empty",
-            TimezoneError::Space => "space",
-            TimezoneError::ControlCharacter => "control-character",
-            TimezoneError::TooLong => "too-long",
-            TimezoneError::Shape => "shape",
-            TimezoneError::Unknown => "unknown",
-        }
-    }
-}
+kinds!(TimezoneError {
+    Empty => "empty",
+    Space => "space",
+    ControlCharacter => "control-character",
+    TooLong => "too-long",
+    Shape => "shape",
+    Unknown => "unknown",
+});
 
 /// The name of an IANA time zone, checked for shape only: `UTC`, or `Area/Location` with one or more
 /// `/`-separated parts of ASCII letters, digits, `_`, `-` and `+` (`Europe/Berlin`,
@@ -538,20 +526,14 @@ pub enum SettingsField {
     Timezone,
 }
 
-impl SettingsField {
-    /// The element id in the UI contract: `server`, `branchcode`, `userid`, `password`, `mode`,
-    /// `timezone`.
-    pub fn id(self) -> &'static str {
-        match self {
-            SettingsField::Server => "server",
-            SettingsField::Branchcode => "branchcode",
-            SettingsField::Userid => "userid",
-            SettingsField::Password => "password",
-            SettingsField::Mode => "mode",
-            SettingsField::Timezone => "timezone",
-        }
-    }
-}
+kinds!(SettingsField: id, IDS {
+    Server => "server",
+    Branchcode => "branchcode",
+    Userid => "userid",
+    Password => "password",
+    Mode => "mode",
+    Timezone => "timezone",
+});
 
 impl SettingsField {
     /// Position on the page, top to bottom.
@@ -626,6 +608,45 @@ impl SettingsError {
             SettingsError::Timezone(e) => e.kind(),
             SettingsError::PasswordMissing => "empty",
         }
+    }
+
+    /// Every `(field, kind)` pair an invalid form can give, in the page's order: the options
+    /// page builds its `opt_err_<field>_<kind>` i18n keys from them. A new variant must join the
+    /// list of one value per variant below; the match then says which kinds it has.
+    pub fn every_kind() -> Vec<(SettingsField, &'static str)> {
+        let text = |field| InputError::Empty { field };
+        let one_of_each = [
+            SettingsError::Server(UrlError::Empty),
+            SettingsError::Branchcode(text(Field::Branchcode)),
+            SettingsError::Userid(text(Field::Userid)),
+            SettingsError::PasswordWithoutUserid,
+            SettingsError::UnknownMode(String::new()),
+            SettingsError::Timezone(TimezoneError::Empty),
+            SettingsError::PasswordMissing,
+        ];
+        let mut all: Vec<_> = one_of_each
+            .iter()
+            .flat_map(|e| {
+                let kinds = match e {
+                    SettingsError::Server(_) => UrlError::KINDS,
+                    SettingsError::Branchcode(_) | SettingsError::Userid(_) => {
+                        InputError::TEXT_KINDS
+                    }
+                    SettingsError::Timezone(_) => TimezoneError::KINDS,
+                    SettingsError::PasswordWithoutUserid
+                    | SettingsError::UnknownMode(_)
+                    | SettingsError::PasswordMissing => &[][..],
+                };
+                let own = (!kinds.contains(&e.kind())).then(|| e.kind());
+                kinds
+                    .iter()
+                    .copied()
+                    .chain(own)
+                    .map(|kind| (e.field(), kind))
+            })
+            .collect();
+        all.sort_by_key(|(field, _)| field.rank());
+        all
     }
 }
 
@@ -1016,6 +1037,12 @@ pub enum PasswordKept {
     /// In `browser.storage.session` until Firefox closes.
     Session,
 }
+
+kinds!(PasswordKept {
+    None => "none",
+    Remembered => "remembered",
+    Session => "session",
+});
 
 impl PasswordKept {
     /// Where the password of these settings is kept, given the session's copy.

@@ -13,6 +13,7 @@ pub mod run;
 pub use plan::{plan, ExportedChoice, ExportedQuestion, Plan, Resend};
 pub use run::{Command, RunEnd, RunOptions, SendRun, Setup, StopReason, StorageRefused};
 
+use crate::kinds::kinds;
 use crate::koha::{self, Credentials};
 use crate::settings::{self, Settings};
 use crate::transaction::{Action, Status, Transaction, TransactionId};
@@ -114,17 +115,12 @@ pub enum NotReady {
     Password,
 }
 
-impl NotReady {
-    /// Stable kind: `settings`, `userid`, `permission`, `password`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            NotReady::Settings => "settings",
-            NotReady::Userid => "userid",
-            NotReady::Permission { .. } => "permission",
-            NotReady::Password => "password",
-        }
-    }
-}
+kinds!(NotReady {
+    Settings => "settings",
+    Userid => "userid",
+    Permission => "permission",
+    Password => "password",
+});
 
 /// The credentials for a send run, checked in the order the librarian can fix things: settings,
 /// user name, host permission, then the password (the remembered one first, else the one given

@@ -4,6 +4,7 @@
 //! transaction Koha accepted going back to `local`) is an error, never a silent overwrite.
 
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
+use crate::kinds::kinds;
 use crate::zone::parse_rfc3339;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -81,16 +82,13 @@ pub enum Action {
     },
 }
 
-impl Action {
-    /// Koha's name for the action: `issue`, `return` or `payment`.
-    pub fn koha_name(&self) -> &'static str {
-        match self {
-            Action::Issue { .. } => "issue",
-            Action::Return { .. } => "return",
-            Action::Payment { .. } => "payment",
-        }
-    }
+kinds!(Action: koha_name, KOHA_NAMES {
+    Issue => "issue",
+    Return => "return",
+    Payment => "payment",
+});
 
+impl Action {
     /// The item barcode, for checkouts and checkins.
     pub fn barcode(&self) -> Option<&Barcode> {
         match self {
@@ -220,20 +218,17 @@ pub enum Status {
     },
 }
 
-impl Status {
-    /// The status name used in the UI contract (`data-status`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Status::Local => "local",
-            Status::Sending => "sending",
-            Status::Queued => "queued",
-            Status::Applied => "applied",
-            Status::Rejected { .. } => "rejected",
-            Status::Failed { .. } => "failed",
-            Status::Uncertain { .. } => "uncertain",
-        }
-    }
+kinds!(Status: name, NAMES {
+    Local => "local",
+    Sending => "sending",
+    Queued => "queued",
+    Applied => "applied",
+    Rejected => "rejected",
+    Failed => "failed",
+    Uncertain => "uncertain",
+});
 
+impl Status {
     /// The text a status carries: Koha's message (`rejected`) or the reason's name (`failed`,
     /// `uncertain`).
     pub fn detail(&self) -> Option<&str> {
@@ -478,9 +473,12 @@ pub struct IllegalTransition {
 }
 
 impl IllegalTransition {
-    /// Stable kind for the UI.
+    /// The stable kind of every illegal transition.
+    pub const KIND: &'static str = "illegal-transition";
+
+    /// Stable kind for the UI: [`IllegalTransition::KIND`].
     pub fn kind(&self) -> &'static str {
-        "illegal-transition"
+        Self::KIND
     }
 }
 

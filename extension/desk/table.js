@@ -11,6 +11,29 @@ function cell(text, title) {
   return td;
 }
 
+// The time as toLocaleString writes it, its date and its time each kept on one line: a narrow
+// table may wrap between them. The formats are made once (toLocaleString makes one per call).
+const DATE = { year: "numeric", month: "numeric", day: "numeric" };
+const CLOCK = { hour: "numeric", minute: "numeric", second: "numeric" };
+let timeFormats = null;
+
+function whole(text) {
+  return Object.assign(document.createElement("span"), { className: "whole", textContent: text });
+}
+
+function timeCell(time) {
+  timeFormats ??= [{ ...DATE, ...CLOCK }, DATE, CLOCK]
+    .map((options) => new Intl.DateTimeFormat(language(), options));
+  const [full, date, clock] = timeFormats.map((f) => f.format(time));
+  const td = cell("", time.toISOString());
+  if (full.startsWith(date) && full.endsWith(clock) && full.length > date.length + clock.length) {
+    td.append(whole(date), full.slice(date.length, full.length - clock.length), whole(clock));
+  } else {
+    td.append(whole(full));
+  }
+  return td;
+}
+
 function answerText(row) {
   if (!row.answerKey) return row.answer;
   const translated = tOr(`answer_${row.answerKey.replaceAll("-", "_")}`, "");
@@ -30,7 +53,7 @@ function rowElement(row, onDelete) {
   if (row.exported) tr.dataset.exported = "true";
   const time = new Date(row.recordedAt);
   tr.append(
-    cell(time.toLocaleString(language()), time.toISOString()),
+    timeCell(time),
     cell(t(`action_${row.action}`)),
     cell(row.cardnumber),
     cell(row.barcode),
@@ -39,6 +62,7 @@ function rowElement(row, onDelete) {
     cell(answerText(row)),
   );
   tr.cells[5].className = "status";
+  tr.cells[6].className = "answer";
   const td = document.createElement("td");
   if (row.deletable) {
     const button = document.createElement("button");

@@ -37,6 +37,7 @@
 
 use super::KohaUrl;
 use crate::clock::{self, ClockCheck, DateError};
+use crate::kinds::kinds;
 use crate::koha::{
     interpret_session_login, logout_request, ConnectionProblem, Credentials, DetectStep, Detection,
     Detector, HttpRequest, Method, NoAnswer, Reply, Transport, AUTH_PATH,
@@ -81,6 +82,13 @@ pub enum SessionReuse {
     /// The session login failed for another reason; sending still works without it.
     Unavailable,
 }
+
+kinds!(SessionReuse {
+    Off => "off",
+    Works => "works",
+    MissingPermission => "missing-permission",
+    Unavailable => "unavailable",
+});
 
 /// The result of "Test connection".
 #[derive(Debug, Clone, PartialEq, Eq)]

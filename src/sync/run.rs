@@ -32,6 +32,7 @@ use super::{credentials, detector, koha_mode, NotReady, Summary};
 use crate::clock;
 use crate::desk;
 use crate::journal::Journal;
+use crate::kinds::kinds;
 use crate::koha::{
     self, Answer, ConnectionProblem, Credentials, DetectStep, Detection, Detector, HttpRequest,
     Reply, Transport,
@@ -155,22 +156,18 @@ pub enum StopReason {
     Storage,
 }
 
-impl StopReason {
-    /// Stable kind: `finished`, `cancelled`, `authentication`, `configuration`, `server-error`,
-    /// `network`, `timeout`, `storage`.
-    pub fn kind(self) -> &'static str {
-        match self {
-            StopReason::Finished => "finished",
-            StopReason::Cancelled => "cancelled",
-            StopReason::Authentication => "authentication",
-            StopReason::Configuration => "configuration",
-            StopReason::ServerError => "server-error",
-            StopReason::Network => "network",
-            StopReason::Timeout => "timeout",
-            StopReason::Storage => "storage",
-        }
-    }
+kinds!(StopReason {
+    Finished => "finished",
+    Cancelled => "cancelled",
+    Authentication => "authentication",
+    Configuration => "configuration",
+    ServerError => "server-error",
+    Network => "network",
+    Timeout => "timeout",
+    Storage => "storage",
+});
 
+impl StopReason {
     fn from_answer(answer: &Answer) -> Option<StopReason> {
         Some(match answer {
             Answer::AuthProblem { .. } => StopReason::Authentication,

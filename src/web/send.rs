@@ -235,7 +235,7 @@ impl RunDto {
             left_out_exported: s.left_out_exported,
             held_back: s.held_back,
             skipped: s.skipped,
-            stopped: s.stopped.map_or("finished", StopReason::kind),
+            stopped: s.stopped.as_ref().map_or("finished", StopReason::kind),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The desk in German and English, light and dark, as a popup and in a tab: screenshots under
-//! `target/screenshots/` for people to look at, and the German interface checked.
+//! The desk in German and English, light and dark, as a popup and in a tab, and the desk and the
+//! options page in each of the six languages: screenshots under `target/screenshots/` for people
+//! to look at, no text wider than its box, and the German interface checked.
 
 use e2e::firefox::{with_firefox, Firefox, Options};
 use serde_json::json;
@@ -98,6 +99,130 @@ async fn screenshots_german_light() {
 #[tokio::test(flavor = "multi_thread")]
 async fn screenshots_german_dark() {
     screenshots("de", true).await;
+}
+
+/// Elements whose text is wider than their box (a long word in a narrow column): what spills
+/// into the next cell or off the page. Form fields scroll their own text and are left out.
+const OVERFLOWING: &str = r##"[...document.querySelectorAll("body *")]
+    .filter((e) => e.getClientRects().length && !["INPUT", "SELECT", "TEXTAREA", "OPTION"].includes(e.tagName))
+    .filter((e) => getComputedStyle(e).display !== "inline" && e.scrollWidth > e.clientWidth + 1)
+    .filter((e) => !["auto", "scroll", "hidden"].includes(getComputedStyle(e).overflowX))
+    .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}: ${e.textContent.trim().slice(0, 40)}`)"##;
+
+/// Scrolls the transactions table to the top of the window.
+const TABLE_IN_VIEW: &str =
+    r##"document.querySelector(".journal-head").scrollIntoView({ block: "start" })"##;
+
+/// How much wider the transactions table is than its box (which then scrolls sideways).
+const TABLE_OVERFLOW: &str = r##"(() => { const w = document.querySelector(".table-wrap");
+    return w ? w.scrollWidth - w.clientWidth : 0; })()"##;
+
+async fn assert_nothing_overflows(ff: &Firefox, what: &str) {
+    let overflowing = ff.eval(OVERFLOWING).await;
+    assert_eq!(overflowing, json!([]), "{what}: text wider than its box");
+    let page = ff
+        .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await;
+    assert_eq!(page, 0, "{what}: the page scrolls sideways");
+}
+
+/// The message `key` of `lang` in `i18n/<lang>/<file>`.
+fn message(lang: &str, file: &str, key: &str) -> serde_json::Value {
+    let path = format!("{}/../../i18n/{lang}/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let all: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    all[key]["message"].clone()
+}
+
+/// The popup (800×600) and a narrow tab of the desk, and the options page with every field's
+/// error shown, wide and narrow, in `locale`: screenshots `lang-*-<lang>`. No text spills out of
+/// its box, no page scrolls sideways, and the popup's table shows every column (in a narrow tab
+/// it may scroll inside its box).
+async fn in_language(locale: &'static str) {
+    let options = Options {
+        locale: locale.into(),
+        width: 800,
+        height: 600,
+        ..Options::default()
+    };
+    let lang = &locale[..2];
+    with_firefox(options, move |ff| async move {
+        ff.open("desk.html?view=popup").await;
+        assert_eq!(ff.eval("document.documentElement.lang").await, locale);
+        // The manifest's __MSG_…__ fields come from this language too.
+        assert_eq!(
+            ff.eval("browser.runtime.getManifest().name").await,
+            message(lang, "manifest.json", "extensionName")
+        );
+        seed_answered(&ff).await;
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        record_some(&ff, 6).await;
+        ff.screenshot(&format!("lang-desk-popup-{lang}")).await;
+        ff.eval(TABLE_IN_VIEW).await;
+        ff.screenshot(&format!("lang-desk-popup-table-{lang}"))
+            .await;
+        assert_nothing_overflows(&ff, "popup").await;
+        // The popup shows every column: long words of the headers and answers break instead.
+        assert_eq!(
+            ff.eval(TABLE_OVERFLOW).await,
+            0,
+            "the popup's table scrolls sideways"
+        );
+        // A tab about as narrow as a desk PC's half screen.
+        ff.client.set_window_size(640, 900).await.expect("resize");
+        ff.open("desk.html").await;
+        ff.screenshot(&format!("lang-desk-tab-{lang}")).await;
+        ff.eval(TABLE_IN_VIEW).await;
+        ff.screenshot(&format!("lang-desk-tab-table-{lang}")).await;
+        assert_nothing_overflows(&ff, "narrow tab").await;
+        for (width, tag) in [(900, "options"), (520, "options-narrow")] {
+            ff.client
+                .set_window_size(width, 1400)
+                .await
+                .expect("resize");
+            ff.open("options.html").await;
+            ff.click("save").await;
+            ff.wait_until(
+                "errors shown",
+                r##"!document.getElementById("server-error").hidden"##,
+            )
+            .await;
+            ff.screenshot(&format!("lang-{tag}-{lang}")).await;
+            assert_nothing_overflows(&ff, tag).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_czech() {
+    in_language("cs").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_german() {
+    in_language("de").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_english() {
+    in_language("en-US").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_spanish() {
+    in_language("es-ES").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_french() {
+    in_language("fr").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_italian() {
+    in_language("it").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
