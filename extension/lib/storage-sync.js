@@ -83,14 +83,3 @@ function recovered() {
 document.addEventListener("koc:storage-failed", (event) => showFailure(event.detail));
 if (core.unsavedCount() > 0) showFailure();
 
-// For the benchmarks: performance mark "koc:ready" when the page sets #app[data-ready=true].
-const app = document.getElementById("app");
-if (app) {
-  const markReady = () => {
-    if (app.dataset.ready === "true" && !performance.getEntriesByName("koc:ready").length) {
-      performance.mark("koc:ready");
-    }
-  };
-  new MutationObserver(markReady).observe(app, { attributes: true, attributeFilter: ["data-ready"] });
-  markReady();
-}
