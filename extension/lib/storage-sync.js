@@ -82,4 +82,3 @@ function recovered() {
 
 document.addEventListener("koc:storage-failed", (event) => showFailure(event.detail));
 if (core.unsavedCount() > 0) showFailure();
-
