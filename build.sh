@@ -2,8 +2,10 @@
 # Builds, tests and benchmarks the Koha offline circulation add-on.
 #
 #   ./build.sh          install what is missing, build, lint, package dist/*.xpi
-#   ./build.sh test     the above, plus Firefox ESR and geckodriver, then every test
-#   ./build.sh bench    the above, then the benchmarks; writes BENCHMARKS.md
+#   ./build.sh test     the above, plus Firefox ESR and geckodriver, the test build of the pages
+#                       (www-test/, dist-test/: the add-on with its test hooks), then every test
+#   ./build.sh bench    the above, then the benchmarks (on the test build); writes BENCHMARKS.md
+#   ./build.sh test-build  what ./build.sh does, plus the test build, without running tests
 #   ./build.sh soak     the send-run simulation over a million seeded histories (release build;
 #                       KOC_SOAK_HISTORIES and KOC_SOAK_FIRST_SEED change how many and from where)
 #   ./build.sh run      try the add-on: the Koha stand-in with demo patrons and items, and Firefox
@@ -87,33 +89,43 @@ ensure_test_tools() {
   fi
 }
 
-build_addon() {
-  step "build: release wasm"
-  cargo build --locked --release --lib --target "$TARGET" -p "$NAME"
+# Builds the unpacked pages into folder $1: the wasm core (further arguments go to cargo build,
+# e.g. --features test-hooks), its glue, manifest.json, extension/ without its test/ folder, and
+# the merged translations.
+build_pages() {
+  local out=$1
+  shift
+  step "build: release wasm $*"
+  cargo build --locked --release --lib --target "$TARGET" -p "$NAME" "$@"
 
-  step "build: wasm-bindgen --target web"
-  rm -rf www
-  mkdir -p www/pkg
-  wasm-bindgen --target web --no-typescript --out-dir www/pkg \
+  step "build: wasm-bindgen --target web ($out/)"
+  rm -rf "$out"
+  mkdir -p "$out/pkg"
+  wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" \
     "target/$TARGET/release/$CRATE.wasm"
 
   # npm's binaryen only: Debian's wasm-opt 108 corrupts wasm-bindgen's output.
   step "build: wasm-opt -Oz (binaryen from npm)"
   node_modules/.bin/wasm-opt -Oz --enable-reference-types --enable-bulk-memory \
     --enable-nontrapping-float-to-int --enable-sign-ext --enable-multivalue \
-    "www/pkg/${CRATE}_bg.wasm" -o "www/pkg/${CRATE}_bg.wasm"
+    "$out/pkg/${CRATE}_bg.wasm" -o "$out/pkg/${CRATE}_bg.wasm"
 
-  step "build: assemble www/"
-  cp manifest.json www/
-  cp -r extension/. www/
-  node scripts/locales.mjs i18n www || die "translations are incomplete (i18n/)"
+  step "build: assemble $out/"
+  cp manifest.json "$out/"
+  cp -r extension/. "$out/"
+  rm -rf "$out/test"
+  node scripts/locales.mjs i18n "$out" || die "translations are incomplete (i18n/)"
   # Firefox reads only "message" and "placeholders"; descriptions are for translators (i18n/).
   node -e 'const fs = require("fs");
     for (const f of process.argv.slice(1)) {
       const all = JSON.parse(fs.readFileSync(f, "utf8"));
       for (const e of Object.values(all)) delete e.description;
       fs.writeFileSync(f, JSON.stringify(all));
-    }' www/_locales/*/messages.json || die "could not pack the translations"
+    }' "$out"/_locales/*/messages.json || die "could not pack the translations"
+}
+
+build_addon() {
+  build_pages www
 
   step "build: web-ext lint"
   web-ext lint --source-dir www --warnings-as-errors --no-config-discovery \
@@ -137,6 +149,23 @@ build_addon() {
     "$(stat -c %s "dist/$NAME-$version.xpi")" "$(stat -c %s "www/pkg/${CRATE}_bg.wasm")"
 }
 
+# The test build of the pages, which the Firefox tests and the benchmarks install: www-test/ is
+# www/ with the core's test-hooks exports (src/web/test_hooks.rs) and extension/test/hooks.js
+# loaded by desk.html; dist-test/ packs it for the test that installs a packed add-on. Neither
+# is ever shipped.
+build_test_pages() {
+  build_pages www-test --features test-hooks
+  step "build: test hooks into www-test/"
+  cp -r extension/test www-test/
+  sed -i 's#^</head>#  <script type="module" src="test/hooks.js"></script>\n</head>#' www-test/desk.html
+  grep -q 'src="test/hooks.js"' www-test/desk.html || die "could not add the test hooks to desk.html"
+  local version
+  version=$(node -p 'require("./manifest.json").version')
+  rm -rf dist-test
+  web-ext build --source-dir www-test --artifacts-dir dist-test --overwrite-dest \
+    --filename "$NAME-$version-test.xpi" --no-config-discovery >/dev/null
+}
+
 run_tests() {
   step "test: cargo fmt --check"
   cargo fmt --all -- --check || die "code is not formatted (run cargo fmt)"
@@ -147,8 +176,12 @@ run_tests() {
   step "test: clippy (wasm32)"
   cargo clippy --locked --lib --test web --target "$TARGET" -p "$NAME" -- -D warnings
 
+  step "test: clippy (wasm32, with the test hooks)"
+  cargo clippy --locked --lib --target "$TARGET" -p "$NAME" --features test-hooks -- -D warnings
+
+  # KOC_XPI_REQUIRED: tests/shipped_addon.rs checks dist/*.xpi instead of skipping.
   step "test: native unit, integration and property tests"
-  cargo test --locked -p "$NAME"
+  KOC_XPI_REQUIRED=1 cargo test --locked -p "$NAME"
 
   step "test: wasm binding tests in headless Firefox (wasm-bindgen-test)"
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -156,7 +189,7 @@ run_tests() {
     cargo test --locked --target "$TARGET" -p "$NAME" --test web
 
   step "test: Koha stand-in and Firefox end-to-end tests"
-  KOC_ADDON_DIR="$PWD/www" KOC_E2E_REQUIRED=1 \
+  KOC_ADDON_DIR="$PWD/www-test" KOC_E2E_REQUIRED=1 \
     cargo test --locked --no-fail-fast -p e2e -- --test-threads=1
 }
 
@@ -203,13 +236,20 @@ case "${1:-build}" in
     ensure_build_tools
     ensure_test_tools
     build_addon
+    build_test_pages
     run_tests
     step "all tests passed"
+    ;;
+  test-build)
+    ensure_build_tools
+    build_addon
+    build_test_pages
     ;;
   bench)
     ensure_build_tools
     ensure_test_tools
     build_addon
+    build_test_pages
     run_benches
     ;;
   soak)
@@ -228,6 +268,6 @@ case "${1:-build}" in
     cargo run --locked --release -p e2e --bin koha-standin -- "${@:2}"
     ;;
   *)
-    die "unknown command '$1' (use: build, test, bench, soak, run, standin)"
+    die "unknown command '$1' (use: build, test, test-build, bench, soak, run, standin)"
     ;;
 esac

@@ -67,7 +67,6 @@ function setBusy(busy) {
     $("send-progress").removeAttribute("value"); // indeterminate while detecting
     $("send-progress-text").textContent = t("sendStarted");
   }
-  $("send-area").dataset.state = busy ? "sending" : "idle";
   $("send").disabled = busy;
   show("send-cancel", busy);
   $("send-cancel").disabled = false;
@@ -108,6 +107,9 @@ function item(text, extra) {
   return li;
 }
 
+// The summary's count lines of the last run, as [name, n] in the order shown.
+let shownCounts = [];
+
 function showSummary(result) {
   const box = $("send-summary");
   box.dataset.stopped = result.stopped;
@@ -119,14 +121,8 @@ function showSummary(result) {
     ["failed", result.failed], ["notSent", result.notSent],
     ["leftOutExported", result.leftOutExported], ["heldBack", result.heldBack],
     ["skipped", result.skipped]];
-  for (const [name, n] of counts) {
-    if (n > 0) {
-      const li = item(t(`sendCount_${name}`, [String(n)]));
-      li.dataset.count = name;
-      li.dataset.n = String(n);
-      list.append(li);
-    }
-  }
+  shownCounts = counts.filter(([, n]) => n > 0);
+  for (const [name, n] of shownCounts) list.append(item(t(`sendCount_${name}`, [String(n)])));
   const reasons = document.createElement("ul");
   reasons.className = "rejections";
   for (const r of result.rejected) {
@@ -135,9 +131,7 @@ function showSummary(result) {
     original.textContent = `(Koha: “${r.message}”)`;
     const what = [t(`action_${r.action}`), r.cardnumber, r.barcode, r.amount].filter(Boolean).join(" · ");
     const reason = r.key ? t(r.key.replaceAll("-", "_")) : t("koha_other_answer");
-    const li = item(`${what}: ${reason}`, original);
-    li.dataset.id = r.id;
-    reasons.append(li);
+    reasons.append(item(`${what}: ${reason}`, original));
   }
   box.replaceChildren(head, list, ...(result.rejected.length ? [reasons] : []));
   show("send-summary", true);
@@ -211,15 +205,13 @@ async function run(options = {}) {
   }
 }
 
-// Marks the end of every Send attempt on #send-area (data-outcome, data-runs): tests wait on it.
-function finished(outcome) {
-  const area = $("send-area");
-  area.dataset.outcome = outcome;
-  area.dataset.runs = String(Number(area.dataset.runs ?? 0) + 1);
-}
-
+// Every Send attempt ends with the document event "koc:send-finished": `outcome` names how it
+// ended ("ran", "nothing", "problem-…", …), `counts` the summary's lines ([] without a summary).
 async function send(options = {}) {
-  finished(await attempt(options));
+  shownCounts = [];
+  const outcome = await attempt(options);
+  document.dispatchEvent(new CustomEvent("koc:send-finished",
+    { detail: { outcome, counts: shownCounts } }));
 }
 
 async function attempt(options) {
@@ -273,7 +265,6 @@ function uncertainItem(row) {
   const li = document.createElement("li");
   li.dataset.id = row.id;
   li.dataset.action = row.action;
-  li.dataset.question = row.question;
   const what = [t(`action_${row.action}`), row.cardnumber, row.barcode, amountText(row.amount)]
     .filter(Boolean).join(" · ");
   li.textContent = `${new Date(row.recordedAt).toLocaleString(language())} – ${what} (${t(`uncertainReason_${row.reason.replaceAll("-", "_")}`)})`;
@@ -337,10 +328,6 @@ document.addEventListener("koc:changed", renderUncertain);
 window.addEventListener("beforeunload", (event) => {
   if (core.isSending()) event.preventDefault();
 });
-
-// The page's core for the browser tests and the console (a WebDriver script runs in its own
-// sandbox, where importing lib/wasm.js would load a second, empty core).
-window.kocCore = core;
 
 await whenReady();
 renderUncertain();

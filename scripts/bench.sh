@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks behind `./build.sh bench`: core (criterion), browser (Firefox through the e2e
-# harness), sizes. Writes BENCHMARKS.md. Expects ./build.sh to have built www/ and dist/.
+# harness, on the test build www-test/), sizes (of the shipped www/ and dist/). Writes
+# BENCHMARKS.md. Expects ./build.sh bench to have built all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "==> bench: core (criterion)"

@@ -50,7 +50,6 @@ export function amountText(amount) {
 function rowElement(row, onDelete) {
   const tr = document.createElement("tr");
   Object.assign(tr.dataset, { id: row.id, action: row.action, status: row.status });
-  if (row.exported) tr.dataset.exported = "true";
   const time = new Date(row.recordedAt);
   tr.append(
     timeCell(time),

@@ -7,7 +7,6 @@ import { core } from "./wasm.js";
 import { t } from "./i18n.js";
 
 const RETRY_EVERY_MS = 3000;
-const SEND_LOCK = "koha-send";
 
 browser.storage.onChanged.addListener((changes, area) => {
   if (area !== "local") return;
@@ -16,13 +15,6 @@ browser.storage.onChanged.addListener((changes, area) => {
 
 function changed() {
   document.dispatchEvent(new CustomEvent("koc:changed"));
-}
-
-// Runs `run(held)` holding the send lock if no other page holds it (`held` false otherwise, and
-// nothing is locked). A page that sends holds it for the whole run, so that no page starting up
-// meanwhile takes its `sending` transactions for interrupted ones.
-export function withSendLock(run) {
-  return navigator.locks.request(SEND_LOCK, { ifAvailable: true }, (lock) => run(lock !== null));
 }
 
 let dialog = null;
@@ -90,15 +82,3 @@ function recovered() {
 
 document.addEventListener("koc:storage-failed", (event) => showFailure(event.detail));
 if (core.unsavedCount() > 0) showFailure();
-
-// For the benchmarks: performance mark "koc:ready" when the page sets #app[data-ready=true].
-const app = document.getElementById("app");
-if (app) {
-  const markReady = () => {
-    if (app.dataset.ready === "true" && !performance.getEntriesByName("koc:ready").length) {
-      performance.mark("koc:ready");
-    }
-  };
-  new MutationObserver(markReady).observe(app, { attributes: true, attributeFilter: ["data-ready"] });
-  markReady();
-}

@@ -11,4 +11,6 @@ mod options;
 mod send;
 mod state;
 mod storage_api;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod zone;

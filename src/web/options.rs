@@ -161,12 +161,6 @@ pub fn origin_pattern(url: &str) -> Option<String> {
     KohaUrl::parse(url).ok().map(|u| u.origin_pattern())
 }
 
-/// The browser's time zone, the default for `timezone`.
-#[wasm_bindgen(js_name = browserZone)]
-pub fn browser_zone() -> String {
-    IntlZone::browser_zone()
-}
-
 /// Saved settings (or the first-visit defaults) with the policy presets applied; the password
 /// field is always empty.
 #[wasm_bindgen(js_name = openOptions)]

@@ -24,8 +24,8 @@ use crate::sync::{
     Summary,
 };
 use crate::transaction::{Status, Transaction, TransactionId};
-use crate::{Action, Amount, Barcode, Cardnumber};
-use serde::{Deserialize, Serialize};
+use crate::Action;
+use serde::Serialize;
 use std::cell::Cell;
 use wasm_bindgen::prelude::*;
 
@@ -442,65 +442,4 @@ pub async fn mark_found_in_koha(id: String) -> Result<JsValue, JsValue> {
     })?;
     state::persist(&tx).await.map_err(storage_error)?;
     to_js(&tx.status().name())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RecordDto {
-    action: String,
-    #[serde(default)]
-    cardnumber: String,
-    #[serde(default)]
-    barcode: String,
-    #[serde(default)]
-    amount: String,
-    /// Milliseconds since the epoch; now (plus its position in ms) when absent.
-    at: Option<f64>,
-}
-
-fn parse_action(r: &RecordDto) -> Result<Action, crate::InputError> {
-    Ok(match r.action.as_str() {
-        "issue" => Action::Issue {
-            cardnumber: Cardnumber::parse(&r.cardnumber)?,
-            barcode: Barcode::parse(&r.barcode)?,
-        },
-        "return" => Action::Return {
-            barcode: Barcode::parse(&r.barcode)?,
-        },
-        _ => Action::Payment {
-            cardnumber: Cardnumber::parse(&r.cardnumber)?,
-            amount: Amount::parse(&r.amount)?,
-        },
-    })
-}
-
-/// Records many transactions in one batch and one storage write (an import, a seeded test or
-/// benchmark): `[{action, cardnumber, barcode, amount, at?}]`. All or nothing: the first invalid
-/// entry refuses the whole batch. Resolves with how many were recorded.
-#[wasm_bindgen(js_name = recordBatch)]
-pub async fn record_batch(items: JsValue) -> Result<usize, JsValue> {
-    let items: Vec<RecordDto> =
-        serde_wasm_bindgen::from_value(items).map_err(|e| error("send-input", e))?;
-    let branch = state::settings()
-        .map(|s| s.branchcode)
-        .ok_or_else(|| error("send-settings", "no settings"))?;
-    let now = browser::now();
-    let mut txs = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let action = parse_action(item).map_err(js_error)?;
-        let at = item
-            .at
-            .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
-            .unwrap_or(now + chrono::TimeDelta::milliseconds(i as i64));
-        let id = TransactionId::new(at, browser::random_u64()?);
-        txs.push(Transaction::record(id, at, branch.clone(), action));
-    }
-    state::with_journal(|j| {
-        for tx in &txs {
-            j.record(tx.clone()).map_err(|e| error("send-state", &e))?;
-        }
-        Ok::<(), JsValue>(())
-    })?;
-    state::persist_many(&txs).await.map_err(storage_error)?;
-    Ok(txs.len())
 }

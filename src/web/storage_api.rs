@@ -1,13 +1,10 @@
 //! Storage exports for the pages and the background script: keeping a page in step with
-//! `storage.onChanged`, retrying failed writes, the toolbar badge count, and synthetic entries
-//! for benchmarks and tests. The layout stays the core's (`crate::store`); JavaScript holds none
-//! of it.
+//! `storage.onChanged`, retrying failed writes, the toolbar badge count. The layout stays the
+//! core's (`crate::store`); JavaScript holds none of it.
 
 use super::dto::{js_error, ErrorDto};
 use super::state::{self, StorageFailure};
 use crate::store::{self, StoredChange};
-use crate::{Action, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId};
-use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -22,15 +19,6 @@ fn storage_error(e: StorageFailure) -> JsValue {
 #[wasm_bindgen(js_name = applyStorageChanges)]
 pub fn apply_storage_changes(changes: JsValue) -> bool {
     state::apply_storage_changes(&changes)
-}
-
-/// Opens the stores for a page that shows no desk (options page, benchmarks): reconciles them
-/// like the desk does, without recovering interrupted sends. Resolves to the number of
-/// transactions.
-#[wasm_bindgen(js_name = openStorage)]
-pub async fn open_storage() -> Result<u32, JsValue> {
-    state::open(false).await.map_err(storage_error)?;
-    Ok(state::with_journal(|j| j.len()) as u32)
 }
 
 /// How many transactions this page holds only in memory and the mirror because the store of
@@ -100,68 +88,4 @@ pub fn badge_apply(changes: JsValue) -> u32 {
         }
     }
     badge_count()
-}
-
-/// `count` synthetic checkouts in the core's layout, as `{key: value}`, for seeding storage in
-/// benchmarks and tests. Number `first + i` is recorded `first + i` seconds after 2026-01-01 UTC;
-/// the first `unsent` of the batch stay `local`, the others are `applied`. Each gets a key of
-/// its own (as recording and sending leave them); with `packed`, the applied ones are packed
-/// into archive chunks as far as they fill them (as a desk in use for a while has them).
-#[wasm_bindgen(js_name = syntheticEntries)]
-pub fn synthetic_entries(
-    first: u32,
-    count: u32,
-    unsent: u32,
-    packed: Option<bool>,
-) -> Result<JsValue, JsValue> {
-    let start = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
-    let branch = Branchcode::parse("DE-627").map_err(js_error)?;
-    let mut txs = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let n = first + i;
-        let at = start + Duration::seconds(i64::from(n));
-        let action = Action::Issue {
-            cardnumber: Cardnumber::parse(&format!("C{:04}", n % 1000)).map_err(js_error)?,
-            barcode: Barcode::parse(&format!("S{n:08}")).map_err(js_error)?,
-        };
-        let mut tx = Transaction::record(
-            TransactionId::new(at, u64::from(n)),
-            at,
-            branch.clone(),
-            action,
-        );
-        if i >= unsent {
-            let sent = tx
-                .start_sending(at + Duration::hours(1))
-                .and_then(|()| tx.finish_sending(at + Duration::hours(1), Status::Applied));
-            sent.map_err(|e| js_error(ErrorDto::new("illegal-transition", None, e)))?;
-        }
-        txs.push(tx);
-    }
-    let packing = if packed == Some(true) {
-        store::pack_plan(&txs)
-    } else {
-        store::Packing::default()
-    };
-    let in_chunks: HashSet<TransactionId> = packing.packed.iter().cloned().collect();
-    let items = js_sys::Object::new();
-    let chunks = packing.changes.into_iter().filter_map(|c| match c {
-        store::Change::Put { key, value } => Some((key, value)),
-        store::Change::Remove { .. } => None,
-    });
-    let single = txs
-        .iter()
-        .filter(|tx| !in_chunks.contains(&tx.id))
-        .filter_map(|tx| match store::write_plan(tx).primary {
-            store::Change::Put { key, value } => Some((key, value)),
-            store::Change::Remove { .. } => None,
-        });
-    for (key, value) in chunks.chain(single) {
-        js_sys::Reflect::set(
-            &items,
-            &JsValue::from_str(&key),
-            &state::stored_value(&value)?,
-        )?;
-    }
-    Ok(items.into())
 }

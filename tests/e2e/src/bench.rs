@@ -313,7 +313,8 @@ async fn open_desk_long(ff: &Firefox) {
     wait_ready_long(ff).await;
 }
 
-/// Navigation start to `#app[data-ready=true]`, from the mark `lib/storage-sync.js` sets.
+/// Navigation start to `#app[data-ready=true]`, from the mark "koc:ready" that the test build's
+/// `test/hooks.js` sets.
 async fn ready_time(ff: &Firefox) -> f64 {
     ff.client.refresh().await.expect("reload");
     wait_ready_long(ff).await;

@@ -1,8 +1,8 @@
 //! Sending from the desk in Firefox: page helpers for the send tests, and the send benchmark
 //! (our client, one login per batch, against one that logs in with every transaction).
 //!
-//! The helpers drive the page through its own core (`window.kocCore`, set by desk-send.js), never
-//! by writing the storage format by hand.
+//! The helpers drive the page through its own core (`window.kocCore`, set by the test build's
+//! `test/hooks.js`), never by writing the storage format by hand.
 
 use crate::firefox::{with_firefox, Firefox, Options};
 use crate::standin::{Config, Profile, StandIn};

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 const KOC: &str = ".koc files in Firefox";
 
-/// Runs every browser benchmark against the unpacked add-on in `addon` (`KOC_ADDON_DIR` must
-/// point there, as `./build.sh bench` arranges).
+/// Runs every browser benchmark against the unpacked test build of the add-on in `addon`
+/// (`www-test/`, as `./build.sh bench` arranges).
 pub async fn run_all(addon: &Path) -> Vec<Figure> {
     std::env::set_var("KOC_ADDON_DIR", addon);
     let mut figures = Vec::new();

@@ -17,12 +17,21 @@ pub const ADDON_ID: &str = "koha-offline-circ@koha-desk.org";
 /// The moz-extension:// host the tests pin through a preference.
 pub const ADDON_UUID: &str = "5b0c6a38-7d1e-4c39-9a55-0f6e2f6b8a11";
 
-/// Where the unpacked add-on is, from `KOC_ADDON_DIR` (set by `./build.sh test`).
-/// Returns `None` (the caller skips) unless `KOC_E2E_REQUIRED` is set, in which case a missing
-/// add-on, Firefox or geckodriver is an error.
+/// Where the unpacked test build of the add-on is (`www-test/`: the pages with their test hooks),
+/// from `KOC_ADDON_DIR` (set by `./build.sh test`). Returns `None` (the caller skips) unless
+/// `KOC_E2E_REQUIRED` is set, in which case a missing add-on, Firefox or geckodriver is an error.
+/// Panics if the folder is the shipped build (`www/`), which has no test hooks.
 pub fn addon_dir() -> Option<PathBuf> {
     let required = std::env::var_os("KOC_E2E_REQUIRED").is_some();
     let dir = std::env::var_os("KOC_ADDON_DIR").map(PathBuf::from);
+    if let Some(d) = dir.as_ref().filter(|d| d.join("manifest.json").exists()) {
+        assert!(
+            d.join("test/hooks.js").exists(),
+            "KOC_ADDON_DIR={} has no test hooks: point it at the test build, www-test/ \
+             (./build.sh test builds it)",
+            d.display()
+        );
+    }
     let ready = dir
         .as_ref()
         .is_some_and(|d| d.join("manifest.json").exists())

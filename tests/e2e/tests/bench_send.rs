@@ -2,7 +2,7 @@
 //! trip, 50 ms password check), our client (one login per batch) against one that logs in with
 //! every transaction, in the same run. Ignored in `./build.sh test`; `./build.sh bench` runs it:
 //!
-//! `KOC_ADDON_DIR=$PWD/www cargo test --release -p e2e --test bench_send -- --ignored --nocapture`
+//! `KOC_ADDON_DIR=$PWD/www-test cargo test --release -p e2e --test bench_send -- --ignored --nocapture`
 //!
 //! `KOC_BENCH_SEND_N` changes the number of transactions per side.
 

@@ -427,10 +427,18 @@ async fn dropped_third_operation_is_uncertain_and_never_duplicated() {
             assert_eq!(summary_count(&ff, "notSent").await, "2");
             // The desk lists the uncertain payment with its own question.
             ff.wait_for_css(&format!(
-                r#"#uncertain-list li[data-id="{}"][data-question="resend-payment"]"#,
+                r#"#uncertain-list li[data-id="{}"][data-action="payment"]"#,
                 ids[2]
             ))
             .await;
+            assert_eq!(
+                ff.eval(&format!(
+                    r#"window.kocCore.uncertainTransactions().find((r) => r.id === "{}")?.question"#,
+                    ids[2]
+                ))
+                .await,
+                "resend-payment"
+            );
             ff.screenshot(&format!("send-f2-uncertain-{profile:?}").to_lowercase())
                 .await;
 

@@ -207,7 +207,7 @@ async fn export_is_refused_while_a_send_runs() {
         ff.click("send").await;
         ff.wait_for_css("#send-grant:not([hidden])").await;
         ff.click("send-grant").await;
-        ff.wait_for_css(r#"#send-area[data-state="sending"]"#).await;
+        ff.wait_for_css("#send-progress:not([hidden])").await;
         ff.eval(r#"(document.getElementById("message").dataset.kind = "", true)"#)
             .await;
         ff.click("export").await;

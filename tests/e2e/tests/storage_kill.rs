@@ -2,8 +2,9 @@
 //! the same profile, it shows every confirmed transaction (issue 4).
 //!
 //! Firefox forgets a temporary add-on, and one installed seconds before a kill, so the add-on
-//! is installed permanently from the packed `dist/*.xpi` (unsigned, allowed on ESR with
-//! `xpinstall.signatures.required` false) and Firefox is restarted cleanly once first.
+//! is installed permanently from the packed test build, `dist-test/*.xpi` beside `www-test/`
+//! (unsigned, allowed on ESR with `xpinstall.signatures.required` false), and Firefox is
+//! restarted cleanly once first.
 
 use e2e::bench::{record_checkout, row_ids};
 use e2e::firefox::{addon_dir, with_firefox, Options};
@@ -12,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn packed_addon(addon: &Path) -> PathBuf {
-    let dist = addon.join("../dist");
+    let dist = addon.join("../dist-test");
     std::fs::read_dir(&dist)
-        .unwrap_or_else(|e| panic!("{}: {e}; run ./build.sh", dist.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}; run ./build.sh test", dist.display()))
         .flatten()
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "xpi"))
-        .expect("a packed add-on in dist/ (./build.sh)")
+        .expect("a packed test build in dist-test/ (./build.sh test)")
 }
 
 /// Every process started with this profile folder (the browser and its children).
