@@ -130,7 +130,8 @@ pub enum SendLockState {
 }
 
 /// Whether the desk may change stored transactions outside a send run now: delete one, clear
-/// what Koha accepted, clear everything, or mark one found in Koha. Refused with [`JournalError::SendRunningElsewhere`] while another page sends: that page's
+/// what Koha accepted, clear everything, or mark one found in Koha. Refused with
+/// [`JournalError::SendRunningElsewhere`] while another page sends: that page's
 /// `sending` write may not have reached this page yet, so the row Koha is receiving right now can
 /// still look `local` here, and its accepted rows are about to be written (and packed) again.
 /// The page holds the lock for the whole change, so no send run starts meanwhile either.
@@ -138,6 +139,34 @@ pub fn change_allowed(lock: SendLockState) -> Result<(), JournalError> {
     match lock {
         SendLockState::HeldHere => Ok(()),
         SendLockState::HeldElsewhere => Err(JournalError::SendRunningElsewhere),
+    }
+}
+
+/// What a retry of a write the store of record refused does with one transaction. The retry
+/// runs only while no other page sends (under the send lock, or in this page's own run), after
+/// merging both stores' current copies into the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Write the journal's copy to the store of record.
+    Write,
+    /// This page's send run has it in flight and writes it itself: this page's copy from before
+    /// `sending` must not overwrite that. Stays unsaved.
+    LeaveToTheRun,
+    /// Stored once and in neither store now: another page removed it (its event is on the way).
+    /// Writing it back would bring a deleted or cleared transaction back to life.
+    Forget,
+}
+
+/// The retry rule for one unsaved transaction: whether either store holds it now, whether any
+/// store ever took it from this page (`never_stored`: created here, every write refused), and
+/// whether this page's run has it in flight.
+pub fn retry(in_a_store: bool, never_stored: bool, in_flight: bool) -> Retry {
+    if !in_a_store && !never_stored {
+        Retry::Forget
+    } else if in_flight {
+        Retry::LeaveToTheRun
+    } else {
+        Retry::Write
     }
 }
 

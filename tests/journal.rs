@@ -570,6 +570,18 @@ fn an_export_mark_that_arrives_before_its_transaction_is_given_to_it() {
 }
 
 #[test]
+fn a_retry_forgets_only_what_another_page_removed_and_leaves_the_row_in_flight_to_the_run() {
+    use koha_offline_circ::journal::{retry, Retry};
+    // (in a store now, never stored, in flight)
+    assert_eq!(retry(true, false, false), Retry::Write);
+    assert_eq!(retry(false, true, false), Retry::Write);
+    assert_eq!(retry(false, false, false), Retry::Forget);
+    assert_eq!(retry(false, false, true), Retry::Forget);
+    assert_eq!(retry(true, false, true), Retry::LeaveToTheRun);
+    assert_eq!(retry(false, true, true), Retry::LeaveToTheRun);
+}
+
+#[test]
 fn an_export_mark_never_moves_back() {
     let mut j = Journal::new();
     let a = tx(0, 1, checkin("B1"));

@@ -5,7 +5,7 @@
 //! the core's (`crate::store`); this module only moves entries between the stores and memory.
 
 use super::browser;
-use crate::journal::{Journal, SendLockState, Upserted};
+use crate::journal::{self, Journal, Retry, SendLockState, Upserted};
 use crate::settings::Settings;
 use crate::store::{self, Change, StoredChange};
 use crate::transaction::{Transaction, TransactionId};
@@ -179,8 +179,9 @@ impl Drop for SendLock {
 
 /// Takes [`SEND_LOCK`] for a change outside a send run (a deletion, a clear, a transaction found
 /// in Koha) if no other page holds it, and says which it was, for the core's
-/// [`change_allowed`](crate::journal::change_allowed). Keep the lock until the change is stored: no send run starts meanwhile. Without Web Locks nothing can tell
-/// whether another page sends, so that counts as held elsewhere.
+/// [`change_allowed`](crate::journal::change_allowed). Keep the lock until the change is
+/// stored: no send run starts meanwhile. Without Web Locks nothing can tell whether another page
+/// sends, so that counts as held elsewhere.
 pub async fn lock_unless_sending() -> (Option<SendLock>, SendLockState) {
     let lock = SendLock::acquire_if_available().await;
     let state = match lock {
@@ -445,16 +446,15 @@ pub async fn retry_unsaved() -> Result<usize, StorageFailure> {
     let ids = UNSAVED.with(|u| u.borrow().clone());
     let found = refresh_from_stores_of(&ids).await;
     for id in ids {
-        // Stored once and in neither store now: another page removed it (its event is on the
-        // way); writing it back would bring a deleted or cleared transaction back to life.
-        if !found.contains(&id) && !NEVER_STORED.with(|n| n.borrow().contains(&id)) {
-            UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
-            continue;
-        }
-        // A send run of this page writes the rows it has in flight itself; this page's copy
-        // from before `sending` must not overwrite that.
-        if with_journal(|j| j.is_in_flight(&id)) {
-            continue;
+        let never_stored = NEVER_STORED.with(|n| n.borrow().contains(&id));
+        let in_flight = with_journal(|j| j.is_in_flight(&id));
+        match journal::retry(found.contains(&id), never_stored, in_flight) {
+            Retry::Write => {}
+            Retry::LeaveToTheRun => continue,
+            Retry::Forget => {
+                UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
+                continue;
+            }
         }
         let Some(tx) = with_journal(|j| j.get(&id).cloned()) else {
             UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
@@ -663,8 +663,8 @@ pub async fn apply_primary(changes: &[Change]) -> Result<(), StorageFailure> {
 /// store of record still holds everything.
 ///
 /// After the first refused put (a full `localStorage`), further puts of the same batch are
-/// skipped: each would fail the same way, and thousands of them would slow the start.
-/// Applies changes to the mirror; whether it took every put.
+/// skipped: each would fail the same way, and thousands of them would slow the start. Returns
+/// whether the mirror took every put.
 fn apply_mirror(changes: &[Change]) -> bool {
     let storage = LocalStorage::raw();
     let mut full = false;

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use koha_offline_circ::desk;
-use koha_offline_circ::journal::Journal;
+use koha_offline_circ::journal::{self, Journal, Retry};
 use koha_offline_circ::koha::{self, HttpRequest, Method, NoAnswer, Reply, AUTH_PATH};
 use koha_offline_circ::settings::{Settings, SettingsForm};
 use koha_offline_circ::store::{self, Change, ExportRecord, StoredChange};
@@ -1058,17 +1058,18 @@ impl World {
         }
         let ids: Vec<TransactionId> = self.page(i).unsaved.iter().map(|t| t.id.clone()).collect();
         let found = self.refresh_from_stores_of(i, &ids);
-        let page = self.page(i);
-        // Stored once and in neither store now: another page removed it (its event is on the
-        // way); writing it back would bring a deleted or cleared transaction back to life.
-        let removed_elsewhere =
-            |t: &Transaction| !found.contains(&t.id) && !page.never_stored.contains(&t.id);
-        page.unsaved.retain(|t| !removed_elsewhere(t));
         let unsaved = std::mem::take(&mut self.page(i).unsaved);
         let page = self.pages[i].as_ref().unwrap();
-        let (held, free): (Vec<Transaction>, Vec<Transaction>) = unsaved
-            .into_iter()
-            .partition(|t| page.journal.is_in_flight(&t.id));
+        let (mut held, mut free) = (Vec::new(), Vec::new());
+        for t in unsaved {
+            let never_stored = page.never_stored.contains(&t.id);
+            let in_flight = page.journal.is_in_flight(&t.id);
+            match journal::retry(found.contains(&t.id), never_stored, in_flight) {
+                Retry::Write => free.push(t),
+                Retry::LeaveToTheRun => held.push(t),
+                Retry::Forget => {}
+            }
+        }
         let current: Vec<Transaction> = free
             .iter()
             .filter_map(|t| page.journal.get(&t.id).cloned())

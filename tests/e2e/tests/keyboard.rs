@@ -93,6 +93,15 @@ async fn tab_through(ff: &Firefox, page: &str) -> Vec<String> {
     reached
 }
 
+fn assert_reached(page: &str, reached: &[String], ids: &[&str]) {
+    for id in ids {
+        assert!(
+            reached.iter().any(|r| r == id),
+            "{page}: Tab never reaches #{id}: {reached:?}"
+        );
+    }
+}
+
 async fn record_some(ff: &Firefox) {
     ff.type_into("checkout-cardnumber", "C0001\n").await;
     for n in 1..=12 {
@@ -118,35 +127,33 @@ async fn both_pages(zoom: f64) {
         )
         .await;
         let reached = tab_through(&ff, "options.html").await;
-        for id in [
-            "server",
-            "branchcode",
-            "userid",
-            "password",
-            "save",
-            "test-connection",
-        ] {
-            assert!(
-                reached.iter().any(|r| r == id),
-                "Tab never reaches #{id}: {reached:?}"
-            );
-        }
+        assert_reached(
+            "options.html",
+            &reached,
+            &[
+                "server",
+                "branchcode",
+                "userid",
+                "password",
+                "save",
+                "test-connection",
+            ],
+        );
 
         ff.open("desk.html").await;
         record_some(&ff).await;
         let reached = tab_through(&ff, "desk.html").await;
-        for id in [
-            "checkout-cardnumber",
-            "checkout-barcode",
-            "checkin-barcode",
-            "payment-amount",
-            "send",
-        ] {
-            assert!(
-                reached.iter().any(|r| r == id),
-                "Tab never reaches #{id}: {reached:?}"
-            );
-        }
+        assert_reached(
+            "desk.html",
+            &reached,
+            &[
+                "checkout-cardnumber",
+                "checkout-barcode",
+                "checkin-barcode",
+                "payment-amount",
+                "send",
+            ],
+        );
     })
     .await;
 }
