@@ -1,6 +1,6 @@
 //! Sending to Koha: which transactions go, in what order, what each answer does to them.
 //!
-//! - [`plan`]: what a run takes, what it leaves for the librarian (exported to a `.koc` file;
+//! - [`mod@plan`]: what a run takes, what it leaves for the librarian (exported to a `.koc` file;
 //!   held back behind an unsettled transaction of the same item in apply mode).
 //! - [`run`]: the run itself as a sans-IO state machine ([`SendRun`]); the shell only performs
 //!   the [`Command`]s it gives.
@@ -198,7 +198,7 @@ pub fn resend_question(tx: &Transaction) -> Option<ResendQuestion> {
     }
 }
 
-/// The librarian confirmed the question of [`resend_question`]: the [`Resend`] for [`plan`].
+/// The librarian confirmed the question of [`resend_question`]: the [`Resend`] for [`plan()`].
 /// The confirmation covers a payment's double-charge risk only when the question named it.
 pub fn confirmed_resend(tx: &Transaction) -> Option<Resend> {
     resend_question(tx).map(|q| Resend {

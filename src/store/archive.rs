@@ -12,8 +12,10 @@
 //! each other. The one-key-per-transaction entries are removed only after the chunk is stored; a
 //! crash in between leaves both copies, which reading merges like any duplicate.
 
-use super::layout::{decode_text, transaction_key};
-use super::{Change, StoreError};
+use super::change::Change;
+use super::error::StoreError;
+use super::keys::{transaction_key, ARCHIVE_PREFIX, ARCHIVE_VERSION};
+use super::text::decode_text;
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
 use crate::transaction::{
     Action, FailReason, Status, StatusChange, Transaction, TransactionId, UncertainReason,
@@ -23,19 +25,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-/// Prefix of an archive chunk's key.
-pub const ARCHIVE_PREFIX: &str = "archive:";
 /// How many accepted transactions go into one chunk; also how many must be stored one key each
 /// before they are packed. Bounds what any write of the archive costs.
 pub const ARCHIVE_CHUNK: usize = 500;
-/// The version of the chunk format this build writes.
-pub const ARCHIVE_VERSION: u64 = 1;
-
-/// Whether `key` holds an archive chunk.
-pub fn is_archive_key(key: &str) -> bool {
-    key.strip_prefix(ARCHIVE_PREFIX)
-        .is_some_and(|rest| !rest.is_empty())
-}
 
 /// A chunk: `{"v": ARCHIVE_VERSION, "txs": [row, ...]}`.
 #[derive(Serialize, Deserialize)]

@@ -5,23 +5,14 @@
 //! record to its transactions' `exported_at` (the later mark wins, as everywhere), and a record
 //! none of whose transactions is left is removed.
 
-use super::layout::decode_text;
-use super::{Change, StoreError};
+use super::change::Change;
+use super::error::StoreError;
+use super::keys::{EXPORT_PREFIX, EXPORT_VERSION};
+use super::text::decode_text;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// Prefix of an export record's key.
-pub const EXPORT_PREFIX: &str = "exported:";
-/// The version of the record format this build writes.
-pub const EXPORT_VERSION: u64 = 1;
-
-/// Whether `key` holds an export record.
-pub fn is_export_key(key: &str) -> bool {
-    key.strip_prefix(EXPORT_PREFIX)
-        .is_some_and(|rest| !rest.is_empty())
-}
 
 /// One export: the transactions written to `.koc` files at `at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,40 +1,14 @@
 //! Keys, envelopes and the writes for one transaction; reading `storage.onChanged` entries.
 
-use super::archive::{decode_chunk, is_archive_key};
-use super::exports::{decode_export, is_export_key, ExportRecord};
-use super::{
-    Change, StoreError, ENVELOPE_VERSION, MIRROR_PREFIX, QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
+use super::change::Change;
+use super::error::StoreError;
+use super::keys::{
+    mirror_key, transaction_key, ENVELOPE_VERSION, MIRROR_PREFIX, SETTINGS_KEY, TX_PREFIX,
 };
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-/// `tx:<id>`.
-pub fn transaction_key(id: &TransactionId) -> String {
-    format!("{TX_PREFIX}{id}")
-}
-
-/// Whether `key` is a transaction's key in `browser.storage.local`.
-pub fn is_transaction_key(key: &str) -> bool {
-    key.strip_prefix(TX_PREFIX).is_some_and(|id| !id.is_empty())
-}
-
-/// `koha-offline-circ:tx:<id>`.
-pub fn mirror_key(id: &TransactionId) -> String {
-    format!("{MIRROR_PREFIX}{id}")
-}
-
-/// Whether `key` is a transaction's key in the `localStorage` mirror.
-pub fn is_mirror_key(key: &str) -> bool {
-    key.strip_prefix(MIRROR_PREFIX)
-        .is_some_and(|id| !id.is_empty())
-}
-
-/// Whether `key` holds an entry kept aside by [`load_snapshot`](super::load_snapshot).
-pub fn is_quarantine_key(key: &str) -> bool {
-    key.starts_with(QUARANTINE_PREFIX)
-}
 
 /// The transaction in its versioned envelope: `{"v": 1, "tx": {…}}`. Its size depends only on
 /// this transaction.
@@ -102,33 +76,6 @@ fn decode_envelope(key: &str, id: &str, value: &Value) -> Result<Transaction, St
         });
     }
     Ok(tx)
-}
-
-/// Reads an entry stored as versioned JSON text (archive chunks, export records): `what` names
-/// it in the error when the value is not text; a version other than `expected` is
-/// [`StoreError::UnknownEnvelope`].
-pub(super) fn decode_text<T: serde::de::DeserializeOwned>(
-    key: &str,
-    value: &Value,
-    what: &str,
-    version_of: impl Fn(&T) -> u64,
-    expected: u64,
-) -> Result<T, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: key.to_owned(),
-        reason,
-    };
-    let text = value
-        .as_str()
-        .ok_or_else(|| corrupt(format!("{what} is not text")))?;
-    let read: T = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-    match version_of(&read) {
-        v if v == expected => Ok(read),
-        version => Err(StoreError::UnknownEnvelope {
-            key: key.to_owned(),
-            version,
-        }),
-    }
 }
 
 /// Deserialises a bare transaction and checks what serde cannot: a non-empty history.
@@ -212,55 +159,4 @@ pub fn remove_plan(id: &TransactionId) -> (Change, Change) {
             key: mirror_key(id),
         },
     )
-}
-
-// storage.onChanged
-
-/// What one `storage.onChanged` entry means for an open page.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StoredChange {
-    /// A transaction was written (by this or another page).
-    Transaction(Transaction),
-    /// A transaction's single key was removed: deleted, unless it was packed into the archive.
-    Removed(TransactionId),
-    /// An archive chunk was written: these transactions are in the archive now.
-    Archived(Vec<Transaction>),
-    /// An archive chunk was removed (a clear): these transactions are gone.
-    ArchiveRemoved(Vec<TransactionId>),
-    /// An export record was written: these transactions went into a `.koc` file.
-    Exported(ExportRecord),
-    /// The settings were written (`None`: deleted).
-    Settings(Option<Settings>),
-    /// Something this module does not interpret (meta, quarantine, removed export records,
-    /// other keys).
-    Other,
-}
-
-/// Interprets one key of a `storage.onChanged` event, given its `newValue` (absent when the key
-/// was removed) and its `oldValue` (needed for removed archive chunks).
-pub fn decode_change(
-    key: &str,
-    new_value: Option<&Value>,
-    old_value: Option<&Value>,
-) -> Result<StoredChange, StoreError> {
-    match new_value {
-        _ if key == SETTINGS_KEY => new_value
-            .map(decode_settings)
-            .transpose()
-            .map(StoredChange::Settings),
-        Some(value) if is_transaction_key(key) => {
-            decode_transaction(key, value).map(StoredChange::Transaction)
-        }
-        None if is_transaction_key(key) => Ok(StoredChange::Removed(TransactionId::from_stored(
-            &key[TX_PREFIX.len()..],
-        ))),
-        Some(value) if is_archive_key(key) => decode_chunk(key, value).map(StoredChange::Archived),
-        None if is_archive_key(key) => match old_value {
-            Some(old) => decode_chunk(key, old)
-                .map(|txs| StoredChange::ArchiveRemoved(txs.into_iter().map(|tx| tx.id).collect())),
-            None => Ok(StoredChange::Other),
-        },
-        Some(value) if is_export_key(key) => decode_export(key, value).map(StoredChange::Exported),
-        _ => Ok(StoredChange::Other),
-    }
 }

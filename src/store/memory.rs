@@ -1,8 +1,9 @@
 //! The storage port, and an in-memory adapter for tests.
 
+use super::change::Change;
+use super::error::StoreError;
 use super::layout::entry_bytes;
 use super::migrate::apply_to_map;
-use super::{Change, StoreError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 

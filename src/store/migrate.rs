@@ -1,8 +1,10 @@
 //! Schema versions and the migrations between them.
 
-use super::layout::{check_transaction, encode_transaction, is_transaction_key, transaction_key};
+use super::change::Change;
+use super::error::StoreError;
+use super::keys::{is_transaction_key, transaction_key, CURRENT_SCHEMA, META_KEY, SETTINGS_KEY};
+use super::layout::{check_transaction, encode_transaction};
 use super::snapshot::meta_value;
-use super::{Change, StoreError, CURRENT_SCHEMA, META_KEY, SETTINGS_KEY};
 use serde_json::Value;
 use std::collections::BTreeMap;
 

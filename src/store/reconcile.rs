@@ -1,7 +1,9 @@
 //! Reconciling the store of record with the `localStorage` mirror.
 
-use super::layout::{decode_mirror, mirror_change, mirror_key, write_plan};
-use super::{Change, StoreError, MIRROR_PREFIX};
+use super::change::Change;
+use super::error::StoreError;
+use super::keys::{mirror_key, MIRROR_PREFIX};
+use super::layout::{decode_mirror, mirror_change, write_plan};
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;

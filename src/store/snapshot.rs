@@ -1,11 +1,14 @@
 //! Reading `browser.storage.local` without failing on a bad entry: bad ones are kept aside.
 
-use super::archive::{decode_chunk, is_archive_key};
-use super::exports::{decode_export, is_export_key, ExportRecord};
-use super::layout::{decode_settings, decode_transaction, encode_settings, is_quarantine_key};
-use super::{
-    Change, StoreError, CURRENT_SCHEMA, META_KEY, QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
+use super::archive::decode_chunk;
+use super::change::Change;
+use super::error::StoreError;
+use super::exports::{decode_export, ExportRecord};
+use super::keys::{
+    is_archive_key, is_export_key, is_quarantine_key, CURRENT_SCHEMA, META_KEY, QUARANTINE_PREFIX,
+    SETTINGS_KEY, TX_PREFIX,
 };
+use super::layout::{decode_settings, decode_transaction, encode_settings};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use serde_json::{json, Value};

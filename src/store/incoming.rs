@@ -1,0 +1,64 @@
+//! What another page's write means for an open page: one entry of a `storage.onChanged` event,
+//! decoded.
+
+use super::archive::decode_chunk;
+use super::error::StoreError;
+use super::exports::{decode_export, ExportRecord};
+use super::keys::{
+    id_of_transaction_key, is_archive_key, is_export_key, is_transaction_key, SETTINGS_KEY,
+};
+use super::layout::{decode_settings, decode_transaction};
+use crate::settings::Settings;
+use crate::transaction::{Transaction, TransactionId};
+use serde_json::Value;
+
+/// What one `storage.onChanged` entry means for an open page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredChange {
+    /// A transaction was written (by this or another page).
+    Transaction(Transaction),
+    /// A transaction's single key was removed: deleted, unless it was packed into the archive.
+    Removed(TransactionId),
+    /// An archive chunk was written: these transactions are in the archive now.
+    Archived(Vec<Transaction>),
+    /// An archive chunk was removed (a clear): these transactions are gone.
+    ArchiveRemoved(Vec<TransactionId>),
+    /// An export record was written: these transactions went into a `.koc` file.
+    Exported(ExportRecord),
+    /// The settings were written (`None`: deleted).
+    Settings(Option<Settings>),
+    /// Something this module does not interpret (meta, quarantine, removed export records,
+    /// other keys).
+    Other,
+}
+
+/// Interprets one key of a `storage.onChanged` event, given its `newValue` (absent when the key
+/// was removed) and its `oldValue` (needed for removed archive chunks).
+pub fn decode_change(
+    key: &str,
+    new_value: Option<&Value>,
+    old_value: Option<&Value>,
+) -> Result<StoredChange, StoreError> {
+    match new_value {
+        _ if key == SETTINGS_KEY => new_value
+            .map(decode_settings)
+            .transpose()
+            .map(StoredChange::Settings),
+        Some(value) if is_transaction_key(key) => {
+            decode_transaction(key, value).map(StoredChange::Transaction)
+        }
+        Some(value) if is_archive_key(key) => decode_chunk(key, value).map(StoredChange::Archived),
+        Some(value) if is_export_key(key) => decode_export(key, value).map(StoredChange::Exported),
+        None => match id_of_transaction_key(key) {
+            Some(id) => Ok(StoredChange::Removed(id)),
+            None if is_archive_key(key) => match old_value {
+                Some(old) => decode_chunk(key, old).map(|txs| {
+                    StoredChange::ArchiveRemoved(txs.into_iter().map(|tx| tx.id).collect())
+                }),
+                None => Ok(StoredChange::Other),
+            },
+            None => Ok(StoredChange::Other),
+        },
+        Some(_) => Ok(StoredChange::Other),
+    }
+}

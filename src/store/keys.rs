@@ -1,0 +1,73 @@
+//! The keys of every stored entry, and the versions of the formats written under them. A leaf:
+//! every other storage module reads its keys from here.
+
+use crate::transaction::TransactionId;
+
+/// The storage schema this build writes and reads. Stored under [`META_KEY`].
+pub const CURRENT_SCHEMA: u32 = 2;
+/// The version of the transaction envelope this build writes.
+pub const ENVELOPE_VERSION: u64 = 1;
+/// The version of the archive chunk format this build writes.
+pub const ARCHIVE_VERSION: u64 = 1;
+/// The version of the export record format this build writes.
+pub const EXPORT_VERSION: u64 = 1;
+
+/// Key of `{"schema": N}`.
+pub const META_KEY: &str = "meta";
+/// Key of the settings JSON.
+pub const SETTINGS_KEY: &str = "settings";
+/// Prefix of one transaction's key in `browser.storage.local`.
+pub const TX_PREFIX: &str = "tx:";
+/// Prefix of an entry kept aside because it could not be read.
+pub const QUARANTINE_PREFIX: &str = "quarantine:";
+/// Prefix of one transaction's key in the `localStorage` mirror.
+pub const MIRROR_PREFIX: &str = "koha-offline-circ:tx:";
+/// Prefix of an archive chunk's key.
+pub const ARCHIVE_PREFIX: &str = "archive:";
+/// Prefix of an export record's key.
+pub const EXPORT_PREFIX: &str = "exported:";
+
+/// `tx:<id>`.
+pub fn transaction_key(id: &TransactionId) -> String {
+    format!("{TX_PREFIX}{id}")
+}
+
+/// Whether `key` is a transaction's key in `browser.storage.local`.
+pub fn is_transaction_key(key: &str) -> bool {
+    key.strip_prefix(TX_PREFIX).is_some_and(|id| !id.is_empty())
+}
+
+/// The transaction a `tx:<id>` key stores, if `key` is one.
+pub fn id_of_transaction_key(key: &str) -> Option<TransactionId> {
+    key.strip_prefix(TX_PREFIX)
+        .filter(|id| !id.is_empty())
+        .map(TransactionId::from_stored)
+}
+
+/// `koha-offline-circ:tx:<id>`.
+pub fn mirror_key(id: &TransactionId) -> String {
+    format!("{MIRROR_PREFIX}{id}")
+}
+
+/// Whether `key` is a transaction's key in the `localStorage` mirror.
+pub fn is_mirror_key(key: &str) -> bool {
+    key.strip_prefix(MIRROR_PREFIX)
+        .is_some_and(|id| !id.is_empty())
+}
+
+/// Whether `key` holds an entry kept aside because it could not be read.
+pub fn is_quarantine_key(key: &str) -> bool {
+    key.starts_with(QUARANTINE_PREFIX)
+}
+
+/// Whether `key` holds an archive chunk.
+pub fn is_archive_key(key: &str) -> bool {
+    key.strip_prefix(ARCHIVE_PREFIX)
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+/// Whether `key` holds an export record.
+pub fn is_export_key(key: &str) -> bool {
+    key.strip_prefix(EXPORT_PREFIX)
+        .is_some_and(|rest| !rest.is_empty())
+}
