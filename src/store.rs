@@ -62,6 +62,7 @@ mod memory;
 mod migrate;
 mod open;
 mod reconcile;
+mod replica;
 mod snapshot;
 mod text;
 
@@ -71,10 +72,10 @@ pub use error::StoreError;
 pub use exports::ExportRecord;
 pub use incoming::{decode_change, StoredChange};
 pub use keys::{
-    id_of_transaction_key, is_archive_key, is_export_key, is_mirror_key, is_quarantine_key,
-    is_transaction_key, mirror_key, transaction_key, ARCHIVE_PREFIX, CURRENT_SCHEMA,
-    ENVELOPE_VERSION, EXPORT_PREFIX, META_KEY, MIRROR_PREFIX, QUARANTINE_PREFIX, SETTINGS_KEY,
-    TX_PREFIX,
+    id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, is_mirror_key,
+    is_quarantine_key, is_transaction_key, mirror_key, transaction_key, ARCHIVE_PREFIX,
+    CURRENT_SCHEMA, ENVELOPE_VERSION, EXPORT_PREFIX, META_KEY, MIRROR_PREFIX, QUARANTINE_PREFIX,
+    SETTINGS_KEY, TX_PREFIX,
 };
 pub use layout::{
     decode_mirror, decode_settings, decode_transaction, encode_settings, encode_transaction,
@@ -84,4 +85,5 @@ pub use memory::{MemoryStore, Store};
 pub use migrate::{apply_to_map, migrate};
 pub use open::{open, Opened};
 pub use reconcile::{load_mirror, reconcile, Reconciled};
+pub use replica::{EntryChange, PackingPlan, Replica, Writes};
 pub use snapshot::{load_snapshot, meta_value, schema_of, Problem, Snapshot};

@@ -1,9 +1,10 @@
 // The page side of storage (issue 4), loaded once by every page that shows transactions:
 // - storage.onChanged (another desk tab, the popup, the options page) → the core's journal →
 //   `document` event "koc:changed", on which the page re-renders;
-// - a write the store of record refused (core event "koc:storage-failed") → the blocking
-//   #storage-error dialog with #storage-error-retry; retried every few seconds until stored.
-import { core } from "./wasm.js";
+// - a write the store of record refused (the core then counts unsaved transactions, see
+//   wasm.js) → the blocking #storage-error dialog with #storage-error-retry; retried every few
+//   seconds until stored.
+import { core, whenUnsaved } from "./wasm.js";
 import { t } from "./i18n.js";
 
 const RETRY_EVERY_MS = 3000;
@@ -80,5 +81,5 @@ function recovered() {
   changed();
 }
 
-document.addEventListener("koc:storage-failed", (event) => showFailure(event.detail));
+whenUnsaved(showFailure);
 if (core.unsavedCount() > 0) showFailure();

@@ -49,6 +49,13 @@ pub fn mirror_key(id: &TransactionId) -> String {
     format!("{MIRROR_PREFIX}{id}")
 }
 
+/// The transaction a `koha-offline-circ:tx:<id>` key of the mirror holds, if `key` is one.
+pub fn id_of_mirror_key(key: &str) -> Option<TransactionId> {
+    key.strip_prefix(MIRROR_PREFIX)
+        .filter(|id| !id.is_empty())
+        .map(TransactionId::from_stored)
+}
+
 /// Whether `key` is a transaction's key in the `localStorage` mirror.
 pub fn is_mirror_key(key: &str) -> bool {
     key.strip_prefix(MIRROR_PREFIX)

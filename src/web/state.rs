@@ -5,9 +5,9 @@
 //! the core's (`crate::store`); this module only moves entries between the stores and memory.
 
 use super::browser;
-use crate::journal::{self, Journal, Retry, SendLockState, Upserted};
+use crate::journal::{Journal, SendLockState};
 use crate::settings::Settings;
-use crate::store::{self, Change, StoredChange};
+use crate::store::{self, Change, EntryChange, Replica};
 use crate::transaction::{Transaction, TransactionId};
 use gloo_storage::{LocalStorage, Storage};
 use js_sys::{Array, Function, Object, Promise};
@@ -19,8 +19,6 @@ use wasm_bindgen_futures::JsFuture;
 
 /// The Web Lock a page holds while it sends to Koha (`navigator.locks`).
 pub const SEND_LOCK: &str = "koha-send";
-/// The `document` event a page dispatches when the store of record refused a write.
-pub const FAILED_EVENT: &str = "koc:storage-failed";
 
 #[wasm_bindgen]
 extern "C" {
@@ -30,39 +28,15 @@ extern "C" {
         options: &JsValue,
         callback: &Function,
     ) -> Result<Promise, JsValue>;
-
-    type CustomEvent;
-    #[wasm_bindgen(constructor, catch)]
-    fn new(kind: &str, init: &JsValue) -> Result<CustomEvent, JsValue>;
-    #[wasm_bindgen(js_namespace = document, js_name = dispatchEvent, catch)]
-    fn dispatch_event(event: &CustomEvent) -> Result<bool, JsValue>;
 }
 
 thread_local! {
-    static JOURNAL: RefCell<Journal> = RefCell::new(Journal::new());
-    static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
-    /// Transactions recorded in memory (and the mirror) whose store-of-record write failed.
-    static UNSAVED: RefCell<Vec<TransactionId>> = const { RefCell::new(Vec::new()) };
-    /// Transactions this page created that neither store has taken yet: absent from storage
-    /// because never stored, not because another page removed them.
-    static NEVER_STORED: RefCell<HashSet<TransactionId>> = RefCell::new(HashSet::new());
-    /// `storage.onChanged` batches that arrived while [`open`] was reading: applied after it
-    /// filled memory, so no other page's write between the read and the fill is lost.
-    static PENDING: RefCell<Option<Vec<Map<String, Value>>>> = const { RefCell::new(None) };
-    /// Where the stored transactions are beyond their single keys (`crate::store::archive`).
-    static BULK: RefCell<Bulk> = RefCell::new(Bulk::default());
+    /// The page's copy of the stores: every rule is the core's (`crate::store::Replica`).
+    static REPLICA: RefCell<Replica> = RefCell::new(Replica::new());
 }
 
-/// What the page knows of the archive and the export records.
-#[derive(Default)]
-struct Bulk {
-    /// Ids in archive chunks: removing their single key is packing, not deleting.
-    archived: HashSet<TransactionId>,
-    /// Accepted transactions this page knows to be stored one key each; packed once there are
-    /// `ARCHIVE_CHUNK` of them.
-    loose_accepted: HashSet<TransactionId>,
-    /// A packing is under way.
-    packing: bool,
+fn with_replica<R>(f: impl FnOnce(&mut Replica) -> R) -> R {
+    REPLICA.with(|r| f(&mut r.borrow_mut()))
 }
 
 /// Why the store of record could not be written.
@@ -82,17 +56,12 @@ impl From<JsValue> for StorageFailure {
 
 /// Runs `f` on the page's journal.
 pub fn with_journal<R>(f: impl FnOnce(&mut Journal) -> R) -> R {
-    JOURNAL.with(|j| f(&mut j.borrow_mut()))
+    with_replica(|r| f(r.journal_mut()))
 }
 
 /// The stored settings, if any.
 pub fn settings() -> Option<Settings> {
-    SETTINGS.with(|s| s.borrow().clone())
-}
-
-/// Replaces the settings in memory (after they were stored).
-pub fn set_settings(settings: Option<Settings>) {
-    SETTINGS.with(|s| *s.borrow_mut() = settings);
+    with_replica(|r| r.settings().cloned())
 }
 
 /// Reads both stores, reconciles them, writes the repairs and fills memory. `recover` says
@@ -118,51 +87,22 @@ pub async fn open(recover: bool) -> Result<store::Opened, StorageFailure> {
 }
 
 async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
-    PENDING.with(|p| *p.borrow_mut() = Some(Vec::new()));
-    let read = read_primary().await;
-    let pending = PENDING.with(|p| p.borrow_mut().take()).unwrap_or_default();
-    let primary = read?;
+    with_replica(Replica::begin_reading);
+    let primary = match read_primary().await {
+        Ok(primary) => primary,
+        Err(failure) => {
+            with_replica(Replica::reading_failed);
+            return Err(failure);
+        }
+    };
     let mirror = read_mirror();
     let now = recover.then(browser::now);
-    let mut opened =
-        store::open(primary, mirror, now).map_err(|e| StorageFailure(e.to_string()))?;
-    // Moved, not cloned: tens of thousands of transactions. `opened.transactions` is empty.
-    let transactions = std::mem::take(&mut opened.transactions);
-    JOURNAL.with(|j| *j.borrow_mut() = Journal::from_transactions(transactions));
-    BULK.with(|b| {
-        *b.borrow_mut() = Bulk {
-            archived: std::mem::take(&mut opened.archived),
-            loose_accepted: std::mem::take(&mut opened.loose_accepted),
-            packing: false,
-        }
-    });
-    set_settings(opened.settings.clone());
-    for map in pending {
-        apply_changes_map(map);
-    }
-    match apply_primary(&opened.primary_changes).await {
-        // Mirror removals (of accepted transactions) only once the store of record has them.
-        Ok(()) => {
-            apply_mirror(&opened.mirror_changes);
-        }
-        Err(failure) => {
-            let puts: Vec<Change> = opened
-                .mirror_changes
-                .iter()
-                .filter(|c| matches!(c, Change::Put { .. }))
-                .cloned()
-                .collect();
-            apply_mirror(&puts);
-            for change in &opened.primary_changes {
-                if let (Change::Put { key, .. }, true) =
-                    (change, store::is_transaction_key(change.key()))
-                {
-                    mark_unsaved(&TransactionId::from_stored(&key[store::TX_PREFIX.len()..]));
-                }
-            }
-            announce_failure(&failure);
-        }
-    }
+    let opened = with_replica(|r| r.open(primary, mirror, now)).map_err(|e| {
+        with_replica(Replica::reading_failed);
+        StorageFailure(e.to_string())
+    })?;
+    let stored = apply_primary(&opened.primary_changes).await.is_ok();
+    apply_mirror(&with_replica(|r| r.repairs_written(&opened, stored)));
     Ok(opened)
 }
 
@@ -219,28 +159,6 @@ impl SendLock {
     }
 }
 
-fn mark_unsaved(id: &TransactionId) {
-    UNSAVED.with(|u| {
-        let mut unsaved = u.borrow_mut();
-        if !unsaved.contains(id) {
-            unsaved.push(id.clone());
-        }
-    });
-}
-
-/// Tells the page (event [`FAILED_EVENT`] on `document`) that a write to the store of record
-/// failed, so it can block the desk and retry.
-fn announce_failure(failure: &StorageFailure) {
-    if web_sys::window().and_then(|w| w.document()).is_none() {
-        return;
-    }
-    let init = Object::new();
-    let _ = js_sys::Reflect::set(&init, &"detail".into(), &JsValue::from_str(&failure.0));
-    if let Ok(event) = CustomEvent::new(FAILED_EVENT, &init) {
-        let _ = dispatch_event(&event);
-    }
-}
-
 /// Stores one new or changed transaction: the mirror first (synchronously), then the store of
 /// record. Resolves only when the store of record has it. On failure the transaction stays in
 /// memory and in the mirror, and [`retry_unsaved`] tries again.
@@ -251,154 +169,57 @@ pub async fn persist(tx: &Transaction) -> Result<(), StorageFailure> {
 /// Stores many transactions at once (an export marking, an import): the mirror first, then one
 /// `storage.local` write for all of them, so 50,000 cost one round trip instead of 50,000.
 pub async fn persist_many(txs: &[Transaction]) -> Result<(), StorageFailure> {
-    let (mirror, primary): (Vec<Change>, Vec<Change>) = txs
-        .iter()
-        .map(|tx| {
-            let plan = store::write_plan(tx);
-            (plan.mirror, plan.primary)
-        })
-        .unzip();
-    let mirrored = apply_mirror(&mirror);
-    let stored = apply_primary(&primary).await;
-    note_taken(txs, mirrored || stored.is_ok());
-    match stored {
-        Ok(()) => {
-            note_stored(txs);
-            // Packing is housekeeping: the transactions are stored either way, so a failure
-            // here is left for a later write or the next start to redo.
-            let _ = pack_if_due().await;
-            Ok(())
-        }
-        Err(failure) => {
-            UNSAVED.with(|u| {
-                let mut unsaved = u.borrow_mut();
-                let known: HashSet<TransactionId> = unsaved.iter().cloned().collect();
-                unsaved.extend(
-                    txs.iter()
-                        .map(|tx| tx.id.clone())
-                        .filter(|id| !known.contains(id)),
-                );
-            });
-            announce_failure(&failure);
-            Err(failure)
-        }
-    }
+    let writes = with_replica(|r| r.plan_write(txs));
+    let mirrored = apply_mirror(&writes.mirror);
+    let stored = apply_primary(&writes.primary).await;
+    with_replica(|r| r.wrote(txs, mirrored, stored.is_ok()));
+    stored?;
+    // Packing is housekeeping: the transactions are stored either way, so a failure here is
+    // left for a later write or the next start to redo.
+    let _ = pack_if_due().await;
+    Ok(())
 }
 
 /// Writes a transaction to the synchronous mirror now, whatever its status: one Koha accepted
-/// stays there until [`store_of_record`] has stored it, so a page dying in between shows it
-/// accepted at the next start, not `sending` (then `uncertain`). Returns whether the mirror
-/// took it.
+/// stays there until [`store_of_record`] has stored it. Returns whether the mirror took it.
 pub fn mirror_hold(tx: &Transaction) -> bool {
-    let value = store::encode_transaction(tx).to_string();
-    let took = LocalStorage::raw()
-        .set_item(&store::mirror_key(&tx.id), &value)
-        .is_ok();
-    if took {
-        note_taken(std::slice::from_ref(tx), true);
-    }
+    let hold = with_replica(|r| r.plan_mirror_hold(tx));
+    let took = apply_mirror(std::slice::from_ref(&hold));
+    with_replica(|r| r.mirror_held(tx, took));
     took
-}
-
-/// Keeps [`NEVER_STORED`] current after a write of these transactions that some store took
-/// (`taken`) or that both refused.
-fn note_taken(txs: &[Transaction], taken: bool) {
-    NEVER_STORED.with(|n| {
-        let mut never = n.borrow_mut();
-        for tx in txs {
-            if taken {
-                never.remove(&tx.id);
-            } else {
-                never.insert(tx.id.clone());
-            }
-        }
-    });
 }
 
 /// Writes transactions to the store of record only, for a caller that already wrote the
 /// mirror with [`mirror_hold`] (a send run, which overlaps this write with its next request);
-/// then lets go of the mirror copies of those Koha accepted. Does not pack: call
-/// [`pack_if_due`] when the run is over.
+/// then lets go of the mirror copies of those Koha accepted. A refusal leaves the copies in
+/// memory and the mirror, unsaved. Does not pack: call [`pack_if_due`] when the run is over.
 pub async fn store_of_record(txs: &[Transaction]) -> Result<(), StorageFailure> {
-    let primary: Vec<Change> = txs.iter().map(|tx| store::write_plan(tx).primary).collect();
-    apply_primary(&primary).await?;
-    let released: Vec<Change> = txs
-        .iter()
-        .filter(|tx| tx.status().is_accepted())
-        .map(|tx| store::write_plan(tx).mirror)
-        .collect();
+    let primary = with_replica(|r| r.plan_store_of_record(txs));
+    let stored = apply_primary(&primary).await;
+    let released = with_replica(|r| r.stored_of_record(txs, stored.is_ok()));
     apply_mirror(&released);
-    note_stored(txs);
-    note_taken(txs, true);
-    Ok(())
+    stored
 }
 
-/// Remembers which accepted transactions are now stored one key each.
-fn note_stored(txs: &[Transaction]) {
-    BULK.with(|b| {
-        let mut bulk = b.borrow_mut();
-        for tx in txs.iter().filter(|tx| tx.status().is_accepted()) {
-            if !bulk.archived.contains(&tx.id) {
-                bulk.loose_accepted.insert(tx.id.clone());
-            }
-        }
-    });
-}
-
-/// Packs the accepted transactions this page stored one key each into archive chunks once
-/// there are enough for one: the chunks first, then the removal of the single keys.
+/// Packs the accepted transactions stored one key each into archive chunks once there are
+/// enough for one: the chunks first, then the removal of the single keys.
 pub async fn pack_if_due() -> Result<(), StorageFailure> {
-    // One packing at a time: a second, started while the first awaits its writes, would pack
-    // the same transactions again.
-    let start = BULK.with(|b| {
-        let mut bulk = b.borrow_mut();
-        let due = !bulk.packing && bulk.loose_accepted.len() >= store::ARCHIVE_CHUNK;
-        bulk.packing |= due;
-        due
-    });
-    if !start {
+    let Some(plan) = with_replica(Replica::start_packing) else {
         return Ok(());
+    };
+    let mut packed = apply_primary(&plan.chunks).await;
+    if packed.is_ok() {
+        with_replica(|r| r.chunks_written(&plan));
+        packed = apply_primary(&plan.removals).await;
     }
-    let packed = pack_now().await;
-    BULK.with(|b| b.borrow_mut().packing = false);
+    with_replica(Replica::packing_over);
     packed
-}
-
-async fn pack_now() -> Result<(), StorageFailure> {
-    let loose: Vec<Transaction> = BULK.with(|b| {
-        let bulk = b.borrow();
-        with_journal(|j| {
-            bulk.loose_accepted
-                .iter()
-                .filter_map(|id| j.get(id).cloned())
-                .collect()
-        })
-    });
-    let packing = store::pack_plan(&loose);
-    if packing.packed.is_empty() {
-        return Ok(());
-    }
-    let (puts, removals): (Vec<Change>, Vec<Change>) = packing
-        .changes
-        .into_iter()
-        .partition(|c| matches!(c, Change::Put { .. }));
-    apply_primary(&puts).await?;
-    BULK.with(|b| {
-        let mut bulk = b.borrow_mut();
-        for id in &packing.packed {
-            bulk.loose_accepted.remove(id);
-            bulk.archived.insert(id.clone());
-        }
-    });
-    apply_primary(&removals).await
 }
 
 /// Stores a `.koc` export as one record (one write, however many transactions), then marks
 /// them in memory: a refused write leaves nothing marked.
 pub async fn record_export(record: &store::ExportRecord) -> Result<(), StorageFailure> {
-    apply_primary(&[record.change()])
-        .await
-        .inspect_err(announce_failure)?;
+    apply_primary(&[record.change()]).await?;
     with_journal(|j| j.mark_exported(&record.ids, record.at));
     Ok(())
 }
@@ -409,20 +230,19 @@ pub async fn forget_bulk(exports: bool) -> Result<(), StorageFailure> {
     // The keys as stored now, not as this page knows them: a chunk another page packed a moment
     // ago holds accepted transactions too, and must go with the others.
     let all = Object::from(browser::local_get(&JsValue::NULL).await?);
-    let keys: Vec<Change> = Object::keys(&all)
+    let keys: Vec<String> = Object::keys(&all)
         .iter()
         .filter_map(|k| k.as_string())
-        .filter(|k| store::is_archive_key(k) || (exports && store::is_export_key(k)))
-        .map(|key| Change::Remove { key })
         .collect();
-    apply_primary(&keys).await?;
-    BULK.with(|b| b.borrow_mut().archived.clear());
+    let removals = with_replica(|r| r.plan_forget_bulk(keys.iter().map(String::as_str), exports));
+    apply_primary(&removals).await?;
+    with_replica(Replica::bulk_forgotten);
     Ok(())
 }
 
 /// How many transactions are held only in memory and the mirror.
 pub fn unsaved_count() -> usize {
-    UNSAVED.with(|u| u.borrow().len())
+    with_replica(|r| r.unsaved_count())
 }
 
 /// Writes again every transaction whose store-of-record write failed. Returns how many are
@@ -443,52 +263,20 @@ pub async fn retry_unsaved() -> Result<usize, StorageFailure> {
             None => return Ok(unsaved_count()),
         }
     };
-    let ids = UNSAVED.with(|u| u.borrow().clone());
+    let ids = with_replica(|r| r.unsaved_ids());
     let found = refresh_from_stores_of(&ids).await;
-    for id in ids {
-        let never_stored = NEVER_STORED.with(|n| n.borrow().contains(&id));
-        let in_flight = with_journal(|j| j.is_in_flight(&id));
-        match journal::retry(found.contains(&id), never_stored, in_flight) {
-            Retry::Write => {}
-            Retry::LeaveToTheRun => continue,
-            Retry::Forget => {
-                UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
-                continue;
-            }
-        }
-        let Some(tx) = with_journal(|j| j.get(&id).cloned()) else {
-            UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
-            continue;
-        };
-        let plan = store::write_plan(&tx);
-        apply_primary(std::slice::from_ref(&plan.primary)).await?;
-        note_taken(std::slice::from_ref(&tx), true);
-        UNSAVED.with(|u| u.borrow_mut().retain(|x| x != &id));
-    }
+    let txs = with_replica(|r| r.plan_retry(&found));
+    // One write for all of them, as `store_of_record`: the copies stay unsaved if refused.
+    store_of_record(&txs).await?;
     Ok(unsaved_count())
 }
 
 /// Deletes transactions from both stores (they are already gone from memory).
 pub async fn forget(ids: &[TransactionId]) -> Result<(), StorageFailure> {
-    let mut primary = Vec::with_capacity(ids.len());
-    let mut mirror = Vec::with_capacity(ids.len());
-    // Archived ones have no single key (nor a mirror copy): their chunks go in `forget_bulk`.
-    let single: Vec<&TransactionId> = BULK.with(|b| {
-        let bulk = b.borrow();
-        ids.iter()
-            .filter(|id| !bulk.archived.contains(*id))
-            .collect()
-    });
-    for id in single {
-        let (p, m) = store::remove_plan(id);
-        primary.push(p);
-        mirror.push(m);
-    }
+    let (primary, mirror) = with_replica(|r| r.plan_forget(ids));
     apply_primary(&primary).await?;
     apply_mirror(&mirror);
-    let gone: HashSet<TransactionId> = ids.iter().cloned().collect();
-    UNSAVED.with(|u| u.borrow_mut().retain(|x| !gone.contains(x)));
-    BULK.with(|b| b.borrow_mut().loose_accepted.retain(|x| !gone.contains(x)));
+    with_replica(|r| r.forgotten(ids));
     Ok(())
 }
 
@@ -499,7 +287,7 @@ pub async fn save_settings(settings: &Settings) -> Result<(), StorageFailure> {
         value: store::encode_settings(settings),
     };
     apply_primary(&[change]).await?;
-    set_settings(Some(settings.clone()));
+    with_replica(|r| r.set_settings(Some(settings.clone())));
     Ok(())
 }
 
@@ -509,65 +297,15 @@ pub fn apply_storage_changes(changes: &JsValue) -> bool {
     let Some(map) = changes_map(changes) else {
         return false;
     };
-    let map = PENDING.with(|p| match p.borrow_mut().as_mut() {
-        Some(pending) => {
-            pending.push(map);
-            None
-        }
-        None => Some(map),
-    });
-    map.is_some_and(apply_changes_map)
-}
-
-fn apply_changes_map(map: Map<String, Value>) -> bool {
-    let mut changed = false;
-    for (key, change) in map {
-        match store::decode_change(&key, change.get("newValue"), change.get("oldValue")) {
-            Ok(StoredChange::Transaction(tx)) => {
-                // This page's own writes come back as well; they change nothing.
-                changed |= with_journal(|j| j.upsert(tx)) != Upserted::Kept;
-            }
-            Ok(StoredChange::Removed(id)) => {
-                // A packed transaction lost its single key but is still stored, in a chunk.
-                if !BULK.with(|b| b.borrow().archived.contains(&id)) {
-                    changed |= with_journal(|j| j.forget_removed(&id)).is_some();
-                }
-            }
-            Ok(StoredChange::Archived(txs)) => {
-                BULK.with(|b| {
-                    let mut bulk = b.borrow_mut();
-                    for tx in &txs {
-                        bulk.loose_accepted.remove(&tx.id);
-                        bulk.archived.insert(tx.id.clone());
-                    }
-                });
-                for tx in txs {
-                    changed |= with_journal(|j| j.upsert(tx)) != Upserted::Kept;
-                }
-            }
-            Ok(StoredChange::ArchiveRemoved(ids)) => {
-                BULK.with(|b| {
-                    let mut bulk = b.borrow_mut();
-                    for id in &ids {
-                        bulk.archived.remove(id);
-                    }
-                });
-                for id in ids {
-                    changed |= with_journal(|j| j.forget_removed(&id)).is_some();
-                }
-            }
-            Ok(StoredChange::Exported(record)) => {
-                let missing = with_journal(|j| j.mark_exported(&record.ids, record.at));
-                changed |= missing.len() < record.ids.len();
-            }
-            Ok(StoredChange::Settings(settings)) => {
-                set_settings(settings);
-                changed = true;
-            }
-            Ok(StoredChange::Other) | Err(_) => {}
-        }
-    }
-    changed
+    let batch = map
+        .into_iter()
+        .map(|(key, mut change)| EntryChange {
+            key,
+            new_value: change.get_mut("newValue").map(Value::take),
+            old_value: change.get_mut("oldValue").map(Value::take),
+        })
+        .collect();
+    with_replica(|r| r.apply(batch))
 }
 
 /// A `storage.onChanged` batch as `{key: {oldValue?, newValue?}}` JSON (one JSON round trip).
@@ -697,60 +435,34 @@ pub async fn refresh_from_stores() {
 /// [`refresh_from_stores`] for these transactions only. Returns those either store holds (all
 /// of them if the store of record cannot be read: nothing is concluded from a failed read).
 pub async fn refresh_from_stores_of(ids: &[TransactionId]) -> HashSet<TransactionId> {
-    let mut found = refresh_from_mirror_of(ids);
     if ids.is_empty() {
-        return found;
+        return HashSet::new();
     }
-    let everything = || ids.iter().cloned().collect();
+    let storage = LocalStorage::raw();
+    let mirror: Vec<(String, String)> = ids
+        .iter()
+        .map(store::mirror_key)
+        .filter_map(|key| Some((key.clone(), storage.get_item(&key).ok().flatten()?)))
+        .collect();
+    match read_transactions(ids).await {
+        Some(primary) => with_replica(|r| r.merge_stored_copies(primary, mirror)),
+        // Unreadable now means the writes that follow fail as well: they count as unsaved
+        // then. Nothing is concluded from a failed read: every one counts as found.
+        None => {
+            with_replica(|r| r.merge_stored_copies(Vec::new(), mirror));
+            ids.iter().cloned().collect()
+        }
+    }
+}
+
+/// The `tx:` entries of these transactions in the store of record; `None` if unreadable.
+async fn read_transactions(ids: &[TransactionId]) -> Option<Vec<(String, Value)>> {
     let keys: Array = ids
         .iter()
         .map(|id| JsValue::from_str(&store::transaction_key(id)))
         .collect();
-    // Unreadable now means the writes that follow fail as well: they count as unsaved then.
-    let Ok(stored) = browser::local_get(&keys).await else {
-        return everything();
-    };
-    let Some(text) = js_sys::JSON::stringify(&stored)
-        .ok()
-        .and_then(|t| t.as_string())
-    else {
-        return everything();
-    };
-    let Ok(map) = serde_json::from_str::<Map<String, Value>>(&text) else {
-        return everything();
-    };
-    with_journal(|j| {
-        for (key, value) in map {
-            if let Some(id) = key.strip_prefix(store::TX_PREFIX) {
-                found.insert(TransactionId::from_stored(id));
-            }
-            if let Ok(copy) = store::decode_transaction(&key, &value) {
-                j.upsert(copy);
-            }
-        }
-    });
-    found
-}
-
-/// Merges the mirror's copies of these transactions into the page's journal. Returns those the
-/// mirror holds.
-fn refresh_from_mirror_of(ids: &[TransactionId]) -> HashSet<TransactionId> {
-    let storage = LocalStorage::raw();
-    let mut found = HashSet::new();
-    with_journal(|j| {
-        for id in ids {
-            let key = store::mirror_key(id);
-            let Some(text) = storage.get_item(&key).ok().flatten() else {
-                continue;
-            };
-            found.insert(id.clone());
-            let copy = serde_json::from_str(&text)
-                .ok()
-                .and_then(|value| store::decode_mirror(&key, &value).ok());
-            if let Some(copy) = copy {
-                j.upsert(copy);
-            }
-        }
-    });
-    found
+    let stored = browser::local_get(&keys).await.ok()?;
+    let text = js_sys::JSON::stringify(&stored).ok()?.as_string()?;
+    let map = serde_json::from_str::<Map<String, Value>>(&text).ok()?;
+    Some(map.into_iter().collect())
 }

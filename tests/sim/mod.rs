@@ -9,10 +9,9 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use koha_offline_circ::desk;
-use koha_offline_circ::journal::{self, Journal, Retry};
 use koha_offline_circ::koha::{self, HttpRequest, Method, NoAnswer, Reply, AUTH_PATH};
 use koha_offline_circ::settings::{Settings, SettingsForm};
-use koha_offline_circ::store::{self, Change, ExportRecord, StoredChange};
+use koha_offline_circ::store::{self, Change, EntryChange, ExportRecord, Replica};
 use koha_offline_circ::sync::{
     Command, ExportedChoice, RunEnd, RunOptions, SendRun, Setup, StorageRefused,
 };
@@ -234,14 +233,10 @@ pub struct Storage {
 
 /// One open desk page.
 pub struct Page {
-    journal: Journal,
+    /// The page's copy of the stores, as the shell keeps it.
+    replica: Replica,
     /// `storage.onChanged` events not delivered yet: (key, new value, old value).
     inbox: VecDeque<(String, Option<Value>, Option<Value>)>,
-    /// Copies the store of record refused; written again later.
-    unsaved: Vec<Transaction>,
-    /// Transactions created here that neither store has ever taken: absent from storage
-    /// because never stored, not because another page removed them.
-    never_stored: HashSet<TransactionId>,
     /// Deleted here, kept for Undo.
     deleted: Vec<Transaction>,
     run: Option<ActiveRun>,
@@ -465,21 +460,11 @@ impl World {
     /// The shell's `persist_many`: mirror first, then the store of record; a refusal keeps the
     /// copies for a retry. Whether the mirror or the store took them.
     fn persist(&mut self, i: usize, txs: &[Transaction]) -> bool {
-        let mirror: Vec<Change> = txs.iter().map(|t| store::write_plan(t).mirror).collect();
-        let primary: Vec<Change> = txs.iter().map(|t| store::write_plan(t).primary).collect();
-        let mirrored = self.write_mirror(&mirror);
-        let stored = self.write_primary(Some(i), &primary).is_ok();
+        let writes = self.page(i).replica.plan_write(txs);
+        let mirrored = self.write_mirror(&writes.mirror);
+        let stored = self.write_primary(Some(i), &writes.primary).is_ok();
         if let Some(page) = self.pages[i].as_mut() {
-            if !stored {
-                page.unsaved.extend(txs.iter().cloned());
-            }
-            for tx in txs {
-                if mirrored || stored {
-                    page.never_stored.remove(&tx.id);
-                } else {
-                    page.never_stored.insert(tx.id.clone());
-                }
-            }
+            page.replica.wrote(txs, mirrored, stored);
         }
         mirrored || stored
     }
@@ -488,17 +473,12 @@ impl World {
     fn mirror_hold(&mut self, i: usize, txs: &[Transaction]) -> bool {
         let puts: Vec<Change> = txs
             .iter()
-            .map(|t| Change::Put {
-                key: store::mirror_key(&t.id),
-                value: store::encode_transaction(t),
-            })
+            .map(|t| self.page(i).replica.plan_mirror_hold(t))
             .collect();
         let took = self.write_mirror(&puts);
-        if took {
-            if let Some(page) = self.pages[i].as_mut() {
-                for tx in txs {
-                    page.never_stored.remove(&tx.id);
-                }
+        if let Some(page) = self.pages[i].as_mut() {
+            for tx in txs {
+                page.replica.mirror_held(tx, took);
             }
         }
         took
@@ -506,25 +486,11 @@ impl World {
 
     /// The shell's `store_of_record`: then the mirror lets go of the accepted ones.
     fn store_of_record(&mut self, i: usize, txs: &[Transaction]) -> Result<(), StorageRefused> {
-        let primary: Vec<Change> = txs.iter().map(|t| store::write_plan(t).primary).collect();
-        if self.write_primary(Some(i), &primary).is_err() {
-            if let Some(page) = self.pages[i].as_mut() {
-                page.unsaved.extend(txs.iter().cloned());
-            }
-            return Err(StorageRefused);
-        }
-        let released: Vec<Change> = txs
-            .iter()
-            .filter(|t| t.status().is_accepted())
-            .map(|t| store::write_plan(t).mirror)
-            .collect();
+        let primary = self.page(i).replica.plan_store_of_record(txs);
+        let stored = self.write_primary(Some(i), &primary).is_ok();
+        let released = self.page(i).replica.stored_of_record(txs, stored);
         self.write_mirror(&released);
-        if let Some(page) = self.pages[i].as_mut() {
-            for tx in txs {
-                page.never_stored.remove(&tx.id);
-            }
-        }
-        Ok(())
+        stored.then_some(()).ok_or(StorageRefused)
     }
 
     fn open_page(&mut self, i: usize) {
@@ -545,44 +511,23 @@ impl World {
         let mirror: Vec<(String, Value)> = self.storage.mirror.clone().into_iter().collect();
         // Interrupted sends are recovered only when no page holds the send lock.
         let recover = self.lock.is_none().then_some(self.clock);
-        let mut opened = store::open(primary, mirror, recover).unwrap();
-        let journal = Journal::from_transactions(std::mem::take(&mut opened.transactions));
+        let mut replica = Replica::new();
+        let opened = replica.open(primary, mirror, recover).unwrap();
         self.pages[i] = Some(Page {
-            journal,
+            replica,
             inbox: VecDeque::new(),
-            unsaved: Vec::new(),
-            never_stored: HashSet::new(),
             deleted: Vec::new(),
             run: None,
         });
-        if self.write_primary(Some(i), &opened.primary_changes).is_ok() {
-            self.write_mirror(&opened.mirror_changes);
-        } else {
-            let puts: Vec<Change> = opened
-                .mirror_changes
-                .iter()
-                .filter(|c| matches!(c, Change::Put { .. }))
-                .cloned()
-                .collect();
-            self.write_mirror(&puts);
-            let unsaved: Vec<Transaction> = opened
-                .primary_changes
-                .iter()
-                .filter(|c| store::is_transaction_key(c.key()))
-                .filter_map(|c| match c {
-                    Change::Put { key, value } => store::decode_transaction(key, value).ok(),
-                    Change::Remove { .. } => None,
-                })
-                .collect();
-            if let Some(page) = self.pages[i].as_mut() {
-                page.unsaved.extend(unsaved);
-            }
-        }
+        let stored = self.write_primary(Some(i), &opened.primary_changes).is_ok();
+        let mirror = self.page(i).replica.repairs_written(&opened, stored);
+        self.write_mirror(&mirror);
         if self.debug {
             let statuses: Vec<String> = self.pages[i]
                 .as_ref()
                 .map(|p| {
-                    p.journal
+                    p.replica
+                        .journal()
                         .in_order()
                         .map(|t| format!("{}:{}", &t.id.as_str()[26..], t.status().name()))
                         .collect()
@@ -600,7 +545,7 @@ impl World {
     /// which no `storage.onChanged` event announces; the store of record may hold a write whose
     /// event has not arrived yet.
     fn refresh_from_stores(&mut self, i: usize) {
-        let ids: Vec<TransactionId> = self.page(i).journal.not_accepted_ids();
+        let ids: Vec<TransactionId> = self.page(i).replica.journal().not_accepted_ids();
         self.refresh_from_stores_of(i, &ids);
     }
 
@@ -610,25 +555,19 @@ impl World {
         i: usize,
         ids: &[TransactionId],
     ) -> HashSet<TransactionId> {
-        let mut copies: Vec<Transaction> = Vec::new();
-        let mut found = HashSet::new();
+        let mut primary = Vec::new();
+        let mut mirror = Vec::new();
         for id in ids {
             let key = store::mirror_key(id);
             if let Some(copy) = self.storage.mirror.get(&key) {
-                found.insert(id.clone());
-                copies.extend(store::decode_mirror(&key, copy).ok());
+                mirror.push((key, copy.to_string()));
             }
             let key = store::transaction_key(id);
             if let Some(copy) = self.storage.primary.get(&key) {
-                found.insert(id.clone());
-                copies.extend(store::decode_transaction(&key, copy).ok());
+                primary.push((key, copy.clone()));
             }
         }
-        let page = self.pages[i].as_mut().unwrap();
-        for tx in copies {
-            page.journal.upsert(tx);
-        }
-        found
+        self.page(i).replica.merge_stored_copies(primary, mirror)
     }
 
     fn page(&mut self, i: usize) -> &mut Page {
@@ -675,7 +614,13 @@ impl World {
             desk::desk_branchcode(self.settings.as_ref()),
             action,
         );
-        if self.page(i).journal.record(tx.clone()).is_err() {
+        if self
+            .page(i)
+            .replica
+            .journal_mut()
+            .record(tx.clone())
+            .is_err()
+        {
             return;
         }
         self.recorded.insert(id.clone(), tx.clone());
@@ -702,7 +647,8 @@ impl World {
         self.refresh_from_stores(i);
         let candidates: Vec<TransactionId> = self
             .page(i)
-            .journal
+            .replica
+            .journal()
             .in_order()
             .filter(|t| !t.status().is_accepted() && *t.status() != Status::Sending)
             .map(|t| t.id.clone())
@@ -711,7 +657,7 @@ impl World {
             return;
         }
         let id = candidates[self.rng.below(candidates.len())].clone();
-        let Ok(tx) = self.page(i).journal.delete(&id) else {
+        let Ok(tx) = self.page(i).replica.journal_mut().delete(&id) else {
             return;
         };
         self.page(i).deleted.push(tx);
@@ -723,7 +669,7 @@ impl World {
         } else {
             // Refused: the shell reports it; the row is back on the next start.
             let tx = self.page(i).deleted.pop().unwrap();
-            let _ = self.page(i).journal.record(tx);
+            let _ = self.page(i).replica.journal_mut().record(tx);
         }
     }
 
@@ -731,7 +677,12 @@ impl World {
         let Some(tx) = self.page(i).deleted.pop() else {
             return;
         };
-        if self.page(i).journal.record(tx.clone()).is_ok()
+        if self
+            .page(i)
+            .replica
+            .journal_mut()
+            .record(tx.clone())
+            .is_ok()
             && self.persist(i, std::slice::from_ref(&tx))
         {
             self.librarian_deleted.remove(&tx.id);
@@ -740,11 +691,12 @@ impl World {
     }
 
     fn forget(&mut self, i: usize, ids: &[TransactionId]) -> bool {
-        let (p, m): (Vec<Change>, Vec<Change>) = ids.iter().map(store::remove_plan).unzip();
+        let (p, m) = self.page(i).replica.plan_forget(ids);
         if self.write_primary(Some(i), &p).is_err() {
             return false;
         }
         self.write_mirror(&m);
+        self.page(i).replica.forgotten(ids);
         self.librarian_deleted.extend(ids.iter().cloned());
         true
     }
@@ -753,7 +705,7 @@ impl World {
         if !self.may_delete(i) || self.pages[i].as_ref().unwrap().run.is_some() {
             return;
         }
-        let ids = self.page(i).journal.clear_accepted();
+        let ids = self.page(i).replica.journal_mut().clear_accepted();
         if !self.forget(i, &ids) {
             self.reload(i);
         }
@@ -764,7 +716,7 @@ impl World {
         if !self.may_delete(i) || self.pages[i].as_ref().unwrap().run.is_some() {
             return;
         }
-        let ids = self.page(i).journal.clear_all();
+        let ids = self.page(i).replica.journal_mut().clear_all();
         if !self.forget(i, &ids) {
             self.reload(i);
         }
@@ -780,7 +732,8 @@ impl World {
         self.refresh_from_stores(i);
         let zone_free: Vec<Transaction> = self
             .page(i)
-            .journal
+            .replica
+            .journal()
             .in_order()
             .filter(|t| t.status().is_sendable() && t.exported_at.is_none())
             .cloned()
@@ -794,7 +747,7 @@ impl World {
             return;
         }
         let now = self.clock;
-        self.page(i).journal.mark_exported(&ids, now);
+        self.page(i).replica.journal_mut().mark_exported(&ids, now);
         if self.rng.chance(60) {
             for tx in &zone_free {
                 let op = wire_op(tx);
@@ -814,7 +767,8 @@ impl World {
         // The librarian's choices, each a confirmation of the risk it names.
         let uncertain: Vec<TransactionId> = self
             .page(i)
-            .journal
+            .replica
+            .journal()
             .in_order()
             .filter(|t| matches!(t.status(), Status::Uncertain { .. }))
             .map(|t| t.id.clone())
@@ -841,7 +795,7 @@ impl World {
             options,
         };
         let page = self.pages[i].as_mut().unwrap();
-        let (run, command) = SendRun::start(setup, &page.journal, self.clock);
+        let (run, command) = SendRun::start(setup, page.replica.journal(), self.clock);
         let Some(run) = run else {
             return;
         };
@@ -851,7 +805,8 @@ impl World {
         }
         if exported == ExportedChoice::Send {
             let ids: Vec<TransactionId> = page
-                .journal
+                .replica
+                .journal()
                 .in_order()
                 .filter(|t| t.exported_at.is_some() && !t.status().is_accepted())
                 .map(|t| t.id.clone())
@@ -935,7 +890,7 @@ impl World {
                     self.note(format!("page {i} mirror {} -> {took}", what.join(", ")));
                 }
                 let page = self.pages[i].as_mut().unwrap();
-                run.mirrored(took, &mut page.journal, now)
+                run.mirrored(took, page.replica.journal_mut(), now)
             }
             Command::Perform { store, request } => {
                 self.check_request(request.as_ref());
@@ -959,7 +914,7 @@ impl World {
                     self.note(format!("page {i} reply {reply:?}"));
                 }
                 let page = self.pages[i].as_mut().unwrap();
-                run.performed(stored, reply, &mut page.journal, now)
+                run.performed(stored, reply, page.replica.journal_mut(), now)
             }
         };
         let command = next.unwrap();
@@ -1026,21 +981,15 @@ impl World {
                 .collect();
             self.note(format!("page {i} delivered {keys:?}"));
         }
-        let page = self.pages[i].as_mut().unwrap();
-        for (key, new, old) in events {
-            match store::decode_change(&key, new.as_ref(), old.as_ref()) {
-                Ok(StoredChange::Transaction(tx)) => {
-                    page.journal.upsert(tx);
-                }
-                Ok(StoredChange::Removed(id)) => {
-                    page.journal.forget_removed(&id);
-                }
-                Ok(StoredChange::Exported(record)) => {
-                    page.journal.mark_exported(&record.ids, record.at);
-                }
-                _ => {}
-            }
-        }
+        let batch = events
+            .into_iter()
+            .map(|(key, new_value, old_value)| EntryChange {
+                key,
+                new_value,
+                old_value,
+            })
+            .collect();
+        self.page(i).replica.apply(batch);
     }
 
     fn storage_weather(&mut self) {
@@ -1056,33 +1005,11 @@ impl World {
         if self.lock.is_some_and(|holder| holder != i) {
             return;
         }
-        let ids: Vec<TransactionId> = self.page(i).unsaved.iter().map(|t| t.id.clone()).collect();
+        let ids = self.page(i).replica.unsaved_ids();
         let found = self.refresh_from_stores_of(i, &ids);
-        let unsaved = std::mem::take(&mut self.page(i).unsaved);
-        let page = self.pages[i].as_ref().unwrap();
-        let (mut held, mut free) = (Vec::new(), Vec::new());
-        for t in unsaved {
-            let never_stored = page.never_stored.contains(&t.id);
-            let in_flight = page.journal.is_in_flight(&t.id);
-            match journal::retry(found.contains(&t.id), never_stored, in_flight) {
-                Retry::Write => free.push(t),
-                Retry::LeaveToTheRun => held.push(t),
-                Retry::Forget => {}
-            }
-        }
-        let current: Vec<Transaction> = free
-            .iter()
-            .filter_map(|t| page.journal.get(&t.id).cloned())
-            .collect();
-        let primary: Vec<Change> = current
-            .iter()
-            .map(|t| store::write_plan(t).primary)
-            .collect();
-        let failed = self.write_primary(Some(i), &primary).is_err();
-        let page = self.page(i);
-        page.unsaved = held;
-        if failed {
-            page.unsaved.extend(free);
+        let txs = self.page(i).replica.plan_retry(&found);
+        if !txs.is_empty() {
+            let _ = self.store_of_record(i, &txs);
         }
     }
 
@@ -1169,7 +1096,7 @@ impl World {
             .pages
             .iter()
             .flatten()
-            .flat_map(|p| p.unsaved.iter().map(|t| t.id.clone()))
+            .flat_map(|p| p.replica.unsaved_ids())
             .collect();
         for id in &self.kept {
             if self.librarian_deleted.contains(id) {

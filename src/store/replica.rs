@@ -1,0 +1,449 @@
+//! One page's copy of what is stored: the journal, the settings, where each transaction lives
+//! (in the archive or under its own key), and what has not reached the store of record yet.
+//!
+//! The shell reads and writes the two stores (`browser.storage.local`, the store of record, and
+//! the synchronous `localStorage` mirror); every rule about what to write, what a refused write
+//! leaves behind and what another page's write means lives here. Each write is planned
+//! ([`Replica::plan_write`], [`Replica::plan_forget`], [`Replica::start_packing`], ...), applied
+//! by the shell, and its outcome reported back ([`Replica::wrote`], [`Replica::forgotten`], ...),
+//! so a refused write is a value the page shows, never a silent loss.
+
+use super::archive::{pack_plan, ARCHIVE_CHUNK};
+use super::change::Change;
+use super::error::StoreError;
+use super::incoming::{decode_change, StoredChange};
+use super::keys::{
+    id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, mirror_key,
+};
+use super::layout::{
+    decode_mirror, decode_transaction, encode_transaction, remove_plan, write_plan,
+};
+use super::open::{open, Opened};
+use crate::journal::{self, Journal, Retry, Upserted};
+use crate::settings::Settings;
+use crate::transaction::{Transaction, TransactionId};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// One key of a `storage.onChanged` batch: its value after the write (`None`: removed) and
+/// before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryChange {
+    /// The key written or removed.
+    pub key: String,
+    /// The value written; `None` when the key was removed.
+    pub new_value: Option<Value>,
+    /// The value before; needed for removed archive chunks.
+    pub old_value: Option<Value>,
+}
+
+/// The writes for new or changed transactions: the mirror's first (synchronously, before the
+/// desk confirms anything), then the store of record's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Writes {
+    /// For the `localStorage` mirror.
+    pub mirror: Vec<Change>,
+    /// For `browser.storage.local`.
+    pub primary: Vec<Change>,
+}
+
+/// A packing of accepted transactions into archive chunks: the chunks first, then (once they are
+/// stored) the removal of the single keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackingPlan {
+    /// The chunk writes.
+    pub chunks: Vec<Change>,
+    /// The removals of the packed transactions' own keys.
+    pub removals: Vec<Change>,
+    /// The transactions packed.
+    pub packed: Vec<TransactionId>,
+}
+
+/// What a page holds of the stores. See the module docs.
+#[derive(Debug, Default)]
+pub struct Replica {
+    journal: Journal,
+    settings: Option<Settings>,
+    /// Transactions held in memory (and the mirror) whose store-of-record write was refused.
+    unsaved: HashSet<TransactionId>,
+    /// Transactions this page created that neither store has taken yet: absent from storage
+    /// because never stored, not because another page removed them.
+    never_stored: HashSet<TransactionId>,
+    /// Ids in archive chunks: removing their single key is packing, not deleting.
+    archived: HashSet<TransactionId>,
+    /// Accepted transactions stored one key each, packed once there are [`ARCHIVE_CHUNK`].
+    loose_accepted: HashSet<TransactionId>,
+    /// A packing is under way: a second one, started while the first awaits its writes, would
+    /// pack the same transactions again.
+    packing: bool,
+    /// `storage.onChanged` batches that arrived while the stores were being read for
+    /// [`Replica::open`]: applied once it filled memory, so no write between the read and the
+    /// fill is lost.
+    arrived_while_reading: Option<Vec<Vec<EntryChange>>>,
+}
+
+impl Replica {
+    /// An empty replica, before [`Replica::open`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The journal, to record, update or remove transactions; their storage goes through the
+    /// plans below.
+    pub fn journal_mut(&mut self) -> &mut Journal {
+        &mut self.journal
+    }
+
+    /// The stored settings, if any.
+    pub fn settings(&self) -> Option<&Settings> {
+        self.settings.as_ref()
+    }
+
+    /// How many transactions are held only in memory and the mirror.
+    pub fn unsaved_count(&self) -> usize {
+        self.unsaved.len()
+    }
+
+    /// Call before reading the stores for [`Replica::open`]: batches of other pages' writes
+    /// that arrive meanwhile are kept and applied after it.
+    pub fn begin_reading(&mut self) {
+        self.arrived_while_reading = Some(Vec::new());
+    }
+
+    /// Fills the replica from both stores' entries (see [`open`] for `recover_at`). Returns the
+    /// repairs to write, with `Opened::transactions` empty (they are in the journal now). Apply
+    /// `primary_changes`, then report with [`Replica::repairs_written`].
+    pub fn open(
+        &mut self,
+        primary: Vec<(String, Value)>,
+        mirror: Vec<(String, Value)>,
+        recover_at: Option<DateTime<Utc>>,
+    ) -> Result<Opened, StoreError> {
+        let arrived = self.arrived_while_reading.take().unwrap_or_default();
+        let mut opened = open(primary, mirror, recover_at)?;
+        // Moved, not cloned: tens of thousands of transactions.
+        self.journal = Journal::from_transactions(std::mem::take(&mut opened.transactions));
+        self.archived = std::mem::take(&mut opened.archived);
+        self.loose_accepted = std::mem::take(&mut opened.loose_accepted);
+        self.packing = false;
+        self.settings = opened.settings.clone();
+        for batch in arrived {
+            self.apply(batch);
+        }
+        Ok(opened)
+    }
+
+    /// The stores could not be read: other pages' writes are applied as they come again.
+    pub fn reading_failed(&mut self) {
+        self.arrived_while_reading = None;
+    }
+
+    /// After the store of record took the repairs of [`Replica::open`] (`stored`) or refused
+    /// them: the mirror writes to apply now. Removals from the mirror (of accepted transactions)
+    /// wait until the store of record has them; refused repairs of transactions count as
+    /// unsaved.
+    pub fn repairs_written(&mut self, opened: &Opened, stored: bool) -> Vec<Change> {
+        if stored {
+            return opened.mirror_changes.clone();
+        }
+        for change in &opened.primary_changes {
+            if let Change::Put { key, .. } = change {
+                if let Some(id) = id_of_transaction_key(key) {
+                    self.unsaved.insert(id);
+                }
+            }
+        }
+        opened
+            .mirror_changes
+            .iter()
+            .filter(|c| matches!(c, Change::Put { .. }))
+            .cloned()
+            .collect()
+    }
+
+    /// The writes for new or changed transactions (already in the journal).
+    pub fn plan_write(&self, txs: &[Transaction]) -> Writes {
+        let (mirror, primary) = txs
+            .iter()
+            .map(|tx| {
+                let plan = write_plan(tx);
+                (plan.mirror, plan.primary)
+            })
+            .unzip();
+        Writes { mirror, primary }
+    }
+
+    /// After a [`Replica::plan_write`] was applied: whether the mirror took every put and
+    /// whether the store of record took the write. Refused ones count as unsaved.
+    pub fn wrote(&mut self, txs: &[Transaction], mirrored: bool, stored: bool) {
+        self.note_taken(txs, mirrored || stored);
+        if stored {
+            self.note_stored(txs);
+        } else {
+            self.unsaved.extend(txs.iter().map(|tx| tx.id.clone()));
+        }
+    }
+
+    /// A mirror write of a transaction whatever its status, for a send run: one Koha accepted
+    /// stays in the mirror until the store of record has it, so a page dying in between shows it
+    /// accepted at the next start, not `sending` (then `uncertain`).
+    pub fn plan_mirror_hold(&self, tx: &Transaction) -> Change {
+        Change::Put {
+            key: mirror_key(&tx.id),
+            value: encode_transaction(tx),
+        }
+    }
+
+    /// After a [`Replica::plan_mirror_hold`]: whether the mirror took it.
+    pub fn mirror_held(&mut self, tx: &Transaction, took: bool) {
+        if took {
+            self.note_taken(std::slice::from_ref(tx), true);
+        }
+    }
+
+    /// The store-of-record writes for transactions whose mirror copies are already written (a
+    /// send run's).
+    pub fn plan_store_of_record(&self, txs: &[Transaction]) -> Vec<Change> {
+        txs.iter().map(|tx| write_plan(tx).primary).collect()
+    }
+
+    /// After the store of record took [`Replica::plan_store_of_record`] (`stored`) or refused
+    /// it (the copies stay in memory and the mirror, unsaved): the mirror removals of the
+    /// transactions Koha accepted, which the mirror no longer needs once they are stored.
+    pub fn stored_of_record(&mut self, txs: &[Transaction], stored: bool) -> Vec<Change> {
+        if !stored {
+            self.unsaved.extend(txs.iter().map(|tx| tx.id.clone()));
+            return Vec::new();
+        }
+        self.note_stored(txs);
+        self.note_taken(txs, true);
+        txs.iter()
+            .filter(|tx| tx.status().is_accepted())
+            .map(|tx| write_plan(tx).mirror)
+            .collect()
+    }
+
+    fn note_taken(&mut self, txs: &[Transaction], taken: bool) {
+        for tx in txs {
+            if taken {
+                self.never_stored.remove(&tx.id);
+            } else {
+                self.never_stored.insert(tx.id.clone());
+            }
+        }
+    }
+
+    fn note_stored(&mut self, txs: &[Transaction]) {
+        for tx in txs {
+            self.unsaved.remove(&tx.id);
+            if tx.status().is_accepted() && !self.archived.contains(&tx.id) {
+                self.loose_accepted.insert(tx.id.clone());
+            }
+        }
+    }
+
+    /// A packing of the accepted transactions stored one key each, once there are enough for a
+    /// chunk and none is under way. Apply `chunks`, report [`Replica::chunks_written`], apply
+    /// `removals`; call [`Replica::packing_over`] whatever happened.
+    pub fn start_packing(&mut self) -> Option<PackingPlan> {
+        if self.packing || self.loose_accepted.len() < ARCHIVE_CHUNK {
+            return None;
+        }
+        let journal = &self.journal;
+        let packing = pack_plan(self.loose_accepted.iter().filter_map(|id| journal.get(id)));
+        if packing.packed.is_empty() {
+            return None;
+        }
+        self.packing = true;
+        let (chunks, removals) = packing
+            .changes
+            .into_iter()
+            .partition(|c| matches!(c, Change::Put { .. }));
+        Some(PackingPlan {
+            chunks,
+            removals,
+            packed: packing.packed,
+        })
+    }
+
+    /// The chunks of a packing are stored: its transactions are in the archive now.
+    pub fn chunks_written(&mut self, plan: &PackingPlan) {
+        for id in &plan.packed {
+            self.loose_accepted.remove(id);
+            self.archived.insert(id.clone());
+        }
+    }
+
+    /// The packing is over (done or refused); a later write or start packs again if due.
+    pub fn packing_over(&mut self) {
+        self.packing = false;
+    }
+
+    /// The writes that delete these transactions (already gone from the journal) from both
+    /// stores: `(primary, mirror)`. Archived ones have no key of their own: their chunks go with
+    /// [`Replica::plan_forget_bulk`].
+    pub fn plan_forget(&self, ids: &[TransactionId]) -> (Vec<Change>, Vec<Change>) {
+        ids.iter()
+            .filter(|id| !self.archived.contains(*id))
+            .map(remove_plan)
+            .unzip()
+    }
+
+    /// After the store of record applied [`Replica::plan_forget`].
+    pub fn forgotten(&mut self, ids: &[TransactionId]) {
+        for id in ids {
+            self.unsaved.remove(id);
+            self.loose_accepted.remove(id);
+            self.never_stored.remove(id);
+        }
+    }
+
+    /// The removals of every archive chunk (a clear of what Koha accepted) and, with `exports`,
+    /// of every export record (a clear of everything), given the keys stored now: a chunk
+    /// another page packed a moment ago holds accepted transactions too.
+    pub fn plan_forget_bulk<'a>(
+        &self,
+        stored_keys: impl IntoIterator<Item = &'a str>,
+        exports: bool,
+    ) -> Vec<Change> {
+        stored_keys
+            .into_iter()
+            .filter(|k| is_archive_key(k) || (exports && is_export_key(k)))
+            .map(|key| Change::Remove {
+                key: key.to_owned(),
+            })
+            .collect()
+    }
+
+    /// After the store of record applied [`Replica::plan_forget_bulk`].
+    pub fn bulk_forgotten(&mut self) {
+        self.archived.clear();
+    }
+
+    /// Stores the settings in memory (after the store of record took them).
+    pub fn set_settings(&mut self, settings: Option<Settings>) {
+        self.settings = settings;
+    }
+
+    /// Applies a batch of other pages' writes (a `storage.onChanged` event; this page's own
+    /// writes come back too and change nothing). Kept for later while the stores are read for
+    /// [`Replica::open`]. Returns whether anything the page shows changed.
+    pub fn apply(&mut self, batch: Vec<EntryChange>) -> bool {
+        if let Some(arrived) = self.arrived_while_reading.as_mut() {
+            arrived.push(batch);
+            return false;
+        }
+        let mut changed = false;
+        for entry in batch {
+            let decoded = decode_change(
+                &entry.key,
+                entry.new_value.as_ref(),
+                entry.old_value.as_ref(),
+            );
+            match decoded {
+                Ok(StoredChange::Transaction(tx)) => {
+                    changed |= self.journal.upsert(tx) != Upserted::Kept;
+                }
+                // A packed transaction lost its single key but is still stored, in a chunk.
+                Ok(StoredChange::Removed(id)) if !self.archived.contains(&id) => {
+                    changed |= self.journal.forget_removed(&id).is_some();
+                }
+                Ok(StoredChange::Removed(_)) => {}
+                Ok(StoredChange::Archived(txs)) => {
+                    for tx in txs {
+                        self.loose_accepted.remove(&tx.id);
+                        self.archived.insert(tx.id.clone());
+                        changed |= self.journal.upsert(tx) != Upserted::Kept;
+                    }
+                }
+                Ok(StoredChange::ArchiveRemoved(ids)) => {
+                    for id in ids {
+                        self.archived.remove(&id);
+                        changed |= self.journal.forget_removed(&id).is_some();
+                    }
+                }
+                Ok(StoredChange::Exported(record)) => {
+                    let missing = self.journal.mark_exported(&record.ids, record.at);
+                    changed |= missing.len() < record.ids.len();
+                }
+                Ok(StoredChange::Settings(settings)) => {
+                    self.settings = settings;
+                    changed = true;
+                }
+                Ok(StoredChange::Other) | Err(_) => {}
+            }
+        }
+        changed
+    }
+
+    /// Merges both stores' current copies of some transactions into the journal (before a send,
+    /// an export, a removal or a retry, under the send lock): `primary` as read from
+    /// `browser.storage.local` for their `tx:` keys, `mirror` the mirror's texts for them.
+    /// Returns the ids either store holds.
+    pub fn merge_stored_copies(
+        &mut self,
+        primary: Vec<(String, Value)>,
+        mirror: Vec<(String, String)>,
+    ) -> HashSet<TransactionId> {
+        let mut found = HashSet::new();
+        for (key, text) in mirror {
+            let Some(id) = id_of_mirror_key(&key) else {
+                continue;
+            };
+            found.insert(id);
+            let copy = serde_json::from_str(&text)
+                .ok()
+                .and_then(|value| decode_mirror(&key, &value).ok());
+            if let Some(copy) = copy {
+                self.journal.upsert(copy);
+            }
+        }
+        for (key, value) in primary {
+            if let Some(id) = id_of_transaction_key(&key) {
+                found.insert(id);
+            }
+            if let Ok(copy) = decode_transaction(&key, &value) {
+                self.journal.upsert(copy);
+            }
+        }
+        found
+    }
+
+    /// The transactions to write again, in recorded order, after their current stored copies
+    /// were merged ([`Replica::merge_stored_copies`] returned `found`): those another page
+    /// removed are forgotten, those this page's run has in flight are left to it. Report with
+    /// [`Replica::wrote`].
+    pub fn plan_retry(&mut self, found: &HashSet<TransactionId>) -> Vec<Transaction> {
+        let mut ids: Vec<TransactionId> = self.unsaved.iter().cloned().collect();
+        ids.sort();
+        let mut write = Vec::new();
+        for id in ids {
+            let decision = journal::retry(
+                found.contains(&id),
+                self.never_stored.contains(&id),
+                self.journal.is_in_flight(&id),
+            );
+            match (decision, self.journal.get(&id)) {
+                (Retry::Write, Some(tx)) => write.push(tx.clone()),
+                (Retry::LeaveToTheRun, Some(_)) => {}
+                (Retry::Forget, _) | (_, None) => {
+                    self.unsaved.remove(&id);
+                }
+            }
+        }
+        write
+    }
+
+    /// The transactions whose writes were refused, in recorded order.
+    pub fn unsaved_ids(&self) -> Vec<TransactionId> {
+        let mut ids: Vec<TransactionId> = self.unsaved.iter().cloned().collect();
+        ids.sort();
+        ids
+    }
+}

@@ -1,0 +1,303 @@
+//! A page's copy of the stores (`store::Replica`): what it plans to write, what a refused write
+//! leaves behind, how it packs, and what other pages' writes do to it. The browser shell and the
+//! simulation both drive it; these tests need neither.
+#![allow(clippy::unwrap_used)] // a panic is a failure report
+
+mod common;
+
+use common::{at, checkout};
+use koha_offline_circ::store::{
+    self, Change, EntryChange, MemoryStore, Replica, Store, ARCHIVE_CHUNK,
+};
+use koha_offline_circ::{Status, Transaction, TransactionId};
+use serde_json::Value;
+use std::collections::HashSet;
+
+fn queued(mut tx: Transaction) -> Transaction {
+    tx.start_sending(at(100_000)).unwrap();
+    tx.finish_sending(at(100_001), Status::Queued).unwrap();
+    tx
+}
+
+/// A replica opened over two empty stores, with its first-start writes applied.
+fn opened() -> (Replica, MemoryStore, MemoryStore) {
+    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    let mut replica = Replica::new();
+    let opened = replica
+        .open(primary.entries(), mirror.entries(), Some(at(0)))
+        .unwrap();
+    primary.apply(&opened.primary_changes).unwrap();
+    mirror
+        .apply(&replica.repairs_written(&opened, true))
+        .unwrap();
+    (replica, primary, mirror)
+}
+
+/// Records and stores `txs` as the shell does, both stores taking them.
+fn record(
+    replica: &mut Replica,
+    primary: &mut MemoryStore,
+    mirror: &mut MemoryStore,
+    txs: &[Transaction],
+) {
+    for tx in txs {
+        replica.journal_mut().record(tx.clone()).unwrap();
+    }
+    let writes = replica.plan_write(txs);
+    mirror.apply(&writes.mirror).unwrap();
+    primary.apply(&writes.primary).unwrap();
+    replica.wrote(txs, true, true);
+}
+
+fn removed(key: &str, old: Option<Value>) -> EntryChange {
+    EntryChange {
+        key: key.to_owned(),
+        new_value: None,
+        old_value: old,
+    }
+}
+
+fn written(key: &str, value: Value) -> EntryChange {
+    EntryChange {
+        key: key.to_owned(),
+        new_value: Some(value),
+        old_value: None,
+    }
+}
+
+#[test]
+fn a_refused_write_counts_unsaved_until_a_retry_stores_it() {
+    let (mut replica, _, _) = opened();
+    let tx = checkout(1);
+    replica.journal_mut().record(tx.clone()).unwrap();
+    let writes = replica.plan_write(std::slice::from_ref(&tx));
+    assert_eq!(writes.primary.len(), 1);
+    assert!(
+        matches!(&writes.mirror[0], Change::Put { key, .. } if key == &store::mirror_key(&tx.id))
+    );
+    replica.wrote(std::slice::from_ref(&tx), true, false);
+    assert_eq!(replica.unsaved_count(), 1);
+
+    // Only the mirror holds it: the retry writes it again.
+    let found: HashSet<TransactionId> = [tx.id.clone()].into();
+    let retry = replica.plan_retry(&found);
+    assert_eq!(retry, vec![tx.clone()]);
+    let released = replica.stored_of_record(&retry, false);
+    assert!(released.is_empty());
+    assert_eq!(
+        replica.unsaved_count(),
+        1,
+        "a refused retry keeps it unsaved"
+    );
+    replica.stored_of_record(&retry, true);
+    assert_eq!(replica.unsaved_count(), 0);
+}
+
+#[test]
+fn a_retry_forgets_what_another_page_removed_and_keeps_what_was_never_stored() {
+    let (mut replica, mut primary, mut mirror) = opened();
+    let stored_once = checkout(1);
+    record(
+        &mut replica,
+        &mut primary,
+        &mut mirror,
+        std::slice::from_ref(&stored_once),
+    );
+    // A later change of it reaches only the mirror.
+    replica.wrote(std::slice::from_ref(&stored_once), true, false);
+    // Never taken by either store.
+    let never = checkout(2);
+    replica.journal_mut().record(never.clone()).unwrap();
+    replica.wrote(std::slice::from_ref(&never), false, false);
+    assert_eq!(
+        replica.unsaved_ids(),
+        vec![stored_once.id.clone(), never.id.clone()]
+    );
+
+    // Neither store holds either now: another page deleted the first (from both stores).
+    let retry = replica.plan_retry(&HashSet::new());
+    assert_eq!(
+        retry,
+        vec![never.clone()],
+        "a deleted transaction is not written back"
+    );
+    assert_eq!(replica.unsaved_ids(), vec![never.id]);
+}
+
+#[test]
+fn a_retry_leaves_what_this_pages_run_has_in_flight_to_the_run() {
+    let (mut replica, _, _) = opened();
+    let tx = checkout(1);
+    replica.journal_mut().record(tx.clone()).unwrap();
+    replica.wrote(std::slice::from_ref(&tx), true, false);
+    replica.journal_mut().hold_in_flight(&tx.id);
+    let found: HashSet<TransactionId> = [tx.id.clone()].into();
+    assert!(replica.plan_retry(&found).is_empty());
+    assert_eq!(replica.unsaved_count(), 1);
+}
+
+#[test]
+fn refused_repairs_at_start_count_unsaved_and_keep_the_mirror_copies() {
+    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    let tx = checkout(1);
+    // In the mirror only: the start writes it to the store of record.
+    mirror.apply(&[store::write_plan(&tx).mirror]).unwrap();
+    let mut replica = Replica::new();
+    let opened = replica
+        .open(primary.entries(), mirror.entries(), Some(at(0)))
+        .unwrap();
+    assert!(opened
+        .primary_changes
+        .iter()
+        .any(|c| c.key() == store::transaction_key(&tx.id)));
+    let mirror_writes = replica.repairs_written(&opened, false);
+    assert!(mirror_writes
+        .iter()
+        .all(|c| matches!(c, Change::Put { .. })));
+    assert_eq!(replica.unsaved_ids(), vec![tx.id.clone()]);
+    assert!(replica.journal().get(&tx.id).is_some());
+    primary.apply(&[]).unwrap();
+}
+
+#[test]
+fn writes_that_arrive_while_the_stores_are_read_are_applied_after_the_start() {
+    let mut replica = Replica::new();
+    replica.begin_reading();
+    let tx = checkout(7);
+    let plan = store::write_plan(&tx);
+    let Change::Put { key, value } = plan.primary else {
+        panic!("a put")
+    };
+    assert!(!replica.apply(vec![written(&key, value)]), "kept for later");
+    assert!(replica.journal().get(&tx.id).is_none());
+    // The read happened before that write: it is not in what was read.
+    replica.open(Vec::new(), Vec::new(), Some(at(0))).unwrap();
+    assert!(replica.journal().get(&tx.id).is_some());
+}
+
+#[test]
+fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
+    let (mut replica, mut primary, mut mirror) = opened();
+    let txs: Vec<Transaction> = (1..=ARCHIVE_CHUNK as u64)
+        .map(|n| queued(checkout(n)))
+        .collect();
+    record(
+        &mut replica,
+        &mut primary,
+        &mut mirror,
+        &txs[..ARCHIVE_CHUNK - 1],
+    );
+    assert!(replica.start_packing().is_none(), "not a full chunk yet");
+    record(
+        &mut replica,
+        &mut primary,
+        &mut mirror,
+        &txs[ARCHIVE_CHUNK - 1..],
+    );
+
+    let plan = replica.start_packing().expect("a full chunk");
+    assert_eq!(plan.chunks.len(), 1);
+    assert_eq!(plan.removals.len(), ARCHIVE_CHUNK);
+    assert!(replica.start_packing().is_none(), "one packing at a time");
+    primary.apply(&plan.chunks).unwrap();
+    replica.chunks_written(&plan);
+    primary.apply(&plan.removals).unwrap();
+    replica.packing_over();
+    assert!(replica.start_packing().is_none(), "nothing left to pack");
+
+    // Another page sees the single keys go: packing, not deleting.
+    let gone: Vec<EntryChange> = plan
+        .removals
+        .iter()
+        .map(|c| removed(c.key(), None))
+        .collect();
+    assert!(!replica.apply(gone));
+    assert_eq!(replica.journal().len(), ARCHIVE_CHUNK);
+
+    // Archived ones have no key of their own to delete; clearing removes their chunk.
+    let ids: Vec<TransactionId> = txs.iter().map(|t| t.id.clone()).collect();
+    let (single, in_mirror) = replica.plan_forget(&ids);
+    assert!(single.is_empty() && in_mirror.is_empty());
+    let keys: Vec<String> = primary.entries().into_iter().map(|(k, _)| k).collect();
+    let bulk = replica.plan_forget_bulk(keys.iter().map(String::as_str), false);
+    assert_eq!(
+        bulk,
+        vec![Change::Remove {
+            key: plan.chunks[0].key().to_owned()
+        }]
+    );
+
+    // A reopened page finds them in the archive, not one key each.
+    let mut again = Replica::new();
+    again
+        .open(primary.entries(), mirror.entries(), Some(at(0)))
+        .unwrap();
+    assert_eq!(again.journal().len(), ARCHIVE_CHUNK);
+    assert_eq!(again.plan_forget(&ids), (Vec::new(), Vec::new()));
+}
+
+#[test]
+fn a_refused_packing_is_tried_again_later() {
+    let (mut replica, mut primary, mut mirror) = opened();
+    let txs: Vec<Transaction> = (1..=ARCHIVE_CHUNK as u64)
+        .map(|n| queued(checkout(n)))
+        .collect();
+    record(&mut replica, &mut primary, &mut mirror, &txs);
+    let first = replica.start_packing().unwrap();
+    // The chunk write is refused: nothing moved.
+    replica.packing_over();
+    let second = replica.start_packing().expect("packed again");
+    assert_eq!(first, second);
+}
+
+#[test]
+fn a_removed_chunk_of_another_page_forgets_its_transactions() {
+    let (mut replica, mut primary, mut mirror) = opened();
+    let txs: Vec<Transaction> = (1..=ARCHIVE_CHUNK as u64)
+        .map(|n| queued(checkout(n)))
+        .collect();
+    record(&mut replica, &mut primary, &mut mirror, &txs);
+    let plan = replica.start_packing().unwrap();
+    let Change::Put { key, value } = plan.chunks[0].clone() else {
+        panic!("a put")
+    };
+
+    // A second page learns of the chunk from the event alone.
+    let (mut other, _, _) = opened();
+    assert!(other.apply(vec![written(&key, value.clone())]));
+    assert_eq!(other.journal().len(), ARCHIVE_CHUNK);
+    // Its single keys going is packing, not deleting.
+    assert!(!other.apply(vec![removed(&store::transaction_key(&txs[0].id), None)]));
+    // The chunk going is a clear.
+    assert!(other.apply(vec![removed(&key, Some(value))]));
+    assert!(other.journal().is_empty());
+}
+
+#[test]
+fn a_mirror_copy_newer_than_the_pages_own_is_merged_before_a_retry() {
+    let (mut replica, mut primary, mut mirror) = opened();
+    let tx = checkout(1);
+    record(
+        &mut replica,
+        &mut primary,
+        &mut mirror,
+        std::slice::from_ref(&tx),
+    );
+    // Another page sent it; Koha's answer reached only the mirror.
+    let accepted = queued(tx.clone());
+    let text = store::encode_transaction(&accepted).to_string();
+    let found = replica.merge_stored_copies(Vec::new(), vec![(store::mirror_key(&tx.id), text)]);
+    assert!(found.contains(&tx.id));
+    assert_eq!(
+        replica.journal().get(&tx.id).unwrap().status(),
+        &Status::Queued
+    );
+}
+
+#[test]
+fn settings_from_another_page_replace_the_pages_own() {
+    let (mut replica, _, _) = opened();
+    assert!(replica.settings().is_none());
+    assert!(replica.apply(vec![removed(store::SETTINGS_KEY, None)]));
+    assert!(replica.settings().is_none());
+}
