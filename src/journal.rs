@@ -18,7 +18,8 @@ use crate::kinds::kinds;
 use crate::transaction::{Action, Status, Transaction, TransactionId};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use thiserror::Error;
 
@@ -286,17 +287,17 @@ pub struct Journal {
     /// The transactions themselves, oldest first.
     by_time: BTreeMap<OrderKey, Transaction>,
     /// Where each id is in `by_time`.
-    by_id: HashMap<TransactionId, OrderKey>,
-    by_barcode: HashMap<Barcode, KeyList>,
-    by_card: HashMap<Cardnumber, KeyList>,
+    by_id: FxHashMap<TransactionId, OrderKey>,
+    by_barcode: FxHashMap<Barcode, KeyList>,
+    by_card: FxHashMap<Cardnumber, KeyList>,
     sendable: BTreeSet<OrderKey>,
     counts: Counts,
     /// Transactions whose request this page has on its way to Koha (see
     /// [`Journal::hold_in_flight`]).
-    in_flight: HashSet<TransactionId>,
+    in_flight: FxHashSet<TransactionId>,
     /// Export marks for transactions this page does not hold yet: another page's write of a
     /// transaction can arrive after the export record that names it. Applied when it arrives.
-    marks_waiting: HashMap<TransactionId, DateTime<Utc>>,
+    marks_waiting: FxHashMap<TransactionId, DateTime<Utc>>,
 }
 
 impl Journal {
@@ -634,7 +635,7 @@ impl Journal {
     }
 }
 
-fn remove_key<K: std::hash::Hash + Eq>(index: &mut HashMap<K, KeyList>, k: &K, key: &OrderKey) {
+fn remove_key<K: std::hash::Hash + Eq>(index: &mut FxHashMap<K, KeyList>, k: &K, key: &OrderKey) {
     if let Some(keys) = index.get_mut(k) {
         keys.remove(key);
         if keys.0.is_empty() {

@@ -12,7 +12,8 @@ use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use rustc_hash::FxHashSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What a desk (or the options page) starts with, and what to write so both stores agree.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,10 +34,10 @@ pub struct Opened {
     pub recovered: Vec<TransactionId>,
     /// Ids of the transactions in the archive once `primary_changes` are applied (they are no
     /// longer stored one key each: removing such a key is not a deletion).
-    pub archived: HashSet<TransactionId>,
+    pub archived: FxHashSet<TransactionId>,
     /// Ids of accepted transactions still stored one key each once `primary_changes` are
     /// applied (fewer than [`ARCHIVE_CHUNK`](super::ARCHIVE_CHUNK) after packing).
-    pub loose_accepted: HashSet<TransactionId>,
+    pub loose_accepted: FxHashSet<TransactionId>,
     /// Writes for `browser.storage.local`, in order: migrations, quarantine, repairs.
     pub primary_changes: Vec<Change>,
     /// Writes for the mirror. Apply them after `primary_changes` resolved: a removal of an
@@ -141,12 +142,12 @@ pub fn open(
     // Single keys after the repairs: those read plus those the repairs write, less those that
     // add nothing to a chunk's copy (a packing cut short, a stale copy written back): they are
     // removed, not packed again.
-    let rewritten: HashSet<TransactionId> = reconciled
+    let rewritten: FxHashSet<TransactionId> = reconciled
         .write_primary
         .iter()
         .map(|tx| tx.id.clone())
         .collect();
-    let mut loose: HashSet<TransactionId> = snapshot.loose.into_iter().collect();
+    let mut loose: FxHashSet<TransactionId> = snapshot.loose.into_iter().collect();
     for id in snapshot
         .redundant
         .iter()
@@ -159,7 +160,7 @@ pub fn open(
     }
     loose.extend(rewritten);
     let packing = pack_plan(reconciled.merged.iter().filter(|tx| loose.contains(&tx.id)));
-    let mut archived: HashSet<TransactionId> = snapshot.archived.into_iter().collect();
+    let mut archived: FxHashSet<TransactionId> = snapshot.archived.into_iter().collect();
     for id in &packing.packed {
         loose.remove(id);
         archived.insert(id.clone());

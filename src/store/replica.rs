@@ -24,6 +24,7 @@ use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use rustc_hash::FxHashSet;
 use std::collections::HashSet;
 
 /// One key of a `storage.onChanged` batch: its value after the write (`None`: removed) and
@@ -66,14 +67,14 @@ pub struct Replica {
     journal: Journal,
     settings: Option<Settings>,
     /// Transactions held in memory (and the mirror) whose store-of-record write was refused.
-    unsaved: HashSet<TransactionId>,
+    unsaved: FxHashSet<TransactionId>,
     /// Transactions this page created that neither store has taken yet: absent from storage
     /// because never stored, not because another page removed them.
-    never_stored: HashSet<TransactionId>,
+    never_stored: FxHashSet<TransactionId>,
     /// Ids in archive chunks: removing their single key is packing, not deleting.
-    archived: HashSet<TransactionId>,
+    archived: FxHashSet<TransactionId>,
     /// Accepted transactions stored one key each, packed once there are [`ARCHIVE_CHUNK`].
-    loose_accepted: HashSet<TransactionId>,
+    loose_accepted: FxHashSet<TransactionId>,
     /// A packing is under way: a second one, started while the first awaits its writes, would
     /// pack the same transactions again.
     packing: bool,

@@ -12,7 +12,8 @@ use super::layout::{decode_settings, decode_transaction, encode_settings};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::BTreeSet;
 
 /// An entry that could not be read, and where it was kept aside.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,12 +80,12 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         changes: Vec::new(),
     };
     // Ids stored one key each, to notice a chunk repeating one of them (a packing cut short).
-    let single_ids: HashSet<&str> = entries
+    let single_ids: FxHashSet<&str> = entries
         .iter()
         .filter_map(|(k, _)| k.strip_prefix(TX_PREFIX))
         .collect();
     let mut singles: Vec<Transaction> = Vec::new();
-    let mut chunk_copies: HashMap<TransactionId, Transaction> = HashMap::new();
+    let mut chunk_copies: FxHashMap<TransactionId, Transaction> = FxHashMap::default();
     for (key, value) in &entries {
         let outcome = if key == META_KEY {
             match read_schema(value) {
