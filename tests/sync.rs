@@ -86,7 +86,6 @@ fn http(status: u16, body: &str) -> Reply {
     Reply::Http {
         status,
         csrf_token: None,
-        content_type: "text/plain; charset=utf-8".into(),
         date: None,
         body: body.into(),
     }
@@ -122,7 +121,6 @@ impl Koha {
                 status: 200,
                 csrf_token: matches!(self.transport, Transport::P1 | Transport::P2)
                     .then(|| "tok".to_owned()),
-                content_type: "text/xml".into(),
                 date: None,
                 body: AUTH_XML.into(),
             },
@@ -130,7 +128,6 @@ impl Koha {
             (true, Method::Post, _) => Reply::Http {
                 status: 200,
                 csrf_token: Some("tok2".into()),
-                content_type: "text/xml".into(),
                 date: None,
                 body: AUTH_XML.replace("anon", "ok"),
             },
@@ -1041,7 +1038,6 @@ mod readiness {
             let reply = |body: &str| Reply::Http {
                 status: 200,
                 csrf_token: None,
-                content_type: "text/plain".into(),
                 body: body.into(),
                 date: None,
             };

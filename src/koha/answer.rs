@@ -77,10 +77,9 @@ pub(super) fn trim_ascii(text: &str) -> &str {
 }
 
 /// Classifies an HTTP answer from `service.pl` by C1 to C7. The body is trimmed of ASCII
-/// whitespace and compared exactly, whatever the mode and the content type.
-pub fn classify(http_status: u16, content_type: &str, body: &str) -> Answer {
-    // The content type does not change the class (§3.2: classify by the body).
-    let _ = content_type;
+/// whitespace and compared exactly, whatever the mode. The content type is not an input: §3.2
+/// classifies by status and body alone.
+pub fn classify(http_status: u16, body: &str) -> Answer {
     let text = trim_ascii(body);
     match http_status {
         200 => match text {
@@ -104,12 +103,7 @@ pub fn classify(http_status: u16, content_type: &str, body: &str) -> Answer {
 /// Classifies whatever the shell got for a `service.pl` request (C1 to C9).
 pub fn classify_reply(reply: &Reply) -> Answer {
     match reply {
-        Reply::Http {
-            status,
-            content_type,
-            body,
-            ..
-        } => classify(*status, content_type, body),
+        Reply::Http { status, body, .. } => classify(*status, body),
         Reply::NoAnswer { why, .. } => classify_no_answer(*why),
     }
 }
@@ -269,8 +263,6 @@ pub enum Reply {
         status: u16,
         /// The `CSRF-TOKEN` header, if present (even if empty).
         csrf_token: Option<String>,
-        /// The `Content-Type` header, or empty.
-        content_type: String,
         /// The body as text.
         body: String,
         /// The `Date` header, verbatim, if present: the server's clock (see [`crate::clock`]).

@@ -106,27 +106,25 @@ impl Detector {
 
     /// Feeds the reply to the last request.
     pub fn feed(&mut self, reply: Reply) -> DetectStep {
-        let (status, csrf_token, content_type, body, date) = match reply {
+        let (status, csrf_token, body, date) = match reply {
             Reply::NoAnswer { tls: true, .. } => return self.problem(ConnectionProblem::Tls),
             Reply::NoAnswer { .. } => return self.problem(ConnectionProblem::Unreachable),
             Reply::Http {
                 status,
                 csrf_token,
-                content_type,
                 body,
                 date,
-            } => (status, csrf_token, content_type, body, date),
+            } => (status, csrf_token, body, date),
         };
         match self.stage {
             Stage::AuthProbe => self.after_auth_probe(status, csrf_token, &body),
             Stage::ServiceProbe(transport) => {
-                self.after_service_probe(transport, classify(status, &content_type, &body))
+                self.after_service_probe(transport, classify(status, &body))
             }
             Stage::SessionLogin(fallback) => {
                 let reply = Reply::Http {
                     status,
                     csrf_token,
-                    content_type,
                     body,
                     date,
                 };
@@ -221,12 +219,7 @@ pub fn interpret_get_probe(reply: &Reply) -> Result<(), ConnectionProblem> {
     match reply {
         Reply::NoAnswer { tls: true, .. } => Err(ConnectionProblem::Tls),
         Reply::NoAnswer { .. } => Err(ConnectionProblem::Unreachable),
-        Reply::Http {
-            status,
-            content_type,
-            body,
-            ..
-        } => match classify(*status, content_type, body) {
+        Reply::Http { status, body, .. } => match classify(*status, body) {
             Answer::Empty => Ok(()),
             Answer::AuthProblem { http_status: 403 } => Err(ConnectionProblem::CsrfRefused),
             Answer::AuthProblem { .. } => Err(ConnectionProblem::WrongCredentials),

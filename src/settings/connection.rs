@@ -17,7 +17,6 @@
 //! let token = Reply::Http {
 //!     status: 200,
 //!     csrf_token: Some("t0k".into()),
-//!     content_type: "text/xml".into(),
 //!     body: "<response><status>anon</status></response>".into(),
 //!     date: None,
 //! };
@@ -25,7 +24,6 @@
 //! let empty = Reply::Http {
 //!     status: 200,
 //!     csrf_token: None,
-//!     content_type: "text/plain".into(),
 //!     body: String::new(),
 //!     date: None,
 //! };
@@ -298,7 +296,6 @@ mod tests {
         Reply::Http {
             status,
             csrf_token: token.map(str::to_owned),
-            content_type: "text/plain".into(),
             body: body.into(),
             date: None,
         }
@@ -309,13 +306,11 @@ mod tests {
             Reply::Http {
                 status,
                 csrf_token,
-                content_type,
                 body,
                 ..
             } => Reply::Http {
                 status,
                 csrf_token,
-                content_type,
                 body,
                 date: Some(header.to_owned()),
             },

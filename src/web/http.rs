@@ -66,13 +66,11 @@ async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
     };
     let headers = response.headers();
     let csrf_token = headers.get("CSRF-TOKEN");
-    let content_type = headers.get("Content-Type").unwrap_or_default();
     let date = headers.get("Date");
     let body = response.text().await.map_err(|_| failed(&signal))?;
     Ok(Reply::Http {
         status,
         csrf_token,
-        content_type,
         body,
         date,
     })

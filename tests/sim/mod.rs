@@ -141,7 +141,6 @@ impl Koha {
         Reply::Http {
             status,
             csrf_token: token.map(str::to_owned),
-            content_type: "text/plain; charset=utf-8".into(),
             date: None,
             body: body.into(),
         }
@@ -159,7 +158,6 @@ impl Koha {
             (true, Method::Get, _) => Reply::Http {
                 status: 200,
                 csrf_token: token.map(str::to_owned),
-                content_type: "text/xml".into(),
                 date: None,
                 body: "<response><status>anon</status></response>".into(),
             },
@@ -168,7 +166,6 @@ impl Koha {
                 Reply::Http {
                     status: 200,
                     csrf_token: token.map(str::to_owned),
-                    content_type: "text/xml".into(),
                     date: None,
                     body: "<response><status>ok</status></response>".into(),
                 }
