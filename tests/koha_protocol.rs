@@ -548,18 +548,15 @@ fn detection_retries_a_p1_403_once_with_a_fresh_token() {
 #[test]
 fn detection_problems() {
     use ConnectionProblem as P;
-    let no = |tls| Reply::NoAnswer {
+    let no = || Reply::NoAnswer {
         why: NoAnswer::Network,
-        tls,
     };
     // (auth probe reply, probe reply if any, expected)
     let cases: Vec<(Reply, Option<Reply>, P)> = vec![
-        (no(false), None, P::Unreachable),
-        (no(true), None, P::Tls),
+        (no(), None, P::Unreachable),
         (
             Reply::NoAnswer {
                 why: NoAnswer::Timeout,
-                tls: false,
             },
             None,
             P::Unreachable,
@@ -615,7 +612,7 @@ fn detection_problems() {
             Some(http(200, None, "Added.")),
             P::UnexpectedAnswer { http_status: 200 },
         ),
-        (http(200, None, XML_FAILED), Some(no(false)), P::Unreachable),
+        (http(200, None, XML_FAILED), Some(no()), P::Unreachable),
     ];
     for (first, second, want) in cases {
         let mut d = Detector::new(BASE, creds());
@@ -640,11 +637,6 @@ fn problem_kinds_and_texts() {
             P::Unreachable,
             "unreachable",
             "the Koha server cannot be reached",
-        ),
-        (
-            P::Tls,
-            "tls",
-            "the secure connection to the Koha server failed",
         ),
         (
             P::NotFound,
@@ -799,14 +791,12 @@ fn classify_reply_covers_both_shapes() {
     assert_eq!(
         classify_reply(&Reply::NoAnswer {
             why: NoAnswer::Timeout,
-            tls: false
         }),
         Answer::Timeout
     );
     assert_eq!(
         classify_reply(&Reply::NoAnswer {
             why: NoAnswer::Network,
-            tls: true
         }),
         Answer::NetworkError
     );

@@ -336,11 +336,9 @@ fn state_machine_table() {
     let rej = |m: &str| http(200, m);
     let none = || Reply::NoAnswer {
         why: NoAnswer::Network,
-        tls: false,
     };
     let late = || Reply::NoAnswer {
         why: NoAnswer::Timeout,
-        tls: false,
     };
     // (transport, rows, answers, transaction requests sent, stop reason,
     //  [queued, applied, rejected, failed, uncertain, not sent])
@@ -727,7 +725,6 @@ fn an_uncertain_one_is_not_picked_up_by_the_next_run() {
     let mut j = journal(returns(3));
     let none = Reply::NoAnswer {
         why: NoAnswer::Network,
-        tls: false,
     };
     let mut koha = Koha::new(Transport::P1, vec![http(200, "Added."), none]);
     drive(

@@ -204,9 +204,6 @@ pub enum ConnectionProblem {
     /// No HTTP answer: network, DNS, refused, offline.
     #[error("the Koha server cannot be reached")]
     Unreachable,
-    /// The secure connection failed (when the shell can tell).
-    #[error("the secure connection to the Koha server failed")]
-    Tls,
     /// 404: the address is not a Koha staff interface.
     #[error("no Koha staff interface at this address (HTTP 404)")]
     NotFound,
@@ -242,7 +239,6 @@ pub enum ConnectionProblem {
 
 kinds!(ConnectionProblem {
     Unreachable => "unreachable",
-    Tls => "tls",
     NotFound => "not-found",
     WrongCredentials => "wrong-credentials",
     MissingPermission => "missing-permission",
@@ -269,11 +265,10 @@ pub enum Reply {
         #[serde(default)]
         date: Option<String>,
     },
-    /// No HTTP answer.
+    /// No HTTP answer. `fetch` rejects a refused connection, a DNS failure and a failed TLS
+    /// handshake with the same error, so the shell can tell only a time-out from the rest.
     NoAnswer {
         /// Timeout or network.
         why: NoAnswer,
-        /// The shell could tell it was a TLS failure.
-        tls: bool,
     },
 }

@@ -129,7 +129,6 @@ pub fn parse_auth_status(xml_body: &str) -> Option<AuthStatus> {
 /// permission (`edit_catalogue`).
 pub fn interpret_session_login(reply: &Reply) -> Result<Option<String>, ConnectionProblem> {
     match reply {
-        Reply::NoAnswer { tls: true, .. } => Err(ConnectionProblem::Tls),
         Reply::NoAnswer { .. } => Err(ConnectionProblem::Unreachable),
         Reply::Http { status: 403, .. } => Err(ConnectionProblem::CsrfRefused),
         Reply::Http {

@@ -107,7 +107,6 @@ impl Detector {
     /// Feeds the reply to the last request.
     pub fn feed(&mut self, reply: Reply) -> DetectStep {
         let (status, csrf_token, body, date) = match reply {
-            Reply::NoAnswer { tls: true, .. } => return self.problem(ConnectionProblem::Tls),
             Reply::NoAnswer { .. } => return self.problem(ConnectionProblem::Unreachable),
             Reply::Http {
                 status,
@@ -217,7 +216,6 @@ impl Detector {
 /// Interprets a G probe sent after the librarian consented: `Ok` when it works.
 pub fn interpret_get_probe(reply: &Reply) -> Result<(), ConnectionProblem> {
     match reply {
-        Reply::NoAnswer { tls: true, .. } => Err(ConnectionProblem::Tls),
         Reply::NoAnswer { .. } => Err(ConnectionProblem::Unreachable),
         Reply::Http { status, body, .. } => match classify(*status, body) {
             Answer::Empty => Ok(()),

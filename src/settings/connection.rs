@@ -205,8 +205,7 @@ impl ConnectionTest {
         self.timed_out = matches!(
             reply,
             Reply::NoAnswer {
-                why: NoAnswer::Timeout,
-                tls: false
+                why: NoAnswer::Timeout
             }
         );
         if self.awaiting_session_login {
@@ -319,7 +318,7 @@ mod tests {
     }
 
     fn no_answer(why: NoAnswer) -> Reply {
-        Reply::NoAnswer { why, tls: false }
+        Reply::NoAnswer { why }
     }
 
     /// The desk's clock during these tests: Sat, 28 Nov 2026 10:00:00 GMT.

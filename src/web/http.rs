@@ -12,7 +12,7 @@ pub const TIMEOUT_OVERRIDE_KEY: &str = "koha-offline-circ:test-request-timeout-m
 pub async fn send(request: &HttpRequest) -> Reply {
     match try_send(request).await {
         Ok(reply) => reply,
-        Err(why) => Reply::NoAnswer { why, tls: false },
+        Err(why) => Reply::NoAnswer { why },
     }
 }
 

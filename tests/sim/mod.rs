@@ -179,7 +179,6 @@ impl Koha {
                 let pending = request.param("pending") == Some("true");
                 let lost = Reply::NoAnswer {
                     why: NoAnswer::Network,
-                    tls: false,
                 };
                 match fault {
                     Fault::None => Koha::http(200, self.process(&op, pending), None),
@@ -197,7 +196,6 @@ impl Koha {
                         self.process(&op, pending);
                         Reply::NoAnswer {
                             why: NoAnswer::Timeout,
-                            tls: false,
                         }
                     }
                     Fault::SilentResend => {

@@ -1775,7 +1775,6 @@ mod core_against_standin {
                 }
                 Err(_) => Reply::NoAnswer {
                     why: NoAnswer::Network,
-                    tls: false,
                 },
             }
         }
