@@ -31,11 +31,12 @@ mod plan;
 mod stored;
 mod url;
 
+pub use crate::koha::Mode;
 pub use form::{SettingsError, SettingsErrors, SettingsField, SettingsForm};
 pub use managed::{enforce_managed, merge_managed, Managed, ManagedSettings};
 pub use plan::{
     forget_credentials, plan_save, plan_test, PasswordKept, SavePlan, SessionPassword,
     SESSION_PASSWORD_KEY,
 };
-pub use stored::{Mode, Settings};
+pub use stored::Settings;
 pub use url::{KohaUrl, UrlError};

@@ -1013,10 +1013,7 @@ mod readiness {
     }
 
     #[test]
-    fn modes_map_to_the_wire_and_to_the_found_in_koha_status() {
-        use koha_offline_circ::koha;
-        assert_eq!(koha_mode(Mode::Queue), koha::Mode::Queue);
-        assert_eq!(koha_mode(Mode::Apply), koha::Mode::Apply);
+    fn modes_map_to_the_found_in_koha_status() {
         assert_eq!(found_in_koha(Mode::Queue), Status::Queued);
         assert_eq!(found_in_koha(Mode::Apply), Status::Applied);
     }

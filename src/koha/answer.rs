@@ -7,12 +7,22 @@ use crate::transaction::{FailReason, Status, UncertainReason};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+// Koha's answer texts (§3.1), each written once: the classification and the i18n keys below
+// compare against the same strings.
+const ADDED: &str = "Added.";
+const SUCCESS: &str = "Success.";
+const AUTHENTICATION_FAILED: &str = "Authentication failed.";
+const ITEM_NOT_FOUND: &str = "Item not found.";
+const ITEM_NOT_ISSUED: &str = "Item not issued.";
+const BARCODE_NOT_FOUND: &str = "Barcode not found.";
+const BORROWER_NOT_FOUND: &str = "Borrower not found.";
+
 /// The four messages with which Koha refuses a direct transaction and changes nothing (C3).
 pub const REJECTIONS: [&str; 4] = [
-    "Item not found.",
-    "Item not issued.",
-    "Barcode not found.",
-    "Borrower not found.",
+    ITEM_NOT_FOUND,
+    ITEM_NOT_ISSUED,
+    BARCODE_NOT_FOUND,
+    BORROWER_NOT_FOUND,
 ];
 
 /// What an answer from `service.pl` means (§3.2). Each variant names its rule.
@@ -83,10 +93,10 @@ pub fn classify(http_status: u16, body: &str) -> Answer {
     let text = trim_ascii(body);
     match http_status {
         200 => match text {
-            "Added." => Answer::Queued,
-            "Success." => Answer::Applied,
+            ADDED => Answer::Queued,
+            SUCCESS => Answer::Applied,
             "" => Answer::Empty,
-            "Authentication failed." => Answer::AuthProblem { http_status },
+            AUTHENTICATION_FAILED => Answer::AuthProblem { http_status },
             t if REJECTIONS.contains(&t) => Answer::Rejected {
                 message: t.to_owned(),
             },
@@ -187,13 +197,13 @@ pub fn message_key(koha_text: &str) -> Option<&'static str> {
 
 /// Koha's answer texts that [`message_key`] knows, each with its key.
 pub const MESSAGE_KEYS: &[(&str, &str)] = &[
-    ("Borrower not found.", "koha-borrower-not-found"),
-    ("Barcode not found.", "koha-barcode-not-found"),
-    ("Item not found.", "koha-item-not-found"),
-    ("Item not issued.", "koha-item-not-issued"),
-    ("Added.", "koha-added"),
-    ("Success.", "koha-success"),
-    ("Authentication failed.", "koha-authentication-failed"),
+    (BORROWER_NOT_FOUND, "koha-borrower-not-found"),
+    (BARCODE_NOT_FOUND, "koha-barcode-not-found"),
+    (ITEM_NOT_FOUND, "koha-item-not-found"),
+    (ITEM_NOT_ISSUED, "koha-item-not-issued"),
+    (ADDED, "koha-added"),
+    (SUCCESS, "koha-success"),
+    (AUTHENTICATION_FAILED, "koha-authentication-failed"),
     ("", "koha-empty-answer"),
 ];
 

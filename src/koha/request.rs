@@ -191,14 +191,27 @@ pub fn form_encode(params: &[(String, String)]) -> String {
         .join("&")
 }
 
-/// Whether the transaction goes to Koha's queue (`pending=true`) or is applied at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How transactions are sent: queued for a librarian to process in Koha (recommended), or applied
+/// at once. A setting, and the `pending` parameter of every `service.pl` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// `pending=true`: Koha stores a queue row and answers `Added.`.
+    /// `pending=true`: Koha stores each as a pending offline operation and answers `Added.`. The
+    /// default.
+    #[default]
     Queue,
-    /// `pending=false`: Koha applies it and answers `Success.` or a rejection.
+    /// `pending=false`: Koha applies each at once and answers `Success.` or a rejection.
     Apply,
+}
+
+impl Mode {
+    /// `queue` or `apply`, as in the options page's `mode` select.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Queue => "queue",
+            Mode::Apply => "apply",
+        }
+    }
 }
 
 /// A request needs something the caller did not supply.

@@ -2,33 +2,11 @@
 //! password written only when the user asked for it to be remembered.
 
 use super::form::redacted;
-use super::{KohaUrl, SettingsError, SettingsErrors, SettingsForm};
+use super::{KohaUrl, Mode, SettingsError, SettingsErrors, SettingsForm};
 use crate::ids::{Branchcode, Userid};
 use crate::zone::{TimezoneError, TimezoneName};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-
-/// How transactions are sent: queued for a librarian to process in Koha (recommended), or applied
-/// at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// `pending=true`: Koha stores each as a pending offline operation. The default.
-    #[default]
-    Queue,
-    /// Koha applies each at once and answers with the result.
-    Apply,
-}
-
-impl Mode {
-    /// `queue` or `apply`, as in the options page's `mode` select.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Queue => "queue",
-            Mode::Apply => "apply",
-        }
-    }
-}
 
 /// The saved connection settings. Always valid; build them with [`Settings::from_form`] or by
 /// deserialising (which validates the same way).
