@@ -217,6 +217,12 @@ impl SettingsError {
     }
 }
 
+impl crate::kinds::Kind for SettingsError {
+    fn kind_name(&self) -> &'static str {
+        self.kind()
+    }
+}
+
 /// Every invalid field of a form, in the order of the page; never empty.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{}", join(.0))]
