@@ -124,6 +124,28 @@ fn checked_text(raw: &str, field: Field, max: usize) -> Result<String, InputErro
     Ok(text.to_owned())
 }
 
+/// Why typed text is not one clean token (a server address, a time zone name).
+pub(crate) enum TokenFlaw {
+    Empty,
+    Space,
+    ControlCharacter,
+}
+
+/// Trims, then refuses empty text, inner whitespace and control characters (checked in this
+/// order, so each field reports the same first flaw).
+pub(crate) fn single_token(raw: &str) -> Result<&str, TokenFlaw> {
+    let text = raw.trim();
+    if text.is_empty() {
+        Err(TokenFlaw::Empty)
+    } else if text.chars().any(char::is_whitespace) {
+        Err(TokenFlaw::Space)
+    } else if text.chars().any(char::is_control) {
+        Err(TokenFlaw::ControlCharacter)
+    } else {
+        Ok(text)
+    }
+}
+
 /// Deserialises text straight from the input where the format allows (no `String` in
 /// between): a desk opening 50,000 stored reads 150,000 of these.
 pub(crate) fn deserialize_text<'de, D, T, F>(d: D, make: F) -> Result<T, D::Error>

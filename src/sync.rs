@@ -159,14 +159,6 @@ pub fn detector(settings: &Settings, creds: Credentials) -> koha::Detector {
     }
 }
 
-/// The wire mode for the settings' mode.
-pub fn koha_mode(mode: settings::Mode) -> koha::Mode {
-    match mode {
-        settings::Mode::Queue => koha::Mode::Queue,
-        settings::Mode::Apply => koha::Mode::Apply,
-    }
-}
-
 /// What a librarian is asked before an uncertain transaction is sent again (the `#confirm`
 /// dialog's `data-kind`). `None` when it is not uncertain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -172,6 +172,12 @@ macro_rules! reason_names {
                 f.write_str(self.name())
             }
         }
+
+        impl $crate::kinds::Kind for $ty {
+            fn kind_name(&self) -> &'static str {
+                self.name()
+            }
+        }
     };
 }
 

@@ -11,6 +11,12 @@
 //!
 //! Assumption: offset changes of a zone are more than a day apart (true of every real zone), since
 //! the offsets in force around a local time are found by probing one day before and after it.
+//!
+//! A zone's name, as an admin types it on the options page, is a [`TimezoneName`].
+
+mod name;
+
+pub use name::{TimezoneError, TimezoneName, TIMEZONE_MAX};
 
 use chrono::{
     DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,

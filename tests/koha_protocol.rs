@@ -288,17 +288,13 @@ fn rejected(m: &str) -> Status {
 #[test]
 fn classification_table() {
     use Flow::*;
-    const TP: &str = "text/plain; charset=utf-8";
-    const HTML: &str = "text/html";
-    let cases: Vec<(u16, &str, &str, &str, Status, Flow)> = vec![
-        (200, TP, "Added.", "C1", Status::Queued, Continue),
-        (200, TP, " Added.\r\n", "C1", Status::Queued, Continue),
-        (200, HTML, "Added.", "C1", Status::Queued, Continue),
-        (200, TP, "Success.", "C2", Status::Applied, Continue),
-        (200, TP, "Success.\n", "C2", Status::Applied, Continue),
+    let cases: Vec<(u16, &str, &str, Status, Flow)> = vec![
+        (200, "Added.", "C1", Status::Queued, Continue),
+        (200, " Added.\r\n", "C1", Status::Queued, Continue),
+        (200, "Success.", "C2", Status::Applied, Continue),
+        (200, "Success.\n", "C2", Status::Applied, Continue),
         (
             200,
-            TP,
             "Item not found.",
             "C3",
             rejected("Item not found."),
@@ -306,7 +302,6 @@ fn classification_table() {
         ),
         (
             200,
-            TP,
             "Item not issued.",
             "C3",
             rejected("Item not issued."),
@@ -314,7 +309,6 @@ fn classification_table() {
         ),
         (
             200,
-            TP,
             "Barcode not found.",
             "C3",
             rejected("Barcode not found."),
@@ -322,93 +316,66 @@ fn classification_table() {
         ),
         (
             200,
-            TP,
             "\tBorrower not found. ",
             "C3",
             rejected("Borrower not found."),
             Continue,
         ),
-        (200, TP, "", "C4", rejected(""), Continue),
-        (200, TP, " \r\n", "C4", rejected(""), Continue),
+        (200, "", "C4", rejected(""), Continue),
+        (200, " \r\n", "C4", rejected(""), Continue),
         (
             200,
-            TP,
             "Authentication failed.",
             "C5",
             failed("authentication"),
             Stop,
         ),
-        (401, "", "", "C5", failed("authentication"), Stop),
+        (401, "", "C5", failed("authentication"), Stop),
         (
             401,
-            HTML,
             "<html>Error 401</html>",
             "C5",
             failed("authentication"),
             Stop,
         ),
-        (403, TP, "Wrong CSRF token", "C5", failed("csrf"), Stop),
-        (403, HTML, "<html>403</html>", "C5", failed("csrf"), Stop),
-        (301, "", "", "C6", failed("configuration"), Stop),
-        (302, HTML, "", "C6", failed("configuration"), Stop),
-        (404, HTML, "Not found", "C6", failed("configuration"), Stop),
-        (405, "", "", "C6", failed("configuration"), Stop),
-        (414, "", "", "C6", failed("configuration"), Stop),
-        (400, "", "", "C6", failed("configuration"), Stop),
+        (403, "Wrong CSRF token", "C5", failed("csrf"), Stop),
+        (403, "<html>403</html>", "C5", failed("csrf"), Stop),
+        (301, "", "C6", failed("configuration"), Stop),
+        (302, "", "C6", failed("configuration"), Stop),
+        (404, "Not found", "C6", failed("configuration"), Stop),
+        (405, "", "C6", failed("configuration"), Stop),
+        (414, "", "C6", failed("configuration"), Stop),
+        (400, "", "C6", failed("configuration"), Stop),
         (
             500,
-            HTML,
             "<html>Software error</html>",
             "C7",
             uncertain("server-error"),
             Stop,
         ),
-        (502, "", "", "C7", uncertain("server-error"), Stop),
-        (503, "", "", "C7", uncertain("server-error"), Stop),
+        (502, "", "C7", uncertain("server-error"), Stop),
+        (503, "", "C7", uncertain("server-error"), Stop),
         (
             200,
-            HTML,
             "<html>login</html>",
             "C7",
             uncertain("unexpected-answer"),
             Stop,
         ),
+        (200, "added.", "C7", uncertain("unexpected-answer"), Stop),
+        (200, "Success", "C7", uncertain("unexpected-answer"), Stop),
+        (200, "Deleted.", "C7", uncertain("unexpected-answer"), Stop),
         (
             200,
-            TP,
-            "added.",
-            "C7",
-            uncertain("unexpected-answer"),
-            Stop,
-        ),
-        (
-            200,
-            TP,
-            "Success",
-            "C7",
-            uncertain("unexpected-answer"),
-            Stop,
-        ),
-        (
-            200,
-            TP,
-            "Deleted.",
-            "C7",
-            uncertain("unexpected-answer"),
-            Stop,
-        ),
-        (
-            200,
-            TP,
             "Item not checked out.",
             "C7",
             uncertain("unexpected-answer"),
             Stop,
         ),
-        (204, "", "", "C7", uncertain("server-error"), Stop),
+        (204, "", "C7", uncertain("server-error"), Stop),
     ];
-    for (status, ct, body, rule, outcome, flow) in cases {
-        let a = classify(status, ct, body);
+    for (status, body, rule, outcome, flow) in cases {
+        let a = classify(status, body);
         assert_eq!(a.rule(), rule, "{status} {body:?}");
         assert_eq!(a.outcome(), outcome, "{status} {body:?}");
         assert_eq!(a.flow(), flow, "{status} {body:?}");
@@ -423,8 +390,8 @@ fn classification_table() {
         (t.rule(), t.outcome(), t.flow()),
         ("C9", uncertain("timeout"), Stop)
     );
-    assert!(classify(403, "", "").is_forbidden());
-    assert!(!classify(401, "", "").is_forbidden());
+    assert!(classify(403, "").is_forbidden());
+    assert!(!classify(401, "").is_forbidden());
 }
 
 #[test]
@@ -491,7 +458,6 @@ fn http(status: u16, token: Option<&str>, body: &str) -> Reply {
     Reply::Http {
         status,
         csrf_token: token.map(str::to_owned),
-        content_type: "text/plain; charset=utf-8".into(),
         body: body.into(),
         date: None,
     }
@@ -582,18 +548,15 @@ fn detection_retries_a_p1_403_once_with_a_fresh_token() {
 #[test]
 fn detection_problems() {
     use ConnectionProblem as P;
-    let no = |tls| Reply::NoAnswer {
+    let no = || Reply::NoAnswer {
         why: NoAnswer::Network,
-        tls,
     };
     // (auth probe reply, probe reply if any, expected)
     let cases: Vec<(Reply, Option<Reply>, P)> = vec![
-        (no(false), None, P::Unreachable),
-        (no(true), None, P::Tls),
+        (no(), None, P::Unreachable),
         (
             Reply::NoAnswer {
                 why: NoAnswer::Timeout,
-                tls: false,
             },
             None,
             P::Unreachable,
@@ -649,7 +612,7 @@ fn detection_problems() {
             Some(http(200, None, "Added.")),
             P::UnexpectedAnswer { http_status: 200 },
         ),
-        (http(200, None, XML_FAILED), Some(no(false)), P::Unreachable),
+        (http(200, None, XML_FAILED), Some(no()), P::Unreachable),
     ];
     for (first, second, want) in cases {
         let mut d = Detector::new(BASE, creds());
@@ -674,11 +637,6 @@ fn problem_kinds_and_texts() {
             P::Unreachable,
             "unreachable",
             "the Koha server cannot be reached",
-        ),
-        (
-            P::Tls,
-            "tls",
-            "the secure connection to the Koha server failed",
         ),
         (
             P::NotFound,
@@ -833,14 +791,12 @@ fn classify_reply_covers_both_shapes() {
     assert_eq!(
         classify_reply(&Reply::NoAnswer {
             why: NoAnswer::Timeout,
-            tls: false
         }),
         Answer::Timeout
     );
     assert_eq!(
         classify_reply(&Reply::NoAnswer {
             why: NoAnswer::Network,
-            tls: true
         }),
         Answer::NetworkError
     );

@@ -2,8 +2,9 @@
 
 use koha_offline_circ::settings::{
     enforce_managed, merge_managed, KohaUrl, ManagedSettings, Mode, Settings, SettingsError,
-    SettingsField, SettingsForm, TimezoneName, UrlError,
+    SettingsField, SettingsForm, UrlError,
 };
+use koha_offline_circ::zone::TimezoneName;
 
 #[test]
 fn urls_are_normalised() {

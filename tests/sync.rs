@@ -86,7 +86,6 @@ fn http(status: u16, body: &str) -> Reply {
     Reply::Http {
         status,
         csrf_token: None,
-        content_type: "text/plain; charset=utf-8".into(),
         date: None,
         body: body.into(),
     }
@@ -122,7 +121,6 @@ impl Koha {
                 status: 200,
                 csrf_token: matches!(self.transport, Transport::P1 | Transport::P2)
                     .then(|| "tok".to_owned()),
-                content_type: "text/xml".into(),
                 date: None,
                 body: AUTH_XML.into(),
             },
@@ -130,7 +128,6 @@ impl Koha {
             (true, Method::Post, _) => Reply::Http {
                 status: 200,
                 csrf_token: Some("tok2".into()),
-                content_type: "text/xml".into(),
                 date: None,
                 body: AUTH_XML.replace("anon", "ok"),
             },
@@ -339,11 +336,9 @@ fn state_machine_table() {
     let rej = |m: &str| http(200, m);
     let none = || Reply::NoAnswer {
         why: NoAnswer::Network,
-        tls: false,
     };
     let late = || Reply::NoAnswer {
         why: NoAnswer::Timeout,
-        tls: false,
     };
     // (transport, rows, answers, transaction requests sent, stop reason,
     //  [queued, applied, rejected, failed, uncertain, not sent])
@@ -730,7 +725,6 @@ fn an_uncertain_one_is_not_picked_up_by_the_next_run() {
     let mut j = journal(returns(3));
     let none = Reply::NoAnswer {
         why: NoAnswer::Network,
-        tls: false,
     };
     let mut koha = Koha::new(Transport::P1, vec![http(200, "Added."), none]);
     drive(
@@ -1019,10 +1013,7 @@ mod readiness {
     }
 
     #[test]
-    fn modes_map_to_the_wire_and_to_the_found_in_koha_status() {
-        use koha_offline_circ::koha;
-        assert_eq!(koha_mode(Mode::Queue), koha::Mode::Queue);
-        assert_eq!(koha_mode(Mode::Apply), koha::Mode::Apply);
+    fn modes_map_to_the_found_in_koha_status() {
         assert_eq!(found_in_koha(Mode::Queue), Status::Queued);
         assert_eq!(found_in_koha(Mode::Apply), Status::Applied);
     }
@@ -1041,7 +1032,6 @@ mod readiness {
             let reply = |body: &str| Reply::Http {
                 status: 200,
                 csrf_token: None,
-                content_type: "text/plain".into(),
                 body: body.into(),
                 date: None,
             };

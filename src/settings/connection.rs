@@ -17,7 +17,6 @@
 //! let token = Reply::Http {
 //!     status: 200,
 //!     csrf_token: Some("t0k".into()),
-//!     content_type: "text/xml".into(),
 //!     body: "<response><status>anon</status></response>".into(),
 //!     date: None,
 //! };
@@ -25,7 +24,6 @@
 //! let empty = Reply::Http {
 //!     status: 200,
 //!     csrf_token: None,
-//!     content_type: "text/plain".into(),
 //!     body: String::new(),
 //!     date: None,
 //! };
@@ -207,8 +205,7 @@ impl ConnectionTest {
         self.timed_out = matches!(
             reply,
             Reply::NoAnswer {
-                why: NoAnswer::Timeout,
-                tls: false
+                why: NoAnswer::Timeout
             }
         );
         if self.awaiting_session_login {
@@ -298,7 +295,6 @@ mod tests {
         Reply::Http {
             status,
             csrf_token: token.map(str::to_owned),
-            content_type: "text/plain".into(),
             body: body.into(),
             date: None,
         }
@@ -309,13 +305,11 @@ mod tests {
             Reply::Http {
                 status,
                 csrf_token,
-                content_type,
                 body,
                 ..
             } => Reply::Http {
                 status,
                 csrf_token,
-                content_type,
                 body,
                 date: Some(header.to_owned()),
             },
@@ -324,7 +318,7 @@ mod tests {
     }
 
     fn no_answer(why: NoAnswer) -> Reply {
-        Reply::NoAnswer { why, tls: false }
+        Reply::NoAnswer { why }
     }
 
     /// The desk's clock during these tests: Sat, 28 Nov 2026 10:00:00 GMT.

@@ -28,7 +28,7 @@
 //! - Cancel lets the request in flight finish. A run that logged in with a session ends it.
 
 use super::plan::{self, ExportedChoice, ExportedQuestion, Plan, Resend};
-use super::{credentials, detector, koha_mode, NotReady, Summary};
+use super::{credentials, detector, NotReady, Summary};
 use crate::clock;
 use crate::desk;
 use crate::journal::Journal;
@@ -628,7 +628,7 @@ impl SendRun {
             &self.creds,
             self.token.as_deref(),
             None,
-            koha_mode(self.settings.mode),
+            self.settings.mode,
             &for_library,
         )
         .ok()

@@ -12,7 +12,7 @@ pub const TIMEOUT_OVERRIDE_KEY: &str = "koha-offline-circ:test-request-timeout-m
 pub async fn send(request: &HttpRequest) -> Reply {
     match try_send(request).await {
         Ok(reply) => reply,
-        Err(why) => Reply::NoAnswer { why, tls: false },
+        Err(why) => Reply::NoAnswer { why },
     }
 }
 
@@ -39,7 +39,7 @@ async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
         Method::Get => RequestBuilder::new(&url).method(gloo_net::http::Method::GET),
         Method::Post => RequestBuilder::new(&url)
             .method(gloo_net::http::Method::POST)
-            .header("Content-Type", "application/x-www-form-urlencoded"),
+            .header("Content-Type", koha::FORM_CONTENT_TYPE),
     };
     let mut builder = builder
         .cache(RequestCache::NoStore)
@@ -65,14 +65,12 @@ async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
         other => other,
     };
     let headers = response.headers();
-    let csrf_token = headers.get("CSRF-TOKEN");
-    let content_type = headers.get("Content-Type").unwrap_or_default();
+    let csrf_token = headers.get(koha::CSRF_HEADER);
     let date = headers.get("Date");
     let body = response.text().await.map_err(|_| failed(&signal))?;
     Ok(Reply::Http {
         status,
         csrf_token,
-        content_type,
         body,
         date,
     })

@@ -7,12 +7,14 @@ use super::dto::{js_error, to_js, ErrorDto};
 use super::zone::IntlZone;
 use super::{browser, http, state};
 use crate::clock::ClockCheck;
+use crate::kinds::AsKind;
+use crate::koha::{ConnectionProblem, Transport};
 use crate::settings::connection::{
     ConnectionTest, Level, SessionReuse, TestOutcome, TestReport, TestStep,
 };
 use crate::settings::{
     self, merge_managed, KohaUrl, ManagedSettings, PasswordKept, SessionPassword, Settings,
-    SettingsErrors, SettingsField, SettingsForm, SESSION_PASSWORD_KEY,
+    SettingsError, SettingsErrors, SettingsField, SettingsForm, SESSION_PASSWORD_KEY,
 };
 use serde::Serialize;
 use std::cell::RefCell;
@@ -67,15 +69,22 @@ struct SavedDto {
     host: String,
 }
 
+/// Which of [`TestOutcome`]'s cases a report is: `works`, `problem` or `no-access`.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum OutcomeDto {
+    Works,
+    Problem,
+    NoAccess,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TestDto {
     level: Level,
-    /// `works`, `problem` or `no-access`.
-    outcome: &'static str,
-    transport: Option<&'static str>,
-    /// A `ConnectionProblem` kind.
-    problem: Option<&'static str>,
+    outcome: OutcomeDto,
+    transport: Option<Transport>,
+    problem: Option<AsKind<ConnectionProblem>>,
     http_status: Option<u16>,
     session_reuse: SessionReuse,
     host: String,
@@ -87,7 +96,7 @@ struct TestDto {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ClockDto {
-    state: &'static str,
+    state: AsKind<ClockCheck>,
     desk: Option<f64>,
     koha: Option<f64>,
 }
@@ -96,7 +105,7 @@ impl From<&ClockCheck> for ClockDto {
     fn from(check: &ClockCheck) -> Self {
         let times = check.times();
         ClockDto {
-            state: check.kind(),
+            state: AsKind(check.clone()),
             desk: times.map(|(desk, _)| desk.timestamp_millis() as f64),
             koha: times.map(|(_, koha)| koha.timestamp_millis() as f64),
         }
@@ -106,7 +115,7 @@ impl From<&ClockCheck> for ClockDto {
 #[derive(Serialize)]
 struct FieldErrorDto {
     field: SettingsField,
-    kind: &'static str,
+    kind: AsKind<SettingsError>,
     detail: String,
 }
 
@@ -123,7 +132,7 @@ fn form_error(errors: SettingsErrors) -> JsValue {
         .iter()
         .map(|e| FieldErrorDto {
             field: e.field(),
-            kind: e.kind(),
+            kind: AsKind(e.clone()),
             detail: e.to_string(),
         })
         .collect();
@@ -286,20 +295,20 @@ async fn remember_transport(server: &KohaUrl, transport: &str) -> Result<(), JsV
 
 fn test_dto(report: &TestReport, host: &str) -> TestDto {
     let (outcome, transport, problem) = match &report.outcome {
-        TestOutcome::Works(t) => ("works", Some(t.name()), None),
-        TestOutcome::Problem(p) => ("problem", None, Some(p)),
-        TestOutcome::NoAccess => ("no-access", None, None),
+        TestOutcome::Works(t) => (OutcomeDto::Works, Some(*t), None),
+        TestOutcome::Problem(p) => (OutcomeDto::Problem, None, Some(p)),
+        TestOutcome::NoAccess => (OutcomeDto::NoAccess, None, None),
     };
     let http_status = problem.and_then(|p| match p {
-        crate::koha::ConnectionProblem::ServerError { http_status }
-        | crate::koha::ConnectionProblem::UnexpectedAnswer { http_status } => Some(*http_status),
+        ConnectionProblem::ServerError { http_status }
+        | ConnectionProblem::UnexpectedAnswer { http_status } => Some(*http_status),
         _ => None,
     });
     TestDto {
         level: report.level(),
         outcome,
         transport,
-        problem: problem.map(|p| p.kind()),
+        problem: problem.map(|p| AsKind(p.clone())),
         http_status,
         session_reuse: report.session_reuse,
         host: host.to_owned(),

@@ -17,13 +17,14 @@
 use super::dto::{js_error, to_js, ErrorDto};
 use super::{browser, http, state};
 use crate::journal;
-use crate::koha::{self, Transport};
+use crate::kinds::AsKind;
+use crate::koha::{self, ConnectionProblem, Transport};
 use crate::settings::{Settings, SESSION_PASSWORD_KEY};
 use crate::sync::{
-    self, Command, Level, NotReady, RunEnd, RunOptions, SendRun, Setup, StopReason, StorageRefused,
-    Summary,
+    self, Command, Level, NotReady, ResendQuestion, RunEnd, RunOptions, SendRun, Setup, StopReason,
+    StorageRefused, Summary,
 };
-use crate::transaction::{Status, Transaction, TransactionId};
+use crate::transaction::{Status, Transaction, TransactionId, UncertainReason};
 use crate::Action;
 use serde::Serialize;
 use std::cell::Cell;
@@ -46,7 +47,7 @@ fn storage_error(e: state::StorageFailure) -> JsValue {
 #[serde(rename_all = "camelCase")]
 struct ReadinessDto {
     /// `null` when ready, else `settings`, `userid`, `permission`, `password`.
-    missing: Option<&'static str>,
+    missing: Option<AsKind<NotReady>>,
     /// The origin pattern to grant (also when ready, for the grant button).
     origin: Option<String>,
     /// What a run would send now (local and failed).
@@ -90,7 +91,7 @@ pub async fn send_readiness() -> Result<JsValue, JsValue> {
         (j.sendable_in_order().count(), uncertain)
     });
     to_js(&ReadinessDto {
-        missing: missing.as_ref().map(NotReady::kind),
+        missing: missing.map(AsKind),
         origin: state::settings().map(|s| s.server.origin_pattern()),
         sendable: counts.0,
         uncertain: counts.1,
@@ -123,7 +124,7 @@ pub fn is_sending() -> bool {
 struct RejectionDto {
     id: String,
     /// What it was: action, card number, barcode, amount (as the desk shows them).
-    action: Option<&'static str>,
+    action: Option<AsKind<Action>>,
     cardnumber: Option<String>,
     barcode: Option<String>,
     amount: Option<String>,
@@ -142,13 +143,13 @@ struct RejectionDto {
 enum RunDto {
     /// Something is missing; nothing was sent.
     NotReady {
-        missing: &'static str,
+        missing: AsKind<NotReady>,
         origin: Option<String>,
     },
     /// Detection found no way to send; nothing was sent. `askPassword`: Koha refused a password
     /// typed for this session (it was dropped), so the page asks again.
     Problem {
-        problem: &'static str,
+        problem: AsKind<ConnectionProblem>,
         ask_password: bool,
     },
     /// Some were exported to a `.koc` file: ask, then call again with `exported`.
@@ -163,7 +164,7 @@ enum RunDto {
     NeedsGetConsent { payments: usize },
     /// The run happened (perhaps stopping early).
     Ran {
-        transport: &'static str,
+        transport: Transport,
         level: Level,
         queued: usize,
         applied: usize,
@@ -174,7 +175,7 @@ enum RunDto {
         left_out_exported: usize,
         held_back: usize,
         skipped: usize,
-        stopped: &'static str,
+        stopped: StopReason,
     },
 }
 
@@ -182,7 +183,7 @@ impl RunDto {
     fn from_end(end: RunEnd, transport: Transport) -> RunDto {
         match end {
             RunEnd::NotReady(missing) => RunDto::NotReady {
-                missing: missing.kind(),
+                missing: AsKind(missing),
                 origin: state::settings().map(|s| s.server.origin_pattern()),
             },
             RunEnd::AskExported(q) => RunDto::AskExported {
@@ -199,7 +200,7 @@ impl RunDto {
                 problem,
                 forget_session_password,
             } => RunDto::Problem {
-                problem: problem.kind(),
+                problem: AsKind(problem),
                 ask_password: forget_session_password,
             },
             RunEnd::Ran(s) => RunDto::ran(transport, &s),
@@ -208,7 +209,7 @@ impl RunDto {
 
     fn ran(transport: Transport, s: &Summary) -> RunDto {
         RunDto::Ran {
-            transport: transport.name(),
+            transport,
             level: s.level(),
             queued: s.queued,
             applied: s.applied,
@@ -220,7 +221,7 @@ impl RunDto {
                     let action = tx.as_ref().map(|t| &t.action);
                     RejectionDto {
                         id: r.id.to_string(),
-                        action: action.map(Action::koha_name),
+                        action: action.cloned().map(AsKind),
                         cardnumber: action.and_then(Action::cardnumber).map(ToString::to_string),
                         barcode: action.and_then(Action::barcode).map(ToString::to_string),
                         amount: action.and_then(Action::amount).map(|a| a.to_string()),
@@ -235,7 +236,7 @@ impl RunDto {
             left_out_exported: s.left_out_exported,
             held_back: s.held_back,
             skipped: s.skipped,
-            stopped: s.stopped.as_ref().map_or("finished", StopReason::kind),
+            stopped: s.stopped.unwrap_or(StopReason::Finished),
         }
     }
 }
@@ -246,7 +247,7 @@ struct ProgressDto<'a> {
     done: usize,
     total: usize,
     id: &'a str,
-    status: &'static str,
+    status: AsKind<Status>,
 }
 
 /// Sends every `local` and `failed` transaction (and the confirmed uncertain ones) to Koha, one
@@ -375,7 +376,7 @@ fn progress(on_progress: &js_sys::Function, (done, total): (usize, usize), tx: &
         done,
         total,
         id: tx.id.as_str(),
-        status: tx.status().name(),
+        status: AsKind(tx.status().clone()),
     };
     if let Ok(value) = to_js(&dto) {
         let _ = on_progress.call1(&JsValue::NULL, &value);
@@ -386,14 +387,14 @@ fn progress(on_progress: &js_sys::Function, (done, total): (usize, usize), tx: &
 #[serde(rename_all = "camelCase")]
 struct UncertainDto {
     id: String,
-    action: &'static str,
+    action: AsKind<Action>,
     cardnumber: Option<String>,
     barcode: Option<String>,
     amount: Option<String>,
-    reason: &'static str,
+    reason: AsKind<UncertainReason>,
     recorded_at: f64,
     /// The `#confirm` kind to ask before resending: `resend-uncertain` or `resend-payment`.
-    question: &'static str,
+    question: ResendQuestion,
 }
 
 /// The uncertain transactions, oldest first, with the question to ask before resending each.
@@ -408,13 +409,13 @@ pub fn uncertain_transactions() -> Result<JsValue, JsValue> {
                 };
                 Some(UncertainDto {
                     id: tx.id.to_string(),
-                    action: tx.action.koha_name(),
+                    action: AsKind(tx.action.clone()),
                     cardnumber: tx.action.cardnumber().map(ToString::to_string),
                     barcode: tx.action.barcode().map(ToString::to_string),
                     amount: tx.action.amount().map(|a| a.to_string()),
-                    reason: reason.name(),
+                    reason: AsKind(*reason),
                     recorded_at: tx.recorded_at.timestamp_millis() as f64,
-                    question: question.kind(),
+                    question,
                 })
             })
             .collect()
@@ -441,5 +442,5 @@ pub async fn mark_found_in_koha(id: String) -> Result<JsValue, JsValue> {
         j.get(&id).cloned().ok_or_else(|| error("not-found", &id))
     })?;
     state::persist(&tx).await.map_err(storage_error)?;
-    to_js(&tx.status().name())
+    to_js(&AsKind(tx.status().clone()))
 }

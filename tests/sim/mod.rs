@@ -140,7 +140,6 @@ impl Koha {
         Reply::Http {
             status,
             csrf_token: token.map(str::to_owned),
-            content_type: "text/plain; charset=utf-8".into(),
             date: None,
             body: body.into(),
         }
@@ -158,7 +157,6 @@ impl Koha {
             (true, Method::Get, _) => Reply::Http {
                 status: 200,
                 csrf_token: token.map(str::to_owned),
-                content_type: "text/xml".into(),
                 date: None,
                 body: "<response><status>anon</status></response>".into(),
             },
@@ -167,7 +165,6 @@ impl Koha {
                 Reply::Http {
                     status: 200,
                     csrf_token: token.map(str::to_owned),
-                    content_type: "text/xml".into(),
                     date: None,
                     body: "<response><status>ok</status></response>".into(),
                 }
@@ -181,7 +178,6 @@ impl Koha {
                 let pending = request.param("pending") == Some("true");
                 let lost = Reply::NoAnswer {
                     why: NoAnswer::Network,
-                    tls: false,
                 };
                 match fault {
                     Fault::None => Koha::http(200, self.process(&op, pending), None),
@@ -199,7 +195,6 @@ impl Koha {
                         self.process(&op, pending);
                         Reply::NoAnswer {
                             why: NoAnswer::Timeout,
-                            tls: false,
                         }
                     }
                     Fault::SilentResend => {

@@ -1769,14 +1769,12 @@ mod core_against_standin {
                     Reply::Http {
                         status: r.status,
                         csrf_token: r.header("csrf-token").map(str::to_owned),
-                        content_type: r.header("content-type").unwrap_or("").to_owned(),
                         date: r.header("date").map(str::to_owned),
                         body: r.body,
                     }
                 }
                 Err(_) => Reply::NoAnswer {
                     why: NoAnswer::Network,
-                    tls: false,
                 },
             }
         }
