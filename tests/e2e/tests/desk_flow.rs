@@ -1,7 +1,7 @@
 //! The desk at scanner speed in a real Firefox: every action, the questions it asks, bad input,
 //! delete with undo, clear all, and export then import of the same file.
 
-use e2e::bench::{eval_async, seed};
+use e2e::desk::{eval_async, seed};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use serde_json::{json, Value};
 

@@ -2,9 +2,8 @@
 //! what the stand-in received, the statuses the desk stored, and the faults of issue 7.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use e2e::bench_send::{
-    configure, core_call, grant_without_prompt, record_batch, send, transactions, DeskSettings,
-};
+use e2e::desk::{core_call, record_batch, transactions};
+use e2e::sending::{configure, runs, send, wait_for_run, DeskSettings};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use e2e::standin::{Config, Fault, FaultRule, LoggedRequest, Profile, StandIn, When};
 use serde_json::{json, Value};
@@ -16,8 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 fn options(locale: &str) -> Options {
     Options {
         locale: locale.into(),
-        prefs: grant_without_prompt(),
-        ..Options::default()
+        ..Options::granting_permissions()
     }
 }
 
@@ -588,9 +586,9 @@ async fn wrong_password_stops_at_the_first_request() {
             // No remembered password: the desk asks for one (after the permission).
             assert_eq!(send(&ff, WAIT).await, "password");
             ff.wait_for_css("#password-area:not([hidden])").await;
-            let before = e2e::bench_send::runs(&ff).await;
+            let before = runs(&ff).await;
             ff.type_into("password-prompt", "wrong-one\n").await;
-            let outcome = e2e::bench_send::wait_for_run(&ff, before, WAIT).await;
+            let outcome = wait_for_run(&ff, before, WAIT).await;
             assert_eq!(outcome, "problem-wrong-credentials");
             assert!(transaction_requests(&koha).is_empty());
             assert_eq!(koha.service_requests().len(), 1, "only the probe");
@@ -611,11 +609,11 @@ async fn wrong_password_stops_at_the_first_request() {
             ff.screenshot(&format!("send-wrong-password-{profile:?}").to_lowercase())
                 .await;
             // The right one: kept for the session, and everything goes.
-            let before = e2e::bench_send::runs(&ff).await;
+            let before = runs(&ff).await;
             ff.type_into("password-prompt", "secret123").await;
             ff.click("password-prompt-ok").await;
             assert_eq!(
-                e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
+                wait_for_run(&ff, before, WAIT).await,
                 "ran"
             );
             assert_eq!(transaction_requests(&koha).len(), 5);
@@ -703,7 +701,7 @@ async fn cancel_lets_the_request_in_flight_finish() {
             {"action": "return", "barcode": "B0004"},
         ]);
         record_batch(&ff, &more).await;
-        let before = e2e::bench_send::runs(&ff).await;
+        let before = runs(&ff).await;
         ff.click("send").await;
         ff.wait_until(
             "one transaction sent",
@@ -718,7 +716,7 @@ async fn cancel_lets_the_request_in_flight_finish() {
         ff.screenshot("send-progress").await;
         ff.click("send-cancel").await;
         assert_eq!(
-            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
+            wait_for_run(&ff, before, WAIT).await,
             "ran"
         );
         assert_eq!(
@@ -781,7 +779,7 @@ async fn get_only_with_consent_naming_the_risk() {
         )
         .await;
         let recorded = record_five(&ff, "true").await;
-        let before = e2e::bench_send::runs(&ff).await;
+        let before = runs(&ff).await;
         ff.click("send").await;
         ff.wait_for_css("#send-grant:not([hidden])").await;
         ff.click("send-grant").await;
@@ -796,7 +794,7 @@ async fn get_only_with_consent_naming_the_risk() {
         ff.screenshot("send-get-consent").await;
         ff.click("confirm-cancel").await;
         assert_eq!(
-            e2e::bench_send::wait_for_run(&ff, before + 1, WAIT).await,
+            wait_for_run(&ff, before + 1, WAIT).await,
             "get-declined"
         );
         assert!(transaction_requests(&koha).is_empty());
@@ -805,13 +803,13 @@ async fn get_only_with_consent_naming_the_risk() {
             .iter()
             .all(|r| r.method != "GET" || !r.query.contains("password")));
 
-        let before = e2e::bench_send::runs(&ff).await;
+        let before = runs(&ff).await;
         ff.click("send").await;
         ff.wait_for_css(r#"#confirm[open][data-kind="send-get"]"#)
             .await;
         ff.click("confirm-ok").await;
         assert_eq!(
-            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
+            wait_for_run(&ff, before, WAIT).await,
             "ran"
         );
         let sent = transaction_requests(&koha);
@@ -862,7 +860,7 @@ async fn a_password_refused_mid_run_fails_that_row_and_stops() {
             )
             .await;
             let recorded = record_five(&ff, "true").await;
-            let before = e2e::bench_send::runs(&ff).await;
+            let before = runs(&ff).await;
             ff.click("send").await;
             ff.wait_for_css("#send-grant:not([hidden])").await;
             ff.click("send-grant").await;
@@ -877,7 +875,7 @@ async fn a_password_refused_mid_run_fails_that_row_and_stops() {
                 }
             }
             assert_eq!(
-                e2e::bench_send::wait_for_run(&ff, before + 1, WAIT).await,
+                wait_for_run(&ff, before + 1, WAIT).await,
                 "ran"
             );
             let s = statuses(&ff).await;
@@ -958,7 +956,7 @@ async fn an_uncertain_checkin_is_resent_only_when_the_librarian_confirms() {
         assert_eq!(statuses(&ff).await[&checkin].0, "uncertain");
 
         let item = format!(r#"#uncertain-list li[data-id="{checkin}"]"#);
-        let before = e2e::bench_send::runs(&ff).await;
+        let before = runs(&ff).await;
         ff.wait_for_css(&format!(r#"{item} [data-role="resend"]"#))
             .await
             .click()
@@ -968,7 +966,7 @@ async fn an_uncertain_checkin_is_resent_only_when_the_librarian_confirms() {
             .await;
         ff.click("confirm-ok").await;
         assert_eq!(
-            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
+            wait_for_run(&ff, before, WAIT).await,
             "ran"
         );
         assert_eq!(returns(&koha), 2, "sent again, as the librarian chose");

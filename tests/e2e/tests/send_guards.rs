@@ -3,10 +3,8 @@
 //! that differs from Koha's (every recorded time would be off in Koha).
 
 use chrono::{TimeDelta, Utc};
-use e2e::bench_send::{
-    configure, core_call, grant_without_prompt, record_batch, runs, transactions, wait_for_run,
-    DeskSettings,
-};
+use e2e::desk::{core_call, record_batch, transactions};
+use e2e::sending::{configure, runs, wait_for_run, DeskSettings};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use e2e::standin::{Config, Fault, FaultRule, Profile, StandIn, When};
 use serde_json::json;
@@ -15,11 +13,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn options() -> Options {
-    Options {
-        locale: "en-US".into(),
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    }
+    Options::granting_permissions()
 }
 
 /// How many transaction requests (not the probe) the stand-in received.

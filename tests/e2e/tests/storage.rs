@@ -1,8 +1,8 @@
 //! Storage that never loses a transaction (issue 4), in a real Firefox: reload, two desk tabs,
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
-use e2e::bench::{eval_async, record_checkout, row_ids, seed};
-use e2e::bench_send::{configure, grant_without_prompt, runs, send, wait_for_run, DeskSettings};
+use e2e::desk::{eval_async, record_checkout, row_ids, seed};
+use e2e::sending::{configure, runs, send, wait_for_run, DeskSettings};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use e2e::standin::{Config, Fault, FaultRule, StandIn, When};
 use serde_json::{json, Value};
@@ -214,10 +214,7 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
     let koha = std::sync::Arc::new(StandIn::start(Config::default()).expect("stand-in"));
     let base = koha.base_url();
     let k = koha.clone();
-    let options = Options {
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    };
+    let options = Options::granting_permissions();
     with_firefox(options, move |ff| async move {
         ff.open("desk.html").await;
         configure(
@@ -280,10 +277,7 @@ async fn an_acceptance_whose_store_write_failed_is_not_shown_uncertain_after_a_r
     let koha = std::sync::Arc::new(StandIn::start(Config::default()).expect("stand-in"));
     let base = koha.base_url();
     let k = koha.clone();
-    let options = Options {
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    };
+    let options = Options::granting_permissions();
     with_firefox(options, move |ff| async move {
         ff.open("desk.html").await;
         configure(
@@ -527,10 +521,7 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
     let koha = std::sync::Arc::new(koha);
     let base = koha.base_url();
     let k = koha.clone();
-    let options = Options {
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    };
+    let options = Options::granting_permissions();
     with_firefox(options, move |ff| async move {
         let barcode_requests = || {
             k.service_requests()

@@ -6,7 +6,7 @@
 //! (unsigned, allowed on ESR with `xpinstall.signatures.required` false), and Firefox is
 //! restarted cleanly once first.
 
-use e2e::bench::{record_checkout, row_ids};
+use e2e::desk::{record_checkout, row_ids};
 use e2e::firefox::{addon_dir, with_firefox, Options};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
