@@ -197,6 +197,17 @@ pub struct When {
     pub nth: Option<u64>,
 }
 
+impl When {
+    /// `service.pl` requests with this `action` (e.g. `issue`), whatever their method.
+    pub fn action(action: &str) -> When {
+        When {
+            path: Some("service.pl".into()),
+            params: vec![("action".into(), action.into())],
+            ..When::default()
+        }
+    }
+}
+
 /// A fault and when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultRule {
@@ -554,6 +565,15 @@ impl StandIn {
         self.log()
             .into_iter()
             .filter(|r| r.path.ends_with("/offline_circ/service.pl"))
+            .collect()
+    }
+
+    /// Logged `service.pl` requests that carried a transaction (not a probe, whose `action` is
+    /// empty).
+    pub fn transaction_requests(&self) -> Vec<LoggedRequest> {
+        self.service_requests()
+            .into_iter()
+            .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
             .collect()
     }
 

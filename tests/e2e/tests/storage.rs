@@ -2,11 +2,13 @@
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
 use e2e::desk::{eval_async, record_checkout, row_ids, seed};
-use e2e::sending::{configure, runs, send, wait_for_run, DeskSettings};
 use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, Fault, FaultRule, StandIn, When};
+use e2e::wait::wait_until;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// Keys of `browser.storage.local` that hold transactions, and of the `localStorage` mirror.
 async fn stored_keys(ff: &Firefox) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -211,22 +213,10 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
-    let koha = std::sync::Arc::new(StandIn::start(Config::default()).expect("stand-in"));
-    let base = koha.base_url();
-    let k = koha.clone();
+    let koha = StandIn::start(Config::default()).expect("stand-in");
+    let settings = DeskSettings::queue(&koha);
     let options = Options::granting_permissions();
-    with_firefox(options, move |ff| async move {
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: base,
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
+    with_desk_sending_to(options, koha, settings, move |ff, koha| async move {
         // An outage's worth: 520 not sent, one key each.
         seed(&ff, 1, 520, 520, false).await;
         ff.wait_until(
@@ -234,7 +224,7 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
             "window.kocCore.listPage('', 0, 1).total === 520",
         )
         .await;
-        assert_eq!(send(&ff, std::time::Duration::from_secs(300)).await, "ran");
+        assert_eq!(send(&ff, Duration::from_secs(300)).await, "ran");
 
         // The page that sent them packed the first 500 Koha accepted into one chunk, and did
         // not take its own removal of their single keys for a deletion.
@@ -250,7 +240,7 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
             .await;
         assert_eq!(statuses, json!(["queued"]));
         // Each was sent exactly once.
-        let requests = k.service_requests();
+        let requests = koha.service_requests();
         let mut barcodes: Vec<String> = requests
             .iter()
             .filter_map(|r| {
@@ -274,22 +264,10 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
 /// "uncertain"]` then). Now the answer is kept in memory and the mirror, and the run stops.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_acceptance_whose_store_write_failed_is_not_shown_uncertain_after_a_reload() {
-    let koha = std::sync::Arc::new(StandIn::start(Config::default()).expect("stand-in"));
-    let base = koha.base_url();
-    let k = koha.clone();
+    let koha = StandIn::start(Config::default()).expect("stand-in");
+    let settings = DeskSettings::queue(&koha);
     let options = Options::granting_permissions();
-    with_firefox(options, move |ff| async move {
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: base,
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
+    with_desk_sending_to(options, koha, settings, move |ff, koha| async move {
         seed(&ff, 1, 2, 2, false).await;
         ff.wait_until("both seeded", "window.kocCore.listPage('', 0, 1).total === 2")
             .await;
@@ -307,12 +285,12 @@ async fn an_acceptance_whose_store_write_failed_is_not_shown_uncertain_after_a_r
             })()"#,
         )
         .await;
-        send(&ff, std::time::Duration::from_secs(60)).await;
+        send(&ff, Duration::from_secs(60)).await;
         let stopped = ff
             .eval(r#"document.getElementById("send-summary").dataset.stopped"#)
             .await;
         assert_eq!(stopped, json!("storage"));
-        let sent = k
+        let sent = koha
             .service_requests()
             .iter()
             .filter(|r| r.params.iter().any(|(n, _)| n == "barcode"))
@@ -417,18 +395,16 @@ async fn badge(ff: &Firefox) -> String {
 }
 
 async fn wait_for_badge(ff: &Firefox, want: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let what = format!("the badge {want:?}");
+    wait_until(&what, Duration::from_secs(30), || async {
         let have = badge(ff).await;
         if have == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{have:?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "badge {have:?}, want {want:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -512,35 +488,18 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
     let koha = StandIn::start(Config::default()).expect("stand-in");
     koha.set_faults(vec![FaultRule::nth(
         Fault::Delay { ms: 10_000 },
-        When {
-            path: Some("service.pl".into()),
-            params: vec![("action".into(), "issue".into())],
-            ..When::default()
-        },
+        When::action("issue"),
     )]);
-    let koha = std::sync::Arc::new(koha);
-    let base = koha.base_url();
-    let k = koha.clone();
+    let settings = DeskSettings::queue(&koha);
     let options = Options::granting_permissions();
-    with_firefox(options, move |ff| async move {
+    with_desk_sending_to(options, koha, settings, move |ff, koha| async move {
         let barcode_requests = || {
-            k.service_requests()
+            koha.service_requests()
                 .into_iter()
                 .filter(|r| r.params.iter().any(|(n, _)| n == "barcode"))
                 .collect::<Vec<_>>()
         };
-        ff.open("desk.html").await;
         let a = ff.client.window().await.expect("first tab");
-        configure(
-            &ff,
-            &DeskSettings {
-                server: base,
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
         let first = record_checkout(&ff, "C0001", "B0001").await;
         let second = record_checkout(&ff, "C0001", "B0002").await;
         let b = open_second_desk(&ff).await;
@@ -553,11 +512,10 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
         ff.click("send").await;
         ff.wait_for_css("#send-grant:not([hidden])").await;
         ff.click("send-grant").await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while barcode_requests().is_empty() {
-            assert!(std::time::Instant::now() < deadline, "no request reached Koha");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        wait_until("a request to reach Koha", Duration::from_secs(30), || async {
+            !barcode_requests().is_empty()
+        })
+        .await;
 
         // B: delete the row not yet sent (still `local` everywhere), then clear everything.
         ff.client.switch_to_window(b.clone()).await.expect("switch");
@@ -592,7 +550,7 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
         // The run ends: both queued in A, in B and in storage, each sent to Koha once.
         ff.client.switch_to_window(a).await.expect("switch");
         assert_eq!(
-            wait_for_run(&ff, before + 1, std::time::Duration::from_secs(60)).await,
+            wait_for_run(&ff, before + 1, Duration::from_secs(60)).await,
             "ran"
         );
         let queued = json!({ first.clone(): "queued", second.clone(): "queued" });
@@ -612,7 +570,7 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
             .collect();
         barcodes.sort();
         assert_eq!(barcodes, ["B0001", "B0002"], "each sent exactly once");
-        assert_eq!(k.model().queue.len(), 2);
+        assert_eq!(koha.model().queue.len(), 2);
     })
     .await;
 }

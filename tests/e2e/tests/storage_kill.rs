@@ -8,9 +8,11 @@
 
 use e2e::desk::{record_checkout, row_ids};
 use e2e::firefox::{addon_dir, with_firefox, Options};
+use e2e::wait::wait_until;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 fn packed_addon(addon: &Path) -> PathBuf {
     let dist = addon.join("../dist-test");
@@ -81,14 +83,19 @@ async fn confirmed_transactions_survive_a_killed_browser() {
     })
     .await;
     let confirmed = receiver.recv().expect("the confirmed ids");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !browser_pids(&profile).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the killed browser is gone"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the killed browser to be gone",
+        Duration::from_secs(30),
+        || async {
+            let left = browser_pids(&profile);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("processes {left:?}"))
+            }
+        },
+    )
+    .await;
 
     // 3. Start again on the same profile, without installing: everything confirmed is there.
     with_firefox(on_profile(false), move |ff| async move {

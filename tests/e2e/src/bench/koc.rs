@@ -88,4 +88,3 @@ pub async fn figures(count: usize, runs: usize) -> Vec<Figure> {
     let figures = out.lock().expect("figures").clone();
     figures
 }
-

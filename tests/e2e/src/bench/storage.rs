@@ -188,15 +188,19 @@ async fn measure_store_write(ff: &Firefox, stored: u32) -> Timing {
 
 /// Waits for `#app[data-ready=true]` up to five minutes (a slow desk is measured, not failed).
 async fn wait_ready_long(ff: &Firefox) {
-    wait_until("the desk to get ready", Duration::from_secs(300), || async {
-        ff.client
-            .execute(
-                r#"return document.getElementById("app")?.dataset.ready === "true";"#,
-                vec![],
-            )
-            .await
-            .is_ok_and(|ready| ready == true)
-    })
+    wait_until(
+        "the desk to get ready",
+        Duration::from_secs(300),
+        || async {
+            ff.client
+                .execute(
+                    r#"return document.getElementById("app")?.dataset.ready === "true";"#,
+                    vec![],
+                )
+                .await
+                .is_ok_and(|ready| ready == true)
+        },
+    )
     .await;
 }
 
@@ -419,8 +423,7 @@ pub async fn figures() -> Vec<Figure> {
         DESK,
         format!(
             "desk ready, {} stored (median of {})",
-            f.ready_stored,
-            READY_RUNS
+            f.ready_stored, READY_RUNS
         ),
         report::ms(f.ready_ms),
         "< 500 ms",
