@@ -148,3 +148,29 @@ pub async fn seed_unsent(ff: &Firefox, count: usize) {
     ff.client.refresh().await.expect("reload");
     ff.wait_ready().await;
 }
+
+/// Waits until the desk's table shows `n` rows.
+pub async fn wait_rows(ff: &Firefox, n: usize) {
+    ff.wait_until(
+        &format!("{n} rows"),
+        &format!(r##"document.querySelectorAll("#transactions tbody tr").length === {n}"##),
+    )
+    .await;
+}
+
+/// The desk's message now: its kind (`ok`, `error`, …; empty when none) and text.
+pub async fn message(ff: &Firefox) -> (String, String) {
+    let v = ff
+        .eval(r##"[document.getElementById("message").dataset.kind, document.getElementById("message").textContent]"##)
+        .await;
+    (
+        v[0].as_str().unwrap_or_default().to_owned(),
+        v[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Clears the message's kind, so that the next one can be waited for.
+pub async fn clear_message_kind(ff: &Firefox) {
+    ff.eval(r##"(document.getElementById("message").dataset.kind = "", true)"##)
+        .await;
+}

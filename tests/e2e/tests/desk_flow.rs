@@ -1,7 +1,7 @@
 //! The desk at scanner speed in a real Firefox: every action, the questions it asks, bad input,
 //! delete with undo, clear all, and export then import of the same file.
 
-use e2e::desk::{eval_async, seed};
+use e2e::desk::{clear_message_kind, eval_async, message, seed, wait_rows};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use serde_json::{json, Value};
 
@@ -16,29 +16,11 @@ async fn rows(ff: &Firefox) -> Vec<Value> {
     v.as_array().expect("rows").clone()
 }
 
-async fn message(ff: &Firefox) -> (String, String) {
-    let v = ff
-        .eval(r##"[document.getElementById("message").dataset.kind, document.getElementById("message").textContent]"##)
-        .await;
-    (
-        v[0].as_str().unwrap_or_default().to_owned(),
-        v[1].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
 async fn row_count(ff: &Firefox) -> usize {
     ff.eval(r##"document.querySelectorAll("#transactions tbody tr").length"##)
         .await
         .as_u64()
         .expect("a count") as usize
-}
-
-async fn wait_rows(ff: &Firefox, n: usize) {
-    ff.wait_until(
-        &format!("{n} rows"),
-        &format!(r##"document.querySelectorAll("#transactions tbody tr").length === {n}"##),
-    )
-    .await;
 }
 
 async fn wait_dialog(ff: &Firefox, kind: &str) {
@@ -52,12 +34,6 @@ async fn wait_message(ff: &Firefox, kind: &str) {
         &format!(r##"document.getElementById("message").dataset.kind === "{kind}""##),
     )
     .await;
-}
-
-/// Clears #message so the next outcome can be waited for.
-async fn reset_message(ff: &Firefox) {
-    ff.eval(r##"(document.getElementById("message").dataset.kind = "", true)"##)
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -228,7 +204,7 @@ async fn bad_input_gets_a_translated_error_and_records_nothing() {
         ];
         ff.type_into("payment-cardnumber", "C0001").await;
         for (id, text, expected) in cases {
-            reset_message(&ff).await;
+            clear_message_kind(&ff).await;
             // A refused value is put back to be corrected; start each case afresh.
             ff.eval(&format!(
                 r##"(document.getElementById("{id}").value = "", true)"##
@@ -256,7 +232,7 @@ async fn bad_input_gets_a_translated_error_and_records_nothing() {
             "C0001"
         );
         // An empty checkin barcode too.
-        reset_message(&ff).await;
+        clear_message_kind(&ff).await;
         ff.eval(r##"(document.getElementById("checkin-barcode").value = "", true)"##)
             .await;
         ff.type_into("checkin-barcode", "\n").await;
@@ -438,7 +414,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
             lines[0]
         );
         let path = temp_file("other.koc", &other);
-        reset_message(&ff).await;
+        clear_message_kind(&ff).await;
         ff.by_id("import")
             .await
             .send_keys(path.to_str().expect("path"))
@@ -468,7 +444,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         wait_message(&ff, "warning").await;
         assert_eq!(row_count(&ff).await, 3);
         let path = temp_file("again.koc", &other);
-        reset_message(&ff).await;
+        clear_message_kind(&ff).await;
         ff.by_id("import")
             .await
             .send_keys(path.to_str().expect("path"))

@@ -2,6 +2,7 @@
 //! exported, nor uncertain ones (above all payments), without the librarian saying so, because
 //! Koha records every uploaded row again (koha-protocol.md §4.5).
 
+use e2e::desk::{clear_message_kind, message, wait_rows};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use serde_json::Value;
 
@@ -21,14 +22,6 @@ const CATCH: &str = r##"(() => {
     };
     return true;
 })()"##;
-
-async fn wait_rows(ff: &Firefox, n: usize) {
-    ff.wait_until(
-        &format!("{n} rows"),
-        &format!(r##"document.querySelectorAll("#transactions tbody tr").length === {n}"##),
-    )
-    .await;
-}
 
 async fn wait_downloads(ff: &Firefox, n: usize) {
     ff.wait_until(
@@ -61,8 +54,7 @@ async fn question(ff: &Firefox, kind: &str) -> Value {
 
 /// Clears #message and clicks Export.
 async fn export(ff: &Firefox) {
-    ff.eval(r##"(document.getElementById("message").dataset.kind = "", true)"##)
-        .await;
+    clear_message_kind(ff).await;
     ff.click("export").await;
 }
 
@@ -73,13 +65,7 @@ async fn outcome(ff: &Firefox) -> (String, String) {
         r##"document.getElementById("message").dataset.kind !== """##,
     )
     .await;
-    let v = ff
-        .eval(r##"[document.getElementById("message").dataset.kind, document.getElementById("message").textContent]"##)
-        .await;
-    (
-        v[0].as_str().unwrap_or_default().to_owned(),
-        v[1].as_str().unwrap_or_default().to_owned(),
-    )
+    message(ff).await
 }
 
 async fn asked(ff: &Firefox) -> Value {

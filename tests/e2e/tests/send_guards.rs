@@ -3,7 +3,7 @@
 //! that differs from Koha's (every recorded time would be off in Koha).
 
 use chrono::{TimeDelta, Utc};
-use e2e::desk::{core_call, record_batch, transactions};
+use e2e::desk::{clear_message_kind, core_call, record_batch, transactions};
 use e2e::firefox::{Firefox, Options};
 use e2e::sending::{runs, wait_for_run, with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, Fault, FaultRule, Profile, StandIn, When};
@@ -176,8 +176,7 @@ async fn export_is_refused_while_a_send_runs() {
         ff.wait_for_css("#send-grant:not([hidden])").await;
         ff.click("send-grant").await;
         ff.wait_for_css("#send-progress:not([hidden])").await;
-        ff.eval(r#"(document.getElementById("message").dataset.kind = "", true)"#)
-            .await;
+        clear_message_kind(&ff).await;
         ff.click("export").await;
         ff.wait_until(
             "the export's refusal",
