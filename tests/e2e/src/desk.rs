@@ -2,8 +2,10 @@
 //! filling the journal through the page's own core (`window.kocCore` or `lib/wasm.js`, both of
 //! the test build), never by writing the storage format by hand.
 
-use crate::firefox::{Firefox, ADDON_UUID};
+use crate::firefox::{with_firefox, Firefox, Options, ADDON_UUID};
 use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Calls the page's core: `expr` is a JS expression over `core` (awaited). Panics with the
@@ -173,4 +175,17 @@ pub async fn message(ff: &Firefox) -> (String, String) {
 pub async fn clear_message_kind(ff: &Firefox) {
     ff.eval(r##"(document.getElementById("message").dataset.kind = "", true)"##)
         .await;
+}
+
+/// Runs `body` with a fresh Firefox (see [`with_firefox`]) whose desk page is open and ready.
+pub async fn with_open_desk<F, Fut>(options: Options, body: F)
+where
+    F: FnOnce(Arc<Firefox>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_firefox(options, move |ff| async move {
+        ff.open("desk.html").await;
+        body(ff).await;
+    })
+    .await;
 }

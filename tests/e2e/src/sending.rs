@@ -1,8 +1,8 @@
 //! Sending from the desk to the Koha stand-in: the desk's settings, the Send button, and the
 //! set-up most send tests share (a stand-in, a Firefox, the desk open and set up to send to it).
 
-use crate::desk::core_call;
-use crate::firefox::{with_firefox, Firefox, Options};
+use crate::desk::{core_call, with_open_desk};
+use crate::firefox::{Firefox, Options};
 use crate::standin::StandIn;
 use crate::wait::wait_until;
 use serde_json::json;
@@ -51,8 +51,8 @@ pub async fn configure(ff: &Firefox, s: &DeskSettings) {
     core_call(ff, &format!("core.saveOptions({form})")).await;
 }
 
-/// Runs `body` with `koha` and a fresh Firefox (see [`with_firefox`]) whose desk is open and
-/// set up with `settings`.
+/// Runs `body` with `koha` and a fresh Firefox (see [`with_open_desk`]) whose desk is set up
+/// with `settings`.
 pub async fn with_desk_sending_to<F, Fut>(
     options: Options,
     koha: StandIn,
@@ -63,8 +63,7 @@ pub async fn with_desk_sending_to<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let koha = Arc::new(koha);
-    with_firefox(options, move |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(options, move |ff| async move {
         configure(&ff, &settings).await;
         body(ff, koha).await;
     })

@@ -2,8 +2,8 @@
 //! what the stand-in received, the statuses the desk stored, and the faults of issue 7.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use e2e::desk::{core_call, record_batch, transactions};
-use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::desk::{core_call, record_batch, transactions, with_open_desk};
+use e2e::firefox::{Firefox, Options};
 use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, Fault, FaultRule, LoggedRequest, Profile, StandIn, When};
 use e2e::wait::wait_until;
@@ -596,8 +596,7 @@ async fn wrong_password_stops_at_the_first_request() {
 /// No settings: the desk explains and links to the settings; nothing is sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn without_settings_the_desk_explains() {
-    with_firefox(options("en-US"), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(options("en-US"), |ff| async move {
         ff.type_into("checkout-cardnumber", "C0001\n").await;
         ff.type_into("checkout-barcode", "B0001\n").await;
         assert_eq!(send(&ff, WAIT).await, "not-ready");

@@ -1,8 +1,8 @@
 //! Storage that never loses a transaction (issue 4), in a real Firefox: reload, two desk tabs,
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
-use e2e::desk::{eval_async, record_checkout, row_ids, seed};
-use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::desk::{eval_async, record_checkout, row_ids, seed, with_open_desk};
+use e2e::firefox::{Firefox, Options};
 use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, Fault, FaultRule, StandIn, When};
 use e2e::wait::wait_until;
@@ -27,8 +27,7 @@ async fn stored_keys(ff: &Firefox) -> (BTreeSet<String>, BTreeSet<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reload_keeps_every_transaction_in_both_stores() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let mut recorded = BTreeSet::new();
         for i in 0..5 {
             recorded.insert(record_checkout(&ff, "C0001", &format!("B00{i:02}")).await);
@@ -80,8 +79,7 @@ async fn open_second_desk(ff: &Firefox) -> fantoccini::wd::WindowHandle {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_desk_tabs_recording_alternately_keep_all_200() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let first = ff.client.window().await.expect("first tab");
         let second = open_second_desk(&ff).await;
         let tabs = [first, second];
@@ -160,8 +158,7 @@ async fn total_now_and_after_reload(ff: &Firefox, total: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let first = ff.client.window().await.expect("first tab");
         // 1,200 that Koha applied and 5 not sent, one key each (as sending leaves them).
         seed(&ff, 1, 1_205, 5, false).await;
@@ -327,8 +324,7 @@ async fn fail_writes(ff: &Firefox, times: u32) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_write_blocks_the_desk_and_loses_nothing() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let kept = record_checkout(&ff, "C0001", "B0001").await;
 
         // Refused twice: the desk does not say "recorded", blocks, and keeps it.
@@ -409,8 +405,7 @@ async fn wait_for_badge(ff: &Firefox, want: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_badge_counts_what_koha_has_not_accepted() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         wait_for_badge(&ff, "").await;
         record_checkout(&ff, "C0001", "B0001").await;
         record_checkout(&ff, "C0001", "B0002").await;
@@ -581,8 +576,7 @@ async fn quarantine_notice_in(locale: &'static str, want: &'static str) {
         locale: locale.into(),
         ..Options::default()
     };
-    with_firefox(options, move |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(options, move |ff| async move {
         record_checkout(&ff, "C0001", "B0001").await;
         assert_eq!(
             ff.eval(r#"!!document.getElementById("storage-quarantine")"#)

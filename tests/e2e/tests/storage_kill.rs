@@ -6,7 +6,7 @@
 //! (unsigned, allowed on ESR with `xpinstall.signatures.required` false), and Firefox is
 //! restarted cleanly once first.
 
-use e2e::desk::{record_checkout, row_ids};
+use e2e::desk::{record_checkout, row_ids, with_open_desk};
 use e2e::firefox::{addon_dir, with_firefox, Options};
 use e2e::wait::wait_until;
 use std::collections::BTreeSet;
@@ -60,8 +60,7 @@ async fn confirmed_transactions_survive_a_killed_browser() {
     // 2. Record, and kill the browser as soon as the desk confirmed the last one.
     let (sender, receiver) = std::sync::mpsc::channel();
     let killed_profile = profile.clone();
-    with_firefox(on_profile(false), move |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(on_profile(false), move |ff| async move {
         let mut confirmed = BTreeSet::new();
         for i in 0..3 {
             confirmed.insert(record_checkout(&ff, "C0001", &format!("K{i:04}")).await);
@@ -98,8 +97,7 @@ async fn confirmed_transactions_survive_a_killed_browser() {
     .await;
 
     // 3. Start again on the same profile, without installing: everything confirmed is there.
-    with_firefox(on_profile(false), move |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(on_profile(false), move |ff| async move {
         let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
         assert_eq!(shown, confirmed);
         ff.screenshot("storage-after-kill").await;
