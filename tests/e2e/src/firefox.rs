@@ -90,6 +90,20 @@ pub struct Options {
     pub binary: Option<PathBuf>,
 }
 
+impl Options {
+    /// The defaults, with optional permissions (the Koha host) granted without a prompt, as
+    /// a librarian would click "Allow".
+    pub fn granting_permissions() -> Options {
+        Options {
+            prefs: vec![(
+                "extensions.webextOptionalPermissionPrompts".to_owned(),
+                json!(false),
+            )],
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -272,21 +286,13 @@ impl Firefox {
 
     /// Waits until `script` (a JS expression) is truthy, 30 s at most.
     pub async fn wait_until(&self, what: &str, script: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let value = self
-                .client
-                .execute(&format!("return !!({script});"), vec![])
-                .await
-                .unwrap_or(Value::Bool(false));
-            if value == Value::Bool(true) {
-                return;
-            }
-            if std::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}: {script}");
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let what = format!("{what} ({script})");
+        let script = format!("return !!({script});");
+        crate::wait::wait_until(&what, Duration::from_secs(30), || async {
+            // A page between two documents (a reload) answers with an error: not yet.
+            self.client.execute(&script, vec![]).await.ok() == Some(Value::Bool(true))
+        })
+        .await;
     }
 
     /// Runs a JS expression in the page and returns its value.

@@ -1,8 +1,10 @@
-//! Test support for the add-on: the Koha stand-in server and the Firefox harness.
+//! Test support for the add-on: the Koha stand-in server, the Firefox harness, page helpers
+//! and the benchmarks.
 
 pub mod bench;
-pub mod bench_send;
-pub mod benches;
+pub mod desk;
 pub mod firefox;
 pub mod report;
+pub mod sending;
 pub mod standin;
+pub mod wait;

@@ -197,6 +197,17 @@ pub struct When {
     pub nth: Option<u64>,
 }
 
+impl When {
+    /// `service.pl` requests with this `action` (e.g. `issue`), whatever their method.
+    pub fn action(action: &str) -> When {
+        When {
+            path: Some("service.pl".into()),
+            params: vec![("action".into(), action.into())],
+            ..When::default()
+        }
+    }
+}
+
 /// A fault and when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultRule {
@@ -295,7 +306,6 @@ pub struct State {
     faults: Vec<ArmedFault>,
     /// The stand-in's "now" when set; else the real clock.
     pub now_override: Option<DateTime<Utc>>,
-    refuse_until: Option<Instant>,
     /// Password checks done since the last reset (each one paid `password_check_ms`).
     pub password_checks: u64,
     ids: u64,
@@ -310,7 +320,6 @@ impl State {
             log: Vec::new(),
             faults: Vec::new(),
             now_override: None,
-            refuse_until: None,
             password_checks: 0,
             ids: 0,
             random: RandomState::new(),
@@ -435,11 +444,6 @@ impl State {
             .collect()
     }
 
-    /// Stops accepting connections for `ms`.
-    pub fn refuse_for(&mut self, ms: u64) {
-        self.refuse_until = Some(Instant::now() + Duration::from_millis(ms));
-    }
-
     fn matching_faults(
         &mut self,
         n: u64,
@@ -474,15 +478,66 @@ impl State {
     }
 }
 
-/// The state behind a mutex, shared by connection threads.
+/// The listening socket. F4 closes it at once, so that once a client has seen its connection
+/// end, new connections are refused; the accept loop opens it again when the refusal is over.
+#[derive(Debug)]
+struct Listener {
+    port: u16,
+    socket: Option<TcpListener>,
+    refuse_until: Option<Instant>,
+}
+
+impl Listener {
+    fn refuse_for(&mut self, ms: u64) {
+        self.socket = None;
+        self.refuse_until = Some(Instant::now() + Duration::from_millis(ms));
+    }
+
+    /// The socket to accept on: `None` while refusing, or while the port cannot be bound again.
+    fn socket(&mut self) -> Option<&TcpListener> {
+        if self
+            .refuse_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return None;
+        }
+        self.refuse_until = None;
+        if self.socket.is_none() {
+            let socket = TcpListener::bind(("127.0.0.1", self.port)).ok()?;
+            socket.set_nonblocking(true).ok()?;
+            self.socket = Some(socket);
+        }
+        self.socket.as_ref()
+    }
+}
+
+/// The state and the listening socket, shared by the accept loop and connection threads.
 #[derive(Debug, Clone)]
-pub struct Shared(Arc<Mutex<State>>);
+pub struct Shared {
+    state: Arc<Mutex<State>>,
+    listener: Arc<Mutex<Listener>>,
+}
 
 impl Shared {
     /// Locks the state (recovering from a poisoned lock: a panicking test thread must not wedge
     /// the server).
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn listener(&self) -> MutexGuard<'_, Listener> {
+        self.listener.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// F4: closes the listening socket now and refuses connections for `ms`.
+    pub fn refuse_for(&self, ms: u64) {
+        self.listener().refuse_for(ms);
+    }
+
+    /// Back to a configuration's fixture (see [`State::reset`]), listening again if refusing.
+    pub fn reset(&self, config: Config) {
+        self.lock().reset(config);
+        self.listener().refuse_until = None;
     }
 }
 
@@ -504,16 +559,24 @@ impl StandIn {
 
     /// Starts on `127.0.0.1:port` (0 picks a free one).
     pub fn start_on(config: Config, port: u16) -> io::Result<StandIn> {
-        let listener = TcpListener::bind(("127.0.0.1", port))?;
-        let port = listener.local_addr()?.port();
-        let shared = Shared(Arc::new(Mutex::new(State::new(config))));
+        let socket = TcpListener::bind(("127.0.0.1", port))?;
+        socket.set_nonblocking(true)?;
+        let port = socket.local_addr()?.port();
+        let shared = Shared {
+            state: Arc::new(Mutex::new(State::new(config))),
+            listener: Arc::new(Mutex::new(Listener {
+                port,
+                socket: Some(socket),
+                refuse_until: None,
+            })),
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Connections::default();
         let accept = {
             let (shared, stop, conns) = (shared.clone(), stop.clone(), connections.clone());
             thread::Builder::new()
                 .name("koha-standin".into())
-                .spawn(move || accept_loop(listener, port, shared, stop, conns))?
+                .spawn(move || accept_loop(port, shared, stop, conns))?
         };
         Ok(StandIn {
             shared,
@@ -557,9 +620,18 @@ impl StandIn {
             .collect()
     }
 
-    /// Resets model, log, faults and clock to a configuration.
+    /// Logged `service.pl` requests that carried a transaction (not a probe, whose `action` is
+    /// empty).
+    pub fn transaction_requests(&self) -> Vec<LoggedRequest> {
+        self.service_requests()
+            .into_iter()
+            .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
+            .collect()
+    }
+
+    /// Resets model, log, faults and clock to a configuration, and ends a refusal (F4).
     pub fn reset(&self, config: Config) {
-        self.state().reset(config);
+        self.shared.reset(config);
     }
 
     /// Changes the configuration in force (not the model).
@@ -624,6 +696,8 @@ impl Drop for StandIn {
         if let Some(handle) = self.accept.take() {
             let _ = handle.join();
         }
+        // Connection threads share the socket: close it here, not when the last one ends.
+        self.shared.listener().socket = None;
         // Open keep-alive connections end too, so a stopped stand-in answers nothing.
         let mut list = self.connections.0.lock().unwrap_or_else(|e| e.into_inner());
         for (_, stream) in list.drain() {
@@ -636,48 +710,23 @@ impl Drop for StandIn {
 #[derive(Debug, Clone, Default)]
 struct Connections(Arc<Mutex<std::collections::HashMap<u64, TcpStream>>>);
 
-fn accept_loop(
-    listener: TcpListener,
-    port: u16,
-    shared: Shared,
-    stop: Arc<AtomicBool>,
-    connections: Connections,
-) {
-    let mut listener = Some(listener);
+fn accept_loop(port: u16, shared: Shared, stop: Arc<AtomicBool>, connections: Connections) {
     let mut connection_ids: u64 = 0;
     while !stop.load(Ordering::SeqCst) {
-        let refusing = {
-            let mut state = shared.lock();
-            match state.refuse_until {
-                Some(until) if Instant::now() < until => true,
-                Some(_) => {
-                    state.refuse_until = None;
-                    false
-                }
-                None => false,
+        let accepted = match shared.listener().socket() {
+            // F4, or the port not free again yet: connections are refused meanwhile.
+            None => {
+                thread::sleep(Duration::from_millis(5));
+                continue;
             }
+            Some(socket) => socket.accept(),
         };
-        if refusing {
-            // F4: no listener at all, so connections are refused.
-            listener = None;
-            thread::sleep(Duration::from_millis(5));
-            continue;
-        }
-        if listener.is_none() {
-            match TcpListener::bind(("127.0.0.1", port)) {
-                Ok(l) => listener = Some(l),
-                Err(_) => {
-                    thread::sleep(Duration::from_millis(5));
+        match accepted {
+            Ok((stream, peer)) => {
+                // Only the listener polls; a connection's reads and writes block.
+                if stream.set_nonblocking(false).is_err() {
                     continue;
                 }
-            }
-        }
-        let Some(l) = listener.as_ref() else { continue };
-        if l.set_nonblocking(true).is_err() {
-            continue;
-        }
-        match l.accept() {
-            Ok((stream, peer)) => {
                 connection_ids += 1;
                 if let Ok(clone) = stream.try_clone() {
                     let mut list = connections.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -846,7 +895,7 @@ fn serve_koha(
     });
     let (mut response, processed) = match before {
         Some(Fault::Refuse { ms }) => {
-            shared.lock().refuse_for(*ms);
+            shared.refuse_for(*ms);
             let _ = writer.shutdown(std::net::Shutdown::Both);
             return Ok(false);
         }

@@ -6,7 +6,7 @@
 //!
 //! `KOC_BENCH_SEND_N` changes the number of transactions per side.
 
-use e2e::bench_send::run_send_benchmark;
+use e2e::bench::send::run_send_benchmark;
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: run by ./build.sh bench"]

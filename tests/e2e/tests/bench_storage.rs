@@ -7,7 +7,7 @@ async fn storage_benchmarks() {
         eprintln!("SKIPPED: storage benchmarks run with KOC_BENCH=1 (./build.sh bench)");
         return;
     }
-    let Some(figures) = e2e::bench::storage_benchmarks().await else {
+    let Some(figures) = e2e::bench::storage::storage_benchmarks().await else {
         return;
     };
     let markdown = figures.markdown();

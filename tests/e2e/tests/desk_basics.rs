@@ -1,11 +1,11 @@
 //! The desk page in a real Firefox: it loads its WASM core, records, and keeps what it recorded.
 
-use e2e::firefox::{with_firefox, Options};
+use e2e::desk::with_open_desk;
+use e2e::firefox::Options;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn checkout_is_recorded_and_survives_a_reload() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkout-cardnumber", "A0001\n").await;
         // Enter on the card moves to the barcode, as with a scanner.
         let focused = ff.eval("document.activeElement.id").await;

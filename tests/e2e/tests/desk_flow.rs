@@ -1,8 +1,8 @@
 //! The desk at scanner speed in a real Firefox: every action, the questions it asks, bad input,
 //! delete with undo, clear all, and export then import of the same file.
 
-use e2e::bench::{eval_async, seed};
-use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::desk::{clear_message_kind, eval_async, message, seed, wait_rows, with_open_desk};
+use e2e::firefox::{Firefox, Options};
 use serde_json::{json, Value};
 
 /// Every row as `[action, card, barcode, status]`, newest first.
@@ -16,29 +16,11 @@ async fn rows(ff: &Firefox) -> Vec<Value> {
     v.as_array().expect("rows").clone()
 }
 
-async fn message(ff: &Firefox) -> (String, String) {
-    let v = ff
-        .eval(r##"[document.getElementById("message").dataset.kind, document.getElementById("message").textContent]"##)
-        .await;
-    (
-        v[0].as_str().unwrap_or_default().to_owned(),
-        v[1].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
 async fn row_count(ff: &Firefox) -> usize {
     ff.eval(r##"document.querySelectorAll("#transactions tbody tr").length"##)
         .await
         .as_u64()
         .expect("a count") as usize
-}
-
-async fn wait_rows(ff: &Firefox, n: usize) {
-    ff.wait_until(
-        &format!("{n} rows"),
-        &format!(r##"document.querySelectorAll("#transactions tbody tr").length === {n}"##),
-    )
-    .await;
 }
 
 async fn wait_dialog(ff: &Firefox, kind: &str) {
@@ -54,16 +36,9 @@ async fn wait_message(ff: &Firefox, kind: &str) {
     .await;
 }
 
-/// Clears #message so the next outcome can be waited for.
-async fn reset_message(ff: &Firefox) {
-    ff.eval(r##"(document.getElementById("message").dataset.kind = "", true)"##)
-        .await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn thirty_scans_for_one_card_are_recorded_in_order_and_the_card_is_kept() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkout-cardnumber", "C0001\n").await;
         assert_eq!(
             ff.eval("document.activeElement.id").await,
@@ -119,8 +94,7 @@ async fn thirty_scans_for_one_card_are_recorded_in_order_and_the_card_is_kept() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn checkin_and_payment_are_recorded_from_the_keyboard() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkin-barcode", "B0007\n").await;
         wait_rows(&ff, 1).await;
         assert_eq!(ff.eval("document.activeElement.id").await, "checkin-barcode");
@@ -157,8 +131,7 @@ async fn checkin_and_payment_are_recorded_from_the_keyboard() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_scan_is_asked_about_and_cancel_records_nothing() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkout-cardnumber", "C0001\n").await;
         ff.type_into("checkout-barcode", "B0001\n").await;
         wait_rows(&ff, 1).await;
@@ -205,8 +178,7 @@ async fn a_repeated_scan_is_asked_about_and_cancel_records_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_a_translated_error_and_records_nothing() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let too_long = "1".repeat(21);
         let cases: [(&str, &str, &str); 4] = [
             ("checkout-barcode", "", "Card number is empty."),
@@ -228,7 +200,7 @@ async fn bad_input_gets_a_translated_error_and_records_nothing() {
         ];
         ff.type_into("payment-cardnumber", "C0001").await;
         for (id, text, expected) in cases {
-            reset_message(&ff).await;
+            clear_message_kind(&ff).await;
             // A refused value is put back to be corrected; start each case afresh.
             ff.eval(&format!(
                 r##"(document.getElementById("{id}").value = "", true)"##
@@ -256,7 +228,7 @@ async fn bad_input_gets_a_translated_error_and_records_nothing() {
             "C0001"
         );
         // An empty checkin barcode too.
-        reset_message(&ff).await;
+        clear_message_kind(&ff).await;
         ff.eval(r##"(document.getElementById("checkin-barcode").value = "", true)"##)
             .await;
         ff.type_into("checkin-barcode", "\n").await;
@@ -273,8 +245,7 @@ async fn bad_input_gets_a_translated_error_and_records_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mis_scan_is_deleted_and_undo_brings_it_back() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkin-barcode", "B0001\nB0002\n").await;
         wait_rows(&ff, 2).await;
         let before = ff.eval(r##"[...document.querySelectorAll("#transactions tbody tr")].map(r => r.dataset.id)"##).await;
@@ -309,8 +280,7 @@ async fn a_mis_scan_is_deleted_and_undo_brings_it_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clear_all_asks_naming_the_unsent_and_cancel_keeps_everything() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkin-barcode", "B0001\nB0002\nB0003\n")
             .await;
         wait_rows(&ff, 3).await;
@@ -372,8 +342,7 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkout-cardnumber", "C0001\n").await;
         ff.type_into("checkout-barcode", "B0001\nB0002\n").await;
         ff.type_into("checkin-barcode", "B0003\n").await;
@@ -438,7 +407,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
             lines[0]
         );
         let path = temp_file("other.koc", &other);
-        reset_message(&ff).await;
+        clear_message_kind(&ff).await;
         ff.by_id("import")
             .await
             .send_keys(path.to_str().expect("path"))
@@ -468,7 +437,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         wait_message(&ff, "warning").await;
         assert_eq!(row_count(&ff).await, 3);
         let path = temp_file("again.koc", &other);
-        reset_message(&ff).await;
+        clear_message_kind(&ff).await;
         ff.by_id("import")
             .await
             .send_keys(path.to_str().expect("path"))
@@ -492,8 +461,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_settings_the_desk_says_so_and_records_all_the_same() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         assert_eq!(
             ff.eval(r##"document.getElementById("setup-note").hidden"##)
                 .await,
@@ -515,8 +483,7 @@ async fn without_settings_the_desk_says_so_and_records_all_the_same() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_table_shows_one_page_at_a_time_and_filters() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let scans: String = (1..=55).map(|i| format!("X{i:03}\n")).collect();
         ff.type_into("checkin-barcode", &scans).await;
         ff.wait_until(
@@ -540,8 +507,7 @@ async fn the_table_shows_one_page_at_a_time_and_filters() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scanning_works_with_fifty_thousand_stored_transactions() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         // 50,000 stored, none sent, one key each, as a long outage would leave them.
         seed(&ff, 1, 50_000, 50_000, false).await;
         ff.client.refresh().await.expect("reload");
@@ -567,8 +533,7 @@ async fn scanning_works_with_fifty_thousand_stored_transactions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_writes_one_file_per_library() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.client
             .execute_async(
                 r##"const done = arguments[0];
@@ -607,8 +572,7 @@ async fn export_writes_one_file_per_library() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_storage_write_is_an_error_and_the_scan_is_held_not_typed_again() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.eval(r##"(browser.storage.local.set = () => Promise.reject(new Error("QuotaExceededError")), true)"##)
             .await;
         ff.type_into("checkout-cardnumber", "C0001\n").await;

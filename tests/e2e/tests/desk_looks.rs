@@ -2,6 +2,7 @@
 //! options page in each of the six languages: screenshots under `target/screenshots/` for people
 //! to look at, no text wider than its box, and the German interface checked.
 
+use e2e::desk::with_open_desk;
 use e2e::firefox::{with_firefox, Firefox, Options};
 use serde_json::json;
 
@@ -235,8 +236,7 @@ async fn screenshots_at_200_percent_zoom() {
         prefs: vec![("layout.css.devPixelsPerPx".into(), json!("2.0"))],
         ..Options::default()
     };
-    with_firefox(options, |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(options, |ff| async move {
         record_some(&ff, 4).await;
         // Nothing is wider than the window: no sideways scrolling for the forms.
         let overflow = ff
@@ -254,8 +254,7 @@ async fn the_desk_speaks_german_when_the_browser_does() {
         locale: "de".into(),
         ..Options::default()
     };
-    with_firefox(options, |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(options, |ff| async move {
         assert_eq!(ff.eval("document.documentElement.lang").await, "de");
         let label = r##"document.querySelector("label[for=checkout-cardnumber]").textContent"##;
         assert_eq!(ff.eval(label).await, "Ausweisnummer");
@@ -299,8 +298,7 @@ async fn the_desk_speaks_german_when_the_browser_does() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn accepted_rows_cannot_be_deleted_one_by_one_and_clear_sent_removes_them() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         seed_answered(&ff).await;
         ff.client.refresh().await.expect("reload");
         ff.wait_ready().await;

@@ -2,7 +2,8 @@
 //! exported, nor uncertain ones (above all payments), without the librarian saying so, because
 //! Koha records every uploaded row again (koha-protocol.md §4.5).
 
-use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::desk::{clear_message_kind, message, wait_rows, with_open_desk};
+use e2e::firefox::{Firefox, Options};
 use serde_json::Value;
 
 /// Catches downloads instead of saving them (`window.downloads` gets `{name, text}`), and
@@ -21,14 +22,6 @@ const CATCH: &str = r##"(() => {
     };
     return true;
 })()"##;
-
-async fn wait_rows(ff: &Firefox, n: usize) {
-    ff.wait_until(
-        &format!("{n} rows"),
-        &format!(r##"document.querySelectorAll("#transactions tbody tr").length === {n}"##),
-    )
-    .await;
-}
 
 async fn wait_downloads(ff: &Firefox, n: usize) {
     ff.wait_until(
@@ -61,8 +54,7 @@ async fn question(ff: &Firefox, kind: &str) -> Value {
 
 /// Clears #message and clicks Export.
 async fn export(ff: &Firefox) {
-    ff.eval(r##"(document.getElementById("message").dataset.kind = "", true)"##)
-        .await;
+    clear_message_kind(ff).await;
     ff.click("export").await;
 }
 
@@ -73,13 +65,7 @@ async fn outcome(ff: &Firefox) -> (String, String) {
         r##"document.getElementById("message").dataset.kind !== """##,
     )
     .await;
-    let v = ff
-        .eval(r##"[document.getElementById("message").dataset.kind, document.getElementById("message").textContent]"##)
-        .await;
-    (
-        v[0].as_str().unwrap_or_default().to_owned(),
-        v[1].as_str().unwrap_or_default().to_owned(),
-    )
+    message(ff).await
 }
 
 async fn asked(ff: &Firefox) -> Value {
@@ -90,8 +76,7 @@ async fn asked(ff: &Firefox) -> Value {
 /// loan twice in Koha.
 #[tokio::test(flavor = "multi_thread")]
 async fn export_again_asks_about_rows_already_exported_and_a_decline_leaves_them_out() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkout-cardnumber", "C0001\n").await;
         ff.type_into("checkout-barcode", "B0001\nB0002\n").await;
         wait_rows(&ff, 2).await;
@@ -165,8 +150,7 @@ async fn seed_uncertain_payment(ff: &Firefox) {
 /// went into the file and was credited twice on upload.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_uncertain_payment_is_not_exported_without_the_payment_question() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         seed_uncertain_payment(&ff).await;
         ff.eval(CATCH).await;
 
@@ -205,8 +189,7 @@ async fn an_uncertain_payment_is_not_exported_without_the_payment_question() {
 /// Issue: after an export, the next export took the new rows together with every earlier one.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_row_recorded_after_an_export_is_exported_without_a_question() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         ff.type_into("checkin-barcode", "B0001\nB0002\n").await;
         wait_rows(&ff, 2).await;
         ff.eval(CATCH).await;

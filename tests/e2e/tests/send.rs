@@ -2,11 +2,11 @@
 //! what the stand-in received, the statuses the desk stored, and the faults of issue 7.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use e2e::bench_send::{
-    configure, core_call, grant_without_prompt, record_batch, send, transactions, DeskSettings,
-};
-use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::desk::{core_call, record_batch, transactions, with_open_desk};
+use e2e::firefox::{Firefox, Options};
+use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, Fault, FaultRule, LoggedRequest, Profile, StandIn, When};
+use e2e::wait::wait_until;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,8 +16,7 @@ const WAIT: Duration = Duration::from_secs(60);
 fn options(locale: &str) -> Options {
     Options {
         locale: locale.into(),
-        prefs: grant_without_prompt(),
-        ..Options::default()
+        ..Options::granting_permissions()
     }
 }
 
@@ -81,14 +80,6 @@ async fn record_five(ff: &Firefox, pending: &str) -> Recorded {
 }
 
 const CREDENTIAL_PARAMS: [&str; 4] = ["login_userid", "login_password", "password", "nocookie"];
-
-/// The requests that carried a transaction (the probe has an empty `action`).
-fn transaction_requests(koha: &StandIn) -> Vec<LoggedRequest> {
-    koha.service_requests()
-        .into_iter()
-        .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
-        .collect()
-}
 
 fn without_credentials(r: &LoggedRequest) -> Vec<(String, String)> {
     r.params
@@ -179,23 +170,13 @@ async fn profile_and_mode(profile: Profile, mode: &'static str, login_once: bool
         ..Config::default()
     })
     .expect("stand-in");
-    let base = koha.base_url();
-    let koha = std::sync::Arc::new(koha);
-    let k = koha.clone();
     let shot = format!("send-{profile:?}-{mode}-{locale}").to_lowercase();
-    with_firefox(options(locale), move |ff| async move {
-        let koha = k;
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: base,
-                mode,
-                password: Some("secret123"),
-                login_once,
-            },
-        )
-        .await;
+    let settings = DeskSettings {
+        mode,
+        login_once,
+        ..DeskSettings::queue(&koha)
+    };
+    with_desk_sending_to(options(locale), koha, settings, move |ff, koha| async move {
         let pending = if mode == "queue" { "true" } else { "false" };
         let recorded = record_five(&ff, pending).await;
 
@@ -213,7 +194,7 @@ async fn profile_and_mode(profile: Profile, mode: &'static str, login_once: bool
         );
 
         // Exactly these five requests, in recorded order, with exactly these parameters.
-        let sent = transaction_requests(&koha);
+        let sent = koha.transaction_requests();
         let got: Vec<Vec<(String, String)>> = sent.iter().map(without_credentials).collect();
         let want: Vec<Vec<(String, String)>> =
             recorded.rows.iter().map(|(_, _, p)| p.clone()).collect();
@@ -379,27 +360,14 @@ async fn dropped_third_operation_is_uncertain_and_never_duplicated() {
         })
         .expect("stand-in");
         koha.set_faults(drop_the_payment());
-        let koha = std::sync::Arc::new(koha);
-        let k = koha.clone();
-        with_firefox(options("en-US"), move |ff| async move {
-            let koha = k;
-            ff.open("desk.html").await;
-            configure(
-                &ff,
-                &DeskSettings {
-                    server: koha.base_url(),
-                    mode: "queue",
-                    password: Some("secret123"),
-                    login_once: true,
-                },
-            )
-            .await;
+        let settings = DeskSettings::queue(&koha);
+        with_desk_sending_to(options("en-US"), koha, settings, move |ff, koha| async move {
             let recorded = record_five(&ff, "true").await;
             let ids: Vec<&str> = recorded.rows.iter().map(|(id, _, _)| id.as_str()).collect();
 
             assert_eq!(send(&ff, WAIT).await, "ran");
             let payment_requests = |koha: &StandIn| {
-                transaction_requests(koha)
+                koha.transaction_requests()
                     .iter()
                     .filter(|r| r.param("action") == Some("payment"))
                     .count()
@@ -445,7 +413,7 @@ async fn dropped_third_operation_is_uncertain_and_never_duplicated() {
             // Sending again: the two not sent go, the uncertain payment does not.
             assert_eq!(send(&ff, WAIT).await, "ran");
             assert_eq!(payment_requests(&koha), 1);
-            assert_eq!(transaction_requests(&koha).len(), 5);
+            assert_eq!(koha.transaction_requests().len(), 5);
             assert_eq!(koha.model().queue.len(), 5);
             let s = statuses(&ff).await;
             let names: Vec<&str> = ids.iter().map(|id| s[*id].0.as_str()).collect();
@@ -508,54 +476,47 @@ async fn dropped_third_operation_is_uncertain_and_never_duplicated() {
 async fn with_keep_alive_firefox_silently_repeats_a_dropped_post() {
     let koha = StandIn::start(Config::default()).expect("stand-in");
     koha.set_faults(drop_the_payment());
-    let koha = std::sync::Arc::new(koha);
-    let k = koha.clone();
-    with_firefox(options("en-US"), move |ff| async move {
-        let koha = k;
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: koha.base_url(),
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
-        let recorded = record_five(&ff, "true").await;
-        assert_eq!(send(&ff, WAIT).await, "ran");
-        let payments: Vec<LoggedRequest> = transaction_requests(&koha)
-            .into_iter()
-            .filter(|r| r.param("action") == Some("payment"))
-            .collect();
-        let s = statuses(&ff).await;
-        let payment = &s[&recorded.rows[2].0].0;
-        eprintln!(
-            "keep-alive F2: {} payment request(s) reached the stand-in (connections {:?}, \
+    let settings = DeskSettings::queue(&koha);
+    with_desk_sending_to(
+        options("en-US"),
+        koha,
+        settings,
+        move |ff, koha| async move {
+            let recorded = record_five(&ff, "true").await;
+            assert_eq!(send(&ff, WAIT).await, "ran");
+            let payments: Vec<LoggedRequest> = koha
+                .transaction_requests()
+                .into_iter()
+                .filter(|r| r.param("action") == Some("payment"))
+                .collect();
+            let s = statuses(&ff).await;
+            let payment = &s[&recorded.rows[2].0].0;
+            eprintln!(
+                "keep-alive F2: {} payment request(s) reached the stand-in (connections {:?}, \
              request on connection {:?}); the desk stored `{payment}`",
-            payments.len(),
-            payments.iter().map(|r| r.connection).collect::<Vec<_>>(),
-            payments.iter().map(|r| r.on_connection).collect::<Vec<_>>()
-        );
-        if payments[0].on_connection > 0 {
-            // A reused connection: Firefox repeated the request, Koha stored it twice.
-            assert_eq!(payments.len(), 2);
-            assert_eq!(payment, "queued");
-            assert_eq!(
-                koha.model()
-                    .queue
-                    .iter()
-                    .filter(|q| q.action == "payment")
-                    .count(),
-                2
+                payments.len(),
+                payments.iter().map(|r| r.connection).collect::<Vec<_>>(),
+                payments.iter().map(|r| r.on_connection).collect::<Vec<_>>()
             );
-        } else {
-            // A fresh connection: no repeat, the desk says uncertain.
-            assert_eq!(payments.len(), 1);
-            assert_eq!(payment, "uncertain");
-        }
-    })
+            if payments[0].on_connection > 0 {
+                // A reused connection: Firefox repeated the request, Koha stored it twice.
+                assert_eq!(payments.len(), 2);
+                assert_eq!(payment, "queued");
+                assert_eq!(
+                    koha.model()
+                        .queue
+                        .iter()
+                        .filter(|q| q.action == "payment")
+                        .count(),
+                    2
+                );
+            } else {
+                // A fresh connection: no repeat, the desk says uncertain.
+                assert_eq!(payments.len(), 1);
+                assert_eq!(payment, "uncertain");
+            }
+        },
+    )
     .await;
 }
 
@@ -569,72 +530,65 @@ async fn wrong_password_stops_at_the_first_request() {
             ..Config::default()
         })
         .expect("stand-in");
-        let koha = std::sync::Arc::new(koha);
-        let k = koha.clone();
-        with_firefox(options("en-US"), move |ff| async move {
-            let koha = k;
-            ff.open("desk.html").await;
-            configure(
-                &ff,
-                &DeskSettings {
-                    server: koha.base_url(),
-                    mode: "apply",
-                    password: None,
-                    login_once: true,
-                },
-            )
-            .await;
-            let recorded = record_five(&ff, "false").await;
-            // No remembered password: the desk asks for one (after the permission).
-            assert_eq!(send(&ff, WAIT).await, "password");
-            ff.wait_for_css("#password-area:not([hidden])").await;
-            let before = e2e::bench_send::runs(&ff).await;
-            ff.type_into("password-prompt", "wrong-one\n").await;
-            let outcome = e2e::bench_send::wait_for_run(&ff, before, WAIT).await;
-            assert_eq!(outcome, "problem-wrong-credentials");
-            assert!(transaction_requests(&koha).is_empty());
-            assert_eq!(koha.service_requests().len(), 1, "only the probe");
-            assert_eq!(koha.password_checks(), 1);
-            let s = statuses(&ff).await;
-            assert!(s.values().all(|(status, _)| status == "local"), "{s:?}");
-            assert_eq!(
-                ff.eval(r#"document.getElementById("message").dataset.kind"#)
-                    .await,
-                "error"
-            );
-            ff.wait_for_css("#password-area:not([hidden])").await;
-            assert_eq!(
-                core_call(&ff, "browser.storage.session.get(null)").await,
-                json!({}),
-                "a refused password is not kept"
-            );
-            ff.screenshot(&format!("send-wrong-password-{profile:?}").to_lowercase())
-                .await;
-            // The right one: kept for the session, and everything goes.
-            let before = e2e::bench_send::runs(&ff).await;
-            ff.type_into("password-prompt", "secret123").await;
-            ff.click("password-prompt-ok").await;
-            assert_eq!(
-                e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
-                "ran"
-            );
-            assert_eq!(transaction_requests(&koha).len(), 5);
-            let s = statuses(&ff).await;
-            let names: Vec<&str> = recorded
-                .rows
-                .iter()
-                .map(|(id, _, _)| s[id].0.as_str())
-                .collect();
-            assert_eq!(
-                names,
-                ["applied", "applied", "applied", "rejected", "applied"]
-            );
-            assert_eq!(
-                core_call(&ff, "browser.storage.session.get(null)").await,
-                json!({"koha-offline-circ:password": "secret123"})
-            );
-            assert_every_post_had_a_valid_token(&koha, profile);
-        })
+        let settings = DeskSettings {
+            mode: "apply",
+            password: None,
+            ..DeskSettings::queue(&koha)
+        };
+        with_desk_sending_to(
+            options("en-US"),
+            koha,
+            settings,
+            move |ff, koha| async move {
+                let recorded = record_five(&ff, "false").await;
+                // No remembered password: the desk asks for one (after the permission).
+                assert_eq!(send(&ff, WAIT).await, "password");
+                ff.wait_for_css("#password-area:not([hidden])").await;
+                let before = runs(&ff).await;
+                ff.type_into("password-prompt", "wrong-one\n").await;
+                let outcome = wait_for_run(&ff, before, WAIT).await;
+                assert_eq!(outcome, "problem-wrong-credentials");
+                assert!(koha.transaction_requests().is_empty());
+                assert_eq!(koha.service_requests().len(), 1, "only the probe");
+                assert_eq!(koha.password_checks(), 1);
+                let s = statuses(&ff).await;
+                assert!(s.values().all(|(status, _)| status == "local"), "{s:?}");
+                assert_eq!(
+                    ff.eval(r#"document.getElementById("message").dataset.kind"#)
+                        .await,
+                    "error"
+                );
+                ff.wait_for_css("#password-area:not([hidden])").await;
+                assert_eq!(
+                    core_call(&ff, "browser.storage.session.get(null)").await,
+                    json!({}),
+                    "a refused password is not kept"
+                );
+                ff.screenshot(&format!("send-wrong-password-{profile:?}").to_lowercase())
+                    .await;
+                // The right one: kept for the session, and everything goes.
+                let before = runs(&ff).await;
+                ff.type_into("password-prompt", "secret123").await;
+                ff.click("password-prompt-ok").await;
+                assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
+                assert_eq!(koha.transaction_requests().len(), 5);
+                let s = statuses(&ff).await;
+                let names: Vec<&str> = recorded
+                    .rows
+                    .iter()
+                    .map(|(id, _, _)| s[id].0.as_str())
+                    .collect();
+                assert_eq!(
+                    names,
+                    ["applied", "applied", "applied", "rejected", "applied"]
+                );
+                assert_eq!(
+                    core_call(&ff, "browser.storage.session.get(null)").await,
+                    json!({"koha-offline-circ:password": "secret123"})
+                );
+                assert_every_post_had_a_valid_token(&koha, profile);
+            },
+        )
         .await;
     }
 }
@@ -642,8 +596,7 @@ async fn wrong_password_stops_at_the_first_request() {
 /// No settings: the desk explains and links to the settings; nothing is sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn without_settings_the_desk_explains() {
-    with_firefox(options("en-US"), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(options("en-US"), |ff| async move {
         ff.type_into("checkout-cardnumber", "C0001\n").await;
         ff.type_into("checkout-barcode", "B0001\n").await;
         assert_eq!(send(&ff, WAIT).await, "not-ready");
@@ -674,21 +627,8 @@ async fn cancel_lets_the_request_in_flight_finish() {
         ..Config::default()
     })
     .expect("stand-in");
-    let koha = std::sync::Arc::new(koha);
-    let k = koha.clone();
-    with_firefox(options("en-US"), move |ff| async move {
-        let koha = k;
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: koha.base_url(),
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
+    let settings = DeskSettings::queue(&koha);
+    with_desk_sending_to(options("en-US"), koha, settings, move |ff, koha| async move {
         let recorded = record_five(&ff, "true").await;
         // Grant first, so that the click below starts the run itself.
         assert_eq!(send(&ff, WAIT).await, "ran");
@@ -703,7 +643,7 @@ async fn cancel_lets_the_request_in_flight_finish() {
             {"action": "return", "barcode": "B0004"},
         ]);
         record_batch(&ff, &more).await;
-        let before = e2e::bench_send::runs(&ff).await;
+        let before = runs(&ff).await;
         ff.click("send").await;
         ff.wait_until(
             "one transaction sent",
@@ -718,7 +658,7 @@ async fn cancel_lets_the_request_in_flight_finish() {
         ff.screenshot("send-progress").await;
         ff.click("send-cancel").await;
         assert_eq!(
-            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
+            wait_for_run(&ff, before, WAIT).await,
             "ran"
         );
         assert_eq!(
@@ -726,7 +666,7 @@ async fn cancel_lets_the_request_in_flight_finish() {
                 .await,
             "cancelled"
         );
-        let sent = transaction_requests(&koha).len();
+        let sent = koha.transaction_requests().len();
         assert!(
             (1..4).contains(&sent),
             "{sent} sent before the cancel took effect"
@@ -747,7 +687,7 @@ async fn cancel_lets_the_request_in_flight_finish() {
         assert!(s.values().all(|(st, _)| st != "sending"));
         // The rest goes with the next run.
         assert_eq!(send(&ff, WAIT).await, "ran");
-        assert_eq!(transaction_requests(&koha).len(), 4);
+        assert_eq!(koha.transaction_requests().len(), 4);
         let _ = recorded;
     })
     .await;
@@ -765,64 +705,54 @@ async fn get_only_with_consent_naming_the_risk() {
         c.switches.auth_token_header = false;
         c
     };
-    let koha = std::sync::Arc::new(StandIn::start(config()).expect("stand-in"));
-    let k = koha.clone();
-    with_firefox(options("en-US"), move |ff| async move {
-        let koha = k;
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: koha.base_url(),
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: false,
-            },
-        )
-        .await;
-        let recorded = record_five(&ff, "true").await;
-        let before = e2e::bench_send::runs(&ff).await;
-        ff.click("send").await;
-        ff.wait_for_css("#send-grant:not([hidden])").await;
-        ff.click("send-grant").await;
-        ff.wait_for_css(r#"#confirm[open][data-kind="send-get"]"#)
-            .await;
-        let body = ff
-            .eval(r#"document.getElementById("confirm-body").textContent"#)
-            .await;
-        let body = body.as_str().expect("text");
-        assert!(body.contains("log files"), "{body}");
-        assert!(body.contains("1 payment(s)"), "{body}");
-        ff.screenshot("send-get-consent").await;
-        ff.click("confirm-cancel").await;
-        assert_eq!(
-            e2e::bench_send::wait_for_run(&ff, before + 1, WAIT).await,
-            "get-declined"
-        );
-        assert!(transaction_requests(&koha).is_empty());
-        assert!(koha
-            .log()
-            .iter()
-            .all(|r| r.method != "GET" || !r.query.contains("password")));
+    let koha = StandIn::start(config()).expect("stand-in");
+    let settings = DeskSettings {
+        login_once: false,
+        ..DeskSettings::queue(&koha)
+    };
+    with_desk_sending_to(
+        options("en-US"),
+        koha,
+        settings,
+        move |ff, koha| async move {
+            let recorded = record_five(&ff, "true").await;
+            let before = runs(&ff).await;
+            ff.click("send").await;
+            ff.wait_for_css("#send-grant:not([hidden])").await;
+            ff.click("send-grant").await;
+            ff.wait_for_css(r#"#confirm[open][data-kind="send-get"]"#)
+                .await;
+            let body = ff
+                .eval(r#"document.getElementById("confirm-body").textContent"#)
+                .await;
+            let body = body.as_str().expect("text");
+            assert!(body.contains("log files"), "{body}");
+            assert!(body.contains("1 payment(s)"), "{body}");
+            ff.screenshot("send-get-consent").await;
+            ff.click("confirm-cancel").await;
+            assert_eq!(wait_for_run(&ff, before + 1, WAIT).await, "get-declined");
+            assert!(koha.transaction_requests().is_empty());
+            assert!(koha
+                .log()
+                .iter()
+                .all(|r| r.method != "GET" || !r.query.contains("password")));
 
-        let before = e2e::bench_send::runs(&ff).await;
-        ff.click("send").await;
-        ff.wait_for_css(r#"#confirm[open][data-kind="send-get"]"#)
-            .await;
-        ff.click("confirm-ok").await;
-        assert_eq!(
-            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
-            "ran"
-        );
-        let sent = transaction_requests(&koha);
-        assert_eq!(sent.len(), 5);
-        assert!(sent.iter().all(|r| r.method == "GET"));
-        let got: Vec<Params> = sent.iter().map(without_credentials).collect();
-        let want: Vec<Params> = recorded.rows.iter().map(|(_, _, p)| p.clone()).collect();
-        assert_eq!(got, want);
-        let s = statuses(&ff).await;
-        assert!(s.values().all(|(st, _)| st == "queued"), "{s:?}");
-    })
+            let before = runs(&ff).await;
+            ff.click("send").await;
+            ff.wait_for_css(r#"#confirm[open][data-kind="send-get"]"#)
+                .await;
+            ff.click("confirm-ok").await;
+            assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
+            let sent = koha.transaction_requests();
+            assert_eq!(sent.len(), 5);
+            assert!(sent.iter().all(|r| r.method == "GET"));
+            let got: Vec<Params> = sent.iter().map(without_credentials).collect();
+            let want: Vec<Params> = recorded.rows.iter().map(|(_, _, p)| p.clone()).collect();
+            assert_eq!(got, want);
+            let s = statuses(&ff).await;
+            assert!(s.values().all(|(st, _)| st == "queued"), "{s:?}");
+        },
+    )
     .await;
 }
 
@@ -840,72 +770,59 @@ async fn a_password_refused_mid_run_fails_that_row_and_stops() {
         // The first transaction is answered slowly: meanwhile the password changes in Koha.
         koha.set_faults(vec![FaultRule::nth(
             Fault::Delay { ms: 1500 },
-            When {
-                path: Some("service.pl".into()),
-                params: vec![("action".into(), "issue".into())],
-                ..When::default()
-            },
+            When::action("issue"),
         )]);
-        let koha = std::sync::Arc::new(koha);
-        let k = koha.clone();
-        with_firefox(options("en-US"), move |ff| async move {
-            let koha = k;
-            ff.open("desk.html").await;
-            configure(
-                &ff,
-                &DeskSettings {
-                    server: koha.base_url(),
-                    mode: "queue",
-                    password: Some("secret123"),
-                    login_once: false,
-                },
-            )
-            .await;
-            let recorded = record_five(&ff, "true").await;
-            let before = e2e::bench_send::runs(&ff).await;
-            ff.click("send").await;
-            ff.wait_for_css("#send-grant:not([hidden])").await;
-            ff.click("send-grant").await;
-            let deadline = std::time::Instant::now() + WAIT;
-            while transaction_requests(&koha).is_empty() {
-                assert!(std::time::Instant::now() < deadline);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            for account in &mut koha.state().model.accounts {
-                if account.userid == "desk" {
-                    account.password = "changed-in-koha".into();
+        let settings = DeskSettings {
+            login_once: false,
+            ..DeskSettings::queue(&koha)
+        };
+        with_desk_sending_to(
+            options("en-US"),
+            koha,
+            settings,
+            move |ff, koha| async move {
+                let recorded = record_five(&ff, "true").await;
+                let before = runs(&ff).await;
+                ff.click("send").await;
+                ff.wait_for_css("#send-grant:not([hidden])").await;
+                ff.click("send-grant").await;
+                wait_until("the first transaction to reach Koha", WAIT, || async {
+                    !koha.transaction_requests().is_empty()
+                })
+                .await;
+                for account in &mut koha.state().model.accounts {
+                    if account.userid == "desk" {
+                        account.password = "changed-in-koha".into();
+                    }
                 }
-            }
-            assert_eq!(
-                e2e::bench_send::wait_for_run(&ff, before + 1, WAIT).await,
-                "ran"
-            );
-            let s = statuses(&ff).await;
-            let names: Vec<(&str, Option<&str>)> = recorded
-                .rows
-                .iter()
-                .map(|(id, _, _)| (s[id].0.as_str(), s[id].1.as_deref()))
-                .collect();
-            assert_eq!(
-                names,
-                [
-                    ("queued", None),
-                    ("failed", Some("authentication")),
-                    ("local", None),
-                    ("local", None),
-                    ("local", None)
-                ]
-            );
-            assert_eq!(transaction_requests(&koha).len(), 2);
-            assert_eq!(koha.model().queue.len(), 1);
-            assert_eq!(
-                ff.eval(r#"document.getElementById("send-summary").dataset.stopped"#)
-                    .await,
-                "authentication"
-            );
-            assert_eq!(summary_count(&ff, "failed").await, "1");
-            assert_eq!(summary_count(&ff, "notSent").await, "3");
-        })
+                assert_eq!(wait_for_run(&ff, before + 1, WAIT).await, "ran");
+                let s = statuses(&ff).await;
+                let names: Vec<(&str, Option<&str>)> = recorded
+                    .rows
+                    .iter()
+                    .map(|(id, _, _)| (s[id].0.as_str(), s[id].1.as_deref()))
+                    .collect();
+                assert_eq!(
+                    names,
+                    [
+                        ("queued", None),
+                        ("failed", Some("authentication")),
+                        ("local", None),
+                        ("local", None),
+                        ("local", None)
+                    ]
+                );
+                assert_eq!(koha.transaction_requests().len(), 2);
+                assert_eq!(koha.model().queue.len(), 1);
+                assert_eq!(
+                    ff.eval(r#"document.getElementById("send-summary").dataset.stopped"#)
+                        .await,
+                    "authentication"
+                );
+                assert_eq!(summary_count(&ff, "failed").await, "1");
+                assert_eq!(summary_count(&ff, "notSent").await, "3");
+            },
+        )
         .await;
     }
 }
@@ -919,62 +836,44 @@ async fn an_uncertain_checkin_is_resent_only_when_the_librarian_confirms() {
         ..Config::default()
     })
     .expect("stand-in");
-    koha.set_faults(vec![FaultRule::nth(
-        Fault::Drop,
-        When {
-            path: Some("service.pl".into()),
-            params: vec![("action".into(), "return".into())],
-            ..When::default()
-        },
-    )]);
-    let koha = std::sync::Arc::new(koha);
-    let k = koha.clone();
-    with_firefox(options("en-US"), move |ff| async move {
-        let koha = k;
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: koha.base_url(),
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
-        let recorded = record_five(&ff, "true").await;
-        let checkin = recorded.rows[1].0.clone();
-        assert_eq!(send(&ff, WAIT).await, "ran");
-        assert_eq!(statuses(&ff).await[&checkin].0, "uncertain");
-        // An ordinary run leaves it alone.
-        assert_eq!(send(&ff, WAIT).await, "ran");
-        let returns = |koha: &StandIn| {
-            transaction_requests(koha)
-                .iter()
-                .filter(|r| r.param("action") == Some("return"))
-                .count()
-        };
-        assert_eq!(returns(&koha), 1);
-        assert_eq!(statuses(&ff).await[&checkin].0, "uncertain");
+    koha.set_faults(vec![FaultRule::nth(Fault::Drop, When::action("return"))]);
+    let settings = DeskSettings::queue(&koha);
+    with_desk_sending_to(
+        options("en-US"),
+        koha,
+        settings,
+        move |ff, koha| async move {
+            let recorded = record_five(&ff, "true").await;
+            let checkin = recorded.rows[1].0.clone();
+            assert_eq!(send(&ff, WAIT).await, "ran");
+            assert_eq!(statuses(&ff).await[&checkin].0, "uncertain");
+            // An ordinary run leaves it alone.
+            assert_eq!(send(&ff, WAIT).await, "ran");
+            let returns = |koha: &StandIn| {
+                koha.transaction_requests()
+                    .iter()
+                    .filter(|r| r.param("action") == Some("return"))
+                    .count()
+            };
+            assert_eq!(returns(&koha), 1);
+            assert_eq!(statuses(&ff).await[&checkin].0, "uncertain");
 
-        let item = format!(r#"#uncertain-list li[data-id="{checkin}"]"#);
-        let before = e2e::bench_send::runs(&ff).await;
-        ff.wait_for_css(&format!(r#"{item} [data-role="resend"]"#))
-            .await
-            .click()
-            .await
-            .expect("click");
-        ff.wait_for_css(r#"#confirm[open][data-kind="resend-uncertain"]"#)
-            .await;
-        ff.click("confirm-ok").await;
-        assert_eq!(
-            e2e::bench_send::wait_for_run(&ff, before, WAIT).await,
-            "ran"
-        );
-        assert_eq!(returns(&koha), 2, "sent again, as the librarian chose");
-        assert_eq!(statuses(&ff).await[&checkin].0, "queued");
-        assert_eq!(transaction_requests(&koha).len(), 6);
-    })
+            let item = format!(r#"#uncertain-list li[data-id="{checkin}"]"#);
+            let before = runs(&ff).await;
+            ff.wait_for_css(&format!(r#"{item} [data-role="resend"]"#))
+                .await
+                .click()
+                .await
+                .expect("click");
+            ff.wait_for_css(r#"#confirm[open][data-kind="resend-uncertain"]"#)
+                .await;
+            ff.click("confirm-ok").await;
+            assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
+            assert_eq!(returns(&koha), 2, "sent again, as the librarian chose");
+            assert_eq!(statuses(&ff).await[&checkin].0, "queued");
+            assert_eq!(koha.transaction_requests().len(), 6);
+        },
+    )
     .await;
 }
 
@@ -985,34 +884,20 @@ async fn an_uncertain_checkin_is_resent_only_when_the_librarian_confirms() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_send_run_with_login_once_leaves_no_session_logged_in() {
     for profile in [Profile::Newest, Profile::Legacy] {
-        let koha = std::sync::Arc::new(
-            StandIn::start(Config {
-                profile,
-                ..Config::default()
-            })
-            .expect("stand-in"),
-        );
-        let k = koha.clone();
-        with_firefox(options("en-US"), move |ff| async move {
-            let koha = k;
-            ff.open("desk.html").await;
-            configure(
-                &ff,
-                &DeskSettings {
-                    server: koha.base_url(),
-                    mode: "queue",
-                    password: Some("secret123"),
-                    login_once: true,
-                },
-            )
-            .await;
+        let koha = StandIn::start(Config {
+            profile,
+            ..Config::default()
+        })
+        .expect("stand-in");
+        let settings = DeskSettings::queue(&koha);
+        with_desk_sending_to(options("en-US"), koha, settings, move |ff, koha| async move {
             let batch = json!([
                 {"action": "return", "barcode": "B0049"},
                 {"action": "issue", "cardnumber": "C0001", "barcode": "B0010"},
             ]);
             assert_eq!(record_batch(&ff, &batch).await, 2);
             assert_eq!(send(&ff, WAIT).await, "ran");
-            let sent = transaction_requests(&koha);
+            let sent = koha.transaction_requests();
             assert_eq!(sent.len(), 2);
             assert!(
                 sent.iter().all(|r| r.param("login_password").is_none()),
@@ -1057,13 +942,11 @@ async fn a_send_run_with_login_once_leaves_no_session_logged_in() {
 /// `uncertain` (reason `timeout`): it may have reached Koha. The next one is not sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_answer_ends_the_run_with_the_transaction_uncertain() {
-    let koha = std::sync::Arc::new(
-        StandIn::start(Config {
-            profile: Profile::Newest,
-            ..Config::default()
-        })
-        .expect("stand-in"),
-    );
+    let koha = StandIn::start(Config {
+        profile: Profile::Newest,
+        ..Config::default()
+    })
+    .expect("stand-in");
     koha.set_faults(vec![FaultRule::nth(
         Fault::Stall { ms: 120_000 },
         When {
@@ -1073,70 +956,68 @@ async fn a_stalled_answer_ends_the_run_with_the_transaction_uncertain() {
             ..When::default()
         },
     )]);
-    let k = koha.clone();
-    with_firefox(options("en-US"), move |ff| async move {
-        let koha = k;
-        ff.open("desk.html").await;
-        // src/web/http.rs TIMEOUT_OVERRIDE_KEY: a test-only shorter time-out.
-        ff.eval(
-            "(localStorage.setItem('koha-offline-circ:test-request-timeout-ms', '2000'), true)",
-        )
-        .await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: koha.base_url(),
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: false,
-            },
-        )
-        .await;
-        let batch = json!([
-            {"action": "return", "barcode": "B0049"},
-            {"action": "issue", "cardnumber": "C0001", "barcode": "B0010"},
-            {"action": "return", "barcode": "B0010"},
-        ]);
-        assert_eq!(record_batch(&ff, &batch).await, 3);
-        let mut rows = transactions(&ff).await;
-        rows.reverse(); // oldest first
-        let ids: Vec<String> = rows
-            .iter()
-            .map(|r| r["id"].as_str().expect("id").to_owned())
-            .collect();
+    let settings = DeskSettings {
+        login_once: false,
+        ..DeskSettings::queue(&koha)
+    };
+    with_desk_sending_to(
+        options("en-US"),
+        koha,
+        settings,
+        move |ff, koha| async move {
+            // src/web/http.rs TIMEOUT_OVERRIDE_KEY: a test-only shorter time-out, read with every
+            // request.
+            ff.eval(
+                "(localStorage.setItem('koha-offline-circ:test-request-timeout-ms', '2000'), true)",
+            )
+            .await;
+            let batch = json!([
+                {"action": "return", "barcode": "B0049"},
+                {"action": "issue", "cardnumber": "C0001", "barcode": "B0010"},
+                {"action": "return", "barcode": "B0010"},
+            ]);
+            assert_eq!(record_batch(&ff, &batch).await, 3);
+            let mut rows = transactions(&ff).await;
+            rows.reverse(); // oldest first
+            let ids: Vec<String> = rows
+                .iter()
+                .map(|r| r["id"].as_str().expect("id").to_owned())
+                .collect();
 
-        // Well within the 60 s default: only the short time-out can end this run in time.
-        assert_eq!(send(&ff, Duration::from_secs(30)).await, "ran");
-        let s = statuses(&ff).await;
-        let got: Vec<(&str, Option<&str>)> = ids
-            .iter()
-            .map(|id| (s[id].0.as_str(), s[id].1.as_deref()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("queued", None),
-                ("uncertain", Some("timeout")),
-                ("local", None)
-            ]
-        );
-        assert_eq!(
-            ff.eval(r#"document.getElementById("send-summary").dataset.stopped"#)
-                .await,
-            "timeout"
-        );
-        let stalled: Vec<LoggedRequest> = transaction_requests(&koha)
-            .into_iter()
-            .filter(|r| r.faults.contains(&"F7".to_owned()))
-            .collect();
-        assert_eq!(stalled.len(), 1, "sent once, not repeated");
-        assert!(
-            stalled[0].processed,
-            "Koha had stored it: uncertain is the truth"
-        );
-        assert_eq!(koha.model().queue.len(), 2);
-        // What was stored says the same after a reload.
-        assert_eq!(statuses_after_reload(&ff).await[&ids[1]], "uncertain");
-    })
+            // Well within the 60 s default: only the short time-out can end this run in time.
+            assert_eq!(send(&ff, Duration::from_secs(30)).await, "ran");
+            let s = statuses(&ff).await;
+            let got: Vec<(&str, Option<&str>)> = ids
+                .iter()
+                .map(|id| (s[id].0.as_str(), s[id].1.as_deref()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("queued", None),
+                    ("uncertain", Some("timeout")),
+                    ("local", None)
+                ]
+            );
+            assert_eq!(
+                ff.eval(r#"document.getElementById("send-summary").dataset.stopped"#)
+                    .await,
+                "timeout"
+            );
+            let stalled: Vec<LoggedRequest> = koha
+                .transaction_requests()
+                .into_iter()
+                .filter(|r| r.faults.contains(&"F7".to_owned()))
+                .collect();
+            assert_eq!(stalled.len(), 1, "sent once, not repeated");
+            assert!(
+                stalled[0].processed,
+                "Koha had stored it: uncertain is the truth"
+            );
+            assert_eq!(koha.model().queue.len(), 2);
+            // What was stored says the same after a reload.
+            assert_eq!(statuses_after_reload(&ff).await[&ids[1]], "uncertain");
+        },
+    )
     .await;
 }

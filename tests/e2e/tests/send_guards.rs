@@ -3,11 +3,9 @@
 //! that differs from Koha's (every recorded time would be off in Koha).
 
 use chrono::{TimeDelta, Utc};
-use e2e::bench_send::{
-    configure, core_call, grant_without_prompt, record_batch, runs, transactions, wait_for_run,
-    DeskSettings,
-};
-use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::desk::{clear_message_kind, core_call, record_batch, transactions};
+use e2e::firefox::{Firefox, Options};
+use e2e::sending::{runs, wait_for_run, with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, Fault, FaultRule, Profile, StandIn, When};
 use serde_json::json;
 use std::time::Duration;
@@ -15,19 +13,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn options() -> Options {
-    Options {
-        locale: "en-US".into(),
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    }
-}
-
-/// How many transaction requests (not the probe) the stand-in received.
-fn sent(koha: &StandIn) -> usize {
-    koha.service_requests()
-        .into_iter()
-        .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
-        .count()
+    Options::granting_permissions()
 }
 
 async fn status_counts(ff: &Firefox) -> (usize, usize) {
@@ -47,40 +33,27 @@ async fn send_until_asked(ff: &Firefox, kind: &str, first: bool) {
         .await;
 }
 
-/// A stand-in of today's Koha, shared by the test and its Firefox session.
-fn newest() -> std::sync::Arc<StandIn> {
-    std::sync::Arc::new(
-        StandIn::start(Config {
-            profile: Profile::Newest,
-            ..Config::default()
-        })
-        .expect("stand-in"),
-    )
-}
-
-async fn configure_queue(ff: &Firefox, koha: &StandIn) {
-    ff.open("desk.html").await;
-    configure(
-        ff,
-        &DeskSettings {
-            server: koha.base_url(),
-            mode: "queue",
-            password: Some("secret123"),
-            login_once: false,
-        },
-    )
-    .await;
+/// A stand-in of today's Koha, and the desk's settings for it: queue mode, a login with every
+/// transaction.
+fn newest() -> (StandIn, DeskSettings) {
+    let koha = StandIn::start(Config {
+        profile: Profile::Newest,
+        ..Config::default()
+    })
+    .expect("stand-in");
+    let settings = DeskSettings {
+        login_once: false,
+        ..DeskSettings::queue(&koha)
+    };
+    (koha, settings)
 }
 
 /// Issue 11, path 1: rows exported to a `.koc` file stayed sendable, so after an upload Send
 /// recorded every one of them a second time in Koha.
 #[tokio::test(flavor = "multi_thread")]
 async fn exported_rows_are_sent_only_when_the_librarian_says_so() {
-    let koha = newest();
-    let k = koha.clone();
-    with_firefox(options(), move |ff| async move {
-        let koha = k;
-        configure_queue(&ff, &koha).await;
+    let (koha, settings) = newest();
+    with_desk_sending_to(options(), koha, settings, move |ff, koha| async move {
         let start = (Utc::now() - TimeDelta::hours(1)).timestamp() * 1000;
         let three = json!([
             {"action": "return", "barcode": "B0001", "at": start},
@@ -103,10 +76,11 @@ async fn exported_rows_are_sent_only_when_the_librarian_says_so() {
         assert!(body.contains("3 of the transactions"), "{body}");
         assert!(body.contains("1 of them are payments"), "{body}");
         ff.screenshot("send-exported-question").await;
-        assert_eq!(sent(&koha), 0, "asked before sending anything");
+        assert_eq!(koha.transaction_requests().len(),
+            0, "asked before sending anything");
         ff.click("confirm-extra").await;
         assert_eq!(wait_for_run(&ff, before + 1, WAIT).await, "ran");
-        assert_eq!(sent(&koha), 1);
+        assert_eq!(koha.transaction_requests().len(), 1);
         assert_eq!(status_counts(&ff).await, (3, 1));
         let left_out = ff
             .eval(r#"document.querySelector('#send-summary [data-count="leftOutExported"]')?.dataset.n"#)
@@ -121,12 +95,12 @@ async fn exported_rows_are_sent_only_when_the_librarian_says_so() {
             wait_for_run(&ff, before, WAIT).await,
             "exported-declined"
         );
-        assert_eq!(sent(&koha), 1);
+        assert_eq!(koha.transaction_requests().len(), 1);
         let before = runs(&ff).await;
         send_until_asked(&ff, "send-exported", false).await;
         ff.click("confirm-ok").await;
         assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
-        assert_eq!(sent(&koha), 4);
+        assert_eq!(koha.transaction_requests().len(), 4);
         assert_eq!(status_counts(&ff).await, (0, 4));
         assert_eq!(koha.queue_for("DE-627").len(), 4);
     })
@@ -137,11 +111,8 @@ async fn exported_rows_are_sent_only_when_the_librarian_says_so() {
 /// whose clock was off sent every time off by as much.
 #[tokio::test(flavor = "multi_thread")]
 async fn send_asks_first_when_the_desk_clock_differs_from_kohas() {
-    let koha = newest();
-    let k = koha.clone();
-    with_firefox(options(), move |ff| async move {
-        let koha = k;
-        configure_queue(&ff, &koha).await;
+    let (koha, settings) = newest();
+    with_desk_sending_to(options(), koha, settings, move |ff, koha| async move {
         let rows = json!([{"action": "return", "barcode": "B0001"}]);
         assert_eq!(record_batch(&ff, &rows).await, 1);
         let koha_now = Utc::now() + TimeDelta::minutes(10);
@@ -156,14 +127,14 @@ async fn send_asks_first_when_the_desk_clock_differs_from_kohas() {
         ff.screenshot("send-clock-question").await;
         ff.click("confirm-cancel").await;
         assert_eq!(wait_for_run(&ff, before + 1, WAIT).await, "clock-declined");
-        assert_eq!(sent(&koha), 0);
+        assert_eq!(koha.transaction_requests().len(), 0);
         assert_eq!(status_counts(&ff).await, (1, 0));
 
         let before = runs(&ff).await;
         send_until_asked(&ff, "send-clock", false).await;
         ff.click("confirm-ok").await;
         assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
-        assert_eq!(sent(&koha), 1);
+        assert_eq!(koha.transaction_requests().len(), 1);
 
         // In step: no question.
         koha.set_now(None);
@@ -174,7 +145,7 @@ async fn send_asks_first_when_the_desk_clock_differs_from_kohas() {
         let before = runs(&ff).await;
         ff.click("send").await;
         assert_eq!(wait_for_run(&ff, before, WAIT).await, "ran");
-        assert_eq!(sent(&koha), 2);
+        assert_eq!(koha.transaction_requests().len(), 2);
     })
     .await;
 }
@@ -184,11 +155,8 @@ async fn send_asks_first_when_the_desk_clock_differs_from_kohas() {
 /// second time. Export now waits for no send: it is refused, translated, and nothing is marked.
 #[tokio::test(flavor = "multi_thread")]
 async fn export_is_refused_while_a_send_runs() {
-    let koha = newest();
-    let k = koha.clone();
-    with_firefox(options(), move |ff| async move {
-        let koha = k;
-        configure_queue(&ff, &koha).await;
+    let (koha, settings) = newest();
+    with_desk_sending_to(options(), koha, settings, move |ff, koha| async move {
         let rows = json!([
             {"action": "return", "barcode": "B0001"},
             {"action": "return", "barcode": "B0002"},
@@ -208,8 +176,7 @@ async fn export_is_refused_while_a_send_runs() {
         ff.wait_for_css("#send-grant:not([hidden])").await;
         ff.click("send-grant").await;
         ff.wait_for_css("#send-progress:not([hidden])").await;
-        ff.eval(r#"(document.getElementById("message").dataset.kind = "", true)"#)
-            .await;
+        clear_message_kind(&ff).await;
         ff.click("export").await;
         ff.wait_until(
             "the export's refusal",
@@ -221,7 +188,7 @@ async fn export_is_refused_while_a_send_runs() {
             .await;
         assert_eq!(exported, json!(0));
         assert_eq!(wait_for_run(&ff, before + 1, WAIT).await, "ran");
-        assert_eq!(sent(&koha), 2);
+        assert_eq!(koha.transaction_requests().len(), 2);
         assert_eq!(status_counts(&ff).await, (0, 2));
     })
     .await;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use e2e::standin::{Config, Fault, FaultRule, Profile, StandIn, When};
+use e2e::wait::wait_until_blocking;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -179,6 +180,11 @@ impl Client {
         assert_eq!(r.status, 200, "{}", r.body);
         serde_json::from_str(&r.body).unwrap()
     }
+}
+
+/// Whether a new connection to the stand-in is accepted (not refused).
+fn connects(koha: &StandIn) -> bool {
+    TcpStream::connect(("127.0.0.1", koha.port())).is_ok()
 }
 
 fn start(profile: Profile) -> StandIn {
@@ -1239,12 +1245,21 @@ fn faults_f1_to_f6() {
         Fault::Refuse { ms: 400 },
         When::default(),
     )]);
+    let asked = Instant::now();
     assert!(c.post(SERVICE, &[], &issue("1")).is_err());
-    std::thread::sleep(Duration::from_millis(50));
-    let refused = TcpStream::connect(("127.0.0.1", koha.port()));
-    assert!(refused.is_err(), "connection should be refused");
+    // The listener closed before this connection did.
+    assert!(
+        !connects(&koha),
+        "a connection right after the close should be refused"
+    );
     assert!(koha.model().queue.is_empty());
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_blocking("the listener to be back", Duration::from_secs(10), || {
+        connects(&koha)
+    });
+    assert!(
+        asked.elapsed() >= Duration::from_millis(400),
+        "back too early"
+    );
     assert_eq!(c.post(SERVICE, &[], &issue("1")).unwrap().body, "Added.");
 }
 
@@ -1438,10 +1453,17 @@ fn s33_koc_import_edge_cases_and_f4_for_everyone() {
     assert_eq!(koha.queue_for("DE-25")[0].timestamp, "2026-01-01 ");
     // F4 for everyone through the control interface: refused, then back.
     let mut c = Client::new(&koha);
+    let asked = Instant::now();
     c.control("POST", "refuse", json!({"ms": 300}));
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(TcpStream::connect(("127.0.0.1", koha.port())).is_err());
-    std::thread::sleep(Duration::from_millis(400));
+    // The control answer comes after the listener closed.
+    assert!(!connects(&koha), "a connection should be refused");
+    wait_until_blocking("the listener to be back", Duration::from_secs(10), || {
+        connects(&koha)
+    });
+    assert!(
+        asked.elapsed() >= Duration::from_millis(300),
+        "back too early"
+    );
     c.conn = None; // a fresh connection: the listener is back
     assert_eq!(c.get(AUTH, &[], &[]).unwrap().status, 200);
 }

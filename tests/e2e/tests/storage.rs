@@ -1,12 +1,14 @@
 //! Storage that never loses a transaction (issue 4), in a real Firefox: reload, two desk tabs,
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
-use e2e::bench::{eval_async, record_checkout, row_ids, seed};
-use e2e::bench_send::{configure, grant_without_prompt, runs, send, wait_for_run, DeskSettings};
-use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::desk::{eval_async, record_checkout, row_ids, seed, with_open_desk};
+use e2e::firefox::{Firefox, Options};
+use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, Fault, FaultRule, StandIn, When};
+use e2e::wait::wait_until;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// Keys of `browser.storage.local` that hold transactions, and of the `localStorage` mirror.
 async fn stored_keys(ff: &Firefox) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -25,8 +27,7 @@ async fn stored_keys(ff: &Firefox) -> (BTreeSet<String>, BTreeSet<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reload_keeps_every_transaction_in_both_stores() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let mut recorded = BTreeSet::new();
         for i in 0..5 {
             recorded.insert(record_checkout(&ff, "C0001", &format!("B00{i:02}")).await);
@@ -78,8 +79,7 @@ async fn open_second_desk(ff: &Firefox) -> fantoccini::wd::WindowHandle {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_desk_tabs_recording_alternately_keep_all_200() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let first = ff.client.window().await.expect("first tab");
         let second = open_second_desk(&ff).await;
         let tabs = [first, second];
@@ -158,8 +158,7 @@ async fn total_now_and_after_reload(ff: &Firefox, total: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let first = ff.client.window().await.expect("first tab");
         // 1,200 that Koha applied and 5 not sent, one key each (as sending leaves them).
         seed(&ff, 1, 1_205, 5, false).await;
@@ -211,25 +210,10 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
-    let koha = std::sync::Arc::new(StandIn::start(Config::default()).expect("stand-in"));
-    let base = koha.base_url();
-    let k = koha.clone();
-    let options = Options {
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    };
-    with_firefox(options, move |ff| async move {
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: base,
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
+    let koha = StandIn::start(Config::default()).expect("stand-in");
+    let settings = DeskSettings::queue(&koha);
+    let options = Options::granting_permissions();
+    with_desk_sending_to(options, koha, settings, move |ff, koha| async move {
         // An outage's worth: 520 not sent, one key each.
         seed(&ff, 1, 520, 520, false).await;
         ff.wait_until(
@@ -237,7 +221,7 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
             "window.kocCore.listPage('', 0, 1).total === 520",
         )
         .await;
-        assert_eq!(send(&ff, std::time::Duration::from_secs(300)).await, "ran");
+        assert_eq!(send(&ff, Duration::from_secs(300)).await, "ran");
 
         // The page that sent them packed the first 500 Koha accepted into one chunk, and did
         // not take its own removal of their single keys for a deletion.
@@ -253,7 +237,7 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
             .await;
         assert_eq!(statuses, json!(["queued"]));
         // Each was sent exactly once.
-        let requests = k.service_requests();
+        let requests = koha.service_requests();
         let mut barcodes: Vec<String> = requests
             .iter()
             .filter_map(|r| {
@@ -277,25 +261,10 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
 /// "uncertain"]` then). Now the answer is kept in memory and the mirror, and the run stops.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_acceptance_whose_store_write_failed_is_not_shown_uncertain_after_a_reload() {
-    let koha = std::sync::Arc::new(StandIn::start(Config::default()).expect("stand-in"));
-    let base = koha.base_url();
-    let k = koha.clone();
-    let options = Options {
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    };
-    with_firefox(options, move |ff| async move {
-        ff.open("desk.html").await;
-        configure(
-            &ff,
-            &DeskSettings {
-                server: base,
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
+    let koha = StandIn::start(Config::default()).expect("stand-in");
+    let settings = DeskSettings::queue(&koha);
+    let options = Options::granting_permissions();
+    with_desk_sending_to(options, koha, settings, move |ff, koha| async move {
         seed(&ff, 1, 2, 2, false).await;
         ff.wait_until("both seeded", "window.kocCore.listPage('', 0, 1).total === 2")
             .await;
@@ -313,12 +282,12 @@ async fn an_acceptance_whose_store_write_failed_is_not_shown_uncertain_after_a_r
             })()"#,
         )
         .await;
-        send(&ff, std::time::Duration::from_secs(60)).await;
+        send(&ff, Duration::from_secs(60)).await;
         let stopped = ff
             .eval(r#"document.getElementById("send-summary").dataset.stopped"#)
             .await;
         assert_eq!(stopped, json!("storage"));
-        let sent = k
+        let sent = koha
             .service_requests()
             .iter()
             .filter(|r| r.params.iter().any(|(n, _)| n == "barcode"))
@@ -355,8 +324,7 @@ async fn fail_writes(ff: &Firefox, times: u32) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_write_blocks_the_desk_and_loses_nothing() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         let kept = record_checkout(&ff, "C0001", "B0001").await;
 
         // Refused twice: the desk does not say "recorded", blocks, and keeps it.
@@ -423,24 +391,21 @@ async fn badge(ff: &Firefox) -> String {
 }
 
 async fn wait_for_badge(ff: &Firefox, want: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let what = format!("the badge {want:?}");
+    wait_until(&what, Duration::from_secs(30), || async {
         let have = badge(ff).await;
         if have == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{have:?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "badge {have:?}, want {want:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_badge_counts_what_koha_has_not_accepted() {
-    with_firefox(Options::default(), |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(Options::default(), |ff| async move {
         wait_for_badge(&ff, "").await;
         record_checkout(&ff, "C0001", "B0001").await;
         record_checkout(&ff, "C0001", "B0002").await;
@@ -518,38 +483,18 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
     let koha = StandIn::start(Config::default()).expect("stand-in");
     koha.set_faults(vec![FaultRule::nth(
         Fault::Delay { ms: 10_000 },
-        When {
-            path: Some("service.pl".into()),
-            params: vec![("action".into(), "issue".into())],
-            ..When::default()
-        },
+        When::action("issue"),
     )]);
-    let koha = std::sync::Arc::new(koha);
-    let base = koha.base_url();
-    let k = koha.clone();
-    let options = Options {
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    };
-    with_firefox(options, move |ff| async move {
+    let settings = DeskSettings::queue(&koha);
+    let options = Options::granting_permissions();
+    with_desk_sending_to(options, koha, settings, move |ff, koha| async move {
         let barcode_requests = || {
-            k.service_requests()
+            koha.service_requests()
                 .into_iter()
                 .filter(|r| r.params.iter().any(|(n, _)| n == "barcode"))
                 .collect::<Vec<_>>()
         };
-        ff.open("desk.html").await;
         let a = ff.client.window().await.expect("first tab");
-        configure(
-            &ff,
-            &DeskSettings {
-                server: base,
-                mode: "queue",
-                password: Some("secret123"),
-                login_once: true,
-            },
-        )
-        .await;
         let first = record_checkout(&ff, "C0001", "B0001").await;
         let second = record_checkout(&ff, "C0001", "B0002").await;
         let b = open_second_desk(&ff).await;
@@ -562,11 +507,10 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
         ff.click("send").await;
         ff.wait_for_css("#send-grant:not([hidden])").await;
         ff.click("send-grant").await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while barcode_requests().is_empty() {
-            assert!(std::time::Instant::now() < deadline, "no request reached Koha");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        wait_until("a request to reach Koha", Duration::from_secs(30), || async {
+            !barcode_requests().is_empty()
+        })
+        .await;
 
         // B: delete the row not yet sent (still `local` everywhere), then clear everything.
         ff.client.switch_to_window(b.clone()).await.expect("switch");
@@ -601,7 +545,7 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
         // The run ends: both queued in A, in B and in storage, each sent to Koha once.
         ff.client.switch_to_window(a).await.expect("switch");
         assert_eq!(
-            wait_for_run(&ff, before + 1, std::time::Duration::from_secs(60)).await,
+            wait_for_run(&ff, before + 1, Duration::from_secs(60)).await,
             "ran"
         );
         let queued = json!({ first.clone(): "queued", second.clone(): "queued" });
@@ -621,7 +565,7 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
             .collect();
         barcodes.sort();
         assert_eq!(barcodes, ["B0001", "B0002"], "each sent exactly once");
-        assert_eq!(k.model().queue.len(), 2);
+        assert_eq!(koha.model().queue.len(), 2);
     })
     .await;
 }
@@ -632,8 +576,7 @@ async fn quarantine_notice_in(locale: &'static str, want: &'static str) {
         locale: locale.into(),
         ..Options::default()
     };
-    with_firefox(options, move |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(options, move |ff| async move {
         record_checkout(&ff, "C0001", "B0001").await;
         assert_eq!(
             ff.eval(r#"!!document.getElementById("storage-quarantine")"#)

@@ -6,11 +6,13 @@
 //! (unsigned, allowed on ESR with `xpinstall.signatures.required` false), and Firefox is
 //! restarted cleanly once first.
 
-use e2e::bench::{record_checkout, row_ids};
+use e2e::desk::{record_checkout, row_ids, with_open_desk};
 use e2e::firefox::{addon_dir, with_firefox, Options};
+use e2e::wait::wait_until;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 fn packed_addon(addon: &Path) -> PathBuf {
     let dist = addon.join("../dist-test");
@@ -58,8 +60,7 @@ async fn confirmed_transactions_survive_a_killed_browser() {
     // 2. Record, and kill the browser as soon as the desk confirmed the last one.
     let (sender, receiver) = std::sync::mpsc::channel();
     let killed_profile = profile.clone();
-    with_firefox(on_profile(false), move |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(on_profile(false), move |ff| async move {
         let mut confirmed = BTreeSet::new();
         for i in 0..3 {
             confirmed.insert(record_checkout(&ff, "C0001", &format!("K{i:04}")).await);
@@ -81,18 +82,22 @@ async fn confirmed_transactions_survive_a_killed_browser() {
     })
     .await;
     let confirmed = receiver.recv().expect("the confirmed ids");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !browser_pids(&profile).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the killed browser is gone"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the killed browser to be gone",
+        Duration::from_secs(30),
+        || async {
+            let left = browser_pids(&profile);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("processes {left:?}"))
+            }
+        },
+    )
+    .await;
 
     // 3. Start again on the same profile, without installing: everything confirmed is there.
-    with_firefox(on_profile(false), move |ff| async move {
-        ff.open("desk.html").await;
+    with_open_desk(on_profile(false), move |ff| async move {
         let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
         assert_eq!(shown, confirmed);
         ff.screenshot("storage-after-kill").await;

@@ -89,7 +89,7 @@ async fn main() {
     figures.extend(core_figures(&root));
     // The browser benchmarks drive the test build; the sizes above are the shipped add-on's.
     let addon = root.join("www-test");
-    figures.extend(e2e::benches::run_all(&addon).await);
+    figures.extend(e2e::bench::run_all(&addon).await);
     let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let commit = command_output(
         "git",

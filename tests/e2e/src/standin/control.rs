@@ -89,7 +89,8 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             };
             match config {
                 Ok(config) => {
-                    state.reset(config);
+                    drop(state);
+                    shared.reset(config);
                     Response::json(200, &json!({}))
                 }
                 Err(e) => bad(e),
@@ -129,7 +130,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             Err(e) => bad(e),
         },
         ("POST", "/refuse") => {
-            state.refuse_for(body["ms"].as_u64().unwrap_or(500));
+            shared.refuse_for(body["ms"].as_u64().unwrap_or(500));
             Response::json(200, &json!({}))
         }
         ("GET", "/session") => {

@@ -1,130 +1,13 @@
-//! Sending from the desk in Firefox: page helpers for the send tests, and the send benchmark
-//! (our client, one login per batch, against one that logs in with every transaction).
-//!
-//! The helpers drive the page through its own core (`window.kocCore`, set by the test build's
-//! `test/hooks.js`), never by writing the storage format by hand.
+//! The send benchmark (issue 7): our client, one login per batch, against one that logs in with
+//! every transaction, both against the stand-in in the same Firefox.
 
+use crate::desk::{async_number, record_batch};
 use crate::firefox::{with_firefox, Firefox, Options};
+use crate::report::{self, Figure};
+use crate::sending::{configure, send, DeskSettings};
 use crate::standin::{Config, Profile, StandIn};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-/// The Firefox preference that grants optional permissions without a prompt (tests only).
-pub fn grant_without_prompt() -> Vec<(String, Value)> {
-    vec![(
-        "extensions.webextOptionalPermissionPrompts".to_owned(),
-        json!(false),
-    )]
-}
-
-/// Calls the page's core: `expr` is a JS expression over `core` (awaited). Panics with the
-/// error the core threw.
-pub async fn core_call(ff: &Firefox, expr: &str) -> Value {
-    let script = format!(
-        r#"const done = arguments[arguments.length - 1];
-const core = window.kocCore;
-(async () => {{
-  try {{ done({{ ok: (await ({expr})) ?? null }}); }}
-  catch (e) {{ done({{ err: (e && e.kind) ? {{ kind: e.kind, detail: e.detail }} : String(e) }}); }}
-}})();"#
-    );
-    let value = ff
-        .client
-        .execute_async(&script, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("core call {expr}: {e}"));
-    match value.get("ok") {
-        Some(ok) => ok.clone(),
-        None => panic!("core call {expr} failed: {value}"),
-    }
-}
-
-/// What the settings page would store.
-#[derive(Debug, Clone)]
-pub struct DeskSettings {
-    /// The stand-in's base URL.
-    pub server: String,
-    /// `queue` or `apply`.
-    pub mode: &'static str,
-    /// Remembered password, or none (then the desk asks).
-    pub password: Option<&'static str>,
-    /// Log in once per run (session reuse).
-    pub login_once: bool,
-}
-
-/// Stores settings through the core's `saveOptions`, as the options page does.
-pub async fn configure(ff: &Firefox, s: &DeskSettings) {
-    let form = json!({
-        "server": s.server,
-        "branchcode": "DE-627",
-        "userid": "desk",
-        "password": s.password.unwrap_or(""),
-        "rememberPassword": s.password.is_some(),
-        "mode": s.mode,
-        "timezone": "Europe/Berlin",
-        "loginOnce": s.login_once,
-    });
-    core_call(ff, &format!("core.saveOptions({form})")).await;
-}
-
-/// Records transactions in one batch through the core (`recordBatch`).
-pub async fn record_batch(ff: &Firefox, items: &Value) -> usize {
-    let n = core_call(ff, &format!("core.recordBatch({items})")).await;
-    n.as_u64().expect("a count") as usize
-}
-
-/// Every transaction as the core lists it (newest first).
-pub async fn transactions(ff: &Firefox) -> Vec<Value> {
-    match core_call(ff, "core.listPage(\"\", 0, 4294967295).rows").await {
-        Value::Array(rows) => rows,
-        other => panic!("rows: {other}"),
-    }
-}
-
-/// How many Send attempts have finished on the page.
-pub async fn runs(ff: &Firefox) -> u64 {
-    ff.eval(r#"Number(document.getElementById("send-area").dataset.runs ?? 0)"#)
-        .await
-        .as_u64()
-        .unwrap_or(0)
-}
-
-/// Waits until more than `before` Send attempts have finished; returns the outcome.
-pub async fn wait_for_run(ff: &Firefox, before: u64, at_most: Duration) -> String {
-    let deadline = Instant::now() + at_most;
-    loop {
-        if runs(ff).await > before {
-            let outcome = ff
-                .eval(r#"document.getElementById("send-area").dataset.outcome"#)
-                .await;
-            return outcome.as_str().unwrap_or_default().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the send run did not finish in time"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Clicks Send and waits for the attempt to end; grants the host permission first when the desk
-/// asks for it (through its "Allow access" button). Returns the outcome (`ran`, `problem-…`, …).
-pub async fn send(ff: &Firefox, at_most: Duration) -> String {
-    let before = runs(ff).await;
-    ff.click("send").await;
-    let outcome = wait_for_run(ff, before, at_most).await;
-    if outcome != "not-ready"
-        || ff
-            .eval(r#"document.getElementById("send-grant").hidden"#)
-            .await
-            == json!(true)
-    {
-        return outcome;
-    }
-    let before = runs(ff).await;
-    ff.click("send-grant").await;
-    wait_for_run(ff, before, at_most).await
-}
 
 /// One side of the benchmark.
 #[derive(Debug, Clone, Copy)]
@@ -211,7 +94,8 @@ impl SendBench {
     }
 }
 
-fn seed(n: usize) -> Value {
+/// `n` transactions of every kind, over the stand-in's demo patrons and items.
+fn mixed_batch(n: usize) -> Value {
     let items: Vec<Value> = (0..n)
         .map(|i| match i % 3 {
             0 => json!({"action": "issue", "cardnumber": format!("C{:04}", i % 10 + 1), "barcode": format!("B{:04}", i % 48 + 1)}),
@@ -234,7 +118,7 @@ async fn one_side(ff: &Firefox, koha: &StandIn, n: usize, login_once: bool) -> B
         },
     )
     .await;
-    assert_eq!(record_batch(ff, &seed(n)).await, n);
+    assert_eq!(record_batch(ff, &mixed_batch(n)).await, n);
     let started = Instant::now();
     let outcome = send(ff, Duration::from_secs(900)).await;
     let elapsed = started.elapsed();
@@ -290,7 +174,7 @@ async fn bare_fetch_ms(ff: &Firefox, koha: &StandIn) -> f64 {
 }})().catch((e) => done(String(e)));"#,
         koha.base_url()
     );
-    crate::bench::async_number(ff, &script, "bare fetches").await
+    async_number(ff, &script, "bare fetches").await
 }
 
 /// Runs the send benchmark with `n` transactions per side in one Firefox: first the client that
@@ -301,10 +185,7 @@ pub async fn run_send_benchmark(n: usize) -> Option<SendBench> {
     let koha = StandIn::start(bench_config()).expect("stand-in");
     let result = std::sync::Arc::new(std::sync::Mutex::new(None));
     let out = result.clone();
-    let options = Options {
-        prefs: grant_without_prompt(),
-        ..Options::default()
-    };
+    let options = Options::granting_permissions();
     let koha = std::sync::Arc::new(koha);
     let k = koha.clone();
     with_firefox(options, move |ff| async move {
@@ -322,4 +203,50 @@ pub async fn run_send_benchmark(n: usize) -> Option<SendBench> {
     .await;
     let bench = *result.lock().expect("result");
     bench
+}
+
+const SEND: &str = "Send to Koha (stand-in: 20 ms round trip, 50 ms password check)";
+
+/// Our client (one login per batch) against one that logs in with every transaction.
+pub async fn figures(count: usize) -> Vec<Figure> {
+    let Some(bench) = run_send_benchmark(count).await else {
+        return Vec::new();
+    };
+    let side = |s: &BenchSide| {
+        format!(
+            "{:.1} tx/s ({}, {} password checks)",
+            s.throughput(),
+            report::ms(s.elapsed.as_secs_f64() * 1000.0 / s.transactions as f64) + " each",
+            s.password_checks
+        )
+    };
+    vec![
+        Figure::plain(
+            SEND,
+            format!("ours, {count} transactions, one login per batch"),
+            side(&bench.ours),
+        ),
+        Figure::plain(
+            SEND,
+            format!("log in with every transaction (KOCT ≤0.4.20, ByWater GET), {count}"),
+            side(&bench.theirs),
+        ),
+        Figure::against(
+            SEND,
+            "throughput ratio, ours / theirs",
+            format!("{:.2}×", bench.ratio()),
+            "≥ 3×",
+            bench.ratio() >= 3.0,
+        ),
+        Figure::plain(
+            SEND,
+            "bare fetch of the stand-in from the page; ours adds; best ratio one at a time",
+            format!(
+                "{}; +{}; {:.2}×",
+                report::ms(bench.bare_fetch_ms),
+                report::ms(bench.our_overhead_ms()),
+                bench.sequential_ceiling()
+            ),
+        ),
+    ]
 }
