@@ -144,7 +144,7 @@ async function run(options = {}) {
   say("ok", t("sendStarted"));
   let result;
   try {
-    result = await navigator.locks.request("koha-send", { ifAvailable: true }, (lock) =>
+    result = await navigator.locks.request(core.sendLockName(), { ifAvailable: true }, (lock) =>
       lock ? core.sendToKoha(options, onProgress) : null);
   } catch (error) {
     flushChanges();

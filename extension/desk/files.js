@@ -40,7 +40,7 @@ function askExport(question) {
 // the send lock throughout, so no send starts in any tab while rows are chosen and marked, and
 // it waits for none: a send going on means the rows may be reaching Koha right now.
 export async function exportFiles() {
-  const ran = await navigator.locks.request("koha-send", { ifAvailable: true },
+  const ran = await navigator.locks.request(core.sendLockName(), { ifAvailable: true },
     (lock) => lock ? exportLocked().then(() => true) : false);
   if (!ran) say("warning", t("exportWhileSending"));
 }
