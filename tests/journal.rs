@@ -607,3 +607,42 @@ fn warnings_at_the_ends_of_time_do_not_panic() {
         vec!["checked-out-to-other-card"]
     );
 }
+
+#[test]
+fn a_journal_built_in_bulk_equals_one_built_by_upserts() {
+    let first = tx(30, 1, issue("P1", "B1"));
+    let later_copy = sent(first.clone(), Status::Queued);
+    let list = vec![
+        tx(50, 4, payment("P2", "1.50")),
+        later_copy.clone(),
+        tx(10, 2, checkin("B1")),
+        first.clone(),
+        tx(10, 3, issue("P2", "B2")),
+        sent(tx(70, 5, checkin("B3")), Status::Applied),
+    ];
+    let bulk = Journal::from_transactions(list.clone());
+    let mut one_by_one = Journal::new();
+    for t in list {
+        one_by_one.upsert(t);
+    }
+    assert_eq!(bulk.len(), 5);
+    assert_eq!(bulk.counts(), one_by_one.counts());
+    let all = |j: &Journal| -> Vec<Transaction> { j.in_order().cloned().collect() };
+    assert_eq!(all(&bulk), all(&one_by_one));
+    assert_eq!(
+        bulk.get(&first.id).unwrap().status(),
+        &Status::Queued,
+        "the copy that knows more wins, whatever the order"
+    );
+    let sendable = |j: &Journal| -> Vec<TransactionId> {
+        j.sendable_in_order().map(|t| t.id.clone()).collect()
+    };
+    assert_eq!(sendable(&bulk), sendable(&one_by_one));
+    // The item and card indexes: the warnings see the same transactions.
+    for action in [issue("P1", "B1"), checkin("B2"), payment("P2", "1.50")] {
+        assert_eq!(
+            bulk.warnings_for(&action, at(40)),
+            one_by_one.warnings_for(&action, at(40))
+        );
+    }
+}

@@ -11,8 +11,8 @@ use super::snapshot::{load_snapshot, quarantine, schema_of, Problem};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use rustc_hash::FxHashSet;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a desk (or the options page) starts with, and what to write so both stores agree.

@@ -23,8 +23,8 @@ use crate::journal::{self, Journal, Retry, Upserted};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use rustc_hash::FxHashSet;
+use serde_json::Value;
 use std::collections::HashSet;
 
 /// One key of a `storage.onChanged` batch: its value after the write (`None`: removed) and

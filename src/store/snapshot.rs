@@ -11,8 +11,8 @@ use super::keys::{
 use super::layout::{decode_settings, decode_transaction, encode_settings};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
-use serde_json::{json, Value};
 use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 /// An entry that could not be read, and where it was kept aside.
