@@ -426,6 +426,79 @@ mod properties {
     }
 }
 
+/// A transaction Koha rejected with `message`, from arbitrary text; `None` if the barcode or
+/// card number is not one the desk would record.
+fn with_text(n: u64, barcode: &str, card: &str, message: &str) -> Option<Transaction> {
+    let barcode = Barcode::parse(barcode).ok()?;
+    let cardnumber = Cardnumber::parse(card).ok()?;
+    let mut tx = Transaction::record(
+        TransactionId::new(at(n as i64), n),
+        at(n as i64),
+        Branchcode::parse("DE-627").unwrap(),
+        Action::Issue {
+            cardnumber,
+            barcode,
+        },
+    );
+    tx.start_sending(at(n as i64)).unwrap();
+    tx.finish_sending(
+        at(n as i64),
+        Status::Rejected {
+            message: message.to_owned(),
+        },
+    )
+    .unwrap();
+    Some(tx)
+}
+
+mod text_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever text a barcode, a card number or Koha's message holds (quotes, backslashes,
+        /// control characters, any script), a chunk reads back exactly what was packed.
+        #[test]
+        fn chunk_text_reads_back_any_text(
+            texts in proptest::collection::vec(
+                ("\\PC{1,20}", "[^\\p{Cc}]{1,12}", "\\PC*|[\"\\\\\\u{0}-\\u{1f}\\u{7f}\\u{2028}\\u{1F600}a]{0,12}"),
+                1..20,
+            ),
+        ) {
+            let txs: Vec<Transaction> = texts
+                .iter()
+                .enumerate()
+                .filter_map(|(n, (b, c, m))| with_text(n as u64, b, c, m))
+                .collect();
+            prop_assume!(!txs.is_empty());
+            let value = json!(store::archive::encode_chunk(&txs));
+            prop_assert_eq!(
+                decode_change("archive:x", Some(&value), None).unwrap(),
+                StoredChange::Archived(txs)
+            );
+        }
+
+        /// Any text at all, cut or damaged anywhere, is read or refused, never a crash.
+        #[test]
+        fn damaged_chunk_text_is_refused_not_a_crash(
+            cut in any::<proptest::sample::Index>(),
+            insert in "\\PC{0,3}|[\"\\\\,\\[\\]{}:]{1,2}",
+        ) {
+            let good = r#"{"v":1,"txs":[["0001-a",1000,"DE-627","return",null,"B\u00e9 1",null,[[1000,"rejected","x\"y\ud83d\ude00"],[1001,"applied",null]],null]]}"#;
+            let mut text = good.to_owned();
+            let mut at = cut.index(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            text.insert_str(at, &insert);
+            let _ = decode_change("archive:x", Some(&json!(text)), None);
+            let _ = decode_change("archive:x", Some(&json!(&text[..at])), None);
+        }
+    }
+}
+
 /// Found by the property above: a packing cut short must not pack again what a chunk already
 /// holds, even when the chunk's copy carries an export mark its single key does not.
 #[test]
