@@ -1,4 +1,4 @@
-//! The Koha stand-in over real HTTP, rule group by rule group (koha-protocol.md §9).
+//! The Koha stand-in over real HTTP, behaviour by behaviour (docs/koha.md).
 #![allow(clippy::unwrap_used)]
 
 use e2e::standin::{Config, Fault, FaultRule, Profile, StandIn, When};
@@ -282,7 +282,7 @@ fn s4_to_s7_csrf() {
     let s = p1_token(&mut c);
     let other = p1_token(&mut c);
     assert_eq!(koha.session_count(), 2);
-    // A token with another session's cookie: refused (S7).
+    // A token with another session's cookie: refused (docs/koha.md 3).
     let wrong = format!("CGISESSID={}", other.0);
     let r = c
         .post(
@@ -417,7 +417,7 @@ fn s8_credential_pairs_per_profile() {
             assert_eq!(row.body, "Added.");
             assert_eq!(koha.model().queue[0].userid, "someone");
         }
-        // A patron account logs in too: no permission check (S10).
+        // A patron account logs in too: no permission check (docs/koha.md 1).
         let patron = c
             .post(
                 SERVICE,
@@ -531,7 +531,7 @@ fn s9_s11_s12_cookie_fallback_and_nocookie() {
                 );
             }
         }
-        // P2: no credentials at all, the session decides (S9, S30).
+        // P2: no credentials at all, the session decides (docs/koha.md 4.3).
         let r = p1_post(
             &mut c,
             &s,
@@ -1350,7 +1350,8 @@ fn control_interface_over_http() {
         ]
     );
     assert_eq!(q[2]["barcode"], Value::Null);
-    // S32: process as a librarian of DE-627: the checkin, the stored time as local time.
+    // Processing (docs/koha.md 9.1) as a librarian of DE-627: the checkin, the stored time as local
+    // time.
     let id = q[0]["operationid"].as_u64().unwrap();
     let r = c.control(
         "POST",
@@ -1500,7 +1501,7 @@ fn session_login(c: &mut Client, profile: Profile) -> String {
     r.cookie().unwrap()
 }
 
-/// Whether a cookie alone still authenticates `service.pl` (the cookie fallback, S9).
+/// Whether a cookie alone still authenticates `service.pl` (the cookie fallback, docs/koha.md 4.3).
 fn cookie_authenticates(c: &mut Client, sid: &str) -> bool {
     let r = c
         .get(
