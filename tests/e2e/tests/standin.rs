@@ -237,7 +237,7 @@ fn p1_post(c: &mut Client, session: &(String, String), params: &[(&str, &str)]) 
 }
 
 #[test]
-fn s1_other_paths_are_404_and_s3_answers_are_plain() {
+fn other_paths_are_404_and_answers_are_plain_text() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     assert_eq!(
@@ -264,7 +264,7 @@ fn s1_other_paths_are_404_and_s3_answers_are_plain() {
 }
 
 #[test]
-fn s4_to_s7_csrf() {
+fn csrf_tokens_per_session() {
     let koha = start(Profile::Koha2405);
     let mut c = Client::new(&koha);
     let params = with(desk(), &[("action", "issue"), ("pending", "true")]);
@@ -358,7 +358,7 @@ fn s4_to_s7_csrf() {
 }
 
 #[test]
-fn s8_credential_pairs_per_profile() {
+fn credential_pairs_per_profile() {
     let cases = [
         (
             Profile::Legacy,
@@ -432,7 +432,7 @@ fn s8_credential_pairs_per_profile() {
 }
 
 #[test]
-fn s10_s13_authentication_failures_and_lockout() {
+fn authentication_failures_and_lockout() {
     for (profile, status, body) in [
         (Profile::Legacy, 200, "Authentication failed."),
         (Profile::Koha2405, 200, "Authentication failed."),
@@ -477,7 +477,7 @@ fn s10_s13_authentication_failures_and_lockout() {
 }
 
 #[test]
-fn s9_s11_s12_cookie_fallback_and_nocookie() {
+fn cookie_fallback_and_nocookie() {
     for profile in [Profile::Koha2405, Profile::Newest] {
         let koha = start(profile);
         let mut c = Client::new(&koha);
@@ -559,7 +559,7 @@ fn s9_s11_s12_cookie_fallback_and_nocookie() {
 }
 
 #[test]
-fn s25_to_s28_svc_authentication() {
+fn svc_authentication_per_profile() {
     const OK: &str =
         "<?xml version='1.0' standalone='yes'?>\n<response>\n  <status>ok</status>\n</response>\n";
     const FAILED: &str = "<?xml version='1.0' standalone='yes'?>\n<response>\n  <status>failed</status>\n</response>\n";
@@ -711,7 +711,7 @@ fn p1_flow_end_to_end_on_newest() {
 }
 
 #[test]
-fn s17_to_s22_queue_versus_apply() {
+fn queue_versus_apply() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     let post = |c: &mut Client, extra: &[(&str, &str)]| {
@@ -914,7 +914,7 @@ fn s17_to_s22_queue_versus_apply() {
 }
 
 #[test]
-fn s15_s16_timestamps_convert_to_server_tz() {
+fn timestamps_convert_to_server_tz() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     let queue = |c: &mut Client, ts: &str| {
@@ -1007,7 +1007,7 @@ fn s15_s16_timestamps_convert_to_server_tz() {
 }
 
 #[test]
-fn s18_truncation_versus_strict_sql() {
+fn truncation_versus_strict_sql() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     let long_card = "K".repeat(40);
@@ -1101,7 +1101,7 @@ fn s18_truncation_versus_strict_sql() {
 }
 
 #[test]
-fn s23_no_deduplication() {
+fn no_deduplication() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     let issue = with(
@@ -1423,7 +1423,7 @@ fn control_interface_over_http() {
 }
 
 #[test]
-fn s33_koc_import_edge_cases_and_f4_for_everyone() {
+fn koc_import_edge_cases_and_f4_for_everyone() {
     let koha = start(Profile::Legacy);
     // A blank line in the middle stops the import with 500; earlier rows stay; a final newline is
     // fine; a trailing TAB is harmless; empty middle fields shift the others.
