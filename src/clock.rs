@@ -149,7 +149,7 @@ pub enum DateError {
     WrongWeekday(String),
 }
 
-/// Reads an HTTP date (RFC 9110 §5.6.7) as an instant in UTC.
+/// Reads an HTTP date (RFC 9110, section 5.6.7) as an instant in UTC.
 ///
 /// Accepts the preferred IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) and, as HTTP asks of
 /// recipients, the obsolete RFC 850 form (`Sunday, 06-Nov-94 08:49:37 GMT`; a two-digit year

@@ -1,7 +1,7 @@
 //! The export plan: which transactions go into `.koc` files, and what the librarian must be
 //! asked first.
 //!
-//! Koha has no deduplication (koha-protocol.md §4.5): a transaction uploaded in two files, or
+//! Koha has no deduplication (docs/koha.md 9.3): a transaction uploaded in two files, or
 //! uploaded and also sent, is recorded twice, and a payment is credited twice. An export takes
 //! what is new; repeating a file is the exception, asked for. Of the transactions Koha has not
 //! accepted, it takes:

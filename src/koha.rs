@@ -1,8 +1,8 @@
 //! Koha's `service.pl` and `svc/authentication` protocol: requests to build and answers to classify.
 //!
 //! Everything here is pure: the shell executes the [`HttpRequest`]s built here and feeds the
-//! answers back ([`classify`], [`classify_no_answer`], [`Detector::feed`]). Section numbers refer to
-//! `koha-protocol.md`.
+//! answers back ([`classify`], [`classify_no_answer`], [`Detector::feed`]). What Koha accepts and
+//! answers is described in `docs/koha.md`, whose heading numbers the comments here cite.
 //!
 //! - `request`: the paths, transports and the requests for `service.pl`;
 //! - `answer`: what an answer means (C1 to C9), and the problems that stop a run;

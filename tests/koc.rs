@@ -374,7 +374,7 @@ fn writer_refuses_times_koha_cannot_store() {
     assert!(koc::write([&t], &WriteOptions::default(), &BERLIN).is_ok());
 }
 
-/// Koha's reading of a `.koc` file (koha-protocol.md §7.2), written here from the rules and not
+/// Koha's reading of a `.koc` file (docs/koha.md 9.2), written here from the rules and not
 /// with our reader: split at LF; the first line is the header; strip every CR; split at TAB; drop
 /// trailing empty fields; field 1 the time stamp (split at single whitespace into date, time and
 /// an ignored token), field 2 the command, the rest by command.
@@ -1160,7 +1160,7 @@ fn writer_line_per_action_and_amount_format() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Export plan: what an export takes, and what it asks first (koha-protocol.md §4.5)
+// Export plan: what an export takes, and what it asks first (Koha has no duplicate check)
 // ---------------------------------------------------------------------------------------------
 
 mod export_plan {

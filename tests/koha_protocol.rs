@@ -1,4 +1,5 @@
-//! The Koha protocol core: request building, encoding, classification (§3.2), detection (§2.6).
+//! The Koha protocol core: request building, encoding, classification (C1 to C9), detection
+//! (docs/koha.md 10.2 and 8.2).
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use chrono::{TimeZone, Utc};

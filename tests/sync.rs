@@ -1,4 +1,5 @@
-//! The send run (§3.3) as a sans-IO state machine, driven here against a scripted Koha.
+//! The send run (`src/sync/run.rs`) as a sans-IO state machine, driven here against a scripted
+//! Koha.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use chrono::{DateTime, Duration, TimeZone, Utc};

@@ -1,4 +1,5 @@
-// The one dialog the desk asks every question with (#confirm, ui-contract.md).
+// The one dialog the desk asks every question with (#confirm). Its element ids and data-*
+// attributes are what the browser tests (tests/e2e) find it by: keep them stable.
 // ask({kind, title, body, ok, cancel, extra, focus}) resolves true for OK, false for Cancel or
 // Escape, and "extra" for the optional third button. `body` is a string or a list of lines;
 // `focus: "cancel"` puts the focus on Cancel (a scanner's Enter then records nothing).

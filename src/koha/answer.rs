@@ -1,14 +1,14 @@
-//! What Koha's answers mean: a `service.pl` answer classified by the rules C1 to C9 (§3.2) into
-//! an [`Answer`] and a transaction status, and the [`ConnectionProblem`]s that stop a run before
-//! it sends anything.
+//! What Koha's answers mean: a `service.pl` answer classified by the rules C1 to C9
+//! (docs/koha.md 10.2) into an [`Answer`] and a transaction status, and the [`ConnectionProblem`]s
+//! that stop a run before it sends anything.
 
 use crate::kinds::kinds;
 use crate::transaction::{FailReason, Status, UncertainReason};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-// Koha's answer texts (§3.1), each written once: the classification and the i18n keys below
-// compare against the same strings.
+// Koha's answer texts (docs/koha.md 10.1), each written once: the classification and the i18n keys
+// below compare against the same strings.
 const ADDED: &str = "Added.";
 const SUCCESS: &str = "Success.";
 const AUTHENTICATION_FAILED: &str = "Authentication failed.";
@@ -25,7 +25,7 @@ pub const REJECTIONS: [&str; 4] = [
     BORROWER_NOT_FOUND,
 ];
 
-/// What an answer from `service.pl` means (§3.2). Each variant names its rule.
+/// What an answer from `service.pl` means (docs/koha.md 10.2). Each variant names its rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "class", rename_all = "kebab-case")]
 pub enum Answer {
@@ -87,8 +87,8 @@ pub(super) fn trim_ascii(text: &str) -> &str {
 }
 
 /// Classifies an HTTP answer from `service.pl` by C1 to C7. The body is trimmed of ASCII
-/// whitespace and compared exactly, whatever the mode. The content type is not an input: §3.2
-/// classifies by status and body alone.
+/// whitespace and compared exactly, whatever the mode. The content type is not an input: the rules
+/// classify by status and body alone.
 pub fn classify(http_status: u16, body: &str) -> Answer {
     let text = trim_ascii(body);
     match http_status {
@@ -127,7 +127,7 @@ pub fn classify_no_answer(why: NoAnswer) -> Answer {
 }
 
 impl Answer {
-    /// The rule of §3.2: `C1` to `C9`.
+    /// The rule's name, `C1` to `C9` (docs/koha.md 10.2).
     pub fn rule(&self) -> &'static str {
         match self {
             Answer::Queued => "C1",
@@ -169,7 +169,9 @@ impl Answer {
         }
     }
 
-    /// Continue after C1 to C4, stop after C5 to C9 (§3.3 rule 4).
+    /// Continue after C1 to C4 (Koha took or refused the transaction), stop after C5 to C9: more
+    /// failed logins risk a lockout, a wrong address fails every request, and a transaction that
+    /// may have been applied needs the librarian.
     pub fn flow(&self) -> Flow {
         match self {
             Answer::Queued | Answer::Applied | Answer::Rejected { .. } | Answer::Empty => {
@@ -186,7 +188,7 @@ impl Answer {
     }
 }
 
-/// Maps Koha's exact answer texts to stable i18n keys (the UI translates; §3.3 rule 6).
+/// Maps Koha's exact answer texts to stable i18n keys (the UI shows Koha's text and a translation).
 /// Returns `None` for any other text.
 pub fn message_key(koha_text: &str) -> Option<&'static str> {
     MESSAGE_KEYS

@@ -1,5 +1,5 @@
-//! Koha's login helper `svc/authentication` (§2.5) and the staff session: the token probe, P2's
-//! session login and its answer, the logout that ends that session.
+//! Koha's login helper `svc/authentication` (docs/koha.md 5) and the staff session: the token
+//! probe, P2's session login and its answer, the logout that ends that session.
 
 use super::answer::trim_ascii;
 use super::request::pairs;
@@ -81,7 +81,7 @@ pub fn logout_request(base: &str) -> HttpRequest {
     }
 }
 
-/// The `<status>` of a `svc/authentication` answer (§2.5).
+/// The `<status>` of a `svc/authentication` answer (docs/koha.md 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthStatus {

@@ -1,5 +1,5 @@
-//! Detection (§2.6): which transport works with these credentials, found by a pure state machine
-//! ([`Detector`]) that the shell drives request by request.
+//! Detection (docs/koha.md 8.2): which transport works with these credentials, found by a pure
+//! state machine ([`Detector`]) that the shell drives request by request.
 
 use super::{
     auth_probe_request, classify, interpret_session_login, parse_auth_status,
@@ -40,9 +40,9 @@ enum Stage {
     Finished,
 }
 
-/// Detection as a pure state machine (§2.6): call [`Detector::start`], send the request, feed each
-/// reply to [`Detector::feed`] until it says [`DetectStep::Done`]. A 403 on the P1 probe is retried
-/// once with a fresh token.
+/// Detection as a pure state machine (docs/koha.md 8.2): call [`Detector::start`], send the
+/// request, feed each reply to [`Detector::feed`] until it says [`DetectStep::Done`]. A 403 on the
+/// P1 probe is retried once with a fresh token.
 #[derive(Debug, Clone)]
 pub struct Detector {
     base: String,

@@ -1,5 +1,5 @@
 //! The requests the add-on sends to Koha, built as values: the paths, the transports (P1, P2, P3,
-//! G), form encoding, and one `service.pl` request per transaction (§2.7).
+//! G), form encoding, and one `service.pl` request per transaction (docs/koha.md 2).
 
 use crate::ids::{Branchcode, Userid};
 use crate::kinds::kinds;
@@ -17,7 +17,7 @@ pub const AUTH_PATH: &str = "/cgi-bin/koha/svc/authentication";
 pub const MAINPAGE_PATH: &str = "/cgi-bin/koha/mainpage.pl";
 /// The header carrying the CSRF token (Koha reads its name case-insensitively).
 pub const CSRF_HEADER: &str = "CSRF-TOKEN";
-/// Suggested client timeout for one request, in seconds (§2.7).
+/// Client timeout for one request, in seconds (docs/koha.md 8.1).
 pub const REQUEST_TIMEOUT_SECS: u32 = 60;
 
 /// The client time-out for one request, in milliseconds: [`REQUEST_TIMEOUT_SECS`], or a shorter
@@ -50,7 +50,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// How requests reach `service.pl` (§2.6).
+/// How requests reach `service.pl` (docs/koha.md 8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Transport {
@@ -239,7 +239,7 @@ pub(super) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The common start of every `service.pl` request: credentials per transport (§2.7).
+/// The common start of every `service.pl` request: credentials per transport (docs/koha.md 4.1).
 fn service_request(
     base: &str,
     transport: Transport,
@@ -280,8 +280,8 @@ fn service_request(
     })
 }
 
-/// The probe (§2.6 step 2): credentials and an empty `action`, no `pending`, no `timestamp`. Koha
-/// authenticates it, changes nothing and answers an empty 200. `token` is required for P1, and
+/// The probe (docs/koha.md 8.2): credentials and an empty `action`, no `pending`, no `timestamp`.
+/// Koha authenticates it, changes nothing and answers an empty 200. `token` is required for P1, and
 /// sent with P2 when Koha gave one.
 pub fn service_probe_request(
     base: &str,
@@ -294,7 +294,7 @@ pub fn service_probe_request(
     Ok(request)
 }
 
-/// One transaction for `service.pl`, parameters exactly as §2.7: credentials per transport,
+/// One transaction for `service.pl` (parameters: docs/koha.md 2.2): credentials per transport,
 /// `branchcode` from the transaction, `branch` only when given (a desk library validated against
 /// Koha's list), `pending`, `action`, `timestamp` (the recording instant in UTC,
 /// `YYYY-MM-DD HH:MM:SS`), then `barcode`, `cardnumber` and `amount` where the action has them.
@@ -335,7 +335,8 @@ pub fn transaction_request(
     Ok(request)
 }
 
-/// The instant as `service.pl` wants it: UTC, `YYYY-MM-DD HH:MM:SS`, whole seconds (§5.1).
+/// The instant as `service.pl` wants it: UTC, `YYYY-MM-DD HH:MM:SS`, whole seconds
+/// (docs/koha.md 6.1).
 pub fn koha_timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
     crate::zone::local_text(at.naive_utc(), "-", " ", ":")
 }

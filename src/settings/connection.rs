@@ -1,4 +1,4 @@
-//! "Test connection" on the options page: [`Detector`] (koha-protocol.md §2.6) plus what the page
+//! "Test connection" on the options page: [`Detector`] (docs/koha.md 8.2) plus what the page
 //! must say about it, in particular whether logging in once per send run is available.
 //!
 //! Detection never creates a transaction: its probe has an empty `action` and no `pending`.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
 
-/// The options page's fields, as typed. The UI contract ids map one to one (see
+/// The options page's fields, as typed. The page's element ids map one to one (see
 /// [`SettingsField::id`]).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

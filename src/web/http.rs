@@ -5,7 +5,7 @@ use gloo_net::http::{Request, RequestBuilder};
 use web_sys::{AbortSignal, RequestCache, RequestCredentials, RequestRedirect};
 
 /// A test-only `localStorage` key: a shorter request time-out in milliseconds (see
-/// [`koha::request_timeout_ms`]). Without it every request has 60 s (koha-protocol.md §2.7).
+/// [`koha::request_timeout_ms`]). Without it every request has 60 s (docs/koha.md 8.1).
 pub const TIMEOUT_OVERRIDE_KEY: &str = "koha-offline-circ:test-request-timeout-ms";
 
 /// Sends one request. Never fails: a missing answer is a `Reply::NoAnswer`.

@@ -1,4 +1,4 @@
-//! A Koha stand-in that follows koha-protocol.md section 9: `service.pl` and `svc/authentication`
+//! A Koha stand-in that behaves as `docs/koha.md` describes: `service.pl` and `svc/authentication`
 //! per Koha era, an inspectable model, a request log, fault injection and a JSON control interface
 //! under `/__control/`.
 //!
@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Which Koha era to behave like (§9.2).
+/// Which Koha era to behave like (docs/koha.md 11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Profile {
     /// 16.05 to 23.11: `userid`/`password`, no CSRF, 200 `Authentication failed.`.
@@ -59,7 +59,7 @@ impl Profile {
         }
     }
 
-    /// The credential parameter names (S8).
+    /// The credential parameter names (docs/koha.md 4.1).
     pub fn credential_names(self) -> (&'static str, &'static str) {
         match self {
             Profile::Legacy => ("userid", "password"),
@@ -68,7 +68,7 @@ impl Profile {
     }
 }
 
-/// The switches of §9.2. JSON names are the spec's (`STRICT_SQL`, ...).
+/// What varies between Koha installations. JSON names are upper snake case (`STRICT_SQL`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE", default)]
 pub struct Switches {
@@ -80,7 +80,7 @@ pub struct Switches {
     pub html_errors: bool,
     /// Koha's time zone, e.g. `Europe/Berlin`.
     pub server_tz: String,
-    /// `LEGACY` only: the old date parser of S16.
+    /// `LEGACY` only: the older time-stamp parser (docs/koha.md 6.1).
     pub old_date_parser: bool,
     /// `KOHA_24_05` only: `svc/authentication` sends `CSRF-TOKEN`.
     pub auth_token_header: bool,
@@ -119,7 +119,7 @@ pub struct Config {
     pub round_trip_ms: u64,
     /// Keep connections alive after Koha answers (default). Off: every Koha answer carries
     /// `Connection: close`, so each request goes on a fresh connection, where Firefox never
-    /// re-sends a POST whose connection dropped (§2.6).
+    /// re-sends a POST whose connection dropped (docs/koha.md 8.1).
     pub keep_alive: bool,
     /// Loan period in days.
     pub loan_period_days: i64,
@@ -141,7 +141,7 @@ impl Default for Config {
     }
 }
 
-/// A fault (§9.4).
+/// A fault the tests inject (not Koha behaviour).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
@@ -169,7 +169,7 @@ pub enum Fault {
     },
     /// F6: answer a 302 to the login page without processing.
     RedirectToLogin,
-    /// F7 (not in §9.4): process, send the answer's status line and headers and its body, but
+    /// F7: process, send the answer's status line and headers and its body, but
     /// announce one byte more in `Content-Length`; then send nothing until the client gives up
     /// (closes the connection), the stand-in stops, or `ms` pass, and close. Models a server or
     /// proxy that stalls in the middle of an answer: only a client time-out that covers reading
@@ -349,7 +349,7 @@ impl State {
         self.config.profile != Profile::Legacy && self.config.switches.csrf
     }
 
-    /// Whether `svc/authentication` hands out tokens and anonymous sessions (S28).
+    /// Whether `svc/authentication` hands out tokens and anonymous sessions (docs/koha.md 5).
     pub fn token_mode(&self) -> bool {
         match self.config.profile {
             Profile::Legacy => false,
@@ -396,7 +396,7 @@ impl State {
 
     /// Live logged-in sessions of `userid` whose cookie Koha handed out (`svc/authentication`
     /// logins). The sessions a `service.pl` credential check leaves behind are not counted:
-    /// Koha never tells anyone their id (koha-protocol.md §2.3, orphan sessions).
+    /// Koha never tells anyone their id (docs/koha.md 4.2, orphan sessions).
     pub fn cookie_logins(&self, userid: &str) -> Vec<Session> {
         self.model
             .sessions
@@ -649,22 +649,22 @@ impl StandIn {
         self.state().set_faults(rules);
     }
 
-    /// S31.
+    /// The queue as a librarian of `library` sees it (docs/koha.md 9.1).
     pub fn queue_for(&self, library: &str) -> Vec<QueueRow> {
         self.state().queue_for(library)
     }
 
-    /// S32: process a row as a librarian of `library`.
+    /// Processes a row as a librarian of `library` (docs/koha.md 9.1).
     pub fn process_row(&self, operationid: u64, library: &str) -> Result<String, u16> {
         self.state().process_row(operationid, library)
     }
 
-    /// S32: delete a row.
+    /// Deletes a row (docs/koha.md 9.1).
     pub fn delete_row(&self, operationid: u64) -> Option<String> {
         self.state().delete_row(operationid)
     }
 
-    /// S33: import a `.koc` body.
+    /// Imports a `.koc` body (docs/koha.md 9.2).
     pub fn import_koc(&self, userid: &str, library: &str, body: &str) -> KocImport {
         self.state().import_koc(userid, library, body)
     }
@@ -780,7 +780,7 @@ fn wait_for_data(reader: &mut BufReader<TcpStream>, stop: &AtomicBool) -> io::Re
     Ok(true)
 }
 
-/// The parameters Koha reads (S2).
+/// The parameters Koha reads (docs/koha.md 2.1).
 fn koha_params(req: &Request) -> Vec<(String, String)> {
     match req.method.as_str() {
         "GET" | "HEAD" => http::form_decode(&req.query),
@@ -997,7 +997,8 @@ fn fault_name(fault: &Fault) -> String {
     .to_owned()
 }
 
-/// S1: the two Koha endpoints, plus `mainpage.pl` for logging out; anything else is 404.
+/// The two Koha endpoints, plus `mainpage.pl` for logging out (docs/koha.md 1); anything else is
+/// 404.
 fn route(
     shared: &Shared,
     req: &Request,

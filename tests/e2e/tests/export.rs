@@ -1,6 +1,6 @@
 //! Export and its questions in a real Firefox: a `.koc` export never repeats rows already
 //! exported, nor uncertain ones (above all payments), without the librarian saying so, because
-//! Koha records every uploaded row again (koha-protocol.md §4.5).
+//! Koha records every uploaded row again (docs/koha.md 9.3).
 
 use e2e::desk::{clear_message_kind, message, wait_rows, with_open_desk};
 use e2e::firefox::{Firefox, Options};

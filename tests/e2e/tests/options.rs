@@ -522,8 +522,8 @@ async fn password_is_kept_only_where_allowed_and_forget_removes_it() {
 const TIMEOUT_KEY: &str = "koha-offline-circ:test-request-timeout-ms";
 
 /// What the cookie Firefox now holds for the stand-in is worth: a bare `service.pl` GET from the
-/// page with the browser's cookies and no credentials, which only the cookie fallback (S9) can
-/// authenticate. Returns `(status, body, the CGISESSID it carried)`.
+/// page with the browser's cookies and no credentials, which only the cookie fallback
+/// (docs/koha.md 4.3) can authenticate. Returns `(status, body, the CGISESSID it carried)`.
 async fn cookie_fallback(ff: &Firefox, koha: &StandIn) -> (u64, String, Option<String>) {
     let url = format!(
         "{}/cgi-bin/koha/offline_circ/service.pl?action=",

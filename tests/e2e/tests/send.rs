@@ -468,10 +468,10 @@ async fn dropped_third_operation_is_uncertain_and_never_duplicated() {
     }
 }
 
-/// What keep-alive does to a dropped POST (koha-protocol.md §2.6): on a reused connection
+/// What keep-alive does to a dropped POST (docs/koha.md 8.1): on a reused connection
 /// Firefox re-sends it by itself, so Koha stores the payment twice while the desk sees a clean
 /// `Added.`. This is why an F2 test needs `keep_alive: false`, and why uncertainty cannot be
-/// detected when a front end drops reused connections (OQ-23).
+/// detected when a front end drops reused connections (`fetch` cannot ask for a fresh one).
 #[tokio::test(flavor = "multi_thread")]
 async fn with_keep_alive_firefox_silently_repeats_a_dropped_post() {
     let koha = StandIn::start(Config::default()).expect("stand-in");
@@ -904,8 +904,8 @@ async fn a_send_run_with_login_once_leaves_no_session_logged_in() {
                 "{profile:?}: sent with the session, not the password"
             );
 
-            // The cookie Firefox holds, tried through the cookie fallback (S9): a bare GET
-            // without credentials.
+            // The cookie Firefox holds, tried through the cookie fallback (docs/koha.md 4.3): a
+            // bare GET without credentials.
             let url = format!("{}/cgi-bin/koha/offline_circ/service.pl?action=", koha.base_url());
             let script = format!(
                 "const done = arguments[arguments.length - 1];

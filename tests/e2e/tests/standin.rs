@@ -1,4 +1,4 @@
-//! The Koha stand-in over real HTTP, rule group by rule group (koha-protocol.md §9).
+//! The Koha stand-in over real HTTP, behaviour by behaviour (docs/koha.md).
 #![allow(clippy::unwrap_used)]
 
 use e2e::standin::{Config, Fault, FaultRule, Profile, StandIn, When};
@@ -237,7 +237,7 @@ fn p1_post(c: &mut Client, session: &(String, String), params: &[(&str, &str)]) 
 }
 
 #[test]
-fn s1_other_paths_are_404_and_s3_answers_are_plain() {
+fn other_paths_are_404_and_answers_are_plain_text() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     assert_eq!(
@@ -264,7 +264,7 @@ fn s1_other_paths_are_404_and_s3_answers_are_plain() {
 }
 
 #[test]
-fn s4_to_s7_csrf() {
+fn csrf_tokens_per_session() {
     let koha = start(Profile::Koha2405);
     let mut c = Client::new(&koha);
     let params = with(desk(), &[("action", "issue"), ("pending", "true")]);
@@ -282,7 +282,7 @@ fn s4_to_s7_csrf() {
     let s = p1_token(&mut c);
     let other = p1_token(&mut c);
     assert_eq!(koha.session_count(), 2);
-    // A token with another session's cookie: refused (S7).
+    // A token with another session's cookie: refused (docs/koha.md 3).
     let wrong = format!("CGISESSID={}", other.0);
     let r = c
         .post(
@@ -358,7 +358,7 @@ fn s4_to_s7_csrf() {
 }
 
 #[test]
-fn s8_credential_pairs_per_profile() {
+fn credential_pairs_per_profile() {
     let cases = [
         (
             Profile::Legacy,
@@ -417,7 +417,7 @@ fn s8_credential_pairs_per_profile() {
             assert_eq!(row.body, "Added.");
             assert_eq!(koha.model().queue[0].userid, "someone");
         }
-        // A patron account logs in too: no permission check (S10).
+        // A patron account logs in too: no permission check (docs/koha.md 1).
         let patron = c
             .post(
                 SERVICE,
@@ -432,7 +432,7 @@ fn s8_credential_pairs_per_profile() {
 }
 
 #[test]
-fn s10_s13_authentication_failures_and_lockout() {
+fn authentication_failures_and_lockout() {
     for (profile, status, body) in [
         (Profile::Legacy, 200, "Authentication failed."),
         (Profile::Koha2405, 200, "Authentication failed."),
@@ -477,7 +477,7 @@ fn s10_s13_authentication_failures_and_lockout() {
 }
 
 #[test]
-fn s9_s11_s12_cookie_fallback_and_nocookie() {
+fn cookie_fallback_and_nocookie() {
     for profile in [Profile::Koha2405, Profile::Newest] {
         let koha = start(profile);
         let mut c = Client::new(&koha);
@@ -531,7 +531,7 @@ fn s9_s11_s12_cookie_fallback_and_nocookie() {
                 );
             }
         }
-        // P2: no credentials at all, the session decides (S9, S30).
+        // P2: no credentials at all, the session decides (docs/koha.md 4.3).
         let r = p1_post(
             &mut c,
             &s,
@@ -559,7 +559,7 @@ fn s9_s11_s12_cookie_fallback_and_nocookie() {
 }
 
 #[test]
-fn s25_to_s28_svc_authentication() {
+fn svc_authentication_per_profile() {
     const OK: &str =
         "<?xml version='1.0' standalone='yes'?>\n<response>\n  <status>ok</status>\n</response>\n";
     const FAILED: &str = "<?xml version='1.0' standalone='yes'?>\n<response>\n  <status>failed</status>\n</response>\n";
@@ -711,7 +711,7 @@ fn p1_flow_end_to_end_on_newest() {
 }
 
 #[test]
-fn s17_to_s22_queue_versus_apply() {
+fn queue_versus_apply() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     let post = |c: &mut Client, extra: &[(&str, &str)]| {
@@ -914,7 +914,7 @@ fn s17_to_s22_queue_versus_apply() {
 }
 
 #[test]
-fn s15_s16_timestamps_convert_to_server_tz() {
+fn timestamps_convert_to_server_tz() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     let queue = |c: &mut Client, ts: &str| {
@@ -1007,7 +1007,7 @@ fn s15_s16_timestamps_convert_to_server_tz() {
 }
 
 #[test]
-fn s18_truncation_versus_strict_sql() {
+fn truncation_versus_strict_sql() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     let long_card = "K".repeat(40);
@@ -1101,7 +1101,7 @@ fn s18_truncation_versus_strict_sql() {
 }
 
 #[test]
-fn s23_no_deduplication() {
+fn no_deduplication() {
     let koha = start(Profile::Legacy);
     let mut c = Client::new(&koha);
     let issue = with(
@@ -1350,7 +1350,8 @@ fn control_interface_over_http() {
         ]
     );
     assert_eq!(q[2]["barcode"], Value::Null);
-    // S32: process as a librarian of DE-627: the checkin, the stored time as local time.
+    // Processing (docs/koha.md 9.1) as a librarian of DE-627: the checkin, the stored time as local
+    // time.
     let id = q[0]["operationid"].as_u64().unwrap();
     let r = c.control(
         "POST",
@@ -1422,7 +1423,7 @@ fn control_interface_over_http() {
 }
 
 #[test]
-fn s33_koc_import_edge_cases_and_f4_for_everyone() {
+fn koc_import_edge_cases_and_f4_for_everyone() {
     let koha = start(Profile::Legacy);
     // A blank line in the middle stops the import with 500; earlier rows stay; a final newline is
     // fine; a trailing TAB is harmless; empty middle fields shift the others.
@@ -1500,7 +1501,7 @@ fn session_login(c: &mut Client, profile: Profile) -> String {
     r.cookie().unwrap()
 }
 
-/// Whether a cookie alone still authenticates `service.pl` (the cookie fallback, S9).
+/// Whether a cookie alone still authenticates `service.pl` (the cookie fallback, docs/koha.md 4.3).
 fn cookie_authenticates(c: &mut Client, sid: &str) -> bool {
     let r = c
         .get(

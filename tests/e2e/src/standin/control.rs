@@ -1,4 +1,5 @@
-//! The JSON control interface under `/__control/` (§9.4). Used only by tests and the demo.
+//! The JSON control interface under `/__control/` (not Koha behaviour). Used only by tests and the
+//! demo.
 //!
 //! | Endpoint | Body | Answer |
 //! |---|---|---|
@@ -10,10 +11,10 @@
 //! | `POST /__control/now` | `{"now": "2026-03-29T01:30:00Z"}` or `{"now": null}` | `{}` |
 //! | `GET`/`POST /__control/faults` | `[FaultRule]` replaces all | `[{rule, fired}]` |
 //! | `POST /__control/refuse` | `{"ms": 500}` | `{}` (F4 for everyone) |
-//! | `GET /__control/queue?library=L` | | S31 rows |
+//! | `GET /__control/queue?library=L` | | the rows that library sees (docs/koha.md 9.1) |
 //! | `POST /__control/queue/process` | `{"operationid": 1, "library": "DE-627"}` | `{"answer": "Success."}` or 500 |
 //! | `POST /__control/queue/delete` | `{"operationid": 1}` | `{"answer": "Deleted."}` |
-//! | `POST /__control/koc` | `{"userid", "library", "body"}` | S33 `{added, warnings, status}` |
+//! | `POST /__control/koc` | `{"userid", "library", "body"}` | `{added, warnings, status}` (docs/koha.md 9.2) |
 //! | `GET /__control/session?id=CGISESSID` | | `{known, userid, logged_in}`: is that session still logged in? |
 //! | `GET /__control/logins?userid=U` | | live logged-in sessions of U whose cookie Koha handed out |
 

@@ -1,5 +1,5 @@
-//! `service.pl` timestamps (S15, S16): parse, then convert from UTC (or the given offset) to the
-//! server's zone.
+//! `service.pl` timestamps (docs/koha.md 6.1): parse, then convert from UTC (or the given offset)
+//! to the server's zone.
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
@@ -60,12 +60,13 @@ fn date(c: &mut Cursor<'_>) -> Option<(i32, u32, u32)> {
 }
 
 fn build((y, m, d): (i32, u32, u32), (h, min, s): (u32, u32, u32)) -> Option<NaiveDateTime> {
-    // Day 00 is read as 01 (S16).
+    // Day 00 is read as 01, as Koha's newer parser does.
     let d = if d == 0 { 1 } else { d };
     NaiveDate::from_ymd_opt(y, m, d)?.and_hms_opt(h, min, s)
 }
 
-/// The new, anchored grammar (S16). Returns the instant as naive UTC.
+/// The newer grammar, which must match the whole text (docs/koha.md 6.1). Returns the instant as
+/// naive UTC.
 fn parse_new(text: &str) -> Option<NaiveDateTime> {
     let mut c = Cursor {
         s: text.as_bytes(),
@@ -160,7 +161,7 @@ fn parse_old(text: &str) -> Option<NaiveDateTime> {
 }
 
 /// Parses a non-empty `service.pl` timestamp and converts it to `tz`, formatted as Koha stores
-/// it. `None` means Koha dies with 500 (S15).
+/// it. `None` means Koha dies with 500 (docs/koha.md 6.1).
 pub fn convert(text: &str, old_parser: bool, tz: Tz) -> Option<String> {
     if text.starts_with("0000-0") {
         return None;

@@ -218,7 +218,7 @@ impl Response {
         }
     }
 
-    /// Koha's plain-text answer (S3): `text/plain; charset=utf-8`, no newline.
+    /// Koha's plain-text answer (docs/koha.md 10.1): `text/plain; charset=utf-8`, no newline.
     pub fn text(status: u16, body: &str) -> Self {
         Response::new(status, "text/plain; charset=utf-8", body)
     }

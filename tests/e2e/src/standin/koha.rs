@@ -1,5 +1,5 @@
-//! `service.pl` and `svc/authentication` as Koha answers them (S1 to S30), plus the queue
-//! processing and `.koc` import of S31 to S33.
+//! `service.pl` and `svc/authentication` as Koha answers them (docs/koha.md 1 to 7), plus the
+//! queue processing and `.koc` import of docs/koha.md 9.
 
 use super::dates;
 use super::http::{Request, Response};
@@ -9,7 +9,7 @@ use chrono::{Duration, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use std::thread;
 
-/// The first value of a parameter, or `''` (S2, S14).
+/// The first value of a parameter, or `''` (docs/koha.md 2.1).
 pub fn param(params: &[(String, String)], name: &str) -> String {
     params
         .iter()
@@ -18,12 +18,12 @@ pub fn param(params: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// S14: outer space, tab, CR and LF removed, nothing else.
+/// Outer space, tab, CR and LF removed, nothing else (docs/koha.md 2.2).
 fn strip(text: &str) -> String {
     text.trim_matches([' ', '\t', '\r', '\n']).to_owned()
 }
 
-/// An error page or the raw body, per `HTML_ERRORS` (S6, S13).
+/// An error page or the raw body, per `HTML_ERRORS` (docs/koha.md 3, 4.4).
 pub fn error_response(state: &State, status: u16, raw: &str) -> Response {
     if state.config.switches.html_errors {
         let page = format!(
@@ -49,7 +49,7 @@ fn csrf_param(req: &Request, params: &[(String, String)], name: &str) -> Option<
         .map(|(_, v)| v.clone())
 }
 
-/// S4, S5: whether the CSRF middleware refuses this request.
+/// Whether the CSRF middleware refuses this request (docs/koha.md 3).
 pub fn csrf_refused(state: &State, req: &Request, params: &[(String, String)]) -> bool {
     if !state.csrf_active() {
         return false;
@@ -103,7 +103,7 @@ fn cookie_session(state: &mut State, cookie: &str) -> CookieSession {
     }
     match &session.userid {
         Some(user) => {
-            // S11: a cookie refreshes the session's last use.
+            // A cookie that passes refreshes the session's last use.
             session.last_use = now;
             CookieSession::User(user.clone(), session.library.clone().unwrap_or_default())
         }
@@ -122,7 +122,7 @@ enum Check {
     NoPermission,
 }
 
-/// S10: one credential check, paying the configured cost outside the lock.
+/// One credential check (docs/koha.md 4.2), paying the configured cost outside the lock.
 fn credential_check(
     shared: &Shared,
     name: &str,
@@ -183,7 +183,7 @@ fn credential_check(
     }
 }
 
-/// S8 to S13: who the `service.pl` request runs as, or `None`.
+/// Who the `service.pl` request runs as, or `None` (docs/koha.md 4).
 fn authenticate_service(
     shared: &Shared,
     req: &Request,
@@ -287,7 +287,7 @@ pub fn service(
     }
 }
 
-/// `svc/authentication` (S25 to S29).
+/// `svc/authentication` (docs/koha.md 5).
 pub fn authentication(
     shared: &Shared,
     req: &Request,
@@ -353,11 +353,11 @@ pub fn authentication(
 }
 
 /// `mainpage.pl`, as far as the add-on uses it: ending a staff session. Koha's `checkauth` (every
-/// version from 3.x to main) reads `logout.x` whatever the method; when it is true (non-empty,
-/// not `0`) it deletes the session named by `CGISESSID` and answers the login page with a new
-/// anonymous session cookie. The CSRF middleware (S4, S5) runs first, so a GET passes and a POST
-/// needs a token. Without `logout.x`: the start page for a live logged-in session, else the
-/// login page. Nothing else of the page is modelled.
+/// version from 3.x to main) reads `logout.x` whatever the method; when it is true (non-empty, not
+/// `0`) it deletes the session named by `CGISESSID` and answers the login page with a new anonymous
+/// session cookie. The CSRF middleware (docs/koha.md 3) runs first, so a GET passes and a POST
+/// needs a token. Without `logout.x`: the start page for a live logged-in session, else the login
+/// page. Nothing else of the page is modelled.
 pub fn mainpage(shared: &Shared, req: &Request, params: &[(String, String)]) -> (Response, bool) {
     let mut state = shared.lock();
     if csrf_refused(&state, req, params) {
@@ -389,7 +389,7 @@ pub fn mainpage(shared: &Shared, req: &Request, params: &[(String, String)]) -> 
     (response, logging_out)
 }
 
-/// A queue row before the §6 column rules.
+/// A queue row before the column widths apply (docs/koha.md 7.1).
 #[derive(Debug, Clone)]
 pub struct NewRow {
     /// Operator.
@@ -480,7 +480,8 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 impl State {
-    /// S18: stores a queue row, truncating over-long values, or refuses under `STRICT_SQL`.
+    /// Stores a queue row (docs/koha.md 7.1), truncating over-long values, or refuses under
+    /// `STRICT_SQL`.
     pub fn insert_row(&mut self, row: NewRow) -> Result<(), StrictSqlError> {
         let strict = self.config.switches.strict_sql;
         let widths: [(&str, usize); 5] = [
@@ -519,7 +520,8 @@ impl State {
         Ok(())
     }
 
-    /// S19 to S22. `Some(message)` (empty for S22), or `None` for a 500 (nothing changed).
+    /// A direct transaction (docs/koha.md 7.2 to 7.4). `Some(message)` (empty for an unknown
+    /// action), or `None` for a 500 (nothing changed).
     pub fn apply(&mut self, d: &Direct) -> Option<String> {
         let model: &mut Model = &mut self.model;
         match d.action.as_str() {
@@ -605,7 +607,7 @@ impl State {
         }
     }
 
-    /// S31: the queue as a librarian of `library` sees it.
+    /// The queue as a librarian of `library` sees it (docs/koha.md 9.1).
     pub fn queue_for(&self, library: &str) -> Vec<QueueRow> {
         let mut rows: Vec<QueueRow> = self
             .model
@@ -619,8 +621,8 @@ impl State {
         rows
     }
 
-    /// S32: processes one queue row as a librarian of `library`. `Err(500)` leaves the row;
-    /// `Err(404)` means no such row.
+    /// Processes one queue row as a librarian of `library` (docs/koha.md 9.1). `Err(500)` leaves
+    /// the row; `Err(404)` means no such row.
     pub fn process_row(&mut self, operationid: u64, library: &str) -> Result<String, u16> {
         let Some(pos) = self
             .model
@@ -645,14 +647,14 @@ impl State {
         Ok(answer)
     }
 
-    /// S32: deletes a row; `Deleted.`.
+    /// Deletes a row; `Deleted.` (docs/koha.md 9.1).
     pub fn delete_row(&mut self, operationid: u64) -> Option<String> {
         let before = self.model.queue.len();
         self.model.queue.retain(|r| r.operationid != operationid);
         (self.model.queue.len() < before).then(|| "Deleted.".to_owned())
     }
 
-    /// S33: imports a `.koc` body as user `userid` at `library`.
+    /// Imports a `.koc` body as user `userid` at `library` (docs/koha.md 9.2).
     pub fn import_koc(&mut self, userid: &str, library: &str, body: &str) -> KocImport {
         let mut lines: Vec<&str> = body.split('\n').collect();
         // Perl's split drops trailing empty fields.
@@ -723,7 +725,7 @@ impl State {
     }
 }
 
-/// What a `.koc` import did (S33).
+/// What a `.koc` import did (docs/koha.md 9.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KocImport {
     /// Rows queued.

@@ -1,4 +1,4 @@
-//! The stand-in's model (§9.1): libraries, accounts, items, loans, credits, queue rows, sessions.
+//! The stand-in's model: libraries, accounts, items, loans, credits, queue rows, sessions.
 
 use serde::{Deserialize, Serialize};
 
@@ -83,13 +83,13 @@ pub struct ClosedLoan {
     pub barcode: String,
     /// The loan as it was.
     pub loan: Loan,
-    /// Return date, server-local (may precede the issue date: S20).
+    /// Return date, server-local (may precede the issue date: docs/koha.md 7.2).
     pub returned_at: String,
     /// Library of the return (the session's).
     pub return_library: String,
 }
 
-/// A payment credited to a patron (S21).
+/// A payment credited to a patron (docs/koha.md 7.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credit {
     /// The patron's card number.
@@ -194,7 +194,7 @@ impl Model {
         self.accounts.iter().find(|a| a.userid == userid)
     }
 
-    /// Patron lookup of §4.1: by card number, then by user name. Returns the index.
+    /// Patron lookup of docs/koha.md 7.2: by card number, then by user name. Returns the index.
     pub fn find_patron(&self, key: &str) -> Option<usize> {
         if key.is_empty() {
             return None;
@@ -205,7 +205,7 @@ impl Model {
             .or_else(|| self.accounts.iter().position(|a| a.userid == key))
     }
 
-    /// Login lookup of S10: by user name, then by card number.
+    /// Login lookup of docs/koha.md 4.2: by user name, then by card number.
     pub fn find_login(&self, name: &str) -> Option<usize> {
         self.accounts
             .iter()
