@@ -27,4 +27,5 @@ pub use request::{
     form_encode, form_encode_component, koha_timestamp, request_timeout_ms, service_probe_request,
     transaction_request, Credentials, HttpRequest, Method, Mode, RequestError, Transport,
     AUTH_PATH, CSRF_HEADER, FORM_CONTENT_TYPE, MAINPAGE_PATH, REQUEST_TIMEOUT_SECS, SERVICE_PATH,
+    TIMEOUT_OVERRIDE_KEY,
 };

@@ -20,6 +20,10 @@ pub const CSRF_HEADER: &str = "CSRF-TOKEN";
 /// Client timeout for one request, in seconds (docs/koha.md 8.1).
 pub const REQUEST_TIMEOUT_SECS: u32 = 60;
 
+/// A test-only `localStorage` key: a shorter request time-out in milliseconds, read by the shell
+/// with every request (see [`request_timeout_ms`]).
+pub const TIMEOUT_OVERRIDE_KEY: &str = "koha-offline-circ:test-request-timeout-ms";
+
 /// The client time-out for one request, in milliseconds: [`REQUEST_TIMEOUT_SECS`], or a shorter
 /// one a test asked for (`test_override`, the text of a test-only setting). The override is used
 /// only when it is a whole number from 1 to the default: it can make the time-out shorter, never

@@ -4,10 +4,6 @@ use crate::koha::{self, HttpRequest, Method, NoAnswer, Reply};
 use gloo_net::http::{Request, RequestBuilder};
 use web_sys::{AbortSignal, RequestCache, RequestCredentials, RequestRedirect};
 
-/// A test-only `localStorage` key: a shorter request time-out in milliseconds (see
-/// [`koha::request_timeout_ms`]). Without it every request has 60 s (docs/koha.md 8.1).
-pub const TIMEOUT_OVERRIDE_KEY: &str = "koha-offline-circ:test-request-timeout-ms";
-
 /// Sends one request. Never fails: a missing answer is a `Reply::NoAnswer`.
 pub async fn send(request: &HttpRequest) -> Reply {
     match try_send(request).await {
@@ -19,7 +15,7 @@ pub async fn send(request: &HttpRequest) -> Reply {
 fn timeout_ms() -> u32 {
     let stored = web_sys::window()
         .and_then(|w| w.local_storage().ok().flatten())
-        .and_then(|s| s.get_item(TIMEOUT_OVERRIDE_KEY).ok().flatten());
+        .and_then(|s| s.get_item(koha::TIMEOUT_OVERRIDE_KEY).ok().flatten());
     koha::request_timeout_ms(stored.as_deref())
 }
 

@@ -517,9 +517,8 @@ async fn password_is_kept_only_where_allowed_and_forget_removes_it() {
     .await;
 }
 
-/// The test-only `localStorage` key with which a test shortens the 60 s request time-out
-/// (`src/web/http.rs`, `TIMEOUT_OVERRIDE_KEY`).
-const TIMEOUT_KEY: &str = "koha-offline-circ:test-request-timeout-ms";
+/// The test-only `localStorage` key with which a test shortens the 60 s request time-out.
+const TIMEOUT_KEY: &str = koha_offline_circ::koha::TIMEOUT_OVERRIDE_KEY;
 
 /// What the cookie Firefox now holds for the stand-in is worth: a bare `service.pl` GET from the
 /// page with the browser's cookies and no credentials, which only the cookie fallback

@@ -584,7 +584,7 @@ async fn wrong_password_stops_at_the_first_request() {
                 );
                 assert_eq!(
                     core_call(&ff, "browser.storage.session.get(null)").await,
-                    json!({"koha-offline-circ:password": "secret123"})
+                    json!({ koha_offline_circ::settings::SESSION_PASSWORD_KEY: "secret123" })
                 );
                 assert_every_post_had_a_valid_token(&koha, profile);
             },
@@ -965,11 +965,11 @@ async fn a_stalled_answer_ends_the_run_with_the_transaction_uncertain() {
         koha,
         settings,
         move |ff, koha| async move {
-            // src/web/http.rs TIMEOUT_OVERRIDE_KEY: a test-only shorter time-out, read with every
-            // request.
-            ff.eval(
-                "(localStorage.setItem('koha-offline-circ:test-request-timeout-ms', '2000'), true)",
-            )
+            // A test-only shorter time-out, read with every request.
+            ff.eval(&format!(
+                "(localStorage.setItem('{}', '2000'), true)",
+                koha_offline_circ::koha::TIMEOUT_OVERRIDE_KEY
+            ))
             .await;
             let batch = json!([
                 {"action": "return", "barcode": "B0049"},
