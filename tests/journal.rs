@@ -619,13 +619,19 @@ fn a_journal_built_in_bulk_equals_one_built_by_upserts() {
         first.clone(),
         tx(10, 3, issue("P2", "B2")),
         sent(tx(70, 5, checkin("B3")), Status::Applied),
+        sent(
+            tx(80, 6, checkin("B4")),
+            Status::Rejected {
+                message: "Item not found.".to_owned(),
+            },
+        ),
     ];
     let bulk = Journal::from_transactions(list.clone());
     let mut one_by_one = Journal::new();
     for t in list {
         one_by_one.upsert(t);
     }
-    assert_eq!(bulk.len(), 5);
+    assert_eq!(bulk.len(), 6);
     assert_eq!(bulk.counts(), one_by_one.counts());
     let all = |j: &Journal| -> Vec<Transaction> { j.in_order().cloned().collect() };
     assert_eq!(all(&bulk), all(&one_by_one));

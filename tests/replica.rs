@@ -301,3 +301,31 @@ fn settings_from_another_page_replace_the_pages_own() {
     assert!(replica.apply(vec![removed(store::SETTINGS_KEY, None)]));
     assert!(replica.settings().is_none());
 }
+
+#[test]
+fn a_send_runs_refused_store_of_record_write_counts_unsaved() {
+    let (mut replica, mut primary, mut mirror) = opened();
+    let tx = checkout(1);
+    record(
+        &mut replica,
+        &mut primary,
+        &mut mirror,
+        std::slice::from_ref(&tx),
+    );
+    assert_eq!(replica.unsaved_count(), 0);
+    let accepted = queued(tx);
+    replica.journal_mut().upsert(accepted.clone());
+    let hold = replica.plan_mirror_hold(&accepted);
+    mirror.apply(&[hold]).unwrap();
+    replica.mirror_held(&accepted, true);
+    let released = replica.stored_of_record(std::slice::from_ref(&accepted), false);
+    assert!(released.is_empty(), "the mirror keeps what is not stored");
+    assert_eq!(replica.unsaved_ids(), vec![accepted.id.clone()]);
+    let released = replica.stored_of_record(std::slice::from_ref(&accepted), true);
+    assert_eq!(
+        released.len(),
+        1,
+        "stored: the mirror lets go of an accepted one"
+    );
+    assert_eq!(replica.unsaved_count(), 0);
+}
