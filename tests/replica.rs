@@ -19,34 +19,49 @@ fn queued(mut tx: Transaction) -> Transaction {
     tx
 }
 
-/// A replica opened over two empty stores, with its first-start writes applied.
-fn opened() -> (Replica, MemoryStore, MemoryStore) {
-    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
-    let mut replica = Replica::new();
-    let opened = replica
-        .open(primary.entries(), mirror.entries(), Some(at(0)))
-        .unwrap();
-    primary.apply(&opened.primary_changes).unwrap();
-    mirror
-        .apply(&replica.repairs_written(&opened, true))
-        .unwrap();
-    (replica, primary, mirror)
+/// A page's replica over its two stores, as the shell holds them.
+struct Page {
+    replica: Replica,
+    primary: MemoryStore,
+    mirror: MemoryStore,
 }
 
-/// Records and stores `txs` as the shell does, both stores taking them.
-fn record(
-    replica: &mut Replica,
-    primary: &mut MemoryStore,
-    mirror: &mut MemoryStore,
-    txs: &[Transaction],
-) {
-    for tx in txs {
-        replica.journal_mut().record(tx.clone()).unwrap();
+impl Page {
+    /// Opened over two empty stores, its first-start writes applied.
+    fn opened() -> Page {
+        let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+        let mut replica = Replica::new();
+        let opened = replica
+            .open(primary.entries(), mirror.entries(), Some(at(0)))
+            .unwrap();
+        primary.apply(&opened.primary_changes).unwrap();
+        mirror
+            .apply(&replica.repairs_written(&opened, true))
+            .unwrap();
+        Page {
+            replica,
+            primary,
+            mirror,
+        }
     }
-    let writes = replica.plan_write(txs);
-    mirror.apply(&writes.mirror).unwrap();
-    primary.apply(&writes.primary).unwrap();
-    replica.wrote(txs, true, true);
+
+    /// Records and stores `txs` as the shell does, both stores taking them.
+    fn record(&mut self, txs: &[Transaction]) {
+        for tx in txs {
+            self.replica.journal_mut().record(tx.clone()).unwrap();
+        }
+        let writes = self.replica.plan_write(txs);
+        self.mirror.apply(&writes.mirror).unwrap();
+        self.primary.apply(&writes.primary).unwrap();
+        self.replica.wrote(txs, true, true);
+    }
+}
+
+/// A full chunk's worth of transactions Koha queued.
+fn full_chunk() -> Vec<Transaction> {
+    (1..=ARCHIVE_CHUNK as u64)
+        .map(|n| queued(checkout(n)))
+        .collect()
 }
 
 fn removed(key: &str, old: Option<Value>) -> EntryChange {
@@ -67,7 +82,7 @@ fn written(key: &str, value: Value) -> EntryChange {
 
 #[test]
 fn a_refused_write_counts_unsaved_until_a_retry_stores_it() {
-    let (mut replica, _, _) = opened();
+    let mut replica = Page::opened().replica;
     let tx = checkout(1);
     replica.journal_mut().record(tx.clone()).unwrap();
     let writes = replica.plan_write(std::slice::from_ref(&tx));
@@ -95,38 +110,35 @@ fn a_refused_write_counts_unsaved_until_a_retry_stores_it() {
 
 #[test]
 fn a_retry_forgets_what_another_page_removed_and_keeps_what_was_never_stored() {
-    let (mut replica, mut primary, mut mirror) = opened();
+    let mut page = Page::opened();
     let stored_once = checkout(1);
-    record(
-        &mut replica,
-        &mut primary,
-        &mut mirror,
-        std::slice::from_ref(&stored_once),
-    );
-    // A later change of it reaches only the mirror.
-    replica.wrote(std::slice::from_ref(&stored_once), true, false);
+    page.record(std::slice::from_ref(&stored_once));
+    // A later change of it reaches only the page.mirror.
+    page.replica
+        .wrote(std::slice::from_ref(&stored_once), true, false);
     // Never taken by either store.
     let never = checkout(2);
-    replica.journal_mut().record(never.clone()).unwrap();
-    replica.wrote(std::slice::from_ref(&never), false, false);
+    page.replica.journal_mut().record(never.clone()).unwrap();
+    page.replica
+        .wrote(std::slice::from_ref(&never), false, false);
     assert_eq!(
-        replica.unsaved_ids(),
+        page.replica.unsaved_ids(),
         vec![stored_once.id.clone(), never.id.clone()]
     );
 
     // Neither store holds either now: another page deleted the first (from both stores).
-    let retry = replica.plan_retry(&HashSet::new());
+    let retry = page.replica.plan_retry(&HashSet::new());
     assert_eq!(
         retry,
         vec![never.clone()],
         "a deleted transaction is not written back"
     );
-    assert_eq!(replica.unsaved_ids(), vec![never.id]);
+    assert_eq!(page.replica.unsaved_ids(), vec![never.id]);
 }
 
 #[test]
 fn a_retry_leaves_what_this_pages_run_has_in_flight_to_the_run() {
-    let (mut replica, _, _) = opened();
+    let mut replica = Page::opened().replica;
     let tx = checkout(1);
     replica.journal_mut().record(tx.clone()).unwrap();
     replica.wrote(std::slice::from_ref(&tx), true, false);
@@ -138,7 +150,7 @@ fn a_retry_leaves_what_this_pages_run_has_in_flight_to_the_run() {
 
 #[test]
 fn refused_repairs_at_start_count_unsaved_and_keep_the_mirror_copies() {
-    let (mut primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
+    let (primary, mut mirror) = (MemoryStore::new(), MemoryStore::new());
     let tx = checkout(1);
     // In the mirror only: the start writes it to the store of record.
     mirror.apply(&[store::write_plan(&tx).mirror]).unwrap();
@@ -156,7 +168,6 @@ fn refused_repairs_at_start_count_unsaved_and_keep_the_mirror_copies() {
         .all(|c| matches!(c, Change::Put { .. })));
     assert_eq!(replica.unsaved_ids(), vec![tx.id.clone()]);
     assert!(replica.journal().get(&tx.id).is_some());
-    primary.apply(&[]).unwrap();
 }
 
 #[test]
@@ -177,33 +188,30 @@ fn writes_that_arrive_while_the_stores_are_read_are_applied_after_the_start() {
 
 #[test]
 fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
-    let (mut replica, mut primary, mut mirror) = opened();
-    let txs: Vec<Transaction> = (1..=ARCHIVE_CHUNK as u64)
-        .map(|n| queued(checkout(n)))
-        .collect();
-    record(
-        &mut replica,
-        &mut primary,
-        &mut mirror,
-        &txs[..ARCHIVE_CHUNK - 1],
+    let mut page = Page::opened();
+    let txs = full_chunk();
+    page.record(&txs[..ARCHIVE_CHUNK - 1]);
+    assert!(
+        page.replica.start_packing().is_none(),
+        "not a full chunk yet"
     );
-    assert!(replica.start_packing().is_none(), "not a full chunk yet");
-    record(
-        &mut replica,
-        &mut primary,
-        &mut mirror,
-        &txs[ARCHIVE_CHUNK - 1..],
-    );
+    page.record(&txs[ARCHIVE_CHUNK - 1..]);
 
-    let plan = replica.start_packing().expect("a full chunk");
+    let plan = page.replica.start_packing().expect("a full chunk");
     assert_eq!(plan.chunks.len(), 1);
     assert_eq!(plan.removals.len(), ARCHIVE_CHUNK);
-    assert!(replica.start_packing().is_none(), "one packing at a time");
-    primary.apply(&plan.chunks).unwrap();
-    replica.chunks_written(&plan);
-    primary.apply(&plan.removals).unwrap();
-    replica.packing_over();
-    assert!(replica.start_packing().is_none(), "nothing left to pack");
+    assert!(
+        page.replica.start_packing().is_none(),
+        "one packing at a time"
+    );
+    page.primary.apply(&plan.chunks).unwrap();
+    page.replica.chunks_written(&plan);
+    page.primary.apply(&plan.removals).unwrap();
+    page.replica.packing_over();
+    assert!(
+        page.replica.start_packing().is_none(),
+        "nothing left to pack"
+    );
 
     // Another page sees the single keys go: packing, not deleting.
     let gone: Vec<EntryChange> = plan
@@ -211,15 +219,17 @@ fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
         .iter()
         .map(|c| removed(c.key(), None))
         .collect();
-    assert!(!replica.apply(gone));
-    assert_eq!(replica.journal().len(), ARCHIVE_CHUNK);
+    assert!(!page.replica.apply(gone));
+    assert_eq!(page.replica.journal().len(), ARCHIVE_CHUNK);
 
     // Archived ones have no key of their own to delete; clearing removes their chunk.
     let ids: Vec<TransactionId> = txs.iter().map(|t| t.id.clone()).collect();
-    let (single, in_mirror) = replica.plan_forget(&ids);
+    let (single, in_mirror) = page.replica.plan_forget(&ids);
     assert!(single.is_empty() && in_mirror.is_empty());
-    let keys: Vec<String> = primary.entries().into_iter().map(|(k, _)| k).collect();
-    let bulk = replica.plan_forget_bulk(keys.iter().map(String::as_str), false);
+    let keys: Vec<String> = page.primary.entries().into_iter().map(|(k, _)| k).collect();
+    let bulk = page
+        .replica
+        .plan_forget_bulk(keys.iter().map(String::as_str), false);
     assert_eq!(
         bulk,
         vec![Change::Remove {
@@ -230,7 +240,7 @@ fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
     // A reopened page finds them in the archive, not one key each.
     let mut again = Replica::new();
     again
-        .open(primary.entries(), mirror.entries(), Some(at(0)))
+        .open(page.primary.entries(), page.mirror.entries(), Some(at(0)))
         .unwrap();
     assert_eq!(again.journal().len(), ARCHIVE_CHUNK);
     assert_eq!(again.plan_forget(&ids), (Vec::new(), Vec::new()));
@@ -238,32 +248,28 @@ fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
 
 #[test]
 fn a_refused_packing_is_tried_again_later() {
-    let (mut replica, mut primary, mut mirror) = opened();
-    let txs: Vec<Transaction> = (1..=ARCHIVE_CHUNK as u64)
-        .map(|n| queued(checkout(n)))
-        .collect();
-    record(&mut replica, &mut primary, &mut mirror, &txs);
-    let first = replica.start_packing().unwrap();
+    let mut page = Page::opened();
+    let txs = full_chunk();
+    page.record(&txs);
+    let first = page.replica.start_packing().unwrap();
     // The chunk write is refused: nothing moved.
-    replica.packing_over();
-    let second = replica.start_packing().expect("packed again");
+    page.replica.packing_over();
+    let second = page.replica.start_packing().expect("packed again");
     assert_eq!(first, second);
 }
 
 #[test]
 fn a_removed_chunk_of_another_page_forgets_its_transactions() {
-    let (mut replica, mut primary, mut mirror) = opened();
-    let txs: Vec<Transaction> = (1..=ARCHIVE_CHUNK as u64)
-        .map(|n| queued(checkout(n)))
-        .collect();
-    record(&mut replica, &mut primary, &mut mirror, &txs);
-    let plan = replica.start_packing().unwrap();
+    let mut page = Page::opened();
+    let txs = full_chunk();
+    page.record(&txs);
+    let plan = page.replica.start_packing().unwrap();
     let Change::Put { key, value } = plan.chunks[0].clone() else {
         panic!("a put")
     };
 
     // A second page learns of the chunk from the event alone.
-    let (mut other, _, _) = opened();
+    let mut other = Page::opened().replica;
     assert!(other.apply(vec![written(&key, value.clone())]));
     assert_eq!(other.journal().len(), ARCHIVE_CHUNK);
     // Its single keys going is packing, not deleting.
@@ -275,28 +281,25 @@ fn a_removed_chunk_of_another_page_forgets_its_transactions() {
 
 #[test]
 fn a_mirror_copy_newer_than_the_pages_own_is_merged_before_a_retry() {
-    let (mut replica, mut primary, mut mirror) = opened();
+    let mut page = Page::opened();
     let tx = checkout(1);
-    record(
-        &mut replica,
-        &mut primary,
-        &mut mirror,
-        std::slice::from_ref(&tx),
-    );
-    // Another page sent it; Koha's answer reached only the mirror.
+    page.record(std::slice::from_ref(&tx));
+    // Another page sent it; Koha's answer reached only the page.mirror.
     let accepted = queued(tx.clone());
     let text = store::encode_transaction(&accepted).to_string();
-    let found = replica.merge_stored_copies(Vec::new(), vec![(store::mirror_key(&tx.id), text)]);
+    let found = page
+        .replica
+        .merge_stored_copies(Vec::new(), vec![(store::mirror_key(&tx.id), text)]);
     assert!(found.contains(&tx.id));
     assert_eq!(
-        replica.journal().get(&tx.id).unwrap().status(),
+        page.replica.journal().get(&tx.id).unwrap().status(),
         &Status::Queued
     );
 }
 
 #[test]
 fn settings_from_another_page_replace_the_pages_own() {
-    let (mut replica, _, _) = opened();
+    let mut replica = Page::opened().replica;
     assert!(replica.settings().is_none());
     assert!(replica.apply(vec![removed(store::SETTINGS_KEY, None)]));
     assert!(replica.settings().is_none());
@@ -304,28 +307,30 @@ fn settings_from_another_page_replace_the_pages_own() {
 
 #[test]
 fn a_send_runs_refused_store_of_record_write_counts_unsaved() {
-    let (mut replica, mut primary, mut mirror) = opened();
+    let mut page = Page::opened();
     let tx = checkout(1);
-    record(
-        &mut replica,
-        &mut primary,
-        &mut mirror,
-        std::slice::from_ref(&tx),
-    );
-    assert_eq!(replica.unsaved_count(), 0);
+    page.record(std::slice::from_ref(&tx));
+    assert_eq!(page.replica.unsaved_count(), 0);
     let accepted = queued(tx);
-    replica.journal_mut().upsert(accepted.clone());
-    let hold = replica.plan_mirror_hold(&accepted);
-    mirror.apply(&[hold]).unwrap();
-    replica.mirror_held(&accepted, true);
-    let released = replica.stored_of_record(std::slice::from_ref(&accepted), false);
-    assert!(released.is_empty(), "the mirror keeps what is not stored");
-    assert_eq!(replica.unsaved_ids(), vec![accepted.id.clone()]);
-    let released = replica.stored_of_record(std::slice::from_ref(&accepted), true);
+    page.replica.journal_mut().upsert(accepted.clone());
+    let hold = page.replica.plan_mirror_hold(&accepted);
+    page.mirror.apply(&[hold]).unwrap();
+    page.replica.mirror_held(&accepted, true);
+    let released = page
+        .replica
+        .stored_of_record(std::slice::from_ref(&accepted), false);
+    assert!(
+        released.is_empty(),
+        "the page.mirror keeps what is not stored"
+    );
+    assert_eq!(page.replica.unsaved_ids(), vec![accepted.id.clone()]);
+    let released = page
+        .replica
+        .stored_of_record(std::slice::from_ref(&accepted), true);
     assert_eq!(
         released.len(),
         1,
-        "stored: the mirror lets go of an accepted one"
+        "stored: the page.mirror lets go of an accepted one"
     );
-    assert_eq!(replica.unsaved_count(), 0);
+    assert_eq!(page.replica.unsaved_count(), 0);
 }
