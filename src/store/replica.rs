@@ -118,7 +118,8 @@ impl Replica {
     }
 
     /// Fills the replica from both stores' entries (see [`open`] for `recover_at`). Returns the
-    /// repairs to write, with `Opened::transactions` empty (they are in the journal now). Apply
+    /// repairs to write; `transactions`, `archived` and `loose_accepted` are moved into the
+    /// replica and left empty in what is returned. Apply
     /// `primary_changes`, then report with [`Replica::repairs_written`].
     pub fn open(
         &mut self,
@@ -421,10 +422,8 @@ impl Replica {
     /// removed are forgotten, those this page's run has in flight are left to it. Report with
     /// [`Replica::wrote`].
     pub fn plan_retry(&mut self, found: &HashSet<TransactionId>) -> Vec<Transaction> {
-        let mut ids: Vec<TransactionId> = self.unsaved.iter().cloned().collect();
-        ids.sort();
         let mut write = Vec::new();
-        for id in ids {
+        for id in self.unsaved_ids() {
             let decision = journal::retry(
                 found.contains(&id),
                 self.never_stored.contains(&id),
