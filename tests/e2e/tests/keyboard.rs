@@ -46,6 +46,20 @@ const FOCUS_PROBLEM: &str = r#"
 })()
 "#;
 
+/// [`FOCUS_PROBLEM`] once the page has drawn a frame: Firefox scrolls a newly focused control
+/// into view when it next lays out, not at the key press, so a check right after the key can run
+/// before the scroll (a slow machine showed it).
+async fn focus_problem_after_the_next_frame(ff: &Firefox) -> Value {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         requestAnimationFrame(() => requestAnimationFrame(() => done({FOCUS_PROBLEM})));"
+    );
+    ff.client
+        .execute_async(&script, vec![])
+        .await
+        .expect("the focus check")
+}
+
 /// Presses Tab until focus comes back round (or leaves the page), checking every stop. Returns
 /// the ids of the controls reached.
 async fn tab_through(ff: &Firefox, page: &str) -> Vec<String> {
@@ -80,7 +94,7 @@ async fn tab_through(ff: &Firefox, page: &str) -> Vec<String> {
         if id == "BODY" || id == "HTML" || reached.first() == Some(&id) {
             break;
         }
-        if let Value::String(problem) = ff.eval(FOCUS_PROBLEM).await {
+        if let Value::String(problem) = focus_problem_after_the_next_frame(ff).await {
             problems.push(problem);
         }
         reached.push(id);
@@ -124,6 +138,14 @@ async fn both_pages(zoom: f64) {
             r#"(document.getElementById("options-message").textContent =
                 "A long message of two lines or more, as a failed connection test shows it, " +
                 "naming the server and what to check first.", true)"#,
+        )
+        .await;
+        // The page keeps its scroll padding at the bar's height through a ResizeObserver, which
+        // runs before the next frame: wait for it, as a librarian's next key press would.
+        ff.wait_until(
+            "the scroll padding to follow the taller action bar",
+            r#"getComputedStyle(document.documentElement).getPropertyValue("--sticky-bottom")
+                === `${Math.ceil(document.querySelector(".actions").getBoundingClientRect().height)}px`"#,
         )
         .await;
         let reached = tab_through(&ff, "options.html").await;
