@@ -5,7 +5,7 @@
 #   ./build.sh test     the above, plus Firefox ESR and geckodriver, the test build of the pages
 #                       (www-test/, dist-test/: the add-on with its test hooks), then every test
 #   ./build.sh bench    the above, then the benchmarks (on the test build); writes BENCHMARKS.md
-#   ./build.sh test-build  what ./build.sh does, plus the test build, without running tests
+#   ./build.sh test-build  what ./build.sh test installs and builds, without running tests
 #   ./build.sh soak     the send-run simulation over a million seeded histories (release build;
 #                       KOC_SOAK_HISTORIES and KOC_SOAK_FIRST_SEED change how many and from where)
 #   ./build.sh run      try the add-on: the Koha stand-in with demo patrons and items, and Firefox
@@ -242,6 +242,7 @@ case "${1:-build}" in
     ;;
   test-build)
     ensure_build_tools
+    ensure_test_tools
     build_addon
     build_test_pages
     ;;
