@@ -117,7 +117,8 @@ impl Replica {
         self.arrived_while_reading = Some(Vec::new());
     }
 
-    /// Fills the replica from both stores' entries (see [`open`] for `recover_at`). Returns the
+    /// Fills the replica from both stores' entries (see [`open`] for `recover_at`); ends the
+    /// reading begun by [`Replica::begin_reading`] whether it succeeds or not. Returns the
     /// repairs to write; `transactions`, `archived` and `loose_accepted` are moved into the
     /// replica and left empty in what is returned. Apply
     /// `primary_changes`, then report with [`Replica::repairs_written`].
