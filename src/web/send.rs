@@ -313,10 +313,11 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
                 }
                 state::with_journal(|j| run.mirrored(took, j, browser::now()))
             }
-            (Command::Perform { store, request }, Some(run)) => {
+            (Command::Perform { id, store, request }, Some(run)) => {
                 let (stored, reply) = join(store_of_record(&store), ask(request)).await;
-                state::with_journal(|j| run.performed(stored, reply, j, browser::now()))
+                state::with_journal(|j| run.performed(id, stored, reply, j, browser::now()))
             }
+            (Command::Wait, Some(_)) => return Err(error("send-state", "nothing to wait for")),
         };
         command = step.map_err(|e| error("send-state", e))?;
     }

@@ -887,7 +887,8 @@ impl World {
                 let page = self.pages[i].as_mut().unwrap();
                 run.mirrored(took, page.replica.journal_mut(), now)
             }
-            Command::Perform { store, request } => {
+            Command::Wait => unreachable!("a run waited with nothing outstanding"),
+            Command::Perform { id, store, request } => {
                 self.check_request(request.as_ref());
                 let stored = stored.unwrap_or(Ok(()));
                 let fault = self.fault();
@@ -909,7 +910,7 @@ impl World {
                     self.note(format!("page {i} reply {reply:?}"));
                 }
                 let page = self.pages[i].as_mut().unwrap();
-                run.performed(stored, reply, page.replica.journal_mut(), now)
+                run.performed(id, stored, reply, page.replica.journal_mut(), now)
             }
         };
         let command = next.unwrap();
