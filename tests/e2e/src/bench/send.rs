@@ -115,6 +115,7 @@ async fn one_side(ff: &Firefox, koha: &StandIn, n: usize, login_once: bool) -> B
             mode: "queue",
             password: Some("secret123"),
             login_once,
+            in_flight: 0,
         },
     )
     .await;
