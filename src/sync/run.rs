@@ -736,14 +736,11 @@ impl SendRun {
                 at += 1;
                 continue;
             }
-            let action = tx.action.clone();
+            let mut sending = tx.clone();
             let Some(request) = self.request_for(&id, journal) else {
                 // P1 without a token: detection never gives that; refuse to send.
                 self.stop(StopReason::Authentication);
                 return None;
-            };
-            let Some(mut sending) = journal.get(&id).cloned() else {
-                continue;
             };
             self.pending.remove(at);
             if begin(&mut sending, now).is_err() {
@@ -755,7 +752,7 @@ impl SendRun {
             journal.hold_in_flight(&id);
             self.flights.push(Flight {
                 id: id.clone(),
-                action,
+                action: sending.action.clone(),
                 request,
                 retried: false,
                 stage: Stage::MirroringSending,
