@@ -1184,7 +1184,8 @@ struct Flown {
 /// outstanding ones is done next, so answers arrive in any order. Koha receives a request when
 /// it is done. `reply` may replace Koha's answer to a transaction request. After every step it
 /// checks the per-transaction rules: no two transaction requests in flight share an item or a
-/// patron, and every request leaves with its transaction's `sending` already in a store.
+/// patron, and every request leaves with its transaction's `sending` already in a store; at the
+/// end, every answer is in a store.
 fn drive_concurrently(
     journal: &mut Journal,
     settings: Settings,
@@ -1211,6 +1212,10 @@ fn drive_concurrently(
                     outstanding.is_empty(),
                     "the run ended with requests in flight"
                 );
+                // Every answer is in a store before the run reports it.
+                for tx in journal.in_order().filter(|t| t.status() != &Status::Local) {
+                    assert_eq!(in_a_store.get(&tx.id), Some(tx.status()), "{}", tx.id);
+                }
                 return Flown {
                     end,
                     most_in_flight,
