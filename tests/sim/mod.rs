@@ -375,7 +375,10 @@ impl World {
             self.deliver(i);
         }
         match roll {
-            _ if running && roll < 45 => self.advance_run(i),
+            _ if running && roll < 42 => self.advance_run(i),
+            // The librarian cancels a run now and then, often with several requests in flight.
+            42 if running => self.cancel(i),
+            43..=44 if running => self.advance_run(i),
             0..=19 => {
                 self.record(i);
                 // A burst at the scanner: several in the same second, whose order Koha takes
