@@ -17,12 +17,14 @@ new ResizeObserver(([entry]) => {
 function readForm() {
   const form = Object.fromEntries(FIELDS.map((id) => [id, $(id).value]));
   for (const [name, id] of Object.entries(CHECKS)) form[name] = $(id).checked;
+  form.inFlight = Number($("in-flight").value);
   return form;
 }
 
 function showForm(view) {
   for (const id of FIELDS) $(id).value = view.form[id] ?? "";
   for (const [name, id] of Object.entries(CHECKS)) $(id).checked = view.form[name];
+  $("in-flight").value = String(view.form.inFlight);
   for (const id of view.locked) {
     $(id).disabled = true;
     $(`${id}-locked`).hidden = false;

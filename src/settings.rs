@@ -40,3 +40,8 @@ pub use plan::{
 };
 pub use stored::Settings;
 pub use url::{KohaUrl, UrlError};
+
+/// Queue mode's requests in flight at once when nothing else is set.
+pub const DEFAULT_IN_FLIGHT: u8 = 3;
+/// The most requests in flight at once the options page offers.
+pub const MAX_IN_FLIGHT: u8 = 4;

@@ -199,6 +199,7 @@ fn form() -> SettingsForm {
         timezone: "Europe/Berlin".into(),
         sounds: true,
         login_once: true,
+        in_flight: 2,
     }
 }
 
@@ -214,7 +215,30 @@ fn a_valid_form_parses() {
     assert_eq!(s.mode, Mode::Apply);
     assert_eq!(s.timezone.as_str(), "Europe/Berlin");
     assert!(s.sounds);
+    assert_eq!(s.in_flight, 2);
     assert_eq!(s.detected_transport, None);
+}
+
+#[test]
+fn requests_in_flight_default_to_three_and_stay_within_one_to_four() {
+    let with = |n: u8| {
+        Settings::from_form(&SettingsForm {
+            in_flight: n,
+            ..form()
+        })
+        .unwrap()
+    };
+    assert_eq!(with(0).in_flight, 3, "not given");
+    assert_eq!(with(1).in_flight, 1);
+    assert_eq!(with(4).in_flight, 4);
+    assert_eq!(with(200).in_flight, 4);
+    assert_eq!(with(4).to_form().in_flight, 4);
+    assert_eq!(SettingsForm::initial("UTC").in_flight, 3);
+    // Settings saved before the setting existed get the default.
+    let mut stored = serde_json::to_value(with(1)).unwrap();
+    stored.as_object_mut().unwrap().remove("inFlight");
+    let old: Settings = serde_json::from_value(stored).unwrap();
+    assert_eq!(old.in_flight, 3);
 }
 
 #[test]
@@ -249,6 +273,7 @@ fn every_invalid_field_is_reported() {
         timezone: "Berlin".into(),
         sounds: false,
         login_once: true,
+        in_flight: 4,
     };
     let errors = Settings::from_form(&bad).unwrap_err();
     assert_eq!(

@@ -186,6 +186,7 @@ fn drive_with(
                     mirrored,
                 }
             }
+            Command::Wait => unreachable!("a run waited with nothing outstanding"),
             Command::Mirror(txs) => {
                 mirror_calls += 1;
                 let took = mirror_takes(mirror_calls);
@@ -194,7 +195,7 @@ fn drive_with(
                 }
                 run.as_mut().unwrap().mirrored(took, journal, now).unwrap()
             }
-            Command::Perform { store, request } => {
+            Command::Perform { id, store, request } => {
                 let result = if store.is_empty() {
                     Ok(())
                 } else {
@@ -209,7 +210,7 @@ fn drive_with(
                 let reply = request.map(|r| koha.answer(&r));
                 run.as_mut()
                     .unwrap()
-                    .performed(result, reply, journal, now)
+                    .performed(id, result, reply, journal, now)
                     .unwrap()
             }
         };
@@ -666,10 +667,11 @@ fn failed_token_refresh_fails_the_row_and_stops() {
     let end = loop {
         command = match command {
             Command::Finish(end) => break end,
+            Command::Wait => unreachable!("a run waited with nothing outstanding"),
             Command::Mirror(_) => run.mirrored(true, &mut j, at(9)).unwrap(),
-            Command::Perform { request, .. } => {
+            Command::Perform { id, request, .. } => {
                 let reply = request.map(|r| koha.answer(&r));
-                run.performed(Ok(()), reply, &mut j, at(9)).unwrap()
+                run.performed(id, Ok(()), reply, &mut j, at(9)).unwrap()
             }
         };
     };
@@ -897,10 +899,11 @@ fn a_wrong_session_password_is_forgotten_and_asked_again() {
     let end = loop {
         command = match command {
             Command::Finish(end) => break end,
+            Command::Wait => unreachable!("a run waited with nothing outstanding"),
             Command::Mirror(_) => run.mirrored(true, &mut j, at(9)).unwrap(),
-            Command::Perform { request, .. } => {
+            Command::Perform { id, request, .. } => {
                 let reply = request.map(|r| koha.answer(&r));
-                run.performed(Ok(()), reply, &mut j, at(9)).unwrap()
+                run.performed(id, Ok(()), reply, &mut j, at(9)).unwrap()
             }
         };
     };
@@ -1139,4 +1142,394 @@ fn an_older_copy_arriving_while_in_flight_does_not_lose_the_answer() {
     );
     assert_eq!(summary(&d.end).queued, 1);
     assert_eq!(statuses(&j), ["queued"]);
+}
+
+// ----- several requests in flight (queue mode) -----
+
+fn settings_in_flight(mode: &str, in_flight: u8) -> Settings {
+    let mut form = settings_with(mode, false).to_form();
+    form.password = "pw".into();
+    form.in_flight = in_flight;
+    Settings::from_form(&form).unwrap()
+}
+
+/// A transaction request's item and patron.
+fn keys_of(request: &HttpRequest) -> (Option<String>, Option<String>) {
+    let key = |name: &str| request.param(name).map(str::to_owned);
+    (key("barcode"), key("cardnumber"))
+}
+
+fn is_transaction(request: &HttpRequest) -> bool {
+    request.param("action").is_some_and(|a| !a.is_empty())
+}
+
+/// One outstanding `Perform`.
+struct Outstanding {
+    id: PerformId,
+    store: Vec<Transaction>,
+    request: Option<HttpRequest>,
+}
+
+/// What a concurrent drive saw.
+struct Flown {
+    end: RunEnd,
+    /// The most transaction requests in flight at once.
+    most_in_flight: usize,
+    /// Transaction requests in the order Koha received them: (barcode, cardnumber, timestamp).
+    arrived: Vec<(Option<String>, Option<String>, String)>,
+}
+
+/// Drives a run as the browser shell does with several requests in flight: starts every
+/// `Perform` at once and polls for more; when the run waits, `pick(n)` chooses which of the `n`
+/// outstanding ones is done next, so answers arrive in any order. Koha receives a request when
+/// it is done. `reply` may replace Koha's answer to a transaction request. After every step it
+/// checks the per-transaction rules: no two transaction requests in flight share an item or a
+/// patron, and every request leaves with its transaction's `sending` already in a store; at the
+/// end, every answer is in a store.
+fn drive_concurrently(
+    journal: &mut Journal,
+    settings: Settings,
+    koha: &mut Koha,
+    mut pick: impl FnMut(usize) -> usize,
+    mut reply: impl FnMut(&HttpRequest) -> Option<Reply>,
+    mut store_takes: impl FnMut(usize) -> bool,
+    mut before_step: impl FnMut(&mut SendRun, &mut Journal, usize),
+) -> Flown {
+    let (run, mut command) =
+        SendRun::start(setup(settings, RunOptions::default()), journal, at(999));
+    let mut run = run.unwrap();
+    let mut outstanding: Vec<Outstanding> = Vec::new();
+    // The latest copy of each transaction in either store.
+    let mut in_a_store: std::collections::HashMap<TransactionId, Status> = Default::default();
+    let (mut most_in_flight, mut arrived, mut store_calls) = (0, Vec::new(), 0);
+    for step in 0.. {
+        assert!(step < 10_000, "the run never ends");
+        before_step(&mut run, journal, step);
+        let now = at(1000 + step as i64);
+        command = match command {
+            Command::Finish(end) => {
+                assert!(
+                    outstanding.is_empty(),
+                    "the run ended with requests in flight"
+                );
+                // Every answer is in a store before the run reports it.
+                for tx in journal.in_order().filter(|t| t.status() != &Status::Local) {
+                    assert_eq!(in_a_store.get(&tx.id), Some(tx.status()), "{}", tx.id);
+                }
+                return Flown {
+                    end,
+                    most_in_flight,
+                    arrived,
+                };
+            }
+            Command::Mirror(txs) => {
+                for tx in &txs {
+                    in_a_store.insert(tx.id.clone(), tx.status().clone());
+                }
+                run.mirrored(true, journal, now).unwrap()
+            }
+            Command::Perform { id, store, request } => {
+                if let Some(request) = request.as_ref().filter(|r| is_transaction(r)) {
+                    let sending = journal
+                        .in_order()
+                        .find(|t| {
+                            t.status() == &Status::Sending && {
+                                let (b, c) = keys_of(request);
+                                b.as_deref() == t.action.barcode().map(|x| x.as_str())
+                                    && c.as_deref() == t.action.cardnumber().map(|x| x.as_str())
+                                    && request.param("timestamp")
+                                        == Some(&koha_offline_circ::koha::koha_timestamp(
+                                            t.recorded_at,
+                                        ))
+                            }
+                        })
+                        .expect("a request left for a transaction not `sending`");
+                    assert_eq!(
+                        in_a_store.get(&sending.id),
+                        Some(&Status::Sending),
+                        "a request left before its `sending` was stored"
+                    );
+                    let (b, c) = keys_of(request);
+                    for other in outstanding.iter().filter_map(|o| o.request.as_ref()) {
+                        if !is_transaction(other) {
+                            continue;
+                        }
+                        let (ob, oc) = keys_of(other);
+                        assert!(
+                            (b.is_none() || b != ob) && (c.is_none() || c != oc),
+                            "two requests in flight share an item or a patron"
+                        );
+                    }
+                }
+                outstanding.push(Outstanding { id, store, request });
+                let flying = outstanding
+                    .iter()
+                    .filter(|o| o.request.as_ref().is_some_and(is_transaction))
+                    .count();
+                most_in_flight = most_in_flight.max(flying);
+                run.poll(journal, now).unwrap()
+            }
+            Command::Wait => {
+                assert!(!outstanding.is_empty(), "the run waits for nothing");
+                let done = outstanding.remove(pick(outstanding.len()) % outstanding.len());
+                let stored = if done.store.is_empty() {
+                    Ok(())
+                } else {
+                    store_calls += 1;
+                    if store_takes(store_calls) {
+                        for tx in &done.store {
+                            in_a_store.insert(tx.id.clone(), tx.status().clone());
+                        }
+                        Ok(())
+                    } else {
+                        Err(StorageRefused)
+                    }
+                };
+                let answer = done.request.map(|r| {
+                    if is_transaction(&r) {
+                        let (b, c) = keys_of(&r);
+                        arrived.push((b, c, r.param("timestamp").unwrap_or("").to_owned()));
+                        if let Some(replaced) = reply(&r) {
+                            koha.log.push(r.clone());
+                            return replaced;
+                        }
+                    }
+                    koha.answer(&r)
+                });
+                run.performed(done.id, stored, answer, journal, now)
+                    .unwrap()
+            }
+        };
+    }
+    unreachable!()
+}
+
+/// Answers in the reverse order of sending: the last request out is the first back.
+fn newest_first(n: usize) -> usize {
+    n - 1
+}
+
+#[test]
+fn queue_mode_keeps_up_to_the_setting_in_flight_and_apply_mode_one() {
+    for (mode, setting, most) in [
+        ("queue", 0, 3), // the default
+        ("queue", 1, 1),
+        ("queue", 2, 2),
+        ("queue", 4, 4),
+        ("queue", 9, 4), // more than the options page offers
+        ("apply", 4, 1),
+    ] {
+        let mut j = journal(returns(10));
+        let mut koha = Koha::new(Transport::P1, vec![]);
+        let answer =
+            |r: &HttpRequest| (r.param("pending") != Some("true")).then(|| http(200, "Success."));
+        let flown = drive_concurrently(
+            &mut j,
+            settings_in_flight(mode, setting),
+            &mut koha,
+            newest_first,
+            answer,
+            |_| true,
+            |_, _, _| {},
+        );
+        assert_eq!(flown.most_in_flight, most, "{mode} with {setting}");
+        let s = summary(&flown.end);
+        assert_eq!(s.queued + s.applied, 10, "{mode} with {setting}");
+        assert_eq!(s.stopped, Some(StopReason::Finished));
+        assert_eq!(koha.transactions().len(), 10, "each sent once");
+        assert!(j.in_order().all(|t| t.status().is_accepted()));
+    }
+}
+
+#[test]
+fn no_two_in_flight_share_an_item_or_a_patron() {
+    // Every pair shares something with a neighbour: the driver fails on any overlap.
+    let rows = vec![
+        tx(0, 1, issue("C1", "B1")),
+        tx(1, 2, issue("C1", "B2")),
+        tx(2, 3, ret("B1")),
+        tx(3, 4, issue("C2", "B3")),
+        tx(4, 5, ret("B2")),
+        tx(5, 6, issue("C2", "B4")),
+        tx(6, 7, ret("B5")),
+        tx(7, 8, pay()),
+    ];
+    let mut j = journal(rows);
+    let mut koha = Koha::new(Transport::P3, vec![]);
+    let flown = drive_concurrently(
+        &mut j,
+        settings_in_flight("queue", 4),
+        &mut koha,
+        newest_first,
+        |_| None,
+        |_| true,
+        |_, _, _| {},
+    );
+    assert_eq!(summary(&flown.end).queued, 8);
+    assert!(flown.most_in_flight > 1, "unrelated ones still go together");
+}
+
+#[test]
+fn same_second_operations_on_an_item_or_patron_reach_koha_in_recorded_order() {
+    // c (second 1) is blocked by a (card C1 in flight); d, of the same second and item as b...
+    let rows = vec![
+        tx(0, 1, issue("C1", "B9")),
+        tx(1, 2, issue("C1", "B1")), // waits for a (patron C1)
+        tx(1, 3, ret("B1")),         // same second and item as b: must not overtake it
+        tx(1, 4, issue("C3", "B7")),
+        tx(1, 5, pay()),     // same second and patron as b
+        tx(5, 6, ret("B1")), // another second: Koha orders it by time anyway
+    ];
+    let ts = |s: i64| koha_offline_circ::koha::koha_timestamp(at(s));
+    let mut j = journal(rows);
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let flown = drive_concurrently(
+        &mut j,
+        settings_in_flight("queue", 4),
+        &mut koha,
+        newest_first,
+        |_| None,
+        |_| true,
+        |_, _, _| {},
+    );
+    assert_eq!(summary(&flown.end).queued, 6);
+    let position = |b: Option<&str>, c: Option<&str>, s: i64| {
+        flown
+            .arrived
+            .iter()
+            .position(|(ab, ac, at)| ab.as_deref() == b && ac.as_deref() == c && *at == ts(s))
+            .unwrap()
+    };
+    let b = position(Some("B1"), Some("C1"), 1);
+    let c = position(Some("B1"), None, 1);
+    let e = position(None, Some("C1"), 1);
+    assert!(
+        b < c,
+        "same second, same item: in recorded order ({:?})",
+        flown.arrived
+    );
+    assert!(
+        b < e,
+        "same second, same patron: in recorded order ({:?})",
+        flown.arrived
+    );
+    // An unrelated one did not wait behind them.
+    assert!(position(Some("B7"), Some("C3"), 1) < c);
+}
+
+#[test]
+fn a_dropped_connection_makes_exactly_its_own_transaction_uncertain() {
+    let mut j = journal(returns(8));
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let flown = drive_concurrently(
+        &mut j,
+        settings_in_flight("queue", 3),
+        &mut koha,
+        // The second of three in flight is done first, so the drop comes while others fly.
+        |n| n / 2,
+        |r| {
+            (r.param("barcode") == Some("B1")).then_some(Reply::NoAnswer {
+                why: NoAnswer::Network,
+            })
+        },
+        |_| true,
+        |_, _, _| {},
+    );
+    let s = summary(&flown.end);
+    assert_eq!(s.uncertain, 1);
+    assert_eq!(s.stopped, Some(StopReason::Network));
+    let status = |b: &str| {
+        j.in_order()
+            .find(|t| t.action.barcode().unwrap().as_str() == b)
+            .unwrap()
+            .status()
+            .clone()
+    };
+    assert!(matches!(status("B1"), Status::Uncertain { .. }));
+    // The others in flight then finished with their own answers; nothing more started.
+    let others: Vec<&str> = j
+        .in_order()
+        .filter(|t| t.action.barcode().unwrap().as_str() != "B1")
+        .map(|t| t.status().name())
+        .collect();
+    assert!(
+        others.iter().all(|s| *s == "queued" || *s == "local"),
+        "{others:?}"
+    );
+    assert_eq!(s.queued + s.uncertain + s.not_sent, 8);
+    assert_eq!(koha.transactions().len(), s.queued + 1);
+    assert!(s.queued >= 2, "those in flight with it finished");
+}
+
+#[test]
+fn cancel_lets_every_request_in_flight_finish_and_starts_none() {
+    let mut j = journal(returns(9));
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let mut cancelled_with = None;
+    let flown = drive_concurrently(
+        &mut j,
+        settings_in_flight("queue", 3),
+        &mut koha,
+        newest_first,
+        |_| None,
+        |_| true,
+        |run, _, _| {
+            if cancelled_with.is_none() && run.in_flight() == 3 {
+                run.cancel();
+                cancelled_with = Some(run.progress().0);
+            }
+        },
+    );
+    let s = summary(&flown.end);
+    assert_eq!(cancelled_with, Some(0));
+    assert_eq!(
+        (s.queued, s.not_sent, s.stopped),
+        (3, 6, Some(StopReason::Cancelled))
+    );
+    assert_eq!(koha.transactions().len(), 3);
+    assert_eq!(j.counts().sending, 0);
+}
+
+#[test]
+fn a_refused_store_write_stops_starting_new_ones_but_lets_the_others_finish() {
+    let mut j = journal(returns(9));
+    let mut koha = Koha::new(Transport::P1, vec![]);
+    let flown = drive_concurrently(
+        &mut j,
+        settings_in_flight("queue", 3),
+        &mut koha,
+        newest_first,
+        |_| None,
+        |n| n != 2,
+        |_, _, _| {},
+    );
+    let s = summary(&flown.end);
+    assert_eq!(s.stopped, Some(StopReason::Storage));
+    assert!(s.not_sent > 0);
+    assert_eq!(s.queued + s.not_sent, 9);
+    assert_eq!(koha.transactions().len(), s.queued, "each answer recorded");
+    assert_eq!(j.counts().sending, 0);
+}
+
+#[test]
+fn performed_for_no_outstanding_command_is_refused() {
+    let mut j = journal(returns(1));
+    let (run, command) = SendRun::start(
+        setup(settings_with("queue", false), RunOptions::default()),
+        &j,
+        at(999),
+    );
+    let mut run = run.unwrap();
+    let Command::Perform { id, .. } = command else {
+        panic!("detection first");
+    };
+    assert_eq!(run.poll(&mut j, at(1)).unwrap(), Command::Wait);
+    let wrong = PerformId(id.0 + 7);
+    let misuse = run
+        .performed(wrong, Ok(()), None, &mut j, at(1))
+        .unwrap_err();
+    assert_eq!(
+        misuse.to_string(),
+        "the send run got performed while no such request or store write was outstanding"
+    );
 }

@@ -33,6 +33,8 @@ pub struct SettingsForm {
     /// Log in once per send run and reuse that Koha session (needs `edit_catalogue`; replaces a
     /// Koha login in this browser), instead of one password check per transaction.
     pub login_once: bool,
+    /// `in-flight`: queue mode's requests at once, 1 to 4; 0 (absent) means the default.
+    pub in_flight: u8,
 }
 
 // The password never reaches a log through `{:?}`.
@@ -48,6 +50,7 @@ impl fmt::Debug for SettingsForm {
             .field("timezone", &self.timezone)
             .field("sounds", &self.sounds)
             .field("login_once", &self.login_once)
+            .field("in_flight", &self.in_flight)
             .finish()
     }
 }
@@ -61,6 +64,7 @@ impl SettingsForm {
             timezone: timezone.to_owned(),
             login_once: true,
             sounds: true,
+            in_flight: super::DEFAULT_IN_FLIGHT,
             ..SettingsForm::default()
         }
     }

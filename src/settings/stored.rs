@@ -32,6 +32,9 @@ pub struct Settings {
     pub sounds: bool,
     /// Log in once per send run and reuse that session where Koha allows it.
     pub login_once: bool,
+    /// Queue mode: how many requests may be in flight at once (1 to 4; see
+    /// [`crate::sync::run`]). Apply mode always sends one at a time.
+    pub in_flight: u8,
     /// The way of talking to Koha found by the last connection test (a name defined by the koha
     /// module, e.g. `P1`), kept so a send run can start with it. Cleared when the server changes.
     pub detected_transport: Option<String>,
@@ -39,6 +42,18 @@ pub struct Settings {
 
 fn default_on() -> bool {
     true
+}
+
+fn default_in_flight() -> u8 {
+    super::DEFAULT_IN_FLIGHT
+}
+
+/// 1 to 4 requests at once; 0 (not given) means the default.
+fn in_flight_within_bounds(n: u8) -> u8 {
+    match n {
+        0 => super::DEFAULT_IN_FLIGHT,
+        n => n.min(super::MAX_IN_FLIGHT),
+    }
 }
 
 /// The storage form of [`Settings`]: the same fields, camelCase, password only when remembered.
@@ -60,6 +75,8 @@ struct StoredSettings {
     sounds: bool,
     #[serde(default = "default_on")]
     login_once: bool,
+    #[serde(default = "default_in_flight")]
+    in_flight: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     detected_transport: Option<String>,
 }
@@ -76,6 +93,7 @@ impl From<Settings> for StoredSettings {
             timezone: s.timezone,
             sounds: s.sounds,
             login_once: s.login_once,
+            in_flight: s.in_flight,
             detected_transport: s.detected_transport,
         }
     }
@@ -93,6 +111,7 @@ impl From<StoredSettings> for Settings {
             timezone: s.timezone,
             sounds: s.sounds,
             login_once: s.login_once,
+            in_flight: in_flight_within_bounds(s.in_flight),
             detected_transport: s.detected_transport,
         }
     }
@@ -110,6 +129,7 @@ impl fmt::Debug for Settings {
             .field("timezone", &self.timezone)
             .field("sounds", &self.sounds)
             .field("login_once", &self.login_once)
+            .field("in_flight", &self.in_flight)
             .field("detected_transport", &self.detected_transport)
             .finish()
     }
@@ -163,6 +183,7 @@ impl Settings {
                     timezone,
                     sounds: form.sounds,
                     login_once: form.login_once,
+                    in_flight: in_flight_within_bounds(form.in_flight),
                     detected_transport: None,
                 })
             }
@@ -204,6 +225,7 @@ impl Settings {
             timezone: self.timezone.as_str().to_owned(),
             sounds: self.sounds,
             login_once: self.login_once,
+            in_flight: self.in_flight,
         }
     }
 

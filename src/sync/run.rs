@@ -1,12 +1,14 @@
 //! The send run as a sans-IO state machine: every decision of a run, none of its I/O.
 //!
 //! The shell creates a run with [`SendRun::start`] and then performs each [`Command`] it is
-//! given, feeding back what happened, in order:
+//! given, feeding back what happened:
 //!
-//! - [`Command::Mirror`]: write the copies to the synchronous mirror, then
-//!   [`SendRun::mirrored`];
-//! - [`Command::Perform`]: write `store` to the store of record and send `request` at the same
-//!   time, wait for both, then [`SendRun::performed`];
+//! - [`Command::Mirror`]: write the copies to the synchronous mirror at once, then
+//!   [`SendRun::mirrored`] (before anything else);
+//! - [`Command::Perform`]: start writing `store` to the store of record and sending `request`,
+//!   then ask for the next command with [`SendRun::poll`] without waiting; when both are done,
+//!   [`SendRun::performed`] with the command's [`PerformId`]. Several may be outstanding;
+//! - [`Command::Wait`]: nothing to start now: wait for any outstanding `Perform` to be done;
 //! - [`Command::Finish`]: the run is over.
 //!
 //! Its inputs are the answers, the storage results and the clock (`now` with every call); it
@@ -23,9 +25,21 @@
 //! - Koha's answer is always recorded, in memory and the mirror, even when the store of record
 //!   refused the write that travelled with the request; the run then stops, and the shell keeps
 //!   retrying that write.
-//! - One request at a time, in planned order; a 403 under P1/P2 fetches one fresh token and
-//!   sends the same transaction once more (Koha applied nothing).
-//! - Cancel lets the request in flight finish. A run that logged in with a session ends it.
+//! - Transactions start in planned order. Apply mode sends one at a time: Koha applies each as it
+//!   arrives, so a later one could depend on an earlier one's result. Queue mode lets up to
+//!   [`Settings::in_flight`] requests travel at once, because Koha applies queued operations per
+//!   library ordered by their recorded time (`GetOfflineOperations` reads them `ORDER BY
+//!   timestamp`): the order they arrive in changes nothing, except between operations of the same
+//!   second on the same item or patron, which Koha then takes in insertion order. Hence:
+//!   - never two in flight that share a barcode or a card number;
+//!   - an operation waits while an earlier one of the same second on the same item or patron is
+//!     unanswered (planned or in flight), so those reach Koha in recorded order.
+//! - A 403 under P1/P2 fetches one fresh token and sends the same transaction once more (Koha
+//!   applied nothing).
+//! - Once the run is to stop (cancel, an answer that stops it, a refused store-of-record write)
+//!   nothing more starts; every request in flight finishes and has its answer recorded. Each
+//!   answer concerns its own transaction only: a dropped connection makes that one `uncertain`.
+//! - A run that logged in with a session ends it.
 
 use super::plan::{self, ExportedChoice, ExportedQuestion, Plan, Resend};
 use super::{credentials, detector, NotReady, Summary};
@@ -37,7 +51,8 @@ use crate::koha::{
     self, Answer, ConnectionProblem, Credentials, DetectStep, Detection, Detector, HttpRequest,
     Reply, Transport,
 };
-use crate::settings::Settings;
+use crate::settings::{Mode, Settings, MAX_IN_FLIGHT};
+use crate::transaction::Action;
 use crate::transaction::{FailReason, Status, Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -78,17 +93,27 @@ pub enum Command {
     /// them: each is a status change.
     Mirror(Vec<Transaction>),
     /// Write `store` to the store of record (if not empty; afterwards the mirror lets go of the
-    /// accepted ones) and at the same time send `request` (if any). Then call
-    /// [`SendRun::performed`] with both results.
+    /// accepted ones) and at the same time send `request` (if any); meanwhile go on with
+    /// [`SendRun::poll`]. When both are done, call [`SendRun::performed`] with `id` and both
+    /// results. Store writes land in the order they were given.
     Perform {
+        /// Names this command in [`SendRun::performed`].
+        id: PerformId,
         /// Copies for the store of record.
         store: Vec<Transaction>,
         /// The request to send.
         request: Option<HttpRequest>,
     },
+    /// Nothing to start now: wait until an outstanding [`Command::Perform`] is done, then call
+    /// [`SendRun::performed`].
+    Wait,
     /// The run is over.
     Finish(RunEnd),
 }
+
+/// Names one [`Command::Perform`] of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PerformId(pub u64);
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +165,7 @@ pub struct ProtocolError {
 pub enum StopReason {
     /// Everything planned was sent.
     Finished,
-    /// The librarian cancelled; the request in flight finished first.
+    /// The librarian cancelled; the requests in flight finished first.
     Cancelled,
     /// C5: authentication or CSRF refused (lockout risk).
     Authentication,
@@ -185,35 +210,64 @@ impl StopReason {
 /// Where the run stands.
 #[derive(Debug, Clone)]
 enum Phase {
-    /// Detection: its requests are in flight one by one.
+    /// Detection: its requests are performed one by one.
     Detecting(Detector),
     /// The GET probe, after the librarian consented.
     GetProbe,
-    /// `sending` of the current transaction is being written to the mirror.
-    MirroringSending,
-    /// The mirror refused `sending`: the store of record is written first.
-    StoringSending,
-    /// The request of the current transaction is in flight.
-    InFlight,
-    /// A fresh CSRF token is being fetched after a 403.
-    RefreshingToken,
-    /// The outcome of the current transaction is being written to the mirror.
-    MirroringOutcome(Option<StopReason>),
+    /// Transactions are being sent ([`Flight`]s).
+    Sending,
     /// The last writes (and the logout) are being performed.
     Closing,
     /// Finished.
     Over,
 }
 
-/// The transaction being sent.
+/// Where one transaction in flight stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Its `sending` is being written to the mirror.
+    MirroringSending,
+    /// The mirror refused `sending`: the store of record is written first.
+    StoringSending,
+    /// Its request is travelling.
+    Requesting,
+    /// A fresh CSRF token is being fetched after a 403.
+    RefreshingToken,
+}
+
+/// A transaction the run has begun and not yet answered.
 #[derive(Debug, Clone)]
-struct Current {
+struct Flight {
     id: TransactionId,
+    /// What it does, for the rules on shared items and patrons.
+    action: Action,
     request: HttpRequest,
     retried: bool,
+    stage: Stage,
+    /// The outstanding [`Command::Perform`] of this transaction, if any.
+    perform: Option<PerformId>,
     /// The `sending` copy, until a store holds it and the journal takes it ([`SendRun::commit`]).
     /// A `sending` that no store took never happened: nothing left, the row stays as it was.
     uncommitted: Option<Transaction>,
+}
+
+/// What the outstanding [`Command::Mirror`] writes.
+#[derive(Debug, Clone)]
+enum MirrorDue {
+    /// A transaction's `sending`.
+    Sending(TransactionId),
+    /// A transaction's outcome.
+    Outcome,
+}
+
+/// How far ahead of the first planned transaction the run looks for one it may start.
+const LOOKAHEAD: usize = 64;
+
+/// Whether two actions concern the same item or the same patron.
+fn share_item_or_patron(a: &Action, b: &Action) -> bool {
+    let same_item = a.barcode().is_some() && a.barcode() == b.barcode();
+    let same_patron = a.cardnumber().is_some() && a.cardnumber() == b.cardnumber();
+    same_item || same_patron
 }
 
 /// One send run. See the module docs.
@@ -230,11 +284,19 @@ pub struct SendRun {
     pending: VecDeque<TransactionId>,
     total: usize,
     done: usize,
-    current: Option<Current>,
+    /// Requests allowed in flight at once.
+    limit: usize,
+    flights: Vec<Flight>,
+    /// The outstanding detection, probe or closing [`Command::Perform`].
+    control: Option<PerformId>,
+    mirror_due: Option<MirrorDue>,
+    next_perform: u64,
     /// Transactions whose status changed in memory and the mirror, not yet in the store of
     /// record. Written as the journal has them then (never an older snapshot).
     unstored: Vec<TransactionId>,
     cancelled: bool,
+    /// Why nothing more starts: the first answer or storage refusal that stops the run.
+    stopping: Option<StopReason>,
     /// When the first request left (for the clock check on its answer), until it is done.
     first_sent: Option<DateTime<Utc>>,
     summary: Summary,
@@ -282,6 +344,10 @@ impl SendRun {
             ..Summary::default()
         };
         let detector = detector(&settings, creds.clone());
+        let limit = match settings.mode {
+            Mode::Apply => 1,
+            Mode::Queue => usize::from(settings.in_flight.clamp(1, MAX_IN_FLIGHT)),
+        };
         let mut run = SendRun {
             total: send.len(),
             pending: send.into(),
@@ -294,9 +360,14 @@ impl SendRun {
             token: None,
             session_login: false,
             done: 0,
-            current: None,
+            limit,
+            flights: Vec::new(),
+            control: None,
+            mirror_due: None,
+            next_perform: 0,
             unstored: Vec::new(),
             cancelled: false,
+            stopping: None,
             first_sent: Some(now),
             summary,
         };
@@ -308,10 +379,12 @@ impl SendRun {
         let mut detector = detector;
         let request = detector.start();
         run.phase = Phase::Detecting(detector);
-        (Some(run), perform(Vec::new(), Some(request)))
+        let command = run.perform_control(Vec::new(), Some(request));
+        (Some(run), command)
     }
 
-    /// The librarian cancelled: the request in flight finishes, then the run stops.
+    /// The librarian cancelled: nothing more starts, the requests in flight finish, then the run
+    /// stops.
     pub fn cancel(&mut self) {
         self.cancelled = true;
     }
@@ -319,6 +392,11 @@ impl SendRun {
     /// `(done, total)`: transactions with an answer, and planned in all.
     pub fn progress(&self) -> (usize, usize) {
         (self.done, self.total)
+    }
+
+    /// How many transactions the run has begun and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.flights.len()
     }
 
     /// The transport detection chose (P3 until it has).
@@ -336,6 +414,22 @@ impl SendRun {
         matches!(self.phase, Phase::Over)
     }
 
+    /// The next command after a [`Command::Perform`] was started: another one, a mirror write,
+    /// or [`Command::Wait`].
+    pub fn poll(
+        &mut self,
+        journal: &mut Journal,
+        now: DateTime<Utc>,
+    ) -> Result<Command, ProtocolError> {
+        if self.mirror_due.is_some() || self.is_over() {
+            return Err(self.misuse("poll"));
+        }
+        Ok(match self.phase {
+            Phase::Sending => self.advance(journal, now),
+            _ => Command::Wait,
+        })
+    }
+
     /// The mirror write of the last [`Command::Mirror`] took (`true`) or was refused.
     pub fn mirrored(
         &mut self,
@@ -343,42 +437,135 @@ impl SendRun {
         journal: &mut Journal,
         now: DateTime<Utc>,
     ) -> Result<Command, ProtocolError> {
-        match std::mem::replace(&mut self.phase, Phase::Over) {
-            Phase::MirroringSending if took => {
-                if !self.commit(journal, now) {
-                    return Ok(self.drop_current(journal, now));
+        match self.mirror_due.take() {
+            None => Err(self.misuse("mirrored")),
+            Some(MirrorDue::Outcome) => Ok(self.advance(journal, now)),
+            Some(MirrorDue::Sending(id)) => {
+                let Some(at) = self.flight_index(&id) else {
+                    return Ok(self.advance(journal, now));
+                };
+                if took {
+                    if !self.commit(at, journal, now) {
+                        return Ok(self.drop_flight(at, journal, now));
+                    }
+                    let store = self.take_unstored(journal);
+                    let request = self.flights[at].request.clone();
+                    Ok(self.perform_flight(at, Stage::Requesting, store, Some(request)))
+                } else {
+                    // `sending` must be stored somewhere before the request leaves: the store of
+                    // record first.
+                    let mut store = self.take_unstored(journal);
+                    store.extend(self.flights[at].uncommitted.clone());
+                    Ok(self.perform_flight(at, Stage::StoringSending, store, None))
                 }
-                let store = self.take_unstored(journal);
-                self.phase = Phase::InFlight;
-                Ok(perform(store, self.current_request()))
             }
-            Phase::MirroringSending => {
-                // `sending` must be stored somewhere before the request leaves: the store of
-                // record first.
-                let mut store = self.take_unstored(journal);
-                store.extend(self.current.as_ref().and_then(|c| c.uncommitted.clone()));
-                self.phase = Phase::StoringSending;
-                Ok(perform(store, None))
-            }
-            Phase::MirroringOutcome(stop) => Ok(match stop {
-                Some(reason) => self.close(reason, journal),
-                None => self.next(journal, now),
-            }),
-            other => Err(self.misuse(other, "mirrored")),
         }
     }
 
-    /// The store-of-record write and the request of the last [`Command::Perform`] are done.
+    /// The store-of-record write and the request of [`Command::Perform`] `id` are done.
     /// `stored` is `Ok` when there was nothing to store; `reply` is `None` when there was no
     /// request.
     pub fn performed(
+        &mut self,
+        id: PerformId,
+        stored: Result<(), StorageRefused>,
+        reply: Option<Reply>,
+        journal: &mut Journal,
+        now: DateTime<Utc>,
+    ) -> Result<Command, ProtocolError> {
+        if self.mirror_due.is_some() {
+            return Err(self.misuse("performed"));
+        }
+        if self.control == Some(id) {
+            self.control = None;
+            return self.control_performed(stored, reply, journal, now);
+        }
+        let Some(at) = self.flights.iter().position(|f| f.perform == Some(id)) else {
+            return Err(ProtocolError {
+                got: "performed",
+                expected: "no such request or store write was outstanding",
+            });
+        };
+        self.flights[at].perform = None;
+        let storage_failed = stored.is_err();
+        match (self.flights[at].stage, reply) {
+            (Stage::StoringSending, None) if !storage_failed => {
+                if !self.commit(at, journal, now) {
+                    return Ok(self.drop_flight(at, journal, now));
+                }
+                let request = self.flights[at].request.clone();
+                Ok(self.perform_flight(at, Stage::Requesting, Vec::new(), Some(request)))
+            }
+            (Stage::StoringSending, None) => {
+                // Neither store holds `sending`: the request must not leave, and the row stays as
+                // it was (not sent), so no copy claims an attempt that never happened.
+                let flight = self.flights.remove(at);
+                journal.release_in_flight(&flight.id);
+                self.pending.push_front(flight.id);
+                self.stop(StopReason::Storage);
+                Ok(self.advance(journal, now))
+            }
+            (Stage::Requesting, Some(reply)) => {
+                let answer = koha::classify_reply(&reply);
+                if answer.is_forbidden()
+                    && self.transport.uses_token()
+                    && !self.flights[at].retried
+                    && !self.cancelled
+                {
+                    // A 403 under P1/P2: nothing was applied. One fresh token, one more try.
+                    let request = koha::auth_probe_request(self.settings.server.as_str());
+                    return Ok(self.perform_flight(
+                        at,
+                        Stage::RefreshingToken,
+                        Vec::new(),
+                        Some(request),
+                    ));
+                }
+                let stop = StopReason::from_answer(&answer)
+                    .or(storage_failed.then_some(StopReason::Storage));
+                Ok(self.finish_flight(at, answer.outcome(), stop, journal, now))
+            }
+            (Stage::RefreshingToken, Some(reply)) => {
+                let refreshed = koha::refreshed_token(&reply);
+                let request = refreshed.and_then(|token| {
+                    self.token = Some(token);
+                    self.request_for(&self.flights[at].id, journal)
+                });
+                match request {
+                    Some(request) => {
+                        self.flights[at].request = request.clone();
+                        self.flights[at].retried = true;
+                        Ok(self.perform_flight(at, Stage::Requesting, Vec::new(), Some(request)))
+                    }
+                    None => {
+                        let status = Status::Failed {
+                            reason: FailReason::Csrf,
+                        };
+                        Ok(self.finish_flight(
+                            at,
+                            status,
+                            Some(StopReason::Authentication),
+                            journal,
+                            now,
+                        ))
+                    }
+                }
+            }
+            _ => {
+                self.flights[at].perform = Some(id);
+                Err(self.misuse("performed"))
+            }
+        }
+    }
+
+    /// The detection, probe or closing request is done.
+    fn control_performed(
         &mut self,
         stored: Result<(), StorageRefused>,
         reply: Option<Reply>,
         journal: &mut Journal,
         now: DateTime<Utc>,
     ) -> Result<Command, ProtocolError> {
-        let storage_failed = stored.is_err();
         match (std::mem::replace(&mut self.phase, Phase::Over), reply) {
             (Phase::Detecting(detector), Some(reply)) if self.first_sent.is_some() => {
                 // The first answer (a credential-less `GET svc/authentication`) dates the clocks.
@@ -394,92 +581,46 @@ impl SendRun {
                     }
                     _ => {
                         self.phase = Phase::Detecting(detector);
-                        self.performed(Ok(()), Some(reply), journal, now)
+                        self.control_performed(Ok(()), Some(reply), journal, now)
                     }
                 }
             }
             (Phase::Detecting(mut detector), Some(reply)) => match detector.feed(reply) {
                 DetectStep::Send(request) => {
                     self.phase = Phase::Detecting(detector);
-                    Ok(perform(Vec::new(), Some(request)))
+                    Ok(self.perform_control(Vec::new(), Some(request)))
                 }
                 DetectStep::Done(detection) => Ok(self.detected(detection, journal, now)),
             },
             (Phase::GetProbe, Some(reply)) => Ok(match koha::interpret_get_probe(&reply) {
                 Ok(()) => {
                     self.transport = Transport::G;
-                    self.next(journal, now)
+                    self.phase = Phase::Sending;
+                    self.advance(journal, now)
                 }
                 Err(problem) => self.problem(problem),
             }),
-            (Phase::StoringSending, None) if !storage_failed => {
-                if !self.commit(journal, now) {
-                    return Ok(self.drop_current(journal, now));
-                }
-                self.phase = Phase::InFlight;
-                Ok(perform(Vec::new(), self.current_request()))
-            }
-            (Phase::StoringSending, None) => {
-                // Neither store holds `sending`: the request must not leave, and the row stays as
-                // it was (not sent), so no copy claims an attempt that never happened.
-                if let Some(current) = self.current.take() {
-                    journal.release_in_flight(&current.id);
-                    self.pending.push_front(current.id);
-                }
-                Ok(self.close(StopReason::Storage, journal))
-            }
-            (Phase::InFlight, Some(reply)) => {
-                let answer = koha::classify_reply(&reply);
-                let retried = self.current.as_ref().is_some_and(|c| c.retried);
-                if answer.is_forbidden()
-                    && self.transport.uses_token()
-                    && !retried
-                    && !self.cancelled
-                {
-                    // A 403 under P1/P2: nothing was applied. One fresh token, one more try.
-                    self.phase = Phase::RefreshingToken;
-                    let request = koha::auth_probe_request(self.settings.server.as_str());
-                    return Ok(perform(Vec::new(), Some(request)));
-                }
-                let stop = StopReason::from_answer(&answer)
-                    .or(storage_failed.then_some(StopReason::Storage));
-                Ok(self.finish_current(answer.outcome(), stop, journal, now))
-            }
-            (Phase::RefreshingToken, Some(reply)) => match koha::refreshed_token(&reply) {
-                Some(token) => {
-                    self.token = Some(token);
-                    match self.request_for_current(journal) {
-                        Some(request) => {
-                            if let Some(current) = self.current.as_mut() {
-                                current.request = request.clone();
-                                current.retried = true;
-                            }
-                            self.phase = Phase::InFlight;
-                            Ok(perform(Vec::new(), Some(request)))
-                        }
-                        None => Ok(self.refresh_failed(journal, now)),
-                    }
-                }
-                None => Ok(self.refresh_failed(journal, now)),
-            },
             (Phase::Closing, _) => {
-                self.phase = Phase::Over;
-                if storage_failed && self.summary.stopped == Some(StopReason::Finished) {
+                if stored.is_err() && self.summary.stopped == Some(StopReason::Finished) {
                     self.summary.stopped = Some(StopReason::Storage);
                 }
                 Ok(Command::Finish(RunEnd::Ran(self.summary.clone())))
             }
-            (other, _) => Err(self.misuse(other, "performed")),
+            (other, _) => {
+                self.phase = other;
+                Err(self.misuse("performed"))
+            }
         }
     }
 
-    fn misuse(&mut self, phase: Phase, got: &'static str) -> ProtocolError {
-        let expected = match phase {
-            Phase::MirroringSending | Phase::MirroringOutcome(_) => "a mirror write was due",
-            Phase::Over => "the run is over",
-            _ => "a request or store write was due",
+    fn misuse(&self, got: &'static str) -> ProtocolError {
+        let expected = if self.mirror_due.is_some() {
+            "a mirror write was due"
+        } else if self.is_over() {
+            "the run is over"
+        } else {
+            "a request or store write was due"
         };
-        self.phase = phase;
         ProtocolError { got, expected }
     }
 
@@ -495,7 +636,8 @@ impl SendRun {
                 self.token = token;
                 // A P2 session login leaves a logged-in session in the browser: ended at close.
                 self.session_login = transport == Transport::P2;
-                self.next(journal, now)
+                self.phase = Phase::Sending;
+                self.advance(journal, now)
             }
             Detection::Problem(ConnectionProblem::NeedsGetConsent) if self.options.allow_get => {
                 match koha::service_probe_request(
@@ -506,7 +648,7 @@ impl SendRun {
                 ) {
                     Ok(request) => {
                         self.phase = Phase::GetProbe;
-                        perform(Vec::new(), Some(request))
+                        self.perform_control(Vec::new(), Some(request))
                     }
                     Err(_) => self.problem(ConnectionProblem::CsrfRefused),
                 }
@@ -535,74 +677,106 @@ impl SendRun {
         })
     }
 
-    /// Starts the next planned transaction, or closes the run.
-    fn next(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
-        loop {
-            if self.cancelled {
-                return self.close(StopReason::Cancelled, journal);
+    /// Nothing more starts; the first reason is the one reported.
+    fn stop(&mut self, reason: StopReason) {
+        self.stopping.get_or_insert(reason);
+    }
+
+    /// While sending: begins the next transaction that may start now, or waits for the ones in
+    /// flight, or closes the run when none is left in flight.
+    fn advance(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
+        let may_start =
+            self.stopping.is_none() && !self.cancelled && self.flights.len() < self.limit;
+        if may_start {
+            if let Some(command) = self.begin_next(journal, now) {
+                return command;
             }
-            let Some(id) = self.pending.pop_front() else {
-                return self.close(StopReason::Finished, journal);
-            };
-            // Another page may have changed or deleted it since the plan.
-            let Some(tx) = journal.get(&id) else {
-                self.summary.skipped += 1;
-                continue;
-            };
-            if !plan::still_sendable(tx, &self.resend) {
-                self.summary.skipped += 1;
-                continue;
-            }
-            self.current = Some(Current {
-                id: id.clone(),
-                request: HttpRequest {
-                    method: self.transport.method(),
-                    url: String::new(),
-                    params: Vec::new(),
-                    headers: Vec::new(),
-                    include_cookies: false,
-                },
-                retried: false,
-                uncommitted: None,
+        }
+        if self.flights.is_empty() && self.control.is_none() {
+            let reason = self.stopping.unwrap_or(if self.cancelled {
+                StopReason::Cancelled
+            } else {
+                StopReason::Finished
             });
-            let Some(request) = self.request_for_current(journal) else {
-                // P1 without a token: detection never gives that; refuse to send.
-                self.current = None;
-                self.pending.push_front(id);
-                return self.close(StopReason::Authentication, journal);
-            };
-            if let Some(current) = self.current.as_mut() {
-                current.request = request;
-            }
-            let Some(mut sending) = journal.get(&id).cloned() else {
-                continue;
-            };
-            if begin(&mut sending, now).is_err() {
-                self.current = None;
+            return self.close(reason, journal);
+        }
+        Command::Wait
+    }
+
+    /// Whether the planned transaction `tx` must wait: it shares an item or patron with one in
+    /// flight, or with an earlier planned one of the same second (`earlier`).
+    fn must_wait(&self, tx: &Transaction, earlier: &[(Action, i64)]) -> bool {
+        let second = tx.recorded_at.timestamp();
+        self.flights
+            .iter()
+            .any(|f| share_item_or_patron(&f.action, &tx.action))
+            || earlier
+                .iter()
+                .any(|(action, s)| *s == second && share_item_or_patron(action, &tx.action))
+    }
+
+    /// Begins the first planned transaction that may start now (its `sending` goes to the
+    /// mirror), skipping those changed or deleted elsewhere; `None` when none may start.
+    fn begin_next(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Option<Command> {
+        let mut earlier: Vec<(Action, i64)> = Vec::new();
+        let mut at = 0;
+        while at < self.pending.len() && at < LOOKAHEAD {
+            let id = self.pending[at].clone();
+            // Another page may have changed or deleted it since the plan.
+            let Some(tx) = journal
+                .get(&id)
+                .filter(|tx| plan::still_sendable(tx, &self.resend))
+            else {
+                self.pending.remove(at);
                 self.summary.skipped += 1;
                 continue;
+            };
+            if self.must_wait(tx, &earlier) {
+                earlier.push((tx.action.clone(), tx.recorded_at.timestamp()));
+                at += 1;
+                continue;
             }
-            if let Some(current) = self.current.as_mut() {
-                current.uncommitted = Some(sending.clone());
+            let mut sending = tx.clone();
+            let Some(request) = self.request_for(&id, journal) else {
+                // P1 without a token: detection never gives that; refuse to send.
+                self.stop(StopReason::Authentication);
+                return None;
+            };
+            self.pending.remove(at);
+            if begin(&mut sending, now).is_err() {
+                self.summary.skipped += 1;
+                continue;
             }
             // From now until the answer no other write of this page takes the row (a retried
             // write would put back the copy before `sending`).
             journal.hold_in_flight(&id);
-            self.phase = Phase::MirroringSending;
-            return Command::Mirror(vec![sending]);
+            self.flights.push(Flight {
+                id: id.clone(),
+                action: sending.action.clone(),
+                request,
+                retried: false,
+                stage: Stage::MirroringSending,
+                perform: None,
+                uncommitted: Some(sending.clone()),
+            });
+            self.mirror_due = Some(MirrorDue::Sending(id));
+            return Some(Command::Mirror(vec![sending]));
         }
+        None
     }
 
-    /// A store holds the current transaction's `sending`: the journal takes it (from the copy
-    /// it has now) and keeps it while the request travels. `false` when the journal's copy can no
-    /// longer be sent (another page's copy showed Koha accepted it meanwhile): the store is then
-    /// written again with that copy, and the row is left.
-    fn commit(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> bool {
-        let Some(current) = self.current.as_mut() else {
-            return false;
-        };
-        current.uncommitted = None;
-        let id = current.id.clone();
+    fn flight_index(&self, id: &TransactionId) -> Option<usize> {
+        self.flights.iter().position(|f| &f.id == id)
+    }
+
+    /// A store holds flight `at`'s `sending`: the journal takes it (from the copy it has now)
+    /// and keeps it while the request travels. `false` when the journal's copy can no longer be
+    /// sent (another page's copy showed Koha accepted it meanwhile): the store is then written
+    /// again with that copy, and the row is left.
+    fn commit(&mut self, at: usize, journal: &mut Journal, now: DateTime<Utc>) -> bool {
+        let flight = &mut self.flights[at];
+        flight.uncommitted = None;
+        let id = flight.id.clone();
         if !self.unstored.contains(&id) {
             self.unstored.push(id.clone());
         }
@@ -615,11 +789,10 @@ impl SendRun {
         }
     }
 
-    /// The request for the current transaction, with the library it is sent for: its own, or,
-    /// for one recorded before any library was set up, the desk's library now.
-    fn request_for_current(&self, journal: &Journal) -> Option<HttpRequest> {
-        let current = self.current.as_ref()?;
-        let tx = journal.get(&current.id)?;
+    /// The request for a transaction, with the library it is sent for: its own, or, for one
+    /// recorded before any library was set up, the desk's library now.
+    fn request_for(&self, id: &TransactionId, journal: &Journal) -> Option<HttpRequest> {
+        let tx = journal.get(id)?;
         let mut for_library = tx.clone();
         for_library.branchcode = desk::effective_branchcode(tx, Some(&self.settings))?;
         koha::transaction_request(
@@ -634,52 +807,70 @@ impl SendRun {
         .ok()
     }
 
-    fn current_request(&self) -> Option<HttpRequest> {
-        self.current.as_ref().map(|c| c.request.clone())
+    fn new_perform_id(&mut self) -> PerformId {
+        self.next_perform += 1;
+        PerformId(self.next_perform)
     }
 
-    fn refresh_failed(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
-        let status = Status::Failed {
-            reason: FailReason::Csrf,
-        };
-        self.finish_current(status, Some(StopReason::Authentication), journal, now)
-    }
-
-    /// Records the outcome of the current transaction in memory and asks for the mirror write;
-    /// the store-of-record write goes with the next request (or the close).
-    fn finish_current(
+    fn perform_control(
         &mut self,
+        store: Vec<Transaction>,
+        request: Option<HttpRequest>,
+    ) -> Command {
+        let id = self.new_perform_id();
+        self.control = Some(id);
+        Command::Perform { id, store, request }
+    }
+
+    fn perform_flight(
+        &mut self,
+        at: usize,
+        stage: Stage,
+        store: Vec<Transaction>,
+        request: Option<HttpRequest>,
+    ) -> Command {
+        let id = self.new_perform_id();
+        self.flights[at].stage = stage;
+        self.flights[at].perform = Some(id);
+        Command::Perform { id, store, request }
+    }
+
+    /// Records flight `at`'s outcome in memory and asks for the mirror write; the
+    /// store-of-record write goes with the next command that writes (or the close).
+    fn finish_flight(
+        &mut self,
+        at: usize,
         status: Status,
         stop: Option<StopReason>,
         journal: &mut Journal,
         now: DateTime<Utc>,
     ) -> Command {
-        let Some(current) = self.current.take() else {
-            return self.close(stop.unwrap_or(StopReason::Finished), journal);
-        };
-        journal.release_in_flight(&current.id);
+        let flight = self.flights.remove(at);
+        if let Some(reason) = stop {
+            self.stop(reason);
+        }
+        journal.release_in_flight(&flight.id);
         self.done += 1;
-        self.summary.count(&current.id, &status);
+        self.summary.count(&flight.id, &status);
         // Not `sending` any more only if another page's copy showed Koha had accepted it while
         // this request travelled: that status stays, and this answer is only counted.
-        let _ = journal.update(&current.id, |tx| tx.finish_sending(now, status.clone()));
-        let Some(tx) = journal.get(&current.id).cloned() else {
-            return self.close(stop.unwrap_or(StopReason::Finished), journal);
+        let _ = journal.update(&flight.id, |tx| tx.finish_sending(now, status.clone()));
+        let Some(tx) = journal.get(&flight.id).cloned() else {
+            return self.advance(journal, now);
         };
         if !self.unstored.contains(&tx.id) {
             self.unstored.push(tx.id.clone());
         }
-        self.phase = Phase::MirroringOutcome(stop);
+        self.mirror_due = Some(MirrorDue::Outcome);
         Command::Mirror(vec![tx])
     }
 
-    /// Leaves the current transaction unsent (Koha has it already) and goes on.
-    fn drop_current(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
-        if let Some(current) = self.current.take() {
-            journal.release_in_flight(&current.id);
-            self.summary.skipped += 1;
-        }
-        self.next(journal, now)
+    /// Leaves flight `at` unsent (Koha has it already) and goes on.
+    fn drop_flight(&mut self, at: usize, journal: &mut Journal, now: DateTime<Utc>) -> Command {
+        let flight = self.flights.remove(at);
+        journal.release_in_flight(&flight.id);
+        self.summary.skipped += 1;
+        self.advance(journal, now)
     }
 
     /// Stores what is left and ends a login session, then finishes.
@@ -694,7 +885,7 @@ impl SendRun {
             .session_login
             .then(|| koha::logout_request(self.settings.server.as_str()));
         let store = self.take_unstored(journal);
-        perform(store, logout)
+        self.perform_control(store, logout)
     }
 
     /// The copies to write to the store of record now, as the journal has them.
@@ -718,7 +909,3 @@ fn begin(tx: &mut Transaction, at: DateTime<Utc>) -> Result<(), crate::IllegalTr
 /// The store of record refused a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageRefused;
-
-fn perform(store: Vec<Transaction>, request: Option<HttpRequest>) -> Command {
-    Command::Perform { store, request }
-}

@@ -6,7 +6,7 @@
 //! Where it runs: the toolbar popup closes when it loses focus, so its Send button opens the desk
 //! in a tab (`desk.html?send=1`) and the run happens there; the page holds the `koha-send` Web
 //! Lock for the whole run, so another page opening meanwhile leaves the `sending` row alone. If
-//! the tab is closed anyway, the row in flight is `sending` in storage and becomes `uncertain`
+//! the tab is closed anyway, each row in flight is `sending` in storage and becomes `uncertain`
 //! at the next start; nothing is resent by itself.
 //!
 //! Keep-alive: Firefox silently re-sends a request whose reused keep-alive connection closed
@@ -21,13 +21,16 @@ use crate::kinds::AsKind;
 use crate::koha::{self, ConnectionProblem, Transport};
 use crate::settings::{Settings, SESSION_PASSWORD_KEY};
 use crate::sync::{
-    self, Command, Level, NotReady, ResendQuestion, RunEnd, RunOptions, SendRun, Setup, StopReason,
-    StorageRefused, Summary,
+    self, Command, Level, NotReady, PerformId, ResendQuestion, RunEnd, RunOptions, SendRun, Setup,
+    StopReason, StorageRefused, Summary,
 };
 use crate::transaction::{Status, Transaction, TransactionId, UncertainReason};
 use crate::Action;
 use serde::Serialize;
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use wasm_bindgen::prelude::*;
 
 thread_local! {
@@ -107,7 +110,7 @@ pub async fn set_session_password(password: String) -> Result<(), JsValue> {
     browser::session_set_string(SESSION_PASSWORD_KEY, &password).await
 }
 
-/// Asks the run in progress to stop after the request in flight.
+/// Asks the run in progress to start nothing more and stop once its requests in flight are done.
 #[wasm_bindgen(js_name = cancelSend)]
 pub fn cancel_send() {
     CANCEL.with(|c| c.set(true));
@@ -250,8 +253,8 @@ struct ProgressDto<'a> {
     status: AsKind<Status>,
 }
 
-/// Sends every `local` and `failed` transaction (and the confirmed uncertain ones) to Koha, one
-/// at a time in recorded order. Calls `on_progress({done, total, id, status})` after every
+/// Sends every `local` and `failed` transaction (and the confirmed uncertain ones) to Koha, in
+/// recorded order, several at once in queue mode as the core allows. Calls `on_progress({done, total, id, status})` after every
 /// status change. Resolves with what happened (see `RunDto`). The page holds the `koha-send`
 /// lock around this call.
 #[wasm_bindgen(js_name = sendToKoha)]
@@ -268,7 +271,13 @@ pub async fn send_to_koha(
     to_js(&result?)
 }
 
+/// A started [`Command::Perform`]: its store write and request, and its id.
+type Started =
+    Pin<Box<dyn Future<Output = (PerformId, Result<(), StorageRefused>, Option<koha::Reply>)>>>;
+
 /// Performs what the core's [`SendRun`] asks, feeding back each result; decides nothing.
+/// Several `Perform`s may be outstanding: each starts when given, and when the run waits the
+/// first one done is fed back.
 async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto, JsValue> {
     let options: RunOptions = if options.is_undefined() || options.is_null() {
         RunOptions::default()
@@ -284,6 +293,7 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
         options,
     };
     let (mut run, mut command) = state::with_journal(|j| SendRun::start(setup, j, browser::now()));
+    let mut started: Vec<Started> = Vec::new();
     loop {
         if CANCEL.with(Cell::get) {
             if let Some(run) = run.as_mut() {
@@ -313,9 +323,18 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
                 }
                 state::with_journal(|j| run.mirrored(took, j, browser::now()))
             }
-            (Command::Perform { store, request }, Some(run)) => {
-                let (stored, reply) = join(store_of_record(&store), ask(request)).await;
-                state::with_journal(|j| run.performed(stored, reply, j, browser::now()))
+            (Command::Perform { id, store, request }, Some(run)) => {
+                started.push(Box::pin(async move {
+                    let (stored, reply) = join(store_of_record(&store), ask(request)).await;
+                    (id, stored, reply)
+                }));
+                state::with_journal(|j| run.poll(j, browser::now()))
+            }
+            (Command::Wait, Some(run)) => {
+                let Some((id, stored, reply)) = first_done(&mut started).await else {
+                    return Err(error("send-state", "the run waits for nothing"));
+                };
+                state::with_journal(|j| run.performed(id, stored, reply, j, browser::now()))
             }
         };
         command = step.map_err(|e| error("send-state", e))?;
@@ -340,12 +359,34 @@ async fn ask(request: Option<koha::HttpRequest>) -> Option<koha::Reply> {
     }
 }
 
+/// Waits for the first of `started` to be done and removes it; `None` when there is none.
+/// Every one is polled in the order it was started, so their store writes go out in that
+/// order.
+async fn first_done<T>(started: &mut Vec<Pin<Box<dyn Future<Output = T>>>>) -> Option<T> {
+    if started.is_empty() {
+        return None;
+    }
+    std::future::poll_fn(|cx| {
+        let done = started
+            .iter_mut()
+            .enumerate()
+            .find_map(|(at, f)| match f.as_mut().poll(cx) {
+                Poll::Ready(v) => Some((at, v)),
+                Poll::Pending => None,
+            });
+        match done {
+            Some((at, v)) => {
+                drop(started.remove(at));
+                Poll::Ready(Some(v))
+            }
+            None => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// Runs two futures at once and waits for both.
-async fn join<A: std::future::Future, B: std::future::Future>(
-    a: A,
-    b: B,
-) -> (A::Output, B::Output) {
-    use std::task::Poll;
+async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
     let (mut ra, mut rb) = (None, None);
     std::future::poll_fn(|cx| {

@@ -13,7 +13,7 @@ use koha_offline_circ::koha::{self, HttpRequest, Method, NoAnswer, Reply, AUTH_P
 use koha_offline_circ::settings::{Settings, SettingsForm};
 use koha_offline_circ::store::{self, Change, EntryChange, ExportRecord, Replica};
 use koha_offline_circ::sync::{
-    Command, ExportedChoice, RunEnd, RunOptions, SendRun, Setup, StorageRefused,
+    Command, ExportedChoice, PerformId, RunEnd, RunOptions, SendRun, Setup, StorageRefused,
 };
 use koha_offline_circ::{Action, Amount, Barcode, Cardnumber, Status, Transaction, TransactionId};
 use serde_json::Value;
@@ -239,11 +239,21 @@ pub struct Page {
 
 struct ActiveRun {
     run: SendRun,
-    command: Command,
-    /// The result of the store-of-record write of `command` (a `Perform`), issued when the
-    /// command was given: the shell starts the write at once, in the same task, so writes land
-    /// in the order they are issued; only the answer and the result arrive later.
-    stored: Option<Result<(), StorageRefused>>,
+    /// The command to perform next; `None` after a `Perform` was started: the shell polls.
+    command: Option<Command>,
+    /// Started `Perform`s whose results have not come back. Each store-of-record write was
+    /// issued when its command was given: the shell starts the write at once, in the same task,
+    /// so writes land in the order they are issued; only the answers and results arrive later,
+    /// in any order.
+    outstanding: Vec<Outstanding>,
+    /// The transactions whose requests Koha stored from this run, in the order it stored them.
+    stored_by_koha: Vec<Transaction>,
+}
+
+struct Outstanding {
+    id: PerformId,
+    request: Option<HttpRequest>,
+    stored: Result<(), StorageRefused>,
 }
 
 /// The librarian's confirmations, which alone may let Koha hold an operation twice.
@@ -307,6 +317,8 @@ impl World {
             mode: mode.into(),
             timezone: "Europe/Berlin".into(),
             login_once,
+            // 0 is the default (3).
+            in_flight: rng.below(5) as u8,
             ..SettingsForm::default()
         })
         .unwrap();
@@ -363,8 +375,18 @@ impl World {
             self.deliver(i);
         }
         match roll {
-            _ if running && roll < 45 => self.advance_run(i),
-            0..=19 => self.record(i),
+            _ if running && roll < 42 => self.advance_run(i),
+            // The librarian cancels a run now and then, often with several requests in flight.
+            42 if running => self.cancel(i),
+            43..=44 if running => self.advance_run(i),
+            0..=19 => {
+                self.record(i);
+                // A burst at the scanner: several in the same second, whose order Koha takes
+                // from the order they arrive in.
+                while self.rng.chance(40) {
+                    self.record(i);
+                }
+            }
             20..=24 => self.delete(i),
             25..=26 => self.undo(i),
             27..=28 => self.clear_sent(i),
@@ -810,7 +832,13 @@ impl World {
                 *self.confirmed.extra.entry(id).or_default() += 1;
             }
         }
-        self.issue(i, run, command);
+        let active = ActiveRun {
+            run: run.clone(),
+            command: None,
+            outstanding: Vec::new(),
+            stored_by_koha: Vec::new(),
+        };
+        self.issue(i, run, command, active);
         self.lock = Some(i);
         self.note(format!("page {i} started a send"));
     }
@@ -842,40 +870,119 @@ impl World {
         }
     }
 
-    /// Gives the page its next send command; a store-of-record write in it starts now.
-    fn issue(&mut self, i: usize, run: SendRun, command: Command) {
-        let stored = match &command {
-            Command::Perform { store, .. } if !store.is_empty() => {
-                let store = store.clone();
-                Some(self.store_of_record(i, &store))
+    /// Gives the page its next send command. A `Perform` starts now: its store-of-record write
+    /// lands and its request leaves (the shell then polls for the next command).
+    fn issue(&mut self, i: usize, run: SendRun, command: Command, mut active: ActiveRun) {
+        active.run = run;
+        active.command = Some(command);
+        if let Some(Command::Perform { id, store, request }) = active
+            .command
+            .take_if(|c| matches!(c, Command::Perform { .. }))
+        {
+            let stored = if store.is_empty() {
+                Ok(())
+            } else {
+                self.store_of_record(i, &store)
+            };
+            self.check_request(request.as_ref());
+            if let Some(request) = request.as_ref().filter(|r| is_transaction(r)) {
+                self.check_in_flight(&active, request);
             }
-            _ => None,
-        };
-        self.page(i).run = Some(ActiveRun {
-            run,
-            command,
-            stored,
-        });
+            active.outstanding.push(Outstanding {
+                id,
+                request,
+                stored,
+            });
+        }
+        self.page(i).run = Some(active);
     }
 
-    /// Performs the page's current send command and feeds back the result.
+    /// Requests in flight at once: one in apply mode, at most the setting in queue mode, never
+    /// two that share an item or a patron.
+    fn check_in_flight(&mut self, active: &ActiveRun, request: &HttpRequest) {
+        let flying: Vec<&HttpRequest> = active
+            .outstanding
+            .iter()
+            .filter_map(|o| o.request.as_ref())
+            .filter(|r| is_transaction(r))
+            .collect();
+        let settings = self.settings.as_ref().unwrap_or(&self.full_settings);
+        let limit = match settings.mode {
+            koha_offline_circ::settings::Mode::Apply => 1,
+            koha_offline_circ::settings::Mode::Queue => usize::from(settings.in_flight),
+        };
+        let op = Koha::op_of(request);
+        let problem = if flying.len() + 1 > limit {
+            Some(format!(
+                "{} requests in flight, {limit} allowed",
+                flying.len() + 1
+            ))
+        } else {
+            flying
+                .iter()
+                .map(|r| Koha::op_of(r))
+                .find(|other| shares_item_or_patron(other, &op))
+                .map(|other| format!("two in flight share an item or patron: {other:?} {op:?}"))
+        };
+        if self.violation.is_none() {
+            self.violation = problem;
+        }
+    }
+
+    /// Koha answers one request of the run, with the fault the seed chooses. Koha takes
+    /// same-second operations of an item or patron in the order they arrive, so they must
+    /// arrive in recorded order.
+    fn answer_transaction(
+        &mut self,
+        active: &mut ActiveRun,
+        request: &HttpRequest,
+        fault: Fault,
+    ) -> Reply {
+        let before: usize = self.koha.held.values().sum();
+        let reply = self.koha.answer(request, fault);
+        let after: usize = self.koha.held.values().sum();
+        if after > before && is_transaction(request) {
+            let op = Koha::op_of(request);
+            let Some(tx) = self.recorded.values().find(|t| wire_op(t) == op).cloned() else {
+                return reply;
+            };
+            let overtaken = active.stored_by_koha.iter().find(|earlier| {
+                let earlier_op = wire_op(earlier);
+                earlier_op.timestamp == op.timestamp
+                    && shares_item_or_patron(&earlier_op, &op)
+                    && (earlier.recorded_at, &earlier.id) > (tx.recorded_at, &tx.id)
+            });
+            if let (Some(later), None) = (overtaken, &self.violation) {
+                self.violation = Some(format!(
+                    "Koha stored {} before {}, recorded earlier in the same second",
+                    later.id, tx.id
+                ));
+            }
+            active.stored_by_koha.push(tx);
+        }
+        reply
+    }
+
+    /// Performs the page's current send command and feeds back the result: the poll after a
+    /// started `Perform`, a mirror write, or, when the run waits, the result of one outstanding
+    /// `Perform` of the seed's choice (answers arrive in any order).
     fn advance_run(&mut self, i: usize) {
-        let Some(active) = self.page(i).run.take() else {
+        let Some(mut active) = self.page(i).run.take() else {
             return;
         };
-        let ActiveRun {
-            mut run,
-            command,
-            stored,
-        } = active;
         let now = self.clock;
-        let next = match command {
-            Command::Finish(end) => {
+        let mut run = active.run.clone();
+        let next = match active.command.take() {
+            Some(Command::Finish(end)) => {
                 self.lock = None;
                 self.note(format!("page {i} run ended: {}", describe(&end)));
                 return;
             }
-            Command::Mirror(txs) => {
+            None => {
+                let page = self.pages[i].as_mut().unwrap();
+                run.poll(page.replica.journal_mut(), now)
+            }
+            Some(Command::Mirror(txs)) => {
                 let took = self.mirror_hold(i, &txs);
                 if self.debug {
                     let what: Vec<String> = txs
@@ -887,33 +994,36 @@ impl World {
                 let page = self.pages[i].as_mut().unwrap();
                 run.mirrored(took, page.replica.journal_mut(), now)
             }
-            Command::Perform { store, request } => {
-                self.check_request(request.as_ref());
-                let stored = stored.unwrap_or(Ok(()));
+            Some(Command::Perform { .. }) => unreachable!("a Perform starts when it is given"),
+            Some(Command::Wait) => {
+                assert!(!active.outstanding.is_empty(), "a run waits for nothing");
+                let k = self.rng.below(active.outstanding.len());
+                let Outstanding {
+                    id,
+                    request,
+                    stored,
+                } = active.outstanding.remove(k);
                 let fault = self.fault();
+                let reply = request
+                    .as_ref()
+                    .map(|r| self.answer_transaction(&mut active, r, fault));
                 if self.debug {
-                    let what: Vec<String> = store
-                        .iter()
-                        .map(|t| format!("{} {}", t.id, t.status().name()))
-                        .collect();
-                    let asked = request
-                        .as_ref()
-                        .map(|r| format!("{} {:?}", r.url, r.param("action")));
+                    let asked = request.as_ref().map(|r| {
+                        format!("{} {:?} {:?}", r.url, r.param("action"), r.param("barcode"))
+                    });
                     self.note(format!(
-                        "page {i} perform store [{}] ({stored:?}) request {asked:?} {fault:?}",
-                        what.join(", ")
+                        "page {i} performed {id:?} ({stored:?}) request {asked:?} {fault:?} reply {reply:?}"
                     ));
                 }
-                let reply = request.map(|r| self.koha.answer(&r, fault));
-                if self.debug {
-                    self.note(format!("page {i} reply {reply:?}"));
-                }
                 let page = self.pages[i].as_mut().unwrap();
-                run.performed(stored, reply, page.replica.journal_mut(), now)
+                run.performed(id, stored, reply, page.replica.journal_mut(), now)
             }
         };
         let command = next.unwrap();
-        self.issue(i, run, command);
+        if self.debug {
+            self.note(format!("page {i} command {}", command_name(&command)));
+        }
+        self.issue(i, run, command, active);
     }
 
     /// The page goes away at once, wherever it is: a store-of-record write on its way lands or
@@ -924,18 +1034,14 @@ impl World {
         };
         // Its store write, if any, was issued already; its request reaches Koha or not, and no
         // answer is recorded.
-        if let Some(ActiveRun {
-            command:
-                Command::Perform {
-                    request: Some(request),
-                    ..
-                },
-            ..
-        }) = page.run
-        {
-            self.check_request(Some(&request));
-            if self.rng.chance(50) {
-                let _ = self.koha.answer(&request, Fault::DropAfterStore);
+        if let Some(mut active) = page.run {
+            for request in std::mem::take(&mut active.outstanding)
+                .into_iter()
+                .filter_map(|o| o.request)
+            {
+                if self.rng.chance(50) {
+                    let _ = self.answer_transaction(&mut active, &request, Fault::DropAfterStore);
+                }
             }
         }
         if self.lock == Some(i) {
@@ -1129,6 +1235,30 @@ fn wire_op(tx: &Transaction) -> WireOp {
             .map_or(String::new(), |c| c.as_str().to_owned()),
         amount: tx.action.amount().map_or(String::new(), |a| a.to_string()),
         timestamp: koha::koha_timestamp(tx.recorded_at),
+    }
+}
+
+fn is_transaction(request: &HttpRequest) -> bool {
+    request.param("action").is_some_and(|a| !a.is_empty())
+}
+
+fn shares_item_or_patron(a: &WireOp, b: &WireOp) -> bool {
+    (!a.barcode.is_empty() && a.barcode == b.barcode)
+        || (!a.cardnumber.is_empty() && a.cardnumber == b.cardnumber)
+}
+
+fn command_name(command: &Command) -> String {
+    match command {
+        Command::Mirror(txs) => format!("mirror {}", txs.len()),
+        Command::Perform { id, store, request } => format!(
+            "perform {id:?} store {} request {:?}",
+            store.len(),
+            request
+                .as_ref()
+                .map(|r| (r.param("action"), r.param("barcode")))
+        ),
+        Command::Wait => "wait".into(),
+        Command::Finish(end) => format!("finish {}", describe(end)),
     }
 }
 

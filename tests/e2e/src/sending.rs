@@ -21,6 +21,8 @@ pub struct DeskSettings {
     pub password: Option<&'static str>,
     /// Log in once per run (session reuse).
     pub login_once: bool,
+    /// Queue mode's requests in flight at once (1 to 4); 0 leaves the default.
+    pub in_flight: u8,
 }
 
 impl DeskSettings {
@@ -32,6 +34,7 @@ impl DeskSettings {
             mode: "queue",
             password: Some(crate::standin::DEMO_PASSWORD),
             login_once: true,
+            in_flight: 0,
         }
     }
 }
@@ -47,6 +50,7 @@ pub async fn configure(ff: &Firefox, s: &DeskSettings) {
         "mode": s.mode,
         "timezone": "Europe/Berlin",
         "loginOnce": s.login_once,
+        "inFlight": s.in_flight,
     });
     core_call(ff, &format!("core.saveOptions({form})")).await;
 }

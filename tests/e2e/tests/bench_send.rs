@@ -4,7 +4,8 @@
 //!
 //! `KOC_ADDON_DIR=$PWD/www-test cargo test --release -p e2e --test bench_send -- --ignored --nocapture`
 //!
-//! `KOC_BENCH_SEND_N` changes the number of transactions per side.
+//! `KOC_BENCH_SEND_N` changes the number of transactions per side, `KOC_BENCH_IN_FLIGHT` our
+//! requests at once (1 to 4; the add-on's default when unset).
 
 use e2e::bench::send::run_send_benchmark;
 

@@ -157,6 +157,7 @@ async fn both_pages(zoom: f64) {
                 "branchcode",
                 "userid",
                 "password",
+                "in-flight",
                 "save",
                 "test-connection",
             ],

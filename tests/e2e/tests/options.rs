@@ -698,6 +698,27 @@ async fn test_connection_warns_when_the_clocks_differ() {
 }
 
 /// The page as admins see it, in English and German, light and dark; the password stays masked.
+/// Queue mode's requests at once: 3 on a first visit, saved as chosen, shown again after a
+/// reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_in_flight_are_saved_and_shown_again() {
+    let koha = standin(Profile::Newest);
+    let base = koha.base_url();
+    with_firefox(options(), move |ff| async move {
+        ff.open("options.html").await;
+        let shown = "document.getElementById('in-flight').value";
+        assert_eq!(ff.eval(shown).await, "3", "the default");
+        fill(&ff, &base, "desk", "secret123").await;
+        set(&ff, &[("in-flight", "2")]).await;
+        assert_eq!(press(&ff, "save").await["kind"], "ok");
+        assert_eq!(stored(&ff).await["local"]["settings"]["inFlight"], 2);
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        assert_eq!(ff.eval(shown).await, "2");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn screenshots() {
     for (locale, dark) in [

@@ -360,7 +360,11 @@ async fn dropped_third_operation_is_uncertain_and_never_duplicated() {
         })
         .expect("stand-in");
         koha.set_faults(drop_the_payment());
-        let settings = DeskSettings::queue(&koha);
+        // One at a time, so nothing after it is in flight (several at once: send_flight.rs).
+        let settings = DeskSettings {
+            in_flight: 1,
+            ..DeskSettings::queue(&koha)
+        };
         with_desk_sending_to(options("en-US"), koha, settings, move |ff, koha| async move {
             let recorded = record_five(&ff, "true").await;
             let ids: Vec<&str> = recorded.rows.iter().map(|(id, _, _)| id.as_str()).collect();
@@ -627,7 +631,11 @@ async fn cancel_lets_the_request_in_flight_finish() {
         ..Config::default()
     })
     .expect("stand-in");
-    let settings = DeskSettings::queue(&koha);
+    // One at a time, so nothing after it is in flight (several at once: send_flight.rs).
+    let settings = DeskSettings {
+        in_flight: 1,
+        ..DeskSettings::queue(&koha)
+    };
     with_desk_sending_to(options("en-US"), koha, settings, move |ff, koha| async move {
         let recorded = record_five(&ff, "true").await;
         // Grant first, so that the click below starts the run itself.
@@ -772,8 +780,11 @@ async fn a_password_refused_mid_run_fails_that_row_and_stops() {
             Fault::Delay { ms: 1500 },
             When::action("issue"),
         )]);
+        // One at a time: with several in flight, each one in flight meets the changed password
+        // (one failed login each).
         let settings = DeskSettings {
             login_once: false,
+            in_flight: 1,
             ..DeskSettings::queue(&koha)
         };
         with_desk_sending_to(

@@ -1926,12 +1926,14 @@ mod core_against_standin {
             command = match command {
                 Command::Finish(RunEnd::Ran(summary)) => break summary,
                 Command::Finish(other) => panic!("the run did not run: {other:?}"),
+                // This driver answers each request before asking for more: nothing to wait for.
+                Command::Wait => unreachable!("a run waited with nothing outstanding"),
                 Command::Mirror(_) => run
                     .as_mut()
                     .unwrap()
                     .mirrored(true, &mut journal, at(50))
                     .unwrap(),
-                Command::Perform { request, .. } => {
+                Command::Perform { id, request, .. } => {
                     if first && request.as_ref().is_some_and(is_transaction) {
                         first = false;
                         before_first();
@@ -1939,7 +1941,7 @@ mod core_against_standin {
                     let reply = request.map(|r| browser.fetch(&r));
                     run.as_mut()
                         .unwrap()
-                        .performed(Ok(()), reply, &mut journal, at(51))
+                        .performed(id, Ok(()), reply, &mut journal, at(51))
                         .unwrap()
                 }
             };

@@ -115,6 +115,8 @@ async fn one_side(ff: &Firefox, koha: &StandIn, n: usize, login_once: bool) -> B
             mode: "queue",
             password: Some("secret123"),
             login_once,
+            // Queue mode's requests at once; 0 leaves the add-on's default.
+            in_flight: env_ms("KOC_BENCH_IN_FLIGHT", 0) as u8,
         },
     )
     .await;
