@@ -64,7 +64,7 @@ mod open;
 mod reconcile;
 mod replica;
 mod snapshot;
-mod text;
+pub(crate) mod text;
 
 pub use archive::{pack_plan, Packing, ARCHIVE_CHUNK};
 pub use change::Change;

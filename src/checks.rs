@@ -1,0 +1,52 @@
+//! Offline checks: what the desk warns about on a card or item scan while Koha is away, from a
+//! snapshot of Koha taken while it was up (docs/koha.md 12).
+//!
+//! Everything here is pure. The shell fetches the pages a [`Pager`] asks for, reads each with
+//! [`parse_patrons`], [`parse_items`] or [`parse_checkouts`], builds a [`Snapshot`] once every
+//! list is complete, stores it with [`write_plan`] and reads it back with [`read_snapshot`].
+//! At the desk, [`check_card`] and [`check_item`] look a scan up in `O(log n)`.
+//!
+//! The snapshot keeps only what the checks need: no names, addresses or e-mails.
+//!
+//! ```
+//! use chrono::{NaiveDate, TimeZone, Utc};
+//! use koha_offline_circ::checks::{self, CardLimits, Coverage, Snapshot};
+//!
+//! let page = r#"[{"patron_id": 7, "cardnumber": "C0001", "expiry_date": "2026-01-31",
+//!     "restricted": false, "patron_card_lost": false, "incorrect_address": false,
+//!     "library_id": "CPL", "surname": "not kept", "account_balance": 3.5}]"#;
+//! let patrons = checks::parse_patrons(page).unwrap();
+//! let taken = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap();
+//! let coverage = Coverage { patrons: true, items: false, checkouts: false };
+//! let snapshot = Snapshot::new(
+//!     taken,
+//!     coverage,
+//!     patrons.into_iter().filter_map(|row| row.record).collect(),
+//!     Vec::new(),
+//! );
+//! let today = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+//! let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+//! let limits = CardLimits { balance_cents: Some(500) };
+//! let warnings = checks::check_card(&snapshot, "C0001", limits, today, now);
+//! assert_eq!(warnings.len(), 1);
+//! assert_eq!(warnings[0].kind(), "expired");
+//! assert_eq!(warnings[0].age.minutes, 25 * 60);
+//! ```
+
+mod compact;
+mod model;
+mod paging;
+mod rest;
+mod warnings;
+
+pub use compact::{delete_plan, read_snapshot, write_plan, CHUNK_RECORDS};
+pub use model::{Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot};
+pub use paging::{List, Pager, Progress, DEFAULT_PER_PAGE};
+pub use rest::{
+    join_loans, parse_checkouts, parse_items, parse_patrons, CheckoutRow, ItemRow, PageError,
+    PatronRow,
+};
+pub use warnings::{
+    check_card, check_item, CardLimits, CardProblem, CardWarning, ItemProblem, ItemWarning,
+    SnapshotAge, Warning,
+};

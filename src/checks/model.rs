@@ -1,0 +1,209 @@
+//! The snapshot: per patron and per item only what the desk checks need, sorted by card number
+//! and barcode so a scan is found by binary search.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+/// Koha's `borrowernumber` (`patron_id` in the REST API).
+pub type PatronId = u32;
+
+/// Whether a patron may borrow, as far as restrictions (Koha's debarments) go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "until", rename_all = "kebab-case")]
+pub enum Restriction {
+    /// No restriction.
+    Unrestricted,
+    /// Restricted with no end date, or with one the source did not give (Koha's REST API says
+    /// only whether a patron is restricted: docs/koha.md 12.2).
+    Indefinite,
+    /// Restricted up to and including this day.
+    Until(NaiveDate),
+}
+
+/// One patron: no name, no address, no e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatronRecord {
+    /// The card number, exactly as Koha has it (the lookup key).
+    pub cardnumber: String,
+    /// Koha's `borrowernumber`: what checkouts name.
+    pub patron_id: PatronId,
+    /// The last day the card is valid, if Koha has one.
+    pub expiry: Option<NaiveDate>,
+    /// Restricted (debarred) or not.
+    pub restriction: Restriction,
+    /// Koha's "card lost" flag (`lost`).
+    pub card_lost: bool,
+    /// Koha's "address in doubt" flag (`gonenoaddress`).
+    pub address_in_doubt: bool,
+    /// What the patron owes in cents; a credit is negative.
+    pub balance_cents: i64,
+    /// The home library's code.
+    pub library: String,
+}
+
+/// Who has an item on loan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "patron", rename_all = "kebab-case")]
+pub enum Holder {
+    /// The patron the checkouts list names.
+    Patron(PatronId),
+    /// The item says it is on loan, but the checkouts list was not available or did not name it.
+    Unknown,
+}
+
+/// One item: its barcode and the states the desk warns about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRecord {
+    /// The barcode, exactly as Koha has it (the lookup key).
+    pub barcode: String,
+    /// Any lost status (lost, long overdue, missing, …).
+    pub lost: bool,
+    /// Withdrawn.
+    pub withdrawn: bool,
+    /// Not for loan, by the item or its item type.
+    pub not_for_loan: bool,
+    /// Any damaged status.
+    pub damaged: bool,
+    /// On loan, and to whom if known.
+    pub on_loan: Option<Holder>,
+}
+
+/// Which of Koha's lists the snapshot holds. A missing list means its checks are unavailable:
+/// nothing is "unknown" because of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Coverage {
+    /// `/api/v1/patrons` was read in full.
+    pub patrons: bool,
+    /// `/api/v1/items` was read in full.
+    pub items: bool,
+    /// `/api/v1/checkouts` was read in full.
+    pub checkouts: bool,
+}
+
+/// What Koha knew at `taken_at`, ready for lookups: patrons sorted by card number, items by
+/// barcode, each key once. Lookups are binary searches (`O(log n)`); the holder of a loan is
+/// found through a hash map from patron id (`O(1)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    taken_at: DateTime<Utc>,
+    coverage: Coverage,
+    patrons: Vec<PatronRecord>,
+    items: Vec<ItemRecord>,
+    by_patron_id: FxHashMap<PatronId, u32>,
+}
+
+impl Snapshot {
+    /// A snapshot of these records. They are sorted here; of two records with the same key the
+    /// later one is kept (a record that moved between two pages while they were read).
+    pub fn new(
+        taken_at: DateTime<Utc>,
+        coverage: Coverage,
+        mut patrons: Vec<PatronRecord>,
+        mut items: Vec<ItemRecord>,
+    ) -> Snapshot {
+        keep_last_by_key(&mut patrons, |p| &p.cardnumber);
+        keep_last_by_key(&mut items, |i| &i.barcode);
+        Snapshot::from_sorted(taken_at, coverage, patrons, items)
+    }
+
+    /// For records already sorted by key and unique (what the stored form decodes to).
+    pub(crate) fn from_sorted(
+        taken_at: DateTime<Utc>,
+        coverage: Coverage,
+        patrons: Vec<PatronRecord>,
+        items: Vec<ItemRecord>,
+    ) -> Snapshot {
+        let by_patron_id = patrons
+            .iter()
+            .enumerate()
+            .map(|(index, p)| (p.patron_id, index as u32))
+            .collect();
+        Snapshot {
+            taken_at,
+            coverage,
+            patrons,
+            items,
+            by_patron_id,
+        }
+    }
+
+    /// When Koha was read.
+    pub fn taken_at(&self) -> DateTime<Utc> {
+        self.taken_at
+    }
+
+    /// Which lists it holds.
+    pub fn coverage(&self) -> Coverage {
+        self.coverage
+    }
+
+    /// Every patron, sorted by card number.
+    pub fn patrons(&self) -> &[PatronRecord] {
+        &self.patrons
+    }
+
+    /// Every item, sorted by barcode.
+    pub fn items(&self) -> &[ItemRecord] {
+        &self.items
+    }
+
+    /// The patron with this card number (exact match).
+    pub fn patron(&self, cardnumber: &str) -> Option<&PatronRecord> {
+        let index = self
+            .patrons
+            .binary_search_by(|p| p.cardnumber.as_str().cmp(cardnumber))
+            .ok()?;
+        self.patrons.get(index)
+    }
+
+    /// The patron with this Koha id.
+    pub fn patron_by_id(&self, id: PatronId) -> Option<&PatronRecord> {
+        let index = *self.by_patron_id.get(&id)?;
+        self.patrons.get(index as usize)
+    }
+
+    /// The item with this barcode (exact match).
+    pub fn item(&self, barcode: &str) -> Option<&ItemRecord> {
+        let index = self
+            .items
+            .binary_search_by(|i| i.barcode.as_str().cmp(barcode))
+            .ok()?;
+        self.items.get(index)
+    }
+}
+
+/// Sorts by key and keeps, of equal keys, the one that came last.
+fn keep_last_by_key<T>(records: &mut Vec<T>, key: impl Fn(&T) -> &String) {
+    // A stable sort keeps equal keys in arrival order; reversing first makes the last one lead.
+    records.reverse();
+    records.sort_by(|a, b| key(a).cmp(key(b)));
+    records.dedup_by(|later, earlier| key(later) == key(earlier));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(barcode: &str, lost: bool) -> ItemRecord {
+        ItemRecord {
+            barcode: barcode.into(),
+            lost,
+            withdrawn: false,
+            not_for_loan: false,
+            damaged: false,
+            on_loan: None,
+        }
+    }
+
+    #[test]
+    fn the_later_of_two_records_with_one_key_wins() {
+        let taken = DateTime::<Utc>::UNIX_EPOCH;
+        let items = vec![item("B2", false), item("B1", false), item("B2", true)];
+        let snapshot = Snapshot::new(taken, Coverage::default(), Vec::new(), items);
+        assert_eq!(snapshot.items().len(), 2);
+        assert_eq!(snapshot.items()[0].barcode, "B1");
+        assert!(snapshot.item("B2").unwrap().lost);
+        assert!(snapshot.item("B3").is_none());
+    }
+}

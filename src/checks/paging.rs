@@ -1,0 +1,181 @@
+//! Which page of a Koha REST list to ask for next, and when the list is complete
+//! (docs/koha.md 12.1). A value the shell drives: it performs [`Pager::request`], reads the page
+//! and feeds back how many records it held and the `X-Total-Count` header.
+
+use crate::koha::{HttpRequest, Method};
+use serde::{Deserialize, Serialize};
+
+/// Records asked for per page. Large pages make fewer requests; Koha answers 5,000 patrons in
+/// well under its time-outs.
+pub const DEFAULT_PER_PAGE: u32 = 1000;
+
+/// One of the lists the checks read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum List {
+    /// `/api/v1/patrons`, with the account balance embedded.
+    Patrons,
+    /// `/api/v1/items`.
+    Items,
+    /// `/api/v1/checkouts` (current loans).
+    Checkouts,
+}
+
+impl List {
+    /// The path under the staff interface's origin.
+    pub fn path(self) -> &'static str {
+        match self {
+            List::Patrons => "/api/v1/patrons",
+            List::Items => "/api/v1/items",
+            List::Checkouts => "/api/v1/checkouts",
+        }
+    }
+
+    /// The id the pages are ordered by, so that records do not move between pages while they
+    /// are read (Koha's default order is not guaranteed).
+    fn order_by(self) -> &'static str {
+        match self {
+            List::Patrons => "+patron_id",
+            List::Items => "+item_id",
+            List::Checkouts => "+checkout_id",
+        }
+    }
+}
+
+/// Where reading one list stands. Serialisable, so a download can go on after the page is
+/// closed or a request failed: the failed page is simply asked for again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pager {
+    list: List,
+    base: String,
+    per_page: u32,
+    next_page: u32,
+    received: u64,
+    total: Option<u64>,
+    done: bool,
+}
+
+/// How far a list has been read: for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Records received so far.
+    pub received: u64,
+    /// What Koha said the list holds, if it said.
+    pub total: Option<u64>,
+    /// Nothing more to ask for.
+    pub done: bool,
+}
+
+impl Pager {
+    /// Reads `list` from the Koha at `base` (the staff interface's origin), `per_page` records at
+    /// a time (at least 1).
+    pub fn new(base: &str, list: List, per_page: u32) -> Pager {
+        Pager {
+            list,
+            base: base.trim_end_matches('/').to_owned(),
+            per_page: per_page.max(1),
+            next_page: 1,
+            received: 0,
+            total: None,
+            done: false,
+        }
+    }
+
+    /// The list being read.
+    pub fn list(&self) -> List {
+        self.list
+    }
+
+    /// The next page to fetch, or `None` once the list is complete. The session cookie goes
+    /// with it; a GET needs no CSRF token.
+    pub fn request(&self) -> Option<HttpRequest> {
+        if self.done {
+            return None;
+        }
+        let params = [
+            ("_page", self.next_page.to_string()),
+            ("_per_page", self.per_page.to_string()),
+            ("_order_by", self.list.order_by().to_owned()),
+        ];
+        let mut headers = vec![("Accept".to_owned(), "application/json".to_owned())];
+        if self.list == List::Patrons {
+            headers.push(("x-koha-embed".to_owned(), "account_balance".to_owned()));
+        }
+        Some(HttpRequest {
+            method: Method::Get,
+            url: format!("{}{}", self.base, self.list.path()),
+            params: params
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+            headers,
+            include_cookies: true,
+        })
+    }
+
+    /// Takes in the page just fetched: how many records it held and its `X-Total-Count` header.
+    /// The list is complete after a short page (fewer than asked for, also an empty one) or
+    /// once the total is reached.
+    pub fn feed(&mut self, records: usize, total_count: Option<&str>) -> Progress {
+        if !self.done {
+            if let Some(total) = total_count.and_then(|t| t.trim().parse::<u64>().ok()) {
+                self.total = Some(total);
+            }
+            self.received += records as u64;
+            self.next_page += 1;
+            let short = records < self.per_page as usize;
+            let reached = self.total.is_some_and(|total| self.received >= total);
+            self.done = short || reached;
+        }
+        self.progress()
+    }
+
+    /// How far it is.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            received: self.received,
+            total: self.total,
+            done: self.done,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_asked_for_in_order_until_a_short_one() {
+        let mut pager = Pager::new("https://koha.example.org/", List::Items, 2);
+        let first = pager.request().unwrap();
+        assert_eq!(
+            first.full_url(),
+            "https://koha.example.org/api/v1/items?_page=1&_per_page=2&_order_by=%2Bitem_id"
+        );
+        assert!(first.include_cookies);
+        assert!(!pager.feed(2, None).done);
+        assert_eq!(pager.request().unwrap().param("_page"), Some("2"));
+        let last = pager.feed(1, None);
+        assert_eq!(
+            last,
+            Progress {
+                received: 3,
+                total: None,
+                done: true
+            }
+        );
+        assert_eq!(pager.request(), None);
+    }
+
+    #[test]
+    fn the_total_ends_a_list_of_full_pages() {
+        let mut pager = Pager::new("https://koha.example.org", List::Patrons, 2);
+        let request = pager.request().unwrap();
+        assert!(request
+            .headers
+            .contains(&("x-koha-embed".to_owned(), "account_balance".to_owned())));
+        assert!(!pager.feed(2, Some("4")).done);
+        assert!(pager.feed(2, Some("4")).done);
+        assert_eq!(pager.request(), None);
+    }
+}
