@@ -161,13 +161,30 @@ pub fn read_snapshot<'a>(
 }
 
 fn read_meta(value: &Value) -> Result<Meta, StoreError> {
-    decode_text(
-        CHECKS_META_KEY,
-        value,
-        "checks meta",
-        |m: &Meta| m.v,
-        CHECKS_VERSION,
-    )
+    decode_versioned(CHECKS_META_KEY, value, "checks meta", |m: &Meta| m.v)
+}
+
+/// Only the version of an entry, to tell a newer format from a damaged one.
+#[derive(Deserialize)]
+struct Version {
+    v: u64,
+}
+
+/// Reads a versioned text entry of this module. An entry this build cannot read whose version
+/// is not [`CHECKS_VERSION`] is [`StoreError::UnknownEnvelope`] (a newer add-on changed the
+/// format), not corrupt.
+fn decode_versioned<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: &Value,
+    what: &str,
+    version_of: impl Fn(&T) -> u64,
+) -> Result<T, StoreError> {
+    decode_text(key, value, what, version_of, CHECKS_VERSION).map_err(|error| {
+        match decode_text(key, value, what, |v: &Version| v.v, CHECKS_VERSION) {
+            Err(newer @ StoreError::UnknownEnvelope { .. }) => newer,
+            _ => error,
+        }
+    })
 }
 
 fn chunk_keys(meta: &Meta) -> impl Iterator<Item = String> + '_ {
@@ -181,7 +198,7 @@ fn read_chunk<'a>(
     entry: &impl Fn(&str) -> Option<&'a Value>,
 ) -> Result<(Vec<u8>, usize), StoreError> {
     let value = entry(key).ok_or_else(|| corrupt(key, "missing"))?;
-    let chunk: Chunk = decode_text(key, value, "checks chunk", |c: &Chunk| c.v, CHECKS_VERSION)?;
+    let chunk: Chunk = decode_versioned(key, value, "checks chunk", |c: &Chunk| c.v)?;
     let bytes = base64_decode(&chunk.data).ok_or_else(|| corrupt(key, "data is not base64"))?;
     Ok((bytes, chunk.count))
 }

@@ -1,0 +1,665 @@
+//! The offline checks (issue 12): reading Koha's REST pages, paging, the snapshot's stored form
+//! and its size, and the warnings at the desk.
+
+// Helpers outside `#[test]` functions unwrap too; a panic is the failure report here.
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use koha_offline_circ::checks::{
+    check_card, check_item, delete_plan, join_loans, parse_checkouts, parse_items, parse_patrons,
+    read_snapshot, write_plan, CardLimits, CardProblem, Coverage, Holder, ItemProblem, ItemRecord,
+    List, PageError, Pager, PatronRecord, Restriction, Snapshot, SnapshotAge,
+};
+use koha_offline_circ::store::{Change, MemoryStore, Store, StoreError};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const ALL: Coverage = Coverage {
+    patrons: true,
+    items: true,
+    checkouts: true,
+};
+
+fn taken() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 6, 0, 0).unwrap()
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn patron(cardnumber: &str, patron_id: u32) -> PatronRecord {
+    PatronRecord {
+        cardnumber: cardnumber.into(),
+        patron_id,
+        expiry: Some(day(2027, 6, 30)),
+        restriction: Restriction::Unrestricted,
+        card_lost: false,
+        address_in_doubt: false,
+        balance_cents: 0,
+        library: "CPL".into(),
+    }
+}
+
+fn item(barcode: &str) -> ItemRecord {
+    ItemRecord {
+        barcode: barcode.into(),
+        lost: false,
+        withdrawn: false,
+        not_for_loan: false,
+        damaged: false,
+        on_loan: None,
+    }
+}
+
+// ---- Reading Koha's pages ----
+
+#[test]
+fn a_patron_page_keeps_only_what_the_checks_need() {
+    let page = json!([
+        {
+            "patron_id": 42, "cardnumber": " C0042 ", "surname": "Muster", "firstname": "Erika",
+            "email": "erika@example.org", "address": "Hauptstr. 1", "expiry_date": "2026-11-30",
+            "restricted": true, "patron_card_lost": false, "incorrect_address": true,
+            "library_id": "MPL", "account_balance": 12.3, "updated_on": "2026-11-30T10:00:00+01:00"
+        },
+        { "patron_id": 43, "cardnumber": null, "library_id": "MPL" },
+        { "patron_id": 44, "cardnumber": "C0044", "expiry_date": null, "library_id": "CPL",
+          "restricted": 0, "patron_card_lost": "1", "incorrect_address": null,
+          "account_balance": "-4.50" }
+    ]);
+    let rows = parse_patrons(&page.to_string()).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows[0].record,
+        Some(PatronRecord {
+            cardnumber: "C0042".into(),
+            patron_id: 42,
+            expiry: Some(day(2026, 11, 30)),
+            restriction: Restriction::Indefinite,
+            card_lost: false,
+            address_in_doubt: true,
+            balance_cents: 1230,
+            library: "MPL".into(),
+        })
+    );
+    assert_eq!(rows[1].patron_id, 43);
+    assert_eq!(rows[1].record, None, "no card number: nothing to scan");
+    let third = rows[2].record.as_ref().unwrap();
+    assert_eq!(third.expiry, None);
+    assert_eq!(third.restriction, Restriction::Unrestricted);
+    assert!(third.card_lost);
+    assert!(!third.address_in_doubt);
+    assert_eq!(third.balance_cents, -450);
+}
+
+#[test]
+fn a_patron_page_without_the_balance_embed_reads_as_owing_nothing() {
+    let page = r#"[{"patron_id": 1, "cardnumber": "C1", "library_id": "CPL"}]"#;
+    let rows = parse_patrons(page).unwrap();
+    assert_eq!(rows[0].record.as_ref().unwrap().balance_cents, 0);
+}
+
+#[test]
+fn item_pages_of_each_era_read_alike() {
+    // Older Koha: `item_type`, no effective status, statuses as numbers.
+    let older = json!([{
+        "item_id": 7, "external_id": "39001", "item_type": "BK", "lost_status": 0,
+        "withdrawn": 0, "not_for_loan_status": 1, "damaged_status": 0, "checked_out_date": null,
+        "biblio_id": 3, "public_notes": "kept nowhere"
+    }]);
+    // Newer Koha: `item_type_id`, the effective status overrides the item's own.
+    let newer = json!([{
+        "item_id": 7, "external_id": "39001", "item_type_id": "BK", "lost_status": 0,
+        "withdrawn": false, "not_for_loan_status": 0, "effective_not_for_loan_status": 1,
+        "damaged_status": 0, "checked_out_date": null
+    }]);
+    let a = parse_items(&older.to_string()).unwrap();
+    let b = parse_items(&newer.to_string()).unwrap();
+    assert_eq!(a, b);
+    assert!(a[0].record.as_ref().unwrap().not_for_loan);
+}
+
+#[test]
+fn item_statuses_are_flags_whatever_their_code() {
+    let page = json!([
+        { "item_id": 1, "external_id": "A1", "lost_status": 2, "withdrawn": "1",
+          "damaged_status": 1, "not_for_loan_status": -1, "checked_out_date": "2026-12-24" },
+        { "item_id": 2, "external_id": null, "lost_status": 1 },
+        { "item_id": 3, "external_id": "A3" }
+    ]);
+    let rows = parse_items(&page.to_string()).unwrap();
+    assert_eq!(
+        rows[0].record,
+        Some(ItemRecord {
+            barcode: "A1".into(),
+            lost: true,
+            withdrawn: true,
+            not_for_loan: true,
+            damaged: true,
+            on_loan: Some(Holder::Unknown),
+        })
+    );
+    assert_eq!(rows[1].record, None, "no barcode: nothing to scan");
+    assert_eq!(rows[2].record, Some(item("A3")));
+}
+
+#[test]
+fn checkouts_name_who_has_an_item() {
+    let items = parse_items(
+        &json!([
+            { "item_id": 1, "external_id": "A1", "checked_out_date": "2026-12-24" },
+            { "item_id": 2, "external_id": "A2", "checked_out_date": "2026-12-24" },
+            { "item_id": 3, "external_id": "A3" },
+            { "item_id": 4, "external_id": null }
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let checkouts = parse_checkouts(
+        &json!([
+            { "checkout_id": 9, "item_id": 1, "patron_id": 42, "due_date": "2026-12-24T23:59:00" },
+            { "checkout_id": 10, "item_id": 3, "patron_id": 43 }
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let records = join_loans(items, &checkouts);
+    let loans: Vec<_> = records.iter().map(|r| (&*r.barcode, r.on_loan)).collect();
+    assert_eq!(
+        loans,
+        [
+            ("A1", Some(Holder::Patron(42))),
+            ("A2", Some(Holder::Unknown)),
+            ("A3", Some(Holder::Patron(43))),
+        ]
+    );
+}
+
+#[test]
+fn a_page_that_is_not_json_is_malformed() {
+    let error = parse_patrons("<html><body>Internal Server Error</body></html>").unwrap_err();
+    assert_eq!(error.kind(), "malformed-json");
+    assert_eq!(
+        error.to_string(),
+        "the page is not JSON: expected value at line 1 column 1"
+    );
+    let cut = parse_items(r#"[{"item_id": 1, "external_id": "A"#).unwrap_err();
+    assert_eq!(cut.kind(), "malformed-json");
+}
+
+#[test]
+fn a_page_of_the_wrong_shape_is_unexpected() {
+    let error =
+        parse_checkouts(r#"{"error": "Authorization failure. Missing required permission(s)."}"#)
+            .unwrap_err();
+    assert_eq!(error.kind(), "unexpected");
+    assert!(error
+        .to_string()
+        .starts_with("the page is not a list of checkouts: invalid type: map"));
+    let wrong_type = parse_items(r#"[{"item_id": "seven"}]"#).unwrap_err();
+    assert_eq!(wrong_type.kind(), "unexpected");
+}
+
+#[test]
+fn a_record_without_a_needed_field_names_it() {
+    let page = r#"[{"patron_id": 1, "cardnumber": "C1", "library_id": "CPL"},
+                   {"cardnumber": "C2", "library_id": "CPL"}]"#;
+    let error = parse_patrons(page).unwrap_err();
+    assert_eq!(
+        error,
+        PageError::MissingField {
+            what: "patrons",
+            index: 1,
+            field: "patron_id"
+        }
+    );
+    assert_eq!(error.to_string(), "patrons record 1 has no patron_id");
+    let no_library = parse_patrons(r#"[{"patron_id": 1, "cardnumber": "C1"}]"#).unwrap_err();
+    assert_eq!(no_library.to_string(), "patrons record 0 has no library_id");
+    let no_item = parse_checkouts(r#"[{"patron_id": 1}]"#).unwrap_err();
+    assert_eq!(no_item.to_string(), "checkouts record 0 has no item_id");
+    let no_id = parse_items(r#"[{"external_id": "A"}]"#).unwrap_err();
+    assert_eq!(no_id.kind(), "missing-field");
+}
+
+#[test]
+fn a_date_that_is_not_a_date_is_a_bad_value() {
+    let page =
+        r#"[{"patron_id": 1, "cardnumber": "C1", "library_id": "CPL", "expiry_date": "soon"}]"#;
+    let error = parse_patrons(page).unwrap_err();
+    assert_eq!(error.kind(), "bad-value");
+    assert_eq!(
+        error.to_string(),
+        "patrons record 0: expiry_date is not readable: soon"
+    );
+}
+
+#[test]
+fn every_page_error_has_a_kind() {
+    assert_eq!(
+        PageError::KINDS,
+        ["malformed-json", "unexpected", "missing-field", "bad-value"]
+    );
+}
+
+// ---- Paging ----
+
+#[test]
+fn a_list_is_read_page_by_page_until_the_total() {
+    let mut pager = Pager::new("https://koha.example.org", List::Checkouts, 500);
+    let mut urls = Vec::new();
+    while let Some(request) = pager.request() {
+        urls.push(request.full_url());
+        pager.feed(500, Some("1500"));
+    }
+    assert_eq!(
+        urls,
+        [
+            "https://koha.example.org/api/v1/checkouts?_page=1&_per_page=500&_order_by=%2Bcheckout_id",
+            "https://koha.example.org/api/v1/checkouts?_page=2&_per_page=500&_order_by=%2Bcheckout_id",
+            "https://koha.example.org/api/v1/checkouts?_page=3&_per_page=500&_order_by=%2Bcheckout_id",
+        ]
+    );
+    assert_eq!(pager.progress().received, 1500);
+    assert_eq!(pager.progress().total, Some(1500));
+}
+
+#[test]
+fn an_empty_list_is_done_after_one_page() {
+    let mut pager = Pager::new("https://koha.example.org", List::Patrons, 100);
+    assert!(pager.feed(0, Some("0")).done);
+    assert!(pager.request().is_none());
+}
+
+#[test]
+fn a_download_resumes_where_it_stopped() {
+    let mut pager = Pager::new("https://koha.example.org", List::Items, 100);
+    pager.feed(100, Some("250"));
+    // A failed request feeds nothing: the page is asked for again, here after a restart.
+    let saved = serde_json::to_string(&pager).unwrap();
+    let mut resumed: Pager = serde_json::from_str(&saved).unwrap();
+    assert_eq!(resumed.request().unwrap().param("_page"), Some("2"));
+    resumed.feed(100, Some("250"));
+    let progress = resumed.feed(50, Some("250"));
+    assert!(progress.done);
+    assert_eq!(progress.received, 250);
+}
+
+#[test]
+fn a_missing_or_garbled_total_leaves_the_short_page_to_end_the_list() {
+    let mut pager = Pager::new("https://koha.example.org", List::Items, 10);
+    assert!(!pager.feed(10, Some("many")).done);
+    assert_eq!(pager.progress().total, None);
+    assert!(pager.feed(3, None).done);
+}
+
+// ---- Warnings ----
+
+fn desk_snapshot() -> Snapshot {
+    let mut expired = patron("C-EXPIRED", 2);
+    expired.expiry = Some(day(2026, 11, 30));
+    let mut restricted = patron("C-RESTRICTED", 3);
+    restricted.restriction = Restriction::Indefinite;
+    let mut until = patron("C-UNTIL", 4);
+    until.restriction = Restriction::Until(day(2026, 12, 2));
+    let mut over = patron("C-OVER", 5);
+    over.restriction = Restriction::Until(day(2026, 11, 1));
+    let mut troubled = patron("C-TROUBLED", 6);
+    troubled.card_lost = true;
+    troubled.address_in_doubt = true;
+    troubled.balance_cents = 1001;
+    troubled.expiry = Some(day(2026, 12, 1));
+    let patrons = vec![
+        patron("C-OK", 1),
+        expired,
+        restricted,
+        until,
+        over,
+        troubled,
+    ];
+    let mut lost = item("B-LOST");
+    lost.lost = true;
+    lost.damaged = true;
+    let mut withdrawn = item("B-WITHDRAWN");
+    withdrawn.withdrawn = true;
+    withdrawn.not_for_loan = true;
+    let mut with_ok = item("B-LOAN-OK");
+    with_ok.on_loan = Some(Holder::Patron(1));
+    let mut with_gone = item("B-LOAN-GONE");
+    with_gone.on_loan = Some(Holder::Patron(99));
+    let mut with_unknown = item("B-LOAN-UNKNOWN");
+    with_unknown.on_loan = Some(Holder::Unknown);
+    let items = vec![
+        item("B-OK"),
+        lost,
+        withdrawn,
+        with_ok,
+        with_gone,
+        with_unknown,
+    ];
+    Snapshot::new(taken(), ALL, patrons, items)
+}
+
+fn card_kinds(snapshot: &Snapshot, card: &str, limit: Option<i64>) -> Vec<CardProblem> {
+    let limits = CardLimits {
+        balance_cents: limit,
+    };
+    let now = taken() + Duration::hours(3);
+    check_card(snapshot, card, limits, day(2026, 12, 1), now)
+        .into_iter()
+        .map(|w| w.problem)
+        .collect()
+}
+
+fn item_problems(snapshot: &Snapshot, barcode: &str, borrower: Option<&str>) -> Vec<ItemProblem> {
+    check_item(snapshot, barcode, borrower, taken())
+        .into_iter()
+        .map(|w| w.problem)
+        .collect()
+}
+
+#[test]
+fn a_good_card_gives_no_warning() {
+    assert_eq!(card_kinds(&desk_snapshot(), "C-OK", Some(0)), []);
+    assert_eq!(card_kinds(&desk_snapshot(), " C-OK ", Some(0)), []);
+}
+
+#[test]
+fn each_card_problem_is_told() {
+    let snapshot = desk_snapshot();
+    assert_eq!(
+        card_kinds(&snapshot, "C-NOBODY", None),
+        [CardProblem::UnknownCard]
+    );
+    assert_eq!(
+        card_kinds(&snapshot, "C-EXPIRED", None),
+        [CardProblem::Expired {
+            on: day(2026, 11, 30)
+        }]
+    );
+    assert_eq!(
+        card_kinds(&snapshot, "C-RESTRICTED", None),
+        [CardProblem::Restricted { until: None }]
+    );
+    assert_eq!(
+        card_kinds(&snapshot, "C-UNTIL", None),
+        [CardProblem::Restricted {
+            until: Some(day(2026, 12, 2))
+        }]
+    );
+    assert_eq!(
+        card_kinds(&snapshot, "C-OVER", None),
+        [],
+        "a restriction that ended"
+    );
+    assert_eq!(
+        card_kinds(&snapshot, "C-TROUBLED", Some(1000)),
+        [
+            CardProblem::CardLost,
+            CardProblem::AddressInDoubt,
+            CardProblem::BalanceAboveLimit {
+                balance_cents: 1001,
+                limit_cents: 1000
+            },
+        ],
+        "a card is valid through its expiry day"
+    );
+    assert_eq!(
+        card_kinds(&snapshot, "C-TROUBLED", Some(1001)),
+        [CardProblem::CardLost, CardProblem::AddressInDoubt],
+        "owing exactly the limit is fine"
+    );
+}
+
+#[test]
+fn each_item_problem_is_told() {
+    let snapshot = desk_snapshot();
+    assert_eq!(
+        item_problems(&snapshot, "B-NONE", Some("C-OK")),
+        [ItemProblem::UnknownBarcode]
+    );
+    assert_eq!(item_problems(&snapshot, "B-OK", Some("C-OK")), []);
+    assert_eq!(
+        item_problems(&snapshot, "B-LOST", None),
+        [ItemProblem::Lost, ItemProblem::Damaged]
+    );
+    assert_eq!(
+        item_problems(&snapshot, "B-WITHDRAWN", Some("C-OK")),
+        [ItemProblem::Withdrawn, ItemProblem::NotForLoan]
+    );
+}
+
+#[test]
+fn an_item_on_loan_warns_only_when_another_patron_borrows_it() {
+    let snapshot = desk_snapshot();
+    assert_eq!(
+        item_problems(&snapshot, "B-LOAN-OK", Some("C-OK")),
+        [],
+        "the holder renews"
+    );
+    assert_eq!(
+        item_problems(&snapshot, "B-LOAN-OK", Some("C-EXPIRED")),
+        [ItemProblem::OnLoanToAnother {
+            cardnumber: Some("C-OK".into())
+        }]
+    );
+    assert_eq!(
+        item_problems(&snapshot, "B-LOAN-OK", None),
+        [],
+        "a checkin of a loan"
+    );
+    assert_eq!(
+        item_problems(&snapshot, "B-LOAN-GONE", Some("C-OK")),
+        [ItemProblem::OnLoanToAnother { cardnumber: None }],
+        "a holder not in the patron list"
+    );
+    assert_eq!(
+        item_problems(&snapshot, "B-LOAN-UNKNOWN", Some("C-NOBODY")),
+        [ItemProblem::OnLoanToAnother { cardnumber: None }]
+    );
+}
+
+#[test]
+fn warnings_carry_the_snapshot_age() {
+    let snapshot = desk_snapshot();
+    let now = taken() + Duration::minutes(90);
+    let warnings = check_item(&snapshot, "B-NONE", None, now);
+    assert_eq!(warnings[0].kind(), "unknown-barcode");
+    assert_eq!(
+        warnings[0].age,
+        SnapshotAge {
+            taken_at: taken(),
+            minutes: 90
+        }
+    );
+    let limits = CardLimits {
+        balance_cents: None,
+    };
+    let behind = check_card(
+        &snapshot,
+        "C-NOBODY",
+        limits,
+        day(2026, 12, 1),
+        taken() - Duration::hours(1),
+    );
+    assert_eq!(behind[0].kind(), "unknown-card");
+    assert_eq!(behind[0].age.minutes, 0, "a desk clock behind Koha's");
+    assert_eq!(
+        serde_json::to_value(&behind[0]).unwrap(),
+        json!({"problem": {"kind": "unknown-card"},
+               "age": {"takenAt": "2026-12-01T06:00:00Z", "minutes": 0}})
+    );
+}
+
+#[test]
+fn a_list_not_downloaded_checks_nothing() {
+    let snapshot = desk_snapshot();
+    let patrons_only = Snapshot::new(
+        taken(),
+        Coverage {
+            patrons: true,
+            items: false,
+            checkouts: false,
+        },
+        snapshot.patrons().to_vec(),
+        Vec::new(),
+    );
+    assert_eq!(item_problems(&patrons_only, "B-ANY", Some("C-OK")), []);
+    let nothing = Snapshot::new(taken(), Coverage::default(), Vec::new(), Vec::new());
+    assert_eq!(card_kinds(&nothing, "C-ANY", Some(0)), []);
+}
+
+#[test]
+fn every_warning_kind_is_listed() {
+    assert_eq!(
+        CardProblem::KINDS,
+        [
+            "unknown-card",
+            "expired",
+            "restricted",
+            "card-lost",
+            "address-in-doubt",
+            "balance-above-limit"
+        ]
+    );
+    assert_eq!(
+        ItemProblem::KINDS,
+        [
+            "unknown-barcode",
+            "lost",
+            "withdrawn",
+            "not-for-loan",
+            "damaged",
+            "on-loan-to-another"
+        ]
+    );
+}
+
+// ---- Storing the snapshot ----
+
+fn stored(store: &MemoryStore) -> BTreeMap<String, Value> {
+    store.entries().into_iter().collect()
+}
+
+fn read_back(store: &MemoryStore) -> Result<Option<Snapshot>, StoreError> {
+    let entries = stored(store);
+    read_snapshot(entries.get("checks:meta"), |key| entries.get(key))
+}
+
+fn apply_all(store: &mut MemoryStore, changes: &[Change]) {
+    for change in changes {
+        store.apply(std::slice::from_ref(change)).unwrap();
+    }
+}
+
+#[test]
+fn a_stored_snapshot_reads_back_equal() {
+    let snapshot = desk_snapshot();
+    let mut store = MemoryStore::new();
+    assert_eq!(read_back(&store).unwrap(), None);
+    apply_all(&mut store, &write_plan(&snapshot, None));
+    assert_eq!(read_back(&store).unwrap(), Some(snapshot));
+}
+
+#[test]
+fn a_new_snapshot_replaces_the_old_and_removes_its_chunks() {
+    let mut store = MemoryStore::new();
+    apply_all(&mut store, &write_plan(&desk_snapshot(), None));
+    let newer = Snapshot::new(
+        taken() + Duration::days(1),
+        ALL,
+        vec![patron("C-NEW", 7)],
+        vec![item("B-NEW")],
+    );
+    let meta = store.get("checks:meta");
+    let plan = write_plan(&newer, meta.as_ref());
+    apply_all(&mut store, &plan);
+    assert_eq!(read_back(&store).unwrap(), Some(newer));
+    let keys: Vec<String> = stored(&store).into_keys().collect();
+    assert_eq!(
+        keys,
+        ["checks:2:items:0", "checks:2:patrons:0", "checks:meta"]
+    );
+}
+
+#[test]
+fn a_write_refused_half_way_keeps_the_previous_snapshot() {
+    let old = desk_snapshot();
+    let mut store = MemoryStore::new();
+    apply_all(&mut store, &write_plan(&old, None));
+    let big = Snapshot::new(
+        taken() + Duration::days(1),
+        ALL,
+        Vec::new(),
+        (0..50_000).map(|n| item(&format!("B{n:07}"))).collect(),
+    );
+    let meta = store.get("checks:meta");
+    let plan = write_plan(&big, meta.as_ref());
+    assert!(plan.len() > 3, "several chunks, then the meta");
+    store.set_quota(Some(store.total_bytes() + 60_000));
+    let refused = plan
+        .iter()
+        .position(|change| store.apply(std::slice::from_ref(change)).is_err());
+    assert!(refused.is_some_and(|at| at < plan.len() - 1));
+    assert_eq!(read_back(&store).unwrap(), Some(old));
+    // The next attempt overwrites what the failed one left.
+    store.set_quota(None);
+    let meta = store.get("checks:meta");
+    apply_all(&mut store, &write_plan(&big, meta.as_ref()));
+    assert_eq!(read_back(&store).unwrap(), Some(big));
+}
+
+#[test]
+fn deleting_removes_every_checks_entry_and_nothing_else() {
+    let mut store = MemoryStore::new();
+    store
+        .apply(&[Change::Put {
+            key: "settings".into(),
+            value: json!({}),
+        }])
+        .unwrap();
+    apply_all(&mut store, &write_plan(&desk_snapshot(), None));
+    // A chunk a failed download left behind.
+    store
+        .apply(&[Change::Put {
+            key: "checks:9:items:0".into(),
+            value: json!("left over"),
+        }])
+        .unwrap();
+    let entries = store.entries();
+    let plan = delete_plan(entries.iter().map(|(key, _)| key.as_str()));
+    assert_eq!(plan[0].key(), "checks:meta", "the meta goes first");
+    store.apply(&plan).unwrap();
+    let keys: Vec<String> = stored(&store).into_keys().collect();
+    assert_eq!(keys, ["settings"]);
+    assert_eq!(read_back(&store).unwrap(), None);
+}
+
+#[test]
+fn a_damaged_or_newer_snapshot_is_refused_not_misread() {
+    let mut store = MemoryStore::new();
+    apply_all(&mut store, &write_plan(&desk_snapshot(), None));
+    let mut entries = stored(&store);
+    entries.insert(
+        "checks:1:items:0".into(),
+        json!(r#"{"v":1,"count":6,"data":"AAAA"}"#),
+    );
+    let error = read_snapshot(entries.get("checks:meta"), |key| entries.get(key)).unwrap_err();
+    assert_eq!(error.kind(), "corrupt");
+    assert!(error.to_string().starts_with("checks:1:items:0: "));
+
+    entries.remove("checks:1:items:0");
+    let error = read_snapshot(entries.get("checks:meta"), |key| entries.get(key)).unwrap_err();
+    assert_eq!(error.to_string(), "checks:1:items:0: missing");
+
+    let newer = json!(r#"{"v":2}"#);
+    let error = read_snapshot(Some(&newer), |key| entries.get(key)).unwrap_err();
+    assert_eq!(
+        error,
+        StoreError::UnknownEnvelope {
+            key: "checks:meta".into(),
+            version: 2
+        }
+    );
+}
