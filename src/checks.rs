@@ -1,9 +1,10 @@
 //! Offline checks: what the desk warns about on a card or item scan while Koha is away, from a
 //! snapshot of Koha taken while it was up (docs/koha.md 12).
 //!
-//! Everything here is pure. The shell fetches the pages a [`Pager`] asks for, reads each with
-//! [`parse_patrons`], [`parse_items`] or [`parse_checkouts`], builds a [`Snapshot`] once every
-//! list is complete, stores it with [`write_plan`] and reads it back with [`read_snapshot`].
+//! Everything here is pure. The shell fetches the pages a [`Download`] asks for (each list read
+//! by a [`Pager`], each page by [`parse_patrons`], [`parse_items`] or [`parse_checkouts`]),
+//! gets a [`Snapshot`] once every list is read or left out, stores it with [`write_plan`] and
+//! reads it back with [`read_snapshot`].
 //! At the desk, [`check_card`] and [`check_item`] look a scan up in `O(log n)`.
 //!
 //! The snapshot keeps only what the checks need: no names, addresses or e-mails.
@@ -34,12 +35,14 @@
 //! ```
 
 mod compact;
+mod download;
 mod model;
 mod paging;
 mod rest;
 mod warnings;
 
 pub use compact::{delete_plan, read_snapshot, write_plan, CHUNK_RECORDS};
+pub use download::{Download, DownloadError, Unavailable};
 pub use model::{Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot};
 pub use paging::{List, Pager, Progress, DEFAULT_PER_PAGE};
 pub use rest::{

@@ -7,8 +7,9 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use koha_offline_circ::checks::{
     check_card, check_item, delete_plan, join_loans, parse_checkouts, parse_items, parse_patrons,
-    read_snapshot, write_plan, CardLimits, CardProblem, Coverage, Holder, ItemProblem, ItemRecord,
-    List, PageError, Pager, PatronRecord, Restriction, Snapshot, SnapshotAge,
+    read_snapshot, write_plan, CardLimits, CardProblem, Coverage, Download, Holder, ItemProblem,
+    ItemRecord, List, PageError, Pager, PatronRecord, Restriction, Snapshot, SnapshotAge,
+    Unavailable,
 };
 use koha_offline_circ::store::{Change, MemoryStore, Store, StoreError};
 use serde_json::{json, Value};
@@ -662,4 +663,132 @@ fn a_damaged_or_newer_snapshot_is_refused_not_misread() {
             version: 2
         }
     );
+}
+
+// ---- A whole download ----
+
+/// Answers `download`'s requests from these records per list (`Err(status)`: the list answers
+/// on its first page), until it asks for nothing more.
+fn run(download: &mut Download, lists: &BTreeMap<&str, Result<Vec<Value>, u16>>, per_page: usize) {
+    while let Some(request) = download.request() {
+        let path = request.url.rsplit('/').next().unwrap().to_owned();
+        let page: usize = request.param("_page").unwrap().parse().unwrap();
+        match &lists[path.as_str()] {
+            Ok(records) => {
+                let slice: Vec<&Value> = records
+                    .iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .collect();
+                let total = records.len().to_string();
+                download
+                    .feed(200, Some(&total), &serde_json::to_string(&slice).unwrap())
+                    .unwrap();
+            }
+            Err(status) => download.feed(*status, None, "").unwrap(),
+        }
+    }
+}
+
+fn koha_lists() -> BTreeMap<&'static str, Result<Vec<Value>, u16>> {
+    let patrons = (1..=5)
+        .map(|n| {
+            json!({"patron_id": n, "cardnumber": format!("C{n}"), "library_id": "CPL",
+                        "surname": "kept nowhere", "account_balance": n})
+        })
+        .collect();
+    let items = (1..=7)
+        .map(|n| {
+            json!({"item_id": n, "external_id": format!("B{n}"),
+                        "checked_out_date": if n == 3 { json!("2026-12-24") } else { Value::Null }})
+        })
+        .collect();
+    let checkouts = vec![json!({"item_id": 3, "patron_id": 2})];
+    BTreeMap::from([
+        ("patrons", Ok(patrons)),
+        ("items", Ok(items)),
+        ("checkouts", Ok(checkouts)),
+    ])
+}
+
+#[test]
+fn a_download_reads_the_three_lists_into_one_snapshot() {
+    let mut download = Download::new("https://koha.example.org", 2, taken());
+    run(&mut download, &koha_lists(), 2);
+    assert!(download.unavailable().is_empty());
+    let snapshot = download.finish().unwrap();
+    assert_eq!(snapshot.taken_at(), taken());
+    assert_eq!(snapshot.coverage(), ALL);
+    assert_eq!(snapshot.patrons().len(), 5);
+    assert_eq!(snapshot.items().len(), 7);
+    assert_eq!(snapshot.patron("C5").unwrap().balance_cents, 500);
+    assert_eq!(
+        snapshot.item("B3").unwrap().on_loan,
+        Some(Holder::Patron(2))
+    );
+}
+
+#[test]
+fn a_list_refused_on_its_first_page_is_left_out_and_the_rest_goes_on() {
+    let mut lists = koha_lists();
+    lists.insert("items", Err(404));
+    lists.insert("checkouts", Err(403));
+    let mut download = Download::new("https://koha.example.org", 2, taken());
+    run(&mut download, &lists, 2);
+    assert_eq!(
+        download.unavailable(),
+        [
+            (List::Items, Unavailable::NotFound),
+            (List::Checkouts, Unavailable::Forbidden { http_status: 403 })
+        ]
+    );
+    let snapshot = download.finish().unwrap();
+    assert_eq!(
+        snapshot.coverage(),
+        Coverage {
+            patrons: true,
+            items: false,
+            checkouts: false
+        }
+    );
+    assert_eq!(item_problems(&snapshot, "B1", Some("C1")), []);
+}
+
+#[test]
+fn a_failure_half_way_stops_the_download_and_the_same_page_resumes_it() {
+    let lists = koha_lists();
+    let mut download = Download::new("https://koha.example.org", 2, taken());
+    download
+        .feed(
+            200,
+            Some("5"),
+            &json!([{"patron_id": 1, "cardnumber": "C1", "library_id": "CPL"},
+                                      {"patron_id": 2, "cardnumber": "C2", "library_id": "CPL"}])
+            .to_string(),
+        )
+        .unwrap();
+    let error = download
+        .feed(500, None, "Internal Server Error")
+        .unwrap_err();
+    assert_eq!(error.kind(), "status");
+    assert_eq!(error.to_string(), "patrons page 2: Koha answered HTTP 500");
+    let error = download.feed(403, None, "").unwrap_err();
+    assert_eq!(
+        error.kind(),
+        "status",
+        "a refusal after the first page is not a permission"
+    );
+    let error = download
+        .feed(200, Some("5"), "[{\"patron_id\": 3,")
+        .unwrap_err();
+    assert_eq!(error.kind(), "page");
+    assert_eq!(download.request().unwrap().param("_page"), Some("2"));
+    assert!(
+        download.clone().finish().is_none(),
+        "no snapshot before the end"
+    );
+    // Koha answers the rest, from page 2 on.
+    run(&mut download, &lists, 2);
+    let snapshot = download.finish().unwrap();
+    assert_eq!(snapshot.patrons().len(), 5);
 }

@@ -2,6 +2,7 @@
 //! (docs/koha.md 12.1). A value the shell drives: it performs [`Pager::request`], reads the page
 //! and feeds back how many records it held and the `X-Total-Count` header.
 
+use crate::kinds::kinds;
 use crate::koha::{HttpRequest, Method};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,18 @@ pub enum List {
     Items,
     /// `/api/v1/checkouts` (current loans).
     Checkouts,
+}
+
+kinds!(List: name, NAMES {
+    Patrons => "patrons",
+    Items => "items",
+    Checkouts => "checkouts",
+});
+
+impl std::fmt::Display for List {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl List {
