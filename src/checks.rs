@@ -50,6 +50,6 @@ pub use rest::{
     PatronRow,
 };
 pub use warnings::{
-    check_card, check_item, CardLimits, CardProblem, CardWarning, ItemProblem, ItemWarning,
-    SnapshotAge, Warning,
+    check_card, check_item, moved_here, CardLimits, CardProblem, CardWarning, ItemProblem,
+    ItemScan, ItemWarning, SnapshotAge, Warning,
 };

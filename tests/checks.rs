@@ -6,12 +6,16 @@
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use koha_offline_circ::checks::{
-    check_card, check_item, delete_plan, join_loans, parse_checkouts, parse_items, parse_patrons,
-    read_snapshot, write_plan, CardLimits, CardProblem, Coverage, Download, Holder, ItemProblem,
-    ItemRecord, List, PageError, Pager, PatronRecord, Restriction, Snapshot, SnapshotAge,
-    Unavailable,
+    check_card, check_item, delete_plan, join_loans, moved_here, parse_checkouts, parse_items,
+    parse_patrons, read_snapshot, write_plan, CardLimits, CardProblem, Coverage, Download, Holder,
+    ItemProblem, ItemRecord, ItemScan, List, PageError, Pager, PatronRecord, Restriction, Snapshot,
+    SnapshotAge, Unavailable,
 };
+use koha_offline_circ::journal::Journal;
 use koha_offline_circ::store::{Change, MemoryStore, Store, StoreError};
+use koha_offline_circ::{
+    Action, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -354,7 +358,12 @@ fn card_kinds(snapshot: &Snapshot, card: &str, limit: Option<i64>) -> Vec<CardPr
 }
 
 fn item_problems(snapshot: &Snapshot, barcode: &str, borrower: Option<&str>) -> Vec<ItemProblem> {
-    check_item(snapshot, barcode, borrower, taken())
+    let scan = ItemScan {
+        barcode,
+        borrower,
+        moved_here: false,
+    };
+    check_item(snapshot, scan, taken())
         .into_iter()
         .map(|w| w.problem)
         .collect()
@@ -461,11 +470,85 @@ fn an_item_on_loan_warns_only_when_another_patron_borrows_it() {
     );
 }
 
+fn recorded(n: u64, at: DateTime<Utc>, action: Action) -> Transaction {
+    Transaction::record(
+        TransactionId::new(at, n),
+        at,
+        Branchcode::parse("CPL").unwrap(),
+        action,
+    )
+}
+
+fn checkin(barcode: &str) -> Action {
+    Action::Return {
+        barcode: Barcode::parse(barcode).unwrap(),
+    }
+}
+
+/// The desk's own checkouts and checkins outrank the snapshot's loans when Koha may not know them.
+#[test]
+fn the_desk_journal_outranks_the_snapshot_for_loans() {
+    let snapshot = desk_snapshot();
+    let barcode = Barcode::parse("B-LOAN-OK").unwrap();
+    let now = taken() + Duration::hours(2);
+    let knows = |journal: &Journal| moved_here(journal, &barcode, &snapshot, now);
+
+    assert!(!knows(&Journal::new()));
+    // Checked in here during the outage: not on loan any more.
+    let journal = Journal::from_transactions(vec![recorded(1, now, checkin("B-LOAN-OK"))]);
+    assert!(knows(&journal));
+    let scan = ItemScan {
+        barcode: "B-LOAN-OK",
+        borrower: Some("C-EXPIRED"),
+        moved_here: knows(&journal),
+    };
+    assert_eq!(check_item(&snapshot, scan, now), []);
+
+    // Checked in here yesterday and applied by Koha before the snapshot: the snapshot knows.
+    let yesterday = taken() - Duration::days(1);
+    let mut applied = recorded(2, yesterday, checkin("B-LOAN-OK"));
+    applied.start_sending(yesterday).unwrap();
+    applied.finish_sending(yesterday, Status::Applied).unwrap();
+    assert!(!knows(&Journal::from_transactions(vec![applied.clone()])));
+
+    // The same, but only queued in Koha's pending list: Koha has not applied it yet.
+    let mut queued = recorded(3, yesterday, checkin("B-LOAN-OK"));
+    queued.start_sending(yesterday).unwrap();
+    queued.finish_sending(yesterday, Status::Queued).unwrap();
+    assert!(knows(&Journal::from_transactions(vec![queued])));
+
+    // Rejected by Koha: it changed nothing.
+    let mut rejected = recorded(4, now, checkin("B-LOAN-OK"));
+    rejected.start_sending(now).unwrap();
+    rejected
+        .finish_sending(
+            now,
+            Status::Rejected {
+                message: "Item not issued.".into(),
+            },
+        )
+        .unwrap();
+    assert!(!knows(&Journal::from_transactions(vec![applied, rejected])));
+
+    // Checked out here to a card after the snapshot: the journal's own warning covers it.
+    let issue = Action::Issue {
+        cardnumber: Cardnumber::parse("C-TROUBLED").unwrap(),
+        barcode: barcode.clone(),
+    };
+    let journal = Journal::from_transactions(vec![recorded(5, now, issue)]);
+    assert!(knows(&journal));
+}
+
 #[test]
 fn warnings_carry_the_snapshot_age() {
     let snapshot = desk_snapshot();
     let now = taken() + Duration::minutes(90);
-    let warnings = check_item(&snapshot, "B-NONE", None, now);
+    let scan = ItemScan {
+        barcode: "B-NONE",
+        borrower: None,
+        moved_here: false,
+    };
+    let warnings = check_item(&snapshot, scan, now);
     assert_eq!(warnings[0].kind(), "unknown-barcode");
     assert_eq!(
         warnings[0].age,
@@ -667,7 +750,7 @@ fn a_damaged_or_newer_snapshot_is_refused_not_misread() {
 
 // ---- A whole download ----
 
-/// Answers `download`'s requests from these records per list (`Err(status)`: the list answers
+/// Answers `download`'s requests from these records per list (`Err(status)`: the list answers that status
 /// on its first page), until it asks for nothing more.
 fn run(download: &mut Download, lists: &BTreeMap<&str, Result<Vec<Value>, u16>>, per_page: usize) {
     while let Some(request) = download.request() {

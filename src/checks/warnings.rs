@@ -2,7 +2,10 @@
 //! shows each warning with the snapshot's age and records anyway when the librarian says so.
 
 use super::model::{Holder, PatronId, Restriction, Snapshot};
+use crate::ids::Barcode;
+use crate::journal::Journal;
 use crate::kinds::kinds;
+use crate::transaction::Status;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -175,21 +178,43 @@ pub fn check_card(
     with_age(problems, snapshot, now)
 }
 
-/// The warnings for a scanned item, in the order of [`ItemProblem`]. `borrower` is the card at
-/// the desk for a checkout, `None` for a checkin (an item on loan is then expected). No item
-/// list in the snapshot means no item checks.
-pub fn check_item(
+/// An item scanned at the desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemScan<'a> {
+    /// The barcode scanned.
+    pub barcode: &'a str,
+    /// The card at the desk for a checkout; `None` for a checkin (an item on loan is then
+    /// expected).
+    pub borrower: Option<&'a str>,
+    /// This desk's journal knows the item's loan better than the snapshot ([`moved_here`]): the
+    /// journal's own check speaks for the loan then, and the snapshot's is left out.
+    pub moved_here: bool,
+}
+
+/// Whether this desk recorded a checkout or checkin of the item that the snapshot may not show:
+/// its latest one Koha did not reject was recorded after the snapshot was taken, or Koha has
+/// not applied it yet (unsent, or waiting in Koha's pending queue).
+pub fn moved_here(
+    journal: &Journal,
+    barcode: &Barcode,
     snapshot: &Snapshot,
-    barcode: &str,
-    borrower: Option<&str>,
     now: DateTime<Utc>,
-) -> Vec<ItemWarning> {
+) -> bool {
+    journal
+        .latest_move(barcode, now)
+        .is_some_and(|tx| tx.recorded_at >= snapshot.taken_at() || *tx.status() != Status::Applied)
+}
+
+/// The warnings for a scanned item, in the order of [`ItemProblem`]. No item list in the
+/// snapshot means no item checks.
+pub fn check_item(snapshot: &Snapshot, scan: ItemScan, now: DateTime<Utc>) -> Vec<ItemWarning> {
     if !snapshot.coverage().items {
         return Vec::new();
     }
-    let Some(item) = snapshot.item(barcode.trim()) else {
+    let Some(item) = snapshot.item(scan.barcode.trim()) else {
         return with_age(vec![ItemProblem::UnknownBarcode], snapshot, now);
     };
+    let borrower = scan.borrower.filter(|_| !scan.moved_here);
     let mut problems: Vec<ItemProblem> = [
         (item.lost, ItemProblem::Lost),
         (item.withdrawn, ItemProblem::Withdrawn),
