@@ -20,7 +20,7 @@
 //! under the next generation and becomes the one read only when `checks:meta` names it: a
 //! download that fails half way never replaces a good snapshot ([`write_plan`]).
 
-use super::model::{Coverage, Holder, ItemRecord, PatronRecord, Restriction, Snapshot};
+use super::model::{key_order, Coverage, Holder, ItemRecord, PatronRecord, Restriction, Snapshot};
 use crate::store::keys::{CHECKS_META_KEY, CHECKS_PREFIX, CHECKS_VERSION};
 use crate::store::text::decode_text;
 use crate::store::{Change, StoreError};
@@ -410,7 +410,9 @@ fn decode_items(bytes: &[u8], count: usize, out: &mut Vec<ItemRecord>) -> Result
 /// Keys must come strictly in order (lookups are binary searches), across chunks too.
 fn follows(previous: Option<&str>, key: &str) -> Result<(), String> {
     match previous {
-        Some(previous) if previous >= key => Err(format!("{key:?} is out of order")),
+        Some(previous) if key_order(previous, key).is_ge() => {
+            Err(format!("{key:?} is out of order"))
+        }
         _ => Ok(()),
     }
 }

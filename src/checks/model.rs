@@ -1,9 +1,13 @@
 //! The snapshot: per patron and per item only what the desk checks need, sorted by card number
 //! and barcode so a scan is found by binary search.
+//!
+//! Card numbers and barcodes are compared as Koha's database compares them, without regard to
+//! ASCII case (docs/koha.md 12.2): a card scanned as `c0001` is Koha's `C0001`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 
 /// Koha's `borrowernumber` (`patron_id` in the REST API).
 pub type PatronId = u32;
@@ -24,7 +28,7 @@ pub enum Restriction {
 /// One patron: no name, no address, no e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatronRecord {
-    /// The card number, exactly as Koha has it (the lookup key).
+    /// The card number, as Koha has it (the lookup key).
     pub cardnumber: String,
     /// Koha's `borrowernumber`: what checkouts name.
     pub patron_id: PatronId,
@@ -55,7 +59,7 @@ pub enum Holder {
 /// One item: its barcode and the states the desk warns about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemRecord {
-    /// The barcode, exactly as Koha has it (the lookup key).
+    /// The barcode, as Koha has it (the lookup key).
     pub barcode: String,
     /// Any lost status (lost, long overdue, missing, …).
     pub lost: bool,
@@ -148,11 +152,11 @@ impl Snapshot {
         &self.items
     }
 
-    /// The patron with this card number (exact match).
+    /// The patron with this card number (ASCII case aside).
     pub fn patron(&self, cardnumber: &str) -> Option<&PatronRecord> {
         let index = self
             .patrons
-            .binary_search_by(|p| p.cardnumber.as_str().cmp(cardnumber))
+            .binary_search_by(|p| key_order(&p.cardnumber, cardnumber))
             .ok()?;
         self.patrons.get(index)
     }
@@ -163,22 +167,29 @@ impl Snapshot {
         self.patrons.get(index as usize)
     }
 
-    /// The item with this barcode (exact match).
+    /// The item with this barcode (ASCII case aside).
     pub fn item(&self, barcode: &str) -> Option<&ItemRecord> {
         let index = self
             .items
-            .binary_search_by(|i| i.barcode.as_str().cmp(barcode))
+            .binary_search_by(|i| key_order(&i.barcode, barcode))
             .ok()?;
         self.items.get(index)
     }
+}
+
+/// The order of card numbers and barcodes: byte order with ASCII letters folded to upper case.
+pub(crate) fn key_order(a: &str, b: &str) -> Ordering {
+    a.bytes()
+        .map(|b| b.to_ascii_uppercase())
+        .cmp(b.bytes().map(|b| b.to_ascii_uppercase()))
 }
 
 /// Sorts by key and keeps, of equal keys, the one that came last.
 fn keep_last_by_key<T>(records: &mut Vec<T>, key: impl Fn(&T) -> &String) {
     // A stable sort keeps equal keys in arrival order; reversing first makes the last one lead.
     records.reverse();
-    records.sort_by(|a, b| key(a).cmp(key(b)));
-    records.dedup_by(|later, earlier| key(later) == key(earlier));
+    records.sort_by(|a, b| key_order(key(a), key(b)));
+    records.dedup_by(|later, earlier| key_order(key(later), key(earlier)).is_eq());
 }
 
 #[cfg(test)]
@@ -205,5 +216,20 @@ mod tests {
         assert_eq!(snapshot.items()[0].barcode, "B1");
         assert!(snapshot.item("B2").unwrap().lost);
         assert!(snapshot.item("B3").is_none());
+    }
+
+    #[test]
+    fn keys_match_whatever_their_ascii_case() {
+        let taken = DateTime::<Utc>::UNIX_EPOCH;
+        let items = vec![item("b10", false), item("B2", false), item("B10", true)];
+        let snapshot = Snapshot::new(taken, Coverage::default(), Vec::new(), items);
+        let barcodes: Vec<&str> = snapshot.items().iter().map(|i| &*i.barcode).collect();
+        assert_eq!(barcodes, ["B10", "B2"], "one item per key, the later kept");
+        assert!(snapshot.item("b10").unwrap().lost);
+        assert!(snapshot.item("b2").is_some());
+        assert!(
+            snapshot.item("B2 ").is_none(),
+            "the desk trims, not the lookup"
+        );
     }
 }
