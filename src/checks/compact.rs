@@ -28,7 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Records per chunk: a chunk of items is about 100 kB of text, small enough to write in one go.
+/// Records per chunk: a chunk holds well under 200 kB of text, small enough to write in one go.
 pub const CHUNK_RECORDS: usize = 20_000;
 
 #[derive(Serialize, Deserialize)]

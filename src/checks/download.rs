@@ -129,7 +129,7 @@ impl Download {
             return Ok(());
         }
         let list = self.pager.list();
-        let page = self.page();
+        let page = self.pager.page();
         // Only a list's first page tells whether the list is there for this user: a refusal
         // later (a session that ended) is an error to retry, not a missing permission.
         let unavailable = match http_status {
@@ -193,13 +193,6 @@ impl Download {
             self.patrons,
             items,
         ))
-    }
-
-    fn page(&self) -> u32 {
-        self.pager
-            .request()
-            .and_then(|r| r.param("_page").and_then(|p| p.parse().ok()))
-            .unwrap_or(0)
     }
 
     fn leave_out(&mut self, why: Unavailable) {

@@ -99,6 +99,11 @@ impl Pager {
         self.list
     }
 
+    /// The page [`Pager::request`] asks for (from 1).
+    pub fn page(&self) -> u32 {
+        self.next_page
+    }
+
     /// The next page to fetch, or `None` once the list is complete. The session cookie goes
     /// with it; a GET needs no CSRF token.
     pub fn request(&self) -> Option<HttpRequest> {
