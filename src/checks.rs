@@ -44,7 +44,7 @@ mod warnings;
 pub use compact::{delete_plan, read_snapshot, write_plan, CHUNK_RECORDS};
 pub use download::{Download, DownloadError, Unavailable};
 pub use model::{Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot};
-pub use paging::{List, Pager, Progress, DEFAULT_PER_PAGE};
+pub use paging::{Access, List, Pager, Progress, DEFAULT_PER_PAGE};
 pub use rest::{
     join_loans, parse_checkouts, parse_items, parse_patrons, CheckoutRow, ItemRow, PageError,
     PatronRow,

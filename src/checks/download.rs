@@ -4,7 +4,7 @@
 //! stored before that, so a download that fails never replaces a good snapshot.
 
 use super::model::{Coverage, PatronRecord, Snapshot};
-use super::paging::{List, Pager, Progress};
+use super::paging::{Access, List, Pager, Progress};
 use super::rest::{
     join_loans, parse_checkouts, parse_items, parse_patrons, CheckoutRow, ItemRow, PageError,
 };
@@ -69,6 +69,7 @@ kinds!(DownloadError {
 #[derive(Debug, Clone)]
 pub struct Download {
     started_at: DateTime<Utc>,
+    access: Access,
     pager: Pager,
     base: String,
     per_page: u32,
@@ -81,11 +82,22 @@ pub struct Download {
 }
 
 impl Download {
-    /// Starts reading the Koha at `base`, `per_page` records a page. `started_at` becomes the
-    /// snapshot's time: nothing in it is older than that.
+    /// Starts reading the Koha at `base`, `per_page` records a page, with the staff session.
+    /// `started_at` becomes the snapshot's time: nothing in it is older than that.
     pub fn new(base: &str, per_page: u32, started_at: DateTime<Utc>) -> Download {
+        Download::with_access(base, per_page, started_at, Access::Session)
+    }
+
+    /// As [`Download::new`], authenticated by `access`.
+    pub fn with_access(
+        base: &str,
+        per_page: u32,
+        started_at: DateTime<Utc>,
+        access: Access,
+    ) -> Download {
         Download {
             started_at,
+            access,
             pager: Pager::new(base, List::Patrons, per_page),
             base: base.to_owned(),
             per_page,
@@ -103,7 +115,7 @@ impl Download {
         if self.finished {
             None
         } else {
-            self.pager.request()
+            self.pager.request().map(|r| self.access.apply(r))
         }
     }
 

@@ -2,8 +2,9 @@
 //! (docs/koha.md 12.1). A value the shell drives: it performs [`Pager::request`], reads the page
 //! and feeds back how many records it held and the `X-Total-Count` header.
 
+use super::compact::base64_encode;
 use crate::kinds::kinds;
-use crate::koha::{HttpRequest, Method};
+use crate::koha::{Credentials, HttpRequest, Method};
 use serde::{Deserialize, Serialize};
 
 /// Records asked for per page. Large pages make fewer requests; Koha answers 5,000 patrons in
@@ -53,6 +54,41 @@ impl List {
             List::Checkouts => "+checkout_id",
         }
     }
+}
+
+/// How the pages are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Access {
+    /// The staff session's cookie (from `svc/authentication`); a GET needs no CSRF token.
+    #[default]
+    Session,
+    /// HTTP Basic, which Koha accepts only with its `RESTBasicAuth` preference on (and only for
+    /// passwords Koha itself keeps). No cookie goes with it, so no session gets in the way.
+    Basic(Credentials),
+}
+
+impl Access {
+    /// `request` as this access sends it.
+    pub fn apply(&self, mut request: HttpRequest) -> HttpRequest {
+        if let Access::Basic(credentials) = self {
+            let pair = format!("{}:{}", credentials.userid, credentials.password);
+            request.headers.push((
+                "Authorization".to_owned(),
+                format!("Basic {}", base64_padded(pair.as_bytes())),
+            ));
+            request.include_cookies = false;
+        }
+        request
+    }
+}
+
+/// Base64 with the `=` padding HTTP Basic expects.
+fn base64_padded(bytes: &[u8]) -> String {
+    let mut text = base64_encode(bytes);
+    while text.len() % 4 != 0 {
+        text.push('=');
+    }
+    text
 }
 
 /// Where reading one list stands. Serialisable, so a download can go on after the page is
@@ -183,6 +219,24 @@ mod tests {
             }
         );
         assert_eq!(pager.request(), None);
+    }
+
+    #[test]
+    fn basic_access_sends_the_credentials_and_no_cookie() {
+        let pager = Pager::new("https://koha.example.org", List::Items, 10);
+        let credentials = Credentials {
+            userid: crate::Userid::parse("desk").unwrap(),
+            password: "secret1".to_owned(),
+        };
+        let request = Access::Basic(credentials).apply(pager.request().unwrap());
+        assert!(request.headers.contains(&(
+            "Authorization".to_owned(),
+            "Basic ZGVzazpzZWNyZXQx".to_owned()
+        )));
+        assert!(!request.include_cookies);
+        assert_eq!(base64_padded(b"ab:c"), "YWI6Yw==");
+        let session = Access::Session.apply(pager.request().unwrap());
+        assert_eq!(session, pager.request().unwrap());
     }
 
     #[test]
