@@ -105,10 +105,25 @@ fn item() -> impl Strategy<Value = ItemRecord> {
     )
 }
 
-fn snapshot() -> impl Strategy<Value = Snapshot> {
+/// The records a snapshot must hold: one per key, ASCII case aside, the later one kept, in
+/// key order.
+fn expected<R: Clone>(records: &[R], key: impl Fn(&R) -> &str) -> Vec<R> {
+    let mut by_key = BTreeMap::new();
+    for record in records {
+        by_key.insert(
+            key(record).to_ascii_uppercase().into_bytes(),
+            record.clone(),
+        );
+    }
+    by_key.into_values().collect()
+}
+
+type Parts = (Vec<PatronRecord>, Vec<ItemRecord>, Coverage, DateTime<Utc>);
+
+fn parts() -> impl Strategy<Value = Parts> {
     (
-        proptest::collection::vec(patron(), 0..120),
-        proptest::collection::vec(item(), 0..120),
+        proptest::collection::vec(patron(), 0..200),
+        proptest::collection::vec(item(), 0..200),
         any::<[bool; 3]>(),
         0i64..4_000_000_000_000,
     )
@@ -118,27 +133,49 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 items: i,
                 checkouts: c,
             };
-            let taken = DateTime::from_timestamp_millis(ms).unwrap();
-            Snapshot::new(taken, coverage, patrons, items)
+            (
+                patrons,
+                items,
+                coverage,
+                DateTime::from_timestamp_millis(ms).unwrap(),
+            )
         })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// What goes in comes out, in memory and through storage, and every record is found.
     #[test]
-    fn stored_then_read_is_exact(snapshot in snapshot()) {
+    fn stored_then_read_is_exact((patrons, items, coverage, taken) in parts()) {
+        let want_patrons = expected(&patrons, |p| &p.cardnumber);
+        let want_items = expected(&items, |i| &i.barcode);
+        let snapshot = Snapshot::new(taken, coverage, patrons, items);
         let entries = store(&snapshot);
-        prop_assert_eq!(read(&entries), Some(snapshot));
+        let read = read(&entries).unwrap();
+        prop_assert_eq!(&read, &snapshot);
+        prop_assert_eq!(read.taken_at(), taken);
+        prop_assert_eq!(read.coverage(), coverage);
+        prop_assert_eq!(read.patrons(), want_patrons.clone());
+        prop_assert_eq!(read.items(), want_items.clone());
+        for patron in &want_patrons {
+            prop_assert_eq!(read.patron(&patron.cardnumber.to_ascii_lowercase()), Some(patron.clone()));
+            let by_id = read.patron_by_id(patron.patron_id).unwrap();
+            prop_assert_eq!(by_id.patron_id, patron.patron_id);
+        }
+        for item in &want_items {
+            prop_assert_eq!(read.item(&item.barcode), Some(item.clone()));
+        }
     }
 
     /// A changed character in a chunk is refused or read as some snapshot, never a panic.
     #[test]
     fn damaged_data_never_panics(
-        snapshot in snapshot(),
+        (patrons, items, coverage, taken) in parts(),
         at in any::<prop::sample::Index>(),
         with in "[A-Za-z0-9+/]",
     ) {
+        let snapshot = Snapshot::new(taken, coverage, patrons, items);
         let mut entries = store(&snapshot);
         let Some((key, Value::String(text))) = entries
             .iter()
@@ -156,7 +193,12 @@ proptest! {
         let damaged = format!("{}{}{}", &data[..i], with, &data[i + 1..]);
         chunk.insert("data".into(), Value::String(damaged));
         entries.insert(key, Value::String(serde_json::to_string(&chunk).unwrap()));
-        let _ = read_snapshot(entries.get("checks:meta"), |key| entries.get(key));
+        if let Ok(Some(read)) = read_snapshot(entries.get("checks:meta"), |key| entries.get(key)) {
+            // Whatever was read is whole: every record decodes and is found again.
+            for item in read.items() {
+                prop_assert!(read.item(&item.barcode).is_some());
+            }
+        }
     }
 }
 

@@ -16,7 +16,9 @@
 //!   the difference to the previous one; a home library as its place in the meta's list, only
 //!   when it differs from the previous patron's.
 //!
-//! Each chunk starts from an empty previous record, so it decodes alone. A new snapshot is written
+//! Every block of 64 records starts from an empty previous record, so it decodes alone:
+//! the snapshot keeps this form in memory and a lookup decodes one block. A chunk holds whole
+//! blocks, and only the last chunk of a list may end with a short one. A new snapshot is written
 //! under the next generation and becomes the one read only when `checks:meta` names it: a
 //! download that fails half way never replaces a good snapshot ([`write_plan`]).
 
@@ -28,8 +30,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Records per chunk: a chunk holds well under 200 kB of text, small enough to write in one go.
-pub const CHUNK_RECORDS: usize = 20_000;
+/// Records per chunk (whole blocks of 64): a chunk holds well under 200 kB of text, small enough
+/// to write in one go.
+pub const CHUNK_RECORDS: usize = 16_384;
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -62,41 +65,27 @@ fn chunk_key(generation: u64, kind: &str, index: usize) -> String {
 pub fn write_plan(snapshot: &Snapshot, stored_meta: Option<&Value>) -> Vec<Change> {
     let old = stored_meta.and_then(|value| read_meta(value).ok());
     let generation = old.as_ref().map_or(1, |meta| meta.generation + 1);
-    let mut libraries: Vec<String> = snapshot
-        .patrons()
-        .iter()
-        .map(|p| p.library.clone())
-        .collect();
-    libraries.sort();
-    libraries.dedup();
-
     let mut changes = Vec::new();
-    let patron_chunks = snapshot.patrons().chunks(CHUNK_RECORDS);
-    let patron_count = patron_chunks.len();
-    for (index, chunk) in patron_chunks.enumerate() {
-        let data = encode_patrons(chunk, &libraries);
-        changes.push(put_chunk(
-            chunk_key(generation, "patrons", index),
-            chunk.len(),
-            &data,
-        ));
-    }
-    let item_chunks = snapshot.items().chunks(CHUNK_RECORDS);
-    let item_count = item_chunks.len();
-    for (index, chunk) in item_chunks.enumerate() {
-        let data = encode_items(chunk);
-        changes.push(put_chunk(
-            chunk_key(generation, "items", index),
-            chunk.len(),
-            &data,
-        ));
-    }
+    let mut chunks = |table: &Table, kind: &str| -> usize {
+        let pieces = table.chunks();
+        let count = pieces.len();
+        for (index, (records, bytes)) in pieces.into_iter().enumerate() {
+            changes.push(put_chunk(
+                chunk_key(generation, kind, index),
+                records,
+                bytes,
+            ));
+        }
+        count
+    };
+    let patron_count = chunks(snapshot.patron_table(), "patrons");
+    let item_count = chunks(snapshot.item_table(), "items");
     let meta = Meta {
         v: CHECKS_VERSION,
         generation,
         taken_at: snapshot.taken_at().timestamp_millis(),
         coverage: snapshot.coverage(),
-        libraries,
+        libraries: snapshot.libraries().to_vec(),
         patron_chunks: patron_count,
         item_chunks: item_count,
     };
@@ -139,24 +128,32 @@ pub fn read_snapshot<'a>(
     let meta = read_meta(meta)?;
     let taken_at = DateTime::<Utc>::from_timestamp_millis(meta.taken_at)
         .ok_or_else(|| corrupt(CHECKS_META_KEY, "time out of range"))?;
-    let mut patrons = Vec::new();
+    let mut patrons = TableReader::default();
     for index in 0..meta.patron_chunks {
         let key = chunk_key(meta.generation, "patrons", index);
-        let bytes = read_chunk(&key, &entry)?;
-        decode_patrons(&bytes.0, bytes.1, &meta.libraries, &mut patrons)
+        let (bytes, count) = read_chunk(&key, &entry)?;
+        patrons
+            .add(&bytes, count, |block, n, out: &mut Vec<PatronRecord>| {
+                decode_patrons(block, n, &meta.libraries, out)
+            })
             .map_err(|reason| corrupt(&key, reason))?;
     }
-    let mut items = Vec::new();
+    let mut items = TableReader::default();
     for index in 0..meta.item_chunks {
         let key = chunk_key(meta.generation, "items", index);
-        let bytes = read_chunk(&key, &entry)?;
-        decode_items(&bytes.0, bytes.1, &mut items).map_err(|reason| corrupt(&key, reason))?;
+        let (bytes, count) = read_chunk(&key, &entry)?;
+        items
+            .add(&bytes, count, decode_items)
+            .map_err(|reason| corrupt(&key, reason))?;
     }
-    Ok(Some(Snapshot::from_sorted(
+    let patron_ids = patrons.seen.iter().map(|p| p.patron_id).collect();
+    Ok(Some(Snapshot::from_parts(
         taken_at,
         meta.coverage,
-        patrons,
-        items,
+        meta.libraries,
+        patrons.table,
+        items.table,
+        patron_ids,
     )))
 }
 
@@ -227,6 +224,195 @@ fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
     }
 }
 
+/// Records per block: each block is encoded from a fresh start, so a lookup decodes one block
+/// of at most this many records after a binary search over the blocks' first keys.
+pub(crate) const BLOCK: usize = 64;
+
+/// Records in the encoded form, as the snapshot holds them in memory: a few bytes each (what is
+/// stored, before base64), and the first key and offset of each [`BLOCK`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Table {
+    bytes: Vec<u8>,
+    blocks: Vec<Block>,
+    count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Block {
+    first_key: Box<str>,
+    offset: usize,
+}
+
+impl Table {
+    /// Encodes `records` (sorted, keys unique) block by block.
+    pub(crate) fn encode<R>(
+        records: &[R],
+        key: impl Fn(&R) -> &str,
+        encode: impl Fn(&[R], &mut Vec<u8>),
+    ) -> Table {
+        let mut table = Table {
+            count: records.len(),
+            ..Table::default()
+        };
+        for block in records.chunks(BLOCK) {
+            table.blocks.push(Block {
+                first_key: block.first().map(&key).unwrap_or_default().into(),
+                offset: table.bytes.len(),
+            });
+            encode(block, &mut table.bytes);
+        }
+        table
+    }
+
+    /// How many records it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The records of the block that would hold `key`, decoded (`O(log n)` to find it).
+    pub(crate) fn block_for<R>(
+        &self,
+        key: &str,
+        decode: impl Fn(&[u8], usize, &mut Vec<R>) -> Result<usize, String>,
+    ) -> Vec<R> {
+        let after = self
+            .blocks
+            .partition_point(|b| key_order(&b.first_key, key).is_le());
+        after
+            .checked_sub(1)
+            .map(|block| self.block(block, decode))
+            .unwrap_or_default()
+    }
+
+    /// The records of block `index`, decoded.
+    pub(crate) fn block<R>(
+        &self,
+        index: usize,
+        decode: impl Fn(&[u8], usize, &mut Vec<R>) -> Result<usize, String>,
+    ) -> Vec<R> {
+        let Some(start) = self.blocks.get(index).map(|b| b.offset) else {
+            return Vec::new();
+        };
+        let end = self
+            .blocks
+            .get(index + 1)
+            .map_or(self.bytes.len(), |b| b.offset);
+        let count = (self.count - index * BLOCK).min(BLOCK);
+        let mut out = Vec::with_capacity(count);
+        // A table is checked whole when it is made or read: decoding it again cannot fail.
+        match decode(&self.bytes[start..end], count, &mut out) {
+            Ok(_) => out,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Every record, decoded.
+    pub(crate) fn all<R>(
+        &self,
+        decode: impl Fn(&[u8], usize, &mut Vec<R>) -> Result<usize, String>,
+    ) -> Vec<R> {
+        (0..self.blocks.len())
+            .flat_map(|index| self.block(index, &decode))
+            .collect()
+    }
+
+    /// The stored chunks: each [`CHUNK_RECORDS`] records (whole blocks) and their bytes.
+    fn chunks(&self) -> Vec<(usize, &[u8])> {
+        let blocks_per_chunk = CHUNK_RECORDS / BLOCK;
+        (0..self.blocks.len())
+            .step_by(blocks_per_chunk)
+            .map(|first| {
+                let start = self.blocks[first].offset;
+                let end = self
+                    .blocks
+                    .get(first + blocks_per_chunk)
+                    .map_or(self.bytes.len(), |b| b.offset);
+                let records = (self.count - first * BLOCK).min(CHUNK_RECORDS);
+                (records, &self.bytes[start..end])
+            })
+            .collect()
+    }
+}
+
+/// Builds a [`Table`] from stored chunks, checking every record on the way (each block decodes,
+/// keys strictly in order across blocks and chunks). Keeps the last record seen and, for
+/// patrons, every record's id (through `seen`, which the caller drains).
+struct TableReader<R> {
+    table: Table,
+    seen: Vec<R>,
+}
+
+impl<R> Default for TableReader<R> {
+    fn default() -> Self {
+        TableReader {
+            table: Table::default(),
+            seen: Vec::new(),
+        }
+    }
+}
+
+impl<R: Keyed> TableReader<R> {
+    fn add(
+        &mut self,
+        bytes: &[u8],
+        count: usize,
+        decode: impl Fn(&[u8], usize, &mut Vec<R>) -> Result<usize, String>,
+    ) -> Result<(), String> {
+        if self.table.count % BLOCK != 0 {
+            return Err("a chunk after a short one".into());
+        }
+        let mut at = 0;
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(BLOCK);
+            let mut block = Vec::with_capacity(n);
+            let used = decode(&bytes[at..], n, &mut block)?;
+            let first = block.first().ok_or("an empty block")?;
+            follows(self.seen.last().map(Keyed::key), first.key())?;
+            self.table.blocks.push(Block {
+                first_key: first.key().into(),
+                offset: self.table.bytes.len() + at,
+            });
+            R::keep(&mut self.seen, block);
+            at += used;
+            left -= n;
+        }
+        if at != bytes.len() {
+            return Err("bytes after the last record".into());
+        }
+        self.table.bytes.extend_from_slice(bytes);
+        self.table.count += count;
+        Ok(())
+    }
+}
+
+/// A record with a key, and what a [`TableReader`] keeps of each block.
+trait Keyed: Sized {
+    fn key(&self) -> &str;
+    /// Keeps what is needed of a decoded block: at least its last record.
+    fn keep(seen: &mut Vec<Self>, block: Vec<Self>);
+}
+
+impl Keyed for PatronRecord {
+    fn key(&self) -> &str {
+        &self.cardnumber
+    }
+    fn keep(seen: &mut Vec<Self>, block: Vec<Self>) {
+        // Every patron: the snapshot indexes them by id.
+        seen.extend(block);
+    }
+}
+
+impl Keyed for ItemRecord {
+    fn key(&self) -> &str {
+        &self.barcode
+    }
+    fn keep(seen: &mut Vec<Self>, block: Vec<Self>) {
+        seen.clear();
+        seen.extend(block.into_iter().last());
+    }
+}
+
 // Header bits of a patron.
 const KEY_DELTA: u8 = 1;
 const RESTRICTED: u8 = 1 << 1;
@@ -245,9 +431,9 @@ const DAMAGED: u8 = 1 << 4;
 const ON_LOAN: u8 = 1 << 5;
 const HOLDER_KNOWN: u8 = 1 << 6;
 
-/// Encodes patrons, sorted by card number; `libraries` holds every home library, sorted.
-pub(crate) fn encode_patrons(patrons: &[PatronRecord], libraries: &[String]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(patrons.len() * 6);
+/// Encodes patrons, sorted by card number, from a fresh start; `libraries` holds every home
+/// library, sorted.
+pub(crate) fn encode_patrons(patrons: &[PatronRecord], libraries: &[String], out: &mut Vec<u8>) {
     let mut keys = KeyEncoder::default();
     let (mut last_id, mut last_expiry, mut last_library) = (0i64, 0i64, None);
     for patron in patrons {
@@ -289,15 +475,16 @@ pub(crate) fn encode_patrons(patrons: &[PatronRecord], libraries: &[String]) -> 
         out.push(header);
         out.extend_from_slice(&body);
     }
-    out
 }
 
-fn decode_patrons(
+/// Decodes `count` patrons that [`encode_patrons`] wrote at the start of `bytes`; returns how
+/// many bytes they took.
+pub(crate) fn decode_patrons(
     bytes: &[u8],
     count: usize,
     libraries: &[String],
     out: &mut Vec<PatronRecord>,
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let mut input = Reader { bytes, at: 0 };
     let mut keys = KeyDecoder::default();
     let (mut last_id, mut last_expiry) = (0i64, 0i64);
@@ -305,7 +492,9 @@ fn decode_patrons(
     for _ in 0..count {
         let header = input.byte()?;
         let cardnumber = keys.decode(header & KEY_DELTA != 0, &mut input)?;
-        follows(out.last().map(|p| p.cardnumber.as_str()), &cardnumber)?;
+        if let Some(previous) = out.last() {
+            follows(Some(&previous.cardnumber), &cardnumber)?;
+        }
         if header & LIBRARY_CHANGED != 0 {
             let index = input.varint()?;
             library = Some(
@@ -345,12 +534,11 @@ fn decode_patrons(
             library: library.ok_or("no library")?.clone(),
         });
     }
-    input.end()
+    Ok(input.at)
 }
 
-/// Encodes items, sorted by barcode.
-pub(crate) fn encode_items(items: &[ItemRecord]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(items.len() * 3);
+/// Encodes items, sorted by barcode, from a fresh start.
+pub(crate) fn encode_items(items: &[ItemRecord], out: &mut Vec<u8>) {
     let mut keys = KeyEncoder::default();
     for item in items {
         let mut body = Vec::with_capacity(8);
@@ -376,16 +564,23 @@ pub(crate) fn encode_items(items: &[ItemRecord]) -> Vec<u8> {
         out.push(header);
         out.extend_from_slice(&body);
     }
-    out
 }
 
-fn decode_items(bytes: &[u8], count: usize, out: &mut Vec<ItemRecord>) -> Result<(), String> {
+/// Decodes `count` items that [`encode_items`] wrote at the start of `bytes`; returns how many
+/// bytes they took.
+pub(crate) fn decode_items(
+    bytes: &[u8],
+    count: usize,
+    out: &mut Vec<ItemRecord>,
+) -> Result<usize, String> {
     let mut input = Reader { bytes, at: 0 };
     let mut keys = KeyDecoder::default();
     for _ in 0..count {
         let header = input.byte()?;
         let barcode = keys.decode(header & KEY_DELTA != 0, &mut input)?;
-        follows(out.last().map(|i| i.barcode.as_str()), &barcode)?;
+        if let Some(previous) = out.last() {
+            follows(Some(&previous.barcode), &barcode)?;
+        }
         let on_loan = match (header & ON_LOAN != 0, header & HOLDER_KNOWN != 0) {
             (false, false) => None,
             (true, false) => Some(Holder::Unknown),
@@ -404,7 +599,7 @@ fn decode_items(bytes: &[u8], count: usize, out: &mut Vec<ItemRecord>) -> Result
             on_loan,
         });
     }
-    input.end()
+    Ok(input.at)
 }
 
 /// Keys must come strictly in order (lookups are binary searches), across chunks too.
@@ -542,14 +737,6 @@ impl<'a> Reader<'a> {
     fn signed(&mut self) -> Result<i64, String> {
         let n = self.varint()?;
         Ok((n >> 1) as i64 ^ -((n & 1) as i64))
-    }
-
-    fn end(&self) -> Result<(), String> {
-        if self.at == self.bytes.len() {
-            Ok(())
-        } else {
-            Err("bytes after the last record".into())
-        }
     }
 }
 

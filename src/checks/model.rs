@@ -4,8 +4,8 @@
 //! Card numbers and barcodes are compared as Koha's database compares them, without regard to
 //! ASCII case (docs/koha.md 12.2): a card scanned as `c0001` is Koha's `C0001`.
 
+use super::compact::{decode_items, decode_patrons, encode_items, encode_patrons, Table, BLOCK};
 use chrono::{DateTime, NaiveDate, Utc};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
@@ -85,16 +85,19 @@ pub struct Coverage {
     pub checkouts: bool,
 }
 
-/// What Koha knew at `taken_at`, ready for lookups: patrons sorted by card number, items by
-/// barcode, each key once. Lookups are binary searches (`O(log n)`); the holder of a loan is
-/// found through a hash map from patron id (`O(1)`).
+/// What Koha knew at `taken_at`, ready for lookups. Held in memory as stored, a few bytes per
+/// record, with the first key of every block of 64 records: a scan is a binary search over the
+/// blocks and the decoding of one block (`O(log n)`). The holder of a loan is found through a
+/// sorted list of patron ids.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     taken_at: DateTime<Utc>,
     coverage: Coverage,
-    patrons: Vec<PatronRecord>,
-    items: Vec<ItemRecord>,
-    by_patron_id: FxHashMap<PatronId, u32>,
+    libraries: Vec<String>,
+    patrons: Table,
+    items: Table,
+    /// `(patron id, position by card number)`, sorted.
+    by_patron_id: Vec<(PatronId, u32)>,
 }
 
 impl Snapshot {
@@ -108,24 +111,38 @@ impl Snapshot {
     ) -> Snapshot {
         keep_last_by_key(&mut patrons, |p| &p.cardnumber);
         keep_last_by_key(&mut items, |i| &i.barcode);
-        Snapshot::from_sorted(taken_at, coverage, patrons, items)
+        let mut libraries: Vec<String> = patrons.iter().map(|p| p.library.clone()).collect();
+        libraries.sort();
+        libraries.dedup();
+        let patron_table = Table::encode(
+            &patrons,
+            |p| &p.cardnumber,
+            |block, out| encode_patrons(block, &libraries, out),
+        );
+        let item_table = Table::encode(&items, |i| &i.barcode, encode_items);
+        let ids = patrons.iter().map(|p| p.patron_id).collect();
+        Snapshot::from_parts(taken_at, coverage, libraries, patron_table, item_table, ids)
     }
 
-    /// For records already sorted by key and unique (what the stored form decodes to).
-    pub(crate) fn from_sorted(
+    /// From tables already checked; `patron_ids` in card number order.
+    pub(crate) fn from_parts(
         taken_at: DateTime<Utc>,
         coverage: Coverage,
-        patrons: Vec<PatronRecord>,
-        items: Vec<ItemRecord>,
+        libraries: Vec<String>,
+        patrons: Table,
+        items: Table,
+        patron_ids: Vec<PatronId>,
     ) -> Snapshot {
-        let by_patron_id = patrons
-            .iter()
+        let mut by_patron_id: Vec<(PatronId, u32)> = patron_ids
+            .into_iter()
             .enumerate()
-            .map(|(index, p)| (p.patron_id, index as u32))
+            .map(|(index, id)| (id, index as u32))
             .collect();
+        by_patron_id.sort_unstable();
         Snapshot {
             taken_at,
             coverage,
+            libraries,
             patrons,
             items,
             by_patron_id,
@@ -142,38 +159,68 @@ impl Snapshot {
         self.coverage
     }
 
-    /// Every patron, sorted by card number.
-    pub fn patrons(&self) -> &[PatronRecord] {
-        &self.patrons
+    /// How many patrons it holds.
+    pub fn patron_count(&self) -> usize {
+        self.patrons.len()
     }
 
-    /// Every item, sorted by barcode.
-    pub fn items(&self) -> &[ItemRecord] {
-        &self.items
+    /// How many items it holds.
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Every patron, sorted by card number (decodes them all).
+    pub fn patrons(&self) -> Vec<PatronRecord> {
+        self.patrons
+            .all(|bytes, n, out| decode_patrons(bytes, n, &self.libraries, out))
+    }
+
+    /// Every item, sorted by barcode (decodes them all).
+    pub fn items(&self) -> Vec<ItemRecord> {
+        self.items.all(decode_items)
     }
 
     /// The patron with this card number (ASCII case aside).
-    pub fn patron(&self, cardnumber: &str) -> Option<&PatronRecord> {
-        let index = self
-            .patrons
-            .binary_search_by(|p| key_order(&p.cardnumber, cardnumber))
-            .ok()?;
-        self.patrons.get(index)
+    pub fn patron(&self, cardnumber: &str) -> Option<PatronRecord> {
+        self.patrons
+            .block_for(cardnumber, |bytes, n, out| {
+                decode_patrons(bytes, n, &self.libraries, out)
+            })
+            .into_iter()
+            .find(|p| key_order(&p.cardnumber, cardnumber).is_eq())
     }
 
     /// The patron with this Koha id.
-    pub fn patron_by_id(&self, id: PatronId) -> Option<&PatronRecord> {
-        let index = *self.by_patron_id.get(&id)?;
-        self.patrons.get(index as usize)
+    pub fn patron_by_id(&self, id: PatronId) -> Option<PatronRecord> {
+        let at = self
+            .by_patron_id
+            .binary_search_by_key(&id, |&(id, _)| id)
+            .ok()?;
+        let index = self.by_patron_id[at].1 as usize;
+        let block = self.patrons.block(index / BLOCK, |bytes, n, out| {
+            decode_patrons(bytes, n, &self.libraries, out)
+        });
+        block.into_iter().nth(index % BLOCK)
     }
 
     /// The item with this barcode (ASCII case aside).
-    pub fn item(&self, barcode: &str) -> Option<&ItemRecord> {
-        let index = self
-            .items
-            .binary_search_by(|i| key_order(&i.barcode, barcode))
-            .ok()?;
-        self.items.get(index)
+    pub fn item(&self, barcode: &str) -> Option<ItemRecord> {
+        self.items
+            .block_for(barcode, decode_items)
+            .into_iter()
+            .find(|i| key_order(&i.barcode, barcode).is_eq())
+    }
+
+    pub(crate) fn patron_table(&self) -> &Table {
+        &self.patrons
+    }
+
+    pub(crate) fn item_table(&self) -> &Table {
+        &self.items
+    }
+
+    pub(crate) fn libraries(&self) -> &[String] {
+        &self.libraries
     }
 }
 
@@ -223,7 +270,8 @@ mod tests {
         let taken = DateTime::<Utc>::UNIX_EPOCH;
         let items = vec![item("b10", false), item("B2", false), item("B10", true)];
         let snapshot = Snapshot::new(taken, Coverage::default(), Vec::new(), items);
-        let barcodes: Vec<&str> = snapshot.items().iter().map(|i| &*i.barcode).collect();
+        let items = snapshot.items();
+        let barcodes: Vec<&str> = items.iter().map(|i| &*i.barcode).collect();
         assert_eq!(barcodes, ["B10", "B2"], "one item per key, the later kept");
         assert!(snapshot.item("b10").unwrap().lost);
         assert!(snapshot.item("b2").is_some());

@@ -229,7 +229,7 @@ pub fn check_item(snapshot: &Snapshot, scan: ItemScan, now: DateTime<Utc>) -> Ve
         let held_by_borrower = matches!(holder, Holder::Patron(id) if Some(id) == borrower_id);
         if !held_by_borrower {
             let cardnumber = match holder {
-                Holder::Patron(id) => snapshot.patron_by_id(id).map(|p| p.cardnumber.clone()),
+                Holder::Patron(id) => snapshot.patron_by_id(id).map(|p| p.cardnumber),
                 Holder::Unknown => None,
             };
             problems.push(ItemProblem::OnLoanToAnother { cardnumber });
