@@ -35,6 +35,7 @@
 //! ```
 
 mod compact;
+mod desk;
 mod download;
 mod model;
 mod paging;
@@ -42,6 +43,10 @@ mod rest;
 mod warnings;
 
 pub use compact::{delete_plan, read_snapshot, write_plan, CHUNK_RECORDS};
+pub use desk::{
+    desk_checks, snapshot_status, AgeText, DeskCheck, Problem, SnapshotStatus, UnavailableList,
+    AGE_UNITS,
+};
 pub use download::{Download, DownloadError, Unavailable};
 pub use model::{Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot};
 pub use paging::{Access, List, Pager, Progress, DEFAULT_PER_PAGE};

@@ -22,7 +22,9 @@
 //! under the next generation and becomes the one read only when `checks:meta` names it: a
 //! download that fails half way never replaces a good snapshot ([`write_plan`]).
 
+use super::download::Unavailable;
 use super::model::{key_order, Coverage, Holder, ItemRecord, PatronRecord, Restriction, Snapshot};
+use super::paging::List;
 use crate::store::keys::{CHECKS_META_KEY, CHECKS_PREFIX, CHECKS_VERSION};
 use crate::store::text::decode_text;
 use crate::store::{Change, StoreError};
@@ -43,6 +45,9 @@ struct Meta {
     libraries: Vec<String>,
     patron_chunks: usize,
     item_chunks: usize,
+    /// Lists left out and why; absent in snapshots written before it was kept.
+    #[serde(default)]
+    unavailable: Vec<(List, Unavailable)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,6 +93,7 @@ pub fn write_plan(snapshot: &Snapshot, stored_meta: Option<&Value>) -> Vec<Chang
         libraries: snapshot.libraries().to_vec(),
         patron_chunks: patron_count,
         item_chunks: item_count,
+        unavailable: snapshot.unavailable().to_vec(),
     };
     changes.push(Change::Put {
         key: CHECKS_META_KEY.to_owned(),
@@ -147,14 +153,17 @@ pub fn read_snapshot<'a>(
             .map_err(|reason| corrupt(&key, reason))?;
     }
     let patron_ids = patrons.seen.iter().map(|p| p.patron_id).collect();
-    Ok(Some(Snapshot::from_parts(
-        taken_at,
-        meta.coverage,
-        meta.libraries,
-        patrons.table,
-        items.table,
-        patron_ids,
-    )))
+    Ok(Some(
+        Snapshot::from_parts(
+            taken_at,
+            meta.coverage,
+            meta.libraries,
+            patrons.table,
+            items.table,
+            patron_ids,
+        )
+        .with_unavailable(meta.unavailable),
+    ))
 }
 
 fn read_meta(value: &Value) -> Result<Meta, StoreError> {

@@ -11,11 +11,11 @@ use super::rest::{
 use crate::kinds::kinds;
 use crate::koha::HttpRequest;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Why a list is left out of the snapshot: its checks are unavailable, the others go on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Unavailable {
     /// 401 or 403: the staff user lacks the list's permission (docs/koha.md 12.2 to 12.4) or
@@ -199,12 +199,10 @@ impl Download {
             return None;
         }
         let items = join_loans(self.items, &self.checkouts);
-        Some(Snapshot::new(
-            self.started_at,
-            self.coverage,
-            self.patrons,
-            items,
-        ))
+        Some(
+            Snapshot::new(self.started_at, self.coverage, self.patrons, items)
+                .with_unavailable(self.unavailable),
+        )
     }
 
     fn leave_out(&mut self, why: Unavailable) {

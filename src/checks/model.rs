@@ -5,6 +5,8 @@
 //! ASCII case (docs/koha.md 12.2): a card scanned as `c0001` is Koha's `C0001`.
 
 use super::compact::{decode_items, decode_patrons, encode_items, encode_patrons, Table, BLOCK};
+use super::download::Unavailable;
+use super::paging::List;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -98,6 +100,8 @@ pub struct Snapshot {
     items: Table,
     /// `(patron id, position by card number)`, sorted.
     by_patron_id: Vec<(PatronId, u32)>,
+    /// The lists Koha refused or lacked when the snapshot was taken, and why.
+    unavailable: Vec<(List, Unavailable)>,
 }
 
 impl Snapshot {
@@ -146,7 +150,20 @@ impl Snapshot {
             patrons,
             items,
             by_patron_id,
+            unavailable: Vec::new(),
         }
+    }
+
+    /// The same snapshot, noting which lists Koha refused or lacked and why (what the options
+    /// page names as unavailable checks).
+    pub fn with_unavailable(mut self, unavailable: Vec<(List, Unavailable)>) -> Snapshot {
+        self.unavailable = unavailable;
+        self
+    }
+
+    /// The lists left out, and why.
+    pub fn unavailable(&self) -> &[(List, Unavailable)] {
+        &self.unavailable
     }
 
     /// When Koha was read.

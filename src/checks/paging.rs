@@ -45,6 +45,16 @@ impl List {
         }
     }
 
+    /// The staff permission Koha asks for to read this list (docs/koha.md 12.2 to 12.4): what
+    /// the options page names when Koha refuses it.
+    pub fn permission(self) -> &'static str {
+        match self {
+            List::Patrons => "list_borrowers",
+            List::Items => "catalogue",
+            List::Checkouts => "circulate_remaining_permissions",
+        }
+    }
+
     /// The id the pages are ordered by, so that records do not move between pages while they
     /// are read (Koha's default order is not guaranteed).
     fn order_by(self) -> &'static str {
