@@ -42,14 +42,16 @@ mod paging;
 mod rest;
 mod warnings;
 
-pub use compact::{delete_plan, read_snapshot, write_plan, CHUNK_RECORDS};
+pub use compact::{delete_plan, read_snapshot, snapshot_keys, write_plan, CHUNK_RECORDS};
 pub use desk::{
-    desk_checks, snapshot_status, AgeText, DeskCheck, Problem, SnapshotStatus, UnavailableList,
-    AGE_UNITS,
+    card_accepted_after, desk_checks, snapshot_status, AgeText, DeskCheck, Problem, SnapshotStatus,
+    UnavailableList, AGE_UNITS,
 };
 pub use download::{Download, DownloadError, Unavailable};
 pub use model::{Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot};
-pub use paging::{Access, List, Pager, Progress, DEFAULT_PER_PAGE};
+pub use paging::{
+    per_page, Access, List, Pager, Progress, DEFAULT_PER_PAGE, PER_PAGE_OVERRIDE_KEY,
+};
 pub use rest::{
     join_loans, parse_checkouts, parse_items, parse_patrons, CheckoutRow, ItemRow, PageError,
     PatronRow,

@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use koha_offline_circ::checks::{
-    desk_checks, read_snapshot, snapshot_status, write_plan, AgeText, CardLimits, Coverage, Holder,
-    ItemRecord, List, PatronRecord, Restriction, Snapshot, SnapshotAge, Unavailable,
+    card_accepted_after, desk_checks, read_snapshot, snapshot_keys, snapshot_status, write_plan,
+    AgeText, CardLimits, Coverage, Holder, ItemRecord, List, PatronRecord, Restriction, Snapshot,
+    SnapshotAge, Unavailable,
 };
 use koha_offline_circ::journal::Journal;
 use koha_offline_circ::store::Change;
@@ -289,4 +290,43 @@ fn a_snapshot_stored_before_the_reasons_were_kept_still_reads() {
         .unwrap();
     assert!(read.unavailable().is_empty());
     assert!(snapshot_status(&read, taken()).none_available);
+}
+
+#[test]
+fn the_accepted_card_lasts_while_its_checkouts_go_on() {
+    let card = |c: &str| Cardnumber::parse(c).unwrap();
+    let a = Some(card("C-A"));
+    assert_eq!(card_accepted_after(None, &issue("C-A", "B1"), true), a);
+    assert_eq!(
+        card_accepted_after(a.clone(), &issue("C-A", "B2"), false),
+        a
+    );
+    let checkin = Action::Return {
+        barcode: Barcode::parse("B1").unwrap(),
+    };
+    assert_eq!(card_accepted_after(a.clone(), &checkin, false), a);
+    assert_eq!(
+        card_accepted_after(a.clone(), &issue("C-B", "B3"), false),
+        None
+    );
+    assert_eq!(
+        card_accepted_after(a, &issue("C-B", "B3"), true),
+        Some(card("C-B"))
+    );
+}
+
+#[test]
+fn the_chunk_keys_are_named_by_the_meta() {
+    let stored = snapshot();
+    let mut entries: BTreeMap<String, Value> = BTreeMap::new();
+    for change in write_plan(&stored, None) {
+        if let Change::Put { key, value } = change {
+            entries.insert(key, value);
+        }
+    }
+    let mut keys = snapshot_keys(&entries["checks:meta"]);
+    keys.push("checks:meta".into());
+    keys.sort();
+    assert_eq!(keys, entries.keys().cloned().collect::<Vec<_>>());
+    assert!(snapshot_keys(&Value::String("garbage".into())).is_empty());
 }

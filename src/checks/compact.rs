@@ -122,6 +122,14 @@ pub fn delete_plan<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<Change> {
     changes
 }
 
+/// The keys of the chunks the stored `checks:meta` names (what to read besides it), or none if
+/// it is unreadable ([`read_snapshot`] then says why).
+pub fn snapshot_keys(meta: &Value) -> Vec<String> {
+    read_meta(meta)
+        .map(|meta| chunk_keys(&meta).collect())
+        .unwrap_or_default()
+}
+
 /// Reads the stored snapshot: `meta` is the value of `checks:meta`, `entry` gives the value of
 /// any other key. `Ok(None)` when there is no snapshot.
 pub fn read_snapshot<'a>(

@@ -137,6 +137,21 @@ pub fn desk_checks(
         .collect()
 }
 
+/// The card whose checks the librarian answered "record anyway" for, after recording `action`
+/// (`confirmed`: after being asked). Their next items are not asked about the card again; a
+/// checkout for another card ends that.
+pub fn card_accepted_after(
+    previous: Option<Cardnumber>,
+    action: &Action,
+    confirmed: bool,
+) -> Option<Cardnumber> {
+    match action {
+        Action::Issue { cardnumber, .. } if confirmed => Some(cardnumber.clone()),
+        Action::Issue { cardnumber, .. } if previous.as_ref() != Some(cardnumber) => None,
+        _ => previous,
+    }
+}
+
 /// A snapshot's age as the pages say it: a whole number of minutes (under two hours), hours
 /// (under two days) or days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

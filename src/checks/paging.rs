@@ -11,6 +11,19 @@ use serde::{Deserialize, Serialize};
 /// well under its time-outs.
 pub const DEFAULT_PER_PAGE: u32 = 1000;
 
+/// A test-only `localStorage` key: fewer records a page, so that the browser tests see lists of
+/// several pages from a small stand-in (see [`per_page`]).
+pub const PER_PAGE_OVERRIDE_KEY: &str = "koha-offline-circ:test-checks-per-page";
+
+/// Records a page: [`DEFAULT_PER_PAGE`], or fewer when a test asked for it (`test_override`, the
+/// text of [`PER_PAGE_OVERRIDE_KEY`]): a whole number from 1 to the default, never more.
+pub fn per_page(test_override: Option<&str>) -> u32 {
+    test_override
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|n| (1..=DEFAULT_PER_PAGE).contains(n))
+        .unwrap_or(DEFAULT_PER_PAGE)
+}
+
 /// One of the lists the checks read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -247,6 +260,15 @@ mod tests {
         assert_eq!(base64_padded(b"ab:c"), "YWI6Yw==");
         let session = Access::Session.apply(pager.request().unwrap());
         assert_eq!(session, pager.request().unwrap());
+    }
+
+    #[test]
+    fn a_test_may_ask_for_smaller_pages_only() {
+        assert_eq!(per_page(None), DEFAULT_PER_PAGE);
+        assert_eq!(per_page(Some(" 3 ")), 3);
+        assert_eq!(per_page(Some("0")), DEFAULT_PER_PAGE);
+        assert_eq!(per_page(Some("5000")), DEFAULT_PER_PAGE);
+        assert_eq!(per_page(Some("many")), DEFAULT_PER_PAGE);
     }
 
     #[test]
