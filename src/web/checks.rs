@@ -46,7 +46,11 @@ fn storage_error(e: impl ToString) -> JsValue {
 
 /// How a download ended.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase", tag = "outcome")]
+#[serde(
+    tag = "outcome",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 enum DownloadDto {
     /// Stored; the status of what is stored now.
     Done { status: checks::SnapshotStatus },
