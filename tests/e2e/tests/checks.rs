@@ -371,3 +371,59 @@ async fn a_koha_without_the_lists_shows_checks_unavailable_and_the_desk_records_
     })
     .await;
 }
+
+/// Cancelling keeps what is stored and the next download goes on; run in German, whose texts
+/// must all be there (no raw message keys).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_download_stores_nothing_and_goes_on_later() {
+    let koha = standin(Profile::Newest);
+    let options = Options {
+        locale: "de".into(),
+        ..Options::granting_permissions()
+    };
+    with_firefox(options, move |ff| async move {
+        set_up(&ff, &koha).await;
+        // The second page of items comes late, so the librarian can cancel while it is read.
+        koha.set_faults(vec![FaultRule::nth(
+            Fault::Delay { ms: 3000 },
+            When {
+                path: Some("/api/v1/items".into()),
+                params: vec![("_page".into(), "2".into())],
+                ..When::default()
+            },
+        )]);
+        ff.eval("(document.getElementById('snapshot-message').dataset.outcome = '', true)")
+            .await;
+        ff.click("snapshot-download").await;
+        ff.wait_until(
+            "the progress bar on the items",
+            "!document.getElementById('snapshot-progress').hidden
+             && document.getElementById('snapshot-progress').dataset.list === 'items'",
+        )
+        .await;
+        let progress = shown(&ff).await["message"]["text"].as_str().unwrap().to_owned();
+        assert!(progress.contains("Exemplare") && progress.contains("von 50"), "{progress}");
+        ff.screenshot("checks-progress-de").await;
+        ff.click("snapshot-cancel").await;
+        ff.wait_until(
+            "cancelled",
+            "document.getElementById('snapshot-message').dataset.outcome === 'cancelled'",
+        )
+        .await;
+        let seen = shown(&ff).await;
+        assert_eq!(seen["status"]["state"], "none");
+        assert_eq!(stored_checks(&ff).await, json!({}), "nothing stored");
+        assert!(seen["message"]["text"].as_str().unwrap().contains("abgebrochen"));
+
+        let patron_pages = pages_read(&koha, "/api/v1/patrons").len();
+        let done = download(&ff).await;
+        assert_eq!(done["message"]["outcome"], "done");
+        assert_eq!(pages_read(&koha, "/api/v1/patrons").len(), patron_pages);
+        let status = done["status"]["text"].as_str().unwrap();
+        assert!(status.starts_with("Gespeichert: 13 Leser und 50 Exemplare"), "{status}");
+        let texts = ff.eval("document.getElementById('checks').textContent").await;
+        assert!(!texts.as_str().unwrap().contains("chk_"), "{texts}");
+        ff.screenshot("checks-options-de").await;
+    })
+    .await;
+}
