@@ -10,7 +10,7 @@ const listName = (list) => t(`chk_list_${list}`);
 function message(kind, text, outcome = "") {
   const out = $("snapshot-message");
   out.dataset.kind = kind;
-  out.dataset.outcome = outcome;
+  out.dataset.result = outcome;
   out.textContent = text;
 }
 
@@ -19,14 +19,14 @@ function showStatus(status) {
   const lines = $("snapshot-unavailable");
   lines.replaceChildren();
   if (!status) {
-    Object.assign(out.dataset, { state: "none", patrons: "", items: "" });
+    Object.assign(out.dataset, { snapshot: "none", patrons: "", items: "" });
     out.textContent = t("chk_status_none");
     return;
   }
   const when = new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "short" }).format(new Date(status.age.takenAt));
   const age = t(`age_${status.age.unit}`, [String(status.age.amount)]);
   Object.assign(out.dataset, {
-    state: status.noneAvailable ? "unavailable" : "stored",
+    snapshot: status.noneAvailable ? "unavailable" : "stored",
     patrons: String(status.patrons), items: String(status.items),
     unavailable: status.unavailable.map((u) => u.list).join(" "),
   });
@@ -46,7 +46,7 @@ async function refreshStatus() {
   try {
     showStatus(await core.checksStatus());
   } catch (error) {
-    $("snapshot-status").dataset.state = "unreadable";
+    $("snapshot-status").dataset.snapshot = "unreadable";
     $("snapshot-status").textContent = `${t("check_snapshot_unreadable")} (${error?.detail ?? error})`;
   }
 }
@@ -102,7 +102,28 @@ async function remove() {
   await refreshStatus();
 }
 
+// The balance limit is stored when the field is left (Enter or Tab).
+async function saveLimit() {
+  const out = $("balance-limit-message");
+  try {
+    $("balance-limit").value = await core.saveBalanceLimit($("balance-limit").value);
+    $("balance-limit").removeAttribute("aria-invalid");
+    out.dataset.kind = "ok";
+    out.textContent = t("chk_limit_saved");
+  } catch (error) {
+    $("balance-limit").setAttribute("aria-invalid", "true");
+    out.dataset.kind = "error";
+    out.textContent = errorMessage(error);
+  }
+}
+
 export async function wireChecks(readForm) {
+  $("balance-limit").addEventListener("change", saveLimit);
+  try {
+    $("balance-limit").value = await core.balanceLimit();
+  } catch (error) {
+    $("balance-limit-message").textContent = errorMessage(error);
+  }
   $("snapshot-download").addEventListener("click", () => download(readForm));
   $("snapshot-cancel").addEventListener("click", () => core.cancelChecksDownload());
   $("snapshot-delete").addEventListener("click", remove);

@@ -44,7 +44,8 @@ mod warnings;
 
 pub use compact::{delete_plan, read_snapshot, snapshot_keys, write_plan, CHUNK_RECORDS};
 pub use desk::{
-    card_accepted_after, desk_checks, snapshot_status, AgeText, DeskCheck, Problem, SnapshotStatus,
+    balance_limit_change, card_accepted_after, card_limits, desk_checks, parse_balance_limit,
+    read_balance_limit, snapshot_status, AgeText, DeskCheck, Problem, SnapshotStatus,
     UnavailableList, AGE_UNITS,
 };
 pub use download::{Download, DownloadError, Unavailable};

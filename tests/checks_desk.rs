@@ -330,3 +330,38 @@ fn the_chunk_keys_are_named_by_the_meta() {
     assert_eq!(keys, entries.keys().cloned().collect::<Vec<_>>());
     assert!(snapshot_keys(&Value::String("garbage".into())).is_empty());
 }
+
+#[test]
+fn the_balance_limit_is_typed_stored_and_read_back() {
+    use koha_offline_circ::checks::{
+        balance_limit_change, card_limits, parse_balance_limit, read_balance_limit,
+    };
+    assert_eq!(parse_balance_limit("  ").unwrap(), None);
+    let limit = parse_balance_limit("12,5").unwrap().unwrap();
+    assert_eq!(limit.cents(), 1250);
+    assert_eq!(
+        parse_balance_limit("twelve").unwrap_err().kind(),
+        "amount-format"
+    );
+    assert_eq!(
+        parse_balance_limit("0").unwrap_err().kind(),
+        "amount-not-positive"
+    );
+    let Change::Put { key, value } = balance_limit_change(Some(limit)) else {
+        panic!("a put")
+    };
+    assert_eq!(key, "checks-balance-limit");
+    assert!(
+        !key.starts_with("checks:"),
+        "deleting the snapshot keeps it"
+    );
+    assert_eq!(read_balance_limit(Some(&value)), Some(limit));
+    assert_eq!(card_limits(Some(limit)).balance_cents, Some(1250));
+    assert!(matches!(balance_limit_change(None), Change::Remove { .. }));
+    assert_eq!(read_balance_limit(None), None);
+    assert_eq!(
+        read_balance_limit(Some(&Value::String("{\"v\":9}".into()))),
+        None
+    );
+    assert_eq!(card_limits(None).balance_cents, None);
+}

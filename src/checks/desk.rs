@@ -7,11 +7,15 @@ use super::paging::List;
 use super::warnings::{
     check_card, check_item, moved_here, CardLimits, CardProblem, ItemProblem, ItemScan, SnapshotAge,
 };
-use crate::ids::Cardnumber;
+use crate::ids::{Amount, Cardnumber, InputError};
 use crate::journal::Journal;
+use crate::store::keys::{CHECKS_LIMIT_KEY, CHECKS_VERSION};
+use crate::store::Change;
 use crate::transaction::Action;
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
 use serde::Serialize;
+use serde_json::Value;
 
 /// A card or an item problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,6 +139,57 @@ pub fn desk_checks(
             age: AgeText::of(age),
         })
         .collect()
+}
+
+/// The balance limit typed on the options page: empty for none, else an amount (`12.50` or
+/// `12,50`) above which the desk asks about a patron's balance.
+pub fn parse_balance_limit(text: &str) -> Result<Option<Amount>, InputError> {
+    if text.trim().is_empty() {
+        Ok(None)
+    } else {
+        Amount::parse(text).map(Some)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredLimit {
+    v: u64,
+    balance_cents: u64,
+}
+
+/// The stored form of a balance limit (under [`CHECKS_LIMIT_KEY`]); `None` removes it.
+pub fn balance_limit_change(limit: Option<Amount>) -> Change {
+    let key = CHECKS_LIMIT_KEY.to_owned();
+    match limit {
+        None => Change::Remove { key },
+        Some(amount) => {
+            let stored = StoredLimit {
+                v: CHECKS_VERSION,
+                balance_cents: amount.cents(),
+            };
+            Change::Put {
+                key,
+                value: Value::String(serde_json::to_string(&stored).unwrap_or_default()),
+            }
+        }
+    }
+}
+
+/// The stored balance limit; none when absent or unreadable (the desk then never asks about the
+/// balance, and the options page shows the field empty).
+pub fn read_balance_limit(value: Option<&Value>) -> Option<Amount> {
+    let text = value?.as_str()?;
+    let stored: StoredLimit = serde_json::from_str(text).ok()?;
+    (stored.v == CHECKS_VERSION)
+        .then(|| Amount::from_cents(stored.balance_cents).ok())
+        .flatten()
+}
+
+/// The desk's card limits from the stored balance limit.
+pub fn card_limits(limit: Option<Amount>) -> CardLimits {
+    CardLimits {
+        balance_cents: limit.map(|a| a.cents() as i64),
+    }
 }
 
 /// The card whose checks the librarian answered "record anyway" for, after recording `action`

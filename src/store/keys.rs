@@ -35,6 +35,10 @@ pub const CHECKS_PREFIX: &str = "checks:";
 /// Key of the snapshot's meta entry, which names the chunks of the snapshot in use.
 pub const CHECKS_META_KEY: &str = "checks:meta";
 
+/// Key of the desk's balance limit for the offline checks (`{"v":1,"balance_cents":n}`): outside
+/// `checks:`, so deleting the snapshot keeps it.
+pub const CHECKS_LIMIT_KEY: &str = "checks-balance-limit";
+
 /// `tx:<id>`.
 pub fn transaction_key(id: &TransactionId) -> String {
     format!("{TX_PREFIX}{id}")

@@ -5,12 +5,12 @@
 use super::dto::{js_error, to_js, ErrorDto};
 use super::{browser, http, options, state};
 use crate::checks::{
-    self, delete_plan, per_page, read_snapshot, snapshot_keys, snapshot_status, Access, CardLimits,
-    DeskCheck, Download, DownloadError, List, Snapshot, PER_PAGE_OVERRIDE_KEY,
+    self, delete_plan, per_page, read_snapshot, snapshot_keys, snapshot_status, Access, DeskCheck,
+    Download, DownloadError, List, Snapshot, PER_PAGE_OVERRIDE_KEY,
 };
-use crate::ids::Cardnumber;
+use crate::ids::{Amount, Cardnumber};
 use crate::koha::NoAnswer;
-use crate::store::keys::CHECKS_META_KEY;
+use crate::store::keys::{CHECKS_LIMIT_KEY, CHECKS_META_KEY};
 use crate::transaction::Action;
 use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
@@ -27,6 +27,8 @@ thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// The desk's copy of the stored snapshot.
     static SNAPSHOT: RefCell<Option<Snapshot>> = const { RefCell::new(None) };
+    /// The balance above which the desk asks (`checks::read_balance_limit`).
+    static LIMIT: Cell<Option<Amount>> = const { Cell::new(None) };
     /// The card the librarian said "record anyway" for (`checks::card_accepted_after`).
     static CARD_ACCEPTED: RefCell<Option<Cardnumber>> = const { RefCell::new(None) };
 }
@@ -200,10 +202,41 @@ pub fn cancel_checks_download() {
 }
 
 async fn read_meta() -> Result<Option<Value>, JsValue> {
-    let got = browser::local_get(&JsValue::from_str(CHECKS_META_KEY)).await?;
-    Ok(Reflect::get(&got, &JsValue::from_str(CHECKS_META_KEY))?
+    read_text(CHECKS_META_KEY).await
+}
+
+async fn read_text(key: &str) -> Result<Option<Value>, JsValue> {
+    let got = browser::local_get(&JsValue::from_str(key)).await?;
+    Ok(Reflect::get(&got, &JsValue::from_str(key))?
         .as_string()
         .map(Value::String))
+}
+
+async fn read_limit() -> Result<Option<Amount>, JsValue> {
+    Ok(checks::read_balance_limit(
+        read_text(CHECKS_LIMIT_KEY).await?.as_ref(),
+    ))
+}
+
+/// The stored balance limit as the options page shows it (`12.50`), or `""` for none.
+#[wasm_bindgen(js_name = balanceLimit)]
+pub async fn balance_limit() -> Result<String, JsValue> {
+    Ok(read_limit()
+        .await?
+        .map(|a| a.to_string())
+        .unwrap_or_default())
+}
+
+/// Stores the balance limit typed on the options page (empty: none); resolves to it as shown
+/// again, or rejects with the amount's error (nothing stored).
+#[wasm_bindgen(js_name = saveBalanceLimit)]
+pub async fn save_balance_limit(text: String) -> Result<String, JsValue> {
+    let limit = checks::parse_balance_limit(&text).map_err(js_error)?;
+    state::apply_primary(&[checks::balance_limit_change(limit)])
+        .await
+        .map_err(|e| storage_error(e.0))?;
+    LIMIT.with(|l| l.set(limit));
+    Ok(limit.map(|a| a.to_string()).unwrap_or_default())
 }
 
 /// Reads the stored snapshot, `None` when there is none.
@@ -257,17 +290,22 @@ pub async fn delete_checks() -> Result<(), JsValue> {
 /// whether one is there.
 #[wasm_bindgen(js_name = loadChecks)]
 pub async fn load_checks() -> Result<bool, JsValue> {
+    let limit = read_limit().await?;
+    LIMIT.with(|l| l.set(limit));
     let snapshot = load().await?;
     let found = snapshot.is_some();
     SNAPSHOT.with(|s| *s.borrow_mut() = snapshot);
     Ok(found)
 }
 
-/// Whether a `storage.onChanged` batch changed the stored snapshot (the desk then calls
+/// Whether a `storage.onChanged` batch changed the stored snapshot or balance limit (the desk
+/// then calls
 /// [`load_checks`]).
 #[wasm_bindgen(js_name = checksChanged)]
 pub fn checks_changed(changes: JsValue) -> bool {
-    Reflect::has(&changes, &JsValue::from_str(CHECKS_META_KEY)).unwrap_or(false)
+    [CHECKS_META_KEY, CHECKS_LIMIT_KEY]
+        .iter()
+        .any(|key| Reflect::has(&changes, &JsValue::from_str(key)).unwrap_or(false))
 }
 
 /// The checks the desk asks about before recording `action` (none without a snapshot).
@@ -284,10 +322,7 @@ pub fn desk_checks(action: &Action, now: chrono::DateTime<chrono::Utc>) -> Vec<D
                 snapshot,
                 action,
                 journal,
-                // No balance limit is set up yet: the balance is not asked about.
-                CardLimits {
-                    balance_cents: None,
-                },
+                checks::card_limits(LIMIT.with(|l| l.get())),
                 accepted.as_ref(),
                 today,
                 now,

@@ -59,12 +59,12 @@ async fn shown(ff: &Firefox) -> Value {
 
 /// Clicks "Download checks from Koha" and waits until it ends; returns [`shown`].
 async fn download(ff: &Firefox) -> Value {
-    ff.eval("(document.getElementById('snapshot-message').dataset.outcome = '', true)")
+    ff.eval("(document.getElementById('snapshot-message').dataset.result = '', true)")
         .await;
     ff.click("snapshot-download").await;
     ff.wait_until(
         "the download's end",
-        "!['', 'running'].includes(document.getElementById('snapshot-message').dataset.outcome)
+        "!['', 'running'].includes(document.getElementById('snapshot-message').dataset.result)
          && document.getElementById('snapshot-download').disabled === false",
     )
     .await;
@@ -92,15 +92,15 @@ async fn a_snapshot_is_downloaded_in_each_koha_era() {
     let koha = standin(Profile::Newest);
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
-        assert_eq!(shown(&ff).await["status"]["state"], "none");
+        assert_eq!(shown(&ff).await["status"]["snapshot"], "none");
         for profile in [Profile::Newest, Profile::Koha2405, Profile::Legacy] {
             koha.reset(Config {
                 profile,
                 ..Config::default()
             });
             let seen = download(&ff).await;
-            assert_eq!(seen["message"]["outcome"], "done", "{profile:?}: {seen}");
-            assert_eq!(seen["status"]["state"], "stored", "{profile:?}");
+            assert_eq!(seen["message"]["result"], "done", "{profile:?}: {seen}");
+            assert_eq!(seen["status"]["snapshot"], "stored", "{profile:?}");
             assert_eq!(seen["status"]["patrons"], "13", "{profile:?}");
             assert_eq!(pages_read(&koha, "/api/v1/patrons"), ["1", "2", "3", "4"]);
             let embeds = koha
@@ -175,8 +175,47 @@ async fn card_and_item_warnings_ask_and_record_only_when_told() {
     let koha = standin(Profile::Newest);
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
-        assert_eq!(download(&ff).await["message"]["outcome"], "done");
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+
+        // A balance limit: a wrong amount is refused with its reason, a right one stored.
+        let limit = |text: &str| {
+            format!(
+                "(() => {{ const f = document.getElementById('balance-limit'); f.value = '{text}';
+                   f.dispatchEvent(new Event('change')); return true; }})()"
+            )
+        };
+        ff.eval(&limit("ten")).await;
+        ff.wait_until(
+            "the amount refused",
+            "document.getElementById('balance-limit-message').dataset.kind === 'error'",
+        )
+        .await;
+        let refused = ff
+            .eval("document.getElementById('balance-limit-message').textContent")
+            .await;
+        assert!(
+            !refused.as_str().unwrap().is_empty() && !refused.as_str().unwrap().contains("error_")
+        );
+        ff.eval(&limit("10,00")).await;
+        ff.wait_until(
+            "the limit stored",
+            "document.getElementById('balance-limit-message').dataset.kind === 'ok'
+             && document.getElementById('balance-limit').value === '10.00'",
+        )
+        .await;
         ff.open("desk.html").await;
+
+        // A patron who owes more than the limit.
+        scan_checkout(&ff, "C0007", "B0003").await;
+        let asked = wait_question(&ff).await;
+        assert_eq!(asked["check"], "balance");
+        let body = asked["body"].as_str().unwrap();
+        assert!(
+            body.contains("owes 12.50, more than the limit of 10.00"),
+            "{body}"
+        );
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
 
         // A restricted patron and a damaged item: one question naming both.
         scan_checkout(&ff, "C0004", "B0047").await;
@@ -243,7 +282,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
     let koha = standin(Profile::Newest);
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
-        assert_eq!(download(&ff).await["message"]["outcome"], "done");
+        assert_eq!(download(&ff).await["message"]["result"], "done");
         let before = stored_checks(&ff).await;
 
         let items_page = |page: &str| When {
@@ -256,7 +295,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
             items_page("3"),
         )]);
         let failed = download(&ff).await;
-        assert_eq!(failed["message"]["outcome"], "failed");
+        assert_eq!(failed["message"]["result"], "failed");
         assert_eq!(failed["message"]["kind"], "error");
         let text = failed["message"]["text"].as_str().unwrap();
         assert!(
@@ -264,7 +303,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
             "{text}"
         );
         assert_eq!(stored_checks(&ff).await, before, "nothing stored changed");
-        assert_eq!(failed["status"]["state"], "stored");
+        assert_eq!(failed["status"]["snapshot"], "stored");
 
         // A malformed page stops it too, and leaves the snapshot alone.
         koha.set_faults(vec![FaultRule::nth(
@@ -274,7 +313,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
             items_page("3"),
         )]);
         let failed = download(&ff).await;
-        assert_eq!(failed["message"]["outcome"], "failed");
+        assert_eq!(failed["message"]["result"], "failed");
         assert!(failed["message"]["text"]
             .as_str()
             .unwrap()
@@ -284,7 +323,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
         // Going on asks for the failed page, not the lists already read.
         let patron_pages = pages_read(&koha, "/api/v1/patrons").len();
         let done = download(&ff).await;
-        assert_eq!(done["message"]["outcome"], "done");
+        assert_eq!(done["message"]["result"], "done");
         assert_eq!(pages_read(&koha, "/api/v1/patrons").len(), patron_pages);
         assert_eq!(done["status"]["items"], "50");
         assert_ne!(
@@ -301,15 +340,15 @@ async fn deleting_the_snapshot_removes_it_and_the_desk_asks_nothing_more() {
     let koha = standin(Profile::Newest);
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
-        assert_eq!(download(&ff).await["message"]["outcome"], "done");
+        assert_eq!(download(&ff).await["message"]["result"], "done");
         ff.click("snapshot-delete").await;
         ff.wait_until(
             "deleted",
-            "document.getElementById('snapshot-status').dataset.state === 'none'",
+            "document.getElementById('snapshot-status').dataset.snapshot === 'none'",
         )
         .await;
         assert_eq!(stored_checks(&ff).await, json!({}));
-        assert_eq!(shown(&ff).await["message"]["outcome"], "deleted");
+        assert_eq!(shown(&ff).await["message"]["result"], "deleted");
         ff.open("desk.html").await;
         scan_checkout(&ff, "C0004", "B0047").await;
         wait_rows(&ff, 1).await;
@@ -330,8 +369,8 @@ async fn a_koha_without_the_lists_shows_checks_unavailable_and_the_desk_records_
         // A missing permission leaves out that list only, and names the permission.
         koha.configure(|c| c.switches.rest_missing_permissions = vec!["list_borrowers".into()]);
         let seen = download(&ff).await;
-        assert_eq!(seen["message"]["outcome"], "done");
-        assert_eq!(seen["status"]["state"], "stored");
+        assert_eq!(seen["message"]["result"], "done");
+        assert_eq!(seen["status"]["snapshot"], "stored");
         assert_eq!(seen["unavailable"][0]["list"], "patrons");
         assert_eq!(seen["unavailable"][0]["permission"], "list_borrowers");
         let why = seen["unavailable"][0]["text"].as_str().unwrap();
@@ -345,7 +384,7 @@ async fn a_koha_without_the_lists_shows_checks_unavailable_and_the_desk_records_
             c.switches.rest_api = RestApi::Absent;
         });
         let seen = download(&ff).await;
-        assert_eq!(seen["status"]["state"], "unavailable", "{seen}");
+        assert_eq!(seen["status"]["snapshot"], "unavailable", "{seen}");
         assert!(seen["status"]["text"]
             .as_str()
             .unwrap()
@@ -392,7 +431,7 @@ async fn a_cancelled_download_stores_nothing_and_goes_on_later() {
                 ..When::default()
             },
         )]);
-        ff.eval("(document.getElementById('snapshot-message').dataset.outcome = '', true)")
+        ff.eval("(document.getElementById('snapshot-message').dataset.result = '', true)")
             .await;
         ff.click("snapshot-download").await;
         ff.wait_until(
@@ -401,27 +440,41 @@ async fn a_cancelled_download_stores_nothing_and_goes_on_later() {
              && document.getElementById('snapshot-progress').dataset.list === 'items'",
         )
         .await;
-        let progress = shown(&ff).await["message"]["text"].as_str().unwrap().to_owned();
-        assert!(progress.contains("Exemplare") && progress.contains("von 50"), "{progress}");
+        let progress = shown(&ff).await["message"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            progress.contains("Exemplare") && progress.contains("von 50"),
+            "{progress}"
+        );
         ff.screenshot("checks-progress-de").await;
         ff.click("snapshot-cancel").await;
         ff.wait_until(
             "cancelled",
-            "document.getElementById('snapshot-message').dataset.outcome === 'cancelled'",
+            "document.getElementById('snapshot-message').dataset.result === 'cancelled'",
         )
         .await;
         let seen = shown(&ff).await;
-        assert_eq!(seen["status"]["state"], "none");
+        assert_eq!(seen["status"]["snapshot"], "none");
         assert_eq!(stored_checks(&ff).await, json!({}), "nothing stored");
-        assert!(seen["message"]["text"].as_str().unwrap().contains("abgebrochen"));
+        assert!(seen["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("abgebrochen"));
 
         let patron_pages = pages_read(&koha, "/api/v1/patrons").len();
         let done = download(&ff).await;
-        assert_eq!(done["message"]["outcome"], "done");
+        assert_eq!(done["message"]["result"], "done");
         assert_eq!(pages_read(&koha, "/api/v1/patrons").len(), patron_pages);
         let status = done["status"]["text"].as_str().unwrap();
-        assert!(status.starts_with("Gespeichert: 13 Leser und 50 Exemplare"), "{status}");
-        let texts = ff.eval("document.getElementById('checks').textContent").await;
+        assert!(
+            status.starts_with("Gespeichert: 13 Leser und 50 Exemplare"),
+            "{status}"
+        );
+        let texts = ff
+            .eval("document.getElementById('checks').textContent")
+            .await;
         assert!(!texts.as_str().unwrap().contains("chk_"), "{texts}");
         ff.screenshot("checks-options-de").await;
     })
