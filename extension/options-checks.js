@@ -117,8 +117,19 @@ async function saveLimit() {
   }
 }
 
+// Forgetting the credentials leaves the snapshot: say so next to its delete button.
+function offerDelete() {
+  if ($("snapshot-status").dataset.snapshot === "none") return;
+  message("warning", t("chk_forget_offer"), "offer-delete");
+}
+
 export async function wireChecks(readForm) {
   $("balance-limit").addEventListener("change", saveLimit);
+  $("forget-credentials").addEventListener("click", offerDelete);
+  // Another page stored or deleted a snapshot.
+  browser.storage.onChanged.addListener((changes, area) => {
+    if (area === "local" && core.checksChanged(changes) && !$("snapshot-download").disabled) refreshStatus();
+  });
   try {
     $("balance-limit").value = await core.balanceLimit();
   } catch (error) {

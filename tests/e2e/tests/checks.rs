@@ -341,6 +341,14 @@ async fn deleting_the_snapshot_removes_it_and_the_desk_asks_nothing_more() {
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
         assert_eq!(download(&ff).await["message"]["result"], "done");
+        // Forgetting the credentials offers to delete the snapshot too, and keeps it.
+        ff.click("forget-credentials").await;
+        ff.wait_until(
+            "the offer",
+            "document.getElementById('snapshot-message').dataset.result === 'offer-delete'",
+        )
+        .await;
+        assert_eq!(shown(&ff).await["status"]["snapshot"], "stored");
         ff.click("snapshot-delete").await;
         ff.wait_until(
             "deleted",
