@@ -365,3 +365,53 @@ fn the_balance_limit_is_typed_stored_and_read_back() {
     );
     assert_eq!(card_limits(None).balance_cents, None);
 }
+
+/// Every problem has its own `data-check` name, from the list the browser tests rely on.
+#[test]
+fn every_problem_has_a_distinct_check_name_from_the_ui_contract() {
+    use koha_offline_circ::checks::{CardProblem, ItemProblem, Problem};
+    let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let problems = [
+        Problem::Card(CardProblem::UnknownCard),
+        Problem::Card(CardProblem::Expired { on: day }),
+        Problem::Card(CardProblem::Restricted { until: None }),
+        Problem::Card(CardProblem::CardLost),
+        Problem::Card(CardProblem::AddressInDoubt),
+        Problem::Card(CardProblem::BalanceAboveLimit {
+            balance_cents: 2,
+            limit_cents: 1,
+        }),
+        Problem::Item(ItemProblem::UnknownBarcode),
+        Problem::Item(ItemProblem::Lost),
+        Problem::Item(ItemProblem::Withdrawn),
+        Problem::Item(ItemProblem::NotForLoan),
+        Problem::Item(ItemProblem::Damaged),
+        Problem::Item(ItemProblem::OnLoanToAnother { cardnumber: None }),
+    ];
+    assert_eq!(
+        problems.len(),
+        CardProblem::KINDS.len() + ItemProblem::KINDS.len()
+    );
+    let names: Vec<&str> = problems.iter().map(Problem::check).collect();
+    assert_eq!(
+        names,
+        [
+            "unknown-card",
+            "expired",
+            "restricted",
+            "card-lost",
+            "address",
+            "balance",
+            "unknown-item",
+            "lost",
+            "withdrawn",
+            "not-for-loan",
+            "damaged",
+            "on-loan-elsewhere"
+        ]
+    );
+    let kinds: Vec<&str> = problems.iter().map(Problem::kind).collect();
+    let mut all: Vec<&str> = CardProblem::KINDS.to_vec();
+    all.extend(ItemProblem::KINDS);
+    assert_eq!(kinds, all);
+}
