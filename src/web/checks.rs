@@ -20,9 +20,9 @@ use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
 
 thread_local! {
-    /// A download that stopped (a failure, a cancel): the next start for the same server goes on
-    /// from the page it stopped at.
-    static DOWNLOAD: RefCell<Option<(String, Download)>> = const { RefCell::new(None) };
+    /// A download that stopped (a failure, a cancel): the next start for the same server and
+    /// login goes on from the page it stopped at.
+    static DOWNLOAD: RefCell<Option<(String, Access, Download)>> = const { RefCell::new(None) };
     static CANCEL: Cell<bool> = const { Cell::new(false) };
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// The desk's copy of the stored snapshot.
@@ -103,18 +103,18 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
     }
     CANCEL.with(|c| c.set(false));
     let server = settings.server.as_str().to_owned();
+    let access = Access::Basic(creds);
     let mut download = DOWNLOAD
         .with(|d| d.borrow_mut().take())
-        .filter(|(for_server, _)| *for_server == server)
-        .map(|(_, download)| download)
+        .filter(|(for_server, for_access, _)| *for_server == server && *for_access == access)
+        .map(|(_, _, download)| download)
         .unwrap_or_else(|| {
-            let access = Access::Basic(creds);
-            Download::with_access(&server, test_per_page(), browser::now(), access)
+            Download::with_access(&server, test_per_page(), browser::now(), access.clone())
         });
     let outcome = run(&mut download, &on_progress).await;
     RUNNING.with(|r| r.set(false));
     if let Err(dto) = outcome {
-        DOWNLOAD.with(|d| *d.borrow_mut() = Some((server, download)));
+        DOWNLOAD.with(|d| *d.borrow_mut() = Some((server, access, download)));
         return to_js(&dto);
     }
     // `run` ended without a stop, so every list is read or left out and `finish` gives one.
