@@ -48,7 +48,7 @@ pub use desk::{
     read_balance_limit, snapshot_status, AgeText, DeskCheck, Problem, SnapshotStatus,
     UnavailableList, AGE_UNITS,
 };
-pub use download::{Download, DownloadError, Unavailable};
+pub use download::{Download, DownloadError, Next, Unavailable};
 pub use model::{Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot};
 pub use paging::{
     per_page, Access, List, Pager, Progress, DEFAULT_PER_PAGE, PER_PAGE_OVERRIDE_KEY,

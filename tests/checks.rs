@@ -8,13 +8,14 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use koha_offline_circ::checks::{
     check_card, check_item, delete_plan, join_loans, moved_here, parse_checkouts, parse_items,
     parse_patrons, read_snapshot, write_plan, CardLimits, CardProblem, Coverage, Download, Holder,
-    ItemProblem, ItemRecord, ItemScan, List, PageError, Pager, PatronRecord, Restriction, Snapshot,
-    SnapshotAge, Unavailable,
+    ItemProblem, ItemRecord, ItemScan, List, Next, PageError, Pager, PatronRecord, Restriction,
+    Snapshot, SnapshotAge, Unavailable,
 };
 use koha_offline_circ::journal::Journal;
+use koha_offline_circ::koha::{logout_request, Credentials, Method, NoAnswer, Reply};
 use koha_offline_circ::store::{Change, MemoryStore, Store, StoreError};
 use koha_offline_circ::{
-    Action, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
+    Action, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId, Userid,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -874,4 +875,156 @@ fn a_failure_half_way_stops_the_download_and_the_same_page_resumes_it() {
     run(&mut download, &lists, 2);
     let snapshot = download.finish().unwrap();
     assert_eq!(snapshot.patrons().len(), 5);
+}
+
+// ---- How a download logs in ----
+
+const KOHA: &str = "https://koha.example.org";
+
+fn desk_login() -> Credentials {
+    Credentials {
+        userid: Userid::parse("desk").unwrap(),
+        password: "secret".to_owned(),
+    }
+}
+
+fn auth_reply(status: u16, token: Option<&str>, auth_status: &str) -> Reply {
+    Reply::Http {
+        status,
+        csrf_token: token.map(str::to_owned),
+        body: format!("<response><status>{auth_status}</status></response>"),
+        date: None,
+    }
+}
+
+fn header<'a>(request: &'a koha_offline_circ::koha::HttpRequest, name: &str) -> Option<&'a str> {
+    request
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Koha with `RESTBasicAuth` off refuses the first page: the download logs in through
+/// `svc/authentication` and asks for the same page again with the session's cookie.
+fn log_in_after_basic_refused(download: &mut Download) {
+    let Next::Page(basic) = download.next() else {
+        panic!("a page first")
+    };
+    assert!(header(&basic, "Authorization")
+        .unwrap()
+        .starts_with("Basic "));
+    assert!(!basic.include_cookies, "Basic sends no cookie");
+    download.feed(401, None, "").unwrap();
+    let Next::Login(probe) = download.next() else {
+        panic!("the login after a refused Basic")
+    };
+    assert_eq!(probe.method, Method::Get);
+    assert!(probe.url.ends_with("/cgi-bin/koha/svc/authentication"));
+    download
+        .feed_login(&auth_reply(200, Some("t0k"), "anon"))
+        .unwrap();
+    let Next::Login(login) = download.next() else {
+        panic!("the login itself")
+    };
+    assert_eq!(login.method, Method::Post);
+    assert_eq!(login.param("login_userid"), Some("desk"));
+    assert_eq!(header(&login, "CSRF-TOKEN"), Some("t0k"));
+}
+
+#[test]
+fn a_download_where_basic_works_never_logs_in_to_a_session() {
+    let mut download = Download::logging_in(KOHA, 2, taken(), desk_login());
+    run(&mut download, &koha_lists(), 2);
+    assert!(!download.uses_session());
+    assert_eq!(download.logout(), None);
+    assert_eq!(download.finish().unwrap().coverage(), ALL);
+}
+
+#[test]
+fn where_koha_refuses_basic_the_download_goes_on_with_the_staff_session() {
+    let mut download = Download::logging_in(KOHA, 2, taken(), desk_login());
+    log_in_after_basic_refused(&mut download);
+    download
+        .feed_login(&auth_reply(200, Some("t1k"), "ok"))
+        .unwrap();
+    assert!(download.uses_session());
+    let Next::Page(page) = download.next() else {
+        panic!("the same page again")
+    };
+    assert_eq!(page.param("_page"), Some("1"));
+    assert!(page.url.ends_with("/api/v1/patrons"));
+    assert_eq!(header(&page, "Authorization"), None);
+    assert!(page.include_cookies, "the session's cookie goes with it");
+    run(&mut download, &koha_lists(), 2);
+    assert!(download.unavailable().is_empty());
+    assert_eq!(
+        download.logout(),
+        Some(logout_request(KOHA)),
+        "the session it opened is ended"
+    );
+    assert_eq!(download.logout(), None, "once");
+    assert_eq!(download.finish().unwrap().coverage(), ALL);
+}
+
+#[test]
+fn where_koha_refuses_the_session_too_every_list_is_left_out_as_refused() {
+    let mut download = Download::logging_in(KOHA, 2, taken(), desk_login());
+    log_in_after_basic_refused(&mut download);
+    download
+        .feed_login(&auth_reply(200, None, "failed"))
+        .unwrap();
+    let mut refused = koha_lists();
+    for list in ["patrons", "items", "checkouts"] {
+        refused.insert(list, Err(401));
+    }
+    run(&mut download, &refused, 2);
+    let forbidden = Unavailable::Forbidden { http_status: 401 };
+    assert_eq!(
+        download.unavailable(),
+        [
+            (List::Patrons, forbidden),
+            (List::Items, forbidden),
+            (List::Checkouts, forbidden)
+        ]
+    );
+    assert_eq!(download.logout(), None, "never logged in");
+    assert_eq!(download.finish().unwrap().coverage(), Coverage::default());
+}
+
+#[test]
+fn a_login_without_an_answer_stops_the_download_and_the_next_start_logs_in_again() {
+    let mut download = Download::logging_in(KOHA, 2, taken(), desk_login());
+    log_in_after_basic_refused(&mut download);
+    let error = download
+        .feed_login(&Reply::NoAnswer {
+            why: NoAnswer::Timeout,
+        })
+        .unwrap_err();
+    assert_eq!(error.kind(), "login");
+    assert_eq!(
+        download.logout(),
+        Some(logout_request(KOHA)),
+        "Koha may have logged in all the same"
+    );
+    let Next::Login(probe) = download.next() else {
+        panic!("the login again")
+    };
+    assert_eq!(probe.method, Method::Get);
+    download.feed_login(&auth_reply(200, None, "anon")).unwrap();
+    download.feed_login(&auth_reply(200, None, "ok")).unwrap();
+    run(&mut download, &koha_lists(), 2);
+    assert_eq!(download.finish().unwrap().coverage(), ALL);
+}
+
+#[test]
+fn a_download_stopped_after_logging_in_logs_in_again_when_it_goes_on() {
+    let mut download = Download::logging_in(KOHA, 2, taken(), desk_login());
+    log_in_after_basic_refused(&mut download);
+    download.feed_login(&auth_reply(200, None, "ok")).unwrap();
+    download
+        .feed(500, None, "Internal Server Error")
+        .unwrap_err();
+    assert!(download.logout().is_some());
+    assert!(matches!(download.next(), Next::Login(_)));
 }

@@ -2,6 +2,13 @@
 //! The shell performs [`Download::request`] and feeds back each answer; once
 //! [`Download::request`] gives nothing more, [`Download::finish`] makes the snapshot. Nothing is
 //! stored before that, so a download that fails never replaces a good snapshot.
+//!
+//! [`Download::logging_in`] chooses how to log in (docs/koha.md 12.1): HTTP Basic first, which
+//! creates no session in Koha; where Koha refuses it (401 on a list's first page: the
+//! `RESTBasicAuth` preference is off, or the password is not one Koha keeps), the staff session
+//! from `svc/authentication`, and the same page again. [`Download::next`] then gives the login's
+//! requests ([`Next::Login`], answered through [`Download::feed_login`]) before the pages, and
+//! [`Download::logout`] the request that ends the session this download opened.
 
 use super::model::{Coverage, PatronRecord, Snapshot};
 use super::paging::{Access, List, Pager, Progress};
@@ -9,7 +16,10 @@ use super::rest::{
     join_loans, parse_checkouts, parse_items, parse_patrons, CheckoutRow, ItemRow, PageError,
 };
 use crate::kinds::kinds;
-use crate::koha::HttpRequest;
+use crate::koha::{
+    auth_probe_request, interpret_session_login, logout_request, session_login_request,
+    ConnectionProblem, Credentials, HttpRequest, NoAnswer, Reply,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -58,12 +68,47 @@ pub enum DownloadError {
         /// The HTTP status.
         http_status: u16,
     },
+    /// Logging in to the staff session failed in a way worth trying again (no answer, a server
+    /// error); the next start logs in again.
+    #[error("logging in to Koha: {problem}")]
+    Login {
+        /// What went wrong.
+        problem: ConnectionProblem,
+    },
 }
 
 kinds!(DownloadError {
     Page => "page",
     Status => "status",
+    Login => "login",
 });
+
+/// What a download wants next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Fetch this page and give the answer to [`Download::feed`].
+    Page(HttpRequest),
+    /// Send this step of the staff session login and give the reply to
+    /// [`Download::feed_login`].
+    Login(HttpRequest),
+    /// Every list is read or left out: [`Download::finish`].
+    Done,
+}
+
+/// The staff session of a download that may log in through `svc/authentication`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Session {
+    /// Not used: HTTP Basic works so far, or the session is not this download's to open.
+    Unused,
+    /// Wanted: first `GET svc/authentication`, for the session cookie and its token.
+    Due,
+    /// The probe answered: log in with this token (none before Koha 24.05).
+    Probed(Option<String>),
+    /// Logged in by this download.
+    LoggedIn,
+    /// Koha refused the login too: the lists are left out as refused.
+    Refused,
+}
 
 /// A download in progress. See the module documentation.
 #[derive(Debug, Clone)]
@@ -79,6 +124,11 @@ pub struct Download {
     coverage: Coverage,
     unavailable: Vec<(List, Unavailable)>,
     finished: bool,
+    /// The login to fall back to where Koha refuses HTTP Basic.
+    fallback: Option<Credentials>,
+    session: Session,
+    /// A login was sent that may have logged in (Koha said `ok`, or no answer came).
+    logout_owed: bool,
 }
 
 impl Download {
@@ -107,16 +157,144 @@ impl Download {
             coverage: Coverage::default(),
             unavailable: Vec::new(),
             finished: false,
+            fallback: None,
+            session: Session::Unused,
+            logout_owed: false,
         }
     }
 
-    /// The next page to fetch, or `None` when every list is read (or left out).
-    pub fn request(&self) -> Option<HttpRequest> {
+    /// As [`Download::new`], logging in with `credentials`: HTTP Basic, and the staff session
+    /// where Koha refuses Basic (see the module documentation).
+    pub fn logging_in(
+        base: &str,
+        per_page: u32,
+        started_at: DateTime<Utc>,
+        credentials: Credentials,
+    ) -> Download {
+        let mut download = Download::with_access(
+            base,
+            per_page,
+            started_at,
+            Access::Basic(credentials.clone()),
+        );
+        download.fallback = Some(credentials);
+        download
+    }
+
+    /// What to do next.
+    pub fn next(&self) -> Next {
         if self.finished {
-            None
-        } else {
-            self.pager.request().map(|r| self.access.apply(r))
+            return Next::Done;
         }
+        match (&self.session, &self.fallback) {
+            (Session::Due, _) => Next::Login(auth_probe_request(&self.base)),
+            (Session::Probed(token), Some(credentials)) => Next::Login(session_login_request(
+                &self.base,
+                credentials,
+                token.as_deref(),
+                None,
+            )),
+            _ => match self.pager.request() {
+                Some(request) => Next::Page(self.access.apply(request)),
+                None => Next::Done,
+            },
+        }
+    }
+
+    /// The next page to fetch, or `None` when every list is read (or left out) or a login step
+    /// comes first ([`Download::next`]).
+    pub fn request(&self) -> Option<HttpRequest> {
+        match self.next() {
+            Next::Page(request) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// Takes in the reply to a [`Next::Login`] request. An error (no answer, a server error)
+    /// changes nothing but what [`Download::logout`] owes: the login starts again next time.
+    /// A refusal leaves the list being read out, as refused (401).
+    pub fn feed_login(&mut self, reply: &Reply) -> Result<(), DownloadError> {
+        let retry = |problem| Err(DownloadError::Login { problem });
+        let no_answer = |why: &NoAnswer| match why {
+            NoAnswer::Timeout => ConnectionProblem::Timeout,
+            _ => ConnectionProblem::Unreachable,
+        };
+        match (&self.session, reply) {
+            (Session::Due, Reply::NoAnswer { why }) => retry(no_answer(why)),
+            (Session::Due, Reply::Http { status, .. }) if *status >= 500 => {
+                retry(ConnectionProblem::ServerError {
+                    http_status: *status,
+                })
+            }
+            (
+                Session::Due,
+                Reply::Http {
+                    status: 200,
+                    csrf_token,
+                    ..
+                },
+            ) => {
+                let token = csrf_token.clone().filter(|t| !t.is_empty());
+                self.session = Session::Probed(token);
+                Ok(())
+            }
+            (Session::Due, Reply::Http { .. }) => {
+                self.refuse_session();
+                Ok(())
+            }
+            (Session::Probed(_), _) => match interpret_session_login(reply) {
+                Ok(_) => {
+                    self.session = Session::LoggedIn;
+                    self.logout_owed = true;
+                    Ok(())
+                }
+                Err(
+                    problem @ (ConnectionProblem::ServerError { .. }
+                    | ConnectionProblem::Unreachable),
+                ) => {
+                    // No answer: Koha may have logged in and set its cookie all the same.
+                    self.logout_owed |= matches!(reply, Reply::NoAnswer { .. });
+                    self.session = Session::Due;
+                    match reply {
+                        Reply::NoAnswer { why } => retry(no_answer(why)),
+                        _ => retry(problem),
+                    }
+                }
+                Err(_) => {
+                    self.refuse_session();
+                    Ok(())
+                }
+            },
+            // Not asked for: nothing to take in.
+            _ => Ok(()),
+        }
+    }
+
+    /// The request that ends the staff session this download logged in to, once it stops
+    /// (finished, failed or cancelled), so that nobody opening Koha in this browser is logged in
+    /// as the desk's account; `None` when it opened none. A download that goes on later logs in
+    /// again.
+    pub fn logout(&mut self) -> Option<HttpRequest> {
+        if !std::mem::take(&mut self.logout_owed) {
+            return None;
+        }
+        if self.session == Session::LoggedIn {
+            self.session = Session::Due;
+        }
+        Some(logout_request(&self.base))
+    }
+
+    /// Whether the pages go with the staff session this download logged in to.
+    pub fn uses_session(&self) -> bool {
+        self.session == Session::LoggedIn
+    }
+
+    fn refuse_session(&mut self) {
+        self.session = Session::Refused;
+        if let Some(credentials) = &self.fallback {
+            self.access = Access::Basic(credentials.clone());
+        }
+        self.leave_out(Unavailable::Forbidden { http_status: 401 });
     }
 
     /// Where the list being read stands, and which list it is.
@@ -142,6 +320,16 @@ impl Download {
         }
         let list = self.pager.list();
         let page = self.pager.page();
+        if http_status == 401
+            && page == 1
+            && self.fallback.is_some()
+            && self.session == Session::Unused
+        {
+            // Koha refused HTTP Basic: the staff session, then the same page again.
+            self.access = Access::Session;
+            self.session = Session::Due;
+            return Ok(());
+        }
         // Only a list's first page tells whether the list is there for this user: a refusal
         // later (a session that ended) is an error to retry, not a missing permission.
         let unavailable = match http_status {

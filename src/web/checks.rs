@@ -5,11 +5,11 @@
 use super::dto::{js_error, to_js, ErrorDto};
 use super::{browser, http, options, state};
 use crate::checks::{
-    self, delete_plan, per_page, read_snapshot, snapshot_keys, snapshot_status, Access, DeskCheck,
-    Download, DownloadError, List, Snapshot, PER_PAGE_OVERRIDE_KEY,
+    self, delete_plan, per_page, read_snapshot, snapshot_keys, snapshot_status, DeskCheck,
+    Download, DownloadError, List, Next, Snapshot, PER_PAGE_OVERRIDE_KEY,
 };
 use crate::ids::{Amount, Cardnumber};
-use crate::koha::NoAnswer;
+use crate::koha::{Credentials, NoAnswer};
 use crate::store::keys::{CHECKS_LIMIT_KEY, CHECKS_META_KEY};
 use crate::transaction::Action;
 use js_sys::{Array, Function, Object, Reflect};
@@ -22,7 +22,7 @@ use wasm_bindgen::prelude::*;
 thread_local! {
     /// A download that stopped (a failure, a cancel): the next start for the same server and
     /// login goes on from the page it stopped at.
-    static DOWNLOAD: RefCell<Option<(String, Access, Download)>> = const { RefCell::new(None) };
+    static DOWNLOAD: RefCell<Option<(String, Credentials, Download)>> = const { RefCell::new(None) };
     static CANCEL: Cell<bool> = const { Cell::new(false) };
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// The desk's copy of the stored snapshot.
@@ -86,8 +86,8 @@ fn test_per_page() -> u32 {
     per_page(stored.as_deref())
 }
 
-/// Downloads the snapshot from the form's Koha with HTTP Basic (Koha's `RESTBasicAuth`),
-/// calling `on_progress({list, received, total})` after every page, and stores it once every
+/// Downloads the snapshot from the form's Koha, logged in as the core chooses
+/// ([`Download::logging_in`]: HTTP Basic, else the staff session), calling `on_progress({list, received, total})` after every page, and stores it once every
 /// list is read or left out. A failure or [`cancel_checks_download`] stores nothing; the next
 /// call for the same server goes on from the page it stopped at.
 #[wasm_bindgen(js_name = downloadChecks)]
@@ -103,18 +103,21 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
     }
     CANCEL.with(|c| c.set(false));
     let server = settings.server.as_str().to_owned();
-    let access = Access::Basic(creds);
     let mut download = DOWNLOAD
         .with(|d| d.borrow_mut().take())
-        .filter(|(for_server, for_access, _)| *for_server == server && *for_access == access)
+        .filter(|(for_server, for_login, _)| *for_server == server && *for_login == creds)
         .map(|(_, _, download)| download)
         .unwrap_or_else(|| {
-            Download::with_access(&server, test_per_page(), browser::now(), access.clone())
+            Download::logging_in(&server, test_per_page(), browser::now(), creds.clone())
         });
     let outcome = run(&mut download, &on_progress).await;
+    if let Some(logout) = download.logout() {
+        // Its answer (Koha's login page) does not matter.
+        let _ = http::send(&logout).await;
+    }
     RUNNING.with(|r| r.set(false));
     if let Err(dto) = outcome {
-        DOWNLOAD.with(|d| *d.borrow_mut() = Some((server, access, download)));
+        DOWNLOAD.with(|d| *d.borrow_mut() = Some((server, creds, download)));
         return to_js(&dto);
     }
     // `run` ended without a stop, so every list is read or left out and `finish` gives one.
@@ -132,11 +135,23 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
 }
 
 async fn run(download: &mut Download, on_progress: &Function) -> Result<(), DownloadDto> {
-    while let Some(request) = download.request() {
+    loop {
         if CANCEL.with(|c| c.get()) {
             return Err(DownloadDto::Cancelled);
         }
         let (list, progress) = download.progress();
+        let request = match download.next() {
+            Next::Done => return Ok(()),
+            Next::Page(request) => request,
+            Next::Login(request) => {
+                let reply = http::send(&request).await;
+                if let Err(error) = download.feed_login(&reply) {
+                    // The login precedes the page: no page to name.
+                    return Err(failed(&error, list, 0));
+                }
+                continue;
+            }
+        };
         let page = request
             .param("_page")
             .and_then(|p| p.parse().ok())
@@ -158,17 +173,7 @@ async fn run(download: &mut Download, on_progress: &Function) -> Result<(), Down
         };
         let fed = download.feed(answer.status, answer.total_count.as_deref(), &answer.body);
         if let Err(error) = fed {
-            let http_status = match &error {
-                DownloadError::Status { http_status, .. } => Some(*http_status),
-                DownloadError::Page { .. } => None,
-            };
-            return Err(DownloadDto::Failed {
-                problem: error.kind(),
-                list,
-                page,
-                http_status,
-                detail: error.to_string(),
-            });
+            return Err(failed(&error, list, page));
         }
         let (list, progress) = match download.progress() {
             (now, p) if now == list => (now, p),
@@ -184,7 +189,23 @@ async fn run(download: &mut Download, on_progress: &Function) -> Result<(), Down
             let _ = on_progress.call1(&JsValue::NULL, &value);
         }
     }
-    Ok(())
+}
+
+fn failed(error: &DownloadError, list: List, page: u32) -> DownloadDto {
+    let (page, http_status) = match error {
+        DownloadError::Status {
+            page, http_status, ..
+        } => (*page, Some(*http_status)),
+        DownloadError::Page { page, .. } => (*page, None),
+        DownloadError::Login { .. } => (page, None),
+    };
+    DownloadDto::Failed {
+        problem: error.kind(),
+        list,
+        page,
+        http_status,
+        detail: error.to_string(),
+    }
 }
 
 fn progress_done(before: checks::Progress) -> checks::Progress {

@@ -136,6 +136,63 @@ async fn a_snapshot_is_downloaded_in_each_koha_era() {
     .await;
 }
 
+/// With Koha's `RESTBasicAuth` off, HTTP Basic is refused: the download logs in through
+/// `svc/authentication`, reads every list with the session's cookie, and ends that session.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_koha_with_basic_auth_off_is_read_through_the_staff_session() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        for profile in [Profile::Newest, Profile::Legacy] {
+            koha.reset(Config {
+                profile,
+                ..Config::default()
+            });
+            koha.configure(|c| c.switches.rest_basic_auth = false);
+            let seen = download(&ff).await;
+            assert_eq!(seen["message"]["result"], "done", "{profile:?}: {seen}");
+            assert_eq!(seen["status"]["patrons"], "13", "{profile:?}: {seen}");
+            assert_eq!(
+                pages_read(&koha, "/api/v1/patrons"),
+                ["1", "1", "2", "3", "4"],
+                "{profile:?}: page 1 refused with Basic, then asked for again"
+            );
+            let log = koha.log();
+            let patron_pages: Vec<_> = log.iter().filter(|r| r.path == "/api/v1/patrons").collect();
+            assert!(patron_pages[0].header("authorization").is_some());
+            let session_pages = &patron_pages[1..];
+            assert!(
+                session_pages
+                    .iter()
+                    .all(|r| r.header("authorization").is_none()
+                        && r.cookies.iter().any(|(name, _)| name == "CGISESSID")),
+                "{profile:?}: the session's cookie, no Basic"
+            );
+            let logins = log
+                .iter()
+                .filter(|r| r.method == "POST" && r.path.ends_with("/svc/authentication"))
+                .count();
+            assert_eq!(logins, 1, "{profile:?}: one login for the whole download");
+            let cookie = session_pages[0]
+                .cookies
+                .iter()
+                .find(|(name, _)| name == "CGISESSID")
+                .map(|(_, id)| id.clone())
+                .unwrap();
+            assert!(
+                !koha.state().session_logged_in(&cookie),
+                "{profile:?}: the session is ended"
+            );
+            assert!(koha.state().cookie_logins("desk").is_empty(), "{profile:?}");
+            if profile == Profile::Newest {
+                assert_eq!(seen["status"]["items"], "50");
+                assert_eq!(seen["status"]["unavailable"], "");
+            }
+        }
+    })
+    .await;
+}
+
 /// Types a checkout at the desk; the card field keeps its card between items.
 async fn scan_checkout(ff: &Firefox, card: &str, barcode: &str) {
     ff.eval(&format!(
