@@ -6,6 +6,7 @@ import { say, setSounds } from "./desk/feedback.js";
 import { renderPage } from "./desk/table.js";
 import { queueRecord } from "./desk/record.js";
 import { showQuarantine } from "./desk/quarantine.js";
+import { startChecks } from "./desk/checks.js";
 import { exportFiles, importFile, clearSent, clearAll } from "./desk/files.js";
 
 const $ = (id) => document.getElementById(id);
@@ -118,5 +119,6 @@ try {
 } catch (error) {
   say("error", errorMessage(error));
 }
+await startChecks();
 refresh();
 $("app").dataset.ready = "true";

@@ -1,6 +1,7 @@
 // Options page: wires the form to the core (src/web/options.rs). Rules and validation live there.
 import { core } from "./lib/wasm.js";
 import { language, t, translatePage } from "./lib/i18n.js";
+import { wireChecks } from "./options-checks.js";
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["server", "branchcode", "userid", "password", "mode", "timezone"];
@@ -158,4 +159,5 @@ try {
 } catch (error) {
   showFailure(error);
 }
+await wireChecks(readForm);
 $("app").dataset.ready = "true";

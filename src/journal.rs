@@ -407,15 +407,7 @@ impl Journal {
             barcode,
         } = action
         {
-            let upto = Bound::Excluded(floor_key(shifted(now, TimeDelta::nanoseconds(1))));
-            let latest = self.by_barcode.get(barcode).and_then(|keys| {
-                keys.range(Bound::Unbounded, upto)
-                    .iter()
-                    .rev()
-                    .filter_map(|key| self.by_time.get(key))
-                    .find(|tx| !matches!(tx.status(), Status::Rejected { .. }))
-            });
-            if let Some(tx) = latest {
+            if let Some(tx) = self.latest_move(barcode, now) {
                 if let Action::Issue { cardnumber: to, .. } = &tx.action {
                     if to != cardnumber {
                         warnings.push(Warning::CheckedOutToOtherCard {
@@ -427,6 +419,19 @@ impl Journal {
             }
         }
         warnings
+    }
+
+    /// The latest checkout or checkin of the item recorded up to `now` (inclusive) that Koha did
+    /// not reject (a rejected one changed nothing).
+    pub fn latest_move(&self, barcode: &Barcode, now: DateTime<Utc>) -> Option<&Transaction> {
+        let upto = Bound::Excluded(floor_key(shifted(now, TimeDelta::nanoseconds(1))));
+        self.by_barcode.get(barcode).and_then(|keys| {
+            keys.range(Bound::Unbounded, upto)
+                .iter()
+                .rev()
+                .filter_map(|key| self.by_time.get(key))
+                .find(|tx| !matches!(tx.status(), Status::Rejected { .. }))
+        })
     }
 
     /// Adds a new transaction. Refuses an id that is already there, and a recording time (UTC)

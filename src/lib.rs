@@ -4,6 +4,7 @@
 //! Everything here is plain Rust and tested natively. The browser shell lives in `web` and is
 //! compiled only for `wasm32`.
 
+pub mod checks;
 pub mod clock;
 pub mod desk;
 pub mod export;

@@ -13,6 +13,7 @@
 //! | `tx:<id>` | one transaction in an envelope: `{"v": 1, "tx": {…}}` |
 //! | `archive:<first id>.<hash>` | JSON text `{"v": 1, "txs": [...]}`: [`ARCHIVE_CHUNK`] transactions Koha accepted ([`archive`]) |
 //! | `exported:<ms>.<first id>` | JSON text `{"v": 1, "at": …, "ids": [...]}`: one `.koc` export ([`exports`]) |
+//! | `checks:meta`, `checks:<generation>:…` | the offline checks' snapshot of Koha ([`crate::checks`]) |
 //! | `quarantine:<key>` | an entry that could not be read, kept aside with the reason |
 //!
 //! One key per transaction means recording one writes a bounded amount of data however many are
@@ -64,7 +65,7 @@ mod open;
 mod reconcile;
 mod replica;
 mod snapshot;
-mod text;
+pub(crate) mod text;
 
 pub use archive::{pack_plan, Packing, ARCHIVE_CHUNK};
 pub use change::Change;

@@ -4,6 +4,9 @@
 //! kinds come from the core's own lists (`KINDS`, `NAMES`, `ALL`, generated from the same table
 //! as `kind()`), and the keys are built here as the page scripts in `extension/` build them.
 
+use koha_offline_circ::checks::{
+    CardProblem, DownloadError, ItemProblem, List, Unavailable, AGE_UNITS,
+};
 use koha_offline_circ::clock::{ClockCheck, DateError};
 use koha_offline_circ::desk::ClearError;
 use koha_offline_circ::journal::{JournalError, Warning};
@@ -158,6 +161,33 @@ fn needed_keys() -> Vec<(String, &'static str)> {
             format!("uncertainReason_{}", part(reason.name())),
             "UncertainReason (list)",
         );
+    }
+
+    // desk/checks.js checkText: `check_${kind}` for each offline check, `check_restricted_until`
+    // when the end is known; ageText and options-checks.js: `age_${unit}`.
+    for kind in CardProblem::KINDS.iter().chain(ItemProblem::KINDS) {
+        add(format!("check_{}", part(kind)), "an offline check (desk)");
+    }
+    add(
+        "check_restricted_until".to_owned(),
+        "CardProblem::Restricted with an end",
+    );
+    for unit in AGE_UNITS {
+        add(format!("age_{unit}"), "AgeText unit");
+    }
+    // options-checks.js: `chk_list_${list}`, `chk_unavailable_${why}`, and `chk_failed_${problem}`
+    // (a DownloadError kind, or an answer that never came: src/web/checks.rs).
+    for list in List::NAMES {
+        add(format!("chk_list_{list}"), "checks List");
+    }
+    for kind in Unavailable::KINDS {
+        add(
+            format!("chk_unavailable_{}", part(kind)),
+            "checks Unavailable",
+        );
+    }
+    for kind in DownloadError::KINDS.iter().chain(&["no-answer", "timeout"]) {
+        add(format!("chk_failed_{}", part(kind)), "checks DownloadError");
     }
 
     // desk-send.js: `sendMissing_${missing}`, `sendStopped_${stopped}`, `sendProblem_${problem}`,

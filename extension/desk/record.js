@@ -5,6 +5,7 @@ import { t, errorMessage } from "../lib/i18n.js";
 import { ask } from "../lib/confirm.js";
 import { say } from "./feedback.js";
 import { amountText } from "./table.js";
+import { checkText, ageText } from "./checks.js";
 
 let queue = Promise.resolve();
 let checkinNoted = false;
@@ -27,9 +28,12 @@ async function recordOne(form, restore, focusField, after) {
     let result = await core.record(form, false);
     if (!result.recorded) {
       say("warning", t("askingTitle"));
+      const checks = result.checks ?? [];
+      const body = [...result.warnings.map((w) => warningText(w, form)), ...checks.map(checkText)];
+      if (checks.length) body.push(ageText(checks[0].age));
       const yes = await ask({
-        kind: result.warnings[0].kind, title: t("askingTitle"),
-        body: result.warnings.map((w) => warningText(w, form)),
+        kind: result.warnings[0]?.kind ?? "check", check: checks.map((c) => c.check).join(" "),
+        title: t("askingTitle"), body,
         ok: t("recordAnyway"), cancel: t("dontRecord"), focus: "cancel",
       });
       if (!yes) return say("warning", t("notRecorded", [form.barcode || form.cardnumber]));

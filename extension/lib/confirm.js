@@ -1,12 +1,15 @@
 // The one dialog the desk asks every question with (#confirm). Its element ids and data-*
 // attributes are what the browser tests (tests/e2e) find it by: keep them stable.
-// ask({kind, title, body, ok, cancel, extra, focus}) resolves true for OK, false for Cancel or
+// ask({kind, check, title, body, ok, cancel, extra, focus}) resolves true for OK, false for Cancel or
 // Escape, and "extra" for the optional third button. `body` is a string or a list of lines;
-// `focus: "cancel"` puts the focus on Cancel (a scanner's Enter then records nothing).
-export function ask({ kind, title, body, ok, cancel, extra, focus }) {
+// `focus: "cancel"` puts the focus on Cancel (a scanner's Enter then records nothing). `check`
+// names the offline checks that fired (`data-check`, space-separated).
+export function ask({ kind, check, title, body, ok, cancel, extra, focus }) {
   const dialog = document.getElementById("confirm");
   const button = (id) => dialog.querySelector(`#confirm-${id}`);
   dialog.dataset.kind = kind;
+  if (check) dialog.dataset.check = check;
+  else delete dialog.dataset.check;
   dialog.querySelector("#confirm-title").textContent = title;
   dialog.querySelector("#confirm-body").replaceChildren(...[].concat(body).map((line) => {
     const p = document.createElement("p");
@@ -23,6 +26,7 @@ export function ask({ kind, title, body, ok, cancel, extra, focus }) {
       dialog.removeEventListener("close", onClose);
       dialog.close();
       delete dialog.dataset.kind;
+      delete dialog.dataset.check;
       opener?.focus?.();
       resolve(answer);
     };

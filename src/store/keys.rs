@@ -12,6 +12,9 @@ pub const ARCHIVE_VERSION: u64 = 1;
 /// The version of the export record format this build writes.
 pub const EXPORT_VERSION: u64 = 1;
 
+/// The version of the offline checks' snapshot entries this build writes.
+pub const CHECKS_VERSION: u64 = 1;
+
 /// Key of `{"schema": N}`.
 pub const META_KEY: &str = "meta";
 /// Key of the settings JSON.
@@ -26,6 +29,15 @@ pub const MIRROR_PREFIX: &str = "koha-offline-circ:tx:";
 pub const ARCHIVE_PREFIX: &str = "archive:";
 /// Prefix of an export record's key.
 pub const EXPORT_PREFIX: &str = "exported:";
+
+/// Prefix of every entry of the offline checks' snapshot.
+pub const CHECKS_PREFIX: &str = "checks:";
+/// Key of the snapshot's meta entry, which names the chunks of the snapshot in use.
+pub const CHECKS_META_KEY: &str = "checks:meta";
+
+/// Key of the desk's balance limit for the offline checks (`{"v":1,"balance_cents":n}`): outside
+/// `checks:`, so deleting the snapshot keeps it.
+pub const CHECKS_LIMIT_KEY: &str = "checks-balance-limit";
 
 /// `tx:<id>`.
 pub fn transaction_key(id: &TransactionId) -> String {

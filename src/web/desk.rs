@@ -5,7 +5,7 @@ use super::dto::{
     RecordDto, RowDto,
 };
 use super::zone::IntlZone;
-use super::{browser, state};
+use super::{browser, checks, state};
 use crate::desk::{self, DeskForm};
 use crate::export;
 use crate::journal::{self, Filter};
@@ -73,16 +73,22 @@ pub fn desk_info() -> Result<JsValue, JsValue> {
 /// Records the action of a desk form (`{action, cardnumber, barcode, amount}`). Unless
 /// `confirmed`, a form the journal warns about is not recorded: the answer lists the warnings
 /// and the page asks. Resolves only after `browser.storage.local` has stored it.
+///
+/// Besides the journal's `warnings`, the answer lists the offline `checks` that fired (from the
+/// stored snapshot of Koha): each `{check, kind, …details, age}`.
 #[wasm_bindgen(js_name = record)]
 pub async fn record(form: JsValue, confirmed: bool) -> Result<JsValue, JsValue> {
     let form: DeskForm = serde_wasm_bindgen::from_value(form)?;
     let action = form.parse().map_err(js_error)?;
     let at = browser::now();
     let warnings = state::with_journal(|j| j.warnings_for(&action, at));
-    if !confirmed && !warnings.is_empty() {
+    let checks = checks::desk_checks(&action, at);
+    let nothing_to_ask = warnings.is_empty() && checks.is_empty();
+    if !confirmed && !nothing_to_ask {
         return to_js(&RecordDto {
             recorded: false,
             warnings: Some(warnings),
+            checks: Some(checks),
             row: None,
         });
     }
@@ -91,10 +97,12 @@ pub async fn record(form: JsValue, confirmed: bool) -> Result<JsValue, JsValue> 
     let tx = Transaction::record(id, at, branch, action);
     state::with_journal(|j| j.record(tx.clone()).map(drop))
         .map_err(|e| kind_error(e.kind(), &e))?;
+    checks::recorded(&tx.action, confirmed);
     state::persist(&tx).await.map_err(storage_error)?;
     to_js(&RecordDto {
         recorded: true,
         warnings: None,
+        checks: None,
         row: Some(RowDto::from(&tx)),
     })
 }

@@ -82,6 +82,8 @@ pub struct RecordDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warnings: Option<Vec<Warning>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<crate::checks::DeskCheck>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub row: Option<RowDto>,
 }
 

@@ -19,9 +19,36 @@ fn timeout_ms() -> u32 {
     koha::request_timeout_ms(stored.as_deref())
 }
 
+async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
+    let (status, headers, body) = fetch(request).await?;
+    Ok(Reply::Http {
+        status,
+        csrf_token: headers.get(koha::CSRF_HEADER),
+        body,
+        date: headers.get("Date"),
+    })
+}
+
+/// One page of a REST list: its status, `X-Total-Count` header and body.
+pub struct RestPage {
+    pub status: u16,
+    pub total_count: Option<String>,
+    pub body: String,
+}
+
+/// Fetches a page the offline checks' download asks for.
+pub async fn fetch_rest_page(request: &HttpRequest) -> Result<RestPage, NoAnswer> {
+    let (status, headers, body) = fetch(request).await?;
+    Ok(RestPage {
+        status,
+        total_count: headers.get("X-Total-Count"),
+        body,
+    })
+}
+
 /// The time-out covers the whole exchange, the body included: one `AbortSignal.timeout` aborts
 /// the fetch while it waits for the headers and the body read after them.
-async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
+async fn fetch(request: &HttpRequest) -> Result<(u16, gloo_net::http::Headers, String), NoAnswer> {
     let signal = AbortSignal::timeout_with_u32(timeout_ms());
     let failed = |signal: &AbortSignal| {
         if signal.aborted() {
@@ -61,13 +88,6 @@ async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
         other => other,
     };
     let headers = response.headers();
-    let csrf_token = headers.get(koha::CSRF_HEADER);
-    let date = headers.get("Date");
     let body = response.text().await.map_err(|_| failed(&signal))?;
-    Ok(Reply::Http {
-        status,
-        csrf_token,
-        body,
-        date,
-    })
+    Ok((status, headers, body))
 }

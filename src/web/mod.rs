@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 mod browser;
+mod checks;
 mod desk;
 pub mod dto;
 mod http;

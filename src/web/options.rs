@@ -342,3 +342,24 @@ async fn has_access(server: &KohaUrl) -> bool {
         .await
         .unwrap_or(false)
 }
+
+/// The server and login the form gives, as for the connection test (the offline checks'
+/// download uses them), and whether Firefox lets the add-on reach that server.
+pub(super) async fn server_and_login(
+    form: JsValue,
+) -> Result<(Settings, crate::koha::Credentials, bool), JsValue> {
+    let form: SettingsForm = serde_wasm_bindgen::from_value(form)?;
+    ensure_open().await?;
+    let previous = state::settings();
+    let session = session_password().await;
+    let (settings, creds) = settings::plan_test(
+        &form,
+        previous.as_ref(),
+        &managed().await,
+        session.as_deref(),
+        &zone_known,
+    )
+    .map_err(form_error)?;
+    let access = has_access(&settings.server).await;
+    Ok((settings, creds, access))
+}

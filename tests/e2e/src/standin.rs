@@ -15,6 +15,7 @@ pub mod dates;
 pub mod http;
 pub mod koha;
 pub mod model;
+pub mod rest;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -24,6 +25,7 @@ pub use model::{
     Account, ClosedLoan, Credit, Fixture, Item, Library, Loan, Model, Permission, QueueRow,
     Session, DEMO_PASSWORD, DEMO_USER,
 };
+pub use rest::RestApi;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -88,6 +90,14 @@ pub struct Switches {
     pub session_timeout_secs: i64,
     /// Failed checks that lock an account; 0 means never.
     pub failed_login_limit: u32,
+    /// Whether `/api/v1` is there, missing or broken (docs/koha.md 12).
+    pub rest_api: RestApi,
+    /// Koha's `RESTBasicAuth` preference: HTTP Basic accepted on `/api/v1`.
+    pub rest_basic_auth: bool,
+    /// REST permissions the librarians (`edit_catalogue`) lack, e.g. `list_borrowers`, or
+    /// `view_borrower_infos_from_any_libraries` (their patron list then holds only their own
+    /// library's patrons).
+    pub rest_missing_permissions: Vec<String>,
 }
 
 impl Default for Switches {
@@ -101,6 +111,9 @@ impl Default for Switches {
             auth_token_header: true,
             session_timeout_secs: 86_400,
             failed_login_limit: 0,
+            rest_api: RestApi::On,
+            rest_basic_auth: true,
+            rest_missing_permissions: Vec::new(),
         }
     }
 }
@@ -177,6 +190,12 @@ pub enum Fault {
     Stall {
         /// The longest wait, in milliseconds.
         ms: u64,
+    },
+    /// F8: process, then answer with this body instead of Koha's (same status and headers):
+    /// a cut-off or malformed page, or records lacking fields.
+    ReplaceBody {
+        /// The body sent.
+        body: String,
     },
 }
 
@@ -890,7 +909,10 @@ fn serve_koha(
     let after = faults.iter().find(|f| {
         matches!(
             f,
-            Fault::Drop | Fault::ErrorAfterProcessing { .. } | Fault::Stall { .. }
+            Fault::Drop
+                | Fault::ErrorAfterProcessing { .. }
+                | Fault::Stall { .. }
+                | Fault::ReplaceBody { .. }
         )
     });
     let (mut response, processed) = match before {
@@ -917,6 +939,7 @@ fn serve_koha(
                 let _ = writer.shutdown(std::net::Shutdown::Both);
                 return Ok(false);
             }
+            Fault::ReplaceBody { body } => response.body = body.clone().into_bytes(),
             Fault::ErrorAfterProcessing { status } => {
                 response = if *status == 500 {
                     koha::error_response(&shared.lock(), 500, "Software error")
@@ -993,12 +1016,13 @@ fn fault_name(fault: &Fault) -> String {
         Fault::Gateway { .. } => "F5",
         Fault::RedirectToLogin => "F6",
         Fault::Stall { .. } => "F7",
+        Fault::ReplaceBody { .. } => "F8",
     }
     .to_owned()
 }
 
-/// The two Koha endpoints, plus `mainpage.pl` for logging out (docs/koha.md 1); anything else is
-/// 404.
+/// The two Koha endpoints, plus `mainpage.pl` for logging out (docs/koha.md 1) and the REST
+/// lists of the offline checks (docs/koha.md 12); anything else is 404.
 fn route(
     shared: &Shared,
     req: &Request,
@@ -1009,6 +1033,7 @@ fn route(
         "/cgi-bin/koha/offline_circ/service.pl" => koha::service(shared, req, params, peer),
         "/cgi-bin/koha/svc/authentication" => koha::authentication(shared, req, params, peer),
         "/cgi-bin/koha/mainpage.pl" => koha::mainpage(shared, req, params),
+        path if path.starts_with("/api/v1/") => rest::api(shared, req),
         _ => (
             Response::new(
                 404,

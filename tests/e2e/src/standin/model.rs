@@ -43,6 +43,21 @@ pub struct Account {
     /// Failed password checks so far.
     #[serde(default)]
     pub failed_logins: u32,
+    /// The card's last valid day, `YYYY-MM-DD` (REST `expiry_date`).
+    #[serde(default)]
+    pub expiry_date: Option<String>,
+    /// Restricted (debarred).
+    #[serde(default)]
+    pub restricted: bool,
+    /// Card reported lost.
+    #[serde(default)]
+    pub card_lost: bool,
+    /// Address in doubt (`gonenoaddress`).
+    #[serde(default)]
+    pub address_in_doubt: bool,
+    /// What the patron owed before any credit here, in cents.
+    #[serde(default)]
+    pub balance_cents: i64,
 }
 
 /// A loan, open or closed.
@@ -68,6 +83,15 @@ pub struct Item {
     /// Lost flag.
     #[serde(default)]
     pub lost: bool,
+    /// Withdrawn.
+    #[serde(default)]
+    pub withdrawn: bool,
+    /// Not for loan.
+    #[serde(default)]
+    pub not_for_loan: bool,
+    /// Damaged.
+    #[serde(default)]
+    pub damaged: bool,
     /// The current loan.
     #[serde(default)]
     pub loan: Option<Loan>,
@@ -240,7 +264,10 @@ impl Default for Fixture {
     /// `S0001`), `clerk`/`clerk123` (no permission, card `S0002`), `admin`/`admin123`
     /// (superlibrarian, card `S0003`, home `DE-25`); patrons `patron01`..`patron10` with cards
     /// `C0001`..`C0010` and passwords `patron01pw`..; items `B0001`..`B0050`, where `B0049` is on
-    /// loan to `C0009` and `B0050` is lost and on loan to `C0010`.
+    /// loan to `C0009` and `B0050` is lost and on loan to `C0010`. For the offline checks:
+    /// `C0003` expired on 2025-01-31, `C0004` is restricted, `C0005`'s card is lost, `C0006`'s
+    /// address is in doubt, `C0007` owes 12.50; `B0045` is withdrawn, `B0046` not for loan,
+    /// `B0047` damaged.
     fn default() -> Self {
         let account = |userid: &str, card: &str, pw: &str, home: &str, permission| Account {
             userid: userid.to_owned(),
@@ -250,6 +277,11 @@ impl Default for Fixture {
             permission,
             locked: false,
             failed_logins: 0,
+            expiry_date: Some("2099-12-31".to_owned()),
+            restricted: false,
+            card_lost: false,
+            address_in_doubt: false,
+            balance_cents: 0,
         };
         let mut accounts = vec![
             account(
@@ -270,13 +302,23 @@ impl Default for Fixture {
         ];
         for n in 1..=10 {
             let home = if n % 2 == 0 { "DE-25" } else { "DE-627" };
-            accounts.push(account(
+            let mut patron = account(
                 &format!("patron{n:02}"),
                 &format!("C{n:04}"),
                 &format!("patron{n:02}pw"),
                 home,
                 Permission::None,
-            ));
+            );
+            // What the offline checks warn about (docs/koha.md 12.2).
+            match n {
+                3 => patron.expiry_date = Some("2025-01-31".to_owned()),
+                4 => patron.restricted = true,
+                5 => patron.card_lost = true,
+                6 => patron.address_in_doubt = true,
+                7 => patron.balance_cents = 1250,
+                _ => {}
+            }
+            accounts.push(patron);
         }
         let loan = |card: &str| Loan {
             cardnumber: card.to_owned(),
@@ -289,6 +331,9 @@ impl Default for Fixture {
             .map(|n| Item {
                 barcode: format!("B{n:04}"),
                 lost: n == 50,
+                withdrawn: n == 45,
+                not_for_loan: n == 46,
+                damaged: n == 47,
                 loan: match n {
                     49 => Some(loan("C0009")),
                     50 => Some(loan("C0010")),

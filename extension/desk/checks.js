@@ -1,0 +1,36 @@
+// The offline checks at the desk: the core keeps its copy of the stored snapshot (read at start
+// and again whenever the options page stores or deletes one); this module only says what a
+// check that fired means, in the page's language.
+import { core } from "../lib/wasm.js";
+import { language, t } from "../lib/i18n.js";
+import { say } from "./feedback.js";
+
+const day = (text) => text ? new Intl.DateTimeFormat(language(), { dateStyle: "medium" }).format(new Date(text)) : "";
+const money = (cents) => cents == null ? "" : new Intl.NumberFormat(language(), { minimumFractionDigits: 2 }).format(cents / 100);
+
+export function checkText(c) {
+  const subs = [day(c.on ?? c.until), c.cardnumber ?? t("check_holder_unknown"), money(c.balance_cents), money(c.limit_cents)];
+  const until = c.kind === "restricted" && c.until ? "_until" : "";
+  return t(`check_${c.kind.replaceAll("-", "_")}${until}`, subs);
+}
+
+// How old the snapshot behind the checks is, with the date and time it was read.
+export function ageText(age) {
+  const when = new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "short" }).format(new Date(age.takenAt));
+  return t("check_age", [t(`age_${age.unit}`, [String(age.amount)]), when]);
+}
+
+async function load() {
+  try {
+    await core.loadChecks();
+  } catch (error) {
+    say("warning", `${t("check_snapshot_unreadable")} (${error?.detail ?? error})`);
+  }
+}
+
+export async function startChecks() {
+  browser.storage.onChanged.addListener((changes, area) => {
+    if (area === "local" && core.checksChanged(changes)) load();
+  });
+  await load();
+}

@@ -1,0 +1,412 @@
+//! A whole download as a value: the patrons, then the items, then the checkouts, page by page.
+//! The shell performs [`Download::request`] and feeds back each answer; once
+//! [`Download::request`] gives nothing more, [`Download::finish`] makes the snapshot. Nothing is
+//! stored before that, so a download that fails never replaces a good snapshot.
+//!
+//! [`Download::logging_in`] chooses how to log in (docs/koha.md 12.1): HTTP Basic first, which
+//! creates no session in Koha; where Koha refuses it (401 on a list's first page: the
+//! `RESTBasicAuth` preference is off, or the password is not one Koha keeps), the staff session
+//! from `svc/authentication`, and the same page again. [`Download::next`] then gives the login's
+//! requests ([`Next::Login`], answered through [`Download::feed_login`]) before the pages, and
+//! [`Download::logout`] the request that ends the session this download opened.
+
+use super::model::{Coverage, PatronRecord, Snapshot};
+use super::paging::{Access, List, Pager, Progress};
+use super::rest::{
+    join_loans, parse_checkouts, parse_items, parse_patrons, CheckoutRow, ItemRow, PageError,
+};
+use crate::kinds::kinds;
+use crate::koha::{
+    auth_probe_request, interpret_session_login, logout_request, session_login_request,
+    ConnectionProblem, Credentials, HttpRequest, NoAnswer, Reply,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Why a list is left out of the snapshot: its checks are unavailable, the others go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Unavailable {
+    /// 401 or 403: the staff user lacks the list's permission (docs/koha.md 12.2 to 12.4) or
+    /// the REST API refuses this way of logging in.
+    Forbidden {
+        /// The HTTP status.
+        http_status: u16,
+    },
+    /// 404: this Koha has no such list (older versions, or the REST API switched off).
+    NotFound,
+}
+
+kinds!(Unavailable {
+    Forbidden => "forbidden",
+    NotFound => "not-found",
+});
+
+/// Why the download stopped. It can go on: feeding the same page again resumes it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DownloadError {
+    /// A page could not be read.
+    #[error("{list} page {page}: {error}")]
+    Page {
+        /// The list.
+        list: List,
+        /// The page, from 1.
+        page: u32,
+        /// What was wrong with it.
+        error: PageError,
+    },
+    /// Koha answered with another status than 200 (a server error half way, a gateway, a
+    /// session that ended), or than 401, 403 or 404 on a list's first page: maybe a passing
+    /// fault, so the page is worth asking for again later.
+    #[error("{list} page {page}: Koha answered HTTP {http_status}")]
+    Status {
+        /// The list.
+        list: List,
+        /// The page, from 1.
+        page: u32,
+        /// The HTTP status.
+        http_status: u16,
+    },
+    /// Logging in to the staff session failed in a way worth trying again (no answer, a server
+    /// error); the next start logs in again.
+    #[error("logging in to Koha: {problem}")]
+    Login {
+        /// What went wrong.
+        problem: ConnectionProblem,
+    },
+}
+
+kinds!(DownloadError {
+    Page => "page",
+    Status => "status",
+    Login => "login",
+});
+
+/// What a download wants next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Fetch this page and give the answer to [`Download::feed`].
+    Page(HttpRequest),
+    /// Send this step of the staff session login and give the reply to
+    /// [`Download::feed_login`].
+    Login(HttpRequest),
+    /// Every list is read or left out: [`Download::finish`].
+    Done,
+}
+
+/// The staff session of a download that may log in through `svc/authentication`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Session {
+    /// Not used: HTTP Basic works so far, or the session is not this download's to open.
+    Unused,
+    /// Wanted: first `GET svc/authentication`, for the session cookie and its token.
+    Due,
+    /// The probe answered: log in with this token (none before Koha 24.05).
+    Probed(Option<String>),
+    /// Logged in by this download.
+    LoggedIn,
+    /// Koha refused the login too: the lists are left out as refused.
+    Refused,
+}
+
+/// A download in progress. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Download {
+    started_at: DateTime<Utc>,
+    access: Access,
+    pager: Pager,
+    base: String,
+    per_page: u32,
+    patrons: Vec<PatronRecord>,
+    items: Vec<ItemRow>,
+    checkouts: Vec<CheckoutRow>,
+    coverage: Coverage,
+    unavailable: Vec<(List, Unavailable)>,
+    finished: bool,
+    /// The login to fall back to where Koha refuses HTTP Basic.
+    fallback: Option<Credentials>,
+    session: Session,
+    /// A login was sent that may have logged in (Koha said `ok`, or no answer came).
+    logout_owed: bool,
+}
+
+impl Download {
+    /// Starts reading the Koha at `base`, `per_page` records a page, with the staff session.
+    /// `started_at` becomes the snapshot's time: nothing in it is older than that.
+    pub fn new(base: &str, per_page: u32, started_at: DateTime<Utc>) -> Download {
+        Download::with_access(base, per_page, started_at, Access::Session)
+    }
+
+    /// As [`Download::new`], authenticated by `access`.
+    pub fn with_access(
+        base: &str,
+        per_page: u32,
+        started_at: DateTime<Utc>,
+        access: Access,
+    ) -> Download {
+        Download {
+            started_at,
+            access,
+            pager: Pager::new(base, List::Patrons, per_page),
+            base: base.to_owned(),
+            per_page,
+            patrons: Vec::new(),
+            items: Vec::new(),
+            checkouts: Vec::new(),
+            coverage: Coverage::default(),
+            unavailable: Vec::new(),
+            finished: false,
+            fallback: None,
+            session: Session::Unused,
+            logout_owed: false,
+        }
+    }
+
+    /// As [`Download::new`], logging in with `credentials`: HTTP Basic, and the staff session
+    /// where Koha refuses Basic (see the module documentation).
+    pub fn logging_in(
+        base: &str,
+        per_page: u32,
+        started_at: DateTime<Utc>,
+        credentials: Credentials,
+    ) -> Download {
+        let mut download = Download::with_access(
+            base,
+            per_page,
+            started_at,
+            Access::Basic(credentials.clone()),
+        );
+        download.fallback = Some(credentials);
+        download
+    }
+
+    /// What to do next.
+    pub fn next(&self) -> Next {
+        if self.finished {
+            return Next::Done;
+        }
+        match (&self.session, &self.fallback) {
+            (Session::Due, _) => Next::Login(auth_probe_request(&self.base)),
+            (Session::Probed(token), Some(credentials)) => Next::Login(session_login_request(
+                &self.base,
+                credentials,
+                token.as_deref(),
+                None,
+            )),
+            _ => match self.pager.request() {
+                Some(request) => Next::Page(self.access.apply(request)),
+                None => Next::Done,
+            },
+        }
+    }
+
+    /// The next page to fetch, or `None` when every list is read (or left out) or a login step
+    /// comes first ([`Download::next`]).
+    pub fn request(&self) -> Option<HttpRequest> {
+        match self.next() {
+            Next::Page(request) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// Takes in the reply to a [`Next::Login`] request. An error (no answer, a server error)
+    /// changes nothing but what [`Download::logout`] owes: the login starts again next time.
+    /// A refusal leaves the list being read out, as refused (401).
+    pub fn feed_login(&mut self, reply: &Reply) -> Result<(), DownloadError> {
+        let retry = |problem| Err(DownloadError::Login { problem });
+        let no_answer = |why: &NoAnswer| match why {
+            NoAnswer::Timeout => ConnectionProblem::Timeout,
+            _ => ConnectionProblem::Unreachable,
+        };
+        match (&self.session, reply) {
+            (Session::Due, Reply::NoAnswer { why }) => retry(no_answer(why)),
+            (Session::Due, Reply::Http { status, .. }) if *status >= 500 => {
+                retry(ConnectionProblem::ServerError {
+                    http_status: *status,
+                })
+            }
+            (
+                Session::Due,
+                Reply::Http {
+                    status: 200,
+                    csrf_token,
+                    ..
+                },
+            ) => {
+                let token = csrf_token.clone().filter(|t| !t.is_empty());
+                self.session = Session::Probed(token);
+                Ok(())
+            }
+            (Session::Due, Reply::Http { .. }) => {
+                self.refuse_session();
+                Ok(())
+            }
+            (Session::Probed(_), _) => match interpret_session_login(reply) {
+                Ok(_) => {
+                    self.session = Session::LoggedIn;
+                    self.logout_owed = true;
+                    Ok(())
+                }
+                Err(
+                    problem @ (ConnectionProblem::ServerError { .. }
+                    | ConnectionProblem::Unreachable),
+                ) => {
+                    // No answer: Koha may have logged in and set its cookie all the same.
+                    self.logout_owed |= matches!(reply, Reply::NoAnswer { .. });
+                    self.session = Session::Due;
+                    match reply {
+                        Reply::NoAnswer { why } => retry(no_answer(why)),
+                        _ => retry(problem),
+                    }
+                }
+                Err(_) => {
+                    self.refuse_session();
+                    Ok(())
+                }
+            },
+            // Not asked for: nothing to take in.
+            _ => Ok(()),
+        }
+    }
+
+    /// The request that ends the staff session this download logged in to, once it stops
+    /// (finished, failed or cancelled), so that nobody opening Koha in this browser is logged in
+    /// as the desk's account; `None` when it opened none. A download that goes on later logs in
+    /// again.
+    pub fn logout(&mut self) -> Option<HttpRequest> {
+        if !std::mem::take(&mut self.logout_owed) {
+            return None;
+        }
+        if self.session == Session::LoggedIn {
+            self.session = Session::Due;
+        }
+        Some(logout_request(&self.base))
+    }
+
+    /// Whether the pages go with the staff session this download logged in to.
+    pub fn uses_session(&self) -> bool {
+        self.session == Session::LoggedIn
+    }
+
+    fn refuse_session(&mut self) {
+        self.session = Session::Refused;
+        if let Some(credentials) = &self.fallback {
+            self.access = Access::Basic(credentials.clone());
+        }
+        self.leave_out(Unavailable::Forbidden { http_status: 401 });
+    }
+
+    /// Where the list being read stands, and which list it is.
+    pub fn progress(&self) -> (List, Progress) {
+        (self.pager.list(), self.pager.progress())
+    }
+
+    /// The lists left out so far, and why.
+    pub fn unavailable(&self) -> &[(List, Unavailable)] {
+        &self.unavailable
+    }
+
+    /// Takes in the answer to [`Download::request`]: its HTTP status, its `X-Total-Count`
+    /// header and its body. After an error nothing changed: the same page is asked for again.
+    pub fn feed(
+        &mut self,
+        http_status: u16,
+        total_count: Option<&str>,
+        body: &str,
+    ) -> Result<(), DownloadError> {
+        if self.finished {
+            return Ok(());
+        }
+        let list = self.pager.list();
+        let page = self.pager.page();
+        if http_status == 401
+            && page == 1
+            && self.fallback.is_some()
+            && self.session == Session::Unused
+        {
+            // Koha refused HTTP Basic: the staff session, then the same page again.
+            self.access = Access::Session;
+            self.session = Session::Due;
+            return Ok(());
+        }
+        // Only a list's first page tells whether the list is there for this user: a refusal
+        // later (a session that ended) is an error to retry, not a missing permission.
+        let unavailable = match http_status {
+            200 => None,
+            401 | 403 if page == 1 => Some(Unavailable::Forbidden { http_status }),
+            404 if page == 1 => Some(Unavailable::NotFound),
+            _ => {
+                return Err(DownloadError::Status {
+                    list,
+                    page,
+                    http_status,
+                })
+            }
+        };
+        if let Some(why) = unavailable {
+            self.leave_out(why);
+            return Ok(());
+        }
+        let error = |error| DownloadError::Page { list, page, error };
+        let records = match list {
+            List::Patrons => {
+                let rows = parse_patrons(body).map_err(error)?;
+                let count = rows.len();
+                self.patrons
+                    .extend(rows.into_iter().filter_map(|r| r.record));
+                count
+            }
+            List::Items => {
+                let rows = parse_items(body).map_err(error)?;
+                let count = rows.len();
+                self.items.extend(rows);
+                count
+            }
+            List::Checkouts => {
+                let rows = parse_checkouts(body).map_err(error)?;
+                let count = rows.len();
+                self.checkouts.extend(rows);
+                count
+            }
+        };
+        if self.pager.feed(records, total_count).done {
+            match list {
+                List::Patrons => self.coverage.patrons = true,
+                List::Items => self.coverage.items = true,
+                List::Checkouts => self.coverage.checkouts = true,
+            }
+            self.next_list();
+        }
+        Ok(())
+    }
+
+    /// The snapshot, once [`Download::request`] gives nothing more; `None` before.
+    pub fn finish(self) -> Option<Snapshot> {
+        if !self.finished {
+            return None;
+        }
+        let items = join_loans(self.items, &self.checkouts);
+        Some(
+            Snapshot::new(self.started_at, self.coverage, self.patrons, items)
+                .with_unavailable(self.unavailable),
+        )
+    }
+
+    fn leave_out(&mut self, why: Unavailable) {
+        self.unavailable.push((self.pager.list(), why));
+        self.next_list();
+    }
+
+    fn next_list(&mut self) {
+        let next = match self.pager.list() {
+            List::Patrons => Some(List::Items),
+            List::Items => Some(List::Checkouts),
+            List::Checkouts => None,
+        };
+        match next {
+            Some(list) => self.pager = Pager::new(&self.base, list, self.per_page),
+            None => self.finished = true,
+        }
+    }
+}

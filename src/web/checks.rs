@@ -1,0 +1,361 @@
+//! The offline checks in the browser: the options page's download, status and deletion of the
+//! snapshot, and the desk's copy of it. Every decision is the core's (`crate::checks`): this
+//! module fetches the pages the download asks for and performs the storage plans.
+
+use super::dto::{js_error, to_js, ErrorDto};
+use super::{browser, http, options, state};
+use crate::checks::{
+    self, delete_plan, per_page, read_snapshot, snapshot_keys, snapshot_status, DeskCheck,
+    Download, DownloadError, List, Next, Snapshot, PER_PAGE_OVERRIDE_KEY,
+};
+use crate::ids::{Amount, Cardnumber};
+use crate::koha::{Credentials, NoAnswer};
+use crate::store::keys::{CHECKS_LIMIT_KEY, CHECKS_META_KEY};
+use crate::transaction::Action;
+use js_sys::{Array, Function, Object, Reflect};
+use serde::Serialize;
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use wasm_bindgen::prelude::*;
+
+thread_local! {
+    /// A download that stopped (a failure, a cancel): the next start for the same server and
+    /// login goes on from the page it stopped at.
+    static DOWNLOAD: RefCell<Option<(String, Credentials, Download)>> = const { RefCell::new(None) };
+    static CANCEL: Cell<bool> = const { Cell::new(false) };
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+    /// The desk's copy of the stored snapshot.
+    static SNAPSHOT: RefCell<Option<Snapshot>> = const { RefCell::new(None) };
+    /// The balance above which the desk asks (`checks::read_balance_limit`).
+    static LIMIT: Cell<Option<Amount>> = const { Cell::new(None) };
+    /// The card the librarian said "record anyway" for (`checks::card_accepted_after`).
+    static CARD_ACCEPTED: RefCell<Option<Cardnumber>> = const { RefCell::new(None) };
+}
+
+/// Never expected: a download that [`run`] let through without a snapshot.
+struct DownloadUnfinished;
+
+impl std::fmt::Display for DownloadUnfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the download ended without a snapshot")
+    }
+}
+
+fn storage_error(e: impl ToString) -> JsValue {
+    js_error(ErrorDto::new("storage", None, e.to_string()))
+}
+
+/// How a download ended.
+#[derive(Serialize)]
+#[serde(
+    tag = "outcome",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+enum DownloadDto {
+    /// Stored; the status of what is stored now.
+    Done { status: checks::SnapshotStatus },
+    /// Stopped by the librarian; the next start goes on from there.
+    Cancelled,
+    /// Stopped by a failure; nothing stored changed, the next start goes on from there.
+    Failed {
+        /// `no-answer`, `timeout`, `status` or `page`.
+        problem: &'static str,
+        list: List,
+        page: u32,
+        http_status: Option<u16>,
+        detail: String,
+    },
+    /// Firefox may not reach the server (Save asks for it).
+    NoAccess { host: String },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgressDto {
+    list: List,
+    received: u64,
+    total: Option<u64>,
+}
+
+fn test_per_page() -> u32 {
+    let stored = web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .and_then(|s| s.get_item(PER_PAGE_OVERRIDE_KEY).ok().flatten());
+    per_page(stored.as_deref())
+}
+
+/// Downloads the snapshot from the form's Koha, logged in as the core chooses
+/// ([`Download::logging_in`]: HTTP Basic, else the staff session), calling `on_progress({list, received, total})` after every page, and stores it once every
+/// list is read or left out. A failure or [`cancel_checks_download`] stores nothing; the next
+/// call for the same server goes on from the page it stopped at.
+#[wasm_bindgen(js_name = downloadChecks)]
+pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
+    let (settings, creds, access) = options::server_and_login(form).await?;
+    if !access {
+        return to_js(&DownloadDto::NoAccess {
+            host: settings.server.host().to_owned(),
+        });
+    }
+    if RUNNING.with(|r| r.replace(true)) {
+        return Err(js_error(ErrorDto::new("checks-busy", None, "")));
+    }
+    CANCEL.with(|c| c.set(false));
+    let server = settings.server.as_str().to_owned();
+    let mut download = DOWNLOAD
+        .with(|d| d.borrow_mut().take())
+        .filter(|(for_server, for_login, _)| *for_server == server && *for_login == creds)
+        .map(|(_, _, download)| download)
+        .unwrap_or_else(|| {
+            Download::logging_in(&server, test_per_page(), browser::now(), creds.clone())
+        });
+    let outcome = run(&mut download, &on_progress).await;
+    if let Some(logout) = download.logout() {
+        // Its answer (Koha's login page) does not matter.
+        let _ = http::send(&logout).await;
+    }
+    RUNNING.with(|r| r.set(false));
+    if let Err(dto) = outcome {
+        DOWNLOAD.with(|d| *d.borrow_mut() = Some((server, creds, download)));
+        return to_js(&dto);
+    }
+    // `run` ended without a stop, so every list is read or left out and `finish` gives one.
+    let Some(snapshot) = download.finish() else {
+        return Err(storage_error(DownloadUnfinished));
+    };
+    let meta = read_meta().await?;
+    let plan = checks::write_plan(&snapshot, meta.as_ref());
+    state::apply_primary(&plan)
+        .await
+        .map_err(|e| storage_error(e.0))?;
+    let status = snapshot_status(&snapshot, browser::now());
+    SNAPSHOT.with(|s| *s.borrow_mut() = Some(snapshot));
+    to_js(&DownloadDto::Done { status })
+}
+
+async fn run(download: &mut Download, on_progress: &Function) -> Result<(), DownloadDto> {
+    loop {
+        if CANCEL.with(|c| c.get()) {
+            return Err(DownloadDto::Cancelled);
+        }
+        let (list, progress) = download.progress();
+        let request = match download.next() {
+            Next::Done => return Ok(()),
+            Next::Page(request) => request,
+            Next::Login(request) => {
+                let reply = http::send(&request).await;
+                if let Err(error) = download.feed_login(&reply) {
+                    // The login precedes the page: no page to name.
+                    return Err(failed(&error, list, 0));
+                }
+                continue;
+            }
+        };
+        let page = request
+            .param("_page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        let answer = match http::fetch_rest_page(&request).await {
+            Ok(answer) => answer,
+            Err(why) => {
+                return Err(DownloadDto::Failed {
+                    problem: match why {
+                        NoAnswer::Timeout => "timeout",
+                        _ => "no-answer",
+                    },
+                    list,
+                    page,
+                    http_status: None,
+                    detail: String::new(),
+                })
+            }
+        };
+        let fed = download.feed(answer.status, answer.total_count.as_deref(), &answer.body);
+        if let Err(error) = fed {
+            return Err(failed(&error, list, page));
+        }
+        let (list, progress) = match download.progress() {
+            (now, p) if now == list => (now, p),
+            // The list just ended: report it complete before the next one starts.
+            _ => (list, progress_done(progress)),
+        };
+        let dto = ProgressDto {
+            list,
+            received: progress.received,
+            total: progress.total,
+        };
+        if let Ok(value) = to_js(&dto) {
+            let _ = on_progress.call1(&JsValue::NULL, &value);
+        }
+    }
+}
+
+fn failed(error: &DownloadError, list: List, page: u32) -> DownloadDto {
+    let (page, http_status) = match error {
+        DownloadError::Status {
+            page, http_status, ..
+        } => (*page, Some(*http_status)),
+        DownloadError::Page { page, .. } => (*page, None),
+        DownloadError::Login { .. } => (page, None),
+    };
+    DownloadDto::Failed {
+        problem: error.kind(),
+        list,
+        page,
+        http_status,
+        detail: error.to_string(),
+    }
+}
+
+fn progress_done(before: checks::Progress) -> checks::Progress {
+    checks::Progress {
+        received: before.total.unwrap_or(before.received),
+        total: before.total,
+        done: true,
+    }
+}
+
+/// Stops a running download after the page in flight; nothing is stored.
+#[wasm_bindgen(js_name = cancelChecksDownload)]
+pub fn cancel_checks_download() {
+    CANCEL.with(|c| c.set(true));
+}
+
+async fn read_meta() -> Result<Option<Value>, JsValue> {
+    read_text(CHECKS_META_KEY).await
+}
+
+async fn read_text(key: &str) -> Result<Option<Value>, JsValue> {
+    let got = browser::local_get(&JsValue::from_str(key)).await?;
+    Ok(Reflect::get(&got, &JsValue::from_str(key))?
+        .as_string()
+        .map(Value::String))
+}
+
+async fn read_limit() -> Result<Option<Amount>, JsValue> {
+    Ok(checks::read_balance_limit(
+        read_text(CHECKS_LIMIT_KEY).await?.as_ref(),
+    ))
+}
+
+/// The stored balance limit as the options page shows it (`12.50`), or `""` for none.
+#[wasm_bindgen(js_name = balanceLimit)]
+pub async fn balance_limit() -> Result<String, JsValue> {
+    Ok(read_limit()
+        .await?
+        .map(|a| a.to_string())
+        .unwrap_or_default())
+}
+
+/// Stores the balance limit typed on the options page (empty: none); resolves to it as shown
+/// again, or rejects with the amount's error (nothing stored).
+#[wasm_bindgen(js_name = saveBalanceLimit)]
+pub async fn save_balance_limit(text: String) -> Result<String, JsValue> {
+    let limit = checks::parse_balance_limit(&text).map_err(js_error)?;
+    state::apply_primary(&[checks::balance_limit_change(limit)])
+        .await
+        .map_err(|e| storage_error(e.0))?;
+    LIMIT.with(|l| l.set(limit));
+    Ok(limit.map(|a| a.to_string()).unwrap_or_default())
+}
+
+/// Reads the stored snapshot, `None` when there is none.
+async fn load() -> Result<Option<Snapshot>, JsValue> {
+    let Some(meta) = read_meta().await? else {
+        return Ok(None);
+    };
+    let keys: Array = snapshot_keys(&meta)
+        .iter()
+        .map(|k| JsValue::from_str(k))
+        .collect();
+    let got = browser::local_get(&keys).await?;
+    let mut entries: HashMap<String, Value> = HashMap::new();
+    for key in Object::keys(&Object::from(got.clone())).iter() {
+        if let (Some(name), Some(text)) = (key.as_string(), Reflect::get(&got, &key)?.as_string()) {
+            entries.insert(name, Value::String(text));
+        }
+    }
+    read_snapshot(Some(&meta), |key| entries.get(key)).map_err(storage_error)
+}
+
+/// What is stored: `null`, or `{age: {unit, amount, takenAt}, patrons, items, coverage,
+/// unavailable: [{list, permission, why: {kind, http_status}}], noneAvailable}`.
+#[wasm_bindgen(js_name = checksStatus)]
+pub async fn checks_status() -> Result<JsValue, JsValue> {
+    match load().await? {
+        Some(snapshot) => to_js(&snapshot_status(&snapshot, browser::now())),
+        None => Ok(JsValue::NULL),
+    }
+}
+
+/// Deletes the stored snapshot (and what a stopped download left behind).
+#[wasm_bindgen(js_name = deleteChecks)]
+pub async fn delete_checks() -> Result<(), JsValue> {
+    CANCEL.with(|c| c.set(true));
+    DOWNLOAD.with(|d| *d.borrow_mut() = None);
+    let all = browser::local_get(&JsValue::NULL).await?;
+    let keys: Vec<String> = Object::keys(&Object::from(all))
+        .iter()
+        .filter_map(|k| k.as_string())
+        .collect();
+    let plan = delete_plan(keys.iter().map(String::as_str));
+    state::apply_primary(&plan)
+        .await
+        .map_err(|e| storage_error(e.0))?;
+    SNAPSHOT.with(|s| *s.borrow_mut() = None);
+    Ok(())
+}
+
+/// The desk reads the stored snapshot (at start, and when `checks:meta` changed). Resolves to
+/// whether one is there.
+#[wasm_bindgen(js_name = loadChecks)]
+pub async fn load_checks() -> Result<bool, JsValue> {
+    let limit = read_limit().await?;
+    LIMIT.with(|l| l.set(limit));
+    let snapshot = load().await?;
+    let found = snapshot.is_some();
+    SNAPSHOT.with(|s| *s.borrow_mut() = snapshot);
+    Ok(found)
+}
+
+/// Whether a `storage.onChanged` batch changed the stored snapshot or balance limit (the desk
+/// then calls
+/// [`load_checks`]).
+#[wasm_bindgen(js_name = checksChanged)]
+pub fn checks_changed(changes: JsValue) -> bool {
+    [CHECKS_META_KEY, CHECKS_LIMIT_KEY]
+        .iter()
+        .any(|key| Reflect::has(&changes, &JsValue::from_str(key)).unwrap_or(false))
+}
+
+/// The checks the desk asks about before recording `action` (none without a snapshot).
+pub fn desk_checks(action: &Action, now: chrono::DateTime<chrono::Utc>) -> Vec<DeskCheck> {
+    let today = chrono::Local::now().date_naive();
+    let accepted = CARD_ACCEPTED.with(|c| c.borrow().clone());
+    SNAPSHOT.with(|s| {
+        let held = s.borrow();
+        let Some(snapshot) = held.as_ref() else {
+            return Vec::new();
+        };
+        state::with_journal(|journal| {
+            checks::desk_checks(
+                snapshot,
+                action,
+                journal,
+                checks::card_limits(LIMIT.with(|l| l.get())),
+                accepted.as_ref(),
+                today,
+                now,
+            )
+        })
+    })
+}
+
+/// Notes a recorded action for the card answered for ([`checks::card_accepted_after`]).
+pub fn recorded(action: &Action, confirmed: bool) {
+    CARD_ACCEPTED.with(|c| {
+        let previous = c.borrow_mut().take();
+        *c.borrow_mut() = checks::card_accepted_after(previous, action, confirmed);
+    });
+}

@@ -1,0 +1,306 @@
+//! Koha's REST lists that the offline checks read (docs/koha.md 12): `GET /api/v1/patrons`,
+//! `/api/v1/items` and `/api/v1/checkouts`, with Koha's paging, per-era field names, the staff
+//! session cookie or HTTP Basic, and 401/403 for a missing login or permission.
+
+use super::http::{form_decode, Request, Response};
+use super::koha::param;
+use super::model::{Account, Permission};
+use super::{Profile, Shared, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Whether this Koha has a working REST API at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RestApi {
+    /// `/api/v1` answers.
+    #[default]
+    On,
+    /// No `/api/v1` at all: every path under it is 404 (an old Koha, or the API switched off).
+    Absent,
+    /// `/api/v1` answers 500 (a Koha whose REST layer broke with a newer Perl module).
+    Broken,
+}
+
+/// The REST permissions a list needs (docs/koha.md 12.2 to 12.4), and the one that widens the
+/// patron list beyond the staff user's library.
+pub const LIST_BORROWERS: &str = "list_borrowers";
+/// Items.
+pub const CATALOGUE: &str = "catalogue";
+/// Checkouts.
+pub const CIRCULATE: &str = "circulate_remaining_permissions";
+/// Patrons of every library, not only the staff user's own.
+pub const ANY_LIBRARY: &str = "view_borrower_infos_from_any_libraries";
+
+fn json_error(status: u16, message: &str) -> Response {
+    Response::json(status, &json!({ "error": message }))
+}
+
+/// Answers a request under `/api/v1/`. The `bool` says whether Koha's logic looked at data.
+pub fn api(shared: &Shared, req: &Request) -> (Response, bool) {
+    let state = shared.lock();
+    match state.config.switches.rest_api {
+        RestApi::On => {}
+        RestApi::Absent => {
+            return (
+                Response::new(
+                    404,
+                    "text/html",
+                    "<html><body><h1>Not Found</h1></body></html>",
+                ),
+                false,
+            )
+        }
+        RestApi::Broken => {
+            return (
+                super::koha::error_response(&state, 500, "Software error"),
+                false,
+            )
+        }
+    }
+    let (list, permission) = match req.path.as_str() {
+        "/api/v1/patrons" => ("patrons", LIST_BORROWERS),
+        // Older Koha versions have no item list (docs/koha.md 12.3).
+        "/api/v1/items" if state.config.profile != Profile::Legacy => ("items", CATALOGUE),
+        "/api/v1/checkouts" => ("checkouts", CIRCULATE),
+        _ => return (json_error(404, "Endpoint not found."), false),
+    };
+    if req.method != "GET" {
+        return (json_error(405, "Method not allowed."), false);
+    }
+    let Some(user) = rest_user(&state, req) else {
+        return (json_error(401, "Authentication failure."), false);
+    };
+    if !has_permission(&state, &user, permission) {
+        let body = json!({
+            "error": "Authorization failure. Missing required permission(s).",
+            "required_permissions": { "permission": permission },
+        });
+        return (Response::json(403, &body), false);
+    }
+    let params = form_decode(&req.query);
+    let records = match list {
+        "patrons" => {
+            let embed = req
+                .header("x-koha-embed")
+                .is_some_and(|e| e.split(',').any(|p| p.trim() == "account_balance"));
+            let any_library = has_permission(&state, &user, ANY_LIBRARY);
+            patrons(&state, &user, embed, any_library)
+        }
+        "items" => items(&state),
+        _ => checkouts(&state),
+    };
+    (page(req, &params, records), true)
+}
+
+/// The staff user a REST request is authenticated as: HTTP Basic (only with the
+/// `RESTBasicAuth` preference on), else the `CGISESSID` cookie of a live, logged-in session.
+fn rest_user(state: &State, req: &Request) -> Option<Account> {
+    if let Some(basic) = req
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Basic "))
+    {
+        if !state.config.switches.rest_basic_auth {
+            return None;
+        }
+        let pair = String::from_utf8(base64_decode(basic.trim())?).ok()?;
+        let (name, password) = pair.split_once(':')?;
+        let account = state.model.account(name)?;
+        return (account.password == password && !account.locked).then(|| account.clone());
+    }
+    let cookie = req.cookie("CGISESSID")?;
+    if !state.session_logged_in(&cookie) {
+        return None;
+    }
+    let session = state.model.sessions.iter().find(|s| s.id == cookie)?;
+    state.model.account(session.userid.as_deref()?).cloned()
+}
+
+/// A superlibrarian has every permission; an account without staff permission none; the
+/// librarians (`edit_catalogue`) every REST one except those `REST_MISSING_PERMISSIONS` names.
+fn has_permission(state: &State, user: &Account, permission: &str) -> bool {
+    match user.permission {
+        Permission::Superlibrarian => true,
+        Permission::None => false,
+        Permission::EditCatalogue => !state
+            .config
+            .switches
+            .rest_missing_permissions
+            .iter()
+            .any(|p| p == permission),
+    }
+}
+
+fn patrons(state: &State, user: &Account, embed: bool, any_library: bool) -> Vec<Value> {
+    state
+        .model
+        .accounts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| any_library || a.home_library == user.home_library)
+        .map(|(index, a)| {
+            let mut patron = json!({
+                "patron_id": index + 1,
+                "cardnumber": a.cardnumber,
+                "userid": a.userid,
+                // Koha sends names and addresses too; the add-on must not keep them.
+                "surname": format!("Surname of {}", a.userid),
+                "firstname": "Firstname",
+                "address": "1 Library Street",
+                "email": format!("{}@example.org", a.userid),
+                "expiry_date": a.expiry_date,
+                "restricted": a.restricted,
+                "patron_card_lost": a.card_lost,
+                "incorrect_address": a.address_in_doubt,
+                "library_id": a.home_library,
+                "updated_on": "2026-01-01T00:00:00+00:00",
+            });
+            // The balance embed is in 23.x and later, not in the older versions.
+            if embed && state.config.profile != Profile::Legacy {
+                let paid: f64 = state
+                    .model
+                    .credits
+                    .iter()
+                    .filter(|c| c.cardnumber == a.cardnumber)
+                    .filter_map(|c| c.amount.parse::<f64>().ok())
+                    .sum();
+                patron["account_balance"] = json!(a.balance_cents as f64 / 100.0 - paid);
+            }
+            patron
+        })
+        .collect()
+}
+
+fn items(state: &State) -> Vec<Value> {
+    let newest = state.config.profile == Profile::Newest;
+    state
+        .model
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, i)| {
+            let mut item = json!({
+                "item_id": index + 1,
+                "biblio_id": index + 1,
+                "external_id": i.barcode,
+                "lost_status": u8::from(i.lost),
+                "withdrawn": u8::from(i.withdrawn),
+                "not_for_loan_status": u8::from(i.not_for_loan),
+                "damaged_status": u8::from(i.damaged),
+                "restricted_status": null,
+                "checked_out_date": i.loan.as_ref().map(|l| l.due_at[..10].to_owned()),
+                "timestamp": "2026-01-01T00:00:00+00:00",
+            });
+            // The item type's field was renamed; the effective "not for loan" came later.
+            if newest {
+                item["item_type_id"] = json!("BK");
+                item["effective_not_for_loan_status"] = json!(u8::from(i.not_for_loan));
+            } else {
+                item["item_type"] = json!("BK");
+            }
+            item
+        })
+        .collect()
+}
+
+fn checkouts(state: &State) -> Vec<Value> {
+    let model = &state.model;
+    model
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(index, i)| {
+            let loan = i.loan.as_ref()?;
+            let patron = model.find_patron(&loan.cardnumber)?;
+            Some((index, loan, patron))
+        })
+        .enumerate()
+        .map(|(n, (index, loan, patron))| {
+            json!({
+                "checkout_id": n + 1,
+                "item_id": index + 1,
+                "patron_id": patron + 1,
+                "due_date": loan.due_at,
+                "checkout_date": loan.issued_at,
+                "library_id": loan.library,
+            })
+        })
+        .collect()
+}
+
+/// One page of `records` as Koha pages them (docs/koha.md 12.1): `_page` from 1, `_per_page`
+/// (default 20; -1 is everything), `X-Total-Count`, and a `Link` header with first, prev, next
+/// and last.
+fn page(req: &Request, params: &[(String, String)], records: Vec<Value>) -> Response {
+    let total = records.len();
+    let per_page: i64 = param(params, "_per_page").parse().unwrap_or(20);
+    let page: usize = param(params, "_page").parse().unwrap_or(1).max(1);
+    let (chunk, last) = if per_page < 1 {
+        (records, 1)
+    } else {
+        let per = per_page as usize;
+        let start = (page - 1).saturating_mul(per).min(total);
+        let end = start.saturating_add(per).min(total);
+        (records[start..end].to_vec(), total.div_ceil(per).max(1))
+    };
+    let link = |n: usize, rel: &str| {
+        format!(
+            "<{}?_page={n}&_per_page={per_page}>; rel=\"{rel}\"",
+            req.path
+        )
+    };
+    let mut links = vec![link(1, "first")];
+    if page > 1 {
+        links.push(link(page - 1, "prev"));
+    }
+    if page < last {
+        links.push(link(page + 1, "next"));
+    }
+    links.push(link(last, "last"));
+    Response::json(200, &Value::Array(chunk))
+        .with_header("X-Total-Count", &total.to_string())
+        .with_header("Link", &links.join(", "))
+}
+
+/// Base64 (padding optional); `None` for anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = text.trim_end_matches('=').bytes().collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for group in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for &c in group {
+            acc = (acc << 6) | value(c)?;
+        }
+        match group.len() {
+            4 => out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]),
+            3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+            2 => out.push((acc >> 4) as u8),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_decode;
+
+    #[test]
+    fn base64_reads_every_padding() {
+        assert_eq!(base64_decode("ZGVzazpzZWNyZXQx").unwrap(), b"desk:secret1");
+        assert_eq!(base64_decode("YWI6Yw==").unwrap(), b"ab:c");
+        assert_eq!(base64_decode("YWI6").unwrap(), b"ab:");
+        assert!(base64_decode("a").is_none());
+        assert!(base64_decode("a*b=").is_none());
+    }
+}

@@ -1,0 +1,547 @@
+//! The offline checks in Firefox against the stand-in (issue 12): the snapshot downloaded in each
+//! Koha era, the desk's warnings (record anyway or not), a failure half way that keeps the
+//! snapshot stored before, deleting it, and a Koha without the REST lists.
+#![allow(clippy::unwrap_used)]
+
+use e2e::desk::wait_rows;
+use e2e::firefox::{with_firefox, Firefox, Options};
+use e2e::standin::{Config, Fault, FaultRule, Profile, RestApi, StandIn, When};
+use koha_offline_circ::checks::PER_PAGE_OVERRIDE_KEY;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn standin(profile: Profile) -> Arc<StandIn> {
+    Arc::new(
+        StandIn::start(Config {
+            profile,
+            ..Config::default()
+        })
+        .unwrap(),
+    )
+}
+
+/// Opens the options page, fills in the stand-in's desk account and saves (which asks Firefox
+/// for access to it); pages of 4 records, so every list takes several pages.
+async fn set_up(ff: &Firefox, koha: &StandIn) {
+    ff.open("options.html").await;
+    let values = json!({
+        "server": koha.base_url(), "branchcode": "DE-627", "userid": "desk",
+        "password": "secret123", "mode": "queue", "timezone": "Europe/Berlin",
+    });
+    ff.eval(&format!(
+        "(Object.entries({values}).forEach(([id, v]) => document.getElementById(id).value = v),
+          localStorage.setItem('{PER_PAGE_OVERRIDE_KEY}', '4'), true)"
+    ))
+    .await;
+    ff.eval("(delete document.getElementById('options-message').dataset.kind, true)")
+        .await;
+    ff.click("save").await;
+    ff.wait_until(
+        "saved",
+        "document.getElementById('options-message').dataset.kind === 'ok'",
+    )
+    .await;
+}
+
+/// What the options page says about the snapshot: `#snapshot-message` and `#snapshot-status`
+/// (their data and text) and the unavailable lists.
+async fn shown(ff: &Firefox) -> Value {
+    ff.eval(
+        "(() => { const m = document.getElementById('snapshot-message');
+           const s = document.getElementById('snapshot-status');
+           return { message: { ...m.dataset, text: m.textContent },
+                    status: { ...s.dataset, text: s.textContent },
+                    unavailable: [...document.querySelectorAll('#snapshot-unavailable li')]
+                      .map((li) => ({ ...li.dataset, text: li.textContent })) }; })()",
+    )
+    .await
+}
+
+/// Clicks "Download checks from Koha" and waits until it ends; returns [`shown`].
+async fn download(ff: &Firefox) -> Value {
+    ff.eval("(document.getElementById('snapshot-message').dataset.result = '', true)")
+        .await;
+    ff.click("snapshot-download").await;
+    ff.wait_until(
+        "the download's end",
+        "!['', 'running'].includes(document.getElementById('snapshot-message').dataset.result)
+         && document.getElementById('snapshot-download').disabled === false",
+    )
+    .await;
+    shown(ff).await
+}
+
+/// Every stored `checks:` entry.
+async fn stored_checks(ff: &Firefox) -> Value {
+    let script = "const done = arguments[arguments.length - 1];
+        browser.storage.local.get(null).then((all) => done(Object.fromEntries(
+          Object.entries(all).filter(([k]) => k.startsWith('checks:')))), (e) => done(String(e)));";
+    ff.client.execute_async(script, vec![]).await.unwrap()
+}
+
+fn pages_read(koha: &StandIn, path: &str) -> Vec<String> {
+    koha.log()
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.param("_page").unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_is_downloaded_in_each_koha_era() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(shown(&ff).await["status"]["snapshot"], "none");
+        for profile in [Profile::Newest, Profile::Koha2405, Profile::Legacy] {
+            koha.reset(Config {
+                profile,
+                ..Config::default()
+            });
+            let seen = download(&ff).await;
+            assert_eq!(seen["message"]["result"], "done", "{profile:?}: {seen}");
+            assert_eq!(seen["status"]["snapshot"], "stored", "{profile:?}");
+            assert_eq!(seen["status"]["patrons"], "13", "{profile:?}");
+            assert_eq!(pages_read(&koha, "/api/v1/patrons"), ["1", "2", "3", "4"]);
+            let embeds = koha
+                .log()
+                .iter()
+                .filter(|r| r.path == "/api/v1/patrons")
+                .all(|r| r.header("x-koha-embed") == Some("account_balance"));
+            assert!(embeds, "every patron page asks for the balance");
+            if profile == Profile::Legacy {
+                // No item list in the older versions: those checks are unavailable.
+                assert_eq!(seen["status"]["items"], "0");
+                assert_eq!(seen["status"]["unavailable"], "items");
+                assert_eq!(seen["unavailable"][0]["list"], "items");
+                assert_eq!(seen["unavailable"][0]["permission"], "catalogue");
+            } else {
+                assert_eq!(seen["status"]["items"], "50", "{profile:?}");
+                assert_eq!(seen["status"]["unavailable"], "");
+                assert_eq!(pages_read(&koha, "/api/v1/items").len(), 13);
+            }
+            let text = seen["status"]["text"].as_str().unwrap();
+            assert!(
+                text.contains("13 patrons") && text.contains("min ago"),
+                "{text}"
+            );
+        }
+        let stored = stored_checks(&ff).await.to_string();
+        assert!(stored.contains("checks:meta"));
+        assert!(
+            !stored.contains("Surname") && !stored.contains("example.org"),
+            "no names or e-mails are kept"
+        );
+    })
+    .await;
+}
+
+/// With Koha's `RESTBasicAuth` off, HTTP Basic is refused: the download logs in through
+/// `svc/authentication`, reads every list with the session's cookie, and ends that session.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_koha_with_basic_auth_off_is_read_through_the_staff_session() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        for profile in [Profile::Newest, Profile::Legacy] {
+            koha.reset(Config {
+                profile,
+                ..Config::default()
+            });
+            koha.configure(|c| c.switches.rest_basic_auth = false);
+            let seen = download(&ff).await;
+            assert_eq!(seen["message"]["result"], "done", "{profile:?}: {seen}");
+            assert_eq!(seen["status"]["patrons"], "13", "{profile:?}: {seen}");
+            assert_eq!(
+                pages_read(&koha, "/api/v1/patrons"),
+                ["1", "1", "2", "3", "4"],
+                "{profile:?}: page 1 refused with Basic, then asked for again"
+            );
+            let log = koha.log();
+            let patron_pages: Vec<_> = log.iter().filter(|r| r.path == "/api/v1/patrons").collect();
+            assert!(patron_pages[0].header("authorization").is_some());
+            let session_pages = &patron_pages[1..];
+            assert!(
+                session_pages
+                    .iter()
+                    .all(|r| r.header("authorization").is_none()
+                        && r.cookies.iter().any(|(name, _)| name == "CGISESSID")),
+                "{profile:?}: the session's cookie, no Basic"
+            );
+            let logins = log
+                .iter()
+                .filter(|r| r.method == "POST" && r.path.ends_with("/svc/authentication"))
+                .count();
+            assert_eq!(logins, 1, "{profile:?}: one login for the whole download");
+            let cookie = session_pages[0]
+                .cookies
+                .iter()
+                .find(|(name, _)| name == "CGISESSID")
+                .map(|(_, id)| id.clone())
+                .unwrap();
+            assert!(
+                !koha.state().session_logged_in(&cookie),
+                "{profile:?}: the session is ended"
+            );
+            assert!(koha.state().cookie_logins("desk").is_empty(), "{profile:?}");
+            if profile == Profile::Newest {
+                assert_eq!(seen["status"]["items"], "50");
+                assert_eq!(seen["status"]["unavailable"], "");
+            }
+        }
+    })
+    .await;
+}
+
+/// Types a checkout at the desk; the card field keeps its card between items.
+async fn scan_checkout(ff: &Firefox, card: &str, barcode: &str) {
+    ff.eval(&format!(
+        "(document.getElementById('checkout-cardnumber').value = '{card}', true)"
+    ))
+    .await;
+    ff.type_into("checkout-barcode", &format!("{barcode}\n"))
+        .await;
+}
+
+async fn wait_question(ff: &Firefox) -> Value {
+    ff.wait_for_css("#confirm[open]").await;
+    ff.eval(
+        "({ ...document.getElementById('confirm').dataset,
+            body: document.getElementById('confirm-body').textContent })",
+    )
+    .await
+}
+
+async fn wait_closed(ff: &Firefox) {
+    ff.wait_until(
+        "the question answered",
+        "!document.getElementById('confirm').open",
+    )
+    .await;
+}
+
+async fn row_count(ff: &Firefox) -> usize {
+    ff.eval("document.querySelectorAll('#transactions tbody tr').length")
+        .await
+        .as_u64()
+        .unwrap() as usize
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn card_and_item_warnings_ask_and_record_only_when_told() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+
+        // A balance limit: a wrong amount is refused with its reason, a right one stored.
+        let limit = |text: &str| {
+            format!(
+                "(() => {{ const f = document.getElementById('balance-limit'); f.value = '{text}';
+                   f.dispatchEvent(new Event('change')); return true; }})()"
+            )
+        };
+        ff.eval(&limit("ten")).await;
+        ff.wait_until(
+            "the amount refused",
+            "document.getElementById('balance-limit-message').dataset.kind === 'error'",
+        )
+        .await;
+        let refused = ff
+            .eval("document.getElementById('balance-limit-message').textContent")
+            .await;
+        assert!(
+            !refused.as_str().unwrap().is_empty() && !refused.as_str().unwrap().contains("error_")
+        );
+        ff.eval(&limit("10,00")).await;
+        ff.wait_until(
+            "the limit stored",
+            "document.getElementById('balance-limit-message').dataset.kind === 'ok'
+             && document.getElementById('balance-limit').value === '10.00'",
+        )
+        .await;
+        ff.open("desk.html").await;
+
+        // A patron who owes more than the limit.
+        scan_checkout(&ff, "C0007", "B0003").await;
+        let asked = wait_question(&ff).await;
+        assert_eq!(asked["check"], "balance");
+        let body = asked["body"].as_str().unwrap();
+        assert!(
+            body.contains("owes 12.50, more than the limit of 10.00"),
+            "{body}"
+        );
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
+
+        // A restricted patron and a damaged item: one question naming both.
+        scan_checkout(&ff, "C0004", "B0047").await;
+        let asked = wait_question(&ff).await;
+        assert_eq!(asked["kind"], "check");
+        assert_eq!(asked["check"], "restricted damaged");
+        let body = asked["body"].as_str().unwrap();
+        assert!(body.contains("The patron is restricted in Koha."), "{body}");
+        assert!(body.contains("The item is marked damaged."), "{body}");
+        assert!(body.contains("From Koha's data read 0 min ago"), "{body}");
+        ff.screenshot("checks-warning-en").await;
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
+        ff.wait_until(
+            "'not recorded' said",
+            "document.getElementById('message').dataset.kind === 'warning'",
+        )
+        .await;
+        assert_eq!(row_count(&ff).await, 0, "not recording leaves nothing");
+        assert!(koha.log().iter().all(|r| !r.path.ends_with("service.pl")));
+
+        // Record anyway.
+        scan_checkout(&ff, "C0004", "B0047").await;
+        assert_eq!(wait_question(&ff).await["check"], "restricted damaged");
+        ff.click("confirm-ok").await;
+        wait_rows(&ff, 1).await;
+
+        // The card was answered for: its next item asks nothing.
+        scan_checkout(&ff, "C0004", "B0001").await;
+        wait_rows(&ff, 2).await;
+
+        // An item on loan to another patron, named by card, for a card with no problem.
+        scan_checkout(&ff, "C0001", "B0049").await;
+        let asked = wait_question(&ff).await;
+        assert_eq!(asked["check"], "on-loan-elsewhere");
+        assert!(asked["body"].as_str().unwrap().contains("card C0009"));
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
+
+        // An expired card: its date is shown.
+        scan_checkout(&ff, "C0003", "B0002").await;
+        let asked = wait_question(&ff).await;
+        assert_eq!(asked["check"], "expired");
+        assert!(
+            asked["body"].as_str().unwrap().contains("Jan 31, 2025"),
+            "{asked}"
+        );
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
+
+        // A checkin of a barcode Koha does not know.
+        ff.type_into("checkin-barcode", "B9999\n").await;
+        let asked = wait_question(&ff).await;
+        assert_eq!(asked["check"], "unknown-item");
+        ff.click("confirm-ok").await;
+        wait_rows(&ff, 3).await;
+        assert_eq!(row_count(&ff).await, 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_download_goes_on() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        let before = stored_checks(&ff).await;
+
+        let items_page = |page: &str| When {
+            path: Some("/api/v1/items".into()),
+            params: vec![("_page".into(), page.into())],
+            ..When::default()
+        };
+        koha.set_faults(vec![FaultRule::nth(
+            Fault::Gateway { status: 500 },
+            items_page("3"),
+        )]);
+        let failed = download(&ff).await;
+        assert_eq!(failed["message"]["result"], "failed");
+        assert_eq!(failed["message"]["kind"], "error");
+        let text = failed["message"]["text"].as_str().unwrap();
+        assert!(
+            text.contains("HTTP 500") && text.contains("page 3"),
+            "{text}"
+        );
+        assert_eq!(stored_checks(&ff).await, before, "nothing stored changed");
+        assert_eq!(failed["status"]["snapshot"], "stored");
+
+        // A malformed page stops it too, and leaves the snapshot alone.
+        koha.set_faults(vec![FaultRule::nth(
+            Fault::ReplaceBody {
+                body: "[{\"item_id\": 9, \"external".into(),
+            },
+            items_page("3"),
+        )]);
+        let failed = download(&ff).await;
+        assert_eq!(failed["message"]["result"], "failed");
+        assert!(failed["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"));
+        assert_eq!(stored_checks(&ff).await, before);
+
+        // Going on asks for the failed page, not the lists already read.
+        let patron_pages = pages_read(&koha, "/api/v1/patrons").len();
+        let done = download(&ff).await;
+        assert_eq!(done["message"]["result"], "done");
+        assert_eq!(pages_read(&koha, "/api/v1/patrons").len(), patron_pages);
+        assert_eq!(done["status"]["items"], "50");
+        assert_ne!(
+            stored_checks(&ff).await,
+            before,
+            "the new snapshot replaced the old"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_the_snapshot_removes_it_and_the_desk_asks_nothing_more() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        // Forgetting the credentials offers to delete the snapshot too, and keeps it.
+        ff.click("forget-credentials").await;
+        ff.wait_until(
+            "the offer",
+            "document.getElementById('snapshot-message').dataset.result === 'offer-delete'",
+        )
+        .await;
+        assert_eq!(shown(&ff).await["status"]["snapshot"], "stored");
+        ff.click("snapshot-delete").await;
+        ff.wait_until(
+            "deleted",
+            "document.getElementById('snapshot-status').dataset.snapshot === 'none'",
+        )
+        .await;
+        assert_eq!(stored_checks(&ff).await, json!({}));
+        assert_eq!(shown(&ff).await["message"]["result"], "deleted");
+        ff.open("desk.html").await;
+        scan_checkout(&ff, "C0004", "B0047").await;
+        wait_rows(&ff, 1).await;
+        assert!(!ff
+            .eval("document.getElementById('confirm').open")
+            .await
+            .as_bool()
+            .unwrap());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_koha_without_the_lists_shows_checks_unavailable_and_the_desk_records_as_before() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        // A missing permission leaves out that list only, and names the permission.
+        koha.configure(|c| c.switches.rest_missing_permissions = vec!["list_borrowers".into()]);
+        let seen = download(&ff).await;
+        assert_eq!(seen["message"]["result"], "done");
+        assert_eq!(seen["status"]["snapshot"], "stored");
+        assert_eq!(seen["unavailable"][0]["list"], "patrons");
+        assert_eq!(seen["unavailable"][0]["permission"], "list_borrowers");
+        let why = seen["unavailable"][0]["text"].as_str().unwrap();
+        assert!(
+            why.contains("list_borrowers") && why.contains("HTTP 403"),
+            "{why}"
+        );
+
+        koha.configure(|c| {
+            c.switches.rest_missing_permissions = Vec::new();
+            c.switches.rest_api = RestApi::Absent;
+        });
+        let seen = download(&ff).await;
+        assert_eq!(seen["status"]["snapshot"], "unavailable", "{seen}");
+        assert!(seen["status"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Checks unavailable"));
+        let lists: Vec<&str> = seen["unavailable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["list"].as_str().unwrap())
+            .collect();
+        assert_eq!(lists, ["patrons", "items", "checkouts"]);
+
+        ff.open("desk.html").await;
+        scan_checkout(&ff, "C0004", "B0047").await;
+        wait_rows(&ff, 1).await;
+        ff.type_into("checkin-barcode", "B9999\n").await;
+        wait_rows(&ff, 2).await;
+        assert!(!ff
+            .eval("document.getElementById('confirm').open")
+            .await
+            .as_bool()
+            .unwrap());
+    })
+    .await;
+}
+
+/// Cancelling keeps what is stored and the next download goes on; run in German, whose texts
+/// must all be there (no raw message keys).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_download_stores_nothing_and_goes_on_later() {
+    let koha = standin(Profile::Newest);
+    let options = Options {
+        locale: "de".into(),
+        ..Options::granting_permissions()
+    };
+    with_firefox(options, move |ff| async move {
+        set_up(&ff, &koha).await;
+        // The second page of items comes late, so the librarian can cancel while it is read.
+        koha.set_faults(vec![FaultRule::nth(
+            Fault::Delay { ms: 3000 },
+            When {
+                path: Some("/api/v1/items".into()),
+                params: vec![("_page".into(), "2".into())],
+                ..When::default()
+            },
+        )]);
+        ff.eval("(document.getElementById('snapshot-message').dataset.result = '', true)")
+            .await;
+        ff.click("snapshot-download").await;
+        ff.wait_until(
+            "the progress bar on the items",
+            "!document.getElementById('snapshot-progress').hidden
+             && document.getElementById('snapshot-progress').dataset.list === 'items'",
+        )
+        .await;
+        let progress = shown(&ff).await["message"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            progress.contains("Exemplare") && progress.contains("von 50"),
+            "{progress}"
+        );
+        ff.screenshot("checks-progress-de").await;
+        ff.click("snapshot-cancel").await;
+        ff.wait_until(
+            "cancelled",
+            "document.getElementById('snapshot-message').dataset.result === 'cancelled'",
+        )
+        .await;
+        let seen = shown(&ff).await;
+        assert_eq!(seen["status"]["snapshot"], "none");
+        assert_eq!(stored_checks(&ff).await, json!({}), "nothing stored");
+        assert!(seen["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("abgebrochen"));
+
+        let patron_pages = pages_read(&koha, "/api/v1/patrons").len();
+        let done = download(&ff).await;
+        assert_eq!(done["message"]["result"], "done");
+        assert_eq!(pages_read(&koha, "/api/v1/patrons").len(), patron_pages);
+        let status = done["status"]["text"].as_str().unwrap();
+        assert!(
+            status.starts_with("Gespeichert: 13 Leser und 50 Exemplare"),
+            "{status}"
+        );
+        let texts = ff
+            .eval("document.getElementById('checks').textContent")
+            .await;
+        assert!(!texts.as_str().unwrap().contains("chk_"), "{texts}");
+        ff.screenshot("checks-options-de").await;
+    })
+    .await;
+}
