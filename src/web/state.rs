@@ -97,8 +97,8 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
     };
     let mirror = read_mirror();
     let now = recover.then(browser::now);
-    let opened =
-        with_replica(|r| r.open(primary, mirror, now)).map_err(|e| StorageFailure(e.to_string()))?;
+    let opened = with_replica(|r| r.open(primary, mirror, now))
+        .map_err(|e| StorageFailure(e.to_string()))?;
     let stored = apply_primary(&opened.primary_changes).await.is_ok();
     apply_mirror(&with_replica(|r| r.repairs_written(&opened, stored)));
     Ok(opened)
