@@ -42,6 +42,22 @@ function showStatus(status) {
   }));
 }
 
+// What the connection test found about each list: readable, or why not (`null`: not probed).
+export function showAvailability(lists) {
+  const out = $("checks-availability");
+  out.replaceChildren(...(lists ?? []).map((a) => {
+    const li = document.createElement("li");
+    Object.assign(li.dataset, { list: a.list, permission: a.permission, available: String(!a.unavailable), why: a.unavailable?.kind ?? "" });
+    li.textContent = a.unavailable
+      ? t(`chk_unavailable_${key(a.unavailable.kind)}`, [listName(a.list), a.permission, String(a.unavailable.http_status ?? "")])
+      : a.list === "patrons"
+        ? t("chk_available_patrons", [listName(a.list), "view_borrower_infos_from_any_libraries"])
+        : t("chk_available", [listName(a.list)]);
+    return li;
+  }));
+  out.hidden = !lists;
+}
+
 async function refreshStatus() {
   try {
     showStatus(await core.checksStatus());

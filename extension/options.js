@@ -1,7 +1,7 @@
 // Options page: wires the form to the core (src/web/options.rs). Rules and validation live there.
 import { core } from "./lib/wasm.js";
 import { language, t, translatePage } from "./lib/i18n.js";
-import { wireChecks } from "./options-checks.js";
+import { wireChecks, showAvailability } from "./options-checks.js";
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["server", "branchcode", "userid", "password", "mode", "timezone"];
@@ -113,6 +113,7 @@ async function testConnection() {
   const access = requestAccess();
   markErrors();
   showClock();
+  showAvailability(null);
   say("", [t("opt_testing")]);
   delete $("options-message").dataset.kind;
   $("test-connection").disabled = true;
@@ -120,6 +121,7 @@ async function testConnection() {
     await access;
     const r = await core.testConnection(readForm());
     showClock(r.clock);
+    showAvailability(r.checks);
     say(r.level, testLines(r), { outcome: r.outcome, transport: r.transport ?? "", problem: r.problem ?? "", sessionReuse: r.sessionReuse });
   } catch (error) {
     showFailure(error);

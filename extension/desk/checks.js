@@ -20,15 +20,26 @@ export function ageText(age) {
   return t("check_age", [t(`age_${age.unit}`, [String(age.amount)]), when]);
 }
 
+// A payment shows the balance the snapshot holds for the card typed.
+export function showPaymentBalance() {
+  const out = document.getElementById("payment-balance");
+  const found = core.paymentBalance(document.getElementById("payment-cardnumber").value);
+  out.hidden = !found;
+  out.dataset.balanceCents = found ? String(found.balanceCents) : "";
+  out.textContent = found ? `${t("check_payment_balance", [money(found.balanceCents)])} ${ageText(found.age)}` : "";
+}
+
 async function load() {
   try {
     await core.loadChecks();
   } catch (error) {
     say("warning", `${t("check_snapshot_unreadable")} (${error?.detail ?? error})`);
   }
+  showPaymentBalance();
 }
 
 export async function startChecks() {
+  document.getElementById("payment-cardnumber").addEventListener("input", showPaymentBalance);
   browser.storage.onChanged.addListener((changes, area) => {
     if (area === "local" && core.checksChanged(changes)) load();
   });

@@ -216,6 +216,37 @@ fn progress_done(before: checks::Progress) -> checks::Progress {
     }
 }
 
+/// Which checks this Koha and login allow: the connection test's probe of each list's first page
+/// ([`Download::probing`]). `None` when it could not finish (no answer, a login that failed):
+/// the test says nothing about the checks then.
+pub(super) async fn probe(server: &str, creds: Credentials) -> Option<Vec<checks::Availability>> {
+    let mut probe = Download::probing(server, browser::now(), creds);
+    let found = loop {
+        match probe.next() {
+            Next::Done => break probe.availability(),
+            Next::Login(request) => {
+                if probe.feed_login(&http::send(&request).await).is_err() {
+                    break None;
+                }
+            }
+            Next::Page(request) => {
+                let Ok(answer) = http::fetch_rest_page(&request).await else {
+                    break None;
+                };
+                let fed = probe.feed(answer.status, answer.total_count.as_deref(), &answer.body);
+                if fed.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(logout) = probe.logout() {
+        // Its answer (Koha's login page) does not matter.
+        let _ = http::send(&logout).await;
+    }
+    found
+}
+
 /// Stops a running download after the page in flight; nothing is stored.
 #[wasm_bindgen(js_name = cancelChecksDownload)]
 pub fn cancel_checks_download() {
@@ -317,6 +348,21 @@ pub async fn load_checks() -> Result<bool, JsValue> {
     let found = snapshot.is_some();
     SNAPSHOT.with(|s| *s.borrow_mut() = snapshot);
     Ok(found)
+}
+
+/// What a payment on `cardnumber` shows from the desk's snapshot: `null`, or
+/// `{balanceCents, age: {unit, amount, takenAt}}` ([`checks::payment_balance`]).
+#[wasm_bindgen(js_name = paymentBalance)]
+pub fn payment_balance(cardnumber: String) -> Result<JsValue, JsValue> {
+    let shown = SNAPSHOT.with(|s| {
+        s.borrow()
+            .as_ref()
+            .and_then(|snapshot| checks::payment_balance(snapshot, &cardnumber, browser::now()))
+    });
+    match shown {
+        Some(balance) => to_js(&balance),
+        None => Ok(JsValue::NULL),
+    }
 }
 
 /// Whether a `storage.onChanged` batch changed the stored snapshot or balance limit (the desk
