@@ -34,6 +34,7 @@
 //! assert_eq!(warnings[0].age.minutes, 25 * 60);
 //! ```
 
+mod auto;
 mod compact;
 mod desk;
 mod download;
@@ -42,6 +43,10 @@ mod paging;
 mod rest;
 mod warnings;
 
+pub use auto::{
+    auto_download_change, auto_download_due, parse_auto_hours, read_auto_download, AutoDownload,
+    AutoHoursError, AUTO_HOURS_MAX, DEFAULT_AUTO_HOURS,
+};
 pub use compact::{delete_plan, read_snapshot, snapshot_keys, write_plan, CHUNK_RECORDS};
 pub use desk::{
     balance_limit_change, card_accepted_after, card_limits, desk_checks, parse_balance_limit,

@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use koha_offline_circ::checks::{
-    check_card, check_item, delete_plan, join_loans, moved_here, parse_checkouts, parse_items,
-    parse_patrons, payment_balance, read_snapshot, write_plan, Availability, CardLimits,
+    auto_download_change, auto_download_due, check_card, check_item, delete_plan, join_loans,
+    moved_here, parse_auto_hours, parse_checkouts, parse_items, parse_patrons, payment_balance,
+    read_auto_download, read_snapshot, write_plan, AutoDownload, Availability, CardLimits,
     CardProblem, Coverage, Download, Holder, ItemProblem, ItemRecord, ItemScan, List, Next,
     PageError, Pager, PatronRecord, Restriction, Snapshot, SnapshotAge, Unavailable,
 };
@@ -1155,4 +1156,63 @@ fn a_payment_shows_the_balance_of_a_known_card_with_the_snapshot_age() {
         vec![item("B-OK")],
     );
     assert_eq!(payment_balance(&without_patrons, "C-OK", now), None);
+}
+
+// ---- The automatic download ----
+
+#[test]
+fn the_automatic_download_setting_reads_hours_and_refuses_anything_else() {
+    assert_eq!(
+        parse_auto_hours(""),
+        Ok(AutoDownload::After { hours: 24 }),
+        "the default"
+    );
+    assert_eq!(
+        parse_auto_hours(" 6 "),
+        Ok(AutoDownload::After { hours: 6 })
+    );
+    assert_eq!(parse_auto_hours("0"), Ok(AutoDownload::Never));
+    for bad in ["abc", "-1", "1.5", "9000", "24h"] {
+        assert!(parse_auto_hours(bad).is_err(), "{bad}");
+    }
+    let stored = |setting| match auto_download_change(setting) {
+        Change::Put { key, value } => {
+            assert_eq!(key, "checks-auto-hours");
+            read_auto_download(Some(&value))
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        stored(AutoDownload::After { hours: 6 }),
+        AutoDownload::After { hours: 6 }
+    );
+    assert_eq!(stored(AutoDownload::Never), AutoDownload::Never);
+    assert_eq!(read_auto_download(None), AutoDownload::After { hours: 24 });
+    assert_eq!(
+        read_auto_download(Some(&json!("{\"v\": 99, \"hours\": 2}"))),
+        AutoDownload::After { hours: 24 },
+        "another version reads as the default"
+    );
+}
+
+#[test]
+fn a_snapshot_is_downloaded_by_itself_only_once_older_than_the_setting() {
+    let snapshot = desk_snapshot();
+    let every_day = AutoDownload::After { hours: 24 };
+    let at = |hours| taken() + Duration::hours(hours);
+    assert!(!auto_download_due(every_day, Some(&snapshot), at(23)));
+    assert!(auto_download_due(every_day, Some(&snapshot), at(24)));
+    assert!(
+        auto_download_due(every_day, Some(&snapshot), at(-1)),
+        "taken in the future: the clock was wrong"
+    );
+    assert!(!auto_download_due(
+        AutoDownload::Never,
+        Some(&snapshot),
+        at(1000)
+    ));
+    assert!(
+        !auto_download_due(every_day, None, at(1000)),
+        "the first download is the librarian's"
+    );
 }

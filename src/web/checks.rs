@@ -10,7 +10,7 @@ use crate::checks::{
 };
 use crate::ids::{Amount, Cardnumber};
 use crate::koha::{Credentials, NoAnswer};
-use crate::store::keys::{CHECKS_LIMIT_KEY, CHECKS_META_KEY};
+use crate::store::keys::{CHECKS_AUTO_KEY, CHECKS_LIMIT_KEY, CHECKS_META_KEY};
 use crate::transaction::Action;
 use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
@@ -289,6 +289,43 @@ pub async fn save_balance_limit(text: String) -> Result<String, JsValue> {
         .map_err(|e| storage_error(e.0))?;
     LIMIT.with(|l| l.set(limit));
     Ok(limit.map(|a| a.to_string()).unwrap_or_default())
+}
+
+async fn read_auto() -> Result<checks::AutoDownload, JsValue> {
+    Ok(checks::read_auto_download(
+        read_text(CHECKS_AUTO_KEY).await?.as_ref(),
+    ))
+}
+
+/// The automatic download's setting as the options page shows it: hours, 0 for never.
+#[wasm_bindgen(js_name = autoDownloadHours)]
+pub async fn auto_download_hours() -> Result<u32, JsValue> {
+    Ok(read_auto().await?.hours())
+}
+
+/// Stores the hours typed on the options page (empty: the default); resolves to them as shown
+/// again, or rejects with kind `auto-hours` (nothing stored).
+#[wasm_bindgen(js_name = saveAutoDownloadHours)]
+pub async fn save_auto_download_hours(text: String) -> Result<u32, JsValue> {
+    let setting = checks::parse_auto_hours(&text)
+        .map_err(|e| js_error(ErrorDto::new("auto-hours", None, e)))?;
+    state::apply_primary(&[checks::auto_download_change(setting)])
+        .await
+        .map_err(|e| storage_error(e.0))?;
+    Ok(setting.hours())
+}
+
+/// Whether the stored snapshot is due for an automatic download now
+/// ([`checks::auto_download_due`]).
+#[wasm_bindgen(js_name = checksDownloadDue)]
+pub async fn checks_download_due() -> Result<bool, JsValue> {
+    let setting = read_auto().await?;
+    let stored = load().await?;
+    Ok(checks::auto_download_due(
+        setting,
+        stored.as_ref(),
+        browser::now(),
+    ))
 }
 
 /// Reads the stored snapshot, `None` when there is none.

@@ -361,6 +361,120 @@ async fn a_payment_shows_the_patrons_balance_from_the_snapshot() {
     .await;
 }
 
+/// Pages of the full download (4 records a page), not the connection test's probe (1 record).
+fn download_pages(koha: &StandIn) -> usize {
+    koha.log()
+        .iter()
+        .filter(|r| r.path == "/api/v1/patrons" && r.param("_per_page") == Some("4"))
+        .count()
+}
+
+/// Makes the stored snapshot `hours` older, as if downloaded that long ago (its `checks:meta`
+/// says when it was taken, in ms).
+async fn age_snapshot(ff: &Firefox, hours: i64) {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         browser.storage.local.get('checks:meta').then((got) => {{
+           const meta = JSON.parse(got['checks:meta']);
+           meta.taken_at -= {hours} * 3600e3;
+           return browser.storage.local.set({{ 'checks:meta': JSON.stringify(meta) }});
+         }}).then(() => done(true), (e) => done(String(e)));"
+    );
+    let result = ff.client.execute_async(&script, vec![]).await.unwrap();
+    assert_eq!(result, true, "{result}");
+}
+
+/// Tests the connection (Koha answers) and waits until the page decided whether to download
+/// again: `data-due` of `#auto-download-hours`.
+async fn test_connection_decided(ff: &Firefox) -> Value {
+    ff.eval("(delete document.getElementById('auto-download-hours').dataset.due, true)")
+        .await;
+    let (kind, _) = test_connection(ff).await;
+    assert_ne!(kind, "error");
+    ff.wait_until(
+        "the automatic download decided",
+        "document.getElementById('auto-download-hours').dataset.due",
+    )
+    .await;
+    ff.eval("document.getElementById('auto-download-hours').dataset.due")
+        .await
+}
+
+/// A connection test downloads the snapshot again once it is older than the setting (24 hours
+/// unless changed); a wrong setting is refused with its reason, 0 turns it off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_test_downloads_again_once_the_snapshot_is_older_than_the_setting() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(
+            ff.eval("document.getElementById('auto-download-hours').value")
+                .await,
+            "24",
+            "the default"
+        );
+        // No snapshot yet: the first download is the librarian's.
+        assert_eq!(test_connection_decided(&ff).await, "false");
+        assert_eq!(download_pages(&koha), 0);
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        let manual = download_pages(&koha);
+        assert_eq!(manual, 4);
+
+        // A fresh snapshot: nothing more.
+        assert_eq!(test_connection_decided(&ff).await, "false");
+        assert_eq!(download_pages(&koha), manual);
+
+        // The stored snapshot was taken 25 hours ago: downloaded again by itself.
+        age_snapshot(&ff, 25).await;
+        ff.eval("(document.getElementById('snapshot-message').dataset.result = '', true)")
+            .await;
+        assert_eq!(test_connection_decided(&ff).await, "true");
+        ff.wait_until(
+            "the automatic download's end",
+            "document.getElementById('snapshot-message').dataset.result === 'done'
+             && document.getElementById('snapshot-message').dataset.auto === 'true'",
+        )
+        .await;
+        assert_eq!(download_pages(&koha), 2 * manual);
+
+        // A wrong setting is refused and nothing is stored; 0 turns it off.
+        let set_hours = |text: &'static str| {
+            format!(
+                "(() => {{ const f = document.getElementById('auto-download-hours'); f.value = '{text}';
+                   delete document.getElementById('auto-download-message').dataset.kind;
+                   f.dispatchEvent(new Event('change')); return true; }})()"
+            )
+        };
+        ff.eval(&set_hours("a day")).await;
+        ff.wait_until(
+            "refused",
+            "document.getElementById('auto-download-message').dataset.kind === 'error'",
+        )
+        .await;
+        let why = ff
+            .eval("document.getElementById('auto-download-message').textContent")
+            .await;
+        assert!(why.as_str().unwrap().contains("whole number of hours"), "{why}");
+        ff.eval(&set_hours("0")).await;
+        ff.wait_until(
+            "stored",
+            "document.getElementById('auto-download-message').dataset.kind === 'ok'",
+        )
+        .await;
+        age_snapshot(&ff, 50).await;
+        assert_eq!(test_connection_decided(&ff).await, "false");
+        assert_eq!(download_pages(&koha), 2 * manual, "0: never");
+        ff.open("options.html").await;
+        assert_eq!(
+            ff.eval("document.getElementById('auto-download-hours').value")
+                .await,
+            "0",
+            "kept"
+        );
+    })
+    .await;
+}
+
 /// Types a checkout at the desk; the card field keeps its card between items.
 async fn scan_checkout(ff: &Firefox, card: &str, barcode: &str) {
     ff.eval(&format!(
