@@ -38,7 +38,23 @@ async function load() {
   showPaymentBalance();
 }
 
+// After a send run that reached Koha, the core downloads the snapshot again when it is due; the
+// desk reloads it through storage.onChanged. Nothing is said unless it failed.
+async function downloadAfterSend(event) {
+  if (event.detail?.outcome !== "ran") return;
+  const marker = document.getElementById("message");
+  try {
+    const r = await core.downloadChecksIfDue();
+    marker.dataset.checksAuto = r.outcome;
+    if (r.outcome !== "done" && r.outcome !== "not-due") say("warning", t("check_auto_failed"));
+  } catch (error) {
+    marker.dataset.checksAuto = "error";
+    say("warning", t("check_auto_failed"));
+  }
+}
+
 export async function startChecks() {
+  document.addEventListener("koc:send-finished", downloadAfterSend);
   document.getElementById("payment-cardnumber").addEventListener("input", showPaymentBalance);
   browser.storage.onChanged.addListener((changes, area) => {
     if (area === "local" && core.checksChanged(changes)) load();

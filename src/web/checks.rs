@@ -98,11 +98,20 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
             host: settings.server.host().to_owned(),
         });
     }
+    download_from(settings.server.as_str(), creds, Some(&on_progress)).await
+}
+
+/// Downloads and stores the snapshot from `server` as `creds` (see [`download_checks`]).
+async fn download_from(
+    server: &str,
+    creds: Credentials,
+    on_progress: Option<&Function>,
+) -> Result<JsValue, JsValue> {
     if RUNNING.with(|r| r.replace(true)) {
         return Err(js_error(ErrorDto::new("checks-busy", None, "")));
     }
     CANCEL.with(|c| c.set(false));
-    let server = settings.server.as_str().to_owned();
+    let server = server.to_owned();
     let mut download = DOWNLOAD
         .with(|d| d.borrow_mut().take())
         .filter(|(for_server, for_login, _)| *for_server == server && *for_login == creds)
@@ -110,7 +119,7 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
         .unwrap_or_else(|| {
             Download::logging_in(&server, test_per_page(), browser::now(), creds.clone())
         });
-    let outcome = run(&mut download, &on_progress).await;
+    let outcome = run(&mut download, on_progress).await;
     if let Some(logout) = download.logout() {
         // Its answer (Koha's login page) does not matter.
         let _ = http::send(&logout).await;
@@ -134,7 +143,22 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
     to_js(&DownloadDto::Done { status })
 }
 
-async fn run(download: &mut Download, on_progress: &Function) -> Result<(), DownloadDto> {
+/// After a successful send run, at the desk: downloads the snapshot again when it is due
+/// ([`checks::auto_download_due`]), with the send run's server and login. Resolves to the
+/// outcome as [`download_checks`] gives it, or `{outcome: "not-due"}`.
+#[wasm_bindgen(js_name = downloadChecksIfDue)]
+pub async fn download_checks_if_due() -> Result<JsValue, JsValue> {
+    if !checks_download_due().await? {
+        return to_js(&serde_json::json!({ "outcome": "not-due" }));
+    }
+    let (Some(settings), Ok(creds)) = (state::settings(), super::send::credentials().await) else {
+        return to_js(&serde_json::json!({ "outcome": "not-due" }));
+    };
+    // Nothing to show the progress on at the desk.
+    download_from(settings.server.as_str(), creds, None).await
+}
+
+async fn run(download: &mut Download, on_progress: Option<&Function>) -> Result<(), DownloadDto> {
     loop {
         if CANCEL.with(|c| c.get()) {
             return Err(DownloadDto::Cancelled);
@@ -185,7 +209,7 @@ async fn run(download: &mut Download, on_progress: &Function) -> Result<(), Down
             received: progress.received,
             total: progress.total,
         };
-        if let Ok(value) = to_js(&dto) {
+        if let (Some(on_progress), Ok(value)) = (on_progress, to_js(&dto)) {
             let _ = on_progress.call1(&JsValue::NULL, &value);
         }
     }

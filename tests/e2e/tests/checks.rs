@@ -475,6 +475,32 @@ async fn a_connection_test_downloads_again_once_the_snapshot_is_older_than_the_s
     .await;
 }
 
+/// A send run that reached Koha downloads the snapshot again at the desk once it is older than
+/// the setting, with the send run's login.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_run_downloads_again_once_the_snapshot_is_older_than_the_setting() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        let manual = download_pages(&koha);
+        age_snapshot(&ff, 25).await;
+        ff.open("desk.html").await;
+        ff.type_into("payment-cardnumber", "C0007").await;
+        ff.type_into("payment-amount", "2.50\n").await;
+        wait_rows(&ff, 1).await;
+        let outcome = e2e::sending::send(&ff, std::time::Duration::from_secs(60)).await;
+        assert_eq!(outcome, "ran");
+        ff.wait_until(
+            "the automatic download after the send",
+            "document.getElementById('message').dataset.checksAuto === 'done'",
+        )
+        .await;
+        assert_eq!(download_pages(&koha), 2 * manual);
+    })
+    .await;
+}
+
 /// Types a checkout at the desk; the card field keeps its card between items.
 async fn scan_checkout(ff: &Firefox, card: &str, barcode: &str) {
     ff.eval(&format!(
