@@ -6,7 +6,7 @@ import { say, setSounds } from "./desk/feedback.js";
 import { renderPage } from "./desk/table.js";
 import { queueRecord } from "./desk/record.js";
 import { showQuarantine } from "./desk/quarantine.js";
-import { startChecks } from "./desk/checks.js";
+import { startChecks, showPaymentBalance } from "./desk/checks.js";
 import { exportFiles, importFile, clearSent, clearAll } from "./desk/files.js";
 
 const $ = (id) => document.getElementById(id);
@@ -50,7 +50,8 @@ function submitPayment() {
   const form = { action: "payment", cardnumber: $("payment-cardnumber").value, amount: $("payment-amount").value };
   $("payment-cardnumber").value = $("payment-amount").value = "";
   $("payment-cardnumber").focus();
-  const restore = () => { putBack("payment-cardnumber", form.cardnumber)(); putBack("payment-amount", form.amount)(); };
+  showPaymentBalance();
+  const restore = () => { putBack("payment-cardnumber", form.cardnumber)(); putBack("payment-amount", form.amount)(); showPaymentBalance(); };
   queueRecord(form, restore, focusIn("payment"), refresh);
 }
 

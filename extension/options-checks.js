@@ -42,6 +42,22 @@ function showStatus(status) {
   }));
 }
 
+// What the connection test found about each list: readable, or why not (`null`: not probed).
+export function showAvailability(lists) {
+  const out = $("checks-availability");
+  out.replaceChildren(...(lists ?? []).map((a) => {
+    const li = document.createElement("li");
+    Object.assign(li.dataset, { list: a.list, permission: a.permission, available: String(!a.unavailable), why: a.unavailable?.kind ?? "" });
+    li.textContent = a.unavailable
+      ? t(`chk_unavailable_${key(a.unavailable.kind)}`, [listName(a.list), a.permission, String(a.unavailable.http_status ?? "")])
+      : a.list === "patrons"
+        ? t("chk_available_patrons", [listName(a.list), "view_borrower_infos_from_any_libraries"])
+        : t("chk_available", [listName(a.list)]);
+    return li;
+  }));
+  out.hidden = !lists;
+}
+
 async function refreshStatus() {
   try {
     showStatus(await core.checksStatus());
@@ -72,9 +88,9 @@ function outcomeText(r) {
   return ["error", t(`chk_failed_${key(r.problem)}`, [listName(r.list), String(r.page), String(r.httpStatus ?? "")])];
 }
 
-async function download(readForm) {
+async function download(readForm, askAccess = true) {
   // Asked within the click: Firefox grants host access only on a user gesture.
-  const pattern = core.originPattern($("server").value);
+  const pattern = askAccess ? core.originPattern($("server").value) : null;
   const access = pattern ? browser.permissions.request({ origins: [pattern] }).catch(() => false) : Promise.resolve(false);
   running(true);
   message("", t("chk_starting"), "running");
@@ -87,8 +103,9 @@ async function download(readForm) {
     const text = error?.kind === "invalid-form" ? t("chk_form_first") : errorMessage(error);
     message("error", text, "error");
   } finally {
-    running(false);
+    // The status first: the buttons come back once the page says what is stored.
     await refreshStatus();
+    running(false);
   }
 }
 
@@ -117,6 +134,34 @@ async function saveLimit() {
   }
 }
 
+// After a connection test that reached Koha: download again when the snapshot is old enough.
+export async function downloadIfDue(readForm) {
+  let due = false;
+  try {
+    due = !$("snapshot-download").disabled && await core.checksDownloadDue();
+  } catch {
+    // An unreadable snapshot is the status line's to say; the test itself went well.
+  }
+  $("auto-download-hours").dataset.due = String(due);
+  if (!due) return;
+  $("snapshot-message").dataset.auto = "true";
+  await download(readForm, false);
+}
+
+async function saveAutoHours() {
+  const out = $("auto-download-message");
+  try {
+    $("auto-download-hours").value = String(await core.saveAutoDownloadHours($("auto-download-hours").value));
+    $("auto-download-hours").removeAttribute("aria-invalid");
+    out.dataset.kind = "ok";
+    out.textContent = t("chk_auto_saved");
+  } catch (error) {
+    $("auto-download-hours").setAttribute("aria-invalid", "true");
+    out.dataset.kind = "error";
+    out.textContent = errorMessage(error);
+  }
+}
+
 // Forgetting the credentials leaves the snapshot: say so next to its delete button.
 function offerDelete() {
   if ($("snapshot-status").dataset.snapshot === "none") return;
@@ -125,6 +170,7 @@ function offerDelete() {
 
 export async function wireChecks(readForm) {
   $("balance-limit").addEventListener("change", saveLimit);
+  $("auto-download-hours").addEventListener("change", saveAutoHours);
   $("forget-credentials").addEventListener("click", offerDelete);
   // Another page stored or deleted a snapshot.
   browser.storage.onChanged.addListener((changes, area) => {
@@ -135,7 +181,12 @@ export async function wireChecks(readForm) {
   } catch (error) {
     $("balance-limit-message").textContent = errorMessage(error);
   }
-  $("snapshot-download").addEventListener("click", () => download(readForm));
+  try {
+    $("auto-download-hours").value = String(await core.autoDownloadHours());
+  } catch (error) {
+    $("auto-download-message").textContent = errorMessage(error);
+  }
+  $("snapshot-download").addEventListener("click", () => { delete $("snapshot-message").dataset.auto; download(readForm); });
   $("snapshot-cancel").addEventListener("click", () => core.cancelChecksDownload());
   $("snapshot-delete").addEventListener("click", remove);
   await refreshStatus();

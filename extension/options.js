@@ -1,7 +1,7 @@
 // Options page: wires the form to the core (src/web/options.rs). Rules and validation live there.
 import { core } from "./lib/wasm.js";
 import { language, t, translatePage } from "./lib/i18n.js";
-import { wireChecks } from "./options-checks.js";
+import { wireChecks, showAvailability, downloadIfDue } from "./options-checks.js";
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ["server", "branchcode", "userid", "password", "mode", "timezone"];
@@ -115,6 +115,7 @@ async function testConnection() {
   const access = requestAccess();
   markErrors();
   showClock();
+  showAvailability(null);
   say("", [t("opt_testing")]);
   delete $("options-message").dataset.kind;
   $("test-connection").disabled = true;
@@ -122,7 +123,9 @@ async function testConnection() {
     await access;
     const r = await core.testConnection(readForm());
     showClock(r.clock);
+    showAvailability(r.checks);
     say(r.level, testLines(r), { outcome: r.outcome, transport: r.transport ?? "", problem: r.problem ?? "", sessionReuse: r.sessionReuse });
+    if (r.outcome === "works") downloadIfDue(readForm);
   } catch (error) {
     showFailure(error);
   } finally {

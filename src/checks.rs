@@ -34,6 +34,7 @@
 //! assert_eq!(warnings[0].age.minutes, 25 * 60);
 //! ```
 
+mod auto;
 mod compact;
 mod desk;
 mod download;
@@ -42,13 +43,17 @@ mod paging;
 mod rest;
 mod warnings;
 
+pub use auto::{
+    auto_download_change, auto_download_due, parse_auto_hours, read_auto_download, AutoDownload,
+    AutoHoursError, AUTO_HOURS_MAX, DEFAULT_AUTO_HOURS,
+};
 pub use compact::{delete_plan, read_snapshot, snapshot_keys, write_plan, CHUNK_RECORDS};
 pub use desk::{
     balance_limit_change, card_accepted_after, card_limits, desk_checks, parse_balance_limit,
-    read_balance_limit, snapshot_status, AgeText, DeskCheck, Problem, SnapshotStatus,
-    UnavailableList, AGE_UNITS,
+    payment_balance, read_balance_limit, snapshot_status, AgeText, DeskCheck, PaymentBalance,
+    Problem, SnapshotStatus, UnavailableList, AGE_UNITS,
 };
-pub use download::{Download, DownloadError, Next, Unavailable};
+pub use download::{Availability, Download, DownloadError, Next, Unavailable};
 pub use model::{Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot};
 pub use paging::{
     per_page, Access, List, Pager, Progress, DEFAULT_PER_PAGE, PER_PAGE_OVERRIDE_KEY,

@@ -6,10 +6,11 @@
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use koha_offline_circ::checks::{
-    check_card, check_item, delete_plan, join_loans, moved_here, parse_checkouts, parse_items,
-    parse_patrons, read_snapshot, write_plan, CardLimits, CardProblem, Coverage, Download, Holder,
-    ItemProblem, ItemRecord, ItemScan, List, Next, PageError, Pager, PatronRecord, Restriction,
-    Snapshot, SnapshotAge, Unavailable,
+    auto_download_change, auto_download_due, check_card, check_item, delete_plan, join_loans,
+    moved_here, parse_auto_hours, parse_checkouts, parse_items, parse_patrons, payment_balance,
+    read_auto_download, read_snapshot, write_plan, AutoDownload, Availability, CardLimits,
+    CardProblem, Coverage, Download, Holder, ItemProblem, ItemRecord, ItemScan, List, Next,
+    PageError, Pager, PatronRecord, Restriction, Snapshot, SnapshotAge, Unavailable,
 };
 use koha_offline_circ::journal::Journal;
 use koha_offline_circ::koha::{logout_request, Credentials, Method, NoAnswer, Reply};
@@ -1027,4 +1028,191 @@ fn a_download_stopped_after_logging_in_logs_in_again_when_it_goes_on() {
         .unwrap_err();
     assert!(download.logout().is_some());
     assert!(matches!(download.next(), Next::Login(_)));
+}
+
+// ---- The connection test's probe ----
+
+/// Answers a probe's requests: each list's first page from `lists` (one record), until done.
+fn probe(lists: &BTreeMap<&str, Result<Vec<Value>, u16>>) -> Vec<Availability> {
+    let mut download = Download::probing(KOHA, taken(), desk_login());
+    let mut asked = Vec::new();
+    while let Some(request) = download.request() {
+        assert_eq!(request.param("_per_page"), Some("1"), "a cheap probe");
+        let path = request.url.rsplit('/').next().unwrap().to_owned();
+        asked.push(path.clone());
+        match &lists[path.as_str()] {
+            Ok(records) => {
+                let first: Vec<&Value> = records.iter().take(1).collect();
+                let total = records.len().to_string();
+                download
+                    .feed(200, Some(&total), &serde_json::to_string(&first).unwrap())
+                    .unwrap();
+            }
+            Err(status) => download.feed(*status, None, "").unwrap(),
+        }
+    }
+    assert_eq!(asked, ["patrons", "items", "checkouts"], "one page of each");
+    download.availability().unwrap()
+}
+
+fn unavailable(found: &[Availability]) -> Vec<(List, Option<Unavailable>)> {
+    found.iter().map(|a| (a.list, a.unavailable)).collect()
+}
+
+#[test]
+fn a_probe_reads_one_record_of_each_list_and_says_all_are_available() {
+    let found = probe(&koha_lists());
+    assert_eq!(
+        unavailable(&found),
+        [
+            (List::Patrons, None),
+            (List::Items, None),
+            (List::Checkouts, None)
+        ]
+    );
+    assert_eq!(found[0].permission, "list_borrowers");
+}
+
+#[test]
+fn a_probe_names_what_is_missing_and_a_broken_api_is_not_a_failure() {
+    let mut lists = koha_lists();
+    lists.insert("patrons", Err(403));
+    lists.insert("items", Err(404));
+    lists.insert("checkouts", Err(500));
+    let found = probe(&lists);
+    assert_eq!(
+        unavailable(&found),
+        [
+            (
+                List::Patrons,
+                Some(Unavailable::Forbidden { http_status: 403 })
+            ),
+            (List::Items, Some(Unavailable::NotFound)),
+            (
+                List::Checkouts,
+                Some(Unavailable::Broken { http_status: 500 })
+            ),
+        ]
+    );
+    assert_eq!(found[2].permission, "circulate_remaining_permissions");
+    assert_eq!(Unavailable::Broken { http_status: 500 }.kind(), "broken");
+}
+
+#[test]
+fn a_probe_of_a_page_that_cannot_be_read_calls_the_list_broken() {
+    let mut download = Download::probing(KOHA, taken(), desk_login());
+    download.feed(200, Some("1"), "<html>oops").unwrap();
+    assert_eq!(download.availability(), None, "not done yet");
+    assert!(download.request().unwrap().url.ends_with("/api/v1/items"));
+    download.feed(200, Some("0"), "[]").unwrap();
+    download.feed(200, Some("0"), "[]").unwrap();
+    let found = download.availability().unwrap();
+    assert_eq!(
+        unavailable(&found),
+        [
+            (
+                List::Patrons,
+                Some(Unavailable::Broken { http_status: 200 })
+            ),
+            (List::Items, None),
+            (List::Checkouts, None)
+        ]
+    );
+}
+
+#[test]
+fn a_download_is_not_a_probe_a_server_error_stops_it() {
+    let mut download = Download::logging_in(KOHA, 2, taken(), desk_login());
+    assert_eq!(download.feed(500, None, "").unwrap_err().kind(), "status");
+    assert_eq!(download.availability(), None);
+}
+
+// ---- A payment at the desk ----
+
+#[test]
+fn a_payment_shows_the_balance_of_a_known_card_with_the_snapshot_age() {
+    let snapshot = desk_snapshot();
+    let now = taken() + Duration::hours(3);
+    let shown = payment_balance(&snapshot, " c-troubled ", now).unwrap();
+    assert_eq!(shown.balance_cents, 1001);
+    assert_eq!((shown.age.unit, shown.age.amount), ("hours", 3));
+    assert_eq!(shown.age.taken_at, taken());
+    assert_eq!(
+        payment_balance(&snapshot, "C-OK", now)
+            .unwrap()
+            .balance_cents,
+        0
+    );
+    assert_eq!(payment_balance(&snapshot, "C-NOBODY", now), None);
+    assert_eq!(payment_balance(&snapshot, "", now), None);
+    let without_patrons = Snapshot::new(
+        taken(),
+        Coverage {
+            patrons: false,
+            items: true,
+            checkouts: true,
+        },
+        Vec::new(),
+        vec![item("B-OK")],
+    );
+    assert_eq!(payment_balance(&without_patrons, "C-OK", now), None);
+}
+
+// ---- The automatic download ----
+
+#[test]
+fn the_automatic_download_setting_reads_hours_and_refuses_anything_else() {
+    assert_eq!(
+        parse_auto_hours(""),
+        Ok(AutoDownload::After { hours: 24 }),
+        "the default"
+    );
+    assert_eq!(
+        parse_auto_hours(" 6 "),
+        Ok(AutoDownload::After { hours: 6 })
+    );
+    assert_eq!(parse_auto_hours("0"), Ok(AutoDownload::Never));
+    for bad in ["abc", "-1", "1.5", "9000", "24h"] {
+        assert!(parse_auto_hours(bad).is_err(), "{bad}");
+    }
+    let stored = |setting| match auto_download_change(setting) {
+        Change::Put { key, value } => {
+            assert_eq!(key, "checks-auto-hours");
+            read_auto_download(Some(&value))
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        stored(AutoDownload::After { hours: 6 }),
+        AutoDownload::After { hours: 6 }
+    );
+    assert_eq!(stored(AutoDownload::Never), AutoDownload::Never);
+    assert_eq!(read_auto_download(None), AutoDownload::After { hours: 24 });
+    assert_eq!(
+        read_auto_download(Some(&json!("{\"v\": 99, \"hours\": 2}"))),
+        AutoDownload::After { hours: 24 },
+        "another version reads as the default"
+    );
+}
+
+#[test]
+fn a_snapshot_is_downloaded_by_itself_only_once_older_than_the_setting() {
+    let snapshot = desk_snapshot();
+    let every_day = AutoDownload::After { hours: 24 };
+    let at = |hours| taken() + Duration::hours(hours);
+    assert!(!auto_download_due(every_day, Some(&snapshot), at(23)));
+    assert!(auto_download_due(every_day, Some(&snapshot), at(24)));
+    assert!(
+        auto_download_due(every_day, Some(&snapshot), at(-1)),
+        "taken in the future: the clock was wrong"
+    );
+    assert!(!auto_download_due(
+        AutoDownload::Never,
+        Some(&snapshot),
+        at(1000)
+    ));
+    assert!(
+        !auto_download_due(every_day, None, at(1000)),
+        "the first download is the librarian's"
+    );
 }

@@ -20,15 +20,42 @@ export function ageText(age) {
   return t("check_age", [t(`age_${age.unit}`, [String(age.amount)]), when]);
 }
 
+// A payment shows the balance the snapshot holds for the card typed.
+export function showPaymentBalance() {
+  const out = document.getElementById("payment-balance");
+  const found = core.paymentBalance(document.getElementById("payment-cardnumber").value);
+  out.hidden = !found;
+  out.dataset.balanceCents = found ? String(found.balanceCents) : "";
+  out.textContent = found ? `${t("check_payment_balance", [money(found.balanceCents)])} ${ageText(found.age)}` : "";
+}
+
 async function load() {
   try {
     await core.loadChecks();
   } catch (error) {
     say("warning", `${t("check_snapshot_unreadable")} (${error?.detail ?? error})`);
   }
+  showPaymentBalance();
+}
+
+// After a send run that reached Koha, the core downloads the snapshot again when it is due; the
+// desk reloads it through storage.onChanged. Nothing is said unless it failed.
+async function downloadAfterSend(event) {
+  if (event.detail?.outcome !== "ran") return;
+  const marker = document.getElementById("message");
+  try {
+    const r = await core.downloadChecksIfDue();
+    marker.dataset.checksAuto = r.outcome;
+    if (r.outcome !== "done" && r.outcome !== "not-due") say("warning", t("check_auto_failed"));
+  } catch (error) {
+    marker.dataset.checksAuto = "error";
+    say("warning", t("check_auto_failed"));
+  }
 }
 
 export async function startChecks() {
+  document.addEventListener("koc:send-finished", downloadAfterSend);
+  document.getElementById("payment-cardnumber").addEventListener("input", showPaymentBalance);
   browser.storage.onChanged.addListener((changes, area) => {
     if (area === "local" && core.checksChanged(changes)) load();
   });

@@ -289,3 +289,31 @@ pub fn snapshot_status(snapshot: &Snapshot, now: DateTime<Utc>) -> SnapshotStatu
         none_available: !coverage.patrons && !coverage.items,
     }
 }
+
+/// What a payment at the desk shows about the card typed: the patron's balance in the snapshot
+/// (what they owe, credits subtracted; negative: in credit), and how old it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentBalance {
+    /// In cents.
+    pub balance_cents: i64,
+    /// How old the snapshot is.
+    pub age: AgeText,
+}
+
+/// The balance to show for a payment on `cardnumber`, or `None` when the snapshot has no
+/// patrons or not this card (the payment's own check says "unknown card" on recording).
+pub fn payment_balance(
+    snapshot: &Snapshot,
+    cardnumber: &str,
+    now: DateTime<Utc>,
+) -> Option<PaymentBalance> {
+    if !snapshot.coverage().patrons {
+        return None;
+    }
+    let patron = snapshot.patron(cardnumber.trim())?;
+    Some(PaymentBalance {
+        balance_cents: patron.balance_cents,
+        age: AgeText::of(SnapshotAge::at(snapshot.taken_at(), now)),
+    })
+}

@@ -36,12 +36,31 @@ pub enum Unavailable {
     },
     /// 404: this Koha has no such list (older versions, or the REST API switched off).
     NotFound,
+    /// Only from a probe ([`Download::probing`]): the first page was a server error (a REST
+    /// API that is broken, as on some older Koha) or could not be read.
+    Broken {
+        /// The HTTP status (200 for a page that could not be read).
+        http_status: u16,
+    },
 }
 
 kinds!(Unavailable {
     Forbidden => "forbidden",
     NotFound => "not-found",
+    Broken => "broken",
 });
+
+/// Whether one list can be read, as a probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Availability {
+    /// The list.
+    pub list: List,
+    /// The permission Koha asks for to read it.
+    pub permission: &'static str,
+    /// Why it cannot be read; `None`: it can.
+    pub unavailable: Option<Unavailable>,
+}
 
 /// Why the download stopped. It can go on: feeding the same page again resumes it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -129,6 +148,8 @@ pub struct Download {
     session: Session,
     /// A login was sent that may have logged in (Koha said `ok`, or no answer came).
     logout_owed: bool,
+    /// Only the first page of each list, to learn which lists can be read.
+    probe: bool,
 }
 
 impl Download {
@@ -160,7 +181,41 @@ impl Download {
             fallback: None,
             session: Session::Unused,
             logout_owed: false,
+            probe: false,
         }
+    }
+
+    /// A probe for the connection test: one record of each list's first page, logged in as
+    /// [`Download::logging_in`] does, to learn which checks are available
+    /// ([`Download::availability`]). A list that answers a server error or a page that cannot be
+    /// read is "broken", not a failure to retry: the probe goes on with the next list.
+    pub fn probing(base: &str, started_at: DateTime<Utc>, credentials: Credentials) -> Download {
+        let mut download = Download::logging_in(base, 1, started_at, credentials);
+        download.probe = true;
+        download
+    }
+
+    /// Once every list is probed (or read), each list with whether it can be read; `None`
+    /// before.
+    pub fn availability(&self) -> Option<Vec<Availability>> {
+        if !self.finished {
+            return None;
+        }
+        let lists = [List::Patrons, List::Items, List::Checkouts];
+        Some(
+            lists
+                .into_iter()
+                .map(|list| Availability {
+                    list,
+                    permission: list.permission(),
+                    unavailable: self
+                        .unavailable
+                        .iter()
+                        .find(|(left_out, _)| *left_out == list)
+                        .map(|(_, why)| *why),
+                })
+                .collect(),
+        )
     }
 
     /// As [`Download::new`], logging in with `credentials`: HTTP Basic, and the staff session
@@ -336,6 +391,7 @@ impl Download {
             200 => None,
             401 | 403 if page == 1 => Some(Unavailable::Forbidden { http_status }),
             404 if page == 1 => Some(Unavailable::NotFound),
+            _ if self.probe => Some(Unavailable::Broken { http_status }),
             _ => {
                 return Err(DownloadError::Status {
                     list,
@@ -346,6 +402,15 @@ impl Download {
         };
         if let Some(why) = unavailable {
             self.leave_out(why);
+            return Ok(());
+        }
+        if self.probe {
+            // One record is enough to know the list is there and readable.
+            if parse_list(list, body).is_err() {
+                self.leave_out(Unavailable::Broken { http_status });
+            } else {
+                self.next_list();
+            }
             return Ok(());
         }
         let error = |error| DownloadError::Page { list, page, error };
@@ -408,5 +473,14 @@ impl Download {
             Some(list) => self.pager = Pager::new(&self.base, list, self.per_page),
             None => self.finished = true,
         }
+    }
+}
+
+/// Whether `body` reads as a page of `list`.
+fn parse_list(list: List, body: &str) -> Result<(), PageError> {
+    match list {
+        List::Patrons => parse_patrons(body).map(drop),
+        List::Items => parse_items(body).map(drop),
+        List::Checkouts => parse_checkouts(body).map(drop),
     }
 }

@@ -38,6 +38,9 @@ pub const CHECKS_META_KEY: &str = "checks:meta";
 /// Key of the desk's balance limit for the offline checks (`{"v":1,"balance_cents":n}`): outside
 /// `checks:`, so deleting the snapshot keeps it.
 pub const CHECKS_LIMIT_KEY: &str = "checks-balance-limit";
+/// Key of the automatic download's age setting (`{"v":1,"hours":n}`), outside `checks:` as the
+/// balance limit is.
+pub const CHECKS_AUTO_KEY: &str = "checks-auto-hours";
 
 /// `tx:<id>`.
 pub fn transaction_key(id: &TransactionId) -> String {

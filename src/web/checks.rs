@@ -10,7 +10,7 @@ use crate::checks::{
 };
 use crate::ids::{Amount, Cardnumber};
 use crate::koha::{Credentials, NoAnswer};
-use crate::store::keys::{CHECKS_LIMIT_KEY, CHECKS_META_KEY};
+use crate::store::keys::{CHECKS_AUTO_KEY, CHECKS_LIMIT_KEY, CHECKS_META_KEY};
 use crate::transaction::Action;
 use js_sys::{Array, Function, Object, Reflect};
 use serde::Serialize;
@@ -98,11 +98,20 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
             host: settings.server.host().to_owned(),
         });
     }
+    download_from(settings.server.as_str(), creds, Some(&on_progress)).await
+}
+
+/// Downloads and stores the snapshot from `server` as `creds` (see [`download_checks`]).
+async fn download_from(
+    server: &str,
+    creds: Credentials,
+    on_progress: Option<&Function>,
+) -> Result<JsValue, JsValue> {
     if RUNNING.with(|r| r.replace(true)) {
         return Err(js_error(ErrorDto::new("checks-busy", None, "")));
     }
     CANCEL.with(|c| c.set(false));
-    let server = settings.server.as_str().to_owned();
+    let server = server.to_owned();
     let mut download = DOWNLOAD
         .with(|d| d.borrow_mut().take())
         .filter(|(for_server, for_login, _)| *for_server == server && *for_login == creds)
@@ -110,7 +119,7 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
         .unwrap_or_else(|| {
             Download::logging_in(&server, test_per_page(), browser::now(), creds.clone())
         });
-    let outcome = run(&mut download, &on_progress).await;
+    let outcome = run(&mut download, on_progress).await;
     if let Some(logout) = download.logout() {
         // Its answer (Koha's login page) does not matter.
         let _ = http::send(&logout).await;
@@ -134,7 +143,22 @@ pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsV
     to_js(&DownloadDto::Done { status })
 }
 
-async fn run(download: &mut Download, on_progress: &Function) -> Result<(), DownloadDto> {
+/// After a successful send run, at the desk: downloads the snapshot again when it is due
+/// ([`checks::auto_download_due`]), with the send run's server and login. Resolves to the
+/// outcome as [`download_checks`] gives it, or `{outcome: "not-due"}`.
+#[wasm_bindgen(js_name = downloadChecksIfDue)]
+pub async fn download_checks_if_due() -> Result<JsValue, JsValue> {
+    if !checks_download_due().await? {
+        return to_js(&serde_json::json!({ "outcome": "not-due" }));
+    }
+    let (Some(settings), Ok(creds)) = (state::settings(), super::send::credentials().await) else {
+        return to_js(&serde_json::json!({ "outcome": "not-due" }));
+    };
+    // Nothing to show the progress on at the desk.
+    download_from(settings.server.as_str(), creds, None).await
+}
+
+async fn run(download: &mut Download, on_progress: Option<&Function>) -> Result<(), DownloadDto> {
     loop {
         if CANCEL.with(|c| c.get()) {
             return Err(DownloadDto::Cancelled);
@@ -185,7 +209,7 @@ async fn run(download: &mut Download, on_progress: &Function) -> Result<(), Down
             received: progress.received,
             total: progress.total,
         };
-        if let Ok(value) = to_js(&dto) {
+        if let (Some(on_progress), Ok(value)) = (on_progress, to_js(&dto)) {
             let _ = on_progress.call1(&JsValue::NULL, &value);
         }
     }
@@ -214,6 +238,37 @@ fn progress_done(before: checks::Progress) -> checks::Progress {
         total: before.total,
         done: true,
     }
+}
+
+/// Which checks this Koha and login allow: the connection test's probe of each list's first page
+/// ([`Download::probing`]). `None` when it could not finish (no answer, a login that failed):
+/// the test says nothing about the checks then.
+pub(super) async fn probe(server: &str, creds: Credentials) -> Option<Vec<checks::Availability>> {
+    let mut probe = Download::probing(server, browser::now(), creds);
+    let found = loop {
+        match probe.next() {
+            Next::Done => break probe.availability(),
+            Next::Login(request) => {
+                if probe.feed_login(&http::send(&request).await).is_err() {
+                    break None;
+                }
+            }
+            Next::Page(request) => {
+                let Ok(answer) = http::fetch_rest_page(&request).await else {
+                    break None;
+                };
+                let fed = probe.feed(answer.status, answer.total_count.as_deref(), &answer.body);
+                if fed.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(logout) = probe.logout() {
+        // Its answer (Koha's login page) does not matter.
+        let _ = http::send(&logout).await;
+    }
+    found
 }
 
 /// Stops a running download after the page in flight; nothing is stored.
@@ -258,6 +313,43 @@ pub async fn save_balance_limit(text: String) -> Result<String, JsValue> {
         .map_err(|e| storage_error(e.0))?;
     LIMIT.with(|l| l.set(limit));
     Ok(limit.map(|a| a.to_string()).unwrap_or_default())
+}
+
+async fn read_auto() -> Result<checks::AutoDownload, JsValue> {
+    Ok(checks::read_auto_download(
+        read_text(CHECKS_AUTO_KEY).await?.as_ref(),
+    ))
+}
+
+/// The automatic download's setting as the options page shows it: hours, 0 for never.
+#[wasm_bindgen(js_name = autoDownloadHours)]
+pub async fn auto_download_hours() -> Result<u32, JsValue> {
+    Ok(read_auto().await?.hours())
+}
+
+/// Stores the hours typed on the options page (empty: the default); resolves to them as shown
+/// again, or rejects with kind `auto-hours` (nothing stored).
+#[wasm_bindgen(js_name = saveAutoDownloadHours)]
+pub async fn save_auto_download_hours(text: String) -> Result<u32, JsValue> {
+    let setting = checks::parse_auto_hours(&text)
+        .map_err(|e| js_error(ErrorDto::new("auto-hours", None, e)))?;
+    state::apply_primary(&[checks::auto_download_change(setting)])
+        .await
+        .map_err(|e| storage_error(e.0))?;
+    Ok(setting.hours())
+}
+
+/// Whether the stored snapshot is due for an automatic download now
+/// ([`checks::auto_download_due`]).
+#[wasm_bindgen(js_name = checksDownloadDue)]
+pub async fn checks_download_due() -> Result<bool, JsValue> {
+    let setting = read_auto().await?;
+    let stored = load().await?;
+    Ok(checks::auto_download_due(
+        setting,
+        stored.as_ref(),
+        browser::now(),
+    ))
 }
 
 /// Reads the stored snapshot, `None` when there is none.
@@ -317,6 +409,21 @@ pub async fn load_checks() -> Result<bool, JsValue> {
     let found = snapshot.is_some();
     SNAPSHOT.with(|s| *s.borrow_mut() = snapshot);
     Ok(found)
+}
+
+/// What a payment on `cardnumber` shows from the desk's snapshot: `null`, or
+/// `{balanceCents, age: {unit, amount, takenAt}}` ([`checks::payment_balance`]).
+#[wasm_bindgen(js_name = paymentBalance)]
+pub fn payment_balance(cardnumber: String) -> Result<JsValue, JsValue> {
+    let shown = SNAPSHOT.with(|s| {
+        s.borrow()
+            .as_ref()
+            .and_then(|snapshot| checks::payment_balance(snapshot, &cardnumber, browser::now()))
+    });
+    match shown {
+        Some(balance) => to_js(&balance),
+        None => Ok(JsValue::NULL),
+    }
 }
 
 /// Whether a `storage.onChanged` batch changed the stored snapshot or balance limit (the desk

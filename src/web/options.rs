@@ -89,6 +89,9 @@ struct TestDto {
     session_reuse: SessionReuse,
     host: String,
     clock: ClockDto,
+    /// Which offline checks this Koha and login allow; `None` when sending does not work or
+    /// the probe could not finish.
+    checks: Option<Vec<crate::checks::Availability>>,
 }
 
 /// The desk's clock against Koha's (`clock::ClockCheck`): `state` is `in-step`, `desk-ahead`,
@@ -245,17 +248,23 @@ pub async fn test_connection(form: JsValue) -> Result<JsValue, JsValue> {
     let report = if has_access(&settings.server).await {
         run_test(ConnectionTest::new(
             &settings.server,
-            creds,
+            creds.clone(),
             settings.login_once,
         ))
         .await
     } else {
         TestReport::no_access()
     };
+    let mut checks = None;
     if let Some(transport) = report.transport() {
         remember_transport(&settings.server, transport.name()).await?;
+        // Koha answers: ask which offline checks it allows. Whatever the answer, sending is
+        // unaffected.
+        checks = super::checks::probe(settings.server.as_str(), creds).await;
     }
-    to_js(&test_dto(&report, settings.server.host()))
+    let mut dto = test_dto(&report, settings.server.host());
+    dto.checks = checks;
+    to_js(&dto)
 }
 
 /// Removes user name and password from the saved settings and from `storage.session`.
@@ -313,6 +322,7 @@ fn test_dto(report: &TestReport, host: &str) -> TestDto {
         session_reuse: report.session_reuse,
         host: host.to_owned(),
         clock: ClockDto::from(&report.clock),
+        checks: None,
     }
 }
 

@@ -75,7 +75,7 @@ async fn host_permission(settings: Option<&Settings>) -> bool {
     }
 }
 
-async fn credentials() -> Result<koha::Credentials, NotReady> {
+pub(super) async fn credentials() -> Result<koha::Credentials, NotReady> {
     let settings = state::settings();
     let permitted = host_permission(settings.as_ref()).await;
     let password = session_password().await;

@@ -193,6 +193,314 @@ async fn a_koha_with_basic_auth_off_is_read_through_the_staff_session() {
     .await;
 }
 
+/// Clicks "Test connection" and waits for its outcome; returns the message's `data-kind` and
+/// `#checks-availability`'s lists (data and text), or `null` while it is hidden.
+async fn test_connection(ff: &Firefox) -> (Value, Value) {
+    ff.eval("(delete document.getElementById('options-message').dataset.kind, true)")
+        .await;
+    ff.click("test-connection").await;
+    ff.wait_until(
+        "the connection test's outcome",
+        "document.getElementById('options-message').dataset.kind",
+    )
+    .await;
+    let kind = ff
+        .eval("document.getElementById('options-message').dataset.kind")
+        .await;
+    let lists = ff
+        .eval(
+            "(() => { const out = document.getElementById('checks-availability');
+               return out.hidden ? null : [...out.querySelectorAll('li')]
+                 .map((li) => ({ ...li.dataset, text: li.textContent })); })()",
+        )
+        .await;
+    (kind, lists)
+}
+
+fn availability(lists: &Value) -> Vec<(String, String, String)> {
+    lists
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|li| {
+            let field = |name: &str| li[name].as_str().unwrap().to_owned();
+            (field("list"), field("available"), field("why"))
+        })
+        .collect()
+}
+
+/// The connection test names the checks available and what is missing for the others; a Koha
+/// whose REST API is missing or broken still tests fine for sending.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_test_names_the_checks_available_and_what_the_others_lack() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        let yes = |list: &str| (list.to_owned(), "true".to_owned(), String::new());
+        let no = |list: &str, why: &str| (list.to_owned(), "false".to_owned(), why.to_owned());
+
+        let (kind, lists) = test_connection(&ff).await;
+        assert_eq!(kind, "ok");
+        assert_eq!(
+            availability(&lists),
+            [yes("patrons"), yes("items"), yes("checkouts")]
+        );
+        let patrons = lists[0]["text"].as_str().unwrap();
+        assert!(
+            patrons.contains("view_borrower_infos_from_any_libraries"),
+            "{patrons}"
+        );
+        let probes: Vec<_> = koha
+            .log()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/v1/"))
+            .collect();
+        assert_eq!(probes.len(), 3, "one page of each list");
+        assert!(probes.iter().all(|r| r.param("_per_page") == Some("1")));
+
+        koha.configure(|c| {
+            c.switches.rest_missing_permissions = vec![
+                "list_borrowers".into(),
+                "circulate_remaining_permissions".into(),
+            ];
+        });
+        let (kind, lists) = test_connection(&ff).await;
+        assert_eq!(kind, "ok", "sending is unaffected");
+        assert_eq!(
+            availability(&lists),
+            [
+                no("patrons", "forbidden"),
+                yes("items"),
+                no("checkouts", "forbidden")
+            ]
+        );
+        assert_eq!(lists[0]["permission"], "list_borrowers");
+        let why = lists[2]["text"].as_str().unwrap();
+        assert!(
+            why.contains("circulate_remaining_permissions") && why.contains("403"),
+            "{why}"
+        );
+
+        for (api, why) in [(RestApi::Absent, "not-found"), (RestApi::Broken, "broken")] {
+            koha.configure(|c| {
+                c.switches.rest_missing_permissions = Vec::new();
+                c.switches.rest_api = api;
+            });
+            let (kind, lists) = test_connection(&ff).await;
+            assert_eq!(kind, "ok", "{api:?}: sending is unaffected");
+            assert_eq!(
+                availability(&lists),
+                [no("patrons", why), no("items", why), no("checkouts", why)],
+                "{api:?}"
+            );
+        }
+
+        // RESTBasicAuth off: the probe logs in to the staff session and ends it.
+        koha.configure(|c| {
+            c.switches.rest_api = RestApi::On;
+            c.switches.rest_basic_auth = false;
+        });
+        let (kind, lists) = test_connection(&ff).await;
+        assert_eq!(kind, "ok");
+        assert_eq!(
+            availability(&lists),
+            [yes("patrons"), yes("items"), yes("checkouts")]
+        );
+        assert!(koha.state().cookie_logins("desk").is_empty());
+
+        // A wrong password: sending does not work, nothing is said about the checks.
+        koha.configure(|c| c.switches.rest_basic_auth = true);
+        ff.eval("(document.getElementById('password').value = 'wrong-password', true)")
+            .await;
+        let (kind, lists) = test_connection(&ff).await;
+        assert_eq!(kind, "error");
+        assert_eq!(lists, Value::Null);
+    })
+    .await;
+}
+
+/// A payment shows the balance the snapshot holds for the card typed, and nothing for a card it
+/// does not know.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_shows_the_patrons_balance_from_the_snapshot() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        ff.open("desk.html").await;
+        let balance = "(() => { const b = document.getElementById('payment-balance');
+            return { hidden: b.hidden, cents: b.dataset.balanceCents, text: b.textContent }; })()";
+        assert_eq!(ff.eval(balance).await["hidden"], true, "nothing typed yet");
+        ff.type_into("payment-cardnumber", "C0007").await;
+        ff.wait_until(
+            "the balance shown",
+            "document.getElementById('payment-balance').dataset.balanceCents === '1250'",
+        )
+        .await;
+        let shown = ff.eval(balance).await;
+        assert_eq!(shown["hidden"], false);
+        let text = shown["text"].as_str().unwrap();
+        assert!(
+            text.contains("12.50") && text.contains("From Koha's data read 0 min ago"),
+            "{text}"
+        );
+        ff.type_into("payment-cardnumber", "9").await;
+        ff.wait_until(
+            "an unknown card shows no balance",
+            "document.getElementById('payment-balance').hidden",
+        )
+        .await;
+        // Recording the payment clears the card and its balance.
+        ff.eval("(document.getElementById('payment-cardnumber').value = '', true)")
+            .await;
+        ff.type_into("payment-cardnumber", "C0007").await;
+        ff.type_into("payment-amount", "2.50\n").await;
+        wait_rows(&ff, 1).await;
+        assert_eq!(ff.eval(balance).await["hidden"], true);
+    })
+    .await;
+}
+
+/// Pages of the full download (4 records a page), not the connection test's probe (1 record).
+fn download_pages(koha: &StandIn) -> usize {
+    koha.log()
+        .iter()
+        .filter(|r| r.path == "/api/v1/patrons" && r.param("_per_page") == Some("4"))
+        .count()
+}
+
+/// Makes the stored snapshot `hours` older, as if downloaded that long ago (its `checks:meta`
+/// says when it was taken, in ms).
+async fn age_snapshot(ff: &Firefox, hours: i64) {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         browser.storage.local.get('checks:meta').then((got) => {{
+           const meta = JSON.parse(got['checks:meta']);
+           meta.taken_at -= {hours} * 3600e3;
+           return browser.storage.local.set({{ 'checks:meta': JSON.stringify(meta) }});
+         }}).then(() => done(true), (e) => done(String(e)));"
+    );
+    let result = ff.client.execute_async(&script, vec![]).await.unwrap();
+    assert_eq!(result, true, "{result}");
+}
+
+/// Tests the connection (Koha answers) and waits until the page decided whether to download
+/// again: `data-due` of `#auto-download-hours`.
+async fn test_connection_decided(ff: &Firefox) -> Value {
+    ff.eval("(delete document.getElementById('auto-download-hours').dataset.due, true)")
+        .await;
+    let (kind, _) = test_connection(ff).await;
+    assert_ne!(kind, "error");
+    ff.wait_until(
+        "the automatic download decided",
+        "document.getElementById('auto-download-hours').dataset.due",
+    )
+    .await;
+    ff.eval("document.getElementById('auto-download-hours').dataset.due")
+        .await
+}
+
+/// A connection test downloads the snapshot again once it is older than the setting (24 hours
+/// unless changed); a wrong setting is refused with its reason, 0 turns it off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_test_downloads_again_once_the_snapshot_is_older_than_the_setting() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(
+            ff.eval("document.getElementById('auto-download-hours').value")
+                .await,
+            "24",
+            "the default"
+        );
+        // No snapshot yet: the first download is the librarian's.
+        assert_eq!(test_connection_decided(&ff).await, "false");
+        assert_eq!(download_pages(&koha), 0);
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        let manual = download_pages(&koha);
+        assert_eq!(manual, 4);
+
+        // A fresh snapshot: nothing more.
+        assert_eq!(test_connection_decided(&ff).await, "false");
+        assert_eq!(download_pages(&koha), manual);
+
+        // The stored snapshot was taken 25 hours ago: downloaded again by itself.
+        age_snapshot(&ff, 25).await;
+        ff.eval("(document.getElementById('snapshot-message').dataset.result = '', true)")
+            .await;
+        assert_eq!(test_connection_decided(&ff).await, "true");
+        ff.wait_until(
+            "the automatic download's end",
+            "document.getElementById('snapshot-message').dataset.result === 'done'
+             && document.getElementById('snapshot-message').dataset.auto === 'true'",
+        )
+        .await;
+        assert_eq!(download_pages(&koha), 2 * manual);
+
+        // A wrong setting is refused and nothing is stored; 0 turns it off.
+        let set_hours = |text: &'static str| {
+            format!(
+                "(() => {{ const f = document.getElementById('auto-download-hours'); f.value = '{text}';
+                   delete document.getElementById('auto-download-message').dataset.kind;
+                   f.dispatchEvent(new Event('change')); return true; }})()"
+            )
+        };
+        ff.eval(&set_hours("a day")).await;
+        ff.wait_until(
+            "refused",
+            "document.getElementById('auto-download-message').dataset.kind === 'error'",
+        )
+        .await;
+        let why = ff
+            .eval("document.getElementById('auto-download-message').textContent")
+            .await;
+        assert!(why.as_str().unwrap().contains("whole number of hours"), "{why}");
+        ff.eval(&set_hours("0")).await;
+        ff.wait_until(
+            "stored",
+            "document.getElementById('auto-download-message').dataset.kind === 'ok'",
+        )
+        .await;
+        age_snapshot(&ff, 50).await;
+        assert_eq!(test_connection_decided(&ff).await, "false");
+        assert_eq!(download_pages(&koha), 2 * manual, "0: never");
+        ff.open("options.html").await;
+        assert_eq!(
+            ff.eval("document.getElementById('auto-download-hours').value")
+                .await,
+            "0",
+            "kept"
+        );
+    })
+    .await;
+}
+
+/// A send run that reached Koha downloads the snapshot again at the desk once it is older than
+/// the setting, with the send run's login.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_run_downloads_again_once_the_snapshot_is_older_than_the_setting() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        let manual = download_pages(&koha);
+        age_snapshot(&ff, 25).await;
+        ff.open("desk.html").await;
+        ff.type_into("payment-cardnumber", "C0007").await;
+        ff.type_into("payment-amount", "2.50\n").await;
+        wait_rows(&ff, 1).await;
+        let outcome = e2e::sending::send(&ff, std::time::Duration::from_secs(60)).await;
+        assert_eq!(outcome, "ran");
+        ff.wait_until(
+            "the automatic download after the send",
+            "document.getElementById('message').dataset.checksAuto === 'done'",
+        )
+        .await;
+        assert_eq!(download_pages(&koha), 2 * manual);
+    })
+    .await;
+}
+
 /// Types a checkout at the desk; the card field keeps its card between items.
 async fn scan_checkout(ff: &Firefox, card: &str, barcode: &str) {
     ff.eval(&format!(
