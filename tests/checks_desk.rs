@@ -226,12 +226,13 @@ fn the_age_reads_in_minutes_hours_or_days() {
         ));
         (a.unit, a.amount)
     };
-    assert_eq!(age(0), ("minutes", 0));
+    assert_eq!(age(0), ("now", 0));
+    assert_eq!(age(1), ("minutes", 1));
     assert_eq!(age(119), ("minutes", 119));
     assert_eq!(age(120), ("hours", 2));
     assert_eq!(age(47 * 60 + 59), ("hours", 47));
     assert_eq!(age(48 * 60), ("days", 2));
-    assert_eq!(age(-5), ("minutes", 0), "a desk clock behind the snapshot");
+    assert_eq!(age(-5), ("now", 0), "a desk clock behind the snapshot");
 }
 
 /// What Koha refused is kept with the snapshot, so the options page can name the permission.

@@ -207,12 +207,12 @@ pub fn card_accepted_after(
     }
 }
 
-/// A snapshot's age as the pages say it: a whole number of minutes (under two hours), hours
-/// (under two days) or days.
+/// A snapshot's age as the pages say it: "just now" (under a minute), a whole number of
+/// minutes (under two hours), hours (under two days) or days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgeText {
-    /// `minutes`, `hours` or `days`: the pages' message key is `age_<unit>`.
+    /// `now`, `minutes`, `hours` or `days`: the pages' message key is `age_<unit>`.
     pub unit: &'static str,
     /// How many of them (rounded down).
     pub amount: i64,
@@ -224,6 +224,7 @@ impl AgeText {
     /// The age in the largest unit that still reads precisely enough.
     pub fn of(age: SnapshotAge) -> AgeText {
         let (unit, amount) = match age.minutes {
+            m if m < 1 => ("now", 0),
             m if m < 120 => ("minutes", m),
             m if m < 48 * 60 => ("hours", m / 60),
             m => ("days", m / (24 * 60)),
@@ -237,7 +238,7 @@ impl AgeText {
 }
 
 /// Every [`AgeText::unit`] (the pages build `age_<unit>` keys from them).
-pub const AGE_UNITS: &[&str] = &["minutes", "hours", "days"];
+pub const AGE_UNITS: &[&str] = &["now", "minutes", "hours", "days"];
 
 /// A list the snapshot lacks, and the permission that reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
