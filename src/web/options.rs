@@ -233,19 +233,8 @@ pub async fn save_options(form: JsValue) -> Result<JsValue, JsValue> {
 /// remembers the transport that works.
 #[wasm_bindgen(js_name = testConnection)]
 pub async fn test_connection(form: JsValue) -> Result<JsValue, JsValue> {
-    let form: SettingsForm = serde_wasm_bindgen::from_value(form)?;
-    ensure_open().await?;
-    let previous = state::settings();
-    let session = session_password().await;
-    let (settings, creds) = settings::plan_test(
-        &form,
-        previous.as_ref(),
-        &managed().await,
-        session.as_deref(),
-        &zone_known,
-    )
-    .map_err(form_error)?;
-    let report = if has_access(&settings.server).await {
+    let (settings, creds, access) = server_and_login(form).await?;
+    let report = if access {
         run_test(ConnectionTest::new(
             &settings.server,
             creds.clone(),
@@ -353,8 +342,8 @@ async fn has_access(server: &KohaUrl) -> bool {
         .unwrap_or(false)
 }
 
-/// The server and login the form gives, as for the connection test (the offline checks'
-/// download uses them), and whether Firefox lets the add-on reach that server.
+/// The server and login the form gives (for the connection test and the offline checks'
+/// download), and whether Firefox lets the add-on reach that server.
 pub(super) async fn server_and_login(
     form: JsValue,
 ) -> Result<(Settings, crate::koha::Credentials, bool), JsValue> {
