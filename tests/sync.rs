@@ -68,6 +68,8 @@ fn returns(n: u64) -> Vec<Transaction> {
         .collect()
 }
 
+/// Settings sending one request at a time: the tests before the section on several in flight
+/// describe a run step by step.
 fn settings_with(mode: &str, login_once: bool) -> Settings {
     Settings::from_form(&SettingsForm {
         server: "https://koha.example.org".into(),
@@ -78,6 +80,7 @@ fn settings_with(mode: &str, login_once: bool) -> Settings {
         mode: mode.into(),
         timezone: "Europe/Berlin".into(),
         login_once,
+        in_flight: 1,
         ..SettingsForm::default()
     })
     .unwrap()
@@ -160,7 +163,9 @@ struct Driven {
     mirrored: Vec<Transaction>,
 }
 
-/// Drives a run as the shell does, with the given storage behaviour.
+/// Drives a run as the shell does, with the given storage behaviour: starts each `Perform`,
+/// polls for the next command, and when the run waits completes the oldest outstanding one
+/// (its store write, then its request).
 fn drive_with(
     journal: &mut Journal,
     setup: Setup,
@@ -172,6 +177,7 @@ fn drive_with(
     let (mut run, mut command) = SendRun::start(setup, journal, at(999));
     let (mut stored, mut mirrored) = (Vec::new(), Vec::new());
     let (mut mirror_calls, mut store_calls) = (0, 0);
+    let mut outstanding: VecDeque<Outstanding> = VecDeque::new();
     for step in 0.. {
         assert!(step < 10_000, "the run never ends");
         if let Some(run) = run.as_mut() {
@@ -180,13 +186,16 @@ fn drive_with(
         let now = at(1000 + step as i64);
         command = match command {
             Command::Finish(end) => {
+                assert!(
+                    outstanding.is_empty(),
+                    "the run ended with work outstanding"
+                );
                 return Driven {
                     end,
                     stored,
                     mirrored,
-                }
+                };
             }
-            Command::Wait => unreachable!("a run waited with nothing outstanding"),
             Command::Mirror(txs) => {
                 mirror_calls += 1;
                 let took = mirror_takes(mirror_calls);
@@ -196,21 +205,26 @@ fn drive_with(
                 run.as_mut().unwrap().mirrored(took, journal, now).unwrap()
             }
             Command::Perform { id, store, request } => {
-                let result = if store.is_empty() {
+                outstanding.push_back(Outstanding { id, store, request });
+                run.as_mut().unwrap().poll(journal, now).unwrap()
+            }
+            Command::Wait => {
+                let done = outstanding.pop_front().expect("the run waits for nothing");
+                let result = if done.store.is_empty() {
                     Ok(())
                 } else {
                     store_calls += 1;
                     if store_takes(store_calls) {
-                        stored.extend(store);
+                        stored.extend(done.store);
                         Ok(())
                     } else {
                         Err(StorageRefused)
                     }
                 };
-                let reply = request.map(|r| koha.answer(&r));
+                let reply = done.request.map(|r| koha.answer(&r));
                 run.as_mut()
                     .unwrap()
-                    .performed(id, result, reply, journal, now)
+                    .performed(done.id, result, reply, journal, now)
                     .unwrap()
             }
         };
@@ -560,8 +574,16 @@ fn sending_is_stored_before_its_request_leaves() {
         |_, _, _| {},
     );
     assert_eq!(summary(&d.end).queued, 2);
-    let order: Vec<&str> = d.stored.iter().map(|t| t.status().name()).collect();
-    assert_eq!(order, ["sending", "queued", "sending", "queued"]);
+    for id in j.in_order().map(|t| t.id.clone()) {
+        let mut written: Vec<&str> = d
+            .stored
+            .iter()
+            .filter(|t| t.id == id)
+            .map(|t| t.status().name())
+            .collect();
+        written.dedup();
+        assert_eq!(written, ["sending", "queued"], "{id}");
+    }
 
     // Neither store takes it: the request never leaves, the row stays as it was (no copy
     // claims an attempt that never happened), the run stops.
@@ -597,17 +619,19 @@ fn a_failed_store_write_keeps_kohas_answer_and_stops() {
         setup(settings_with("queue", false), RunOptions::default()),
         &mut koha,
         |_| true,
-        |n| n != 1, // the write travelling with the first request fails
+        |n| n != 1, // the background write of the first `sending` fails
         |_, _, _| {},
     );
+    // The refusal is known when that write is done; by then the second request travels (its
+    // `sending` held by the mirror). Nothing more starts, and both answers are kept.
     let s = summary(&d.end);
     assert_eq!(
         (s.queued, s.not_sent, s.stopped),
-        (1, 2, Some(StopReason::Storage))
+        (2, 1, Some(StopReason::Storage))
     );
-    assert_eq!(statuses(&j), ["queued", "local", "local"]);
+    assert_eq!(statuses(&j), ["queued", "queued", "local"]);
     assert_eq!(d.mirrored.last().unwrap().status(), &Status::Queued);
-    assert_eq!(koha.transactions().len(), 1);
+    assert_eq!(koha.transactions().len(), 2);
     assert_eq!(s.level(), Level::Error);
 }
 

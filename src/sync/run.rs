@@ -19,9 +19,14 @@
 //! - Nothing goes out before detection (and the GET consent, the exported-rows question) has
 //!   passed; if anything fails then, no transaction changes.
 //! - A transaction is `sending` in a store before its request leaves: in the mirror (then the
-//!   store of record is written while the request travels), or, if the mirror refuses, in the
-//!   store of record first. Only then does the page's journal show it `sending`. If neither store
-//!   takes it, it is not sent and stays as it was; the run stops.
+//!   store of record is written in the background), or, if the mirror refuses, in the store of
+//!   record first. Only then does the page's journal show it `sending`. If neither store takes
+//!   it, it is not sent and stays as it was; the run stops.
+//! - The store of record is written in the background, one write at a time, each with every
+//!   change since the last (a group commit): a write there costs several times a request to a
+//!   nearby Koha, so one write per change would set the pace of the run. The mirror holds each
+//!   change until that write lands; a refused write stops the run, and the run ends only once
+//!   the last write is done.
 //! - Koha's answer is always recorded, in memory and the mirror, even when the store of record
 //!   refused the write that travelled with the request; the run then stops, and the shell keeps
 //!   retrying that write.
@@ -289,6 +294,8 @@ pub struct SendRun {
     flights: Vec<Flight>,
     /// The outstanding detection, probe or closing [`Command::Perform`].
     control: Option<PerformId>,
+    /// The outstanding background store-of-record write ([`SendRun::write_unstored`]).
+    writing: Option<PerformId>,
     mirror_due: Option<MirrorDue>,
     next_perform: u64,
     /// Transactions whose status changed in memory and the mirror, not yet in the store of
@@ -363,6 +370,7 @@ impl SendRun {
             limit,
             flights: Vec::new(),
             control: None,
+            writing: None,
             mirror_due: None,
             next_perform: 0,
             unstored: Vec::new(),
@@ -448,9 +456,9 @@ impl SendRun {
                     if !self.commit(at, journal, now) {
                         return Ok(self.drop_flight(at, journal, now));
                     }
-                    let store = self.take_unstored(journal);
+                    // The store of record takes this `sending` in the background.
                     let request = self.flights[at].request.clone();
-                    Ok(self.perform_flight(at, Stage::Requesting, store, Some(request)))
+                    Ok(self.perform_flight(at, Stage::Requesting, Vec::new(), Some(request)))
                 } else {
                     // `sending` must be stored somewhere before the request leaves: the store of
                     // record first.
@@ -479,6 +487,13 @@ impl SendRun {
         if self.control == Some(id) {
             self.control = None;
             return self.control_performed(stored, reply, journal, now);
+        }
+        if self.writing == Some(id) {
+            self.writing = None;
+            if stored.is_err() {
+                self.stop(StopReason::Storage);
+            }
+            return Ok(self.advance(journal, now));
         }
         let Some(at) = self.flights.iter().position(|f| f.perform == Some(id)) else {
             return Err(ProtocolError {
@@ -682,8 +697,9 @@ impl SendRun {
         self.stopping.get_or_insert(reason);
     }
 
-    /// While sending: begins the next transaction that may start now, or waits for the ones in
-    /// flight, or closes the run when none is left in flight.
+    /// While sending: begins the next transaction that may start now, or writes what changed
+    /// to the store of record, or waits for what is outstanding, or closes the run when nothing
+    /// is left in flight. A request goes first: the write can travel alongside it.
     fn advance(&mut self, journal: &mut Journal, now: DateTime<Utc>) -> Command {
         let may_start =
             self.stopping.is_none() && !self.cancelled && self.flights.len() < self.limit;
@@ -692,7 +708,10 @@ impl SendRun {
                 return command;
             }
         }
-        if self.flights.is_empty() && self.control.is_none() {
+        if let Some(command) = self.write_unstored(journal) {
+            return command;
+        }
+        if self.flights.is_empty() && self.control.is_none() && self.writing.is_none() {
             let reason = self.stopping.unwrap_or(if self.cancelled {
                 StopReason::Cancelled
             } else {
@@ -835,8 +854,8 @@ impl SendRun {
         Command::Perform { id, store, request }
     }
 
-    /// Records flight `at`'s outcome in memory and asks for the mirror write; the
-    /// store-of-record write goes with the next command that writes (or the close).
+    /// Records flight `at`'s outcome in memory and asks for the mirror write; the store of
+    /// record takes it with the next background write (or the close).
     fn finish_flight(
         &mut self,
         at: usize,
@@ -886,6 +905,22 @@ impl SendRun {
             .then(|| koha::logout_request(self.settings.server.as_str()));
         let store = self.take_unstored(journal);
         self.perform_control(store, logout)
+    }
+
+    /// The background store-of-record write of every change not yet written, unless one is
+    /// outstanding (then these go with the next, once it is done).
+    fn write_unstored(&mut self, journal: &Journal) -> Option<Command> {
+        if self.writing.is_some() || self.unstored.is_empty() {
+            return None;
+        }
+        let store = self.take_unstored(journal);
+        let id = self.new_perform_id();
+        self.writing = Some(id);
+        Some(Command::Perform {
+            id,
+            store,
+            request: None,
+        })
     }
 
     /// The copies to write to the store of record now, as the journal has them.

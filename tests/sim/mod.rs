@@ -253,7 +253,18 @@ struct ActiveRun {
 struct Outstanding {
     id: PerformId,
     request: Option<HttpRequest>,
-    stored: Result<(), StorageRefused>,
+    /// Whether it writes to the store of record (see [`Unlanded`]).
+    writes: bool,
+}
+
+/// A send run's store-of-record write, issued and not yet carried out. Firefox carries out
+/// `storage.local.set` after the call returns, in the order the calls were made: by the time
+/// anything else happens it has landed, but a page killed right after issuing it may lose it
+/// (and every write it issued after it).
+struct Unlanded {
+    page: usize,
+    id: PerformId,
+    txs: Vec<Transaction>,
 }
 
 /// The librarian's confirmations, which alone may let Koha hold an operation twice.
@@ -281,6 +292,10 @@ pub struct World {
     kept: HashSet<TransactionId>,
     /// The first broken promise seen while a step ran.
     violation: Option<String>,
+    /// Store-of-record writes send runs issued, in issue order, that have not landed yet.
+    unlanded: Vec<Unlanded>,
+    /// Results of landed send-run writes, until the run is told: by page and `Perform`.
+    landed: HashMap<(usize, PerformId), Result<(), StorageRefused>>,
     /// Deleted (or cleared) by the librarian.
     librarian_deleted: HashSet<TransactionId>,
     /// Seen accepted in storage.
@@ -337,6 +352,8 @@ impl World {
             recorded: HashMap::new(),
             kept: HashSet::new(),
             violation: None,
+            unlanded: Vec::new(),
+            landed: HashMap::new(),
             librarian_deleted: HashSet::new(),
             accepted: HashSet::new(),
             confirmed: Confirmed::default(),
@@ -362,11 +379,16 @@ impl World {
         self.clock += Duration::seconds(1 + self.rng.below(30) as i64);
         let i = self.rng.below(self.pages.len());
         if self.pages[i].is_none() {
+            self.land_writes(None);
             self.open_page(i);
             return self.check();
         }
         let running = self.pages[i].as_ref().is_some_and(|p| p.run.is_some());
         let roll = self.rng.below(100);
+        // A kill (below) may come before the writes page `i` issued have landed.
+        if !(49..=51).contains(&roll) {
+            self.land_writes(None);
+        }
         // A librarian acts on a page whose event loop has run: the `storage.onChanged` events of
         // earlier writes (milliseconds old by then) have arrived. A send run's own steps are not
         // user actions and may run before them.
@@ -499,6 +521,29 @@ impl World {
             }
         }
         took
+    }
+
+    /// Carries out the send runs' issued writes in order. `killed`: that page goes away now,
+    /// after Firefox carried out only some of its writes (a prefix, of the seed's choice).
+    fn land_writes(&mut self, killed: Option<usize>) {
+        let mut keep = killed.map(|k| {
+            let issued = self.unlanded.iter().filter(|u| u.page == k).count();
+            self.rng.below(issued + 1)
+        });
+        for write in std::mem::take(&mut self.unlanded) {
+            if Some(write.page) == killed {
+                match keep.as_mut() {
+                    Some(0) => {
+                        self.note(format!("page {} lost its write {:?}", write.page, write.id));
+                        continue;
+                    }
+                    Some(n) => *n -= 1,
+                    None => {}
+                }
+            }
+            let stored = self.store_of_record(write.page, &write.txs);
+            self.landed.insert((write.page, write.id), stored);
+        }
     }
 
     /// The shell's `store_of_record`: then the mirror lets go of the accepted ones.
@@ -879,11 +924,14 @@ impl World {
             .command
             .take_if(|c| matches!(c, Command::Perform { .. }))
         {
-            let stored = if store.is_empty() {
-                Ok(())
-            } else {
-                self.store_of_record(i, &store)
-            };
+            let writes = !store.is_empty();
+            if writes {
+                self.unlanded.push(Unlanded {
+                    page: i,
+                    id,
+                    txs: store,
+                });
+            }
             self.check_request(request.as_ref());
             if let Some(request) = request.as_ref().filter(|r| is_transaction(r)) {
                 self.check_in_flight(&active, request);
@@ -891,7 +939,7 @@ impl World {
             active.outstanding.push(Outstanding {
                 id,
                 request,
-                stored,
+                writes,
             });
         }
         self.page(i).run = Some(active);
@@ -974,6 +1022,13 @@ impl World {
         let mut run = active.run.clone();
         let next = match active.command.take() {
             Some(Command::Finish(end)) => {
+                if !active.outstanding.is_empty() && self.violation.is_none() {
+                    // The shell drops what is outstanding: a write would land unaccounted for.
+                    self.violation = Some(format!(
+                        "page {i}'s run ended with {} request(s) or write(s) outstanding",
+                        active.outstanding.len()
+                    ));
+                }
                 self.lock = None;
                 self.note(format!("page {i} run ended: {}", describe(&end)));
                 return;
@@ -1001,8 +1056,16 @@ impl World {
                 let Outstanding {
                     id,
                     request,
-                    stored,
+                    writes,
                 } = active.outstanding.remove(k);
+                let stored = if writes {
+                    if !self.landed.contains_key(&(i, id)) {
+                        self.land_writes(None);
+                    }
+                    self.landed.remove(&(i, id)).expect("the write landed")
+                } else {
+                    Ok(())
+                };
                 let fault = self.fault();
                 let reply = request
                     .as_ref()
@@ -1029,11 +1092,12 @@ impl World {
     /// The page goes away at once, wherever it is: a store-of-record write on its way lands or
     /// not, a request on its way reaches Koha or not, and no answer is recorded.
     fn kill(&mut self, i: usize) {
+        self.land_writes(Some(i));
+        self.landed.retain(|(page, _), _| *page != i);
         let Some(page) = self.pages[i].take() else {
             return;
         };
-        // Its store write, if any, was issued already; its request reaches Koha or not, and no
-        // answer is recorded.
+        // Its requests reach Koha or not, and no answer is recorded.
         if let Some(mut active) = page.run {
             for request in std::mem::take(&mut active.outstanding)
                 .into_iter()
