@@ -15,6 +15,6 @@ pub async fn run_all(addon: &Path) -> Vec<Figure> {
     let mut figures = Vec::new();
     figures.extend(koc::figures(50_000, 3).await);
     figures.extend(storage::figures().await);
-    figures.extend(send::figures(2_000).await);
+    figures.extend(send::figures(2_000, 500).await);
     figures
 }
