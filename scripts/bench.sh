@@ -8,4 +8,4 @@ echo "==> bench: core (criterion)"
 rm -rf target/criterion
 cargo bench --locked -p koha-offline-circ --bench core
 echo "==> bench: browser and report"
-cargo run --locked --release -p e2e --bin bench-report -- "$PWD"
+cargo run --locked --profile bench-e2e -p e2e --bin bench-report -- "$PWD"

@@ -1,7 +1,7 @@
 //! The send benchmark (issues 7 and 15) on its own, printing its figures. Ignored in
 //! `./build.sh test`; `./build.sh bench` runs it through the report:
 //!
-//! `KOC_ADDON_DIR=$PWD/www-test cargo test --release -p e2e --test bench_send -- --ignored --nocapture`
+//! `KOC_ADDON_DIR=$PWD/www-test cargo test --profile bench-e2e -p e2e --test bench_send -- --ignored --nocapture`
 //!
 //! `KOC_BENCH_SEND_N` changes the number of transactions against the 20 ms stand-in (2,000),
 //! `KOC_BENCH_OVERHEAD_N` those against the fast one and per requests-at-once setting (500),
@@ -26,8 +26,17 @@ async fn send_against_per_transaction_login_and_a_bare_fetch_loop() {
     for figure in figures(n, overhead_n).await {
         let target = figure
             .target
-            .map(|t| format!(" (target {}: {})", t.goal, if t.met { "met" } else { "MISSED" }))
+            .map(|t| {
+                format!(
+                    " (target {}: {})",
+                    t.goal,
+                    if t.met { "met" } else { "MISSED" }
+                )
+            })
             .unwrap_or_default();
-        println!("{} | {} | {}{target}", figure.area, figure.name, figure.value);
+        println!(
+            "{} | {} | {}{target}",
+            figure.area, figure.name, figure.value
+        );
     }
 }

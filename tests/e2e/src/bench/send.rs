@@ -105,7 +105,7 @@ async fn one_side(
     login_once: bool,
     in_flight: u8,
 ) -> BenchSide {
-    koha.reset(config);
+    koha.reset(config.clone());
     configure(
         ff,
         &DeskSettings {
@@ -119,7 +119,12 @@ async fn one_side(
     .await;
     assert_eq!(record_batch(ff, &mixed_batch(n)).await, n);
     let started = Instant::now();
-    let outcome = send(ff, Duration::from_secs(900)).await;
+    let outcome = send_quietly(ff).await;
+    if outcome == "not-ready" {
+        // The host permission: granted through the desk's button, then timed again.
+        assert_eq!(send(ff, Duration::from_secs(900)).await, "ran");
+        return Box::pin(one_side(ff, koha, config, n, login_once, in_flight)).await;
+    }
     let elapsed = started.elapsed();
     assert_eq!(outcome, "ran");
     let queued = ff
@@ -132,6 +137,37 @@ async fn one_side(
         elapsed,
         password_checks: koha.password_checks(),
         in_flight,
+    }
+}
+
+/// Clicks Send and waits for the run to end without polling the page: WebDriver calls run on
+/// the page's thread and cost the run time of its own (a check every 20 ms slowed a fast run by
+/// a third). The page answers when the run is over, or after 20 s to be asked again.
+async fn send_quietly(ff: &Firefox) -> String {
+    const SCRIPT: &str = r#"const done = arguments[arguments.length - 1];
+const area = document.getElementById("send-area");
+const runs = () => Number(area.dataset.runs ?? 0);
+const before = Number(arguments[0] ?? runs());
+if (runs() > before) { done([before, area.dataset.outcome]); }
+else {
+  const seen = new MutationObserver(() => {
+    if (runs() > before) { seen.disconnect(); done([before, area.dataset.outcome]); }
+  });
+  seen.observe(area, { attributes: true });
+  setTimeout(() => { seen.disconnect(); done([before, null]); }, 20000);
+  if (arguments[0] === null) document.getElementById("send").click();
+}"#;
+    let mut before = Value::Null;
+    loop {
+        let answer = ff
+            .client
+            .execute_async(SCRIPT, vec![before.clone()])
+            .await
+            .expect("the send run's end");
+        before = answer[0].clone();
+        if let Some(outcome) = answer[1].as_str() {
+            return outcome.to_owned();
+        }
     }
 }
 
@@ -241,7 +277,10 @@ async function one(r) {{
     let answered = koha.transaction_requests();
     assert_eq!(
         answered.len(),
-        requests.iter().filter(|r| r.param("action").is_some_and(|a| !a.is_empty())).count(),
+        requests
+            .iter()
+            .filter(|r| r.param("action").is_some_and(|a| !a.is_empty()))
+            .count(),
         "the bare loop sent every transaction"
     );
     assert!(
