@@ -14,7 +14,13 @@ async fn offline_checks_at_scale() {
         let target = f
             .target
             .as_ref()
-            .map(|t| format!(" (target {}: {})", t.goal, if t.met { "met" } else { "MISSED" }))
+            .map(|t| {
+                format!(
+                    " (target {}: {})",
+                    t.goal,
+                    if t.met { "met" } else { "MISSED" }
+                )
+            })
             .unwrap_or_default();
         println!("{}: {}{target}", f.name, f.value);
     }
