@@ -6,10 +6,10 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Offset, TimeDelta, TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, Criterion};
 use koha_offline_circ::checks::{
     self, CardLimits, Coverage, Holder, ItemRecord, ItemScan, PatronRecord, Restriction, Snapshot,
 };
-use criterion::{criterion_group, criterion_main, Criterion};
 use koha_offline_circ::journal::{Filter, Journal};
 use koha_offline_circ::koc::{self, Selection, WriteOptions};
 use koha_offline_circ::store::{self, Change};
@@ -168,7 +168,12 @@ fn patron(j: u64) -> PatronRecord {
         } else {
             0
         },
-        library: if mix(j ^ 3 << 40) % 2 == 0 { "CPL" } else { "MPL" }.to_owned(),
+        library: if mix(j ^ 3 << 40) % 2 == 0 {
+            "CPL"
+        } else {
+            "MPL"
+        }
+        .to_owned(),
     }
 }
 
@@ -210,9 +215,13 @@ fn checks_benches(c: &mut Criterion) {
         black_box(Snapshot::new(taken, all, patrons.clone(), items.clone()));
     });
     let snapshot = Snapshot::new(taken, all, patrons.clone(), items.clone());
-    slow(c, format!("checks stored form written ({label})"), &mut || {
-        black_box(checks::write_plan(&snapshot, None));
-    });
+    slow(
+        c,
+        format!("checks stored form written ({label})"),
+        &mut || {
+            black_box(checks::write_plan(&snapshot, None));
+        },
+    );
     let plan = checks::write_plan(&snapshot, None);
     let mut entries = std::collections::HashMap::new();
     for change in plan {
