@@ -3,7 +3,9 @@
 //! (1,000,000) and `KOC_BENCH_CHECKOUTS` loans (100,000):
 //!
 //! - the options page's "Download checks from Koha" against a bare `fetch` loop of the same
-//!   pages from the same page (read, `JSON.parse`, nothing kept), alternately, in one run;
+//!   pages from the same page (read, `JSON.parse`, nothing kept), alternately, in one run; the
+//!   loop one page at a time (the target's bare fetch) and with the next page under way, as
+//!   ours fetches;
 //! - the bytes the stored snapshot takes in `browser.storage.local`, per patron and per item;
 //! - desk ready time, and Enter → confirmed row, without the snapshot and with it (the storage
 //!   benchmark's measurements: [`ready_time`], [`measure_checkouts`]);
@@ -56,8 +58,10 @@ pub struct ChecksFigures {
     pub pages: usize,
     /// Each of our downloads, click to "done", ms.
     pub ours_ms: Vec<f64>,
-    /// Each bare fetch loop of the same pages, ms.
+    /// Each bare fetch loop of the same pages, one at a time, ms.
     pub bare_ms: Vec<f64>,
+    /// Each bare fetch loop with the next page under way while one is parsed, as ours, ms.
+    pub bare_ahead_ms: Vec<f64>,
     /// Bytes (key + text) of the stored patron chunks, item chunks, and the rest of `checks:`.
     pub stored_bytes: (f64, f64, f64),
     /// `storage.local.getBytesInUse` growth, when Firefox has it.
@@ -156,19 +160,23 @@ fn pages_read(koha: &StandIn) -> Vec<Value> {
         .collect()
 }
 
-/// The same pages fetched one after the other from the open page, each read and parsed,
-/// nothing kept; ms.
-async fn bare_download(ff: &Firefox, pages: &[Value]) -> f64 {
+/// The same pages fetched from the open page, each read and parsed, nothing kept; ms. One
+/// after the other, or (`ahead`) with the next page under way while one is parsed, as ours
+/// does ([`koha_offline_circ::checks::Download::page_after`]).
+async fn bare_download(ff: &Firefox, pages: &[Value], ahead: bool) -> f64 {
     ff.eval(&format!(
         "(() => {{ window.__kocBare = null;
            (async () => {{
              const pages = {pages};
+             const get = (p) => fetch(p.url, {{ headers: p.headers, cache: 'no-store',
+                 credentials: 'omit', redirect: 'manual' }}).then((r) => r.text());
              const start = performance.now();
              let records = 0;
-             for (const p of pages) {{
-               const r = await fetch(p.url, {{ headers: p.headers, cache: 'no-store',
-                 credentials: 'omit', redirect: 'manual' }});
-               records += JSON.parse(await r.text()).length;
+             let pending = get(pages[0]);
+             for (let i = 0; i < pages.length; i++) {{
+               const next = {ahead} && i + 1 < pages.length ? get(pages[i + 1]) : null;
+               records += JSON.parse(await pending).length;
+               pending = next ?? (i + 1 < pages.length ? get(pages[i + 1]) : null);
              }}
              window.__kocBare = {{ ms: performance.now() - start, records }};
            }})().catch((e) => {{ window.__kocBare = {{ error: String(e) }}; }});
@@ -312,15 +320,19 @@ pub async fn checks_benchmarks() -> Option<ChecksFigures> {
         let in_use_before = bytes_in_use(&ff).await;
         let disk_before = extension_storage_bytes(&profile);
         let (mut ours_ms, mut bare_ms, mut pages) = (Vec::new(), Vec::new(), Vec::new());
+        let mut bare_ahead_ms = Vec::new();
         for run in 0..download_runs() {
             koha.state().log.clear();
             ours_ms.push(our_download(&ff).await);
             pages = pages_read(&koha);
-            bare_ms.push(bare_download(&ff, &pages).await);
+            bare_ms.push(bare_download(&ff, &pages, false).await);
+            bare_ahead_ms.push(bare_download(&ff, &pages, true).await);
             eprintln!(
-                "bench checks: run {run}: ours {:.0} ms, bare {:.0} ms, {} pages",
+                "bench checks: run {run}: ours {:.0} ms, bare {:.0} ms, bare with a page ahead \
+                 {:.0} ms, {} pages",
                 ours_ms[run],
                 bare_ms[run],
+                bare_ahead_ms[run],
                 pages.len()
             );
         }
@@ -343,6 +355,7 @@ pub async fn checks_benchmarks() -> Option<ChecksFigures> {
                 pages: pages.len(),
                 ours_ms,
                 bare_ms,
+                bare_ahead_ms,
                 stored_bytes: (p, i, rest),
                 bytes_in_use: in_use_before.zip(in_use_after).map(|(b, a)| a - b),
                 disk_bytes: disk_after.saturating_sub(disk_before) as f64,
@@ -410,6 +423,18 @@ pub async fn figures() -> Vec<Figure> {
                 f.bare_ms.len()
             ),
             report::ms(bare),
+        ),
+        Figure::plain(
+            AREA,
+            format!(
+                "download, bare with the next page under way (as ours), best of {}; ours / it",
+                f.bare_ahead_ms.len()
+            ),
+            format!(
+                "{}; {:.2}×",
+                report::ms(best(&f.bare_ahead_ms)),
+                ours / best(&f.bare_ahead_ms)
+            ),
         ),
         Figure::against(
             AREA,
