@@ -113,7 +113,7 @@ impl Synthetic {
     /// The loan of generated item `j`, as its number among the generated loans, if it has one.
     pub fn loan_of_item(&self, j: u32) -> Option<u32> {
         let stride = self.loan_stride();
-        (stride > 0 && j % stride == 0)
+        (stride > 0 && j.is_multiple_of(stride))
             .then(|| j / stride)
             .filter(|&n| n < self.loans())
     }
