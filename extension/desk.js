@@ -4,7 +4,7 @@ import { core } from "./lib/wasm.js";
 import { t, translatePage, errorMessage } from "./lib/i18n.js";
 import { say, setSounds } from "./desk/feedback.js";
 import { renderPage } from "./desk/table.js";
-import { queueRecord } from "./desk/record.js";
+import { queueRecord, holdRecordsUntil } from "./desk/record.js";
 import { showQuarantine } from "./desk/quarantine.js";
 import { startChecks, showPaymentBalance } from "./desk/checks.js";
 import { exportFiles, importFile, clearSent, clearAll } from "./desk/files.js";
@@ -120,6 +120,6 @@ try {
 } catch (error) {
   say("error", errorMessage(error));
 }
-await startChecks();
+holdRecordsUntil(startChecks());
 refresh();
 $("app").dataset.ready = "true";

@@ -813,6 +813,51 @@ fn a_download_reads_the_three_lists_into_one_snapshot() {
     );
 }
 
+/// The page fetched ahead is always the one asked for next, within a list, and none is
+/// offered past a list's end or before its first page gave the total (issue 12: a thousand
+/// pages of items read while the next one travels).
+#[test]
+fn the_page_fetched_ahead_is_the_next_one_asked_for() {
+    let lists = koha_lists();
+    let mut download = Download::new("https://koha.example.org", 2, taken());
+    let mut offered = Vec::new();
+    while let Some(request) = download.request() {
+        let after = download.page_after();
+        if let Some(after) = &after {
+            offered.push(after.full_url());
+        }
+        let path = request.url.rsplit('/').next().unwrap().to_owned();
+        let page: usize = request.param("_page").unwrap().parse().unwrap();
+        let records = lists[path.as_str()].as_ref().unwrap();
+        let slice: Vec<&Value> = records.iter().skip((page - 1) * 2).take(2).collect();
+        let total = records.len().to_string();
+        download
+            .feed(200, Some(&total), &serde_json::to_string(&slice).unwrap())
+            .unwrap();
+        if let Some(after) = after {
+            assert_eq!(
+                download.request(),
+                Some(after),
+                "offered ahead, then asked for"
+            );
+        }
+    }
+    let pages = |list: &str| {
+        offered
+            .iter()
+            .filter(|url| url.contains(list))
+            .map(|url| url.split("_page=").nth(1).unwrap()[..1].to_owned())
+            .collect::<Vec<_>>()
+    };
+    // Five patrons are pages 1 to 3: page 3 is offered while page 2 travels.
+    assert_eq!(pages("patrons"), ["3"]);
+    assert_eq!(pages("items"), ["3", "4"]);
+    assert!(pages("checkouts").is_empty());
+    assert!(download.finish().is_some());
+    let probe = Download::probing("https://koha.example.org", taken(), desk_login());
+    assert_eq!(probe.page_after(), None, "a probe reads one page a list");
+}
+
 #[test]
 fn a_list_refused_on_its_first_page_is_left_out_and_the_rest_goes_on() {
     let mut lists = koha_lists();

@@ -36,6 +36,7 @@ async function load() {
     say("warning", `${t("check_snapshot_unreadable")} (${error?.detail ?? error})`);
   }
   showPaymentBalance();
+  document.getElementById("app").dataset.checksLoaded = "true";
 }
 
 // After a send run that reached Koha, the core downloads the snapshot again when it is due; the

@@ -52,6 +52,13 @@ async function recordOne(form, restore, focusField, after) {
   }
 }
 
+// Holds every form recorded from now on until `promise` settles: the desk is ready before the
+// offline checks' snapshot is read (megabytes with a large library), and a scan made meanwhile
+// waits for it rather than going unchecked.
+export function holdRecordsUntil(promise) {
+  queue = queue.then(() => promise).catch(() => {});
+}
+
 // Queues a form behind the ones before it: scans are recorded in the order they were made.
 export function queueRecord(form, restore, focusField, after) {
   queue = queue.then(() => recordOne(form, restore, focusField, after));

@@ -2,7 +2,9 @@
 // this module; the add-on a library installs (www/, dist/*.xpi) has none of it.
 // - window.kocCore: the page's own core, for the browser tests and benchmarks (a WebDriver script
 //   runs in a sandbox of its own, where importing lib/wasm.js would load a second, empty core).
-// - performance mark "koc:ready" when #app gets data-ready="true", for the start-up benchmark.
+// - performance marks "koc:ready" when #app gets data-ready="true" and "koc:checks-loaded" when
+//   it gets data-checks-loaded="true" (the offline checks' snapshot read), for the start-up
+//   benchmarks.
 // - #send-area data-outcome and data-runs (how the last Send attempt ended, how many ended) and
 //   data-count/data-n on the summary's lines, from the desk's "koc:send-finished" event.
 import { core } from "../lib/wasm.js";
@@ -15,8 +17,11 @@ if (app) {
     if (app.dataset.ready === "true" && !performance.getEntriesByName("koc:ready").length) {
       performance.mark("koc:ready");
     }
+    if (app.dataset.checksLoaded === "true" && !performance.getEntriesByName("koc:checks-loaded").length) {
+      performance.mark("koc:checks-loaded");
+    }
   };
-  new MutationObserver(markReady).observe(app, { attributes: true, attributeFilter: ["data-ready"] });
+  new MutationObserver(markReady).observe(app, { attributes: true, attributeFilter: ["data-ready", "data-checks-loaded"] });
   markReady();
 }
 

@@ -23,7 +23,9 @@
 //! download that fails half way never replaces a good snapshot ([`write_plan`]).
 
 use super::download::Unavailable;
-use super::model::{key_order, Coverage, Holder, ItemRecord, PatronRecord, Restriction, Snapshot};
+use super::model::{
+    key_order, Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot,
+};
 use super::paging::List;
 use crate::store::keys::{CHECKS_META_KEY, CHECKS_PREFIX, CHECKS_VERSION};
 use crate::store::text::decode_text;
@@ -160,7 +162,7 @@ pub fn read_snapshot<'a>(
             .add(&bytes, count, decode_items)
             .map_err(|reason| corrupt(&key, reason))?;
     }
-    let patron_ids = patrons.seen.iter().map(|p| p.patron_id).collect();
+    let patron_ids = patrons.ids;
     Ok(Some(
         Snapshot::from_parts(
             taken_at,
@@ -356,14 +358,18 @@ impl Table {
 /// patrons, every record's id (through `seen`, which the caller drains).
 struct TableReader<R> {
     table: Table,
-    seen: Vec<R>,
+    /// The last record read, to check the next block's order against.
+    last: Option<R>,
+    /// For patrons, every record's id in order.
+    ids: Vec<PatronId>,
 }
 
 impl<R> Default for TableReader<R> {
     fn default() -> Self {
         TableReader {
             table: Table::default(),
-            seen: Vec::new(),
+            last: None,
+            ids: Vec::new(),
         }
     }
 }
@@ -385,12 +391,13 @@ impl<R: Keyed> TableReader<R> {
             let mut block = Vec::with_capacity(n);
             let used = decode(&bytes[at..], n, &mut block)?;
             let first = block.first().ok_or("an empty block")?;
-            follows(self.seen.last().map(Keyed::key), first.key())?;
+            follows(self.last.as_ref().map(Keyed::key), first.key())?;
             self.table.blocks.push(Block {
                 first_key: first.key().into(),
                 offset: self.table.bytes.len() + at,
             });
-            R::keep(&mut self.seen, block);
+            R::ids(&block, &mut self.ids);
+            self.last = block.into_iter().last();
             at += used;
             left -= n;
         }
@@ -403,30 +410,25 @@ impl<R: Keyed> TableReader<R> {
     }
 }
 
-/// A record with a key, and what a [`TableReader`] keeps of each block.
+/// A record with a key, and the ids a [`TableReader`] collects of each block.
 trait Keyed: Sized {
     fn key(&self) -> &str;
-    /// Keeps what is needed of a decoded block: at least its last record.
-    fn keep(seen: &mut Vec<Self>, block: Vec<Self>);
+    /// Adds the block's patron ids to `ids` (the snapshot indexes patrons by id).
+    fn ids(_block: &[Self], _ids: &mut Vec<PatronId>) {}
 }
 
 impl Keyed for PatronRecord {
     fn key(&self) -> &str {
         &self.cardnumber
     }
-    fn keep(seen: &mut Vec<Self>, block: Vec<Self>) {
-        // Every patron: the snapshot indexes them by id.
-        seen.extend(block);
+    fn ids(block: &[Self], ids: &mut Vec<PatronId>) {
+        ids.extend(block.iter().map(|p| p.patron_id));
     }
 }
 
 impl Keyed for ItemRecord {
     fn key(&self) -> &str {
         &self.barcode
-    }
-    fn keep(seen: &mut Vec<Self>, block: Vec<Self>) {
-        seen.clear();
-        seen.extend(block.into_iter().last());
     }
 }
 
@@ -693,15 +695,18 @@ impl KeyDecoder {
             if width == 0 {
                 return Err("a difference to a key without digits".into());
             }
-            let value = tail_value(&self.previous[start..])
+            let mut value = tail_value(&self.previous[start..])
                 .checked_add(input.varint()?)
                 .ok_or("key out of range")?;
-            let digits = format!("{value:0width$}");
-            if digits.len() != width {
+            // The digits in place, zero-padded to the same width (every stored key goes through
+            // here when the desk starts: no formatting machinery).
+            for digit in self.previous[start..].iter_mut().rev() {
+                *digit = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+            if value != 0 {
                 return Err("key out of range".into());
             }
-            self.previous.truncate(start);
-            self.previous.extend_from_slice(digits.as_bytes());
         } else {
             let shared = usize::try_from(input.varint()?).map_err(|_| "bad prefix")?;
             let rest = usize::try_from(input.varint()?).map_err(|_| "bad length")?;
@@ -796,6 +801,19 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Each byte's value in [`BASE64`], or [`NOT_BASE64`]: a stored snapshot of a million items
+/// is several megabytes of base64, decoded whole when the desk starts.
+const BASE64_VALUES: [u8; 256] = {
+    let mut values = [NOT_BASE64; 256];
+    let mut i = 0;
+    while i < 64 {
+        values[BASE64[i] as usize] = i as u8;
+        i += 1;
+    }
+    values
+};
+const NOT_BASE64: u8 = 0xff;
+
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
     for group in text.as_bytes().chunks(4) {
@@ -804,8 +822,11 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         }
         let mut n = 0u32;
         for (i, &c) in group.iter().enumerate() {
-            let value = BASE64.iter().position(|&b| b == c)? as u32;
-            n |= value << (18 - 6 * i);
+            let value = BASE64_VALUES[usize::from(c)];
+            if value == NOT_BASE64 {
+                return None;
+            }
+            n |= u32::from(value) << (18 - 6 * i);
         }
         for i in 0..group.len() - 1 {
             out.push((n >> (16 - 8 * i)) as u8);

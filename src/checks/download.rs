@@ -256,6 +256,20 @@ impl Download {
         }
     }
 
+    /// The page after [`Download::next`]'s in the same list, when it is a page and Koha's total
+    /// says another follows ([`Pager::request_after`]): the shell may fetch it ahead and give
+    /// its answer to [`Download::feed`] once `next` asks for the same request. Never for a
+    /// probe.
+    pub fn page_after(&self) -> Option<HttpRequest> {
+        match self.next() {
+            Next::Page(_) if !self.probe => self
+                .pager
+                .request_after()
+                .map(|request| self.access.apply(request)),
+            _ => None,
+        }
+    }
+
     /// The next page to fetch, or `None` when every list is read (or left out) or a login step
     /// comes first ([`Download::next`]).
     pub fn request(&self) -> Option<HttpRequest> {

@@ -243,9 +243,24 @@ impl Snapshot {
 
 /// The order of card numbers and barcodes: byte order with ASCII letters folded to upper case.
 pub(crate) fn key_order(a: &str, b: &str) -> Ordering {
-    a.bytes()
-        .map(|b| b.to_ascii_uppercase())
-        .cmp(b.bytes().map(|b| b.to_ascii_uppercase()))
+    // Sorting a million barcodes compares them some twenty million times: identical bytes are
+    // skipped in one pass, and only where they differ is the case folded.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let shared = a.len().min(b.len());
+    let mut at = 0;
+    while let Some(skip) = a[at..shared]
+        .iter()
+        .zip(&b[at..shared])
+        .position(|(x, y)| x != y)
+    {
+        at += skip;
+        let (x, y) = (a[at].to_ascii_uppercase(), b[at].to_ascii_uppercase());
+        if x != y {
+            return x.cmp(&y);
+        }
+        at += 1;
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Sorts by key and keeps, of equal keys, the one that came last.
@@ -280,6 +295,24 @@ mod tests {
         assert_eq!(snapshot.items()[0].barcode, "B1");
         assert!(snapshot.item("B2").unwrap().lost);
         assert!(snapshot.item("B3").is_none());
+    }
+
+    #[test]
+    fn keys_order_as_bytes_with_ascii_letters_folded() {
+        let fold = |a: &str, b: &str| {
+            a.bytes()
+                .map(|c| c.to_ascii_uppercase())
+                .cmp(b.bytes().map(|c| c.to_ascii_uppercase()))
+        };
+        let keys = [
+            "", "a", "A", "b", "B1", "b10", "B2", "ab", "aB", "Ab", "a_", "A[", "39001", "3900",
+            "39001x", "39001X", "é", "É",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(key_order(a, b), fold(a, b), "{a:?} against {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -166,11 +166,22 @@ impl Pager {
     /// The next page to fetch, or `None` once the list is complete. The session cookie goes
     /// with it; a GET needs no CSRF token.
     pub fn request(&self) -> Option<HttpRequest> {
-        if self.done {
-            return None;
-        }
+        (!self.done).then(|| self.request_for(self.next_page))
+    }
+
+    /// The page after [`Pager::request`]'s, when Koha's total says there is one: the shell may
+    /// fetch it while the current page is read (a list of a million items is a thousand pages,
+    /// and reading one costs about as much as waiting for the next). `None` before the first
+    /// page gave the total.
+    pub fn request_after(&self) -> Option<HttpRequest> {
+        let total = self.total?;
+        let next_start = u64::from(self.next_page) * u64::from(self.per_page);
+        (!self.done && next_start < total).then(|| self.request_for(self.next_page + 1))
+    }
+
+    fn request_for(&self, page: u32) -> HttpRequest {
         let params = [
-            ("_page", self.next_page.to_string()),
+            ("_page", page.to_string()),
             ("_per_page", self.per_page.to_string()),
             ("_order_by", self.list.order_by().to_owned()),
         ];
@@ -178,7 +189,7 @@ impl Pager {
         if self.list == List::Patrons {
             headers.push(("x-koha-embed".to_owned(), "account_balance".to_owned()));
         }
-        Some(HttpRequest {
+        HttpRequest {
             method: Method::Get,
             url: format!("{}{}", self.base, self.list.path()),
             params: params
@@ -187,7 +198,7 @@ impl Pager {
                 .collect(),
             headers,
             include_cookies: true,
-        })
+        }
     }
 
     /// Takes in the page just fetched: how many records it held and its `X-Total-Count` header.
@@ -269,6 +280,24 @@ mod tests {
         assert_eq!(per_page(Some("0")), DEFAULT_PER_PAGE);
         assert_eq!(per_page(Some("5000")), DEFAULT_PER_PAGE);
         assert_eq!(per_page(Some("many")), DEFAULT_PER_PAGE);
+    }
+
+    #[test]
+    fn the_page_after_is_known_once_the_total_says_there_is_one() {
+        let mut pager = Pager::new("https://koha.example.org", List::Items, 2);
+        assert_eq!(
+            pager.request_after(),
+            None,
+            "no total before the first page"
+        );
+        pager.feed(2, Some("5"));
+        assert_eq!(pager.request().unwrap().param("_page"), Some("2"));
+        assert_eq!(pager.request_after().unwrap().param("_page"), Some("3"));
+        pager.feed(2, Some("5"));
+        assert_eq!(pager.request().unwrap().param("_page"), Some("3"));
+        assert_eq!(pager.request_after(), None, "page 3 is the last");
+        pager.feed(1, Some("5"));
+        assert_eq!(pager.request_after(), None);
     }
 
     #[test]

@@ -9,15 +9,17 @@ use crate::checks::{
     Download, DownloadError, List, Next, Snapshot, PER_PAGE_OVERRIDE_KEY,
 };
 use crate::ids::{Amount, Cardnumber};
-use crate::koha::{Credentials, NoAnswer};
+use crate::koha::{Credentials, HttpRequest, NoAnswer};
 use crate::store::keys::{CHECKS_AUTO_KEY, CHECKS_LIMIT_KEY, CHECKS_META_KEY};
 use crate::transaction::Action;
-use js_sys::{Array, Function, Object, Reflect};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 thread_local! {
     /// A download that stopped (a failure, a cancel): the next start for the same server and
@@ -158,7 +160,35 @@ pub async fn download_checks_if_due() -> Result<JsValue, JsValue> {
     download_from(settings.server.as_str(), creds, None).await
 }
 
+/// A page fetch already under way: the download reads one page while the next one travels.
+struct InFlight {
+    answer: Rc<RefCell<Option<Result<http::RestPage, NoAnswer>>>>,
+    settled: Promise,
+}
+
+impl InFlight {
+    fn start(request: &HttpRequest) -> InFlight {
+        let answer = Rc::new(RefCell::new(None));
+        let (slot, request) = (answer.clone(), request.clone());
+        // A promise runs without being awaited, unlike a Rust future.
+        let settled = wasm_bindgen_futures::future_to_promise(async move {
+            let got = http::fetch_rest_page(&request).await;
+            *slot.borrow_mut() = Some(got);
+            Ok(JsValue::UNDEFINED)
+        });
+        InFlight { answer, settled }
+    }
+
+    async fn answer(self) -> Result<http::RestPage, NoAnswer> {
+        let _ = JsFuture::from(self.settled).await;
+        let got = self.answer.borrow_mut().take();
+        got.unwrap_or(Err(NoAnswer::Network))
+    }
+}
+
 async fn run(download: &mut Download, on_progress: Option<&Function>) -> Result<(), DownloadDto> {
+    // The page fetched ahead ([`Download::page_after`]), used only if it is the one asked for.
+    let mut ahead: Option<(HttpRequest, InFlight)> = None;
     loop {
         if CANCEL.with(|c| c.get()) {
             return Err(DownloadDto::Cancelled);
@@ -180,7 +210,14 @@ async fn run(download: &mut Download, on_progress: Option<&Function>) -> Result<
             .param("_page")
             .and_then(|p| p.parse().ok())
             .unwrap_or(1);
-        let answer = match http::fetch_rest_page(&request).await {
+        let in_flight = match ahead.take() {
+            Some((fetched, in_flight)) if fetched == request => in_flight,
+            _ => InFlight::start(&request),
+        };
+        ahead = download
+            .page_after()
+            .map(|after| (after.clone(), InFlight::start(&after)));
+        let answer = match in_flight.answer().await {
             Ok(answer) => answer,
             Err(why) => {
                 return Err(DownloadDto::Failed {

@@ -7,6 +7,7 @@
 use super::browser;
 use crate::journal::{Journal, SendLockState};
 use crate::settings::Settings;
+use crate::store::keys::CHECKS_PREFIX;
 use crate::store::{self, Change, EntryChange, Replica};
 use crate::transaction::{Transaction, TransactionId};
 use gloo_storage::{LocalStorage, Storage};
@@ -315,15 +316,29 @@ pub fn changes_map(changes: &JsValue) -> Option<Map<String, Value>> {
     }
 }
 
-/// Every entry of `browser.storage.local`.
+/// Every entry of `browser.storage.local` but the offline checks' snapshot (megabytes with a
+/// large library, read on its own by `checks`): where Firefox lists the keys, the snapshot's
+/// are not even read.
 pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
-    let all = browser::local_get(&JsValue::NULL).await?;
+    let wanted: JsValue = match browser::local_keys().await? {
+        Some(keys) => keys
+            .iter()
+            .filter(|key| !key.starts_with(CHECKS_PREFIX))
+            .map(|key| JsValue::from_str(key))
+            .collect::<Array>()
+            .into(),
+        None => JsValue::NULL,
+    };
+    let all = browser::local_get(&wanted).await?;
     // Archive chunks and export records are JSON text already: taken as strings, not escaped
     // into and out of the JSON below (megabytes at 50,000 stored).
     let rest = Object::new();
     let mut texts = Vec::new();
     for key in Object::keys(&Object::from(all.clone())).iter() {
         let name = key.as_string().unwrap_or_default();
+        if name.starts_with(CHECKS_PREFIX) {
+            continue;
+        }
         let value = js_sys::Reflect::get(&all, &key)?;
         match value.as_string() {
             Some(text) if store::is_archive_key(&name) || store::is_export_key(&name) => {

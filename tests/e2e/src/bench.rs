@@ -1,6 +1,7 @@
 //! The browser benchmarks, run by `bench-report` (`./build.sh bench`). Timings are taken inside
 //! Firefox with `performance.now()`, medians over repeated runs.
 
+pub mod checks;
 pub mod koc;
 pub mod send;
 pub mod storage;
@@ -16,5 +17,6 @@ pub async fn run_all(addon: &Path) -> Vec<Figure> {
     figures.extend(koc::figures(50_000, 3).await);
     figures.extend(storage::figures().await);
     figures.extend(send::figures(2_000, 500).await);
+    figures.extend(checks::figures().await);
     figures
 }

@@ -16,6 +16,7 @@ pub mod http;
 pub mod koha;
 pub mod model;
 pub mod rest;
+pub mod synthetic;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -35,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
+pub use synthetic::Synthetic;
 
 /// Which Koha era to behave like (docs/koha.md 11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +140,8 @@ pub struct Config {
     pub loan_period_days: i64,
     /// Starting data.
     pub fixture: Fixture,
+    /// Generated records after the fixture's in the REST lists (the scale benchmark).
+    pub synthetic: Synthetic,
 }
 
 impl Default for Config {
@@ -150,6 +154,7 @@ impl Default for Config {
             keep_alive: true,
             loan_period_days: 14,
             fixture: Fixture::default(),
+            synthetic: Synthetic::default(),
         }
     }
 }

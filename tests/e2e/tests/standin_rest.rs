@@ -3,7 +3,7 @@
 //! must survive. No Firefox.
 #![allow(clippy::unwrap_used)]
 
-use e2e::standin::{Config, Fault, FaultRule, Profile, RestApi, StandIn, When};
+use e2e::standin::{Config, Fault, FaultRule, Profile, RestApi, StandIn, Synthetic, When};
 use koha_offline_circ::checks::{parse_checkouts, parse_items, parse_patrons, PageError};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -354,4 +354,51 @@ fn faults_hit_a_page_in_the_middle_of_a_list() {
     );
     let fired: Vec<String> = koha.log().iter().flat_map(|r| r.faults.clone()).collect();
     assert_eq!(fired, ["F5", "F8", "F8"]);
+}
+
+/// The scale benchmark's generated records (issue 12) follow the fixture's in every list, are
+/// made only when their page is asked for (the last page of a million items answers at once),
+/// read as Koha's, and name each loan's generated item and patron.
+#[test]
+fn generated_records_follow_the_fixture_in_every_list() {
+    let koha = StandIn::start(Config {
+        synthetic: Synthetic {
+            patrons: 200_000,
+            items: 1_000_000,
+            checkouts: 100_000,
+        },
+        ..Config::default()
+    })
+    .unwrap();
+    let auth = [("Authorization", BASIC_DESK)];
+    let started = std::time::Instant::now();
+    let last = get(&koha, "/api/v1/items?_page=1001&_per_page=1000", &auth);
+    assert!(started.elapsed().as_secs() < 5, "a page is made on demand");
+    assert_eq!(last.header("X-Total-Count"), Some("1000050"));
+    let rows = parse_items(&last.body).unwrap();
+    assert_eq!(rows.len(), 50);
+    let on_loan = rows
+        .iter()
+        .filter(|r| r.record.as_ref().unwrap().on_loan.is_some())
+        .count();
+    assert_eq!(on_loan, 5, "every tenth generated item is on loan");
+    let patrons = get(
+        &koha,
+        "/api/v1/patrons?_page=2&_per_page=1000",
+        &[
+            ("Authorization", BASIC_DESK),
+            ("x-koha-embed", "account_balance"),
+        ],
+    );
+    assert_eq!(patrons.header("X-Total-Count"), Some("200013"));
+    let patrons = parse_patrons(&patrons.body).unwrap();
+    assert_eq!(patrons.len(), 1000);
+    assert!(patrons.iter().all(|p| p.record.is_some()));
+    let checkouts = get(&koha, "/api/v1/checkouts?_page=1&_per_page=3", &auth);
+    assert_eq!(checkouts.header("X-Total-Count"), Some("100002"));
+    let loans = parse_checkouts(&checkouts.json().to_string()).unwrap();
+    // The fixture's two loans, then the first generated one: the first generated item (after
+    // the fixture's 50), lent to a generated patron (after the fixture's 13).
+    assert_eq!(loans[2].item_id, 51);
+    assert!(loans[2].patron_id > 13);
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Scans per measured journal size (`KOC_BENCH_SCANS` overrides).
 pub const SCANS: usize = 200;
 
-fn scans() -> usize {
+pub(crate) fn scans() -> usize {
     std::env::var("KOC_BENCH_SCANS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -148,12 +148,24 @@ async fn install_timer(ff: &Firefox) {
 }
 
 async fn measure_scans(ff: &Firefox, stored: u32) -> Timing {
+    measure_checkouts(ff, stored, "C0001", |i| format!("M{stored}X{i:04}")).await
+}
+
+/// Enter → confirmed row over [`SCANS`] checkouts to `card` of the items `barcode(i)` names, in
+/// the open desk. Each scan must record without a question (the timer waits for its row).
+pub(crate) async fn measure_checkouts(
+    ff: &Firefox,
+    stored: u32,
+    card: &str,
+    barcode: impl Fn(usize) -> String,
+) -> Timing {
     install_timer(ff).await;
     ff.eval(r##"document.getElementById("checkout-cardnumber").value = """##)
         .await;
-    ff.type_into("checkout-cardnumber", "C0001\n").await;
+    ff.type_into("checkout-cardnumber", &format!("{card}\n"))
+        .await;
     for i in 0..scans() {
-        ff.type_into("checkout-barcode", &format!("M{stored}X{i:04}\n"))
+        ff.type_into("checkout-barcode", &format!("{}\n", barcode(i)))
             .await;
         ff.wait_until("the scan's row", &format!("window.__kocTimes.length > {i}"))
             .await;
@@ -205,7 +217,7 @@ async fn wait_ready_long(ff: &Firefox) {
 }
 
 /// Opens the desk and waits (long) until it is ready.
-async fn open_desk_long(ff: &Firefox) {
+pub(crate) async fn open_desk_long(ff: &Firefox) {
     ff.client
         .goto(&Firefox::page_url("desk.html"))
         .await
@@ -215,7 +227,7 @@ async fn open_desk_long(ff: &Firefox) {
 
 /// Navigation start to `#app[data-ready=true]`, from the mark "koc:ready" that the test build's
 /// `test/hooks.js` sets.
-async fn ready_time(ff: &Firefox) -> f64 {
+pub(crate) async fn ready_time(ff: &Firefox) -> f64 {
     ff.client.refresh().await.expect("reload");
     wait_ready_long(ff).await;
     ff.wait_until(
@@ -242,7 +254,7 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-fn extension_storage_bytes(profile: &Path) -> u64 {
+pub(crate) fn extension_storage_bytes(profile: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(profile.join("storage/default")) else {
         return 0;
     };

@@ -5,6 +5,7 @@
 use super::http::{form_decode, Request, Response};
 use super::koha::param;
 use super::model::{Account, Permission};
+use super::synthetic::Synthetic;
 use super::{Profile, Shared, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -90,7 +91,14 @@ pub fn api(shared: &Shared, req: &Request) -> (Response, bool) {
         "items" => items(&state),
         _ => checkouts(&state),
     };
-    (page(req, &params, records), true)
+    (page(req, &params, &records), true)
+}
+
+/// A REST list whose records are made only when a page asks for them: the fixture's first,
+/// then the generated ones ([`Synthetic`]).
+struct Rows<'a> {
+    len: usize,
+    make: Box<dyn Fn(usize) -> Value + 'a>,
 }
 
 /// The staff user a REST request is authenticated as: HTTP Basic (only with the
@@ -131,14 +139,38 @@ fn has_permission(state: &State, user: &Account, permission: &str) -> bool {
     }
 }
 
-fn patrons(state: &State, user: &Account, embed: bool, any_library: bool) -> Vec<Value> {
-    state
+fn patrons<'a>(state: &'a State, user: &Account, embed: bool, any_library: bool) -> Rows<'a> {
+    // The balance embed is in 23.x and later, not in the older versions.
+    let embed = embed && state.config.profile != Profile::Legacy;
+    let fixture = state.model.accounts.len();
+    let generated = state.config.synthetic.patrons as usize;
+    let libraries: Vec<String> = state
         .model
-        .accounts
+        .libraries
         .iter()
-        .enumerate()
-        .filter(|(_, a)| any_library || a.home_library == user.home_library)
-        .map(|(index, a)| {
+        .map(|l| l.code.clone())
+        .collect();
+    // Koha's patron_id of every patron in the list, in order (all of them, or only the staff
+    // user's library's).
+    let shown: Option<Vec<usize>> = (!any_library).then(|| {
+        let own = |index: usize| {
+            if index < fixture {
+                state.model.accounts[index].home_library == user.home_library
+            } else {
+                Synthetic::patron_library((index - fixture) as u32, &libraries) == user.home_library
+            }
+        };
+        (0..fixture + generated).filter(|&i| own(i)).collect()
+    });
+    let len = shown.as_ref().map_or(fixture + generated, Vec::len);
+    Rows {
+        len,
+        make: Box::new(move |n| {
+            let index = shown.as_ref().map_or(n, |s| s[n]);
+            if index >= fixture {
+                return Synthetic::patron((index - fixture) as u32, index + 1, &libraries, embed);
+            }
+            let a = &state.model.accounts[index];
             let mut patron = json!({
                 "patron_id": index + 1,
                 "cardnumber": a.cardnumber,
@@ -155,8 +187,7 @@ fn patrons(state: &State, user: &Account, embed: bool, any_library: bool) -> Vec
                 "library_id": a.home_library,
                 "updated_on": "2026-01-01T00:00:00+00:00",
             });
-            // The balance embed is in 23.x and later, not in the older versions.
-            if embed && state.config.profile != Profile::Legacy {
+            if embed {
                 let paid: f64 = state
                     .model
                     .credits
@@ -167,18 +198,21 @@ fn patrons(state: &State, user: &Account, embed: bool, any_library: bool) -> Vec
                 patron["account_balance"] = json!(a.balance_cents as f64 / 100.0 - paid);
             }
             patron
-        })
-        .collect()
+        }),
+    }
 }
 
-fn items(state: &State) -> Vec<Value> {
+fn items(state: &State) -> Rows<'_> {
     let newest = state.config.profile == Profile::Newest;
-    state
-        .model
-        .items
-        .iter()
-        .enumerate()
-        .map(|(index, i)| {
+    let fixture = state.model.items.len();
+    let synthetic = state.config.synthetic;
+    Rows {
+        len: fixture + synthetic.items as usize,
+        make: Box::new(move |index| {
+            if index >= fixture {
+                return synthetic.item((index - fixture) as u32, index + 1, newest);
+            }
+            let i = &state.model.items[index];
             let mut item = json!({
                 "item_id": index + 1,
                 "biblio_id": index + 1,
@@ -199,13 +233,13 @@ fn items(state: &State) -> Vec<Value> {
                 item["item_type"] = json!("BK");
             }
             item
-        })
-        .collect()
+        }),
+    }
 }
 
-fn checkouts(state: &State) -> Vec<Value> {
+fn checkouts(state: &State) -> Rows<'_> {
     let model = &state.model;
-    model
+    let fixture: Vec<Value> = model
         .items
         .iter()
         .enumerate()
@@ -225,24 +259,44 @@ fn checkouts(state: &State) -> Vec<Value> {
                 "library_id": loan.library,
             })
         })
-        .collect()
+        .collect();
+    let synthetic = state.config.synthetic;
+    let (items, patrons) = (model.items.len(), model.accounts.len());
+    Rows {
+        len: fixture.len() + synthetic.loans() as usize,
+        make: Box::new(move |n| {
+            if let Some(checkout) = fixture.get(n) {
+                return checkout.clone();
+            }
+            let (item, patron) = synthetic.loan((n - fixture.len()) as u32);
+            json!({
+                "checkout_id": n + 1,
+                "item_id": items + item as usize + 1,
+                "patron_id": patrons + patron as usize + 1,
+                "due_date": "2026-01-19 23:59:00",
+                "checkout_date": "2026-01-05 10:00:00",
+                "library_id": "DE-627",
+            })
+        }),
+    }
 }
 
 /// One page of `records` as Koha pages them (docs/koha.md 12.1): `_page` from 1, `_per_page`
 /// (default 20; -1 is everything), `X-Total-Count`, and a `Link` header with first, prev, next
 /// and last.
-fn page(req: &Request, params: &[(String, String)], records: Vec<Value>) -> Response {
-    let total = records.len();
+fn page(req: &Request, params: &[(String, String)], records: &Rows) -> Response {
+    let total = records.len;
     let per_page: i64 = param(params, "_per_page").parse().unwrap_or(20);
     let page: usize = param(params, "_page").parse().unwrap_or(1).max(1);
-    let (chunk, last) = if per_page < 1 {
-        (records, 1)
+    let (range, last) = if per_page < 1 {
+        (0..total, 1)
     } else {
         let per = per_page as usize;
         let start = (page - 1).saturating_mul(per).min(total);
         let end = start.saturating_add(per).min(total);
-        (records[start..end].to_vec(), total.div_ceil(per).max(1))
+        (start..end, total.div_ceil(per).max(1))
     };
+    let chunk: Vec<Value> = range.map(&records.make).collect();
     let link = |n: usize, rel: &str| {
         format!(
             "<{}?_page={n}&_per_page={per_page}>; rel=\"{rel}\"",
