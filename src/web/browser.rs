@@ -84,7 +84,9 @@ pub async fn local_keys() -> Result<Option<Vec<String>>, JsValue> {
     else {
         return Ok(None);
     };
-    let promise: Promise = get_keys.call0(&local)?.dyn_into()?;
+    // Adopted, not cast: called from another realm (a WebDriver script calling the core), the
+    // promise Firefox returns is not an instance of this page's `Promise`.
+    let promise = Promise::resolve(&get_keys.call0(&local)?);
     let keys = js_sys::Array::from(&JsFuture::from(promise).await?);
     Ok(Some(keys.iter().filter_map(|k| k.as_string()).collect()))
 }
