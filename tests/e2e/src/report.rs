@@ -27,6 +27,22 @@ pub struct Target {
 }
 
 impl Figure {
+    /// One line for a benchmark run on its own: area, name, value and the target, if any.
+    pub fn line(&self) -> String {
+        let target = self
+            .target
+            .as_ref()
+            .map(|t| {
+                format!(
+                    " (target {}: {})",
+                    t.goal,
+                    if t.met { "met" } else { "MISSED" }
+                )
+            })
+            .unwrap_or_default();
+        format!("{} | {} | {}{target}", self.area, self.name, self.value)
+    }
+
     /// A figure without a target.
     pub fn plain(area: &'static str, name: impl Into<String>, value: impl Into<String>) -> Self {
         Figure {

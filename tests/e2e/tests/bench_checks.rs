@@ -10,18 +10,7 @@
 #[ignore = "benchmark: run by ./build.sh bench"]
 async fn offline_checks_at_scale() {
     let figures = e2e::bench::checks::figures().await;
-    for f in &figures {
-        let target = f
-            .target
-            .as_ref()
-            .map(|t| {
-                format!(
-                    " (target {}: {})",
-                    t.goal,
-                    if t.met { "met" } else { "MISSED" }
-                )
-            })
-            .unwrap_or_default();
-        println!("{}: {}{target}", f.name, f.value);
+    for figure in &figures {
+        println!("{}", figure.line());
     }
 }

@@ -24,19 +24,6 @@ async fn send_against_per_transaction_login_and_a_bare_fetch_loop() {
     // A benchmark reports; it does not assert timings (figures with a target say whether it is
     // met).
     for figure in figures(n, overhead_n).await {
-        let target = figure
-            .target
-            .map(|t| {
-                format!(
-                    " (target {}: {})",
-                    t.goal,
-                    if t.met { "met" } else { "MISSED" }
-                )
-            })
-            .unwrap_or_default();
-        println!(
-            "{} | {} | {}{target}",
-            figure.area, figure.name, figure.value
-        );
+        println!("{}", figure.line());
     }
 }
