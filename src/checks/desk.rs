@@ -268,6 +268,8 @@ pub struct SnapshotStatus {
     pub unavailable: Vec<UnavailableList>,
     /// No list at all: no checks at the desk.
     pub none_available: bool,
+    /// When its last full pull started (Koha's deletions reach the snapshot only through one).
+    pub full_at: DateTime<Utc>,
 }
 
 /// The status of `snapshot` seen at `now`.
@@ -288,6 +290,7 @@ pub fn snapshot_status(snapshot: &Snapshot, now: DateTime<Utc>) -> SnapshotStatu
             })
             .collect(),
         none_available: !coverage.patrons && !coverage.items,
+        full_at: snapshot.full_at(),
     }
 }
 
