@@ -381,8 +381,7 @@ fn download_pages(koha: &StandIn) -> usize {
 fn last_patron_page(koha: &StandIn) -> e2e::standin::LoggedRequest {
     koha.log()
         .into_iter()
-        .filter(|r| r.path == "/api/v1/patrons")
-        .last()
+        .rfind(|r| r.path == "/api/v1/patrons")
         .unwrap()
 }
 
