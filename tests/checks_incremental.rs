@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use koha_offline_circ::checks::{
-    goes_on, plan_pull, pull_source, read_snapshot, write_plan, Download, DownloadError, FullWhy,
-    Holder, Pull, Restriction, Snapshot,
+    check_card, goes_on, payment_balance, plan_pull, pull_source, read_snapshot, write_plan,
+    CardLimits, Download, DownloadError, FullWhy, Holder, Pull, Restriction, Snapshot,
 };
 use koha_offline_circ::store::Change;
 use serde_json::{json, Value};
@@ -282,5 +282,41 @@ fn an_answer_without_a_date_leaves_kohas_time_unknown_and_the_next_pull_full() {
         Pull::Full {
             why: FullWhy::NoKohaTime
         }
+    );
+}
+
+/// Payments and fines do not change a patron's `updated_on`, so a balance is as old as the last
+/// full download, whatever the changes since: the desk says so for a balance, and gives the
+/// other warnings the age of the latest download.
+#[test]
+fn a_balance_is_as_old_as_the_last_full_download() {
+    let stored = stored_and_read(&full_snapshot());
+    let now = at(3, 6);
+    let pull = plan_pull(Some(&stored), &source(), false, now);
+    let mut owing = patron(2, true);
+    owing["account_balance"] = json!(20.0);
+    let changes: Lists = BTreeMap::from([
+        ("patrons", Ok(vec![owing])),
+        ("items", Ok(Vec::new())),
+        ("checkouts", Ok(Vec::new())),
+    ]);
+    let mut download = Download::new(KOHA, 2, now).pulling(&source(), &pull, Some(stored));
+    run(&mut download, &changes, now);
+    let merged = download.finish().unwrap();
+    let later = now + Duration::hours(1);
+    let shown = payment_balance(&merged, "C2", later).unwrap();
+    assert_eq!(shown.age.taken_at, at(1, 6), "the full download's time");
+    assert_eq!((shown.age.unit, shown.age.amount), ("days", 2));
+    let limits = CardLimits {
+        balance_cents: Some(1000),
+    };
+    let warnings = check_card(&merged, "C2", limits, later.date_naive(), later);
+    let ages: Vec<(&str, DateTime<Utc>)> = warnings
+        .iter()
+        .map(|w| (w.kind(), w.age.taken_at))
+        .collect();
+    assert_eq!(
+        ages,
+        [("restricted", now), ("balance-above-limit", at(1, 6))]
     );
 }

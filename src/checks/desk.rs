@@ -5,7 +5,8 @@ use super::download::Unavailable;
 use super::model::{Coverage, Snapshot};
 use super::paging::List;
 use super::warnings::{
-    check_card, check_item, moved_here, CardLimits, CardProblem, ItemProblem, ItemScan, SnapshotAge,
+    balance_age, check_card, check_item, moved_here, CardLimits, CardProblem, ItemProblem,
+    ItemScan, SnapshotAge,
 };
 use crate::ids::{Amount, Cardnumber, InputError};
 use crate::journal::Journal;
@@ -318,6 +319,6 @@ pub fn payment_balance(
     let patron = snapshot.patron(cardnumber.trim())?;
     Some(PaymentBalance {
         balance_cents: patron.balance_cents,
-        age: AgeText::of(SnapshotAge::at(snapshot.taken_at(), now)),
+        age: AgeText::of(balance_age(snapshot, now)),
     })
 }
