@@ -130,13 +130,7 @@ async fn download_from(
         .filter(|download| checks::goes_on(download, full));
     let mut download = match stopped {
         Some(download) => download,
-        None => match start(&server, &creds, full).await {
-            Ok(download) => download,
-            Err(error) => {
-                RUNNING.with(|r| r.set(false));
-                return Err(error);
-            }
-        },
+        None => start(&server, &creds, full).await,
     };
     let outcome = run(&mut download, on_progress).await;
     if let Some(logout) = download.logout() {
@@ -168,14 +162,13 @@ async fn download_from(
 
 /// A new download from `server` as `creds`: whole, or only the changes since the stored
 /// snapshot, as [`checks::plan_pull`] decides.
-async fn start(server: &str, creds: &Credentials, full: bool) -> Result<Download, JsValue> {
-    let stored = load().await?;
+/// An unreadable stored snapshot counts as none: a full download replaces it.
+async fn start(server: &str, creds: &Credentials, full: bool) -> Download {
+    let stored = load().await.ok().flatten();
     let source = checks::pull_source(server, creds.userid.as_str());
     let pull = checks::plan_pull(stored.as_ref(), &source, full, browser::now());
-    Ok(
-        Download::logging_in(server, test_per_page(), browser::now(), creds.clone())
-            .pulling(&source, &pull, stored),
-    )
+    Download::logging_in(server, test_per_page(), browser::now(), creds.clone())
+        .pulling(&source, &pull, stored)
 }
 
 /// After a successful send run, at the desk: downloads the snapshot again when it is due

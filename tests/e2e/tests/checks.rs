@@ -1083,3 +1083,31 @@ async fn an_incremental_download_that_fails_half_way_keeps_the_snapshot_before()
     })
     .await;
 }
+
+/// A stored snapshot that cannot be read does not stand in the way: the next download reads
+/// everything and replaces it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_snapshot_is_replaced_by_a_full_download() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        let script = "const done = arguments[arguments.length - 1];
+            browser.storage.local.set({ 'checks:1:patrons:0': '{\"v\":1,\"count\":13,\"data\":\"!!\"}' })
+              .then(() => done(true), (e) => done(String(e)));";
+        let damaged = ff.client.execute_async(script, vec![]).await.unwrap();
+        assert_eq!(damaged, true, "{damaged}");
+        ff.open("options.html").await;
+        ff.wait_until(
+            "the status read",
+            "document.getElementById('snapshot-status').dataset.snapshot === 'unreadable'",
+        )
+        .await;
+        let seen = download(&ff).await;
+        assert_eq!(seen["message"]["result"], "done", "{seen}");
+        assert_eq!(seen["message"]["pull"], "full");
+        assert_eq!(seen["status"]["snapshot"], "stored");
+        assert_eq!(seen["status"]["patrons"], "13");
+    })
+    .await;
+}
