@@ -19,20 +19,23 @@ function showStatus(status) {
   const lines = $("snapshot-unavailable");
   lines.replaceChildren();
   if (!status) {
-    Object.assign(out.dataset, { snapshot: "none", patrons: "", items: "" });
+    Object.assign(out.dataset, { snapshot: "none", patrons: "", items: "", fullAt: "" });
     out.textContent = t("chk_status_none");
     return;
   }
-  const when = new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "short" }).format(new Date(status.age.takenAt));
+  const format = (at) => new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "short" }).format(new Date(at));
+  const when = format(status.age.takenAt);
   const age = t(`age_${status.age.unit}`, [String(status.age.amount)]);
   Object.assign(out.dataset, {
     snapshot: status.noneAvailable ? "unavailable" : "stored",
     patrons: String(status.patrons), items: String(status.items),
     unavailable: status.unavailable.map((u) => u.list).join(" "),
+    fullAt: String(Date.parse(status.fullAt)),
   });
-  out.textContent = status.noneAvailable
+  out.textContent = (status.noneAvailable
     ? t("chk_status_unavailable", [age, when])
-    : t("chk_status_stored", [String(status.patrons), String(status.items), age, when]);
+    : t("chk_status_stored", [String(status.patrons), String(status.items), age, when]))
+    + " " + t("chk_status_full", [format(status.fullAt)]);
   lines.append(...status.unavailable.map((u) => {
     const li = document.createElement("li");
     li.dataset.list = u.list;
@@ -69,6 +72,7 @@ async function refreshStatus() {
 
 function running(on) {
   $("snapshot-download").disabled = on;
+  $("snapshot-full").disabled = on;
   $("snapshot-delete").disabled = on;
   $("snapshot-cancel").hidden = !on;
   $("snapshot-progress").hidden = !on;
@@ -82,7 +86,7 @@ function showProgress(p) {
 }
 
 function outcomeText(r) {
-  if (r.outcome === "done") return ["ok", t("chk_done")];
+  if (r.outcome === "done") return ["ok", t(r.incremental ? "chk_done_incremental" : "chk_done")];
   if (r.outcome === "cancelled") return ["warning", t("chk_cancelled")];
   if (r.outcome === "no-access") return ["error", t("opt_no_access", [r.host])];
   return ["error", t(`chk_failed_${key(r.problem)}`, [listName(r.list), String(r.page), String(r.httpStatus ?? "")])];
@@ -96,9 +100,12 @@ async function download(readForm, askAccess = true) {
   message("", t("chk_starting"), "running");
   try {
     await access;
-    const r = await core.downloadChecks(readForm(), showProgress);
+    const r = await core.downloadChecks(readForm(), showProgress, $("snapshot-full").checked);
     const [kind, text] = outcomeText(r);
     message(kind, text, r.outcome);
+    $("snapshot-message").dataset.pull = r.outcome === "done" ? (r.incremental ? "incremental" : "full") : "";
+    // Asked for once: the next download reads only the changes again.
+    if (r.outcome === "done") $("snapshot-full").checked = false;
   } catch (error) {
     const text = error?.kind === "invalid-form" ? t("chk_form_first") : errorMessage(error);
     message("error", text, "error");

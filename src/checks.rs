@@ -38,6 +38,7 @@ mod auto;
 mod compact;
 mod desk;
 mod download;
+mod incremental;
 mod model;
 mod paging;
 mod rest;
@@ -54,7 +55,12 @@ pub use desk::{
     Problem, SnapshotStatus, UnavailableList, AGE_UNITS,
 };
 pub use download::{Availability, Download, DownloadError, Next, Unavailable};
-pub use model::{Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot};
+pub use incremental::{
+    goes_on, plan_pull, pull_source, since_value, FullWhy, Pull, FULL_PULL_EVERY, SINCE_MARGIN,
+};
+pub use model::{
+    Coverage, Holder, ItemRecord, PatronId, PatronRecord, PullRecord, Restriction, Snapshot,
+};
 pub use paging::{
     per_page, Access, List, Pager, Progress, DEFAULT_PER_PAGE, PER_PAGE_OVERRIDE_KEY,
 };

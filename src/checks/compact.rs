@@ -24,7 +24,8 @@
 
 use super::download::Unavailable;
 use super::model::{
-    key_order, Coverage, Holder, ItemRecord, PatronId, PatronRecord, Restriction, Snapshot,
+    key_order, Coverage, Holder, ItemRecord, PatronId, PatronRecord, PullRecord, Restriction,
+    Snapshot,
 };
 use super::paging::List;
 use crate::store::keys::{CHECKS_META_KEY, CHECKS_PREFIX, CHECKS_VERSION};
@@ -50,6 +51,16 @@ struct Meta {
     /// Lists left out and why; absent in snapshots written before it was kept.
     #[serde(default)]
     unavailable: Vec<(List, Unavailable)>,
+    /// When the last full pull started (ms); absent when the snapshot was pulled whole, and in
+    /// snapshots written before incremental pulls (all of them whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    full_at: Option<i64>,
+    /// Koha's clock at the last pull's first answer (ms); absent: the next pull is a full one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    koha_at: Option<i64>,
+    /// The server and login pulled from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,6 +107,9 @@ pub fn write_plan(snapshot: &Snapshot, stored_meta: Option<&Value>) -> Vec<Chang
         patron_chunks: patron_count,
         item_chunks: item_count,
         unavailable: snapshot.unavailable().to_vec(),
+        full_at: snapshot.pull().full_at.map(|t| t.timestamp_millis()),
+        koha_at: snapshot.pull().koha_at.map(|t| t.timestamp_millis()),
+        source: snapshot.pull().source.clone(),
     };
     changes.push(Change::Put {
         key: CHECKS_META_KEY.to_owned(),
@@ -163,6 +177,18 @@ pub fn read_snapshot<'a>(
             .map_err(|reason| corrupt(&key, reason))?;
     }
     let patron_ids = patrons.ids;
+    let instant = |ms: Option<i64>| {
+        ms.map(|ms| {
+            DateTime::<Utc>::from_timestamp_millis(ms)
+                .ok_or_else(|| corrupt(CHECKS_META_KEY, "time out of range"))
+        })
+        .transpose()
+    };
+    let pull = PullRecord {
+        full_at: instant(meta.full_at)?,
+        koha_at: instant(meta.koha_at)?,
+        source: meta.source.clone(),
+    };
     Ok(Some(
         Snapshot::from_parts(
             taken_at,
@@ -172,7 +198,8 @@ pub fn read_snapshot<'a>(
             items.table,
             patron_ids,
         )
-        .with_unavailable(meta.unavailable),
+        .with_unavailable(meta.unavailable)
+        .with_pull(pull),
     ))
 }
 

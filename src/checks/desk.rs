@@ -5,7 +5,8 @@ use super::download::Unavailable;
 use super::model::{Coverage, Snapshot};
 use super::paging::List;
 use super::warnings::{
-    check_card, check_item, moved_here, CardLimits, CardProblem, ItemProblem, ItemScan, SnapshotAge,
+    balance_age, check_card, check_item, moved_here, CardLimits, CardProblem, ItemProblem,
+    ItemScan, SnapshotAge,
 };
 use crate::ids::{Amount, Cardnumber, InputError};
 use crate::journal::Journal;
@@ -268,6 +269,8 @@ pub struct SnapshotStatus {
     pub unavailable: Vec<UnavailableList>,
     /// No list at all: no checks at the desk.
     pub none_available: bool,
+    /// When its last full pull started (Koha's deletions reach the snapshot only through one).
+    pub full_at: DateTime<Utc>,
 }
 
 /// The status of `snapshot` seen at `now`.
@@ -288,6 +291,7 @@ pub fn snapshot_status(snapshot: &Snapshot, now: DateTime<Utc>) -> SnapshotStatu
             })
             .collect(),
         none_available: !coverage.patrons && !coverage.items,
+        full_at: snapshot.full_at(),
     }
 }
 
@@ -315,6 +319,6 @@ pub fn payment_balance(
     let patron = snapshot.patron(cardnumber.trim())?;
     Some(PaymentBalance {
         balance_cents: patron.balance_cents,
-        age: AgeText::of(SnapshotAge::at(snapshot.taken_at(), now)),
+        age: AgeText::of(balance_age(snapshot, now)),
     })
 }

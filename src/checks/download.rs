@@ -10,7 +10,8 @@
 //! requests ([`Next::Login`], answered through [`Download::feed_login`]) before the pages, and
 //! [`Download::logout`] the request that ends the session this download opened.
 
-use super::model::{Coverage, PatronRecord, Snapshot};
+use super::incremental::Pull;
+use super::model::{Coverage, PatronRecord, PullRecord, Snapshot};
 use super::paging::{Access, List, Pager, Progress};
 use super::rest::{
     join_loans, parse_checkouts, parse_items, parse_patrons, CheckoutRow, ItemRow, PageError,
@@ -150,6 +151,12 @@ pub struct Download {
     logout_owed: bool,
     /// Only the first page of each list, to learn which lists can be read.
     probe: bool,
+    /// For an incremental pull: the `q` value and the stored snapshot the changes go into.
+    incremental: Option<(String, Snapshot)>,
+    /// Koha's clock at the earliest answer so far (its `Date` header).
+    koha_at: Option<DateTime<Utc>>,
+    /// The server and login pulled from (`checks::pull_source`).
+    source: Option<String>,
 }
 
 impl Download {
@@ -182,6 +189,34 @@ impl Download {
             session: Session::Unused,
             logout_owed: false,
             probe: false,
+            incremental: None,
+            koha_at: None,
+            source: None,
+        }
+    }
+
+    /// The same download, noting `source` (`checks::pull_source`) in the snapshot it makes, and
+    /// pulling as `pull` says (`checks::plan_pull`): for [`Pull::Incremental`], only the patrons
+    /// and items changed since then, merged into `stored` by [`Download::finish`].
+    pub fn pulling(mut self, source: &str, pull: &Pull, stored: Option<Snapshot>) -> Download {
+        self.source = Some(source.to_owned());
+        if let (Pull::Incremental { since }, Some(stored)) = (pull, stored) {
+            self.pager = Pager::new(&self.base, List::Patrons, self.per_page).changed_since(since);
+            self.incremental = Some((since.clone(), stored));
+        }
+        self
+    }
+
+    /// Whether it reads only the changes since the stored snapshot.
+    pub fn is_incremental(&self) -> bool {
+        self.incremental.is_some()
+    }
+
+    /// Takes in the `Date` header of an answer to one of its pages: the earliest is the time
+    /// the next incremental pull asks for changes since. One that cannot be read is left out.
+    pub fn note_koha_time(&mut self, date_header: Option<&str>) {
+        if let Some(koha) = date_header.and_then(|d| crate::clock::parse_http_date(d).ok()) {
+            self.koha_at = Some(self.koha_at.map_or(koha, |known| known.min(koha)));
         }
     }
 
@@ -399,6 +434,12 @@ impl Download {
             self.session = Session::Due;
             return Ok(());
         }
+        if http_status == 400 && page == 1 && self.pager.is_filtered() {
+            // Koha refused the `q` filter (a version that reads its value otherwise than we
+            // know): everything, from the start.
+            self.pull_everything();
+            return Ok(());
+        }
         // Only a list's first page tells whether the list is there for this user: a refusal
         // later (a session that ended) is an error to retry, not a missing permission.
         let unavailable = match http_status {
@@ -460,16 +501,49 @@ impl Download {
         Ok(())
     }
 
-    /// The snapshot, once [`Download::request`] gives nothing more; `None` before.
+    /// The snapshot, once [`Download::request`] gives nothing more; `None` before. After an
+    /// incremental pull, the stored snapshot with the changes merged in: a changed record
+    /// replaces the stored one with its key, a new one is added.
     pub fn finish(self) -> Option<Snapshot> {
         if !self.finished {
             return None;
         }
-        let items = join_loans(self.items, &self.checkouts);
+        let mut items = join_loans(self.items, &self.checkouts);
+        let mut patrons = self.patrons;
+        let mut full_at = None;
+        if let Some((_, stored)) = self.incremental {
+            // Stored first: of two records with one key the later is kept. An item's loan
+            // changes its `timestamp` in Koha (issue, renewal and return write `onloan`), so an
+            // item whose loan changed is among the changes, with its holder from the checkouts.
+            if self.coverage.patrons {
+                patrons = [stored.patrons(), patrons].concat();
+            }
+            if self.coverage.items {
+                items = [stored.items(), items].concat();
+            }
+            full_at = Some(stored.full_at());
+        }
+        let pull = PullRecord {
+            full_at,
+            koha_at: self.koha_at,
+            source: self.source,
+        };
         Some(
-            Snapshot::new(self.started_at, self.coverage, self.patrons, items)
-                .with_unavailable(self.unavailable),
+            Snapshot::new(self.started_at, self.coverage, patrons, items)
+                .with_unavailable(self.unavailable)
+                .with_pull(pull),
         )
+    }
+
+    /// Turns an incremental pull into a full one, from the first page of the first list.
+    fn pull_everything(&mut self) {
+        self.incremental = None;
+        self.patrons.clear();
+        self.items.clear();
+        self.checkouts.clear();
+        self.coverage = Coverage::default();
+        self.unavailable.clear();
+        self.pager = Pager::new(&self.base, List::Patrons, self.per_page);
     }
 
     fn leave_out(&mut self, why: Unavailable) {
@@ -484,7 +558,13 @@ impl Download {
             List::Checkouts => None,
         };
         match next {
-            Some(list) => self.pager = Pager::new(&self.base, list, self.per_page),
+            Some(list) => {
+                let pager = Pager::new(&self.base, list, self.per_page);
+                self.pager = match &self.incremental {
+                    Some((since, _)) => pager.changed_since(since),
+                    None => pager,
+                };
+            }
             None => self.finished = true,
         }
     }

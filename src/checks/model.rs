@@ -102,6 +102,24 @@ pub struct Snapshot {
     by_patron_id: Vec<(PatronId, u32)>,
     /// The lists Koha refused or lacked when the snapshot was taken, and why.
     unavailable: Vec<(List, Unavailable)>,
+    /// Where it came from and when: see [`PullRecord`].
+    pull: PullRecord,
+}
+
+/// When and from where a snapshot's data was pulled: what decides whether the next download may
+/// ask Koha only for the changes (`checks::plan_pull`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PullRecord {
+    /// When (by the desk's clock) the last full pull started; `None`: the snapshot was taken
+    /// whole, so its own time is that of its full pull.
+    pub full_at: Option<DateTime<Utc>>,
+    /// Koha's own clock (its `Date` header) at the first answer of the last pull, full or
+    /// incremental: the next incremental pull asks for what changed since then. `None` when
+    /// Koha did not say: the next pull is a full one.
+    pub koha_at: Option<DateTime<Utc>>,
+    /// The server and login it was pulled with (`checks::pull_source`): a patron list depends
+    /// on both, so another one means a full pull.
+    pub source: Option<String>,
 }
 
 impl Snapshot {
@@ -151,7 +169,25 @@ impl Snapshot {
             items,
             by_patron_id,
             unavailable: Vec::new(),
+            pull: PullRecord::default(),
         }
+    }
+
+    /// The same snapshot, with where and when it was pulled.
+    pub fn with_pull(mut self, pull: PullRecord) -> Snapshot {
+        self.pull = pull;
+        self
+    }
+
+    /// Where and when it was pulled.
+    pub fn pull(&self) -> &PullRecord {
+        &self.pull
+    }
+
+    /// When its last full pull started: the time of [`PullRecord::full_at`], or the snapshot's
+    /// own when it was pulled whole.
+    pub fn full_at(&self) -> DateTime<Utc> {
+        self.pull.full_at.unwrap_or(self.taken_at)
     }
 
     /// The same snapshot, noting which lists Koha refused or lacked and why (what the options

@@ -68,6 +68,18 @@ impl List {
         }
     }
 
+    /// The field whose `>=` filter gives the records changed since a time, for an incremental
+    /// pull; `None`: the list is always read whole. Checkouts are: a returned loan leaves the
+    /// list of current loans without a trace, so the changes since a time cannot tell it; only
+    /// the whole list says which loans are still open.
+    pub fn changed_field(self) -> Option<&'static str> {
+        match self {
+            List::Patrons => Some("updated_on"),
+            List::Items => Some("timestamp"),
+            List::Checkouts => None,
+        }
+    }
+
     /// The id the pages are ordered by, so that records do not move between pages while they
     /// are read (Koha's default order is not guaranteed).
     fn order_by(self) -> &'static str {
@@ -125,6 +137,9 @@ pub struct Pager {
     received: u64,
     total: Option<u64>,
     done: bool,
+    /// Koha's `q` filter, JSON; `None`: the whole list.
+    #[serde(default)]
+    filter: Option<String>,
 }
 
 /// How far a list has been read: for a progress bar.
@@ -150,7 +165,24 @@ impl Pager {
             received: 0,
             total: None,
             done: false,
+            filter: None,
         }
+    }
+
+    /// Reads only the records of the list changed at or after `since` (Koha's local time, see
+    /// `checks::since_value`), when the list can be read that way ([`List::changed_field`]);
+    /// otherwise the whole list.
+    pub fn changed_since(mut self, since: &str) -> Pager {
+        self.filter = self
+            .list
+            .changed_field()
+            .map(|field| serde_json::json!({ field: { ">=": since } }).to_string());
+        self
+    }
+
+    /// Whether it reads only changed records.
+    pub fn is_filtered(&self) -> bool {
+        self.filter.is_some()
     }
 
     /// The list being read.
@@ -180,11 +212,14 @@ impl Pager {
     }
 
     fn request_for(&self, page: u32) -> HttpRequest {
-        let params = [
+        let mut params = vec![
             ("_page", page.to_string()),
             ("_per_page", self.per_page.to_string()),
             ("_order_by", self.list.order_by().to_owned()),
         ];
+        if let Some(filter) = &self.filter {
+            params.push(("q", filter.clone()));
+        }
         let mut headers = vec![("Accept".to_owned(), "application/json".to_owned())];
         if self.list == List::Patrons {
             headers.push(("x-koha-embed".to_owned(), "account_balance".to_owned()));
@@ -298,6 +333,26 @@ mod tests {
         assert_eq!(pager.request_after(), None, "page 3 is the last");
         pager.feed(1, Some("5"));
         assert_eq!(pager.request_after(), None);
+    }
+
+    #[test]
+    fn changes_are_asked_for_by_patrons_and_items_but_never_checkouts() {
+        let since = "2026-12-02T17:00:00";
+        let patrons = Pager::new("https://koha.example.org", List::Patrons, 2).changed_since(since);
+        assert_eq!(
+            patrons.request().unwrap().param("q"),
+            Some(r#"{"updated_on":{">=":"2026-12-02T17:00:00"}}"#)
+        );
+        let items = Pager::new("https://koha.example.org", List::Items, 2).changed_since(since);
+        assert_eq!(
+            items.request().unwrap().param("q"),
+            Some(r#"{"timestamp":{">=":"2026-12-02T17:00:00"}}"#)
+        );
+        let loans = Pager::new("https://koha.example.org", List::Checkouts, 2).changed_since(since);
+        assert!(!loans.is_filtered());
+        assert_eq!(loans.request().unwrap().param("q"), None);
+        let whole = Pager::new("https://koha.example.org", List::Items, 2);
+        assert_eq!(whole.request().unwrap().param("q"), None);
     }
 
     #[test]

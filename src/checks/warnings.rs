@@ -175,7 +175,20 @@ pub fn check_card(
             });
         }
     }
-    with_age(problems, snapshot, now)
+    let mut warnings = with_age(problems, snapshot, now);
+    for warning in &mut warnings {
+        if matches!(warning.problem, CardProblem::BalanceAboveLimit { .. }) {
+            warning.age = balance_age(snapshot, now);
+        }
+    }
+    warnings
+}
+
+/// How old a balance in `snapshot` may be: payments and fines do not change a patron's
+/// `updated_on` in Koha, so a download of changes refreshes a balance only by chance; only the
+/// last full download surely did.
+pub(crate) fn balance_age(snapshot: &Snapshot, now: DateTime<Utc>) -> SnapshotAge {
+    SnapshotAge::at(snapshot.full_at(), now)
 }
 
 /// An item scanned at the desk.

@@ -56,8 +56,11 @@ fn storage_error(e: impl ToString) -> JsValue {
     rename_all_fields = "camelCase"
 )]
 enum DownloadDto {
-    /// Stored; the status of what is stored now.
-    Done { status: checks::SnapshotStatus },
+    /// Stored; the status of what is stored now, and whether only the changes were pulled.
+    Done {
+        status: checks::SnapshotStatus,
+        incremental: bool,
+    },
     /// Stopped by the librarian; the next start goes on from there.
     Cancelled,
     /// Stopped by a failure; nothing stored changed, the next start goes on from there.
@@ -90,17 +93,22 @@ fn test_per_page() -> u32 {
 
 /// Downloads the snapshot from the form's Koha, logged in as the core chooses
 /// ([`Download::logging_in`]: HTTP Basic, else the staff session), calling `on_progress({list, received, total})` after every page, and stores it once every
-/// list is read or left out. A failure or [`cancel_checks_download`] stores nothing; the next
-/// call for the same server goes on from the page it stopped at.
+/// list is read or left out: only the changes since the stored one unless `full` or the core
+/// says otherwise ([`checks::plan_pull`]). A failure or [`cancel_checks_download`] stores
+/// nothing; the next call for the same server goes on from the page it stopped at.
 #[wasm_bindgen(js_name = downloadChecks)]
-pub async fn download_checks(form: JsValue, on_progress: Function) -> Result<JsValue, JsValue> {
+pub async fn download_checks(
+    form: JsValue,
+    on_progress: Function,
+    full: bool,
+) -> Result<JsValue, JsValue> {
     let (settings, creds, access) = options::server_and_login(form).await?;
     if !access {
         return to_js(&DownloadDto::NoAccess {
             host: settings.server.host().to_owned(),
         });
     }
-    download_from(settings.server.as_str(), creds, Some(&on_progress)).await
+    download_from(settings.server.as_str(), creds, Some(&on_progress), full).await
 }
 
 /// Downloads and stores the snapshot from `server` as `creds` (see [`download_checks`]).
@@ -108,19 +116,22 @@ async fn download_from(
     server: &str,
     creds: Credentials,
     on_progress: Option<&Function>,
+    full: bool,
 ) -> Result<JsValue, JsValue> {
     if RUNNING.with(|r| r.replace(true)) {
         return Err(js_error(ErrorDto::new("checks-busy", None, "")));
     }
     CANCEL.with(|c| c.set(false));
     let server = server.to_owned();
-    let mut download = DOWNLOAD
+    let stopped = DOWNLOAD
         .with(|d| d.borrow_mut().take())
         .filter(|(for_server, for_login, _)| *for_server == server && *for_login == creds)
         .map(|(_, _, download)| download)
-        .unwrap_or_else(|| {
-            Download::logging_in(&server, test_per_page(), browser::now(), creds.clone())
-        });
+        .filter(|download| checks::goes_on(download, full));
+    let mut download = match stopped {
+        Some(download) => download,
+        None => start(&server, &creds, full).await,
+    };
     let outcome = run(&mut download, on_progress).await;
     if let Some(logout) = download.logout() {
         // Its answer (Koha's login page) does not matter.
@@ -131,6 +142,7 @@ async fn download_from(
         DOWNLOAD.with(|d| *d.borrow_mut() = Some((server, creds, download)));
         return to_js(&dto);
     }
+    let incremental = download.is_incremental();
     // `run` ended without a stop, so every list is read or left out and `finish` gives one.
     let Some(snapshot) = download.finish() else {
         return Err(storage_error(DownloadUnfinished));
@@ -142,7 +154,21 @@ async fn download_from(
         .map_err(|e| storage_error(e.0))?;
     let status = snapshot_status(&snapshot, browser::now());
     SNAPSHOT.with(|s| *s.borrow_mut() = Some(snapshot));
-    to_js(&DownloadDto::Done { status })
+    to_js(&DownloadDto::Done {
+        status,
+        incremental,
+    })
+}
+
+/// A new download from `server` as `creds`: whole, or only the changes since the stored
+/// snapshot, as [`checks::plan_pull`] decides.
+/// An unreadable stored snapshot counts as none: a full download replaces it.
+async fn start(server: &str, creds: &Credentials, full: bool) -> Download {
+    let stored = load().await.ok().flatten();
+    let source = checks::pull_source(server, creds.userid.as_str());
+    let pull = checks::plan_pull(stored.as_ref(), &source, full, browser::now());
+    Download::logging_in(server, test_per_page(), browser::now(), creds.clone())
+        .pulling(&source, &pull, stored)
 }
 
 /// After a successful send run, at the desk: downloads the snapshot again when it is due
@@ -157,7 +183,7 @@ pub async fn download_checks_if_due() -> Result<JsValue, JsValue> {
         return to_js(&serde_json::json!({ "outcome": "not-due" }));
     };
     // Nothing to show the progress on at the desk.
-    download_from(settings.server.as_str(), creds, None).await
+    download_from(settings.server.as_str(), creds, None, false).await
 }
 
 /// A page fetch already under way: the download reads one page while the next one travels.
@@ -232,6 +258,7 @@ async fn run(download: &mut Download, on_progress: Option<&Function>) -> Result<
                 })
             }
         };
+        download.note_koha_time(answer.date.as_deref());
         let fed = download.feed(answer.status, answer.total_count.as_deref(), &answer.body);
         if let Err(error) = fed {
             return Err(failed(&error, list, page));

@@ -29,10 +29,11 @@ async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
     })
 }
 
-/// One page of a REST list: its status, `X-Total-Count` header and body.
+/// One page of a REST list: its status, `X-Total-Count` and `Date` headers and body.
 pub struct RestPage {
     pub status: u16,
     pub total_count: Option<String>,
+    pub date: Option<String>,
     pub body: String,
 }
 
@@ -42,6 +43,7 @@ pub async fn fetch_rest_page(request: &HttpRequest) -> Result<RestPage, NoAnswer
     Ok(RestPage {
         status,
         total_count: headers.get("X-Total-Count"),
+        date: headers.get("Date"),
         body,
     })
 }

@@ -71,6 +71,13 @@ async fn download(ff: &Firefox) -> Value {
     shown(ff).await
 }
 
+/// Ticks "Download everything, not only the changes", then [`download`].
+async fn download_full(ff: &Firefox) -> Value {
+    ff.eval("(document.getElementById('snapshot-full').checked = true, true)")
+        .await;
+    download(ff).await
+}
+
 /// Every stored `checks:` entry.
 async fn stored_checks(ff: &Firefox) -> Value {
     let script = "const done = arguments[arguments.length - 1];
@@ -79,12 +86,17 @@ async fn stored_checks(ff: &Firefox) -> Value {
     ff.client.execute_async(script, vec![]).await.unwrap()
 }
 
+/// The pages of `path` the stand-in answered, in page order: a page fetched ahead may reach it
+/// before the one asked for just before it (on a busy machine it does).
 fn pages_read(koha: &StandIn, path: &str) -> Vec<String> {
-    koha.log()
+    let mut pages: Vec<u32> = koha
+        .log()
         .iter()
         .filter(|r| r.path == path)
-        .map(|r| r.param("_page").unwrap_or_default().to_owned())
-        .collect()
+        .map(|r| r.param("_page").unwrap_or_default().parse().unwrap())
+        .collect();
+    pages.sort_unstable();
+    pages.into_iter().map(|page| page.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,8 +110,9 @@ async fn a_snapshot_is_downloaded_in_each_koha_era() {
                 profile,
                 ..Config::default()
             });
-            let seen = download(&ff).await;
+            let seen = download_full(&ff).await;
             assert_eq!(seen["message"]["result"], "done", "{profile:?}: {seen}");
+            assert_eq!(seen["message"]["pull"], "full", "{profile:?}");
             assert_eq!(seen["status"]["snapshot"], "stored", "{profile:?}");
             assert_eq!(seen["status"]["patrons"], "13", "{profile:?}");
             assert_eq!(pages_read(&koha, "/api/v1/patrons"), ["1", "2", "3", "4"]);
@@ -150,7 +163,7 @@ async fn a_koha_with_basic_auth_off_is_read_through_the_staff_session() {
                 ..Config::default()
             });
             koha.configure(|c| c.switches.rest_basic_auth = false);
-            let seen = download(&ff).await;
+            let seen = download_full(&ff).await;
             assert_eq!(seen["message"]["result"], "done", "{profile:?}: {seen}");
             assert_eq!(seen["status"]["patrons"], "13", "{profile:?}: {seen}");
             assert_eq!(
@@ -370,6 +383,13 @@ fn download_pages(koha: &StandIn) -> usize {
         .count()
 }
 
+fn last_patron_page(koha: &StandIn) -> e2e::standin::LoggedRequest {
+    koha.log()
+        .into_iter()
+        .rfind(|r| r.path == "/api/v1/patrons")
+        .unwrap()
+}
+
 /// Makes the stored snapshot `hours` older, as if downloaded that long ago (its `checks:meta`
 /// says when it was taken, in ms).
 async fn age_snapshot(ff: &Firefox, hours: i64) {
@@ -436,7 +456,9 @@ async fn a_connection_test_downloads_again_once_the_snapshot_is_older_than_the_s
              && document.getElementById('snapshot-message').dataset.auto === 'true'",
         )
         .await;
-        assert_eq!(download_pages(&koha), 2 * manual);
+        // Only the changes (none): one page of patrons, asked for with `q`.
+        assert_eq!(download_pages(&koha), manual + 1);
+        assert!(last_patron_page(&koha).param("q").is_some());
 
         // A wrong setting is refused and nothing is stored; 0 turns it off.
         let set_hours = |text: &'static str| {
@@ -464,7 +486,7 @@ async fn a_connection_test_downloads_again_once_the_snapshot_is_older_than_the_s
         .await;
         age_snapshot(&ff, 50).await;
         assert_eq!(test_connection_decided(&ff).await, "false");
-        assert_eq!(download_pages(&koha), 2 * manual, "0: never");
+        assert_eq!(download_pages(&koha), manual + 1, "0: never");
         ff.open("options.html").await;
         assert_eq!(
             ff.eval("document.getElementById('auto-download-hours').value")
@@ -497,7 +519,9 @@ async fn a_send_run_downloads_again_once_the_snapshot_is_older_than_the_setting(
             "document.getElementById('message').dataset.checksAuto === 'done'",
         )
         .await;
-        assert_eq!(download_pages(&koha), 2 * manual);
+        // Only the changes (none): one page of patrons, asked for with `q`.
+        assert_eq!(download_pages(&koha), manual + 1);
+        assert!(last_patron_page(&koha).param("q").is_some());
     })
     .await;
 }
@@ -660,7 +684,8 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
             Fault::Gateway { status: 500 },
             items_page("3"),
         )]);
-        let failed = download(&ff).await;
+        // A full download, so that the items are read page by page.
+        let failed = download_full(&ff).await;
         assert_eq!(failed["message"]["result"], "failed");
         assert_eq!(failed["message"]["kind"], "error");
         let text = failed["message"]["text"].as_str().unwrap();
@@ -678,7 +703,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
             },
             items_page("3"),
         )]);
-        let failed = download(&ff).await;
+        let failed = download_full(&ff).await;
         assert_eq!(failed["message"]["result"], "failed");
         assert!(failed["message"]["text"]
             .as_str()
@@ -851,6 +876,238 @@ async fn a_cancelled_download_stores_nothing_and_goes_on_later() {
             .await;
         assert!(!texts.as_str().unwrap().contains("chk_"), "{texts}");
         ff.screenshot("checks-options-de").await;
+    })
+    .await;
+}
+
+/// The `q` of every list request made after the first `skip` ones, per list.
+fn filters_after(koha: &StandIn, skip: usize) -> Vec<(String, String)> {
+    koha.log()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v1/"))
+        .skip(skip)
+        .map(|r| {
+            let list = r.path.trim_start_matches("/api/v1/").to_owned();
+            (list, r.param("q").unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+fn list_requests(koha: &StandIn) -> usize {
+    koha.log()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v1/"))
+        .count()
+}
+
+/// Koha changes a patron and an item now: what a librarian does in Koha while the desk is up.
+fn change_in_koha(koha: &StandIn, card: &str, barcode: &str) {
+    let mut state = koha.state();
+    let now = state.local_now();
+    let patron = state.model.find_patron(card).unwrap();
+    state.model.accounts[patron].restricted = true;
+    state.model.accounts[patron].updated_on = Some(now.clone());
+    let item = state
+        .model
+        .items
+        .iter_mut()
+        .find(|i| i.barcode == barcode)
+        .unwrap();
+    item.lost = true;
+    item.timestamp = Some(now);
+}
+
+/// A second download asks Koha only for what changed since the first (by Koha's clock, less the
+/// margin), reads the loans whole, and the desk then warns with the changed data.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_download_reads_only_the_changes_and_the_desk_warns_with_them() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        let first = download(&ff).await;
+        assert_eq!(first["message"]["pull"], "full");
+        assert!(filters_after(&koha, 0).iter().all(|(_, q)| q.is_empty()));
+        let full_at = first["status"]["fullAt"].as_str().unwrap().to_owned();
+        assert!(first["status"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Last full download:"));
+
+        change_in_koha(&koha, "C0001", "B0001");
+        let before = list_requests(&koha);
+        let second = download(&ff).await;
+        assert_eq!(second["message"]["result"], "done", "{second}");
+        assert_eq!(second["message"]["pull"], "incremental");
+        assert_eq!(second["status"]["patrons"], "13");
+        assert_eq!(second["status"]["items"], "50");
+        assert_eq!(second["status"]["fullAt"], full_at, "still the first one");
+        let asked = filters_after(&koha, before);
+        let lists: Vec<&str> = asked.iter().map(|(list, _)| list.as_str()).collect();
+        assert_eq!(
+            lists,
+            ["patrons", "items", "checkouts"],
+            "one page of changes each, the loans whole"
+        );
+        let since = asked[0].1.strip_prefix(r#"{"updated_on":{">=":""#).unwrap();
+        let since = since.strip_suffix(r#""}}"#).unwrap();
+        assert_eq!(asked[1].1, format!(r#"{{"timestamp":{{">=":"{since}"}}}}"#));
+        assert!(asked[2].1.is_empty());
+        // Koha's time of the first download less fifteen hours, without an offset.
+        let since = chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S").unwrap();
+        let margin = chrono::Utc::now().naive_utc() - since;
+        assert!(
+            margin >= chrono::Duration::hours(15) && margin < chrono::Duration::hours(16),
+            "{margin}"
+        );
+
+        ff.open("desk.html").await;
+        scan_checkout(&ff, "C0001", "B0002").await;
+        assert_eq!(wait_question(&ff).await["check"], "restricted");
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
+        scan_checkout(&ff, "C0002", "B0001").await;
+        assert_eq!(wait_question(&ff).await["check"], "lost");
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
+        assert_eq!(row_count(&ff).await, 0);
+    })
+    .await;
+}
+
+/// Makes the stored snapshot's last full pull (and the snapshot itself) `days` older.
+async fn age_full_pull(ff: &Firefox, days: i64) {
+    let script = format!(
+        "const done = arguments[arguments.length - 1];
+         browser.storage.local.get('checks:meta').then((got) => {{
+           const meta = JSON.parse(got['checks:meta']);
+           meta.taken_at -= {days} * 86400e3;
+           if (meta.full_at !== undefined) meta.full_at -= {days} * 86400e3;
+           return browser.storage.local.set({{ 'checks:meta': JSON.stringify(meta) }});
+         }}).then(() => done(true), (e) => done(String(e)));"
+    );
+    let result = ff.client.execute_async(&script, vec![]).await.unwrap();
+    assert_eq!(result, true, "{result}");
+}
+
+/// Everything is read again when the librarian asks for it, and by itself once the last full
+/// download is a week old.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_download_when_asked_for_and_when_the_last_one_is_a_week_old() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["pull"], "full");
+        assert_eq!(download(&ff).await["message"]["pull"], "incremental");
+
+        let before = list_requests(&koha);
+        let asked = download_full(&ff).await;
+        assert_eq!(asked["message"]["pull"], "full");
+        assert!(filters_after(&koha, before)
+            .iter()
+            .all(|(_, q)| q.is_empty()));
+        let whole_item_pages = koha
+            .log()
+            .iter()
+            .filter(|r| r.path == "/api/v1/items" && r.param("q").is_none())
+            .count();
+        assert_eq!(whole_item_pages, 2 * 13, "read whole twice");
+        assert_eq!(
+            ff.eval("document.getElementById('snapshot-full').checked")
+                .await,
+            false,
+            "asked for once"
+        );
+
+        // Six days after the last full download: still only the changes.
+        assert_eq!(download(&ff).await["message"]["pull"], "incremental");
+        age_full_pull(&ff, 6).await;
+        assert_eq!(download(&ff).await["message"]["pull"], "incremental");
+        // Seven: everything.
+        age_full_pull(&ff, 1).await;
+        let before = list_requests(&koha);
+        let weekly = download(&ff).await;
+        assert_eq!(weekly["message"]["pull"], "full", "{weekly}");
+        assert!(filters_after(&koha, before)
+            .iter()
+            .all(|(_, q)| q.is_empty()));
+        assert_eq!(weekly["status"]["items"], "50");
+    })
+    .await;
+}
+
+/// An incremental download that fails half way stores nothing: the desk keeps warning from the
+/// snapshot before it; the next download brings the change.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incremental_download_that_fails_half_way_keeps_the_snapshot_before() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        let before = stored_checks(&ff).await;
+        // Five patrons changed: two pages of changes; the second fails.
+        for card in ["C0001", "C0002", "C0003", "C0005", "C0006"] {
+            change_in_koha(&koha, card, "B0001");
+        }
+        koha.set_faults(vec![FaultRule::nth(
+            Fault::Gateway { status: 500 },
+            When {
+                path: Some("/api/v1/patrons".into()),
+                params: vec![("_page".into(), "2".into())],
+                ..When::default()
+            },
+        )]);
+        let failed = download(&ff).await;
+        assert_eq!(failed["message"]["result"], "failed", "{failed}");
+        assert!(last_patron_page(&koha).param("q").is_some());
+        assert_eq!(stored_checks(&ff).await, before, "nothing stored changed");
+        assert_eq!(failed["status"]["snapshot"], "stored");
+
+        ff.open("desk.html").await;
+        scan_checkout(&ff, "C0001", "B0002").await;
+        wait_rows(&ff, 1).await;
+        assert_eq!(
+            ff.eval("document.getElementById('confirm').open").await,
+            false,
+            "C0001 is not restricted in the snapshot kept"
+        );
+
+        ff.open("options.html").await;
+        let done = download(&ff).await;
+        assert_eq!(done["message"]["result"], "done");
+        assert_eq!(done["message"]["pull"], "incremental");
+        ff.open("desk.html").await;
+        scan_checkout(&ff, "C0001", "B0003").await;
+        assert_eq!(wait_question(&ff).await["check"], "restricted");
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
+    })
+    .await;
+}
+
+/// A stored snapshot that cannot be read does not stand in the way: the next download reads
+/// everything and replaces it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_snapshot_is_replaced_by_a_full_download() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download(&ff).await["message"]["result"], "done");
+        let script = "const done = arguments[arguments.length - 1];
+            browser.storage.local.set({ 'checks:1:patrons:0': '{\"v\":1,\"count\":13,\"data\":\"!!\"}' })
+              .then(() => done(true), (e) => done(String(e)));";
+        let damaged = ff.client.execute_async(script, vec![]).await.unwrap();
+        assert_eq!(damaged, true, "{damaged}");
+        ff.open("options.html").await;
+        ff.wait_until(
+            "the status read",
+            "document.getElementById('snapshot-status').dataset.snapshot === 'unreadable'",
+        )
+        .await;
+        let seen = download(&ff).await;
+        assert_eq!(seen["message"]["result"], "done", "{seen}");
+        assert_eq!(seen["message"]["pull"], "full");
+        assert_eq!(seen["status"]["snapshot"], "stored");
+        assert_eq!(seen["status"]["patrons"], "13");
     })
     .await;
 }

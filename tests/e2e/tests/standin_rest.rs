@@ -402,3 +402,75 @@ fn generated_records_follow_the_fixture_in_every_list() {
     assert_eq!(loans[2].item_id, 51);
     assert!(loans[2].patron_id > 13);
 }
+
+/// `text` percent-encoded for a query string.
+fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn cards_or_barcodes(resp: &Resp, field: &str) -> Vec<String> {
+    resp.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The incremental pulls' filter: `>=` on `updated_on` (patrons) and `timestamp` (items), read
+/// as Koha's local time; the `q` each request carried is in the log.
+#[test]
+fn q_keeps_the_records_changed_since_a_local_time() {
+    let koha = start(Profile::Newest);
+    koha.configure(|c| c.switches.server_tz = "Europe/Berlin".into());
+    let auth = [("Authorization", BASIC_DESK)];
+    let list = |path: &str, q: &str| {
+        get(
+            &koha,
+            &format!("{path}?_per_page=-1&q={}", encoded(q)),
+            &auth,
+        )
+    };
+    let at_ten = r#"{"updated_on":{">=":"2026-11-30T10:00:00"}}"#;
+    let patrons = list("/api/v1/patrons", at_ten);
+    assert_eq!(patrons.status, 200);
+    assert_eq!(cards_or_barcodes(&patrons, "cardnumber"), ["C0008"]);
+    assert_eq!(patrons.header("X-Total-Count"), Some("1"));
+    assert_eq!(
+        patrons.json()[0]["updated_on"],
+        "2026-11-30T10:00:00+01:00",
+        "Koha's local time with its offset"
+    );
+    let after_ten = list(
+        "/api/v1/patrons",
+        r#"{"updated_on":{">=":"2026-11-30 10:00:01"}}"#,
+    );
+    assert!(cards_or_barcodes(&after_ten, "cardnumber").is_empty());
+    let items = list(
+        "/api/v1/items",
+        r#"{"timestamp":{">=":"2026-06-01T00:00:00"}}"#,
+    );
+    assert_eq!(cards_or_barcodes(&items, "external_id"), ["B0048"]);
+    let everything = get(&koha, "/api/v1/items?_per_page=-1", &auth);
+    assert_eq!(everything.json().as_array().unwrap().len(), 50);
+
+    assert_eq!(list("/api/v1/checkouts", at_ten).status, 400);
+    assert_eq!(
+        list("/api/v1/items", at_ten).status,
+        400,
+        "items have no updated_on"
+    );
+    assert_eq!(list("/api/v1/patrons", "{not json").status, 400);
+    let logged: Vec<String> = koha
+        .log()
+        .iter()
+        .filter(|r| r.path == "/api/v1/patrons")
+        .map(|r| r.param("q").unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(logged[0], at_ten);
+}

@@ -523,6 +523,8 @@ impl State {
     /// A direct transaction (docs/koha.md 7.2 to 7.4). `Some(message)` (empty for an unknown
     /// action), or `None` for a 500 (nothing changed).
     pub fn apply(&mut self, d: &Direct) -> Option<String> {
+        // Koha's `items.timestamp` changes with every write to the item, a loan's too.
+        let now = self.local_now();
         let model: &mut Model = &mut self.model;
         match d.action.as_str() {
             "return" => {
@@ -534,6 +536,7 @@ impl State {
                 };
                 item.lost = false;
                 item.last_seen = Some(d.timestamp.clone());
+                item.timestamp = Some(now);
                 model.closed_loans.push(ClosedLoan {
                     barcode: d.barcode.clone(),
                     loan,
@@ -560,6 +563,7 @@ impl State {
                             .unwrap_or_default()
                     })
                     .unwrap_or_default();
+                item.timestamp = Some(now);
                 match item.loan.take() {
                     Some(mut loan) if loan.cardnumber == card => {
                         loan.renewals += 1;

@@ -58,7 +58,14 @@ pub struct Account {
     /// What the patron owed before any credit here, in cents.
     #[serde(default)]
     pub balance_cents: i64,
+    /// When the patron record last changed, server-local `YYYY-MM-DD HH:MM:SS` (Koha's
+    /// `borrowers.updated_on`; REST `updated_on`); `None`: [`FIXTURE_CHANGED`].
+    #[serde(default)]
+    pub updated_on: Option<String>,
 }
+
+/// When a fixture record last changed unless it says otherwise.
+pub const FIXTURE_CHANGED: &str = "2026-01-01 00:00:00";
 
 /// A loan, open or closed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +105,10 @@ pub struct Item {
     /// Last seen (server-local), set by checkins.
     #[serde(default)]
     pub last_seen: Option<String>,
+    /// When the item record last changed, server-local (Koha's `items.timestamp`, which a loan
+    /// or a return changes too); `None`: [`FIXTURE_CHANGED`].
+    #[serde(default)]
+    pub timestamp: Option<String>,
 }
 
 /// A closed loan.
@@ -254,6 +265,9 @@ pub struct Fixture {
     pub items: Vec<Item>,
 }
 
+/// When the fixture's `C0008` and `B0048` last changed.
+pub const LATER_CHANGE: &str = "2026-11-30 10:00:00";
+
 /// The demo librarian's login.
 pub const DEMO_USER: &str = "desk";
 /// The demo librarian's password.
@@ -267,7 +281,8 @@ impl Default for Fixture {
     /// loan to `C0009` and `B0050` is lost and on loan to `C0010`. For the offline checks:
     /// `C0003` expired on 2025-01-31, `C0004` is restricted, `C0005`'s card is lost, `C0006`'s
     /// address is in doubt, `C0007` owes 12.50; `B0045` is withdrawn, `B0046` not for loan,
-    /// `B0047` damaged.
+    /// `B0047` damaged. Every record last changed on 2026-01-01 except `C0008` and `B0048`,
+    /// changed on 2026-11-30 at 10:00 (for the incremental pulls' `q`).
     fn default() -> Self {
         let account = |userid: &str, card: &str, pw: &str, home: &str, permission| Account {
             userid: userid.to_owned(),
@@ -282,6 +297,7 @@ impl Default for Fixture {
             card_lost: false,
             address_in_doubt: false,
             balance_cents: 0,
+            updated_on: None,
         };
         let mut accounts = vec![
             account(
@@ -316,6 +332,7 @@ impl Default for Fixture {
                 5 => patron.card_lost = true,
                 6 => patron.address_in_doubt = true,
                 7 => patron.balance_cents = 1250,
+                8 => patron.updated_on = Some(LATER_CHANGE.to_owned()),
                 _ => {}
             }
             accounts.push(patron);
@@ -340,6 +357,7 @@ impl Default for Fixture {
                     _ => None,
                 },
                 last_seen: None,
+                timestamp: (n == 48).then(|| LATER_CHANGE.to_owned()),
             })
             .collect();
         Fixture {

@@ -2,11 +2,14 @@
 //! `/api/v1/items` and `/api/v1/checkouts`, with Koha's paging, per-era field names, the staff
 //! session cookie or HTTP Basic, and 401/403 for a missing login or permission.
 
+use super::dates;
 use super::http::{form_decode, Request, Response};
 use super::koha::param;
-use super::model::{Account, Permission};
+use super::model::{Account, Permission, FIXTURE_CHANGED};
 use super::synthetic::Synthetic;
 use super::{Profile, Shared, State};
+use chrono::{DateTime, NaiveDateTime};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -80,6 +83,10 @@ pub fn api(shared: &Shared, req: &Request) -> (Response, bool) {
         return (Response::json(403, &body), false);
     }
     let params = form_decode(&req.query);
+    let since = match changed_since(&params, list) {
+        Ok(since) => since,
+        Err(refused) => return (refused, true),
+    };
     let records = match list {
         "patrons" => {
             let embed = req
@@ -91,7 +98,74 @@ pub fn api(shared: &Shared, req: &Request) -> (Response, bool) {
         "items" => items(&state),
         _ => checkouts(&state),
     };
+    let records = match since {
+        Some((field, since)) => changed(records, field, since, state.tz()),
+        None => records,
+    };
     (page(req, &params, &records), true)
+}
+
+/// Koha's `q` filter as the incremental pulls send it: `{"<field>":{">=":"<local time>"}}` on
+/// `updated_on` (patrons) or `timestamp` (items). The value reaches the database as it is, which
+/// reads `YYYY-MM-DD HH:MM:SS` (or with a `T`) as Koha's local time. Anything else in `q` is a
+/// 400, as Koha answers a filter it cannot use. No `q`: `None`.
+fn changed_since(
+    params: &[(String, String)],
+    list: &str,
+) -> Result<Option<(&'static str, NaiveDateTime)>, Response> {
+    let q = param(params, "q");
+    if q.is_empty() {
+        return Ok(None);
+    }
+    let refused = || json_error(400, "Invalid query.");
+    let field = match list {
+        "patrons" => "updated_on",
+        "items" => "timestamp",
+        _ => return Err(refused()),
+    };
+    let filter: Value = serde_json::from_str(&q).map_err(|_| refused())?;
+    let value = filter
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get(field))
+        .and_then(Value::as_object)
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get(">="))
+        .and_then(Value::as_str)
+        .ok_or_else(refused)?;
+    let since = NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S"))
+        .map_err(|_| refused())?;
+    Ok(Some((field, since)))
+}
+
+/// The records whose `field` (RFC 3339, as the list gives it) is at or after `since`, Koha's
+/// local time in zone `tz`.
+fn changed<'a>(records: Rows<'a>, field: &'static str, since: NaiveDateTime, tz: Tz) -> Rows<'a> {
+    let local = |record: &Value| {
+        record[field]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&tz).naive_local())
+    };
+    let kept: Vec<Value> = (0..records.len)
+        .map(&records.make)
+        .filter(|record| local(record).is_some_and(|at| at >= since))
+        .collect();
+    Rows {
+        len: kept.len(),
+        make: Box::new(move |n| kept[n].clone()),
+    }
+}
+
+/// A server-local `YYYY-MM-DD HH:MM:SS` as Koha's REST API gives it: RFC 3339 with the
+/// server's offset.
+fn api_time(local: &str, tz: Tz) -> String {
+    NaiveDateTime::parse_from_str(local, dates::FORMAT)
+        .ok()
+        .and_then(|t| t.and_local_timezone(tz).earliest())
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| local.to_owned())
 }
 
 /// A REST list whose records are made only when a page asks for them: the fixture's first,
@@ -142,6 +216,7 @@ fn has_permission(state: &State, user: &Account, permission: &str) -> bool {
 fn patrons<'a>(state: &'a State, user: &Account, embed: bool, any_library: bool) -> Rows<'a> {
     // The balance embed is in 23.x and later, not in the older versions.
     let embed = embed && state.config.profile != Profile::Legacy;
+    let tz = state.tz();
     let fixture = state.model.accounts.len();
     let generated = state.config.synthetic.patrons as usize;
     let libraries: Vec<String> = state
@@ -185,7 +260,7 @@ fn patrons<'a>(state: &'a State, user: &Account, embed: bool, any_library: bool)
                 "patron_card_lost": a.card_lost,
                 "incorrect_address": a.address_in_doubt,
                 "library_id": a.home_library,
-                "updated_on": "2026-01-01T00:00:00+00:00",
+                "updated_on": api_time(a.updated_on.as_deref().unwrap_or(FIXTURE_CHANGED), tz),
             });
             if embed {
                 let paid: f64 = state
@@ -204,6 +279,7 @@ fn patrons<'a>(state: &'a State, user: &Account, embed: bool, any_library: bool)
 
 fn items(state: &State) -> Rows<'_> {
     let newest = state.config.profile == Profile::Newest;
+    let tz = state.tz();
     let fixture = state.model.items.len();
     let synthetic = state.config.synthetic;
     Rows {
@@ -223,7 +299,7 @@ fn items(state: &State) -> Rows<'_> {
                 "damaged_status": u8::from(i.damaged),
                 "restricted_status": null,
                 "checked_out_date": i.loan.as_ref().map(|l| l.due_at[..10].to_owned()),
-                "timestamp": "2026-01-01T00:00:00+00:00",
+                "timestamp": api_time(i.timestamp.as_deref().unwrap_or(FIXTURE_CHANGED), tz),
             });
             // The item type's field was renamed; the effective "not for loan" came later.
             if newest {
