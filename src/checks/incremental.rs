@@ -24,9 +24,10 @@ pub const FULL_PULL_EVERY: Duration = Duration::days(7);
 /// `attributes_from_api`, used for bodies and plain query parameters, converts an RFC 3339 value
 /// with offset to local time (`dt_from_string(…, 'rfc3339')`). So the value goes without an
 /// offset, and since the desk does not know the zone Koha's database runs in, the margin covers
-/// every zone: UTC time read as local time is at most 14 hours late (UTC+14). One more hour
-/// covers a database clock a little behind the web server's. Pulling a day's changes twice costs
-/// little; missing one would be wrong.
+/// every zone: a UTC time read as the local time of a zone west of Greenwich names a later
+/// instant, at most 12 hours later (UTC−12), so the margin must be more than that; east of
+/// Greenwich it only reaches further back. Three more hours cover a database clock behind the
+/// web server's. Pulling a day's changes twice costs little; missing one would be wrong.
 pub const SINCE_MARGIN: Duration = Duration::hours(15);
 
 /// What kind of pull a download makes.
