@@ -93,3 +93,77 @@ pub fn is_export_key(key: &str) -> bool {
     key.strip_prefix(EXPORT_PREFIX)
         .is_some_and(|rest| !rest.is_empty())
 }
+
+/// Whether `key` holds an entry of the offline checks' snapshot.
+pub fn is_checks_key(key: &str) -> bool {
+    key.starts_with(CHECKS_PREFIX)
+}
+
+/// How the desk's start reads `browser.storage.local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartRead {
+    /// Everything at once: no snapshot is stored (one read of everything is much faster than
+    /// asking for thousands of keys by name).
+    Everything,
+    /// First the list of keys, then these, leaving out the offline checks' snapshot (megabytes
+    /// with a large library; read on its own once the desk is ready).
+    Listed,
+}
+
+/// How the start reads, from whether the snapshot's meta entry ([`CHECKS_META_KEY`]) is stored.
+/// Listing the keys costs as much as reading everything when no snapshot is stored, so it is
+/// done only when there is one to leave out. Snapshot chunks without a meta entry (a download or
+/// a deletion cut short) are read with everything and skipped ([`is_checks_key`]): slower, never
+/// wrong.
+pub fn start_read(snapshot_meta_stored: bool) -> StartRead {
+    if snapshot_meta_stored {
+        StartRead::Listed
+    } else {
+        StartRead::Everything
+    }
+}
+
+/// The keys the start reads from the listed `keys`: all but the snapshot's.
+pub fn start_keys(keys: &[String]) -> impl Iterator<Item = &str> {
+    keys.iter()
+        .map(String::as_str)
+        .filter(|key| !is_checks_key(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_lists_keys_only_when_a_snapshot_is_stored() {
+        assert_eq!(start_read(false), StartRead::Everything);
+        assert_eq!(start_read(true), StartRead::Listed);
+    }
+
+    #[test]
+    fn the_start_reads_every_key_but_the_snapshots() {
+        let keys: Vec<String> = [
+            META_KEY,
+            SETTINGS_KEY,
+            "tx:a",
+            "archive:1",
+            "exported:2",
+            CHECKS_META_KEY,
+            "checks:p:0",
+            CHECKS_LIMIT_KEY,
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            start_keys(&keys).collect::<Vec<_>>(),
+            [
+                META_KEY,
+                SETTINGS_KEY,
+                "tx:a",
+                "archive:1",
+                "exported:2",
+                CHECKS_LIMIT_KEY
+            ]
+        );
+    }
+}
