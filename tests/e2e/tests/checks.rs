@@ -810,6 +810,50 @@ async fn a_koha_without_the_lists_shows_checks_unavailable_and_the_desk_records_
     .await;
 }
 
+/// The question at the desk in German and French: every line in the desk's language (no
+/// message keys, no English), recording anyway works; screenshots to look at.
+#[tokio::test(flavor = "multi_thread")]
+async fn card_and_item_warnings_read_in_german_and_french() {
+    let cases = [
+        (
+            "de",
+            "Der Leser ist in Koha gesperrt.",
+            "Das Exemplar ist als beschädigt markiert.",
+        ),
+        (
+            "fr",
+            "Le lecteur est suspendu dans Koha.",
+            "L'exemplaire est marqué endommagé.",
+        ),
+    ];
+    for (locale, restricted, damaged) in cases {
+        let koha = standin(Profile::Newest);
+        let options = Options {
+            locale: locale.into(),
+            ..Options::granting_permissions()
+        };
+        with_firefox(options, move |ff| async move {
+            set_up(&ff, &koha).await;
+            assert_eq!(download(&ff).await["message"]["result"], "done");
+            ff.open("desk.html").await;
+            scan_checkout(&ff, "C0004", "B0047").await;
+            let asked = wait_question(&ff).await;
+            assert_eq!(asked["check"], "restricted damaged");
+            let body = asked["body"].as_str().unwrap();
+            assert!(body.contains(restricted), "{locale}: {body}");
+            assert!(body.contains(damaged), "{locale}: {body}");
+            assert!(
+                !body.contains("check_") && !body.contains("restricted in Koha"),
+                "{locale}: {body}"
+            );
+            ff.screenshot(&format!("checks-warning-{locale}")).await;
+            ff.click("confirm-ok").await;
+            wait_rows(&ff, 1).await;
+        })
+        .await;
+    }
+}
+
 /// Cancelling keeps what is stored and the next download goes on; run in German, whose texts
 /// must all be there (no raw message keys).
 #[tokio::test(flavor = "multi_thread")]
