@@ -115,10 +115,7 @@ pub fn goes_on(stopped: &Download, full_asked: bool) -> bool {
 /// The `q` value for changes since Koha's time `koha_at`: [`SINCE_MARGIN`] earlier, as
 /// `YYYY-MM-DDTHH:MM:SS` without an offset (see [`SINCE_MARGIN`] for why).
 pub fn since_value(koha_at: DateTime<Utc>) -> String {
-    (koha_at - SINCE_MARGIN)
-        .naive_utc()
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string()
+    crate::zone::local_text((koha_at - SINCE_MARGIN).naive_utc(), "-", "T", ":")
 }
 
 #[cfg(test)]
