@@ -111,6 +111,13 @@ impl Replica {
         self.unsaved.len()
     }
 
+    /// About how many entries `browser.storage.local` holds for this journal: the single keys,
+    /// the archive chunks and a few others (for [`super::keys::cheaper_read`]).
+    pub fn stored_entries(&self) -> usize {
+        let single = self.journal.len().saturating_sub(self.archived.len());
+        single + self.archived.len().div_ceil(ARCHIVE_CHUNK) + 2
+    }
+
     /// Call before reading the stores for [`Replica::open`]: batches of other pages' writes
     /// that arrive meanwhile are kept and applied after it.
     pub fn begin_reading(&mut self) {

@@ -475,6 +475,16 @@ pub async fn load_checks() -> Result<bool, JsValue> {
     Ok(found)
 }
 
+/// How many patrons and items this page's snapshot holds (0 when none is loaded): what reading
+/// everything stored costs for it.
+pub fn snapshot_records() -> usize {
+    SNAPSHOT.with(|s| {
+        s.borrow().as_ref().map_or(0, |snapshot| {
+            snapshot.patron_count() + snapshot.item_count()
+        })
+    })
+}
+
 /// What a payment on `cardnumber` shows from the desk's snapshot: `null`, or
 /// `{balanceCents, age: {unit, amount, takenAt}}` ([`checks::payment_balance`]).
 #[wasm_bindgen(js_name = paymentBalance)]

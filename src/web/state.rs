@@ -5,9 +5,10 @@
 //! the core's (`crate::store`); this module only moves entries between the stores and memory.
 
 use super::browser;
+use crate::checks::CHUNK_RECORDS;
 use crate::journal::{Journal, SendLockState};
 use crate::settings::Settings;
-use crate::store::keys::{self, StartRead, CHECKS_META_KEY};
+use crate::store::keys::{self, Read, StartRead, CHECKS_META_KEY};
 use crate::store::{self, Change, EntryChange, Replica};
 use crate::transaction::{Transaction, TransactionId};
 use gloo_storage::{LocalStorage, Storage};
@@ -325,10 +326,13 @@ pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
     let wanted: JsValue = match keys::start_read(meta_stored) {
         StartRead::Everything => JsValue::NULL,
         StartRead::Listed => match browser::local_keys().await? {
-            Some(listed) => keys::start_keys(&listed)
-                .map(JsValue::from_str)
-                .collect::<Array>()
-                .into(),
+            Some(listed) => match keys::start_keys_read(&listed, CHUNK_RECORDS) {
+                Read::ByName => keys::start_keys(&listed)
+                    .map(JsValue::from_str)
+                    .collect::<Array>()
+                    .into(),
+                Read::Everything => JsValue::NULL,
+            },
             // An older Firefox cannot list keys: everything, the snapshot skipped below.
             None => JsValue::NULL,
         },
@@ -461,7 +465,13 @@ pub async fn refresh_from_stores_of(ids: &[TransactionId]) -> HashSet<Transactio
         .map(store::mirror_key)
         .filter_map(|key| Some((key.clone(), storage.get_item(&key).ok().flatten()?)))
         .collect();
-    match read_transactions(ids).await {
+    let stored = with_replica(|r| r.stored_entries())
+        + keys::snapshot_weight(super::checks::snapshot_records());
+    let read = match keys::cheaper_read(ids.len(), stored) {
+        Read::ByName => read_transactions(ids).await,
+        Read::Everything => read_transactions_from_everything(ids).await,
+    };
+    match read {
         Some(primary) => with_replica(|r| r.merge_stored_copies(primary, mirror)),
         // Unreadable now means the writes that follow fail as well: they count as unsaved
         // then. Nothing is concluded from a failed read: every one counts as found.
@@ -479,7 +489,26 @@ async fn read_transactions(ids: &[TransactionId]) -> Option<Vec<(String, Value)>
         .map(|id| JsValue::from_str(&store::transaction_key(id)))
         .collect();
     let stored = browser::local_get(&keys).await.ok()?;
-    let text = js_sys::JSON::stringify(&stored).ok()?.as_string()?;
+    parse_entries(&stored)
+}
+
+/// [`read_transactions`] through one read of everything, for many ids.
+async fn read_transactions_from_everything(ids: &[TransactionId]) -> Option<Vec<(String, Value)>> {
+    let all = browser::local_get(&JsValue::NULL).await.ok()?;
+    let wanted = Object::new();
+    for id in ids {
+        let key = JsValue::from_str(&store::transaction_key(id));
+        let value = js_sys::Reflect::get(&all, &key).ok()?;
+        if !value.is_undefined() {
+            js_sys::Reflect::set(&wanted, &key, &value).ok()?;
+        }
+    }
+    parse_entries(&wanted)
+}
+
+/// Stored entries (`{key: value}`) as pairs, through one JSON round trip.
+fn parse_entries(stored: &JsValue) -> Option<Vec<(String, Value)>> {
+    let text = js_sys::JSON::stringify(stored).ok()?.as_string()?;
     let map = serde_json::from_str::<Map<String, Value>>(&text).ok()?;
     Some(map.into_iter().collect())
 }
