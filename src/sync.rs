@@ -11,7 +11,9 @@ pub mod plan;
 pub mod run;
 
 pub use plan::{plan, ExportedChoice, ExportedQuestion, Plan, Resend};
-pub use run::{Command, PerformId, RunEnd, RunOptions, SendRun, Setup, StopReason, StorageRefused};
+pub use run::{
+    Command, PerformId, RunEnd, RunOptions, SendRun, Setup, StopReason, StorageRefused, STORE_EVERY,
+};
 
 use crate::kinds::kinds;
 use crate::koha::{self, Credentials};

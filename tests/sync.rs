@@ -170,6 +170,27 @@ fn drive_with(
     journal: &mut Journal,
     setup: Setup,
     koha: &mut Koha,
+    mirror_takes: impl FnMut(usize) -> bool,
+    store_takes: impl FnMut(usize) -> bool,
+    before_step: impl FnMut(&mut SendRun, &mut Journal, usize),
+) -> Driven {
+    drive_ticking(
+        journal,
+        setup,
+        koha,
+        Duration::seconds(1),
+        mirror_takes,
+        store_takes,
+        before_step,
+    )
+}
+
+/// [`drive_with`], the clock moving `tick` with every step of the shell.
+fn drive_ticking(
+    journal: &mut Journal,
+    setup: Setup,
+    koha: &mut Koha,
+    tick: Duration,
     mut mirror_takes: impl FnMut(usize) -> bool,
     mut store_takes: impl FnMut(usize) -> bool,
     mut before_step: impl FnMut(&mut SendRun, &mut Journal, usize),
@@ -183,7 +204,7 @@ fn drive_with(
         if let Some(run) = run.as_mut() {
             before_step(run, journal, step);
         }
-        let now = at(1000 + step as i64);
+        let now = at(1000) + tick * step as i32;
         command = match command {
             Command::Finish(end) => {
                 assert!(
@@ -1556,4 +1577,51 @@ fn performed_for_no_outstanding_command_is_refused() {
         misuse.to_string(),
         "the send run got performed while no such request or store write was outstanding"
     );
+}
+
+/// Against a Koha answering within milliseconds the store of record is written at most every
+/// `STORE_EVERY` while answers come, not once per answer; every answer is in it at the end. With
+/// answers a second apart each goes in its own write.
+#[test]
+fn the_store_of_record_is_written_at_most_every_store_every_while_answers_come() {
+    let n: u64 = 200;
+    for (tick, fast) in [
+        (Duration::milliseconds(1), true),
+        (Duration::seconds(1), false),
+    ] {
+        let mut journal = journal(returns(n));
+        let mut koha = Koha::new(Transport::P3, vec![]);
+        let mut writes = 0;
+        let mut steps = 0;
+        let driven = drive_ticking(
+            &mut journal,
+            setup(settings_in_flight("queue", 1), RunOptions::default()),
+            &mut koha,
+            tick,
+            |_| true,
+            |_| {
+                writes += 1;
+                true
+            },
+            |_, _, step| steps = step,
+        );
+        assert_eq!(summary(&driven.end).queued, n as usize);
+        let elapsed = tick * steps as i32;
+        if fast {
+            let most = elapsed.num_milliseconds() / STORE_EVERY.num_milliseconds() + 2;
+            assert!(
+                writes as i64 <= most,
+                "{writes} writes in {elapsed}, at most {most}"
+            );
+        } else {
+            assert!(writes >= n as usize, "{writes} writes for {n} answers");
+        }
+        // The last copy of each in the store of record is its answer.
+        let mut last = std::collections::HashMap::new();
+        for tx in &driven.stored {
+            last.insert(tx.id.clone(), tx.status().clone());
+        }
+        assert_eq!(last.len(), n as usize);
+        assert!(last.values().all(|s| s == &Status::Queued));
+    }
 }

@@ -23,10 +23,10 @@
 //!   record first. Only then does the page's journal show it `sending`. If neither store takes
 //!   it, it is not sent and stays as it was; the run stops.
 //! - The store of record is written in the background, one write at a time, each with every
-//!   change since the last (a group commit): a write there costs several times a request to a
-//!   nearby Koha, so one write per change would set the pace of the run. The mirror holds each
-//!   change until that write lands; a refused write stops the run, and the run ends only once
-//!   the last write is done.
+//!   change since the last (a group commit), and while requests travel at most every
+//!   [`STORE_EVERY`]: a write there costs several times a request to a nearby Koha, so one write
+//!   per change would set the pace of the run. The mirror holds each change until that write
+//!   lands; a refused write stops the run, and the run ends only once the last write is done.
 //! - Koha's answer is always recorded, in memory and the mirror, even when the store of record
 //!   refused the write that travelled with the request; the run then stops, and the shell keeps
 //!   retrying that write.
@@ -265,6 +265,12 @@ enum MirrorDue {
     Outcome,
 }
 
+/// How often, at most, the background store-of-record write starts while requests travel. Each
+/// write and its `storage.onChanged` copies to every page run on the thread that also sends
+/// and renders; against a fast Koha one write per answer cost more than the requests. The
+/// mirror holds every change meanwhile.
+pub const STORE_EVERY: chrono::TimeDelta = chrono::TimeDelta::milliseconds(250);
+
 /// How far ahead of the first planned transaction the run looks for one it may start.
 const LOOKAHEAD: usize = 64;
 
@@ -296,6 +302,8 @@ pub struct SendRun {
     control: Option<PerformId>,
     /// The outstanding background store-of-record write ([`SendRun::write_unstored`]).
     writing: Option<PerformId>,
+    /// When the last background store-of-record write began.
+    last_write: Option<DateTime<Utc>>,
     mirror_due: Option<MirrorDue>,
     next_perform: u64,
     /// Transactions whose status changed in memory and the mirror, not yet in the store of
@@ -371,6 +379,7 @@ impl SendRun {
             flights: Vec::new(),
             control: None,
             writing: None,
+            last_write: None,
             mirror_due: None,
             next_perform: 0,
             unstored: Vec::new(),
@@ -708,7 +717,7 @@ impl SendRun {
                 return command;
             }
         }
-        if let Some(command) = self.write_unstored(journal) {
+        if let Some(command) = self.write_unstored(journal, now) {
             return command;
         }
         if self.flights.is_empty() && self.control.is_none() && self.writing.is_none() {
@@ -909,13 +918,24 @@ impl SendRun {
 
     /// The background store-of-record write of every change not yet written, unless one is
     /// outstanding (then these go with the next, once it is done).
-    fn write_unstored(&mut self, journal: &Journal) -> Option<Command> {
+    fn write_unstored(&mut self, journal: &Journal, now: DateTime<Utc>) -> Option<Command> {
         if self.writing.is_some() || self.unstored.is_empty() {
+            return None;
+        }
+        // While requests travel, their answers call again: the write waits for more changes.
+        // Once none travels (or the run is to stop) it goes at once, so the run never ends or
+        // idles with changes unwritten.
+        let answers_coming = self.flights.iter().any(|f| f.perform.is_some());
+        let recent = self
+            .last_write
+            .is_some_and(|at| now.signed_duration_since(at) < STORE_EVERY && now >= at);
+        if answers_coming && recent && self.stopping.is_none() && !self.cancelled {
             return None;
         }
         let store = self.take_unstored(journal);
         let id = self.new_perform_id();
         self.writing = Some(id);
+        self.last_write = Some(now);
         Some(Command::Perform {
             id,
             store,

@@ -376,7 +376,15 @@ impl World {
     /// One step: a random page does a random thing, then every promise is checked.
     pub fn step(&mut self) -> Result<(), String> {
         self.steps += 1;
-        self.clock += Duration::seconds(1 + self.rng.below(30) as i64);
+        // While a run sends, steps are milliseconds apart (answers of a nearby Koha), so the
+        // run's timed choices (the store-of-record write held back while answers come) happen;
+        // otherwise seconds (a librarian's pace).
+        let sending = self.pages.iter().flatten().any(|p| p.run.is_some());
+        self.clock += if sending {
+            Duration::milliseconds(1 + self.rng.below(100) as i64)
+        } else {
+            Duration::seconds(1 + self.rng.below(30) as i64)
+        };
         let i = self.rng.below(self.pages.len());
         if self.pages[i].is_none() {
             self.land_writes(None);
