@@ -175,13 +175,17 @@ pub fn check_card(
             });
         }
     }
-    let mut warnings = with_age(problems, snapshot, now);
-    for warning in &mut warnings {
-        if matches!(warning.problem, CardProblem::BalanceAboveLimit { .. }) {
-            warning.age = balance_age(snapshot, now);
-        }
-    }
-    warnings
+    let taken = SnapshotAge::at(snapshot.taken_at(), now);
+    problems
+        .into_iter()
+        .map(|problem| {
+            let age = match problem {
+                CardProblem::BalanceAboveLimit { .. } => balance_age(snapshot, now),
+                _ => taken,
+            };
+            Warning { problem, age }
+        })
+        .collect()
 }
 
 /// How old a balance in `snapshot` may be: payments and fines do not change a patron's
