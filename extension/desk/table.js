@@ -78,9 +78,20 @@ function rowElement(row, onDelete) {
   return tr;
 }
 
+// The rows last rendered, by what they show. A send re-renders the page four times a second
+// and changes a few of its rows; building a row (translations, date formats) cost more than the
+// send's own work per transaction against a fast Koha, so unchanged rows are kept as they are.
+// (`onDelete` is the same function for every render.)
+let rendered = new Map();
+
 // Renders a page from core.listPage(): rows, counts and the pager.
 export function renderPage(page, pageSize, onDelete) {
-  $("transactions").tBodies[0].replaceChildren(...page.rows.map((r) => rowElement(r, onDelete)));
+  const rows = page.rows.map((row) => {
+    const key = JSON.stringify(row);
+    return [key, rendered.get(key) ?? rowElement(row, onDelete)];
+  });
+  rendered = new Map(rows);
+  $("transactions").tBodies[0].replaceChildren(...rows.map(([, tr]) => tr));
   $("count-unsent").textContent = page.counts.notAccepted;
   const parts = STATUSES.filter((s) => page.counts[s] > 0)
     .map((s) => `${t(`status_${s}`)}: ${page.counts[s]}`);

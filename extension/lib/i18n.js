@@ -1,6 +1,16 @@
 // Fills every [data-i18n] element from _locales, and sets the page language.
+// Translations without substitutions, as looked up once: the table asks for the same few
+// hundreds of times a second during a send, and each lookup crosses into the browser.
+const plain = new Map();
+
 export function t(key, substitutions) {
-  return browser.i18n.getMessage(key, substitutions) || key;
+  if (substitutions !== undefined) return browser.i18n.getMessage(key, substitutions) || key;
+  let text = plain.get(key);
+  if (text === undefined) {
+    text = browser.i18n.getMessage(key) || key;
+    plain.set(key, text);
+  }
+  return text;
 }
 
 // The translation of `key`, or `fallback` when there is none.

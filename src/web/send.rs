@@ -311,8 +311,11 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
                     let _ = browser::session_remove(SESSION_PASSWORD_KEY).await;
                 }
                 // Everything is stored; packing what Koha accepted is housekeeping (a failure is
-                // redone by a later write or the next start).
-                let _ = state::pack_if_due().await;
+                // redone by a later write or the next start), so the desk is not kept waiting for
+                // it: packing 500 rewrites a chunk and removes 500 keys.
+                wasm_bindgen_futures::spawn_local(async {
+                    let _ = state::pack_if_due().await;
+                });
                 return Ok(RunDto::from_end(end, transport));
             }
             (_, None) => return Err(error("send-state", "no run")),
