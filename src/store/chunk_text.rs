@@ -65,9 +65,10 @@ impl<'a> Reader<'a> {
     }
 
     // `peek` and `eat` run for every value of every row: the shipped build is optimised for
-    // size and inlines next to nothing by itself, so they are inlined by attribute and the
-    // loops below walk the bytes themselves instead of calling `byte` (98 chunks read natively
-    // at that level in 30 ms instead of 34 ms).
+    // size and inlines next to nothing by itself, so they are inlined by attribute (`eat` only
+    // its check of the next byte: chunks have no whitespace) and the loops below walk the
+    // bytes themselves instead of calling `byte`. Natively at that level, 98 chunks read in
+    // 30 ms instead of 35 ms, for 2.9 KB more .wasm.
 
     /// The next byte that is not JSON whitespace, not consumed.
     #[inline(always)]
@@ -83,17 +84,22 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     fn eat(&mut self, byte: u8) -> Read<()> {
+        if self.text.as_bytes().get(self.at) == Some(&byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            self.eat_spaced(byte)
+        }
+    }
+
+    /// `eat` after whitespace.
+    fn eat_spaced(&mut self, byte: u8) -> Read<()> {
         if self.peek() == Some(byte) {
             self.at += 1;
             Ok(())
         } else {
-            Err(self.expected(byte))
+            Err(self.error(&format!("expected `{}`", char::from(byte))))
         }
-    }
-
-    #[cold]
-    fn expected(&self, byte: u8) -> String {
-        self.error(&format!("expected `{}`", char::from(byte)))
     }
 
     fn literal(&mut self, word: &str) -> Read<()> {
