@@ -54,6 +54,7 @@
 
 pub mod archive;
 mod change;
+mod chunk_text;
 mod error;
 pub mod exports;
 mod incoming;

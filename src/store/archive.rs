@@ -13,24 +13,23 @@
 //! crash in between leaves both copies, which reading merges like any duplicate.
 
 use super::change::Change;
+use super::chunk_text::read_chunk;
 use super::error::StoreError;
 use super::keys::{transaction_key, ARCHIVE_PREFIX, ARCHIVE_VERSION};
-use super::text::decode_text;
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber};
-use crate::transaction::{
-    Action, FailReason, Status, StatusChange, Transaction, TransactionId, UncertainReason,
-};
-use crate::zone::parse_rfc3339;
+use crate::transaction::{Action, FailReason, Status, Transaction, TransactionId, UncertainReason};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 /// How many accepted transactions go into one chunk; also how many must be stored one key each
 /// before they are packed. Bounds what any write of the archive costs.
 pub const ARCHIVE_CHUNK: usize = 500;
 
-/// A chunk: `{"v": ARCHIVE_VERSION, "txs": [row, ...]}`.
-#[derive(Serialize, Deserialize)]
+/// A chunk: `{"v": ARCHIVE_VERSION, "txs": [row, ...]}`. Written through serde, read by
+/// [`read_chunk`].
+#[derive(Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 struct Chunk {
     v: u64,
     txs: Vec<Row>,
@@ -41,7 +40,8 @@ struct Chunk {
 /// with `history` as `[[at, status, detail], ...]`. No field names, no tagged enums, times as
 /// milliseconds: reading 50,000 of these is several times faster than the single keys' form,
 /// and a chunk is about half the size.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 struct Row(
     TransactionId,
     Time,
@@ -54,13 +54,15 @@ struct Row(
     Option<Time>,
 );
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 struct Step(Time, StatusName, Option<String>);
 
-/// A status's name as a unit variant: read without allocating a string.
-#[derive(Serialize, Deserialize, Clone, Copy)]
+/// A status's name as a unit variant.
+#[derive(Serialize, Clone, Copy)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 #[serde(rename_all = "lowercase")]
-enum StatusName {
+pub(super) enum StatusName {
     Local,
     Sending,
     Queued,
@@ -83,30 +85,81 @@ impl StatusName {
         }
     }
 
-    fn with(self, detail: Option<String>) -> Option<Status> {
+    /// The name as serde writes it.
+    pub(super) fn from_name(name: &str) -> Option<StatusName> {
+        Some(match name {
+            "local" => StatusName::Local,
+            "sending" => StatusName::Sending,
+            "queued" => StatusName::Queued,
+            "applied" => StatusName::Applied,
+            "rejected" => StatusName::Rejected,
+            "failed" => StatusName::Failed,
+            "uncertain" => StatusName::Uncertain,
+            _ => return None,
+        })
+    }
+
+    /// The status with this detail; `None` when the detail is missing, unexpected or not a
+    /// known reason.
+    pub(super) fn with(self, detail: Option<&str>) -> Option<Status> {
         match (self, detail) {
             (StatusName::Local, None) => Some(Status::Local),
             (StatusName::Sending, None) => Some(Status::Sending),
             (StatusName::Queued, None) => Some(Status::Queued),
             (StatusName::Applied, None) => Some(Status::Applied),
-            (StatusName::Rejected, Some(message)) => Some(Status::Rejected { message }),
+            (StatusName::Rejected, Some(message)) => Some(Status::Rejected {
+                message: message.to_owned(),
+            }),
             (StatusName::Failed, Some(reason)) => Some(Status::Failed {
-                reason: FailReason::from_name(&reason)?,
+                reason: FailReason::from_name(reason)?,
             }),
             (StatusName::Uncertain, Some(reason)) => Some(Status::Uncertain {
-                reason: UncertainReason::from_name(&reason)?,
+                reason: UncertainReason::from_name(reason)?,
             }),
             _ => None,
         }
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy)]
+#[derive(Serialize, Clone, Copy)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 #[serde(rename_all = "lowercase")]
-enum ActionName {
+pub(super) enum ActionName {
     Issue,
     Return,
     Payment,
+}
+
+impl ActionName {
+    /// The name as serde writes it.
+    pub(super) fn from_name(name: &str) -> Option<ActionName> {
+        Some(match name {
+            "issue" => ActionName::Issue,
+            "return" => ActionName::Return,
+            "payment" => ActionName::Payment,
+            _ => return None,
+        })
+    }
+
+    /// The action with these fields; `None` when they do not fit it.
+    pub(super) fn with(
+        self,
+        cardnumber: Option<Cardnumber>,
+        barcode: Option<Barcode>,
+        amount: Option<Amount>,
+    ) -> Option<Action> {
+        match (self, cardnumber, barcode, amount) {
+            (ActionName::Issue, Some(cardnumber), Some(barcode), None) => Some(Action::Issue {
+                cardnumber,
+                barcode,
+            }),
+            (ActionName::Return, None, Some(barcode), None) => Some(Action::Return { barcode }),
+            (ActionName::Payment, Some(cardnumber), None, Some(amount)) => {
+                Some(Action::Payment { cardnumber, amount })
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Row {
@@ -140,24 +193,20 @@ impl Row {
         )
     }
 
+    /// The transaction of a row serde read (the reader before [`read_chunk`], kept as the
+    /// reference its tests compare with).
+    #[cfg(test)]
     fn into_transaction(self) -> Result<Transaction, String> {
+        use crate::transaction::StatusChange;
         let Row(id, recorded_at, branchcode, name, cardnumber, barcode, amount, steps, exported) =
             self;
-        let action = match (name, cardnumber, barcode, amount) {
-            (ActionName::Issue, Some(cardnumber), Some(barcode), None) => Action::Issue {
-                cardnumber,
-                barcode,
-            },
-            (ActionName::Return, None, Some(barcode), None) => Action::Return { barcode },
-            (ActionName::Payment, Some(cardnumber), None, Some(amount)) => {
-                Action::Payment { cardnumber, amount }
-            }
-            _ => return Err(format!("{id}: fields do not fit the action")),
-        };
+        let action = name
+            .with(cardnumber, barcode, amount)
+            .ok_or_else(|| format!("{id}: fields do not fit the action"))?;
         let history = steps
             .into_iter()
             .map(|Step(at, name, detail)| {
-                name.with(detail)
+                name.with(detail.as_deref())
                     .map(|status| StatusChange { at: at.0, status })
                     .ok_or_else(|| format!("{id}: a status without its detail, or the reverse"))
             })
@@ -189,8 +238,9 @@ impl Serialize for Time {
     }
 }
 
-impl<'de> Deserialize<'de> for Time {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+#[cfg(test)]
+impl<'de> serde::Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visit;
         impl serde::de::Visitor<'_> for Visit {
             type Value = Time;
@@ -207,7 +257,7 @@ impl<'de> Deserialize<'de> for Time {
                 self.visit_i64(ms)
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Time, E> {
-                parse_rfc3339(text)
+                crate::zone::parse_rfc3339(text)
                     .map(Time)
                     .ok_or_else(|| E::custom("not an RFC 3339 date and time"))
             }
@@ -242,9 +292,32 @@ pub fn chunk_key(txs: &[Transaction]) -> String {
 
 /// Reads a chunk: the value must be the JSON text [`encode_chunk`] writes, every transaction in
 /// it readable. One bad transaction makes the whole chunk unreadable, so it is kept aside whole
-/// and nothing in it is half-read.
+/// and nothing in it is half-read. A version other than [`ARCHIVE_VERSION`] is
+/// [`StoreError::UnknownEnvelope`] when the rest is well formed (rows of the right shape and
+/// types), any other flaw [`StoreError::Corrupt`].
 pub fn decode_chunk(key: &str, value: &Value) -> Result<Vec<Transaction>, StoreError> {
-    let chunk: Chunk = decode_text(
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason,
+    };
+    let text = value
+        .as_str()
+        .ok_or_else(|| corrupt("archive chunk is not text".to_owned()))?;
+    let chunk = read_chunk(text).map_err(corrupt)?;
+    if chunk.version != ARCHIVE_VERSION {
+        return Err(StoreError::UnknownEnvelope {
+            key: key.to_owned(),
+            version: chunk.version,
+        });
+    }
+    chunk.transactions.map_err(corrupt)
+}
+
+/// [`decode_chunk`] through serde, as it was before `read_chunk`: the reference the reader's
+/// tests compare with.
+#[cfg(test)]
+pub(super) fn decode_chunk_serde(key: &str, value: &Value) -> Result<Vec<Transaction>, StoreError> {
+    let chunk: Chunk = super::text::decode_text(
         key,
         value,
         "archive chunk",
