@@ -71,26 +71,6 @@ pub async fn local_get(keys: &JsValue) -> Result<JsValue, JsValue> {
     JsFuture::from(storage_local_get(keys)?).await
 }
 
-/// Every key of `browser.storage.local`, without the values, where Firefox has
-/// `storage.local.getKeys` (newer versions); `None` where it has not.
-pub async fn local_keys() -> Result<Option<Vec<String>>, JsValue> {
-    let local = ["browser", "storage", "local"]
-        .iter()
-        .try_fold(js_sys::global().into(), |at: JsValue, name| {
-            Reflect::get(&at, &JsValue::from_str(name))
-        })?;
-    let Ok(get_keys) =
-        Reflect::get(&local, &JsValue::from_str("getKeys"))?.dyn_into::<js_sys::Function>()
-    else {
-        return Ok(None);
-    };
-    // Adopted, not cast: called from another realm (a WebDriver script calling the core), the
-    // promise Firefox returns is not an instance of this page's `Promise`.
-    let promise = Promise::resolve(&get_keys.call0(&local)?);
-    let keys = js_sys::Array::from(&JsFuture::from(promise).await?);
-    Ok(Some(keys.iter().filter_map(|k| k.as_string()).collect()))
-}
-
 /// Writes items to `browser.storage.local`; resolves once Firefox has stored them.
 pub async fn local_set(items: &Object) -> Result<(), JsValue> {
     JsFuture::from(storage_local_set(items)?).await.map(drop)

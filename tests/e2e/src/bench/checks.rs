@@ -78,9 +78,6 @@ pub struct ChecksFigures {
     pub enter_to_row: (Timing, Timing),
     /// Card lookups in the page: each one's time, ms.
     pub lookups_ms: Vec<f64>,
-    /// Whether this Firefox has `storage.local.getKeys` (the desk's start then skips the
-    /// snapshot's entries unread).
-    pub get_keys: bool,
 }
 
 /// Opens the options page, fills in the stand-in's desk account and saves (which asks Firefox
@@ -307,10 +304,6 @@ pub async fn checks_benchmarks() -> Option<ChecksFigures> {
     let (sender, receiver) = std::sync::mpsc::channel();
     with_firefox(options, move |ff| async move {
         set_up(&ff, &koha).await;
-        let get_keys = ff
-            .eval("typeof browser.storage.local.getKeys === 'function'")
-            .await
-            == json!(true);
         open_desk_long(&ff).await;
         // Checkouts first: ready time depends on the journal too, and it is compared at the
         // same journal size with and without the snapshot.
@@ -367,7 +360,6 @@ pub async fn checks_benchmarks() -> Option<ChecksFigures> {
                 checks_loaded_ms: (loaded_without, loaded_with),
                 enter_to_row: (row_without, row_with),
                 lookups_ms,
-                get_keys,
             })
             .expect("figures sent");
     })
@@ -502,11 +494,6 @@ pub async fn figures() -> Vec<Figure> {
                 report::ms(f.checks_loaded_ms.0),
                 report::ms(f.checks_loaded_ms.1)
             ),
-        ),
-        Figure::plain(
-            AREA,
-            "storage.local.getKeys in this Firefox (the desk's start then leaves the snapshot unread)",
-            if f.get_keys { "yes" } else { "no" },
         ),
         Figure::against(
             AREA,

@@ -47,8 +47,8 @@ fn size_figures(root: &Path) -> Vec<Figure> {
             SIZES,
             ".xpi",
             kb(bytes),
-            "< 150 KB",
-            bytes < 150 * 1024,
+            "≤ 200 KB",
+            bytes <= 200 * 1024,
         ));
     }
     figures
