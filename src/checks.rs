@@ -48,7 +48,9 @@ pub use auto::{
     auto_download_change, auto_download_due, parse_auto_hours, read_auto_download, AutoDownload,
     AutoHoursError, AUTO_HOURS_MAX, DEFAULT_AUTO_HOURS,
 };
-pub use compact::{delete_plan, read_snapshot, snapshot_keys, write_plan, CHUNK_RECORDS};
+pub use compact::{
+    delete_plan, placed, read_snapshot, snapshot_keys, write_plan, Place, CHUNK_RECORDS,
+};
 pub use desk::{
     balance_limit_change, card_accepted_after, card_limits, desk_checks, parse_balance_limit,
     payment_balance, read_balance_limit, snapshot_status, AgeText, DeskCheck, PaymentBalance,

@@ -8,9 +8,9 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use koha_offline_circ::checks::{
     auto_download_change, auto_download_due, check_card, check_item, delete_plan, join_loans,
     moved_here, parse_auto_hours, parse_checkouts, parse_items, parse_patrons, payment_balance,
-    read_auto_download, read_snapshot, write_plan, AutoDownload, Availability, CardLimits,
+    placed, read_auto_download, read_snapshot, write_plan, AutoDownload, Availability, CardLimits,
     CardProblem, Coverage, Download, Holder, ItemProblem, ItemRecord, ItemScan, List, Next,
-    PageError, Pager, PatronRecord, Restriction, Snapshot, SnapshotAge, Unavailable,
+    PageError, Pager, PatronRecord, Place, Restriction, Snapshot, SnapshotAge, Unavailable,
 };
 use koha_offline_circ::journal::Journal;
 use koha_offline_circ::koha::{logout_request, Credentials, Method, NoAnswer, Reply};
@@ -720,6 +720,132 @@ fn deleting_removes_every_checks_entry_and_nothing_else() {
     let keys: Vec<String> = stored(&store).into_keys().collect();
     assert_eq!(keys, ["settings"]);
     assert_eq!(read_back(&store).unwrap(), None);
+}
+
+/// `browser.storage.local` and the add-on's chunk database, written as the shell does.
+struct Places {
+    local: MemoryStore,
+    chunks: MemoryStore,
+}
+
+impl Places {
+    fn new() -> Self {
+        Places {
+            local: MemoryStore::new(),
+            chunks: MemoryStore::new(),
+        }
+    }
+
+    fn apply(&mut self, plan: Vec<Change>) {
+        for (place, change) in placed(plan) {
+            let store = match place {
+                Place::Local => &mut self.local,
+                Place::Chunks => &mut self.chunks,
+            };
+            store.apply(std::slice::from_ref(&change)).unwrap();
+        }
+    }
+
+    /// As the shell reads: the meta from storage.local, a chunk from the database or else from
+    /// storage.local.
+    fn read_back(&self) -> Result<Option<Snapshot>, StoreError> {
+        let (local, chunks) = (stored(&self.local), stored(&self.chunks));
+        read_snapshot(local.get("checks:meta"), |key| {
+            chunks.get(key).or_else(|| local.get(key))
+        })
+    }
+
+    fn checks_keys(&self) -> (Vec<String>, Vec<String>) {
+        let keys = |store: &MemoryStore| -> Vec<String> {
+            stored(store)
+                .into_keys()
+                .filter(|key| key.starts_with("checks:"))
+                .collect()
+        };
+        (keys(&self.local), keys(&self.chunks))
+    }
+
+    fn all_keys(&self) -> Vec<String> {
+        let (mut local, chunks) = self.checks_keys();
+        local.extend(
+            stored(&self.local)
+                .into_keys()
+                .filter(|k| !k.starts_with("checks:")),
+        );
+        local.extend(chunks);
+        local
+    }
+}
+
+#[test]
+fn the_chunks_go_to_their_database_before_the_meta_names_them() {
+    let snapshot = desk_snapshot();
+    let writes = placed(write_plan(&snapshot, None));
+    let meta_at = writes
+        .iter()
+        .position(|(place, change)| *place == Place::Local && change.key() == "checks:meta")
+        .unwrap();
+    assert_eq!(meta_at, writes.len() - 1, "the meta last: {writes:?}");
+    assert!(writes[..meta_at]
+        .iter()
+        .all(|(place, change)| *place == Place::Chunks && matches!(change, Change::Put { .. })));
+    let mut places = Places::new();
+    places.apply(write_plan(&snapshot, None));
+    assert_eq!(
+        places.checks_keys(),
+        (
+            vec!["checks:meta".to_owned()],
+            vec![
+                "checks:1:items:0".to_owned(),
+                "checks:1:patrons:0".to_owned()
+            ]
+        )
+    );
+    assert_eq!(places.read_back().unwrap(), Some(snapshot));
+}
+
+#[test]
+fn a_snapshot_kept_whole_in_storage_local_is_read_then_moved_and_deleted_everywhere() {
+    let mut places = Places::new();
+    places
+        .local
+        .apply(&[Change::Put {
+            key: "settings".into(),
+            value: json!({}),
+        }])
+        .unwrap();
+    // An earlier build wrote every entry to storage.local.
+    apply_all(&mut places.local, &write_plan(&desk_snapshot(), None));
+    assert_eq!(places.read_back().unwrap(), Some(desk_snapshot()));
+    let newer = Snapshot::new(
+        taken() + Duration::days(1),
+        ALL,
+        vec![patron("C-NEW", 7)],
+        vec![item("B-NEW")],
+    );
+    let meta = places.local.get("checks:meta");
+    places.apply(write_plan(&newer, meta.as_ref()));
+    assert_eq!(places.read_back().unwrap(), Some(newer));
+    assert_eq!(
+        places.checks_keys(),
+        (
+            vec!["checks:meta".to_owned()],
+            vec![
+                "checks:2:items:0".to_owned(),
+                "checks:2:patrons:0".to_owned()
+            ]
+        ),
+        "the old generation's chunks left storage.local"
+    );
+    let keys = places.all_keys();
+    let plan = delete_plan(keys.iter().map(String::as_str));
+    places.apply(plan);
+    assert_eq!(places.checks_keys(), (Vec::new(), Vec::new()));
+    assert_eq!(
+        stored(&places.local).into_keys().collect::<Vec<_>>(),
+        ["settings"]
+    );
+    assert_eq!(places.read_back().unwrap(), None);
 }
 
 #[test]

@@ -138,6 +138,39 @@ pub fn delete_plan<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<Change> {
     changes
 }
 
+/// Where an entry of the snapshot is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// `browser.storage.local`: `checks:meta` only. Its change events tell every page that
+    /// another snapshot is in use, and the desk's start reads it with everything else there.
+    Local,
+    /// The add-on's own IndexedDB database: the chunks, megabytes for a large library. Kept out
+    /// of `browser.storage.local`, whose every entry the desk's start reads at once.
+    Chunks,
+}
+
+/// Where each of a [`write_plan`]'s or [`delete_plan`]'s writes goes, in the plan's order.
+/// `checks:meta` goes to [`Place::Local`], a chunk to [`Place::Chunks`]. A chunk's removal goes
+/// to both: earlier builds kept the chunks in `browser.storage.local` too, and removing a key
+/// that is not there does nothing.
+pub fn placed(plan: Vec<Change>) -> Vec<(Place, Change)> {
+    let mut writes = Vec::with_capacity(plan.len());
+    for change in plan {
+        let key = match &change {
+            Change::Put { key, .. } | Change::Remove { key } => key,
+        };
+        if key == CHECKS_META_KEY {
+            writes.push((Place::Local, change));
+        } else if matches!(change, Change::Remove { .. }) {
+            writes.push((Place::Chunks, change.clone()));
+            writes.push((Place::Local, change));
+        } else {
+            writes.push((Place::Chunks, change));
+        }
+    }
+    writes
+}
+
 /// The keys of the chunks the stored `checks:meta` names (what to read besides it), or none if
 /// it is unreadable ([`read_snapshot`] then says why).
 pub fn snapshot_keys(meta: &Value) -> Vec<String> {

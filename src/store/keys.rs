@@ -105,11 +105,6 @@ pub fn is_checks_key(key: &str) -> bool {
 /// 2 s, so a refresh of a long outage's transactions by name took 13 s before each export.
 pub const BY_NAME_COST: usize = 6;
 
-/// The offline checks' snapshot in a read of everything: one stored entry's worth per this many
-/// records. Measured in Firefox 153 ESR: a snapshot of 1.2 million records (78 chunks, 5 MB)
-/// added 30-40 ms to a read of everything, which takes about 0.04 ms per single transaction key.
-pub const SNAPSHOT_RECORDS_PER_ENTRY: usize = 1_000;
-
 /// How a page reads some of `browser.storage.local`'s entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Read {
@@ -119,19 +114,14 @@ pub enum Read {
     Everything,
 }
 
-/// The cheaper way to read `wanted` entries of about `stored` (in entries, the snapshot counted
-/// with [`snapshot_weight`]). Either reads the same entries; only the time differs.
+/// The cheaper way to read `wanted` entries of about `stored`. Either reads the same entries;
+/// only the time differs.
 pub fn cheaper_read(wanted: usize, stored: usize) -> Read {
     if wanted.saturating_mul(BY_NAME_COST) <= stored {
         Read::ByName
     } else {
         Read::Everything
     }
-}
-
-/// What a snapshot of `records` patrons and items adds to a read of everything, in entries.
-pub fn snapshot_weight(records: usize) -> usize {
-    records / SNAPSHOT_RECORDS_PER_ENTRY
 }
 
 #[cfg(test)]
@@ -145,11 +135,8 @@ mod tests {
         assert_eq!(cheaper_read(1, 5), Read::Everything);
         // A long outage: 50,000 unsent of 50,100 entries.
         assert_eq!(cheaper_read(50_000, 50_100), Read::Everything);
-        // A few unsent among many archive chunks and a large snapshot.
-        assert_eq!(
-            cheaper_read(200, 300 + snapshot_weight(1_200_000)),
-            Read::ByName
-        );
+        // A few unsent among many archive chunks.
+        assert_eq!(cheaper_read(200, 1_500), Read::ByName);
         assert_eq!(cheaper_read(usize::MAX, 10), Read::Everything);
     }
 }

@@ -3,13 +3,14 @@
 //! module fetches the pages the download asks for and performs the storage plans.
 
 use super::dto::{js_error, to_js, ErrorDto};
-use super::{browser, http, options, state};
+use super::{browser, http, idb, options, state};
 use crate::checks::{
-    self, delete_plan, per_page, read_snapshot, snapshot_keys, snapshot_status, DeskCheck,
-    Download, DownloadError, List, Next, Snapshot, PER_PAGE_OVERRIDE_KEY,
+    self, delete_plan, per_page, placed, read_snapshot, snapshot_keys, snapshot_status, DeskCheck,
+    Download, DownloadError, List, Next, Place, Snapshot, PER_PAGE_OVERRIDE_KEY,
 };
 use crate::ids::{Amount, Cardnumber};
 use crate::koha::{Credentials, HttpRequest, NoAnswer};
+use crate::store;
 use crate::store::keys::{CHECKS_AUTO_KEY, CHECKS_LIMIT_KEY, CHECKS_META_KEY};
 use crate::transaction::Action;
 use js_sys::{Array, Function, Object, Promise, Reflect};
@@ -148,10 +149,7 @@ async fn download_from(
         return Err(storage_error(DownloadUnfinished));
     };
     let meta = read_meta().await?;
-    let plan = checks::write_plan(&snapshot, meta.as_ref());
-    state::apply_primary(&plan)
-        .await
-        .map_err(|e| storage_error(e.0))?;
+    apply_snapshot_plan(checks::write_plan(&snapshot, meta.as_ref())).await?;
     let status = snapshot_status(&snapshot, browser::now());
     SNAPSHOT.with(|s| *s.borrow_mut() = Some(snapshot));
     to_js(&DownloadDto::Done {
@@ -416,23 +414,58 @@ pub async fn checks_download_due() -> Result<bool, JsValue> {
     ))
 }
 
-/// Reads the stored snapshot, `None` when there is none.
+/// Reads the stored snapshot, `None` when there is none. A chunk missing from the add-on's
+/// database is looked for in `browser.storage.local`, where earlier builds kept the chunks.
 async fn load() -> Result<Option<Snapshot>, JsValue> {
     let Some(meta) = read_meta().await? else {
         return Ok(None);
     };
-    let keys: Array = snapshot_keys(&meta)
-        .iter()
-        .map(|k| JsValue::from_str(k))
+    let keys = snapshot_keys(&meta);
+    let mut entries: HashMap<String, Value> = idb::get_many(&keys)
+        .await
+        .map_err(storage_error)?
+        .into_iter()
+        .map(|(key, text)| (key, Value::String(text)))
         .collect();
-    let got = browser::local_get(&keys).await?;
-    let mut entries: HashMap<String, Value> = HashMap::new();
-    for key in Object::keys(&Object::from(got.clone())).iter() {
-        if let (Some(name), Some(text)) = (key.as_string(), Reflect::get(&got, &key)?.as_string()) {
-            entries.insert(name, Value::String(text));
+    let missing: Array = keys
+        .iter()
+        .filter(|key| !entries.contains_key(*key))
+        .map(|key| JsValue::from_str(key))
+        .collect();
+    if missing.length() > 0 {
+        let got = browser::local_get(&missing).await?;
+        for key in Object::keys(&Object::from(got.clone())).iter() {
+            if let (Some(name), Some(text)) =
+                (key.as_string(), Reflect::get(&got, &key)?.as_string())
+            {
+                entries.insert(name, Value::String(text));
+            }
         }
     }
     read_snapshot(Some(&meta), |key| entries.get(key)).map_err(storage_error)
+}
+
+/// Performs a snapshot's writes in order, each where [`placed`] puts it; stops at the first
+/// that fails.
+async fn apply_snapshot_plan(plan: Vec<store::Change>) -> Result<(), JsValue> {
+    let writes = placed(plan);
+    let mut i = 0;
+    while i < writes.len() {
+        let place = writes[i].0;
+        let run: Vec<store::Change> = writes[i..]
+            .iter()
+            .take_while(|(p, _)| *p == place)
+            .map(|(_, change)| change.clone())
+            .collect();
+        i += run.len();
+        match place {
+            Place::Local => state::apply_primary(&run)
+                .await
+                .map_err(|e| storage_error(e.0))?,
+            Place::Chunks => idb::apply(&run).await.map_err(storage_error)?,
+        }
+    }
+    Ok(())
 }
 
 /// What is stored: `null`, or `{age: {unit, amount, takenAt}, patrons, items, coverage,
@@ -450,15 +483,14 @@ pub async fn checks_status() -> Result<JsValue, JsValue> {
 pub async fn delete_checks() -> Result<(), JsValue> {
     CANCEL.with(|c| c.set(true));
     DOWNLOAD.with(|d| *d.borrow_mut() = None);
+    // Chunks in the add-on's database, and any an earlier build left in storage.local.
     let all = browser::local_get(&JsValue::NULL).await?;
-    let keys: Vec<String> = Object::keys(&Object::from(all))
+    let mut keys: Vec<String> = Object::keys(&Object::from(all))
         .iter()
         .filter_map(|k| k.as_string())
         .collect();
-    let plan = delete_plan(keys.iter().map(String::as_str));
-    state::apply_primary(&plan)
-        .await
-        .map_err(|e| storage_error(e.0))?;
+    keys.extend(idb::keys().await.map_err(storage_error)?);
+    apply_snapshot_plan(delete_plan(keys.iter().map(String::as_str))).await?;
     SNAPSHOT.with(|s| *s.borrow_mut() = None);
     Ok(())
 }
@@ -473,16 +505,6 @@ pub async fn load_checks() -> Result<bool, JsValue> {
     let found = snapshot.is_some();
     SNAPSHOT.with(|s| *s.borrow_mut() = snapshot);
     Ok(found)
-}
-
-/// How many patrons and items this page's snapshot holds (0 when none is loaded): what reading
-/// everything stored costs for it.
-pub fn snapshot_records() -> usize {
-    SNAPSHOT.with(|s| {
-        s.borrow().as_ref().map_or(0, |snapshot| {
-            snapshot.patron_count() + snapshot.item_count()
-        })
-    })
 }
 
 /// What a payment on `cardnumber` shows from the desk's snapshot: `null`, or

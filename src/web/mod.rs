@@ -8,6 +8,7 @@ mod checks;
 mod desk;
 pub mod dto;
 mod http;
+mod idb;
 mod options;
 mod send;
 mod state;

@@ -451,8 +451,7 @@ pub async fn refresh_from_stores_of(ids: &[TransactionId]) -> HashSet<Transactio
         .map(store::mirror_key)
         .filter_map(|key| Some((key.clone(), storage.get_item(&key).ok().flatten()?)))
         .collect();
-    let stored = with_replica(|r| r.stored_entries())
-        + keys::snapshot_weight(super::checks::snapshot_records());
+    let stored = with_replica(|r| r.stored_entries());
     let read = match keys::cheaper_read(ids.len(), stored) {
         Read::ByName => read_transactions(ids).await,
         Read::Everything => read_transactions_from_everything(ids).await,

@@ -3,7 +3,7 @@
 //! snapshot stored before, deleting it, and a Koha without the REST lists.
 #![allow(clippy::unwrap_used)]
 
-use e2e::desk::wait_rows;
+use e2e::desk::{eval_async, put_snapshot_chunk, stored_snapshot_entries, wait_rows};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use e2e::standin::{Config, Fault, FaultRule, Profile, RestApi, StandIn, When};
 use koha_offline_circ::checks::PER_PAGE_OVERRIDE_KEY;
@@ -78,12 +78,9 @@ async fn download_full(ff: &Firefox) -> Value {
     download(ff).await
 }
 
-/// Every stored `checks:` entry.
+/// Every stored entry of the snapshot, wherever kept.
 async fn stored_checks(ff: &Firefox) -> Value {
-    let script = "const done = arguments[arguments.length - 1];
-        browser.storage.local.get(null).then((all) => done(Object.fromEntries(
-          Object.entries(all).filter(([k]) => k.startsWith('checks:')))), (e) => done(String(e)));";
-    ff.client.execute_async(script, vec![]).await.unwrap()
+    stored_snapshot_entries(ff).await
 }
 
 /// The pages of `path` the stand-in answered, in page order: a page fetched ahead may reach it
@@ -1136,11 +1133,12 @@ async fn an_unreadable_snapshot_is_replaced_by_a_full_download() {
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
         assert_eq!(download(&ff).await["message"]["result"], "done");
-        let script = "const done = arguments[arguments.length - 1];
-            browser.storage.local.set({ 'checks:1:patrons:0': '{\"v\":1,\"count\":13,\"data\":\"!!\"}' })
-              .then(() => done(true), (e) => done(String(e)));";
-        let damaged = ff.client.execute_async(script, vec![]).await.unwrap();
-        assert_eq!(damaged, true, "{damaged}");
+        put_snapshot_chunk(
+            &ff,
+            "checks:1:patrons:0",
+            r#"{"v":1,"count":13,"data":"!!"}"#,
+        )
+        .await;
         ff.open("options.html").await;
         ff.wait_until(
             "the status read",
@@ -1152,6 +1150,89 @@ async fn an_unreadable_snapshot_is_replaced_by_a_full_download() {
         assert_eq!(seen["message"]["pull"], "full");
         assert_eq!(seen["status"]["snapshot"], "stored");
         assert_eq!(seen["status"]["patrons"], "13");
+    })
+    .await;
+}
+
+/// The `checks:` keys in `browser.storage.local`, sorted.
+async fn checks_keys_in_local(ff: &Firefox) -> Value {
+    eval_async(
+        ff,
+        "const all = await browser.storage.local.get(null);
+         return Object.keys(all).filter((k) => k.startsWith('checks:')).sort();",
+    )
+    .await
+}
+
+/// A snapshot an earlier build stored whole in `browser.storage.local` (chunks beside
+/// `checks:meta`) is still read; the next download puts its chunks in the add-on's database and
+/// removes the old ones from storage.local; a deletion leaves nothing in either.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_stored_by_an_earlier_build_is_read_then_replaced() {
+    let koha = standin(Profile::Newest);
+    with_firefox(Options::granting_permissions(), move |ff| async move {
+        set_up(&ff, &koha).await;
+        assert_eq!(download_full(&ff).await["message"]["result"], "done");
+        let stored = stored_checks(&ff).await;
+        let chunk_keys: Vec<String> = stored
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "checks:meta")
+            .cloned()
+            .collect();
+        assert!(!chunk_keys.is_empty(), "{stored}");
+        assert_eq!(checks_keys_in_local(&ff).await, json!(["checks:meta"]), "only the meta in storage.local");
+        // As an earlier build left it: the chunks in storage.local, none in the database.
+        eval_async(
+            &ff,
+            &format!(
+                "const entries = {stored};
+                 delete entries['checks:meta'];
+                 await browser.storage.local.set(entries);
+                 const db = await new Promise((ok, ko) => {{
+                   const r = indexedDB.open('koha-offline-circ-checks');
+                   r.onsuccess = () => ok(r.result); r.onerror = () => ko(r.error); }});
+                 const tx = db.transaction('chunks', 'readwrite');
+                 tx.objectStore('chunks').clear();
+                 await new Promise((ok, ko) => {{ tx.oncomplete = ok; tx.onerror = () => ko(tx.error); }});
+                 db.close();
+                 return true;"
+            ),
+        )
+        .await;
+        assert_eq!(stored_checks(&ff).await, stored, "the same entries, moved");
+        ff.open("options.html").await;
+        ff.wait_until(
+            "the status read",
+            "document.getElementById('snapshot-status').dataset.snapshot === 'stored'",
+        )
+        .await;
+        let status = ff
+            .eval("({ ...document.getElementById('snapshot-status').dataset })")
+            .await;
+        assert_eq!(status["patrons"], "13", "{status}");
+        // The desk reads it too: the restricted patron and the damaged item are asked about.
+        ff.open("desk.html").await;
+        scan_checkout(&ff, "C0004", "B0047").await;
+        assert_eq!(wait_question(&ff).await["check"], "restricted damaged");
+        ff.click("confirm-cancel").await;
+        wait_closed(&ff).await;
+        // The next download writes the database and removes the old chunks from storage.local.
+        ff.open("options.html").await;
+        let seen = download_full(&ff).await;
+        assert_eq!(seen["message"]["result"], "done", "{seen}");
+        assert_eq!(checks_keys_in_local(&ff).await, json!(["checks:meta"]));
+        let after = stored_checks(&ff).await;
+        assert!(after.as_object().unwrap().keys().all(|k| !chunk_keys.contains(k)), "{after}");
+        assert!(after.as_object().unwrap().len() > 1, "{after}");
+        ff.click("snapshot-delete").await;
+        ff.wait_until(
+            "the snapshot deleted",
+            "document.getElementById('snapshot-status').dataset.snapshot === 'none'",
+        )
+        .await;
+        assert_eq!(stored_checks(&ff).await, json!({}));
     })
     .await;
 }

@@ -6,7 +6,8 @@
 //!   pages from the same page (read, `JSON.parse`, nothing kept), alternately, in one run; the
 //!   loop one page at a time (the target's bare fetch) and with the next page under way, as
 //!   ours fetches;
-//! - the bytes the stored snapshot takes in `browser.storage.local`, per patron and per item;
+//! - the bytes the stored snapshot takes (`checks:meta` in `browser.storage.local`, the chunks
+//!   in the add-on's IndexedDB database), per patron and per item;
 //! - desk ready time, and Enter → confirmed row, without the snapshot and with it (the storage
 //!   benchmark's measurements: [`ready_time`], [`measure_checkouts`]);
 //! - a card looked up in the desk's snapshot (`paymentBalance`, what a payment's card number
@@ -16,7 +17,7 @@ use super::storage::{
     extension_storage_bytes, measure_checkouts, open_desk_long, ready_time, scans, Timing,
     READY_RUNS,
 };
-use crate::desk::eval_async;
+use crate::desk::stored_snapshot_entries;
 use crate::firefox::{with_firefox, Firefox, Options};
 use crate::report::{self, percentile, Figure};
 use crate::standin::{Config, StandIn, Synthetic};
@@ -64,8 +65,6 @@ pub struct ChecksFigures {
     pub bare_ahead_ms: Vec<f64>,
     /// Bytes (key + text) of the stored patron chunks, item chunks, and the rest of `checks:`.
     pub stored_bytes: (f64, f64, f64),
-    /// `storage.local.getBytesInUse` growth, when Firefox has it.
-    pub bytes_in_use: Option<f64>,
     /// Growth of the add-on's storage folder on disk.
     pub disk_bytes: f64,
     /// Patrons and items the options page says are stored.
@@ -189,32 +188,25 @@ async fn bare_download(ff: &Firefox, pages: &[Value], ahead: bool) -> f64 {
     run["ms"].as_f64().unwrap_or(f64::NAN)
 }
 
-/// Bytes of the stored `checks:` entries (key + text): patron chunks, item chunks, the rest;
-/// and `getBytesInUse(null)` where Firefox has it.
-async fn stored_bytes(ff: &Firefox) -> (f64, f64, f64, Option<f64>) {
-    let got = eval_async(
-        ff,
-        "const all = await browser.storage.local.get(null);
-         let patrons = 0, items = 0, rest = 0;
-         for (const [k, v] of Object.entries(all)) {
-           if (!k.startsWith('checks:')) continue;
-           const n = k.length + (typeof v === 'string' ? v.length : JSON.stringify(v).length);
-           if (k.includes(':patrons:')) patrons += n;
-           else if (k.includes(':items:')) items += n;
-           else rest += n;
-         }
-         const inUse = browser.storage.local.getBytesInUse
-           ? await browser.storage.local.getBytesInUse(null) : null;
-         return [patrons, items, rest, inUse];",
-    )
-    .await;
-    let n = |i: usize| got[i].as_f64().unwrap_or(f64::NAN);
-    (n(0), n(1), n(2), got[3].as_f64())
-}
-
-/// `getBytesInUse(null)`, where Firefox has it.
-async fn bytes_in_use(ff: &Firefox) -> Option<f64> {
-    stored_bytes(ff).await.3
+/// Bytes of the stored snapshot's entries (key + text), wherever kept: patron chunks, item
+/// chunks, the rest.
+async fn stored_bytes(ff: &Firefox) -> (f64, f64, f64) {
+    let entries = stored_snapshot_entries(ff).await;
+    let (mut patrons, mut items, mut rest) = (0.0, 0.0, 0.0);
+    for (key, value) in entries.as_object().into_iter().flatten() {
+        let text = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        let n = (key.len() + text.len()) as f64;
+        if key.contains(":patrons:") {
+            patrons += n;
+        } else if key.contains(":items:") {
+            items += n;
+        } else {
+            rest += n;
+        }
+    }
+    (patrons, items, rest)
 }
 
 /// Desk ready ([`ready_time`]) and the snapshot read after it (the test build's mark
@@ -313,7 +305,6 @@ pub async fn checks_benchmarks() -> Option<ChecksFigures> {
             "bench checks: without the snapshot: ready {ready_without:.0} ms, {row_without:?}"
         );
         ff.open("options.html").await;
-        let in_use_before = bytes_in_use(&ff).await;
         let disk_before = extension_storage_bytes(&profile);
         let (mut ours_ms, mut bare_ms, mut pages) = (Vec::new(), Vec::new(), Vec::new());
         let mut bare_ahead_ms = Vec::new();
@@ -333,7 +324,7 @@ pub async fn checks_benchmarks() -> Option<ChecksFigures> {
             );
         }
         let disk_after = extension_storage_bytes(&profile);
-        let (p, i, rest, in_use_after) = stored_bytes(&ff).await;
+        let (p, i, rest) = stored_bytes(&ff).await;
         let status = ff
             .eval("({ ...document.getElementById('snapshot-status').dataset })")
             .await;
@@ -353,7 +344,6 @@ pub async fn checks_benchmarks() -> Option<ChecksFigures> {
                 bare_ms,
                 bare_ahead_ms,
                 stored_bytes: (p, i, rest),
-                bytes_in_use: in_use_before.zip(in_use_after).map(|(b, a)| a - b),
                 disk_bytes: disk_after.saturating_sub(disk_before) as f64,
                 stored_counts,
                 ready_ms: (ready_without, ready_with),
@@ -394,7 +384,7 @@ pub async fn figures() -> Vec<Figure> {
     let p99 = |t: &Timing| t.p99_ms;
     let (without, with) = &f.enter_to_row;
     let ready_ratio = f.ready_ms.1 / f.ready_ms.0;
-    let mut figures = vec![
+    vec![
         Figure::plain(
             AREA,
             format!("snapshot served by the stand-in ({scale})"),
@@ -465,18 +455,6 @@ pub async fn figures() -> Vec<Figure> {
                 f.disk_bytes / f64::from((s.patrons + s.items).max(1))
             ),
         ),
-    ];
-    if let Some(in_use) = f.bytes_in_use {
-        figures.push(Figure::plain(
-            AREA,
-            "storage.local.getBytesInUse growth per record",
-            format!(
-                "{:.1} bytes",
-                in_use / f64::from((s.patrons + s.items).max(1))
-            ),
-        ));
-    }
-    figures.extend([
         Figure::plain(
             AREA,
             format!("desk ready without / with the snapshot (median of {READY_RUNS})"),
@@ -529,6 +507,5 @@ pub async fn figures() -> Vec<Figure> {
             "< 1 ms",
             percentile(&mut lookups, 99.0) < 1.0,
         ),
-    ]);
-    figures
+    ]
 }
