@@ -58,11 +58,21 @@ async fn database() -> Result<IdbDatabase, JsValue> {
         }
     });
     request.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
-    let opened = settled(&request, &["success", "error", "blocked"])?.await;
+    let opened = settled(&request, &["success", "error"])?.await;
     request.set_onupgradeneeded(None);
     drop(upgrade);
     opened?;
     let db: IdbDatabase = request.result()?.dyn_into()?;
+    // A later build opening a newer version waits for this connection: let it go, and open
+    // again (at the version this build knows) if asked for more.
+    let on_version_change = Closure::once_into_js({
+        let db = db.clone();
+        move || {
+            db.close();
+            OPENED.with(|o| *o.borrow_mut() = None);
+        }
+    });
+    db.set_onversionchange(Some(on_version_change.unchecked_ref()));
     OPENED.with(|o| *o.borrow_mut() = Some(db.clone()));
     Ok(db)
 }
