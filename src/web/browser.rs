@@ -107,3 +107,17 @@ pub fn random_u64() -> Result<u64, JsValue> {
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(now_millis() as i64).unwrap_or_default()
 }
+
+/// Resolves on a later task of the page (a timer of no delay), after everything already queued:
+/// what follows yields to the page's pending continuations and rendering first.
+pub async fn later_task() {
+    let promise = Promise::new(&mut |resolve, _| {
+        let scheduled = web_sys::window().map(|window| {
+            window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0)
+        });
+        if !matches!(scheduled, Some(Ok(_))) {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}

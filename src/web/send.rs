@@ -312,8 +312,11 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
                 }
                 // Everything is stored; packing what Koha accepted is housekeeping (a failure is
                 // redone by a later write or the next start), so the desk is not kept waiting for
-                // it: packing 500 rewrites a chunk and removes 500 keys.
+                // it: packing 500 rewrites a chunk and removes 500 keys. It starts on a later
+                // task: spawned tasks run before the page's own continuation, and building the
+                // chunk would delay showing the run's end.
                 wasm_bindgen_futures::spawn_local(async {
+                    browser::later_task().await;
                     let _ = state::pack_if_due().await;
                 });
                 return Ok(RunDto::from_end(end, transport));
