@@ -449,20 +449,13 @@ async fn load() -> Result<Option<Snapshot>, JsValue> {
 /// that fails.
 async fn apply_snapshot_plan(plan: Vec<store::Change>) -> Result<(), JsValue> {
     let writes = placed(plan);
-    let mut i = 0;
-    while i < writes.len() {
-        let place = writes[i].0;
-        let run: Vec<store::Change> = writes[i..]
-            .iter()
-            .take_while(|(p, _)| *p == place)
-            .map(|(_, change)| change.clone())
-            .collect();
-        i += run.len();
-        match place {
-            Place::Local => state::apply_primary(&run)
+    for run in writes.chunk_by(|a, b| a.0 == b.0) {
+        let changes: Vec<store::Change> = run.iter().map(|(_, change)| change.clone()).collect();
+        match run[0].0 {
+            Place::Local => state::apply_primary(&changes)
                 .await
                 .map_err(|e| storage_error(e.0))?,
-            Place::Chunks => idb::apply(&run).await.map_err(storage_error)?,
+            Place::Chunks => idb::apply(&changes).await.map_err(storage_error)?,
         }
     }
     Ok(())

@@ -190,45 +190,44 @@ where
     .await;
 }
 
+/// A JS expression: a promise of a connection to the add-on's IndexedDB database of snapshot
+/// chunks (`koha-offline-circ-checks`), rejected if it does not exist yet (which it does not
+/// create: the upgrade is aborted).
+pub const OPEN_SNAPSHOT_DATABASE: &str = "new Promise((ok, ko) => {
+  const r = indexedDB.open('koha-offline-circ-checks');
+  r.onupgradeneeded = () => r.transaction.abort();
+  r.onsuccess = () => ok(r.result);
+  r.onerror = () => ko(r.error);
+})";
+
 /// Every stored entry of the offline checks' snapshot, as `{key: text}`: the `checks:` entries
 /// of `browser.storage.local` (`checks:meta`, and chunks an earlier build kept there) and the
 /// chunks in the add-on's IndexedDB database (`koha-offline-circ-checks`), which this creates
 /// nowhere: a database not there yet reads as empty.
 pub async fn stored_snapshot_entries(ff: &Firefox) -> Value {
-    eval_async(
-        ff,
+    let body = format!(
         r#"const all = await browser.storage.local.get(null);
         const entries = Object.fromEntries(
           Object.entries(all).filter(([k]) => k.startsWith('checks:')));
-        const db = await new Promise((ok) => {
-          const r = indexedDB.open('koha-offline-circ-checks');
-          r.onupgradeneeded = () => r.transaction.abort();
-          r.onsuccess = () => ok(r.result);
-          r.onerror = () => ok(null);
-        });
-        if (db) {
+        const db = await ({OPEN_SNAPSHOT_DATABASE}).catch(() => null);
+        if (db) {{
           const store = db.transaction('chunks').objectStore('chunks');
-          const asked = (r) => new Promise((ok, ko) => {
-            r.onsuccess = () => ok(r.result); r.onerror = () => ko(r.error); });
+          const asked = (r) => new Promise((ok, ko) => {{
+            r.onsuccess = () => ok(r.result); r.onerror = () => ko(r.error); }});
           const [keys, values] = await Promise.all([asked(store.getAllKeys()), asked(store.getAll())]);
-          keys.forEach((k, i) => { entries[k] = values[i]; });
+          keys.forEach((k, i) => {{ entries[k] = values[i]; }});
           db.close();
-        }
-        return entries;"#,
-    )
-    .await
+        }}
+        return entries;"#
+    );
+    eval_async(ff, &body).await
 }
 
 /// Stores `text` under `key` in the add-on's IndexedDB database of snapshot chunks, as the
 /// add-on does (the database must exist: a snapshot was downloaded).
 pub async fn put_snapshot_chunk(ff: &Firefox, key: &str, text: &str) {
     let body = format!(
-        r#"const db = await new Promise((ok, ko) => {{
-          const r = indexedDB.open('koha-offline-circ-checks');
-          r.onupgradeneeded = () => r.transaction.abort();
-          r.onsuccess = () => ok(r.result);
-          r.onerror = () => ko(r.error);
-        }});
+        r#"const db = await {OPEN_SNAPSHOT_DATABASE};
         const tx = db.transaction('chunks', 'readwrite');
         tx.objectStore('chunks').put({text}, {key});
         await new Promise((ok, ko) => {{ tx.oncomplete = ok; tx.onerror = () => ko(tx.error); }});

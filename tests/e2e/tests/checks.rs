@@ -3,7 +3,9 @@
 //! snapshot stored before, deleting it, and a Koha without the REST lists.
 #![allow(clippy::unwrap_used)]
 
-use e2e::desk::{eval_async, put_snapshot_chunk, stored_snapshot_entries, wait_rows};
+use e2e::desk::{
+    eval_async, put_snapshot_chunk, stored_snapshot_entries, wait_rows, OPEN_SNAPSHOT_DATABASE,
+};
 use e2e::firefox::{with_firefox, Firefox, Options};
 use e2e::standin::{Config, Fault, FaultRule, Profile, RestApi, StandIn, When};
 use koha_offline_circ::checks::PER_PAGE_OVERRIDE_KEY;
@@ -78,11 +80,6 @@ async fn download_full(ff: &Firefox) -> Value {
     download(ff).await
 }
 
-/// Every stored entry of the snapshot, wherever kept.
-async fn stored_checks(ff: &Firefox) -> Value {
-    stored_snapshot_entries(ff).await
-}
-
 /// The pages of `path` the stand-in answered, in page order: a page fetched ahead may reach it
 /// before the one asked for just before it (on a busy machine it does).
 fn pages_read(koha: &StandIn, path: &str) -> Vec<String> {
@@ -137,7 +134,7 @@ async fn a_snapshot_is_downloaded_in_each_koha_era() {
                 "{text}"
             );
         }
-        let stored = stored_checks(&ff).await.to_string();
+        let stored = stored_snapshot_entries(&ff).await.to_string();
         assert!(stored.contains("checks:meta"));
         assert!(
             !stored.contains("Surname") && !stored.contains("example.org"),
@@ -670,7 +667,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
         assert_eq!(download(&ff).await["message"]["result"], "done");
-        let before = stored_checks(&ff).await;
+        let before = stored_snapshot_entries(&ff).await;
 
         let items_page = |page: &str| When {
             path: Some("/api/v1/items".into()),
@@ -690,7 +687,11 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
             text.contains("HTTP 500") && text.contains("page 3"),
             "{text}"
         );
-        assert_eq!(stored_checks(&ff).await, before, "nothing stored changed");
+        assert_eq!(
+            stored_snapshot_entries(&ff).await,
+            before,
+            "nothing stored changed"
+        );
         assert_eq!(failed["status"]["snapshot"], "stored");
 
         // A malformed page stops it too, and leaves the snapshot alone.
@@ -706,7 +707,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
             .as_str()
             .unwrap()
             .contains("could not be read"));
-        assert_eq!(stored_checks(&ff).await, before);
+        assert_eq!(stored_snapshot_entries(&ff).await, before);
 
         // Going on asks for the failed page, not the lists already read.
         let patron_pages = pages_read(&koha, "/api/v1/patrons").len();
@@ -715,7 +716,7 @@ async fn a_failure_half_way_keeps_the_snapshot_stored_before_and_the_next_downlo
         assert_eq!(pages_read(&koha, "/api/v1/patrons").len(), patron_pages);
         assert_eq!(done["status"]["items"], "50");
         assert_ne!(
-            stored_checks(&ff).await,
+            stored_snapshot_entries(&ff).await,
             before,
             "the new snapshot replaced the old"
         );
@@ -743,7 +744,7 @@ async fn deleting_the_snapshot_removes_it_and_the_desk_asks_nothing_more() {
             "document.getElementById('snapshot-status').dataset.snapshot === 'none'",
         )
         .await;
-        assert_eq!(stored_checks(&ff).await, json!({}));
+        assert_eq!(stored_snapshot_entries(&ff).await, json!({}));
         assert_eq!(shown(&ff).await["message"]["result"], "deleted");
         ff.open("desk.html").await;
         scan_checkout(&ff, "C0004", "B0047").await;
@@ -897,7 +898,11 @@ async fn a_cancelled_download_stores_nothing_and_goes_on_later() {
         .await;
         let seen = shown(&ff).await;
         assert_eq!(seen["status"]["snapshot"], "none");
-        assert_eq!(stored_checks(&ff).await, json!({}), "nothing stored");
+        assert_eq!(
+            stored_snapshot_entries(&ff).await,
+            json!({}),
+            "nothing stored"
+        );
         assert!(seen["message"]["text"]
             .as_str()
             .unwrap()
@@ -1084,7 +1089,7 @@ async fn an_incremental_download_that_fails_half_way_keeps_the_snapshot_before()
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
         assert_eq!(download(&ff).await["message"]["result"], "done");
-        let before = stored_checks(&ff).await;
+        let before = stored_snapshot_entries(&ff).await;
         // Five patrons changed: two pages of changes; the second fails.
         for card in ["C0001", "C0002", "C0003", "C0005", "C0006"] {
             change_in_koha(&koha, card, "B0001");
@@ -1100,7 +1105,11 @@ async fn an_incremental_download_that_fails_half_way_keeps_the_snapshot_before()
         let failed = download(&ff).await;
         assert_eq!(failed["message"]["result"], "failed", "{failed}");
         assert!(last_patron_page(&koha).param("q").is_some());
-        assert_eq!(stored_checks(&ff).await, before, "nothing stored changed");
+        assert_eq!(
+            stored_snapshot_entries(&ff).await,
+            before,
+            "nothing stored changed"
+        );
         assert_eq!(failed["status"]["snapshot"], "stored");
 
         ff.open("desk.html").await;
@@ -1173,7 +1182,7 @@ async fn a_snapshot_stored_by_an_earlier_build_is_read_then_replaced() {
     with_firefox(Options::granting_permissions(), move |ff| async move {
         set_up(&ff, &koha).await;
         assert_eq!(download_full(&ff).await["message"]["result"], "done");
-        let stored = stored_checks(&ff).await;
+        let stored = stored_snapshot_entries(&ff).await;
         let chunk_keys: Vec<String> = stored
             .as_object()
             .unwrap()
@@ -1190,9 +1199,7 @@ async fn a_snapshot_stored_by_an_earlier_build_is_read_then_replaced() {
                 "const entries = {stored};
                  delete entries['checks:meta'];
                  await browser.storage.local.set(entries);
-                 const db = await new Promise((ok, ko) => {{
-                   const r = indexedDB.open('koha-offline-circ-checks');
-                   r.onsuccess = () => ok(r.result); r.onerror = () => ko(r.error); }});
+                 const db = await {OPEN_SNAPSHOT_DATABASE};
                  const tx = db.transaction('chunks', 'readwrite');
                  tx.objectStore('chunks').clear();
                  await new Promise((ok, ko) => {{ tx.oncomplete = ok; tx.onerror = () => ko(tx.error); }});
@@ -1201,7 +1208,7 @@ async fn a_snapshot_stored_by_an_earlier_build_is_read_then_replaced() {
             ),
         )
         .await;
-        assert_eq!(stored_checks(&ff).await, stored, "the same entries, moved");
+        assert_eq!(stored_snapshot_entries(&ff).await, stored, "the same entries, moved");
         ff.open("options.html").await;
         ff.wait_until(
             "the status read",
@@ -1223,7 +1230,7 @@ async fn a_snapshot_stored_by_an_earlier_build_is_read_then_replaced() {
         let seen = download_full(&ff).await;
         assert_eq!(seen["message"]["result"], "done", "{seen}");
         assert_eq!(checks_keys_in_local(&ff).await, json!(["checks:meta"]));
-        let after = stored_checks(&ff).await;
+        let after = stored_snapshot_entries(&ff).await;
         assert!(after.as_object().unwrap().keys().all(|k| !chunk_keys.contains(k)), "{after}");
         assert!(after.as_object().unwrap().len() > 1, "{after}");
         ff.click("snapshot-delete").await;
@@ -1232,7 +1239,7 @@ async fn a_snapshot_stored_by_an_earlier_build_is_read_then_replaced() {
             "document.getElementById('snapshot-status').dataset.snapshot === 'none'",
         )
         .await;
-        assert_eq!(stored_checks(&ff).await, json!({}));
+        assert_eq!(stored_snapshot_entries(&ff).await, json!({}));
     })
     .await;
 }
