@@ -226,10 +226,10 @@ fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
     let ids: Vec<TransactionId> = txs.iter().map(|t| t.id.clone()).collect();
     let (single, in_mirror) = page.replica.plan_forget(&ids);
     assert!(single.is_empty() && in_mirror.is_empty());
-    let stored = page.primary.entries();
+    let keys: Vec<String> = page.primary.entries().into_iter().map(|(k, _)| k).collect();
     let bulk = page
         .replica
-        .plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), false);
+        .plan_forget_bulk(keys.iter().map(String::as_str), false);
     assert_eq!(
         bulk,
         vec![Change::Remove {
@@ -333,119 +333,4 @@ fn a_send_runs_refused_store_of_record_write_counts_unsaved() {
         "stored: the page.mirror lets go of an accepted one"
     );
     assert_eq!(page.replica.unsaved_count(), 0);
-}
-
-/// A send run's group of answers as the shell stores it: the mirror holds each one, then the
-/// store of record takes the group.
-fn store_run_group(page: &mut Page, txs: &[Transaction]) -> Vec<Change> {
-    for tx in txs {
-        page.replica.journal_mut().upsert(tx.clone());
-        let hold = page.replica.plan_mirror_hold(tx);
-        page.mirror.apply(&[hold]).unwrap();
-        page.replica.mirror_held(tx, true);
-    }
-    let plan = page.replica.plan_store_of_record(txs);
-    page.primary.apply(&plan).unwrap();
-    let released = page.replica.stored_of_record(txs, true);
-    page.mirror.apply(&released).unwrap();
-    plan
-}
-
-fn stored_status(store: &MemoryStore, id: &TransactionId) -> Option<Status> {
-    let mut replica = Replica::new();
-    replica.open(store.entries(), Vec::new(), None).unwrap();
-    replica.journal().get(id).map(|tx| tx.status().clone())
-}
-
-#[test]
-fn a_run_stores_what_koha_accepted_as_one_chunk_and_removes_the_old_keys_after() {
-    let mut page = Page::opened();
-    let recorded: Vec<Transaction> = (1..=4).map(checkout).collect();
-    page.record(&recorded);
-    let mut failed = recorded[3].clone();
-    failed.start_sending(at(100_000)).unwrap();
-    failed
-        .finish_sending(
-            at(100_001),
-            Status::Failed {
-                reason: koha_offline_circ::transaction::FailReason::Configuration,
-            },
-        )
-        .unwrap();
-    let answers: Vec<Transaction> = recorded[..3]
-        .iter()
-        .cloned()
-        .map(queued)
-        .chain([failed.clone()])
-        .collect();
-
-    // One key for the three Koha queued, the failed one under its own key: not one each.
-    let plan = store_run_group(&mut page, &answers);
-    let keys: Vec<&str> = plan.iter().map(Change::key).collect();
-    assert_eq!(plan.len(), 2, "{keys:?}");
-    assert!(keys.iter().any(|k| store::is_archive_key(k)));
-    assert!(keys.contains(&store::transaction_key(&failed.id).as_str()));
-    // The queued ones' own keys still hold the copy from before the run, yet the store of
-    // record reads them queued, and the mirror let go of them.
-    for tx in &answers[..3] {
-        assert!(page
-            .primary
-            .entries()
-            .iter()
-            .any(|(k, _)| *k == store::transaction_key(&tx.id)));
-        assert_eq!(stored_status(&page.primary, &tx.id), Some(Status::Queued));
-        assert!(!page
-            .mirror
-            .entries()
-            .iter()
-            .any(|(k, _)| *k == store::mirror_key(&tx.id)));
-    }
-
-    // The packing after the run removes those old keys, and only those.
-    let packing = page.replica.start_packing().expect("old keys to remove");
-    assert!(packing.chunks.is_empty() && packing.packed.is_empty());
-    let mut removed: Vec<String> = packing
-        .removals
-        .iter()
-        .map(|c| c.key().to_owned())
-        .collect();
-    removed.sort();
-    let mut expected: Vec<String> = answers[..3]
-        .iter()
-        .map(|tx| store::transaction_key(&tx.id))
-        .collect();
-    expected.sort();
-    assert_eq!(removed, expected);
-    page.primary.apply(&packing.removals).unwrap();
-    page.replica.packing_over();
-    assert!(page.replica.start_packing().is_none());
-    for tx in &answers[..3] {
-        assert_eq!(stored_status(&page.primary, &tx.id), Some(Status::Queued));
-    }
-}
-
-#[test]
-fn clearing_what_koha_accepted_also_removes_an_old_key_a_run_left_beside_its_chunk() {
-    let mut page = Page::opened();
-    let tx = checkout(1);
-    page.record(std::slice::from_ref(&tx));
-    store_run_group(&mut page, &[queued(tx.clone())]);
-
-    // Another page, opened now, clears before the packing after the run removed the old key:
-    // left behind, that copy from before the run would bring the checkout back as unsent.
-    let mut other = Replica::new();
-    other
-        .open(page.primary.entries(), Vec::new(), None)
-        .unwrap();
-    let cleared = other.journal_mut().clear_accepted();
-    assert_eq!(cleared, vec![tx.id.clone()]);
-    let stored = page.primary.entries();
-    let removals = other.plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), false);
-    page.primary.apply(&removals).unwrap();
-    assert_eq!(stored_status(&page.primary, &tx.id), None);
-    assert!(page
-        .primary
-        .entries()
-        .iter()
-        .all(|(k, _)| !store::is_transaction_key(k)));
 }

@@ -8,13 +8,12 @@
 //! by the shell, and its outcome reported back ([`Replica::wrote`], [`Replica::forgotten`], ...),
 //! so a refused write is a value the page shows, never a silent loss.
 
-use super::archive::{chunk_put, decode_chunk, pack_plan, ARCHIVE_CHUNK};
+use super::archive::{pack_plan, ARCHIVE_CHUNK};
 use super::change::Change;
 use super::error::StoreError;
 use super::incoming::{decode_change, StoredChange};
 use super::keys::{
     id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, mirror_key,
-    transaction_key,
 };
 use super::layout::{
     decode_mirror, decode_transaction, encode_transaction, remove_plan, write_plan,
@@ -76,9 +75,6 @@ pub struct Replica {
     archived: FxHashSet<TransactionId>,
     /// Accepted transactions stored one key each, packed once there are [`ARCHIVE_CHUNK`].
     loose_accepted: FxHashSet<TransactionId>,
-    /// Archived transactions whose own key may still hold the copy from before a send run
-    /// stored them in a chunk: removed by the next packing (a start removes them too).
-    spare_singles: FxHashSet<TransactionId>,
     /// A packing is under way: a second one, started while the first awaits its writes, would
     /// pack the same transactions again.
     packing: bool,
@@ -222,27 +218,9 @@ impl Replica {
     }
 
     /// The store-of-record writes for transactions whose mirror copies are already written (a
-    /// send run's): those Koha accepted as one archive chunk, the others one key each.
-    ///
-    /// `browser.storage.local` pays per key (in Firefox each key is a round trip in the parent
-    /// process, which also carries the run's requests): one chunk for a group of answers costs
-    /// about a tenth of one key each. The accepted transactions' own keys, still holding the
-    /// copy from before the run, are left to the next packing; reading merges the two copies
-    /// like any duplicate and a start removes the stale one.
+    /// send run's).
     pub fn plan_store_of_record(&self, txs: &[Transaction]) -> Vec<Change> {
-        let (accepted, others): (Vec<&Transaction>, Vec<&Transaction>) =
-            txs.iter().partition(|tx| self.archives_when_stored(tx));
-        let mut changes: Vec<Change> = others.iter().map(|tx| write_plan(tx).primary).collect();
-        if !accepted.is_empty() {
-            let chunk: Vec<Transaction> = accepted.into_iter().cloned().collect();
-            changes.push(chunk_put(&chunk));
-        }
-        changes
-    }
-
-    /// Whether [`Replica::plan_store_of_record`] puts `tx` into a chunk.
-    fn archives_when_stored(&self, tx: &Transaction) -> bool {
-        tx.status().is_accepted() && !self.archived.contains(&tx.id)
+        txs.iter().map(|tx| write_plan(tx).primary).collect()
     }
 
     /// After the store of record took [`Replica::plan_store_of_record`] (`stored`) or refused
@@ -252,14 +230,6 @@ impl Replica {
         if !stored {
             self.unsaved.extend(txs.iter().map(|tx| tx.id.clone()));
             return Vec::new();
-        }
-        for tx in txs {
-            if !self.archives_when_stored(tx) {
-                continue;
-            }
-            self.loose_accepted.remove(&tx.id);
-            self.archived.insert(tx.id.clone());
-            self.spare_singles.insert(tx.id.clone());
         }
         self.note_stored(txs);
         self.note_taken(txs, true);
@@ -291,33 +261,20 @@ impl Replica {
     /// A packing of the accepted transactions stored one key each, once there are enough for a
     /// chunk and none is under way. Apply `chunks`, report [`Replica::chunks_written`], apply
     /// `removals`; call [`Replica::packing_over`] whatever happened.
-    /// Also removes the own keys a send run left behind ([`Replica::plan_store_of_record`]).
     pub fn start_packing(&mut self) -> Option<PackingPlan> {
-        let full_chunk = self.loose_accepted.len() >= ARCHIVE_CHUNK;
-        if self.packing || (!full_chunk && self.spare_singles.is_empty()) {
+        if self.packing || self.loose_accepted.len() < ARCHIVE_CHUNK {
             return None;
         }
         let journal = &self.journal;
-        let packing = if full_chunk {
-            pack_plan(self.loose_accepted.iter().filter_map(|id| journal.get(id)))
-        } else {
-            Default::default()
-        };
-        // Their chunks are stored already: a refused removal leaves a spare key, which the next
-        // start removes.
-        let mut spare: Vec<TransactionId> = self.spare_singles.drain().collect();
-        spare.sort();
-        if packing.packed.is_empty() && spare.is_empty() {
+        let packing = pack_plan(self.loose_accepted.iter().filter_map(|id| journal.get(id)));
+        if packing.packed.is_empty() {
             return None;
         }
         self.packing = true;
-        let (chunks, mut removals): (Vec<Change>, Vec<Change>) = packing
+        let (chunks, removals) = packing
             .changes
             .into_iter()
             .partition(|c| matches!(c, Change::Put { .. }));
-        removals.extend(spare.iter().map(|id| Change::Remove {
-            key: transaction_key(id),
-        }));
         Some(PackingPlan {
             chunks,
             removals,
@@ -358,49 +315,25 @@ impl Replica {
     }
 
     /// The removals of every archive chunk (a clear of what Koha accepted) and, with `exports`,
-    /// of every export record (a clear of everything), given the entries stored now: a chunk
+    /// of every export record (a clear of everything), given the keys stored now: a chunk
     /// another page packed a moment ago holds accepted transactions too.
-    ///
-    /// With the chunks go the own keys of the transactions they hold: a send run stores what
-    /// Koha accepted as a chunk and leaves each one's key, with its copy from before the run,
-    /// to the next packing ([`Replica::plan_store_of_record`]). Left behind, such a copy would
-    /// make a cleared transaction reappear as unsent, and be sent again.
     pub fn plan_forget_bulk<'a>(
         &self,
-        stored: impl IntoIterator<Item = (&'a str, &'a Value)>,
+        stored_keys: impl IntoIterator<Item = &'a str>,
         exports: bool,
     ) -> Vec<Change> {
-        let stored: Vec<(&str, &Value)> = stored.into_iter().collect();
-        let mut chunked: FxHashSet<TransactionId> = self.archived.clone();
-        for (key, value) in &stored {
-            if is_archive_key(key) {
-                if let Ok(txs) = decode_chunk(key, value) {
-                    chunked.extend(txs.into_iter().map(|tx| tx.id));
-                }
-            }
-        }
-        let mut removals: Vec<Change> = stored
-            .iter()
-            .filter(|(k, _)| is_archive_key(k) || (exports && is_export_key(k)))
-            .map(|(key, _)| Change::Remove {
-                key: (*key).to_owned(),
+        stored_keys
+            .into_iter()
+            .filter(|k| is_archive_key(k) || (exports && is_export_key(k)))
+            .map(|key| Change::Remove {
+                key: key.to_owned(),
             })
-            .collect();
-        removals.extend(
-            stored
-                .iter()
-                .filter(|(k, _)| id_of_transaction_key(k).is_some_and(|id| chunked.contains(&id)))
-                .map(|(key, _)| Change::Remove {
-                    key: (*key).to_owned(),
-                }),
-        );
-        removals
+            .collect()
     }
 
     /// After the store of record applied [`Replica::plan_forget_bulk`].
     pub fn bulk_forgotten(&mut self) {
         self.archived.clear();
-        self.spare_singles.clear();
     }
 
     /// Stores the settings in memory (after the store of record took them).

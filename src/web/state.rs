@@ -228,22 +228,12 @@ pub async fn record_export(record: &store::ExportRecord) -> Result<(), StorageFa
 pub async fn forget_bulk(exports: bool) -> Result<(), StorageFailure> {
     // The keys as stored now, not as this page knows them: a chunk another page packed a moment
     // ago holds accepted transactions too, and must go with the others.
-    // Chunks are taken as their text (to name the transactions they hold); other values are
-    // not needed.
-    let all = browser::local_get(&JsValue::NULL).await?;
-    let mut stored: Vec<(String, Value)> = Vec::new();
-    for key in Object::keys(&Object::from(all.clone())).iter() {
-        let Some(name) = key.as_string() else {
-            continue;
-        };
-        let value = match js_sys::Reflect::get(&all, &key)?.as_string() {
-            Some(text) if store::is_archive_key(&name) => Value::String(text),
-            _ => Value::Null,
-        };
-        stored.push((name, value));
-    }
-    let removals =
-        with_replica(|r| r.plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), exports));
+    let all = Object::from(browser::local_get(&JsValue::NULL).await?);
+    let keys: Vec<String> = Object::keys(&all)
+        .iter()
+        .filter_map(|k| k.as_string())
+        .collect();
+    let removals = with_replica(|r| r.plan_forget_bulk(keys.iter().map(String::as_str), exports));
     apply_primary(&removals).await?;
     with_replica(Replica::bulk_forgotten);
     Ok(())
