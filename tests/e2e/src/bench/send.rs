@@ -332,16 +332,10 @@ async fn against_bare(
     ours.sort_by_key(|side| side.elapsed);
     AgainstBare {
         ours: ours[ours.len() / 2],
-        bare_ms: median(bare),
+        bare_ms: report::median(&mut bare),
         rounds: ratios.len(),
         spread,
     }
-}
-
-/// The middle value (the upper one of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Runs `body` in one Firefox on the desk page with a stand-in; `None` when Firefox tests are
