@@ -226,10 +226,10 @@ fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
     let ids: Vec<TransactionId> = txs.iter().map(|t| t.id.clone()).collect();
     let (single, in_mirror) = page.replica.plan_forget(&ids);
     assert!(single.is_empty() && in_mirror.is_empty());
-    let keys: Vec<String> = page.primary.entries().into_iter().map(|(k, _)| k).collect();
+    let stored = page.primary.entries();
     let bulk = page
         .replica
-        .plan_forget_bulk(keys.iter().map(String::as_str), false);
+        .plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), None);
     assert_eq!(
         bulk,
         vec![Change::Remove {
@@ -333,4 +333,67 @@ fn a_send_runs_refused_store_of_record_write_counts_unsaved() {
         "stored: the page.mirror lets go of an accepted one"
     );
     assert_eq!(page.replica.unsaved_count(), 0);
+}
+
+#[test]
+fn a_clear_of_everything_keeps_the_export_marks_of_what_it_did_not_clear() {
+    // Page A exported 1, 2 and 3; 3 reached only its mirror (the store of record refused it),
+    // so page B, which clears everything, never held it.
+    let mut page = Page::opened();
+    let held = [checkout(1), checkout(2)];
+    page.record(&held);
+    let unheard = checkout(3);
+    let mirror_only = Replica::new().plan_write(std::slice::from_ref(&unheard));
+    page.mirror.apply(&mirror_only.mirror).unwrap();
+    let ids =
+        |txs: &[&Transaction]| -> Vec<TransactionId> { txs.iter().map(|t| t.id.clone()).collect() };
+    let export = store::ExportRecord::new(at(50), ids(&[&held[0], &held[1], &unheard]));
+    let other_export = store::ExportRecord::new(at(60), ids(&[&held[1]]));
+    page.primary
+        .apply(&[export.change(), other_export.change()])
+        .unwrap();
+
+    // Clearing what Koha accepted leaves every export record alone.
+    let stored = page.primary.entries();
+    let entries = || stored.iter().map(|(k, v)| (k.as_str(), v));
+    assert!(page.replica.plan_forget_bulk(entries(), None).is_empty());
+
+    // Clearing everything page B held trims the first record to 3 and removes the second.
+    let cleared = ids(&[&held[0], &held[1]]);
+    let bulk = page.replica.plan_forget_bulk(entries(), Some(&cleared));
+    let trimmed = store::ExportRecord::new(at(50), ids(&[&unheard]));
+    assert_eq!(
+        bulk,
+        vec![
+            Change::Put {
+                key: export.key(),
+                value: trimmed.value(),
+            },
+            Change::Remove {
+                key: other_export.key(),
+            },
+        ]
+    );
+    let (primary, _) = page.replica.plan_forget(&cleared);
+    page.primary.apply(&primary).unwrap();
+    page.primary.apply(&bulk).unwrap();
+
+    // Page A's next start repairs 3 from its mirror, still marked exported: no send takes it.
+    let mut again = Replica::new();
+    again
+        .open(page.primary.entries(), page.mirror.entries(), Some(at(70)))
+        .unwrap();
+    let repaired = again
+        .journal()
+        .get(&unheard.id)
+        .expect("repaired from the mirror");
+    assert_eq!(repaired.exported_at, Some(at(50)));
+
+    // A clear by a page that holds 3 removes the record.
+    let stored = page.primary.entries();
+    let last = again.plan_forget_bulk(
+        stored.iter().map(|(k, v)| (k.as_str(), v)),
+        Some(&ids(&[&unheard])),
+    );
+    assert_eq!(last, vec![Change::Remove { key: export.key() }]);
 }

@@ -44,13 +44,18 @@ impl ExportRecord {
         format!("{EXPORT_PREFIX}{millis:013x}.{first}")
     }
 
-    /// The write that stores it, as JSON text.
+    /// The write that stores it.
     pub fn change(&self) -> Change {
         Change::Put {
             key: self.key(),
-            // Plain data; serialising cannot fail.
-            value: Value::String(serde_json::to_string(self).unwrap_or_default()),
+            value: self.value(),
         }
+    }
+
+    /// Its stored value, as JSON text.
+    pub fn value(&self) -> Value {
+        // Plain data; serialising cannot fail.
+        Value::String(serde_json::to_string(self).unwrap_or_default())
     }
 }
 

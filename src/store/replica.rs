@@ -11,6 +11,7 @@
 use super::archive::{pack_plan, ARCHIVE_CHUNK};
 use super::change::Change;
 use super::error::StoreError;
+use super::exports::decode_export;
 use super::incoming::{decode_change, StoredChange};
 use super::keys::{
     id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, mirror_key,
@@ -314,19 +315,46 @@ impl Replica {
         }
     }
 
-    /// The removals of every archive chunk (a clear of what Koha accepted) and, with `exports`,
-    /// of every export record (a clear of everything), given the keys stored now: a chunk
-    /// another page packed a moment ago holds accepted transactions too.
+    /// The removals of every archive chunk (a clear of what Koha accepted), given the entries
+    /// stored now: a chunk another page packed a moment ago holds accepted transactions too.
+    ///
+    /// With `cleared` (a clear of everything, which forgot those transactions), the export
+    /// records go as well, but each only as far as it names what this page cleared: another page
+    /// may still hold a transaction of the same export that this one never saw (recorded while
+    /// the store of record refused, kept in memory and the mirror). Its record must survive, or
+    /// that page's next start would bring it back unexported and a send would give it to Koha a
+    /// second time after its `.koc` was uploaded. A record left naming only such transactions
+    /// is trimmed to them; one naming none of them any more is removed.
     pub fn plan_forget_bulk<'a>(
         &self,
-        stored_keys: impl IntoIterator<Item = &'a str>,
-        exports: bool,
+        stored: impl IntoIterator<Item = (&'a str, &'a Value)>,
+        cleared: Option<&[TransactionId]>,
     ) -> Vec<Change> {
-        stored_keys
+        let cleared: Option<HashSet<&TransactionId>> = cleared.map(|ids| ids.iter().collect());
+        stored
             .into_iter()
-            .filter(|k| is_archive_key(k) || (exports && is_export_key(k)))
-            .map(|key| Change::Remove {
-                key: key.to_owned(),
+            .filter_map(|(key, value)| {
+                let remove = Change::Remove {
+                    key: key.to_owned(),
+                };
+                if is_archive_key(key) {
+                    return Some(remove);
+                }
+                let cleared = cleared.as_ref().filter(|_| is_export_key(key))?;
+                // An unreadable record marks nothing, here or at a start.
+                let Ok(mut record) = decode_export(key, value) else {
+                    return Some(remove);
+                };
+                let before = record.ids.len();
+                record.ids.retain(|id| !cleared.contains(id));
+                match record.ids.len() {
+                    0 => Some(remove),
+                    left if left == before => None,
+                    _ => Some(Change::Put {
+                        key: key.to_owned(),
+                        value: record.value(),
+                    }),
+                }
             })
             .collect()
     }

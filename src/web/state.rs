@@ -223,17 +223,15 @@ pub async fn record_export(record: &store::ExportRecord) -> Result<(), StorageFa
     Ok(())
 }
 
-/// Removes the archive chunks (a clear of everything Koha accepted) and, with `exports`, the
-/// export records too (a clear of everything). The single keys go through [`forget`].
-pub async fn forget_bulk(exports: bool) -> Result<(), StorageFailure> {
-    // The keys as stored now, not as this page knows them: a chunk another page packed a moment
-    // ago holds accepted transactions too, and must go with the others.
-    let all = Object::from(browser::local_get(&JsValue::NULL).await?);
-    let keys: Vec<String> = Object::keys(&all)
-        .iter()
-        .filter_map(|k| k.as_string())
-        .collect();
-    let removals = with_replica(|r| r.plan_forget_bulk(keys.iter().map(String::as_str), exports));
+/// Removes the archive chunks (a clear of everything Koha accepted) and, with `cleared` (a clear
+/// of everything, which forgot those transactions), the export records as far as they name them.
+/// The single keys go through [`forget`].
+pub async fn forget_bulk(cleared: Option<&[TransactionId]>) -> Result<(), StorageFailure> {
+    // The entries as stored now, not as this page knows them: a chunk another page packed a
+    // moment ago holds accepted transactions too, and must go with the others.
+    let stored = read_primary().await?;
+    let removals =
+        with_replica(|r| r.plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), cleared));
     apply_primary(&removals).await?;
     with_replica(Replica::bulk_forgotten);
     Ok(())

@@ -431,6 +431,7 @@ impl World {
             73..=75 => self.retry_unsaved(i),
             76..=77 => self.step_clock(),
             78 => self.save_settings(),
+            79..=81 => self.pack(i),
             _ => self.advance_any_run(),
         }
         self.check()
@@ -771,12 +772,47 @@ impl World {
         true
     }
 
+    /// The shell's `forget_bulk`: the archive chunks and, with `cleared` (a clear of
+    /// everything), the export records as far as they name those transactions, as stored now.
+    fn forget_bulk(&mut self, i: usize, cleared: Option<&[TransactionId]>) -> bool {
+        let stored: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
+        let removals = self
+            .page(i)
+            .replica
+            .plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), cleared);
+        if self.write_primary(Some(i), &removals).is_err() {
+            return false;
+        }
+        self.page(i).replica.bulk_forgotten();
+        true
+    }
+
+    /// The shell's `pack_if_due` (after a run, after a write): chunks, then the removals.
+    fn pack(&mut self, i: usize) {
+        if self.pages[i].is_none() {
+            return;
+        }
+        let Some(plan) = self.page(i).replica.start_packing() else {
+            return;
+        };
+        if self.write_primary(Some(i), &plan.chunks).is_ok() {
+            self.page(i).replica.chunks_written(&plan);
+            let removed = self.write_primary(Some(i), &plan.removals).is_ok();
+            self.note(format!(
+                "page {i} packed {} and removed {} keys: {removed}",
+                plan.packed.len(),
+                plan.removals.len()
+            ));
+        }
+        self.page(i).replica.packing_over();
+    }
+
     fn clear_sent(&mut self, i: usize) {
         if !self.may_delete(i) || self.pages[i].as_ref().unwrap().run.is_some() {
             return;
         }
         let ids = self.page(i).replica.journal_mut().clear_accepted();
-        if !self.forget(i, &ids) {
+        if !self.forget(i, &ids) || !self.forget_bulk(i, None) {
             self.reload(i);
         }
         self.note(format!("page {i} cleared {} sent", ids.len()));
@@ -787,7 +823,7 @@ impl World {
             return;
         }
         let ids = self.page(i).replica.journal_mut().clear_all();
-        if !self.forget(i, &ids) {
+        if !self.forget(i, &ids) || !self.forget_bulk(i, Some(&ids)) {
             self.reload(i);
         }
         self.note(format!("page {i} cleared all ({})", ids.len()));
@@ -1226,6 +1262,19 @@ impl World {
         for (key, value) in &self.storage.primary {
             if let Ok(tx) = store::decode_transaction(key, value) {
                 view.insert(tx.id.clone(), tx);
+            }
+        }
+        // A run stores what Koha accepted as archive chunks, beside each one's older own key.
+        for (key, value) in &self.storage.primary {
+            if !store::is_archive_key(key) {
+                continue;
+            }
+            for tx in store::archive::decode_chunk(key, value).unwrap_or_default() {
+                let merged = match view.remove(&tx.id) {
+                    Some(single) => single.merge(tx),
+                    None => tx,
+                };
+                view.insert(merged.id.clone(), merged);
             }
         }
         for (key, value) in &self.storage.mirror {
