@@ -225,11 +225,18 @@ fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
     // Archived ones have no key of their own to delete; clearing removes their chunk.
     let ids: Vec<TransactionId> = txs.iter().map(|t| t.id.clone()).collect();
     let (single, in_mirror) = page.replica.plan_forget(&ids);
-    assert!(single.is_empty() && in_mirror.is_empty());
+    assert!(single.is_empty());
+    assert_eq!(
+        in_mirror.len(),
+        ids.len(),
+        "a run's copy in the mirror would go"
+    );
     let stored = page.primary.entries();
-    let bulk = page
-        .replica
-        .plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), None);
+    let (bulk, _) = page.replica.plan_forget_bulk(
+        stored.iter().map(|(k, v)| (k.as_str(), v)),
+        page.mirror.entries().iter().map(|(k, _)| k.as_str()),
+        None,
+    );
     assert_eq!(
         bulk,
         vec![Change::Remove {
@@ -243,7 +250,7 @@ fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
         .open(page.primary.entries(), page.mirror.entries(), Some(at(0)))
         .unwrap();
     assert_eq!(again.journal().len(), ARCHIVE_CHUNK);
-    assert_eq!(again.plan_forget(&ids), (Vec::new(), Vec::new()));
+    assert!(again.plan_forget(&ids).0.is_empty());
 }
 
 #[test]
@@ -327,12 +334,19 @@ fn a_send_runs_refused_store_of_record_write_counts_unsaved() {
     let released = page
         .replica
         .stored_of_record(std::slice::from_ref(&accepted), true);
-    assert_eq!(
-        released.len(),
-        1,
-        "stored: the page.mirror lets go of an accepted one"
+    assert!(
+        released.is_empty(),
+        "stored in a chunk beside its old own key: the mirror keeps it"
     );
     assert_eq!(page.replica.unsaved_count(), 0);
+    let packing = page.replica.start_packing().expect("the old key to remove");
+    assert_eq!(
+        packing.mirror_releases,
+        vec![Change::Remove {
+            key: store::mirror_key(&accepted.id)
+        }],
+        "the mirror lets go once the old key is removed"
+    );
 }
 
 #[test]
@@ -356,11 +370,19 @@ fn a_clear_of_everything_keeps_the_export_marks_of_what_it_did_not_clear() {
     // Clearing what Koha accepted leaves every export record alone.
     let stored = page.primary.entries();
     let entries = || stored.iter().map(|(k, v)| (k.as_str(), v));
-    assert!(page.replica.plan_forget_bulk(entries(), None).is_empty());
+    let mirror = page.mirror.entries();
+    let mirror_keys = || mirror.iter().map(|(k, _)| k.as_str());
+    let (bulk, in_mirror) = page
+        .replica
+        .plan_forget_bulk(entries(), mirror_keys(), None);
+    assert!(bulk.is_empty() && in_mirror.is_empty());
 
     // Clearing everything page B held trims the first record to 3 and removes the second.
     let cleared = ids(&[&held[0], &held[1]]);
-    let bulk = page.replica.plan_forget_bulk(entries(), Some(&cleared));
+    let (bulk, in_mirror) = page
+        .replica
+        .plan_forget_bulk(entries(), mirror_keys(), Some(&cleared));
+    assert!(in_mirror.is_empty(), "the mirror's copy of 3 stays");
     let trimmed = store::ExportRecord::new(at(50), ids(&[&unheard]));
     assert_eq!(
         bulk,
@@ -391,9 +413,189 @@ fn a_clear_of_everything_keeps_the_export_marks_of_what_it_did_not_clear() {
 
     // A clear by a page that holds 3 removes the record.
     let stored = page.primary.entries();
-    let last = again.plan_forget_bulk(
+    let (last, _) = again.plan_forget_bulk(
         stored.iter().map(|(k, v)| (k.as_str(), v)),
+        mirror_keys(),
         Some(&ids(&[&unheard])),
     );
     assert_eq!(last, vec![Change::Remove { key: export.key() }]);
+}
+
+/// A send run's group of answers as the shell stores it: the mirror holds each one, then the
+/// store of record takes the group.
+fn store_run_group(page: &mut Page, txs: &[Transaction]) -> Vec<Change> {
+    for tx in txs {
+        page.replica.journal_mut().upsert(tx.clone());
+        let hold = page.replica.plan_mirror_hold(tx);
+        page.mirror.apply(&[hold]).unwrap();
+        page.replica.mirror_held(tx, true);
+    }
+    let plan = page.replica.plan_store_of_record(txs);
+    page.primary.apply(&plan).unwrap();
+    let released = page.replica.stored_of_record(txs, true);
+    page.mirror.apply(&released).unwrap();
+    plan
+}
+
+fn stored_status(store: &MemoryStore, id: &TransactionId) -> Option<Status> {
+    let mut replica = Replica::new();
+    replica.open(store.entries(), Vec::new(), None).unwrap();
+    replica.journal().get(id).map(|tx| tx.status().clone())
+}
+
+#[test]
+fn a_run_stores_what_koha_accepted_as_one_chunk_and_removes_the_old_keys_after() {
+    let mut page = Page::opened();
+    let recorded: Vec<Transaction> = (1..=4).map(checkout).collect();
+    page.record(&recorded);
+    // Another page that holds them as recorded and hears of nothing the run writes.
+    let mut unaware = Replica::new();
+    unaware
+        .open(page.primary.entries(), page.mirror.entries(), None)
+        .unwrap();
+    let mut failed = recorded[3].clone();
+    failed.start_sending(at(100_000)).unwrap();
+    failed
+        .finish_sending(
+            at(100_001),
+            Status::Failed {
+                reason: koha_offline_circ::transaction::FailReason::Configuration,
+            },
+        )
+        .unwrap();
+    let answers: Vec<Transaction> = recorded[..3]
+        .iter()
+        .cloned()
+        .map(queued)
+        .chain([failed.clone()])
+        .collect();
+
+    // One key for the three Koha queued, the failed one under its own key: not one each.
+    let plan = store_run_group(&mut page, &answers);
+    let keys: Vec<&str> = plan.iter().map(Change::key).collect();
+    assert_eq!(plan.len(), 2, "{keys:?}");
+    assert!(keys.iter().any(|k| store::is_archive_key(k)));
+    assert!(keys.contains(&store::transaction_key(&failed.id).as_str()));
+    // The queued ones' own keys still hold the copy from before the run, yet the store of
+    // record reads them queued, and the mirror keeps them while those keys remain.
+    for tx in &answers[..3] {
+        assert!(page
+            .primary
+            .entries()
+            .iter()
+            .any(|(k, _)| *k == store::transaction_key(&tx.id)));
+        assert_eq!(stored_status(&page.primary, &tx.id), Some(Status::Queued));
+        assert!(page
+            .mirror
+            .entries()
+            .iter()
+            .any(|(k, _)| *k == store::mirror_key(&tx.id)));
+    }
+    // So the other page, refreshing before it sends, reads them queued: it reads the own keys
+    // and the mirror, not the chunks.
+    let ids: Vec<TransactionId> = recorded.iter().map(|t| t.id.clone()).collect();
+    let refresh = |page: &Page, unaware: &mut Replica| {
+        let wanted = |key: &str| ids.iter().any(|id| key.ends_with(id.as_str()));
+        let primary = page
+            .primary
+            .entries()
+            .into_iter()
+            .filter(|(k, _)| store::is_transaction_key(k) && wanted(k))
+            .collect();
+        let mirror = page
+            .mirror
+            .entries()
+            .into_iter()
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        let found = unaware.merge_stored_copies(primary, mirror);
+        let unfound = unaware.unfound_stored(&ids, &found);
+        let everything = page.primary.entries();
+        unaware.merge_archived_copies(everything.iter().map(|(k, v)| (k.as_str(), v)), &unfound);
+        ids.iter()
+            .map(|id| unaware.journal().get(id).unwrap().status().clone())
+            .collect::<Vec<Status>>()
+    };
+    let queued_three = |statuses: Vec<Status>| {
+        assert_eq!(
+            statuses[..3],
+            [Status::Queued, Status::Queued, Status::Queued]
+        );
+        assert!(matches!(statuses[3], Status::Failed { .. }));
+    };
+    queued_three(refresh(&page, &mut unaware));
+
+    // The packing after the run removes those old keys, and only those.
+    let packing = page.replica.start_packing().expect("old keys to remove");
+    assert!(packing.chunks.is_empty() && packing.packed.is_empty());
+    let mut removed: Vec<String> = packing
+        .removals
+        .iter()
+        .map(|c| c.key().to_owned())
+        .collect();
+    removed.sort();
+    let mut expected: Vec<String> = answers[..3]
+        .iter()
+        .map(|tx| store::transaction_key(&tx.id))
+        .collect();
+    expected.sort();
+    assert_eq!(removed, expected);
+    page.primary.apply(&packing.removals).unwrap();
+    page.mirror.apply(&packing.mirror_releases).unwrap();
+    page.replica.packing_over();
+    assert!(page.replica.start_packing().is_none());
+    for tx in &answers[..3] {
+        assert_eq!(stored_status(&page.primary, &tx.id), Some(Status::Queued));
+    }
+    assert!(
+        page.mirror
+            .entries()
+            .iter()
+            .all(|(k, _)| !k.ends_with(answers[0].id.as_str())),
+        "the mirror let go once the old keys were gone"
+    );
+    // Neither own key nor mirror copy is left: the other page finds them in the chunk.
+    let mut unaware = Replica::new();
+    unaware.open(Vec::new(), Vec::new(), None).unwrap();
+    for tx in &recorded {
+        unaware.journal_mut().record(tx.clone()).unwrap();
+    }
+    queued_three(refresh(&page, &mut unaware));
+}
+
+#[test]
+fn clearing_what_koha_accepted_also_removes_an_old_key_a_run_left_beside_its_chunk() {
+    let mut page = Page::opened();
+    let tx = checkout(1);
+    page.record(std::slice::from_ref(&tx));
+    store_run_group(&mut page, &[queued(tx.clone())]);
+
+    // Another page, opened now, clears before the packing after the run removed the old key:
+    // left behind, that copy from before the run would bring the checkout back as unsent.
+    let mut other = Replica::new();
+    other
+        .open(page.primary.entries(), Vec::new(), None)
+        .unwrap();
+    let cleared = other.journal_mut().clear_accepted();
+    assert_eq!(cleared, vec![tx.id.clone()]);
+    let stored = page.primary.entries();
+    let mirror = page.mirror.entries();
+    let (removals, in_mirror) = other.plan_forget_bulk(
+        stored.iter().map(|(k, v)| (k.as_str(), v)),
+        mirror.iter().map(|(k, _)| k.as_str()),
+        None,
+    );
+    page.primary.apply(&removals).unwrap();
+    page.mirror.apply(&in_mirror).unwrap();
+    assert_eq!(stored_status(&page.primary, &tx.id), None);
+    assert!(
+        page.mirror.entries().is_empty(),
+        "the run's copy in the mirror goes too, or a start would bring it back"
+    );
+    assert!(page
+        .primary
+        .entries()
+        .iter()
+        .all(|(k, _)| !store::is_transaction_key(k)));
 }

@@ -353,10 +353,7 @@ pub fn pack_plan<'a>(loose: impl IntoIterator<Item = &'a Transaction>) -> Packin
     let mut packed = Vec::new();
     for group in accepted.chunks_exact(ARCHIVE_CHUNK) {
         let txs: Vec<Transaction> = group.iter().map(|tx| (*tx).clone()).collect();
-        puts.push(Change::Put {
-            key: chunk_key(&txs),
-            value: Value::String(encode_chunk(&txs)),
-        });
+        puts.push(chunk_put(&txs));
         for tx in group {
             removals.push(Change::Remove {
                 key: transaction_key(&tx.id),
@@ -367,6 +364,15 @@ pub fn pack_plan<'a>(loose: impl IntoIterator<Item = &'a Transaction>) -> Packin
     let mut changes = puts;
     changes.extend(removals);
     Packing { changes, packed }
+}
+
+/// The write of one chunk holding `txs` (accepted transactions, any number up to
+/// [`ARCHIVE_CHUNK`]).
+pub fn chunk_put(txs: &[Transaction]) -> Change {
+    Change::Put {
+        key: chunk_key(txs),
+        value: Value::String(encode_chunk(txs)),
+    }
 }
 
 /// What [`pack_plan`] decided.

@@ -8,13 +8,14 @@
 //! by the shell, and its outcome reported back ([`Replica::wrote`], [`Replica::forgotten`], ...),
 //! so a refused write is a value the page shows, never a silent loss.
 
-use super::archive::{pack_plan, ARCHIVE_CHUNK};
+use super::archive::{chunk_put, decode_chunk, pack_plan, ARCHIVE_CHUNK};
 use super::change::Change;
 use super::error::StoreError;
 use super::exports::decode_export;
 use super::incoming::{decode_change, StoredChange};
 use super::keys::{
     id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, mirror_key,
+    transaction_key,
 };
 use super::layout::{
     decode_mirror, decode_transaction, encode_transaction, remove_plan, write_plan,
@@ -58,6 +59,9 @@ pub struct PackingPlan {
     pub chunks: Vec<Change>,
     /// The removals of the packed transactions' own keys.
     pub removals: Vec<Change>,
+    /// For the mirror once `removals` are stored: the copies it held of transactions a send run
+    /// stored in a chunk beside their older own key.
+    pub mirror_releases: Vec<Change>,
     /// The transactions packed.
     pub packed: Vec<TransactionId>,
 }
@@ -76,6 +80,9 @@ pub struct Replica {
     archived: FxHashSet<TransactionId>,
     /// Accepted transactions stored one key each, packed once there are [`ARCHIVE_CHUNK`].
     loose_accepted: FxHashSet<TransactionId>,
+    /// Archived transactions whose own key may still hold the copy from before a send run
+    /// stored them in a chunk: removed by the next packing (a start removes them too).
+    spare_singles: FxHashSet<TransactionId>,
     /// A packing is under way: a second one, started while the first awaits its writes, would
     /// pack the same transactions again.
     packing: bool,
@@ -219,25 +226,53 @@ impl Replica {
     }
 
     /// The store-of-record writes for transactions whose mirror copies are already written (a
-    /// send run's).
+    /// send run's): those Koha accepted as one archive chunk, the others one key each.
+    ///
+    /// `browser.storage.local` pays per key (in Firefox each key is a round trip in the parent
+    /// process, which also carries the run's requests): one chunk for a group of answers costs
+    /// about a tenth of one key each. The accepted transactions' own keys, still holding the
+    /// copy from before the run, are left to the next packing; reading merges the two copies
+    /// like any duplicate and a start removes the stale one. Until that removal is stored the
+    /// mirror keeps the accepted copy: another page about to send reads the `tx:` keys and the
+    /// mirror, not the chunks, and must not find the stale copy alone.
     pub fn plan_store_of_record(&self, txs: &[Transaction]) -> Vec<Change> {
-        txs.iter().map(|tx| write_plan(tx).primary).collect()
+        let (accepted, others): (Vec<&Transaction>, Vec<&Transaction>) =
+            txs.iter().partition(|tx| self.archives_when_stored(tx));
+        let mut changes: Vec<Change> = others.iter().map(|tx| write_plan(tx).primary).collect();
+        if !accepted.is_empty() {
+            let chunk: Vec<Transaction> = accepted.into_iter().cloned().collect();
+            changes.push(chunk_put(&chunk));
+        }
+        changes
+    }
+
+    /// Whether [`Replica::plan_store_of_record`] puts `tx` into a chunk.
+    fn archives_when_stored(&self, tx: &Transaction) -> bool {
+        tx.status().is_accepted() && !self.archived.contains(&tx.id)
     }
 
     /// After the store of record took [`Replica::plan_store_of_record`] (`stored`) or refused
     /// it (the copies stay in memory and the mirror, unsaved): the mirror removals of the
-    /// transactions Koha accepted, which the mirror no longer needs once they are stored.
+    /// transactions Koha accepted that the mirror no longer needs, those stored under their own
+    /// key. Those stored in a chunk stay in the mirror until the packing removes their own key.
     pub fn stored_of_record(&mut self, txs: &[Transaction], stored: bool) -> Vec<Change> {
         if !stored {
             self.unsaved.extend(txs.iter().map(|tx| tx.id.clone()));
             return Vec::new();
         }
+        let mut releases = Vec::new();
+        for tx in txs {
+            if self.archives_when_stored(tx) {
+                self.loose_accepted.remove(&tx.id);
+                self.archived.insert(tx.id.clone());
+                self.spare_singles.insert(tx.id.clone());
+            } else if tx.status().is_accepted() {
+                releases.push(write_plan(tx).mirror);
+            }
+        }
         self.note_stored(txs);
         self.note_taken(txs, true);
-        txs.iter()
-            .filter(|tx| tx.status().is_accepted())
-            .map(|tx| write_plan(tx).mirror)
-            .collect()
+        releases
     }
 
     fn note_taken(&mut self, txs: &[Transaction], taken: bool) {
@@ -262,23 +297,43 @@ impl Replica {
     /// A packing of the accepted transactions stored one key each, once there are enough for a
     /// chunk and none is under way. Apply `chunks`, report [`Replica::chunks_written`], apply
     /// `removals`; call [`Replica::packing_over`] whatever happened.
+    /// Also removes the own keys a send run left behind ([`Replica::plan_store_of_record`]).
     pub fn start_packing(&mut self) -> Option<PackingPlan> {
-        if self.packing || self.loose_accepted.len() < ARCHIVE_CHUNK {
+        let full_chunk = self.loose_accepted.len() >= ARCHIVE_CHUNK;
+        if self.packing || (!full_chunk && self.spare_singles.is_empty()) {
             return None;
         }
         let journal = &self.journal;
-        let packing = pack_plan(self.loose_accepted.iter().filter_map(|id| journal.get(id)));
-        if packing.packed.is_empty() {
+        let packing = if full_chunk {
+            pack_plan(self.loose_accepted.iter().filter_map(|id| journal.get(id)))
+        } else {
+            Default::default()
+        };
+        // Their chunks are stored already: a refused removal leaves a spare key, which the next
+        // start removes.
+        let mut spare: Vec<TransactionId> = self.spare_singles.drain().collect();
+        spare.sort();
+        if packing.packed.is_empty() && spare.is_empty() {
             return None;
         }
         self.packing = true;
-        let (chunks, removals) = packing
+        let (chunks, mut removals): (Vec<Change>, Vec<Change>) = packing
             .changes
             .into_iter()
             .partition(|c| matches!(c, Change::Put { .. }));
+        removals.extend(spare.iter().map(|id| Change::Remove {
+            key: transaction_key(id),
+        }));
+        let mirror_releases = spare
+            .iter()
+            .map(|id| Change::Remove {
+                key: mirror_key(id),
+            })
+            .collect();
         Some(PackingPlan {
             chunks,
             removals,
+            mirror_releases,
             packed: packing.packed,
         })
     }
@@ -298,12 +353,19 @@ impl Replica {
 
     /// The writes that delete these transactions (already gone from the journal) from both
     /// stores: `(primary, mirror)`. Archived ones have no key of their own: their chunks go with
-    /// [`Replica::plan_forget_bulk`].
+    /// [`Replica::plan_forget_bulk`] (the mirror may still hold a run's copy of one, removed
+    /// here).
     pub fn plan_forget(&self, ids: &[TransactionId]) -> (Vec<Change>, Vec<Change>) {
-        ids.iter()
-            .filter(|id| !self.archived.contains(*id))
-            .map(remove_plan)
-            .unzip()
+        let mut primary = Vec::new();
+        let mut mirror = Vec::new();
+        for id in ids {
+            let (own_key, mirror_copy) = remove_plan(id);
+            if !self.archived.contains(id) {
+                primary.push(own_key);
+            }
+            mirror.push(mirror_copy);
+        }
+        (primary, mirror)
     }
 
     /// After the store of record applied [`Replica::plan_forget`].
@@ -317,6 +379,14 @@ impl Replica {
 
     /// The removals of every archive chunk (a clear of what Koha accepted), given the entries
     /// stored now: a chunk another page packed a moment ago holds accepted transactions too.
+    /// Returns `(primary, mirror)`, the mirror's to apply once the primary's are stored.
+    ///
+    /// With the chunks go the own keys of the transactions they hold, and their copies in the
+    /// mirror (`mirror_keys`, the keys it holds): a send run stores what Koha accepted as a
+    /// chunk and leaves each one's key, with its copy from before the run, and the mirror's
+    /// copy to the next packing ([`Replica::plan_store_of_record`]). Left behind, the own key
+    /// would make a cleared transaction reappear as unsent, and be sent again; the mirror's copy
+    /// would bring it back at the next start.
     ///
     /// With `cleared` (a clear of everything, which forgot those transactions), the export
     /// records go as well, but each only as far as it names what this page cleared: another page
@@ -328,16 +398,28 @@ impl Replica {
     pub fn plan_forget_bulk<'a>(
         &self,
         stored: impl IntoIterator<Item = (&'a str, &'a Value)>,
+        mirror_keys: impl IntoIterator<Item = &'a str>,
         cleared: Option<&[TransactionId]>,
-    ) -> Vec<Change> {
+    ) -> (Vec<Change>, Vec<Change>) {
+        let stored: Vec<(&str, &Value)> = stored.into_iter().collect();
+        let mut chunked: FxHashSet<TransactionId> = self.archived.clone();
+        for (key, value) in &stored {
+            if is_archive_key(key) {
+                if let Ok(txs) = decode_chunk(key, value) {
+                    chunked.extend(txs.into_iter().map(|tx| tx.id));
+                }
+            }
+        }
         let cleared: Option<HashSet<&TransactionId>> = cleared.map(|ids| ids.iter().collect());
-        stored
+        let primary = stored
             .into_iter()
             .filter_map(|(key, value)| {
                 let remove = Change::Remove {
                     key: key.to_owned(),
                 };
-                if is_archive_key(key) {
+                if is_archive_key(key)
+                    || id_of_transaction_key(key).is_some_and(|id| chunked.contains(&id))
+                {
                     return Some(remove);
                 }
                 let cleared = cleared.as_ref().filter(|_| is_export_key(key))?;
@@ -356,12 +438,21 @@ impl Replica {
                     }),
                 }
             })
-            .collect()
+            .collect();
+        let mirror = mirror_keys
+            .into_iter()
+            .filter(|key| id_of_mirror_key(key).is_some_and(|id| chunked.contains(&id)))
+            .map(|key| Change::Remove {
+                key: key.to_owned(),
+            })
+            .collect();
+        (primary, mirror)
     }
 
     /// After the store of record applied [`Replica::plan_forget_bulk`].
     pub fn bulk_forgotten(&mut self) {
         self.archived.clear();
+        self.spare_singles.clear();
     }
 
     /// Stores the settings in memory (after the store of record took them).
@@ -448,6 +539,87 @@ impl Replica {
             }
             if let Ok(copy) = decode_transaction(&key, &value) {
                 self.journal.upsert(copy);
+            }
+        }
+        found
+    }
+
+    /// Merges what the stores hold now of `ids` into the journal, before a send or an export
+    /// (under the send lock): `stored` is every entry of the store of record, `mirror` the
+    /// mirror's texts for them. Besides their own keys and mirror copies, it takes the export
+    /// records and, for those neither holds, the archive chunks: an export or a send run of
+    /// another page a moment ago is stored there, and its `storage.onChanged` event may not have
+    /// reached this page yet. Sending or exporting one again would give it to Koha twice.
+    /// Returns the ids found.
+    pub fn merge_current(
+        &mut self,
+        stored: &[(String, Value)],
+        mirror: Vec<(String, String)>,
+        ids: &[TransactionId],
+    ) -> HashSet<TransactionId> {
+        let wanted: HashSet<&TransactionId> = ids.iter().collect();
+        let mut own_keys = Vec::new();
+        for (key, value) in stored {
+            if id_of_transaction_key(key).is_some_and(|id| wanted.contains(&id)) {
+                own_keys.push((key.clone(), value.clone()));
+            } else if is_export_key(key) {
+                if let Ok(record) = decode_export(key, value) {
+                    let marked: Vec<TransactionId> = record
+                        .ids
+                        .into_iter()
+                        .filter(|id| wanted.contains(id))
+                        .collect();
+                    self.journal.mark_exported(&marked, record.at);
+                }
+            }
+        }
+        let mut found = self.merge_stored_copies(own_keys, mirror);
+        let unfound = self.unfound_stored(ids, &found);
+        if !unfound.is_empty() {
+            found.extend(
+                self.merge_archived_copies(stored.iter().map(|(k, v)| (k.as_str(), v)), &unfound),
+            );
+        }
+        found
+    }
+
+    /// Of `ids`, whose stored copies [`Replica::merge_stored_copies`] read, those that neither
+    /// the `tx:` keys nor the mirror hold (`found` did not) although this page stored them:
+    /// another page removed them, or packed them into a chunk after its send run accepted them,
+    /// and this page has not heard of it yet. Look them up with
+    /// [`Replica::merge_archived_copies`]: sending one would give it to Koha a second time.
+    pub fn unfound_stored(
+        &self,
+        ids: &[TransactionId],
+        found: &HashSet<TransactionId>,
+    ) -> Vec<TransactionId> {
+        ids.iter()
+            .filter(|id| !found.contains(*id) && !self.never_stored.contains(*id))
+            .cloned()
+            .collect()
+    }
+
+    /// Merges the copies the archive chunks hold of `ids` (`stored`: the entries of the store
+    /// of record, as read now). Returns the ids found there.
+    pub fn merge_archived_copies<'a>(
+        &mut self,
+        stored: impl IntoIterator<Item = (&'a str, &'a Value)>,
+        ids: &[TransactionId],
+    ) -> HashSet<TransactionId> {
+        let wanted: HashSet<&TransactionId> = ids.iter().collect();
+        let mut found = HashSet::new();
+        for (key, value) in stored {
+            if !is_archive_key(key) {
+                continue;
+            }
+            for tx in decode_chunk(key, value).unwrap_or_default() {
+                if !wanted.contains(&tx.id) {
+                    continue;
+                }
+                self.loose_accepted.remove(&tx.id);
+                self.archived.insert(tx.id.clone());
+                found.insert(tx.id.clone());
+                self.journal.upsert(tx);
             }
         }
         found

@@ -211,6 +211,9 @@ pub async fn pack_if_due() -> Result<(), StorageFailure> {
         with_replica(|r| r.chunks_written(&plan));
         packed = apply_primary(&plan.removals).await;
     }
+    if packed.is_ok() {
+        apply_mirror(&plan.mirror_releases);
+    }
     with_replica(Replica::packing_over);
     packed
 }
@@ -230,9 +233,16 @@ pub async fn forget_bulk(cleared: Option<&[TransactionId]>) -> Result<(), Storag
     // The entries as stored now, not as this page knows them: a chunk another page packed a
     // moment ago holds accepted transactions too, and must go with the others.
     let stored = read_primary().await?;
-    let removals =
-        with_replica(|r| r.plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), cleared));
-    apply_primary(&removals).await?;
+    let mirror_keys = mirror_keys();
+    let (primary, mirror) = with_replica(|r| {
+        r.plan_forget_bulk(
+            stored.iter().map(|(k, v)| (k.as_str(), v)),
+            mirror_keys.iter().map(String::as_str),
+            cleared,
+        )
+    });
+    apply_primary(&primary).await?;
+    apply_mirror(&mirror);
     with_replica(Replica::bulk_forgotten);
     Ok(())
 }
@@ -350,12 +360,20 @@ pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
     Ok(entries)
 }
 
-fn read_mirror() -> Vec<(String, Value)> {
+/// The mirror's keys (of transactions; the mirror is small: what Koha has not accepted).
+fn mirror_keys() -> Vec<String> {
     let storage = LocalStorage::raw();
     let count = storage.length().unwrap_or(0);
     (0..count)
         .filter_map(|i| storage.key(i).ok().flatten())
         .filter(|key| store::is_mirror_key(key))
+        .collect()
+}
+
+fn read_mirror() -> Vec<(String, Value)> {
+    let storage = LocalStorage::raw();
+    mirror_keys()
+        .into_iter()
         .filter_map(|key| {
             let text = storage.get_item(&key).ok().flatten()?;
             // Unreadable text is passed on as a string, so the core quarantines it.
@@ -432,9 +450,34 @@ fn apply_mirror(changes: &[Change]) -> bool {
 /// event has not arrived yet. Every write to a stored transaction is made under the send lock
 /// (by the page sending, by a retry, by a removal or an export), so what is read here stays
 /// current until the lock is released.
+///
+/// It reads everything, not just those transactions' keys: the export records and archive
+/// chunks another page wrote a moment ago (an export, a send run's answers) must count even if
+/// their event is still on its way.
 pub async fn refresh_from_stores() {
     let ids = with_journal(|j| j.not_accepted_ids());
-    refresh_from_stores_of(&ids).await;
+    if ids.is_empty() {
+        return;
+    }
+    let mirror = mirror_texts(&ids);
+    match read_primary().await {
+        Ok(stored) => {
+            with_replica(|r| r.merge_current(&stored, mirror, &ids));
+        }
+        // Unreadable now means the writes that follow fail as well.
+        Err(_) => {
+            with_replica(|r| r.merge_stored_copies(Vec::new(), mirror));
+        }
+    }
+}
+
+/// The mirror's texts of these transactions.
+fn mirror_texts(ids: &[TransactionId]) -> Vec<(String, String)> {
+    let storage = LocalStorage::raw();
+    ids.iter()
+        .map(store::mirror_key)
+        .filter_map(|key| Some((key.clone(), storage.get_item(&key).ok().flatten()?)))
+        .collect()
 }
 
 /// [`refresh_from_stores`] for these transactions only. Returns those either store holds (all
@@ -443,26 +486,29 @@ pub async fn refresh_from_stores_of(ids: &[TransactionId]) -> HashSet<Transactio
     if ids.is_empty() {
         return HashSet::new();
     }
-    let storage = LocalStorage::raw();
-    let mirror: Vec<(String, String)> = ids
-        .iter()
-        .map(store::mirror_key)
-        .filter_map(|key| Some((key.clone(), storage.get_item(&key).ok().flatten()?)))
-        .collect();
+    let mirror = mirror_texts(ids);
     let stored = with_replica(|r| r.stored_entries());
     let read = match keys::cheaper_read(ids.len(), stored) {
         Read::ByName => read_transactions(ids).await,
         Read::Everything => read_transactions_from_everything(ids).await,
     };
-    match read {
-        Some(primary) => with_replica(|r| r.merge_stored_copies(primary, mirror)),
+    let Some(primary) = read else {
         // Unreadable now means the writes that follow fail as well: they count as unsaved
         // then. Nothing is concluded from a failed read: every one counts as found.
-        None => {
-            with_replica(|r| r.merge_stored_copies(Vec::new(), mirror));
-            ids.iter().cloned().collect()
+        with_replica(|r| r.merge_stored_copies(Vec::new(), mirror));
+        return ids.iter().cloned().collect();
+    };
+    let mut found = with_replica(|r| r.merge_stored_copies(primary, mirror));
+    let unfound = with_replica(|r| r.unfound_stored(ids, &found));
+    if !unfound.is_empty() {
+        // Rare (another page's removal or packing not heard of yet): worth a read of everything.
+        if let Ok(everything) = read_primary().await {
+            found.extend(with_replica(|r| {
+                r.merge_archived_copies(everything.iter().map(|(k, v)| (k.as_str(), v)), &unfound)
+            }));
         }
     }
+    found
 }
 
 /// The `tx:` entries of these transactions in the store of record; `None` if unreadable.

@@ -54,6 +54,17 @@ fn track(key: &str, new_value: Option<&Value>) {
     let not_accepted = match store::decode_change(key, new_value, None) {
         Ok(StoredChange::Transaction(tx)) => !tx.status().is_accepted(),
         Ok(StoredChange::Removed(_)) => false,
+        // A send run stores what Koha accepted as a chunk and leaves each one's own key, with
+        // its copy from before, to be removed after the run: the chunk's copy counts.
+        Ok(StoredChange::Archived(txs)) => {
+            NOT_ACCEPTED.with(|set| {
+                let mut set = set.borrow_mut();
+                for tx in txs {
+                    set.remove(&store::transaction_key(&tx.id));
+                }
+            });
+            return;
+        }
         // Unreadable entries are quarantined by the next page that opens; not counted.
         Ok(_) | Err(_) => return,
     };
@@ -81,6 +92,15 @@ pub async fn badge_open() -> Result<u32, JsValue> {
             track(key, Some(value));
         }
     }
+    // Chunks only matter for an own key a run left beside its chunk (removed after the run,
+    // or at the next start if the page went away first); read them only if anything counts.
+    if badge_count() > 0 {
+        for (key, value) in &entries {
+            if store::is_archive_key(key) {
+                track(key, Some(value));
+            }
+        }
+    }
     Ok(badge_count())
 }
 
@@ -89,8 +109,10 @@ pub async fn badge_open() -> Result<u32, JsValue> {
 pub fn badge_apply(changes: JsValue) -> u32 {
     if let Some(map) = state::changes_map(&changes) {
         for (key, change) in &map {
-            if store::is_transaction_key(key) {
-                track(key, change.get("newValue"));
+            let new_value = change.get("newValue");
+            if store::is_transaction_key(key) || (store::is_archive_key(key) && new_value.is_some())
+            {
+                track(key, new_value);
             }
         }
     }

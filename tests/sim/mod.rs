@@ -308,6 +308,9 @@ pub struct World {
     pub log: Vec<String>,
     /// `SIM_DEBUG` set: the log also holds every command, answer and delivered event.
     debug: bool,
+    /// `storage.onChanged` events may still be on their way when the librarian acts (a busy
+    /// parent process): nothing may rely on having heard of another page's write.
+    events_lag: bool,
 }
 
 const BARCODES: [&str; 4] = ["B1", "B2", "B3", "B4"];
@@ -340,6 +343,7 @@ impl World {
         // Some histories start before the settings are saved.
         let settings = rng.chance(70).then(|| full_settings.clone());
         let pages = (0..1 + rng.below(3)).map(|_| None).collect();
+        let events_lag = rng.chance(30) && std::env::var_os("SIM_NO_LAG").is_none();
         let mut world = World {
             rng,
             storage: Storage::default(),
@@ -362,6 +366,7 @@ impl World {
             steps: 0,
             log: Vec::new(),
             debug: std::env::var_os("SIM_DEBUG").is_some(),
+            events_lag,
         };
         for i in 0..world.pages.len() {
             world.open_page(i);
@@ -401,7 +406,8 @@ impl World {
         // earlier writes (milliseconds old by then) have arrived. A send run's own steps are not
         // user actions and may run before them.
         // Retrying unsaved writes runs on a timer, whatever the events that have arrived.
-        if !(running && roll < 45) && roll < 54 {
+        let lagging = self.events_lag && self.rng.chance(60);
+        if !(running && roll < 45) && roll < 54 && !lagging {
             self.deliver(i);
         }
         match roll {
@@ -615,9 +621,22 @@ impl World {
     /// synchronously by every page and holds an outcome whose store-of-record write failed,
     /// which no `storage.onChanged` event announces; the store of record may hold a write whose
     /// event has not arrived yet.
+    ///
+    /// It reads everything: export records and chunks count even before their event arrives.
     fn refresh_from_stores(&mut self, i: usize) {
         let ids: Vec<TransactionId> = self.page(i).replica.journal().not_accepted_ids();
-        self.refresh_from_stores_of(i, &ids);
+        let mirror = ids
+            .iter()
+            .map(store::mirror_key)
+            .filter_map(|key| {
+                let copy = self.storage.mirror.get(&key)?.to_string();
+                Some((key, copy))
+            })
+            .collect();
+        let everything: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
+        self.page(i)
+            .replica
+            .merge_current(&everything, mirror, &ids);
     }
 
     /// Returns the ids either store holds.
@@ -638,7 +657,19 @@ impl World {
                 primary.push((key, copy.clone()));
             }
         }
-        self.page(i).replica.merge_stored_copies(primary, mirror)
+        let mut found = self.page(i).replica.merge_stored_copies(primary, mirror);
+        let unfound = self.page(i).replica.unfound_stored(ids, &found);
+        if !unfound.is_empty() {
+            let everything: Vec<(String, Value)> =
+                self.storage.primary.clone().into_iter().collect();
+            found.extend(
+                self.page(i).replica.merge_archived_copies(
+                    everything.iter().map(|(k, v)| (k.as_str(), v)),
+                    &unfound,
+                ),
+            );
+        }
+        found
     }
 
     fn page(&mut self, i: usize) -> &mut Page {
@@ -776,13 +807,16 @@ impl World {
     /// everything), the export records as far as they name those transactions, as stored now.
     fn forget_bulk(&mut self, i: usize, cleared: Option<&[TransactionId]>) -> bool {
         let stored: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
-        let removals = self
-            .page(i)
-            .replica
-            .plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), cleared);
-        if self.write_primary(Some(i), &removals).is_err() {
+        let mirror_keys: Vec<String> = self.storage.mirror.keys().cloned().collect();
+        let (primary, mirror) = self.page(i).replica.plan_forget_bulk(
+            stored.iter().map(|(k, v)| (k.as_str(), v)),
+            mirror_keys.iter().map(String::as_str),
+            cleared,
+        );
+        if self.write_primary(Some(i), &primary).is_err() {
             return false;
         }
+        self.write_mirror(&mirror);
         self.page(i).replica.bulk_forgotten();
         true
     }
@@ -798,6 +832,9 @@ impl World {
         if self.write_primary(Some(i), &plan.chunks).is_ok() {
             self.page(i).replica.chunks_written(&plan);
             let removed = self.write_primary(Some(i), &plan.removals).is_ok();
+            if removed {
+                self.write_mirror(&plan.mirror_releases);
+            }
             self.note(format!(
                 "page {i} packed {} and removed {} keys: {removed}",
                 plan.packed.len(),
