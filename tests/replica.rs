@@ -232,11 +232,9 @@ fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
         "a run's copy in the mirror would go"
     );
     let stored = page.primary.entries();
-    let (bulk, _) = page.replica.plan_forget_bulk(
-        stored.iter().map(|(k, v)| (k.as_str(), v)),
-        page.mirror.entries().iter().map(|(k, _)| k.as_str()),
-        None,
-    );
+    let bulk = page
+        .replica
+        .plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), &ids);
     assert_eq!(
         bulk,
         vec![Change::Remove {
@@ -367,22 +365,14 @@ fn a_clear_of_everything_keeps_the_export_marks_of_what_it_did_not_clear() {
         .apply(&[export.change(), other_export.change()])
         .unwrap();
 
-    // Clearing what Koha accepted leaves every export record alone.
+    // Clearing nothing (none accepted) leaves every export record alone.
     let stored = page.primary.entries();
     let entries = || stored.iter().map(|(k, v)| (k.as_str(), v));
-    let mirror = page.mirror.entries();
-    let mirror_keys = || mirror.iter().map(|(k, _)| k.as_str());
-    let (bulk, in_mirror) = page
-        .replica
-        .plan_forget_bulk(entries(), mirror_keys(), None);
-    assert!(bulk.is_empty() && in_mirror.is_empty());
+    assert!(page.replica.plan_forget_bulk(entries(), &[]).is_empty());
 
     // Clearing everything page B held trims the first record to 3 and removes the second.
     let cleared = ids(&[&held[0], &held[1]]);
-    let (bulk, in_mirror) = page
-        .replica
-        .plan_forget_bulk(entries(), mirror_keys(), Some(&cleared));
-    assert!(in_mirror.is_empty(), "the mirror's copy of 3 stays");
+    let bulk = page.replica.plan_forget_bulk(entries(), &cleared);
     let trimmed = store::ExportRecord::new(at(50), ids(&[&unheard]));
     assert_eq!(
         bulk,
@@ -413,10 +403,9 @@ fn a_clear_of_everything_keeps_the_export_marks_of_what_it_did_not_clear() {
 
     // A clear by a page that holds 3 removes the record.
     let stored = page.primary.entries();
-    let (last, _) = again.plan_forget_bulk(
+    let last = again.plan_forget_bulk(
         stored.iter().map(|(k, v)| (k.as_str(), v)),
-        mirror_keys(),
-        Some(&ids(&[&unheard])),
+        &ids(&[&unheard]),
     );
     assert_eq!(last, vec![Change::Remove { key: export.key() }]);
 }
@@ -579,15 +568,12 @@ fn clearing_what_koha_accepted_also_removes_an_old_key_a_run_left_beside_its_chu
         .unwrap();
     let cleared = other.journal_mut().clear_accepted();
     assert_eq!(cleared, vec![tx.id.clone()]);
-    let stored = page.primary.entries();
-    let mirror = page.mirror.entries();
-    let (removals, in_mirror) = other.plan_forget_bulk(
-        stored.iter().map(|(k, v)| (k.as_str(), v)),
-        mirror.iter().map(|(k, _)| k.as_str()),
-        None,
-    );
-    page.primary.apply(&removals).unwrap();
+    let (single, in_mirror) = other.plan_forget(&cleared);
+    page.primary.apply(&single).unwrap();
     page.mirror.apply(&in_mirror).unwrap();
+    let stored = page.primary.entries();
+    let removals = other.plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), &cleared);
+    page.primary.apply(&removals).unwrap();
     assert_eq!(stored_status(&page.primary, &tx.id), None);
     assert!(
         page.mirror.entries().is_empty(),
@@ -598,4 +584,64 @@ fn clearing_what_koha_accepted_also_removes_an_old_key_a_run_left_beside_its_chu
         .entries()
         .iter()
         .all(|(k, _)| !store::is_transaction_key(k)));
+}
+
+#[test]
+fn a_clear_takes_out_of_a_chunk_only_what_it_cleared() {
+    // A run of page A stored 1 and 2 in one chunk; page B clears 1 alone: it has not heard
+    // yet that Koha accepted 2.
+    let mut page = Page::opened();
+    let recorded = [checkout(1), checkout(2)];
+    page.record(&recorded);
+    let answers: Vec<Transaction> = recorded.iter().cloned().map(queued).collect();
+    let group = store_run_group(&mut page, &answers);
+    let chunk_key = group
+        .iter()
+        .map(Change::key)
+        .find(|k| store::is_archive_key(k))
+        .unwrap()
+        .to_owned();
+    let cleared = vec![answers[0].id.clone()];
+    let stored = page.primary.entries();
+    let other = Replica::new();
+    let bulk = other.plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), &cleared);
+    // The chunk is written again with 2 alone, then 1's old own key goes.
+    assert_eq!(bulk.len(), 2, "{bulk:?}");
+    assert!(matches!(&bulk[0], Change::Put { key, .. } if *key == chunk_key));
+    assert_eq!(
+        bulk[1],
+        Change::Remove {
+            key: store::transaction_key(&answers[0].id)
+        }
+    );
+    let before = stored
+        .iter()
+        .find(|(k, _)| *k == chunk_key)
+        .map(|(_, v)| v.clone());
+    page.primary.apply(&bulk).unwrap();
+    assert_eq!(stored_status(&page.primary, &answers[0].id), None);
+    assert_eq!(
+        stored_status(&page.primary, &answers[1].id),
+        Some(Status::Queued),
+        "what the clearing page had not heard of stays"
+    );
+
+    // Page A hears the chunk written over: 1 is gone, 2 stays.
+    let Change::Put { value, .. } = &bulk[0] else {
+        unreachable!()
+    };
+    let heard = EntryChange {
+        key: chunk_key,
+        new_value: Some(value.clone()),
+        old_value: before,
+    };
+    assert!(page.replica.apply(vec![heard]));
+    assert!(page.replica.journal().get(&answers[0].id).is_none());
+    assert_eq!(
+        page.replica
+            .journal()
+            .get(&answers[1].id)
+            .map(|t| t.status().clone()),
+        Some(Status::Queued)
+    );
 }

@@ -23,6 +23,14 @@ pub enum StoredChange {
     Archived(Vec<Transaction>),
     /// An archive chunk was removed (a clear): these transactions are gone.
     ArchiveRemoved(Vec<TransactionId>),
+    /// An archive chunk was written over an older copy without some of its transactions (a
+    /// clear took them out): `kept` are in the archive, `dropped` are gone.
+    ArchiveTrimmed {
+        /// The chunk's transactions now.
+        kept: Vec<Transaction>,
+        /// Those the older copy held and this one does not.
+        dropped: Vec<TransactionId>,
+    },
     /// An export record was written: these transactions went into a `.koc` file.
     Exported(ExportRecord),
     /// The settings were written (`None`: deleted).
@@ -47,7 +55,21 @@ pub fn decode_change(
         Some(value) if is_transaction_key(key) => {
             decode_transaction(key, value).map(StoredChange::Transaction)
         }
-        Some(value) if is_archive_key(key) => decode_chunk(key, value).map(StoredChange::Archived),
+        Some(value) if is_archive_key(key) => {
+            let kept = decode_chunk(key, value)?;
+            let before = old_value.and_then(|old| decode_chunk(key, old).ok());
+            let dropped: Vec<TransactionId> = before
+                .unwrap_or_default()
+                .into_iter()
+                .map(|tx| tx.id)
+                .filter(|id| !kept.iter().any(|tx| tx.id == *id))
+                .collect();
+            Ok(if dropped.is_empty() {
+                StoredChange::Archived(kept)
+            } else {
+                StoredChange::ArchiveTrimmed { kept, dropped }
+            })
+        }
         Some(value) if is_export_key(key) => decode_export(key, value).map(StoredChange::Exported),
         None => match id_of_transaction_key(key) {
             Some(id) => Ok(StoredChange::Removed(id)),

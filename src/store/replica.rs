@@ -8,7 +8,7 @@
 //! by the shell, and its outcome reported back ([`Replica::wrote`], [`Replica::forgotten`], ...),
 //! so a refused write is a value the page shows, never a silent loss.
 
-use super::archive::{chunk_put, decode_chunk, pack_plan, ARCHIVE_CHUNK};
+use super::archive::{chunk_put, decode_chunk, encode_chunk, pack_plan, ARCHIVE_CHUNK};
 use super::change::Change;
 use super::error::StoreError;
 use super::exports::decode_export;
@@ -377,82 +377,98 @@ impl Replica {
         }
     }
 
-    /// The removals of every archive chunk (a clear of what Koha accepted), given the entries
-    /// stored now: a chunk another page packed a moment ago holds accepted transactions too.
-    /// Returns `(primary, mirror)`, the mirror's to apply once the primary's are stored.
+    /// What a clear (of what Koha accepted, or of everything) writes besides
+    /// [`Replica::plan_forget`], given the entries stored now and the transactions it forgot
+    /// (`cleared`): their copies in the archive and the export records, and nothing else.
     ///
-    /// With the chunks go the own keys of the transactions they hold, and their copies in the
-    /// mirror (`mirror_keys`, the keys it holds): a send run stores what Koha accepted as a
-    /// chunk and leaves each one's key, with its copy from before the run, and the mirror's
-    /// copy to the next packing ([`Replica::plan_store_of_record`]). Left behind, the own key
-    /// would make a cleared transaction reappear as unsent, and be sent again; the mirror's copy
-    /// would bring it back at the next start.
+    /// - A chunk holding cleared transactions is written again without them, or removed once it
+    ///   holds none of anything else. The entries are read now, not as this page knows them: a
+    ///   chunk another page packed a moment ago may hold cleared transactions too. A transaction
+    ///   this page has not heard of (another page's run, whose event is still on its way) stays:
+    ///   a clear removes what the librarian saw, no more.
+    /// - A cleared transaction's own key beside a chunk goes too: a send run stores what Koha
+    ///   accepted as a chunk and leaves each one's key, with its copy from before the run, to the
+    ///   next packing ([`Replica::plan_store_of_record`]). Left behind, that copy would make a
+    ///   cleared transaction reappear as unsent, and be sent again.
+    /// - An export record is trimmed to the transactions not cleared, or removed once it names
+    ///   none: another page may still hold a transaction of the same export that this one never
+    ///   saw (recorded while the store of record refused, kept in memory and the mirror). Its
+    ///   record must survive, or that page's next start would bring it back unexported and a
+    ///   send would give it to Koha a second time after its `.koc` was uploaded.
     ///
-    /// With `cleared` (a clear of everything, which forgot those transactions), the export
-    /// records go as well, but each only as far as it names what this page cleared: another page
-    /// may still hold a transaction of the same export that this one never saw (recorded while
-    /// the store of record refused, kept in memory and the mirror). Its record must survive, or
-    /// that page's next start would bring it back unexported and a send would give it to Koha a
-    /// second time after its `.koc` was uploaded. A record left naming only such transactions
-    /// is trimmed to them; one naming none of them any more is removed.
+    /// Writes of chunks come before removals, so a clear cut short leaves copies, never gaps.
     pub fn plan_forget_bulk<'a>(
         &self,
         stored: impl IntoIterator<Item = (&'a str, &'a Value)>,
-        mirror_keys: impl IntoIterator<Item = &'a str>,
-        cleared: Option<&[TransactionId]>,
-    ) -> (Vec<Change>, Vec<Change>) {
-        let stored: Vec<(&str, &Value)> = stored.into_iter().collect();
-        let mut chunked: FxHashSet<TransactionId> = self.archived.clone();
-        for (key, value) in &stored {
+        cleared: &[TransactionId],
+    ) -> Vec<Change> {
+        let cleared: HashSet<&TransactionId> = cleared.iter().collect();
+        let mut puts = Vec::new();
+        let mut removals = Vec::new();
+        let mut singles = Vec::new();
+        let mut chunked: FxHashSet<TransactionId> = FxHashSet::default();
+        let remove = |key: &str| Change::Remove {
+            key: key.to_owned(),
+        };
+        for (key, value) in stored {
             if is_archive_key(key) {
-                if let Ok(txs) = decode_chunk(key, value) {
-                    chunked.extend(txs.into_iter().map(|tx| tx.id));
-                }
-            }
-        }
-        let cleared: Option<HashSet<&TransactionId>> = cleared.map(|ids| ids.iter().collect());
-        let primary = stored
-            .into_iter()
-            .filter_map(|(key, value)| {
-                let remove = Change::Remove {
-                    key: key.to_owned(),
+                // An unreadable chunk is left to the next start's quarantine.
+                let Ok(txs) = decode_chunk(key, value) else {
+                    continue;
                 };
-                if is_archive_key(key)
-                    || id_of_transaction_key(key).is_some_and(|id| chunked.contains(&id))
-                {
-                    return Some(remove);
+                chunked.extend(txs.iter().map(|tx| tx.id.clone()));
+                let before = txs.len();
+                let kept: Vec<Transaction> = txs
+                    .into_iter()
+                    .filter(|tx| !cleared.contains(&tx.id))
+                    .collect();
+                if kept.is_empty() {
+                    removals.push(remove(key));
+                } else if kept.len() < before {
+                    puts.push(Change::Put {
+                        key: key.to_owned(),
+                        value: Value::String(encode_chunk(&kept)),
+                    });
                 }
-                let cleared = cleared.as_ref().filter(|_| is_export_key(key))?;
+            } else if let Some(id) = id_of_transaction_key(key) {
+                if cleared.contains(&id) {
+                    singles.push((id, key));
+                }
+            } else if is_export_key(key) {
                 // An unreadable record marks nothing, here or at a start.
                 let Ok(mut record) = decode_export(key, value) else {
-                    return Some(remove);
+                    removals.push(remove(key));
+                    continue;
                 };
                 let before = record.ids.len();
                 record.ids.retain(|id| !cleared.contains(id));
-                match record.ids.len() {
-                    0 => Some(remove),
-                    left if left == before => None,
-                    _ => Some(Change::Put {
+                if record.ids.is_empty() {
+                    removals.push(remove(key));
+                } else if record.ids.len() < before {
+                    puts.push(Change::Put {
                         key: key.to_owned(),
                         value: record.value(),
-                    }),
+                    });
                 }
-            })
-            .collect();
-        let mirror = mirror_keys
-            .into_iter()
-            .filter(|key| id_of_mirror_key(key).is_some_and(|id| chunked.contains(&id)))
-            .map(|key| Change::Remove {
-                key: key.to_owned(),
-            })
-            .collect();
-        (primary, mirror)
+            }
+        }
+        // The own keys of cleared transactions not in a chunk go with [`Replica::plan_forget`].
+        removals.extend(
+            singles
+                .into_iter()
+                .filter(|(id, _)| chunked.contains(id) || self.archived.contains(id))
+                .map(|(_, key)| remove(key)),
+        );
+        puts.extend(removals);
+        puts
     }
 
-    /// After the store of record applied [`Replica::plan_forget_bulk`].
-    pub fn bulk_forgotten(&mut self) {
-        self.archived.clear();
-        self.spare_singles.clear();
+    /// After the store of record applied [`Replica::plan_forget_bulk`] for `cleared`.
+    pub fn bulk_forgotten(&mut self, cleared: &[TransactionId]) {
+        for id in cleared {
+            self.archived.remove(id);
+            self.spare_singles.remove(id);
+        }
     }
 
     /// Stores the settings in memory (after the store of record took them).
@@ -492,10 +508,13 @@ impl Replica {
                     }
                 }
                 Ok(StoredChange::ArchiveRemoved(ids)) => {
-                    for id in ids {
-                        self.archived.remove(&id);
-                        changed |= self.journal.forget_removed(&id).is_some();
+                    changed |= self.forget_archived(ids);
+                }
+                Ok(StoredChange::ArchiveTrimmed { kept, dropped }) => {
+                    for tx in kept {
+                        changed |= self.journal.upsert(tx) != Upserted::Kept;
                     }
+                    changed |= self.forget_archived(dropped);
                 }
                 Ok(StoredChange::Exported(record)) => {
                     let missing = self.journal.mark_exported(&record.ids, record.at);
@@ -507,6 +526,16 @@ impl Replica {
                 }
                 Ok(StoredChange::Other) | Err(_) => {}
             }
+        }
+        changed
+    }
+
+    /// Another page removed these archived transactions. Returns whether the journal changed.
+    fn forget_archived(&mut self, ids: Vec<TransactionId>) -> bool {
+        let mut changed = false;
+        for id in ids {
+            self.archived.remove(&id);
+            changed |= self.journal.forget_removed(&id).is_some();
         }
         changed
     }
@@ -549,7 +578,8 @@ impl Replica {
     /// mirror's texts for them. Besides their own keys and mirror copies, it takes the export
     /// records and, for those neither holds, the archive chunks: an export or a send run of
     /// another page a moment ago is stored there, and its `storage.onChanged` event may not have
-    /// reached this page yet. Sending or exporting one again would give it to Koha twice.
+    /// reached this page yet. Sending or exporting one again would give it to Koha twice. Those
+    /// held nowhere any more were deleted by another page and are forgotten here too.
     /// Returns the ids found.
     pub fn merge_current(
         &mut self,
@@ -579,6 +609,16 @@ impl Replica {
             found.extend(
                 self.merge_archived_copies(stored.iter().map(|(k, v)| (k.as_str(), v)), &unfound),
             );
+            // Stored once and held nowhere now: another page deleted them (a clear may have
+            // followed their export), as its event will say.
+            let gone: Vec<TransactionId> = unfound
+                .into_iter()
+                .filter(|id| !found.contains(id))
+                .collect();
+            for id in &gone {
+                self.journal.forget_removed(id);
+            }
+            self.forgotten(&gone);
         }
         found
     }

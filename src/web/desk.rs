@@ -155,7 +155,7 @@ pub async fn clear_sent() -> Result<u32, JsValue> {
     journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     let ids = state::with_journal(|j| j.clear_accepted());
     state::forget(&ids).await.map_err(storage_error)?;
-    state::forget_bulk(None).await.map_err(storage_error)?;
+    state::forget_bulk(&ids).await.map_err(storage_error)?;
     Ok(ids.len() as u32)
 }
 
@@ -167,9 +167,7 @@ pub async fn clear_all() -> Result<u32, JsValue> {
     let ids =
         state::with_journal(desk::clear_all).map_err(|e| kind_error(e.kind(), e.to_string()))?;
     state::forget(&ids).await.map_err(storage_error)?;
-    state::forget_bulk(Some(&ids))
-        .await
-        .map_err(storage_error)?;
+    state::forget_bulk(&ids).await.map_err(storage_error)?;
     Ok(ids.len() as u32)
 }
 

@@ -226,24 +226,16 @@ pub async fn record_export(record: &store::ExportRecord) -> Result<(), StorageFa
     Ok(())
 }
 
-/// Removes the archive chunks (a clear of everything Koha accepted) and, with `cleared` (a clear
-/// of everything, which forgot those transactions), the export records as far as they name them.
-/// The single keys go through [`forget`].
-pub async fn forget_bulk(cleared: Option<&[TransactionId]>) -> Result<(), StorageFailure> {
+/// A clear's writes besides [`forget`] (which goes first): the cleared transactions' copies in
+/// archive chunks, their own keys beside a chunk, and their marks in export records.
+pub async fn forget_bulk(cleared: &[TransactionId]) -> Result<(), StorageFailure> {
     // The entries as stored now, not as this page knows them: a chunk another page packed a
-    // moment ago holds accepted transactions too, and must go with the others.
+    // moment ago may hold cleared transactions too.
     let stored = read_primary().await?;
-    let mirror_keys = mirror_keys();
-    let (primary, mirror) = with_replica(|r| {
-        r.plan_forget_bulk(
-            stored.iter().map(|(k, v)| (k.as_str(), v)),
-            mirror_keys.iter().map(String::as_str),
-            cleared,
-        )
-    });
-    apply_primary(&primary).await?;
-    apply_mirror(&mirror);
-    with_replica(Replica::bulk_forgotten);
+    let changes =
+        with_replica(|r| r.plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), cleared));
+    apply_primary(&changes).await?;
+    with_replica(|r| r.bulk_forgotten(cleared));
     Ok(())
 }
 
@@ -360,20 +352,12 @@ pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
     Ok(entries)
 }
 
-/// The mirror's keys (of transactions; the mirror is small: what Koha has not accepted).
-fn mirror_keys() -> Vec<String> {
+fn read_mirror() -> Vec<(String, Value)> {
     let storage = LocalStorage::raw();
     let count = storage.length().unwrap_or(0);
     (0..count)
         .filter_map(|i| storage.key(i).ok().flatten())
         .filter(|key| store::is_mirror_key(key))
-        .collect()
-}
-
-fn read_mirror() -> Vec<(String, Value)> {
-    let storage = LocalStorage::raw();
-    mirror_keys()
-        .into_iter()
         .filter_map(|key| {
             let text = storage.get_item(&key).ok().flatten()?;
             // Unreadable text is passed on as a string, so the core quarantines it.

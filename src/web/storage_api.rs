@@ -56,7 +56,7 @@ fn track(key: &str, new_value: Option<&Value>) {
         Ok(StoredChange::Removed(_)) => false,
         // A send run stores what Koha accepted as a chunk and leaves each one's own key, with
         // its copy from before, to be removed after the run: the chunk's copy counts.
-        Ok(StoredChange::Archived(txs)) => {
+        Ok(StoredChange::Archived(txs) | StoredChange::ArchiveTrimmed { kept: txs, .. }) => {
             NOT_ACCEPTED.with(|set| {
                 let mut set = set.borrow_mut();
                 for tx in txs {

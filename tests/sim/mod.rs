@@ -309,7 +309,8 @@ pub struct World {
     /// `SIM_DEBUG` set: the log also holds every command, answer and delivered event.
     debug: bool,
     /// `storage.onChanged` events may still be on their way when the librarian acts (a busy
-    /// parent process): nothing may rely on having heard of another page's write.
+    /// parent process): nothing may rely on having heard of another page's write. In 3
+    /// histories of 10; `SIM_NO_LAG` turns it off, to tell a failure's cause.
     events_lag: bool,
 }
 
@@ -803,21 +804,18 @@ impl World {
         true
     }
 
-    /// The shell's `forget_bulk`: the archive chunks and, with `cleared` (a clear of
-    /// everything), the export records as far as they name those transactions, as stored now.
-    fn forget_bulk(&mut self, i: usize, cleared: Option<&[TransactionId]>) -> bool {
+    /// The shell's `forget_bulk`: the cleared transactions' copies in chunks, own keys beside
+    /// chunks and marks in export records, as stored now.
+    fn forget_bulk(&mut self, i: usize, cleared: &[TransactionId]) -> bool {
         let stored: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
-        let mirror_keys: Vec<String> = self.storage.mirror.keys().cloned().collect();
-        let (primary, mirror) = self.page(i).replica.plan_forget_bulk(
-            stored.iter().map(|(k, v)| (k.as_str(), v)),
-            mirror_keys.iter().map(String::as_str),
-            cleared,
-        );
-        if self.write_primary(Some(i), &primary).is_err() {
+        let changes = self
+            .page(i)
+            .replica
+            .plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), cleared);
+        if self.write_primary(Some(i), &changes).is_err() {
             return false;
         }
-        self.write_mirror(&mirror);
-        self.page(i).replica.bulk_forgotten();
+        self.page(i).replica.bulk_forgotten(cleared);
         true
     }
 
@@ -849,7 +847,7 @@ impl World {
             return;
         }
         let ids = self.page(i).replica.journal_mut().clear_accepted();
-        if !self.forget(i, &ids) || !self.forget_bulk(i, None) {
+        if !self.forget(i, &ids) || !self.forget_bulk(i, &ids) {
             self.reload(i);
         }
         self.note(format!("page {i} cleared {} sent", ids.len()));
@@ -860,7 +858,7 @@ impl World {
             return;
         }
         let ids = self.page(i).replica.journal_mut().clear_all();
-        if !self.forget(i, &ids) || !self.forget_bulk(i, Some(&ids)) {
+        if !self.forget(i, &ids) || !self.forget_bulk(i, &ids) {
             self.reload(i);
         }
         self.note(format!("page {i} cleared all ({})", ids.len()));
