@@ -583,17 +583,20 @@ impl Replica {
     /// Returns the ids found.
     pub fn merge_current(
         &mut self,
-        stored: &[(String, Value)],
+        stored: Vec<(String, Value)>,
         mirror: Vec<(String, String)>,
         ids: &[TransactionId],
     ) -> HashSet<TransactionId> {
         let wanted: HashSet<&TransactionId> = ids.iter().collect();
         let mut own_keys = Vec::new();
+        let mut chunks = Vec::new();
         for (key, value) in stored {
-            if id_of_transaction_key(key).is_some_and(|id| wanted.contains(&id)) {
-                own_keys.push((key.clone(), value.clone()));
-            } else if is_export_key(key) {
-                if let Ok(record) = decode_export(key, value) {
+            if id_of_transaction_key(&key).is_some_and(|id| wanted.contains(&id)) {
+                own_keys.push((key, value));
+            } else if is_archive_key(&key) {
+                chunks.push((key, value));
+            } else if is_export_key(&key) {
+                if let Ok(record) = decode_export(&key, &value) {
                     let marked: Vec<TransactionId> = record
                         .ids
                         .into_iter()
@@ -607,7 +610,7 @@ impl Replica {
         let unfound = self.unfound_stored(ids, &found);
         if !unfound.is_empty() {
             found.extend(
-                self.merge_archived_copies(stored.iter().map(|(k, v)| (k.as_str(), v)), &unfound),
+                self.merge_archived_copies(chunks.iter().map(|(k, v)| (k.as_str(), v)), &unfound),
             );
             // Stored once and held nowhere now: another page deleted them (a clear may have
             // followed their export), as its event will say.

@@ -446,7 +446,7 @@ pub async fn refresh_from_stores() {
     let mirror = mirror_texts(&ids);
     match read_primary().await {
         Ok(stored) => {
-            with_replica(|r| r.merge_current(&stored, mirror, &ids));
+            with_replica(|r| r.merge_current(stored, mirror, &ids));
         }
         // Unreadable now means the writes that follow fail as well.
         Err(_) => {

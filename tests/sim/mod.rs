@@ -635,9 +635,7 @@ impl World {
             })
             .collect();
         let everything: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
-        self.page(i)
-            .replica
-            .merge_current(&everything, mirror, &ids);
+        self.page(i).replica.merge_current(everything, mirror, &ids);
     }
 
     /// Returns the ids either store holds.
