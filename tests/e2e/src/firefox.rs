@@ -1,7 +1,8 @@
 //! Drives Firefox ESR through geckodriver with the built add-on installed.
 //!
-//! One browser per test, always closed (even when the test panics), one test at a time. Tests
-//! wait on conditions in the page, never on fixed sleeps.
+//! One browser per test, always closed (even when the test panics), one test at a time, each in
+//! its own copy of a warm profile (`warm_profile`). Tests wait on conditions in the page, never
+//! on fixed sleeps.
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -11,6 +12,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use crate::warm_profile::{self, ProfileCopy};
 
 /// The add-on's fixed gecko id (manifest.json).
 pub const ADDON_ID: &str = "koha-offline-circ@koha-desk.org";
@@ -129,6 +132,8 @@ pub struct Firefox {
     /// The WebDriver client.
     pub client: Client,
     driver: Child,
+    /// Removed once Firefox has quit (the field is dropped after `close` has waited).
+    _profile: Option<ProfileCopy>,
 }
 
 struct InstallAddon {
@@ -184,9 +189,43 @@ fn start_geckodriver() -> (Child, u16) {
     (driver, port)
 }
 
+/// Starts Firefox at `binary` headless in profile folder `profile`, opens a blank page and
+/// quits it normally: what makes a warm profile.
+pub(crate) async fn start_and_quit(binary: &Path, profile: &Path) -> Result<(), String> {
+    let (mut driver, port) = start_geckodriver();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "moz:firefoxOptions".into(),
+        json!({ "binary": binary, "args": ["-headless", "-profile", profile] }),
+    );
+    let outcome = match ClientBuilder::native()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+    {
+        Ok(client) => {
+            let opened = client.goto("about:blank").await.map_err(|e| e.to_string());
+            let closed = client.close().await.map_err(|e| e.to_string());
+            opened.and(closed)
+        }
+        Err(e) => Err(format!("Firefox session: {e}")),
+    };
+    let _ = driver.kill();
+    let _ = driver.wait();
+    outcome
+}
+
 impl Firefox {
     /// Starts geckodriver and Firefox, installs the add-on from `addon`.
     pub async fn start(addon: &Path, options: &Options) -> Firefox {
+        let binary = options
+            .binary
+            .as_deref()
+            .unwrap_or(Path::new(FIREFOX_BINARY));
+        let warm = match options.profile {
+            Some(_) => None,
+            None => warm_profile::fresh_copy(binary).await,
+        };
         let (mut driver, port) = start_geckodriver();
         let mut prefs = serde_json::Map::new();
         prefs.insert(
@@ -214,7 +253,11 @@ impl Firefox {
             json!("--height"),
             json!(options.height.to_string()),
         ];
-        if let Some(profile) = &options.profile {
+        if let Some(profile) = options
+            .profile
+            .as_deref()
+            .or(warm.as_ref().map(|w| w.path()))
+        {
             args.push(json!("-profile"));
             args.push(json!(profile));
         }
@@ -222,7 +265,7 @@ impl Firefox {
         caps.insert(
             "moz:firefoxOptions".into(),
             json!({
-                "binary": options.binary.as_deref().unwrap_or(Path::new(FIREFOX_BINARY)),
+                "binary": binary,
                 "args": args,
                 "prefs": prefs,
             }),
@@ -238,7 +281,11 @@ impl Firefox {
                 panic!("Firefox session: {e}");
             }
         };
-        let firefox = Firefox { client, driver };
+        let firefox = Firefox {
+            client,
+            driver,
+            _profile: warm,
+        };
         if !options.skip_install {
             firefox
                 .client

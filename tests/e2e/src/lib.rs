@@ -8,3 +8,4 @@ pub mod report;
 pub mod sending;
 pub mod standin;
 pub mod wait;
+pub mod warm_profile;
