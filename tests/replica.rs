@@ -645,3 +645,42 @@ fn a_clear_takes_out_of_a_chunk_only_what_it_cleared() {
         Some(Status::Queued)
     );
 }
+
+#[test]
+fn the_read_before_a_send_finds_packed_ones_in_the_chunks_and_forgets_deleted_ones() {
+    let mut page = Page::opened();
+    let recorded: Vec<Transaction> = (1..=3).map(checkout).collect();
+    page.record(&recorded);
+    let ids: Vec<TransactionId> = recorded.iter().map(|t| t.id.clone()).collect();
+    // Another page holds all three as recorded and hears of nothing that follows.
+    let mut unaware = Replica::new();
+    unaware
+        .open(page.primary.entries(), page.mirror.entries(), None)
+        .unwrap();
+    // Koha queues the first two; the packing removes their own keys; the third is deleted.
+    let answers: Vec<Transaction> = recorded[..2].iter().cloned().map(queued).collect();
+    store_run_group(&mut page, &answers);
+    let packing = page.replica.start_packing().expect("old keys to remove");
+    page.primary.apply(&packing.removals).unwrap();
+    page.mirror.apply(&packing.mirror_releases).unwrap();
+    page.replica.packing_over();
+    page.replica.journal_mut().delete(&ids[2]).unwrap();
+    let (primary, mirror) = page.replica.plan_forget(&ids[2..]);
+    page.primary.apply(&primary).unwrap();
+    page.mirror.apply(&mirror).unwrap();
+
+    // The read before a send: everything stored now, and the mirror (which holds none of them).
+    let found = unaware.merge_current(page.primary.entries(), Vec::new(), &ids);
+    assert_eq!(found, ids[..2].iter().cloned().collect::<HashSet<_>>());
+    for id in &ids[..2] {
+        assert_eq!(
+            unaware.journal().get(id).map(|t| t.status().clone()),
+            Some(Status::Queued),
+            "read as queued: no send gives it to Koha again"
+        );
+    }
+    assert!(
+        unaware.journal().get(&ids[2]).is_none(),
+        "deleted elsewhere: forgotten here too"
+    );
+}

@@ -609,20 +609,29 @@ impl Replica {
         let mut found = self.merge_stored_copies(own_keys, mirror);
         let unfound = self.unfound_stored(ids, &found);
         if !unfound.is_empty() {
-            found.extend(
-                self.merge_archived_copies(chunks.iter().map(|(k, v)| (k.as_str(), v)), &unfound),
-            );
-            // Stored once and held nowhere now: another page deleted them (a clear may have
-            // followed their export), as its event will say.
-            let gone: Vec<TransactionId> = unfound
-                .into_iter()
-                .filter(|id| !found.contains(id))
-                .collect();
-            for id in &gone {
-                self.journal.forget_removed(id);
-            }
-            self.forgotten(&gone);
+            found.extend(self.settle_unfound(chunks.iter().map(|(k, v)| (k.as_str(), v)), unfound));
         }
+        found
+    }
+
+    /// Looks `unfound` up in the archive `chunks` (all of them, as stored now): another page's
+    /// send run packed them after Koha accepted them. Those held nowhere any more were deleted
+    /// by another page (a clear may have followed their export) and are forgotten here too, as
+    /// its event will say. Returns the ids found in a chunk.
+    pub fn settle_unfound<'a>(
+        &mut self,
+        chunks: impl IntoIterator<Item = (&'a str, &'a Value)>,
+        unfound: Vec<TransactionId>,
+    ) -> HashSet<TransactionId> {
+        let found = self.merge_archived_copies(chunks, &unfound);
+        let gone: Vec<TransactionId> = unfound
+            .into_iter()
+            .filter(|id| !found.contains(id))
+            .collect();
+        for id in &gone {
+            self.journal.forget_removed(id);
+        }
+        self.forgotten(&gone);
         found
     }
 

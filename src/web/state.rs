@@ -488,7 +488,7 @@ pub async fn refresh_from_stores_of(ids: &[TransactionId]) -> HashSet<Transactio
         // Rare (another page's removal or packing not heard of yet): worth a read of everything.
         if let Ok(everything) = read_primary().await {
             found.extend(with_replica(|r| {
-                r.merge_archived_copies(everything.iter().map(|(k, v)| (k.as_str(), v)), &unfound)
+                r.settle_unfound(everything.iter().map(|(k, v)| (k.as_str(), v)), unfound)
             }));
         }
     }

@@ -662,10 +662,9 @@ impl World {
             let everything: Vec<(String, Value)> =
                 self.storage.primary.clone().into_iter().collect();
             found.extend(
-                self.page(i).replica.merge_archived_copies(
-                    everything.iter().map(|(k, v)| (k.as_str(), v)),
-                    &unfound,
-                ),
+                self.page(i)
+                    .replica
+                    .settle_unfound(everything.iter().map(|(k, v)| (k.as_str(), v)), unfound),
             );
         }
         found
