@@ -222,9 +222,11 @@ impl Firefox {
             .binary
             .as_deref()
             .unwrap_or(Path::new(FIREFOX_BINARY));
-        let warm = match options.profile {
-            Some(_) => None,
-            None => warm_profile::fresh_copy(binary).await,
+        // Only the system's Firefox starts warm: another (the demo's) may carry a policy that
+        // installs the add-on, which must never reach the template.
+        let warm = match (&options.profile, &options.binary) {
+            (None, None) => warm_profile::fresh_copy(binary).await,
+            _ => None,
         };
         let (mut driver, port) = start_geckodriver();
         let mut prefs = serde_json::Map::new();
