@@ -99,14 +99,20 @@ fn replay() {
 ///   sent what another page had exported and then cleared, whose events had not arrived (a
 ///   clear trims chunks to what it cleared; a send or an export reads everything first and
 ///   forgets what is held nowhere any more).
+/// - 14736 and 27169 (a soak with the hold below taken out): these never failed with the code as
+///   it is; they fail when the mirror lets go of a run's accepted copies as soon as their chunk
+///   is written. A page about to send then read the stale own key (the copy from before the run,
+///   `sending` and answer having reached the store of record in one write) before the packing
+///   removed it, and sent it again. They keep that hold (the mirror keeps the copy until the
+///   packing has removed the stale key) under test.
 #[test]
 fn seeds_that_failed_before() {
     for seed in [
         16, 243, 1478, 1827, 4519, 4589, 5150, 5235, 7103, 7159, 9476, 9871, 10_657, 11_424,
-        14_262, 15_714, 16_372, 18_955, 19_988, 20_638, 20_889, 23_896, 24_059, 25_057, 26_086,
-        26_856, 29_390, 29_522, 30_907, 32_156, 32_344, 32_668, 32_921, 33_603, 36_893, 42_024,
-        58_083, 59_520, 60_212, 60_956, 66_504, 69_043, 71_644, 71_967, 76_400, 115_977, 118_516,
-        156_262, 320_603,
+        14_262, 14_736, 15_714, 16_372, 18_955, 19_988, 20_638, 20_889, 23_896, 24_059, 25_057,
+        26_086, 26_856, 27_169, 29_390, 29_522, 30_907, 32_156, 32_344, 32_668, 32_921, 33_603,
+        36_893, 42_024, 58_083, 59_520, 60_212, 60_956, 66_504, 69_043, 71_644, 71_967, 76_400,
+        115_977, 118_516, 156_262, 320_603,
     ] {
         if let Err(failure) = sim::history(seed, STEPS) {
             panic!("{failure}");
