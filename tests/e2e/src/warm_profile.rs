@@ -76,6 +76,8 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// there is none; `None` (start cold) when it cannot be made.
 pub async fn fresh_copy(binary: &Path) -> Option<ProfileCopy> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(remove_leftovers);
     let template = template(binary).await?;
     let copy = profiles_dir().join(format!(
         "copy-{}-{}",
@@ -89,6 +91,24 @@ pub async fn fresh_copy(binary: &Path) -> Option<ProfileCopy> {
             eprintln!("warm profile: copy failed ({e}); starting cold");
             let _ = std::fs::remove_dir_all(&copy);
             None
+        }
+    }
+}
+
+/// Removes what test processes that were killed left behind (copies and half-made templates of
+/// processes no longer running), once per process.
+fn remove_leftovers() {
+    let Ok(entries) = std::fs::read_dir(profiles_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = match name.split('-').collect::<Vec<_>>()[..] {
+            ["copy", pid, _] | ["warming", _, pid] => pid.parse::<u32>().ok(),
+            _ => None,
+        };
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
@@ -120,6 +140,16 @@ async fn template(binary: &Path) -> Option<PathBuf> {
     if std::fs::rename(&warming, &template).is_err() {
         // Another test binary made it first.
         let _ = std::fs::remove_dir_all(&warming);
+    }
+    // Templates of Firefox builds replaced since.
+    if let Ok(entries) = std::fs::read_dir(profiles_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("template-") && entry.path() != template {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
     template.is_dir().then_some(template)
 }
