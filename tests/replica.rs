@@ -501,7 +501,7 @@ fn a_run_stores_what_koha_accepted_as_one_chunk_and_removes_the_old_keys_after()
         let found = unaware.merge_stored_copies(primary, mirror);
         let unfound = unaware.unfound_stored(&ids, &found);
         let everything = page.primary.entries();
-        unaware.merge_archived_copies(everything.iter().map(|(k, v)| (k.as_str(), v)), &unfound);
+        unaware.settle_unfound(everything.iter().map(|(k, v)| (k.as_str(), v)), unfound);
         ids.iter()
             .map(|id| unaware.journal().get(id).unwrap().status().clone())
             .collect::<Vec<Status>>()

@@ -638,8 +638,8 @@ impl Replica {
     /// Of `ids`, whose stored copies [`Replica::merge_stored_copies`] read, those that neither
     /// the `tx:` keys nor the mirror hold (`found` did not) although this page stored them:
     /// another page removed them, or packed them into a chunk after its send run accepted them,
-    /// and this page has not heard of it yet. Look them up with
-    /// [`Replica::merge_archived_copies`]: sending one would give it to Koha a second time.
+    /// and this page has not heard of it yet. Settle them with [`Replica::settle_unfound`]:
+    /// sending one would give it to Koha a second time.
     pub fn unfound_stored(
         &self,
         ids: &[TransactionId],
@@ -653,7 +653,7 @@ impl Replica {
 
     /// Merges the copies the archive chunks hold of `ids` (`stored`: the entries of the store
     /// of record, as read now). Returns the ids found there.
-    pub fn merge_archived_copies<'a>(
+    fn merge_archived_copies<'a>(
         &mut self,
         stored: impl IntoIterator<Item = (&'a str, &'a Value)>,
         ids: &[TransactionId],
