@@ -6,7 +6,7 @@
 //! `KOC_BENCH_SEND_N` changes the number of transactions against the 20 ms stand-in (2,000),
 //! `KOC_BENCH_OVERHEAD_N` those against the fast one and per requests-at-once setting (500),
 //! `KOC_BENCH_IN_FLIGHT` our requests at once (the add-on's default when unset),
-//! `KOC_BENCH_ROUNDS` the alternating rounds of ours and the bare loop on the fast one (5).
+//! `KOC_BENCH_ROUNDS` the alternating rounds of ours and the bare loop on the fast one (9).
 
 use e2e::bench::send::figures;
 
