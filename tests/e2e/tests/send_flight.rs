@@ -64,7 +64,7 @@ fn row<'a>(rows: &'a [QueueRow], action: &str, what: &str) -> &'a QueueRow {
 /// of the same patron: the checkin must not overtake it.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_in_flight_keep_every_transaction_once_and_same_second_order() {
-    for profile in [Profile::Newest, Profile::Legacy] {
+    for profile in [Profile::Newest, Profile::Koha2405, Profile::Legacy] {
         let koha = StandIn::start(Config {
             profile,
             // Every request on a fresh connection, where Firefox never re-sends a dropped POST.
