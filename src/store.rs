@@ -15,6 +15,7 @@
 //! | `exported:<ms>.<first id>` | JSON text `{"v": 1, "at": …, "ids": [...]}`: one `.koc` export ([`exports`]) |
 //! | `checks:meta`, `checks:<generation>:…` | the offline checks' snapshot of Koha ([`crate::checks`]) |
 //! | `quarantine:<key>` | an entry that could not be read, kept aside with the reason |
+//! | `barrier` | the token of the last [`Barrier`] a page wrote before a send or an export |
 //!
 //! One key per transaction means recording one writes a bounded amount of data however many are
 //! stored, and two desk pages writing at once never overwrite each other's transactions. Once
@@ -53,6 +54,7 @@
 //! ```
 
 pub mod archive;
+mod barrier;
 mod change;
 mod chunk_text;
 mod error;
@@ -69,6 +71,7 @@ mod snapshot;
 pub(crate) mod text;
 
 pub use archive::{pack_plan, Packing, ARCHIVE_CHUNK};
+pub use barrier::Barrier;
 pub use change::Change;
 pub use error::StoreError;
 pub use exports::ExportRecord;
@@ -76,8 +79,8 @@ pub use incoming::{decode_change, StoredChange};
 pub use keys::{
     id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, is_mirror_key,
     is_quarantine_key, is_transaction_key, mirror_key, transaction_key, ARCHIVE_PREFIX,
-    CURRENT_SCHEMA, ENVELOPE_VERSION, EXPORT_PREFIX, META_KEY, MIRROR_PREFIX, QUARANTINE_PREFIX,
-    SETTINGS_KEY, TX_PREFIX,
+    BARRIER_KEY, CURRENT_SCHEMA, ENVELOPE_VERSION, EXPORT_PREFIX, META_KEY, MIRROR_PREFIX,
+    QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
 };
 pub use layout::{
     decode_mirror, decode_settings, decode_transaction, encode_settings, encode_transaction,

@@ -7,7 +7,7 @@ mod common;
 
 use common::{at, checkout};
 use koha_offline_circ::store::{
-    self, Change, EntryChange, MemoryStore, Replica, Store, ARCHIVE_CHUNK,
+    self, Barrier, Change, EntryChange, MemoryStore, Replica, Store, ARCHIVE_CHUNK,
 };
 use koha_offline_circ::{Status, Transaction, TransactionId};
 use serde_json::Value;
@@ -168,6 +168,28 @@ fn refused_repairs_at_start_count_unsaved_and_keep_the_mirror_copies() {
         .all(|c| matches!(c, Change::Put { .. })));
     assert_eq!(replica.unsaved_ids(), vec![tx.id.clone()]);
     assert!(replica.journal().get(&tx.id).is_some());
+}
+
+#[test]
+fn a_barrier_is_answered_only_by_its_own_event_once_nothing_waits_to_be_applied() {
+    let barrier = Barrier::new(42);
+    let Change::Put { key, value } = barrier.write() else {
+        panic!("a put")
+    };
+    let own_event = vec![written(&key, value)];
+    let Change::Put { value: other, .. } = Barrier::new(43).write() else {
+        panic!("a put")
+    };
+    let other_pages = vec![written(&key, other)];
+
+    // While the stores are read for a start, earlier events wait to be applied after it: the
+    // barrier's event does not mean this page has heard of them yet.
+    let mut replica = Replica::new();
+    replica.begin_reading();
+    assert!(!replica.barrier_answered(&barrier, &own_event));
+    replica.open(Vec::new(), Vec::new(), Some(at(0))).unwrap();
+    assert!(replica.barrier_answered(&barrier, &own_event));
+    assert!(!replica.barrier_answered(&barrier, &other_pages));
 }
 
 #[test]

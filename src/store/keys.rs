@@ -30,6 +30,10 @@ pub const ARCHIVE_PREFIX: &str = "archive:";
 /// Prefix of an export record's key.
 pub const EXPORT_PREFIX: &str = "exported:";
 
+/// Key of the last [`Barrier`](super::Barrier) a page wrote before a send or an export (a
+/// random token as a JSON string).
+pub const BARRIER_KEY: &str = "barrier";
+
 /// Prefix of every entry of the offline checks' snapshot.
 pub const CHECKS_PREFIX: &str = "checks:";
 /// Key of the snapshot's meta entry, which names the chunks of the snapshot in use.

@@ -9,6 +9,7 @@
 //! so a refused write is a value the page shows, never a silent loss.
 
 use super::archive::{chunk_put, decode_chunk, encode_chunk, pack_plan, ARCHIVE_CHUNK};
+use super::barrier::Barrier;
 use super::change::Change;
 use super::error::StoreError;
 use super::exports::decode_export;
@@ -124,6 +125,13 @@ impl Replica {
     pub fn stored_entries(&self) -> usize {
         let single = self.journal.len().saturating_sub(self.archived.len());
         single + self.archived.len().div_ceil(ARCHIVE_CHUNK) + 2
+    }
+
+    /// Whether `batch` is `barrier`'s own event and every batch before it has been applied (not
+    /// kept for after a read of the stores): then this replica has heard of every write made
+    /// before the barrier.
+    pub fn barrier_answered(&self, barrier: &Barrier, batch: &[EntryChange]) -> bool {
+        self.arrived_while_reading.is_none() && barrier.answered_by(batch)
     }
 
     /// Call before reading the stores for [`Replica::open`]: batches of other pages' writes

@@ -8,12 +8,12 @@ use super::browser;
 use crate::journal::{Journal, SendLockState};
 use crate::settings::Settings;
 use crate::store::keys::{self, Read};
-use crate::store::{self, Change, EntryChange, Replica};
+use crate::store::{self, Barrier, Change, EntryChange, Replica};
 use crate::transaction::{Transaction, TransactionId};
 use gloo_storage::{LocalStorage, Storage};
 use js_sys::{Array, Function, Object, Promise};
 use serde_json::{Map, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -34,7 +34,24 @@ extern "C" {
 thread_local! {
     /// The page's copy of the stores: every rule is the core's (`crate::store::Replica`).
     static REPLICA: RefCell<Replica> = RefCell::new(Replica::new());
+    /// The barrier this page waits for ([`barrier_passed`]), and what to call when its event
+    /// comes.
+    static BARRIER: RefCell<Option<(Barrier, Function)>> = const { RefCell::new(None) };
+    /// How many of this page's refreshes before a send or an export read everything because no
+    /// barrier answered ([`full_refreshes`]).
+    static FULL_REFRESHES: Cell<u32> = const { Cell::new(0) };
 }
+
+/// How many refreshes before a send or an export read all of the store of record because their
+/// barrier was not answered (the test build reports it: in Firefox it should stay 0).
+#[cfg(feature = "test-hooks")]
+pub fn full_refreshes() -> u32 {
+    FULL_REFRESHES.with(Cell::get)
+}
+
+/// How long a page waits for its barrier's event once the barrier is stored (normally a few
+/// milliseconds) before it reads everything instead.
+const BARRIER_WAIT_MS: i32 = 2_000;
 
 fn with_replica<R>(f: impl FnOnce(&mut Replica) -> R) -> R {
     REPLICA.with(|r| f(&mut r.borrow_mut()))
@@ -296,7 +313,7 @@ pub fn apply_storage_changes(changes: &JsValue) -> bool {
     let Some(map) = changes_map(changes) else {
         return false;
     };
-    let batch = map
+    let batch: Vec<EntryChange> = map
         .into_iter()
         .map(|(key, mut change)| EntryChange {
             key,
@@ -304,7 +321,41 @@ pub fn apply_storage_changes(changes: &JsValue) -> bool {
             old_value: change.get_mut("oldValue").map(Value::take),
         })
         .collect();
-    with_replica(|r| r.apply(batch))
+    let answered = BARRIER.with(|b| {
+        b.borrow()
+            .as_ref()
+            .is_some_and(|(barrier, _)| with_replica(|r| r.barrier_answered(barrier, &batch)))
+    });
+    let changed = with_replica(|r| r.apply(batch));
+    if answered {
+        if let Some((_, resolve)) = BARRIER.with(|b| b.borrow_mut().take()) {
+            let _ = resolve.call1(&JsValue::NULL, &JsValue::TRUE);
+        }
+    }
+    changed
+}
+
+/// Writes a [`Barrier`] and waits for its own `storage.onChanged` event: then every write made
+/// to the store of record before it has reached this page's replica through its event. `false`
+/// when that cannot be known: the barrier was not stored, or its event did not come within
+/// [`BARRIER_WAIT_MS`] (a page that does not listen to storage events never hears it).
+async fn barrier_passed() -> bool {
+    let Ok(token) = browser::random_u64() else {
+        return false;
+    };
+    let barrier = Barrier::new(token);
+    let write = barrier.write();
+    let mut resolve = None;
+    let answered = Promise::new(&mut |r, _| resolve = Some(r));
+    let Some(resolve) = resolve else {
+        return false;
+    };
+    // Listening before writing: the event may come before the write's promise resolves.
+    BARRIER.with(|b| *b.borrow_mut() = Some((barrier, resolve)));
+    let passed = apply_primary(std::slice::from_ref(&write)).await.is_ok()
+        && browser::true_within(&answered, BARRIER_WAIT_MS).await;
+    BARRIER.with(|b| b.borrow_mut().take());
+    passed
 }
 
 /// A `storage.onChanged` batch as `{key: {oldValue?, newValue?}}` JSON (one JSON round trip).
@@ -435,14 +486,24 @@ fn apply_mirror(changes: &[Change]) -> bool {
 /// (by the page sending, by a retry, by a removal or an export), so what is read here stays
 /// current until the lock is released.
 ///
-/// It reads everything, not just those transactions' keys: the export records and archive
-/// chunks another page wrote a moment ago (an export, a send run's answers) must count even if
-/// their event is still on its way.
+/// For the store of record it waits for a [`Barrier`]: once the barrier's own event is here,
+/// every earlier write's event (export records and archive chunks included) has been applied.
+/// If that cannot be known it reads everything, not just those transactions' keys: the export
+/// records and archive chunks another page wrote a moment ago (an export, a send run's answers)
+/// must count even if their event is still on its way.
 pub async fn refresh_from_stores() {
-    let ids = with_journal(|j| j.not_accepted_ids());
-    if ids.is_empty() {
+    if with_journal(|j| j.not_accepted_ids()).is_empty() {
         return;
     }
+    if barrier_passed().await {
+        // The store of record's writes have all arrived as events; the mirror's send none.
+        let ids = with_journal(|j| j.not_accepted_ids());
+        let mirror = mirror_texts(&ids);
+        with_replica(|r| r.merge_stored_copies(Vec::new(), mirror));
+        return;
+    }
+    FULL_REFRESHES.with(|n| n.set(n.get() + 1));
+    let ids = with_journal(|j| j.not_accepted_ids());
     let mirror = mirror_texts(&ids);
     match read_primary().await {
         Ok(stored) => {

@@ -29,6 +29,13 @@ pub async fn open_storage() -> Result<u32, JsValue> {
     Ok(state::with_journal(|j| j.len()) as u32)
 }
 
+/// How many of this page's refreshes before a send or an export read everything because their
+/// barrier's event did not come.
+#[wasm_bindgen(js_name = refreshesReadingEverything)]
+pub fn refreshes_reading_everything() -> u32 {
+    state::full_refreshes()
+}
+
 /// `count` synthetic checkouts in the core's layout, as `{key: value}`, for seeding storage in
 /// benchmarks and tests. Number `first + i` is recorded `first + i` seconds after 2026-01-01 UTC;
 /// the first `unsent` of the batch stay `local`, the others are `applied`. Each gets a key of

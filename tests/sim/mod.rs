@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use koha_offline_circ::desk;
 use koha_offline_circ::koha::{self, HttpRequest, Method, NoAnswer, Reply, AUTH_PATH};
 use koha_offline_circ::settings::{Settings, SettingsForm};
-use koha_offline_circ::store::{self, Change, EntryChange, ExportRecord, Replica};
+use koha_offline_circ::store::{self, Barrier, Change, EntryChange, ExportRecord, Replica};
 use koha_offline_circ::sync::{
     Command, ExportedChoice, PerformId, RunEnd, RunOptions, SendRun, Setup, StorageRefused,
 };
@@ -304,6 +304,9 @@ pub struct World {
     /// The storage version the last full check of the stores saw.
     checked_version: u64,
     next_random: u64,
+    /// Tokens of the barriers pages wrote (a counter: the shell's random tokens only need to
+    /// differ).
+    barriers: u64,
     pub steps: usize,
     pub log: Vec<String>,
     /// `SIM_DEBUG` set: the log also holds every command, answer and delivered event.
@@ -364,6 +367,7 @@ impl World {
             confirmed: Confirmed::default(),
             checked_version: u64::MAX,
             next_random: 1,
+            barriers: 0,
             steps: 0,
             log: Vec::new(),
             debug: std::env::var_os("SIM_DEBUG").is_some(),
@@ -623,19 +627,48 @@ impl World {
     /// which no `storage.onChanged` event announces; the store of record may hold a write whose
     /// event has not arrived yet.
     ///
-    /// It reads everything: export records and chunks count even before their event arrives.
+    /// For the store of record the page writes a barrier and waits for its own event, which
+    /// comes after every earlier write's: here, the page's events still on their way arrive.
+    /// When the barrier cannot be written, it reads everything: export records and chunks count
+    /// even before their event arrives.
     fn refresh_from_stores(&mut self, i: usize) {
+        if self.page(i).replica.journal().not_accepted_ids().is_empty() {
+            return;
+        }
+        self.barriers += 1;
+        let barrier = Barrier::new(self.barriers);
+        if self.write_primary(Some(i), &[barrier.write()]).is_ok() {
+            self.deliver(i);
+            let Change::Put { key, value } = barrier.write() else {
+                unreachable!("a barrier is a put")
+            };
+            let answer = [EntryChange {
+                key,
+                new_value: Some(value),
+                old_value: None,
+            }];
+            if self.page(i).replica.barrier_answered(&barrier, &answer) {
+                let ids = self.page(i).replica.journal().not_accepted_ids();
+                let mirror = self.mirror_copies(&ids);
+                self.page(i).replica.merge_stored_copies(Vec::new(), mirror);
+                return;
+            }
+        }
         let ids: Vec<TransactionId> = self.page(i).replica.journal().not_accepted_ids();
-        let mirror = ids
-            .iter()
+        let mirror = self.mirror_copies(&ids);
+        let everything: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
+        self.page(i).replica.merge_current(everything, mirror, &ids);
+    }
+
+    /// The mirror's texts of these transactions.
+    fn mirror_copies(&self, ids: &[TransactionId]) -> Vec<(String, String)> {
+        ids.iter()
             .map(store::mirror_key)
             .filter_map(|key| {
                 let copy = self.storage.mirror.get(&key)?.to_string();
                 Some((key, copy))
             })
-            .collect();
-        let everything: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
-        self.page(i).replica.merge_current(everything, mirror, &ids);
+            .collect()
     }
 
     /// Returns the ids either store holds.

@@ -1,7 +1,9 @@
 //! Storage that never loses a transaction (issue 4), in a real Firefox: reload, two desk tabs,
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
-use e2e::desk::{eval_async, record_checkout, row_ids, seed, with_open_desk};
+use e2e::desk::{
+    core_call, eval_async, record_batch, record_checkout, row_ids, seed, with_open_desk,
+};
 use e2e::firefox::{Firefox, Options};
 use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, Fault, FaultRule, StandIn, When};
@@ -205,6 +207,58 @@ async fn accepted_transactions_are_packed_and_every_page_keeps_them() {
         settle(&ff, &ff, "marker-cleared").await;
         total_now_and_after_reload(&ff, 5).await;
     })
+    .await;
+}
+
+/// A desk that exports right after another desk's send run must leave out what that run gave
+/// Koha: it hears of the run's answers through storage events, and before exporting it waits for
+/// its own barrier write's event, which comes after theirs. In Firefox that event comes, so
+/// neither desk reads all of `storage.local` before its send or its export.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_right_after_another_desks_send_leaves_out_what_koha_has() {
+    let koha = StandIn::start(Config::default()).expect("stand-in");
+    let settings = DeskSettings::queue(&koha);
+    with_desk_sending_to(
+        Options::granting_permissions(),
+        koha,
+        settings,
+        |ff, koha| async move {
+            let first = ff.client.window().await.expect("first tab");
+            let batch = json!([
+                {"action": "return", "barcode": "B0041"},
+                {"action": "return", "barcode": "B0042"},
+                {"action": "return", "barcode": "B0043"},
+            ]);
+            assert_eq!(record_batch(&ff, &batch).await, 3);
+            let second = open_second_desk(&ff).await;
+            ff.wait_until("the three", "window.kocCore.listPage('', 0, 1).total === 3")
+                .await;
+
+            ff.client.switch_to_window(first).await.expect("switch");
+            assert_eq!(send(&ff, Duration::from_secs(60)).await, "ran");
+            assert_eq!(koha.transaction_requests().len(), 3);
+            assert_eq!(core_call(&ff, "core.refreshesReadingEverything()").await, 0);
+
+            // At once in the other desk, with one of its own not sent yet.
+            ff.client.switch_to_window(second).await.expect("switch");
+            let exported = core_call(
+                &ff,
+                r#"(async () => {
+                    await core.recordBatch([{ action: "return", barcode: "B0044" }]);
+                    const answer = await core.exportKoc({ confirmed: [], declined: [] });
+                    return answer.files.map((file) => file.text);
+                })()"#,
+            )
+            .await;
+            let text = exported[0].as_str().expect("one file");
+            assert!(text.contains("B0044"), "{text}");
+            for sent in ["B0041", "B0042", "B0043"] {
+                assert!(!text.contains(sent), "{sent} is in Koha already: {text}");
+            }
+            assert_eq!(exported.as_array().map(Vec::len), Some(1));
+            assert_eq!(core_call(&ff, "core.refreshesReadingEverything()").await, 0);
+        },
+    )
     .await;
 }
 
