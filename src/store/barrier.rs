@@ -9,8 +9,10 @@
 //! `storage.local` through one IndexedDB store in the one extension process, so writes happen
 //! one after another; each write's changes go to the parent process in one message, after the
 //! write, over the process's one channel; and the parent hands each message, in arrival order,
-//! to every page listening, the writer included. So once a page has its barrier's event, it
-//! has had the event of every write made before the barrier.
+//! to every page listening, the writer included. (A page's very first `storage.local` call
+//! goes through the parent process instead; every page reads the stores at its start, before
+//! it writes anything.) So once a page has its barrier's event, it has had the event of every
+//! write made before the barrier.
 //!
 //! If the barrier cannot be written or its event does not come in time, the page reads
 //! everything as before.
