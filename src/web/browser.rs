@@ -108,34 +108,26 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(now_millis() as i64).unwrap_or_default()
 }
 
-/// Whether `promise` resolves to `true` within `ms` milliseconds.
-pub async fn true_within(promise: &Promise, ms: i32) -> bool {
-    let timer = Promise::new(&mut |resolve, _| {
+/// A promise that resolves to `value` after `ms` milliseconds (at once if no timer can be set).
+fn after_ms(ms: i32, value: &JsValue) -> Promise {
+    Promise::new(&mut |resolve, _| {
         let scheduled = web_sys::window().map(|window| {
-            window.set_timeout_with_callback_and_timeout_and_arguments_1(
-                &resolve,
-                ms,
-                &JsValue::FALSE,
-            )
+            window.set_timeout_with_callback_and_timeout_and_arguments_1(&resolve, ms, value)
         });
         if !matches!(scheduled, Some(Ok(_))) {
-            let _ = resolve.call1(&JsValue::NULL, &JsValue::FALSE);
+            let _ = resolve.call1(&JsValue::NULL, value);
         }
-    });
-    let race = Promise::race(&js_sys::Array::of2(promise, &timer));
+    })
+}
+
+/// Whether `promise` resolves to `true` within `ms` milliseconds.
+pub async fn true_within(promise: &Promise, ms: i32) -> bool {
+    let race = Promise::race(&js_sys::Array::of2(promise, &after_ms(ms, &JsValue::FALSE)));
     JsFuture::from(race).await.ok().and_then(|v| v.as_bool()) == Some(true)
 }
 
 /// Resolves on a later task of the page (a timer of no delay), after everything already queued:
 /// what follows yields to the page's pending continuations and rendering first.
 pub async fn later_task() {
-    let promise = Promise::new(&mut |resolve, _| {
-        let scheduled = web_sys::window().map(|window| {
-            window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0)
-        });
-        if !matches!(scheduled, Some(Ok(_))) {
-            let _ = resolve.call0(&JsValue::NULL);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
+    let _ = JsFuture::from(after_ms(0, &JsValue::UNDEFINED)).await;
 }
