@@ -321,16 +321,17 @@ pub fn apply_storage_changes(changes: &JsValue) -> bool {
             old_value: change.get_mut("oldValue").map(Value::take),
         })
         .collect();
+    // The barrier this batch answers, if any: taken now, told once the batch is applied.
     let answered = BARRIER.with(|b| {
-        b.borrow()
+        let mut waiting = b.borrow_mut();
+        let answers = waiting
             .as_ref()
-            .is_some_and(|(barrier, _)| with_replica(|r| r.barrier_answered(barrier, &batch)))
+            .is_some_and(|(barrier, _)| with_replica(|r| r.barrier_answered(barrier, &batch)));
+        answers.then(|| waiting.take()).flatten()
     });
     let changed = with_replica(|r| r.apply(batch));
-    if answered {
-        if let Some((_, resolve)) = BARRIER.with(|b| b.borrow_mut().take()) {
-            let _ = resolve.call1(&JsValue::NULL, &JsValue::TRUE);
-        }
+    if let Some((_, resolve)) = answered {
+        let _ = resolve.call1(&JsValue::NULL, &JsValue::TRUE);
     }
     changed
 }
@@ -492,7 +493,7 @@ fn apply_mirror(changes: &[Change]) -> bool {
 /// records and archive chunks another page wrote a moment ago (an export, a send run's answers)
 /// must count even if their event is still on its way.
 pub async fn refresh_from_stores() {
-    if with_journal(|j| j.not_accepted_ids()).is_empty() {
+    if with_journal(|j| j.counts().not_accepted) == 0 {
         return;
     }
     if barrier_passed().await {
