@@ -706,3 +706,64 @@ fn the_read_before_a_send_finds_packed_ones_in_the_chunks_and_forgets_deleted_on
         "deleted elsewhere: forgotten here too"
     );
 }
+
+/// `storage.onChanged`'s batch for writes another page applied (no old values: a page that
+/// removes a key does not say what it held).
+fn heard(changes: &[Change]) -> Vec<EntryChange> {
+    changes
+        .iter()
+        .map(|change| match change {
+            Change::Put { key, value } => written(key, value.clone()),
+            Change::Remove { key } => removed(key, None),
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_barrier_the_unfound_are_settled_from_what_the_events_said() {
+    let mut page = Page::opened();
+    let recorded: Vec<Transaction> = (1..=3).map(checkout).collect();
+    page.record(&recorded);
+    let ids: Vec<TransactionId> = recorded.iter().map(|t| t.id.clone()).collect();
+    let mut other = Replica::new();
+    other
+        .open(page.primary.entries(), page.mirror.entries(), None)
+        .unwrap();
+    // The other page's later write of the third was refused: unsaved there.
+    other.wrote(&recorded[2..], true, false);
+    assert_eq!(other.unsaved_ids(), ids[2..].to_vec());
+    // Koha queues the first two; the packing removes their own keys; the third is deleted.
+    let answers: Vec<Transaction> = recorded[..2].iter().cloned().map(queued).collect();
+    let mut writes = store_run_group(&mut page, &answers);
+    let packing = page.replica.start_packing().expect("old keys to remove");
+    page.primary.apply(&packing.removals).unwrap();
+    page.replica.packing_over();
+    writes.extend(packing.removals);
+    page.replica.journal_mut().delete(&ids[2]).unwrap();
+    let (primary, _) = page.replica.plan_forget(&ids[2..]);
+    page.primary.apply(&primary).unwrap();
+    writes.extend(primary);
+
+    // The barrier's own event comes after all of these: the other page has heard of them.
+    other.apply(heard(&writes));
+    // No own key holds any of them now.
+    let found = other.merge_stored_copies(Vec::new(), Vec::new());
+    let unfound = other.unfound_stored(&ids, &found);
+    assert_eq!(unfound, ids);
+    let found = other.settle_unfound_heard(unfound);
+
+    assert_eq!(found, ids[..2].iter().cloned().collect::<HashSet<_>>());
+    for id in &ids[..2] {
+        assert_eq!(
+            other.journal().get(id).map(|t| t.status().clone()),
+            Some(Status::Queued),
+            "in a chunk, queued: no send gives it to Koha again"
+        );
+    }
+    assert!(other.journal().get(&ids[2]).is_none());
+    assert!(
+        other.unsaved_ids().is_empty(),
+        "a deleted transaction is not written back by a retry"
+    );
+    assert!(other.plan_retry(&found).is_empty());
+}

@@ -1,4 +1,5 @@
-//! What tells a page, before it sends or exports, that it has heard of every earlier write.
+//! What tells a page, before it sends or exports (or settles a row it found in no key before
+//! a deletion or a retry), that it has heard of every earlier write.
 //!
 //! A page keeps its copy of the stores current through `storage.onChanged` events, and one may
 //! still be on its way when the page takes the send lock: another page's run answered a moment

@@ -632,6 +632,26 @@ impl Replica {
         unfound: Vec<TransactionId>,
     ) -> HashSet<TransactionId> {
         let found = self.merge_archived_copies(chunks, &unfound);
+        self.forget_gone(unfound, &found);
+        found
+    }
+
+    /// [`Replica::settle_unfound`] once a [`Barrier`] has been answered: every chunk written
+    /// before it has reached this replica through its event, and so has every removal, so
+    /// what this replica knows of the archive is what is stored, with no read of the chunks.
+    /// Returns the ids held in a chunk.
+    pub fn settle_unfound_heard(&mut self, unfound: Vec<TransactionId>) -> HashSet<TransactionId> {
+        let found: HashSet<TransactionId> = unfound
+            .iter()
+            .filter(|id| self.archived.contains(*id))
+            .cloned()
+            .collect();
+        self.forget_gone(unfound, &found);
+        found
+    }
+
+    /// Forgets those of `unfound` that are not `found`: held nowhere any more.
+    fn forget_gone(&mut self, unfound: Vec<TransactionId>, found: &HashSet<TransactionId>) {
         let gone: Vec<TransactionId> = unfound
             .into_iter()
             .filter(|id| !found.contains(id))
@@ -640,7 +660,6 @@ impl Replica {
             self.journal.forget_removed(id);
         }
         self.forgotten(&gone);
-        found
     }
 
     /// Of `ids`, whose stored copies [`Replica::merge_stored_copies`] read, those that neither

@@ -262,6 +262,37 @@ async fn an_export_right_after_another_desks_send_leaves_out_what_koha_has() {
     .await;
 }
 
+/// A deletion another desk made is found missing by name; the desk then waits for its barrier
+/// (its events tell it what happened) instead of reading all of `storage.local`, and refuses
+/// the deletion as not found, writing nothing back.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_what_another_desk_deleted_is_refused_without_reading_everything() {
+    with_open_desk(Options::default(), |ff| async move {
+        let first = ff.client.window().await.expect("first tab");
+        let ids = [
+            record_checkout(&ff, "C0001", "B0051").await,
+            record_checkout(&ff, "C0001", "B0052").await,
+        ];
+        let delete = |id: &str| {
+            format!(r#"core.deleteTransaction("{id}").then(() => "deleted", (e) => e.kind)"#)
+        };
+        open_second_desk(&ff).await;
+        ff.wait_until("the two", "window.kocCore.listPage('', 0, 1).total === 2")
+            .await;
+        assert_eq!(core_call(&ff, &delete(&ids[0])).await, "deleted");
+
+        ff.client.switch_to_window(first).await.expect("switch");
+        // As if the librarian had clicked the row before the table caught up.
+        assert_eq!(core_call(&ff, &delete(&ids[0])).await, "not-found");
+        assert_eq!(core_call(&ff, "core.refreshesReadingEverything()").await, 0);
+        let (primary, mirror) = stored_keys(&ff).await;
+        let left: BTreeSet<String> = [ids[1].clone()].into();
+        assert_eq!(primary, left, "nothing written back");
+        assert_eq!(mirror, left);
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
     let koha = StandIn::start(Config::default()).expect("stand-in");
