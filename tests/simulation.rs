@@ -105,14 +105,18 @@ fn replay() {
 ///   `sending` and answer having reached the store of record in one write) before the packing
 ///   removed it, and sent it again. They keep that hold (the mirror keeps the copy until the
 ///   packing has removed the stale key) under test.
+/// - 1528 and 1883 (when the check that pages show what the stores hold, once all is at
+///   rest, was added): the model's own fault: a page did not hear its own writes' events, as
+///   it does in Firefox, so another page's earlier write, arriving after this page's clear,
+///   brought the cleared row back on this page alone (its own removal's event now follows).
 #[test]
 fn seeds_that_failed_before() {
     for seed in [
-        16, 243, 1478, 1827, 4519, 4589, 5150, 5235, 7103, 7159, 9476, 9871, 10_657, 11_424,
-        14_262, 14_736, 15_714, 16_372, 18_955, 19_988, 20_638, 20_889, 23_896, 24_059, 25_057,
-        26_086, 26_856, 27_169, 29_390, 29_522, 30_907, 32_156, 32_344, 32_668, 32_921, 33_603,
-        36_893, 42_024, 58_083, 59_520, 60_212, 60_956, 66_504, 69_043, 71_644, 71_967, 76_400,
-        115_977, 118_516, 156_262, 320_603,
+        16, 243, 1478, 1528, 1827, 1883, 4519, 4589, 5150, 5235, 7103, 7159, 9476, 9871, 10_657,
+        11_424, 14_262, 14_736, 15_714, 16_372, 18_955, 19_988, 20_638, 20_889, 23_896, 24_059,
+        25_057, 26_086, 26_856, 27_169, 29_390, 29_522, 30_907, 32_156, 32_344, 32_668, 32_921,
+        33_603, 36_893, 42_024, 58_083, 59_520, 60_212, 60_956, 66_504, 69_043, 71_644, 71_967,
+        76_400, 115_977, 118_516, 156_262, 320_603,
     ] {
         if let Err(failure) = sim::history(seed, STEPS) {
             panic!("{failure}");

@@ -4,7 +4,9 @@
 //! lands late, which answer is lost, when a page is killed, how the desk clock steps. The pages
 //! use the core exactly as the browser shell does (journal, store layout and start-up, the send
 //! run's commands); only the browser (storage, locks, `storage.onChanged`) and Koha are models.
-//! The promises are checked after every step; a failure names its seed, which replays it.
+//! The promises are checked after every step, and once the world has come to rest after the
+//! last one, that every page shows what the stores hold; a failure names its seed, which
+//! replays it.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -317,6 +319,9 @@ pub struct World {
     events_lag: bool,
 }
 
+/// At most this many rounds for the pages to settle after a history's last step.
+const SETTLING_ROUNDS: usize = 200;
+
 const BARCODES: [&str; 4] = ["B1", "B2", "B3", "B4"];
 const CARDS: [&str; 3] = ["C1", "C2", "C3"];
 
@@ -450,19 +455,16 @@ impl World {
 
     // ----- storage, as the shell uses it -----
 
-    fn emit(&mut self, from: Option<usize>, changes: &[(String, Option<Value>, Option<Value>)]) {
-        for (j, page) in self.pages.iter_mut().enumerate() {
-            if Some(j) == from {
-                continue;
-            }
-            if let Some(page) = page {
-                page.inbox.extend(changes.iter().cloned());
-            }
+    /// Queues a write's `storage.onChanged` event for every open page, the writer included: in
+    /// Firefox a page hears its own writes too, after those made before them.
+    fn emit(&mut self, changes: &[(String, Option<Value>, Option<Value>)]) {
+        for page in self.pages.iter_mut().flatten() {
+            page.inbox.extend(changes.iter().cloned());
         }
     }
 
-    /// Applies changes to the store of record (all or nothing) and tells the other pages.
-    fn write_primary(&mut self, from: Option<usize>, changes: &[Change]) -> Result<(), ()> {
+    /// Applies changes to the store of record (all or nothing) and tells every page.
+    fn write_primary(&mut self, changes: &[Change]) -> Result<(), ()> {
         if self.storage.primary_down && !changes.is_empty() {
             return Err(());
         }
@@ -490,7 +492,7 @@ impl World {
                 }
             }
         }
-        self.emit(from, &events);
+        self.emit(&events);
         Ok(())
     }
 
@@ -521,7 +523,7 @@ impl World {
     fn persist(&mut self, i: usize, txs: &[Transaction]) -> bool {
         let writes = self.page(i).replica.plan_write(txs);
         let mirrored = self.write_mirror(&writes.mirror);
-        let stored = self.write_primary(Some(i), &writes.primary).is_ok();
+        let stored = self.write_primary(&writes.primary).is_ok();
         if let Some(page) = self.pages[i].as_mut() {
             page.replica.wrote(txs, mirrored, stored);
         }
@@ -569,7 +571,7 @@ impl World {
     /// The shell's `store_of_record`: then the mirror lets go of the accepted ones.
     fn store_of_record(&mut self, i: usize, txs: &[Transaction]) -> Result<(), StorageRefused> {
         let primary = self.page(i).replica.plan_store_of_record(txs);
-        let stored = self.write_primary(Some(i), &primary).is_ok();
+        let stored = self.write_primary(&primary).is_ok();
         let released = self.page(i).replica.stored_of_record(txs, stored);
         self.write_mirror(&released);
         stored.then_some(()).ok_or(StorageRefused)
@@ -601,7 +603,7 @@ impl World {
             deleted: Vec::new(),
             run: None,
         });
-        let stored = self.write_primary(Some(i), &opened.primary_changes).is_ok();
+        let stored = self.write_primary(&opened.primary_changes).is_ok();
         let mirror = self.page(i).replica.repairs_written(&opened, stored);
         self.write_mirror(&mirror);
         if self.debug {
@@ -654,7 +656,7 @@ impl World {
     fn barrier_passed(&mut self, i: usize) -> bool {
         self.barriers += 1;
         let barrier = Barrier::new(self.barriers);
-        if self.write_primary(Some(i), &[barrier.write()]).is_err() {
+        if self.write_primary(&[barrier.write()]).is_err() {
             return false;
         }
         self.deliver(i);
@@ -810,7 +812,7 @@ impl World {
         };
         self.page(i).deleted.push(tx);
         let (p, m) = store::remove_plan(&id);
-        if self.write_primary(Some(i), &[p]).is_ok() {
+        if self.write_primary(&[p]).is_ok() {
             self.write_mirror(&[m]);
             self.librarian_deleted.insert(id.clone());
             self.note(format!("page {i} deleted {id}"));
@@ -840,7 +842,7 @@ impl World {
 
     fn forget(&mut self, i: usize, ids: &[TransactionId]) -> bool {
         let (p, m) = self.page(i).replica.plan_forget(ids);
-        if self.write_primary(Some(i), &p).is_err() {
+        if self.write_primary(&p).is_err() {
             return false;
         }
         self.write_mirror(&m);
@@ -857,7 +859,7 @@ impl World {
             .page(i)
             .replica
             .plan_forget_bulk(stored.iter().map(|(k, v)| (k.as_str(), v)), cleared);
-        if self.write_primary(Some(i), &changes).is_err() {
+        if self.write_primary(&changes).is_err() {
             return false;
         }
         self.page(i).replica.bulk_forgotten(cleared);
@@ -872,9 +874,9 @@ impl World {
         let Some(plan) = self.page(i).replica.start_packing() else {
             return;
         };
-        if self.write_primary(Some(i), &plan.chunks).is_ok() {
+        if self.write_primary(&plan.chunks).is_ok() {
             self.page(i).replica.chunks_written(&plan);
-            let removed = self.write_primary(Some(i), &plan.removals).is_ok();
+            let removed = self.write_primary(&plan.removals).is_ok();
             if removed {
                 self.write_mirror(&plan.mirror_releases);
             }
@@ -929,7 +931,7 @@ impl World {
         }
         let ids: Vec<TransactionId> = zone_free.iter().map(|t| t.id.clone()).collect();
         let record = ExportRecord::new(self.clock, ids.clone());
-        if self.write_primary(Some(i), &[record.change()]).is_err() {
+        if self.write_primary(&[record.change()]).is_err() {
             return;
         }
         let now = self.clock;
@@ -1423,6 +1425,92 @@ impl World {
     }
 }
 
+impl World {
+    /// After a history's last step the world comes to rest: storage works again, runs go on to
+    /// their end, refused writes are tried again. Then, once every page has heard every write,
+    /// each page shows what the stores hold, statuses included; but for what only the mirror
+    /// knows: a `localStorage` write is announced to no page.
+    fn check_settled(&mut self) -> Result<(), String> {
+        self.land_writes(None);
+        let busy = |p: &Page| p.run.is_some() || p.replica.unsaved_count() > 0;
+        self.storage.primary_down = false;
+        self.storage.mirror_down = false;
+        for _ in 0..SETTLING_ROUNDS {
+            let busy_pages: Vec<usize> = (0..self.pages.len())
+                .filter(|&i| self.pages[i].as_ref().is_some_and(busy))
+                .collect();
+            if busy_pages.is_empty() {
+                break;
+            }
+            for i in busy_pages {
+                self.clock += Duration::milliseconds(1 + self.rng.below(100) as i64);
+                if self.page(i).run.is_some() {
+                    self.advance_run(i);
+                } else {
+                    self.retry_unsaved(i);
+                }
+                self.land_writes(None);
+                self.check()?;
+            }
+        }
+        if self.pages.iter().flatten().any(busy) {
+            return Ok(());
+        }
+        for i in 0..self.pages.len() {
+            if self.pages[i].is_some() {
+                self.deliver(i);
+            }
+        }
+        let primary: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
+        let mirror: Vec<(String, Value)> = self.storage.mirror.clone().into_iter().collect();
+        let stored = shown(&opened(primary.clone(), mirror));
+        let of_record = shown(&opened(primary, Vec::new()));
+        for (i, page) in self.pages.iter().enumerate() {
+            let Some(page) = page else { continue };
+            let on_page = shown(&page.replica);
+            for id in stored.keys().chain(on_page.keys()) {
+                let only_in_mirror = stored.get(id) != of_record.get(id);
+                if !only_in_mirror && on_page.get(id) != stored.get(id) {
+                    return Err(format!(
+                        "page {i} shows {id} as {:?}, the stores hold {:?}",
+                        on_page.get(id),
+                        stored.get(id)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A failure's report: the seed, the step and the log's tail.
+    fn failure(&self, seed: u64, e: &str) -> String {
+        let tail: Vec<&String> = self
+            .log
+            .iter()
+            .rev()
+            .take(if self.debug { 400 } else { 25 })
+            .collect();
+        let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
+        format!("seed {seed}, step {}: {e}\n{}", self.steps, tail.join("\n"))
+    }
+}
+
+/// A fresh page's replica over these stores (no recovery: nothing is written).
+fn opened(primary: Vec<(String, Value)>, mirror: Vec<(String, Value)>) -> Replica {
+    let mut replica = Replica::new();
+    replica.open(primary, mirror, None).unwrap();
+    replica
+}
+
+/// What a page shows: each transaction's status.
+fn shown(replica: &Replica) -> HashMap<TransactionId, &'static str> {
+    replica
+        .journal()
+        .in_order()
+        .map(|tx| (tx.id.clone(), tx.status().name()))
+        .collect()
+}
+
 fn wire_op(tx: &Transaction) -> WireOp {
     WireOp {
         action: tx.action.koha_name().to_owned(),
@@ -1483,20 +1571,7 @@ fn describe(end: &RunEnd) -> String {
 pub fn history(seed: u64, steps: usize) -> Result<(), String> {
     let mut world = World::new(seed);
     for _ in 0..steps {
-        if let Err(e) = world.step() {
-            let tail: Vec<&String> = world
-                .log
-                .iter()
-                .rev()
-                .take(if world.debug { 400 } else { 25 })
-                .collect();
-            let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
-            return Err(format!(
-                "seed {seed}, step {}: {e}\n{}",
-                world.steps,
-                tail.join("\n")
-            ));
-        }
+        world.step().map_err(|e| world.failure(seed, &e))?;
     }
-    Ok(())
+    world.check_settled().map_err(|e| world.failure(seed, &e))
 }
