@@ -45,6 +45,15 @@ impl Page {
         }
     }
 
+    /// Another page's replica, opened over this page's stores as they are now.
+    fn another_page(&self) -> Replica {
+        let mut replica = Replica::new();
+        replica
+            .open(self.primary.entries(), self.mirror.entries(), None)
+            .unwrap();
+        replica
+    }
+
     /// Records and stores `txs` as the shell does, both stores taking them.
     fn record(&mut self, txs: &[Transaction]) {
         for tx in txs {
@@ -460,10 +469,7 @@ fn a_run_stores_what_koha_accepted_as_one_chunk_and_removes_the_old_keys_after()
     let recorded: Vec<Transaction> = (1..=4).map(checkout).collect();
     page.record(&recorded);
     // Another page that holds them as recorded and hears of nothing the run writes.
-    let mut unaware = Replica::new();
-    unaware
-        .open(page.primary.entries(), page.mirror.entries(), None)
-        .unwrap();
+    let mut unaware = page.another_page();
     let mut failed = recorded[3].clone();
     failed.start_sending(at(100_000)).unwrap();
     failed
@@ -668,6 +674,24 @@ fn a_clear_takes_out_of_a_chunk_only_what_it_cleared() {
     );
 }
 
+/// Koha queues the first two of `recorded` (three), the packing removes their own keys, and the
+/// librarian deletes the third. Returns the writes to the store of record, in order.
+fn queue_two_and_delete_the_third(page: &mut Page, recorded: &[Transaction]) -> Vec<Change> {
+    let answers: Vec<Transaction> = recorded[..2].iter().cloned().map(queued).collect();
+    let mut writes = store_run_group(page, &answers);
+    let packing = page.replica.start_packing().expect("old keys to remove");
+    page.primary.apply(&packing.removals).unwrap();
+    page.mirror.apply(&packing.mirror_releases).unwrap();
+    page.replica.packing_over();
+    writes.extend(packing.removals);
+    page.replica.journal_mut().delete(&recorded[2].id).unwrap();
+    let (primary, mirror) = page.replica.plan_forget(&[recorded[2].id.clone()]);
+    page.primary.apply(&primary).unwrap();
+    page.mirror.apply(&mirror).unwrap();
+    writes.extend(primary);
+    writes
+}
+
 #[test]
 fn the_read_before_a_send_finds_packed_ones_in_the_chunks_and_forgets_deleted_ones() {
     let mut page = Page::opened();
@@ -675,21 +699,8 @@ fn the_read_before_a_send_finds_packed_ones_in_the_chunks_and_forgets_deleted_on
     page.record(&recorded);
     let ids: Vec<TransactionId> = recorded.iter().map(|t| t.id.clone()).collect();
     // Another page holds all three as recorded and hears of nothing that follows.
-    let mut unaware = Replica::new();
-    unaware
-        .open(page.primary.entries(), page.mirror.entries(), None)
-        .unwrap();
-    // Koha queues the first two; the packing removes their own keys; the third is deleted.
-    let answers: Vec<Transaction> = recorded[..2].iter().cloned().map(queued).collect();
-    store_run_group(&mut page, &answers);
-    let packing = page.replica.start_packing().expect("old keys to remove");
-    page.primary.apply(&packing.removals).unwrap();
-    page.mirror.apply(&packing.mirror_releases).unwrap();
-    page.replica.packing_over();
-    page.replica.journal_mut().delete(&ids[2]).unwrap();
-    let (primary, mirror) = page.replica.plan_forget(&ids[2..]);
-    page.primary.apply(&primary).unwrap();
-    page.mirror.apply(&mirror).unwrap();
+    let mut unaware = page.another_page();
+    queue_two_and_delete_the_third(&mut page, &recorded);
 
     // The read before a send: everything stored now, and the mirror (which holds none of them).
     let found = unaware.merge_current(page.primary.entries(), Vec::new(), &ids);
@@ -725,24 +736,11 @@ fn after_a_barrier_the_unfound_are_settled_from_what_the_events_said() {
     let recorded: Vec<Transaction> = (1..=3).map(checkout).collect();
     page.record(&recorded);
     let ids: Vec<TransactionId> = recorded.iter().map(|t| t.id.clone()).collect();
-    let mut other = Replica::new();
-    other
-        .open(page.primary.entries(), page.mirror.entries(), None)
-        .unwrap();
+    let mut other = page.another_page();
     // The other page's later write of the third was refused: unsaved there.
     other.wrote(&recorded[2..], true, false);
     assert_eq!(other.unsaved_ids(), ids[2..].to_vec());
-    // Koha queues the first two; the packing removes their own keys; the third is deleted.
-    let answers: Vec<Transaction> = recorded[..2].iter().cloned().map(queued).collect();
-    let mut writes = store_run_group(&mut page, &answers);
-    let packing = page.replica.start_packing().expect("old keys to remove");
-    page.primary.apply(&packing.removals).unwrap();
-    page.replica.packing_over();
-    writes.extend(packing.removals);
-    page.replica.journal_mut().delete(&ids[2]).unwrap();
-    let (primary, _) = page.replica.plan_forget(&ids[2..]);
-    page.primary.apply(&primary).unwrap();
-    writes.extend(primary);
+    let writes = queue_two_and_delete_the_third(&mut page, &recorded);
 
     // The barrier's own event comes after all of these: the other page has heard of them.
     other.apply(heard(&writes));
