@@ -151,14 +151,20 @@ pub fn export_file_name(branchcode: &Branchcode, local_now: NaiveDateTime) -> St
     }
 }
 
-/// The transactions an import adds: every good row that is not a duplicate of a stored one, in
-/// file order, status `local`, recorded for `branchcode`. `random` supplies 64 random bits per
-/// row for the new ids.
+/// The transactions an import adds: every good row that is not a duplicate of one in `journal`,
+/// in file order, status `local`, recorded for `branchcode`. `random` supplies 64 random bits
+/// per row for the new ids.
+///
+/// Duplicates are marked again against the journal as it is now, not as it was when the file
+/// was read: while the librarian looked at the report, another desk may have imported the same
+/// file, and adding its rows again would send everything to Koha twice.
 pub fn imported_transactions(
-    import: &KocImport,
+    mut import: KocImport,
+    journal: &Journal,
     branchcode: &Branchcode,
     mut random: impl FnMut() -> u64,
 ) -> Vec<Transaction> {
+    import.mark_duplicates(journal.in_order());
     import
         .rows
         .iter()
@@ -305,7 +311,8 @@ mod tests {
                     2026-03-29 10:00:00\treturn\tB1\r\n\
                     2026-03-29 10:00:01\tissue\tC1\tB2\r\n\
                     bad line";
-        let mut import = koc::read(text.as_bytes(), &zone, None);
+        let import = koc::read(text.as_bytes(), &zone, None);
+        assert_eq!(import.errors.len(), 1);
         let at = Utc.with_ymd_and_hms(2026, 3, 29, 10, 0, 0).unwrap();
         let stored = Transaction::record(
             TransactionId::new(at, 9),
@@ -315,12 +322,19 @@ mod tests {
                 barcode: Barcode::parse("B1").unwrap(),
             },
         );
-        assert_eq!(import.mark_duplicates([&stored]), 1);
+        let mut journal = Journal::new();
+        let library = Branchcode::parse("DE-25").unwrap();
         let mut n = 0;
-        let added = imported_transactions(&import, &Branchcode::parse("DE-25").unwrap(), || {
+        let mut random = || {
             n += 1;
             n
-        });
+        };
+        // The report was made before: nothing marked. Since then the row was recorded (another
+        // desk imported the same file), so it is left out now.
+        let mut reported = import.clone();
+        assert_eq!(reported.mark_duplicates([]), 0);
+        journal.record(stored).unwrap();
+        let added = imported_transactions(reported, &journal, &library, &mut random);
         assert_eq!(added.len(), 1);
         assert_eq!(added[0].branchcode.as_str(), "DE-25");
         assert_eq!(added[0].status().name(), "local");
@@ -328,7 +342,11 @@ mod tests {
             added[0].id,
             TransactionId::new(at + chrono::TimeDelta::seconds(1), 1)
         );
-        assert_eq!(import.errors.len(), 1);
+        // Importing what was just imported adds nothing.
+        for tx in added {
+            journal.record(tx).unwrap();
+        }
+        assert!(imported_transactions(import, &journal, &library, &mut random).is_empty());
         assert_eq!(koc::TimeBasis::from_name("utc"), Some(koc::TimeBasis::Utc));
         assert_eq!(
             koc::TimeBasis::from_name("server-zone"),

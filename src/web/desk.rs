@@ -224,10 +224,12 @@ pub async fn commit_import() -> Result<u32, JsValue> {
         .ok_or_else(|| kind_error("not-found", "no file read"))?;
     let branch = desk::desk_branchcode(state::settings().as_ref());
     let mut random_error = None;
-    let txs = desk::imported_transactions(&import, &branch, || {
-        browser::random_u64().unwrap_or_else(|e| {
-            random_error = Some(e);
-            0
+    let txs = state::with_journal(|j| {
+        desk::imported_transactions(import, j, &branch, || {
+            browser::random_u64().unwrap_or_else(|e| {
+                random_error = Some(e);
+                0
+            })
         })
     });
     if let Some(e) = random_error {
