@@ -5,7 +5,9 @@ import { core } from "../lib/wasm.js";
 import { language, t } from "../lib/i18n.js";
 import { say } from "./feedback.js";
 
-const day = (text) => text ? new Intl.DateTimeFormat(language(), { dateStyle: "medium" }).format(new Date(text)) : "";
+// A calendar day from Koha ("2025-01-31", no time): JS reads it as midnight UTC, so it is shown
+// in UTC too, or west of Greenwich it would be the day before.
+const day = (text) => text ? new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeZone: "UTC" }).format(new Date(text)) : "";
 const money = (cents) => cents == null ? "" : new Intl.NumberFormat(language(), { minimumFractionDigits: 2 }).format(cents / 100);
 
 export function checkText(c) {

@@ -91,6 +91,8 @@ pub struct Options {
     pub skip_install: bool,
     /// Another Firefox than the system's ESR (e.g. the demo's, which carries a policy).
     pub binary: Option<PathBuf>,
+    /// The time zone Firefox runs in (`TZ`, e.g. `America/Toronto`); the machine's otherwise.
+    pub zone: Option<String>,
 }
 
 impl Options {
@@ -120,6 +122,7 @@ impl Default for Options {
             addon_path: None,
             skip_install: false,
             binary: None,
+            zone: None,
         }
     }
 }
@@ -165,8 +168,14 @@ impl WebDriverCompatibleCommand for InstallAddon {
     }
 }
 
-fn start_geckodriver() -> (Child, u16) {
-    let mut driver = Command::new("geckodriver")
+/// Starts geckodriver; Firefox runs in time zone `zone` if given (`TZ` reaches Firefox from
+/// geckodriver's own environment; the `env` capability did not change Firefox's zone).
+fn start_geckodriver(zone: Option<&str>) -> (Child, u16) {
+    let mut command = Command::new("geckodriver");
+    if let Some(zone) = zone {
+        command.env("TZ", zone);
+    }
+    let mut driver = command
         .args(["--port", "0", "--allow-system-access", "--log", "info"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -192,7 +201,7 @@ fn start_geckodriver() -> (Child, u16) {
 /// Starts Firefox at `binary` headless in profile folder `profile`, opens a blank page and
 /// quits it normally: what makes a warm profile.
 pub(crate) async fn start_and_quit(binary: &Path, profile: &Path) -> Result<(), String> {
-    let (mut driver, port) = start_geckodriver();
+    let (mut driver, port) = start_geckodriver(None);
     let mut caps = serde_json::Map::new();
     caps.insert(
         "moz:firefoxOptions".into(),
@@ -228,7 +237,7 @@ impl Firefox {
             (None, None) => warm_profile::fresh_copy(binary).await,
             _ => None,
         };
-        let (mut driver, port) = start_geckodriver();
+        let (mut driver, port) = start_geckodriver(options.zone.as_deref());
         let mut prefs = serde_json::Map::new();
         prefs.insert(
             "extensions.webextensions.uuids".into(),

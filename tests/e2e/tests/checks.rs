@@ -809,25 +809,32 @@ async fn a_koha_without_the_lists_shows_checks_unavailable_and_the_desk_records_
 }
 
 /// The question at the desk in German and French: every line in the desk's language (no
-/// message keys, no English), recording anyway works; screenshots to look at.
+/// message keys, no English), recording anyway works; screenshots to look at. An expired card's
+/// date is the day Koha holds in any time zone (Koha sends a date without a time; read as
+/// midnight UTC and shown in Toronto's zone it would be the day before).
 #[tokio::test(flavor = "multi_thread")]
 async fn card_and_item_warnings_read_in_german_and_french() {
     let cases = [
         (
             "de",
+            "Europe/Berlin",
             "Der Leser ist in Koha gesperrt.",
             "Das Exemplar ist als beschädigt markiert.",
+            "31.01.2025",
         ),
         (
             "fr",
+            "America/Toronto",
             "Le lecteur est suspendu dans Koha.",
             "L'exemplaire est marqué endommagé.",
+            "31 janv. 2025",
         ),
     ];
-    for (locale, restricted, damaged) in cases {
+    for (locale, zone, restricted, damaged, expired_on) in cases {
         let koha = standin(Profile::Newest);
         let options = Options {
             locale: locale.into(),
+            zone: Some(zone.into()),
             ..Options::granting_permissions()
         };
         with_firefox(options, move |ff| async move {
@@ -847,6 +854,14 @@ async fn card_and_item_warnings_read_in_german_and_french() {
             ff.screenshot(&format!("checks-warning-{locale}")).await;
             ff.click("confirm-ok").await;
             wait_rows(&ff, 1).await;
+
+            scan_checkout(&ff, "C0003", "B0002").await;
+            let asked = wait_question(&ff).await;
+            assert_eq!(asked["check"], "expired");
+            let body = asked["body"].as_str().unwrap();
+            assert!(body.contains(expired_on), "{locale} in {zone}: {body}");
+            ff.click("confirm-cancel").await;
+            wait_closed(&ff).await;
         })
         .await;
     }
