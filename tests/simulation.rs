@@ -109,6 +109,9 @@ fn replay() {
 ///   rest, was added): the model's own fault: a page did not hear its own writes' events, as
 ///   it does in Firefox, so another page's earlier write, arriving after this page's clear,
 ///   brought the cleared row back on this page alone (its own removal's event now follows).
+///   465898 (a soak of that check): the check's own fault: a killed page's attempt left
+///   `sending` in storage while the page still open had merged the earlier `uncertain` of the
+///   same row; at rest nothing is sent, so the check now counts `sending` as `uncertain`.
 #[test]
 fn seeds_that_failed_before() {
     for seed in [
@@ -116,7 +119,7 @@ fn seeds_that_failed_before() {
         11_424, 14_262, 14_736, 15_714, 16_372, 18_955, 19_988, 20_638, 20_889, 23_896, 24_059,
         25_057, 26_086, 26_856, 27_169, 29_390, 29_522, 30_907, 32_156, 32_344, 32_668, 32_921,
         33_603, 36_893, 42_024, 58_083, 59_520, 60_212, 60_956, 66_504, 69_043, 71_644, 71_967,
-        76_400, 115_977, 118_516, 156_262, 320_603,
+        76_400, 115_977, 118_516, 156_262, 320_603, 465_898,
     ] {
         if let Err(failure) = sim::history(seed, STEPS) {
             panic!("{failure}");

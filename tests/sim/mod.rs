@@ -1502,12 +1502,17 @@ fn opened(primary: Vec<(String, Value)>, mirror: Vec<(String, Value)>) -> Replic
     replica
 }
 
-/// What a page shows: each transaction's status.
+/// What a page shows: each transaction's status. At rest no page sends, so `sending` is a
+/// killed page's attempt, which a page that heard of it shows as such until it recovers it as
+/// `uncertain` (at its next start or send): the two count as one here.
 fn shown(replica: &Replica) -> HashMap<TransactionId, &'static str> {
     replica
         .journal()
         .in_order()
-        .map(|tx| (tx.id.clone(), tx.status().name()))
+        .map(|tx| match tx.status() {
+            Status::Sending => (tx.id.clone(), "uncertain"),
+            status => (tx.id.clone(), status.name()),
+        })
         .collect()
 }
 
