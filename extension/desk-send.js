@@ -163,8 +163,7 @@ async function run(options = {}) {
   say("ok", t("sendStarted"));
   let result;
   try {
-    result = await navigator.locks.request(core.sendLockName(), { ifAvailable: true }, (lock) =>
-      lock ? core.sendToKoha(options, onProgress) : null);
+    result = await core.sendToKoha(options, onProgress);
   } catch (error) {
     flushChanges();
     setBusy(false);
@@ -173,8 +172,10 @@ async function run(options = {}) {
   }
   flushChanges();
   setBusy(false);
-  if (result === null) { say("warning", t("sendElsewhere")); return "elsewhere"; }
   switch (result.outcome) {
+    case "sendingElsewhere":
+      say("warning", t("sendElsewhere"));
+      return "elsewhere";
     case "notReady":
       if (result.missing === "password") askPassword(options);
       else showSetup(result.missing, result.origin);

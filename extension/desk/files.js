@@ -36,16 +36,9 @@ function askExport(question) {
 }
 
 // Exports what the core takes, asking its questions first (each answer stands for exactly the
-// question asked; a changed question is asked again). A decline leaves those rows out. It holds
-// the send lock throughout, so no send starts in any tab while rows are chosen and marked, and
-// it waits for none: a send going on means the rows may be reaching Koha right now.
+// question asked; a changed question is asked again). A decline leaves those rows out. The core
+// refuses while a send goes on in any tab: its rows may be reaching Koha right now.
 export async function exportFiles() {
-  const ran = await navigator.locks.request(core.sendLockName(), { ifAvailable: true },
-    (lock) => lock ? exportLocked().then(() => true) : false);
-  if (!ran) say("warning", t("exportWhileSending"));
-}
-
-async function exportLocked() {
   try {
     const answers = { confirmed: [], declined: [] };
     let result = await core.exportKoc(answers);
@@ -65,7 +58,8 @@ async function exportLocked() {
     const done = t("exported", [String(count), files.map((f) => f.name).join(", ")]);
     say(leftOut.uncertain ? "warning" : "ok", [done, ...notes].join(" "));
   } catch (error) {
-    say("error", errorMessage(error));
+    if (error?.kind === "send-running-elsewhere") say("warning", t("exportWhileSending"));
+    else say("error", errorMessage(error));
   }
 }
 

@@ -188,9 +188,16 @@ fn server_zone() -> IntlZone {
 /// asked). Answers `{questions}` to ask first, writing nothing; or writes one `.koc` file per
 /// library of the rows [`export::plan`] takes, stores them as exported and answers
 /// `{files: [{name, text, count}], leftOut}` for the page to download.
+///
+/// Refused while another page sends (`send-running-elsewhere`): its rows may be reaching Koha
+/// right now. Each call holds the send lock from its read of the stores to its export record,
+/// so the rows it marks are the rows it read; between calls (a question shown) a send may
+/// start, and the next call then sees what it changed, asking again if a question changed.
 #[wasm_bindgen(js_name = exportKoc)]
 pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
     let answers = serde_wasm_bindgen::from_value::<ExportOptionsDto>(options)?.into();
+    let (_lock, held) = state::lock_unless_sending().await;
+    journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     state::refresh_from_stores().await;
     let zone = server_zone();
     let outcome = state::with_journal(|j| export::write(j.in_order(), &answers, &zone))

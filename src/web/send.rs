@@ -144,6 +144,8 @@ struct RejectionDto {
     tag = "outcome"
 )]
 enum RunDto {
+    /// Another page holds the send lock (it sends or exports); nothing was sent.
+    SendingElsewhere,
     /// Something is missing; nothing was sent.
     NotReady {
         missing: AsKind<NotReady>,
@@ -255,18 +257,24 @@ struct ProgressDto<'a> {
 
 /// Sends every `local` and `failed` transaction (and the confirmed uncertain ones) to Koha, in
 /// recorded order, several at once in queue mode as the core allows. Calls `on_progress({done, total, id, status})` after every
-/// status change. Resolves with what happened (see `RunDto`). The page holds the `koha-send`
-/// lock around this call.
+/// status change. Resolves with what happened (see `RunDto`). Holds the `koha-send` lock for
+/// the whole run; if another page holds it, sends nothing (`sendingElsewhere`).
 #[wasm_bindgen(js_name = sendToKoha)]
 pub async fn send_to_koha(
     options: JsValue,
     on_progress: js_sys::Function,
 ) -> Result<JsValue, JsValue> {
-    if RUNNING.with(|r| r.replace(true)) {
+    if RUNNING.with(Cell::get) {
         return Err(error("send-busy", "a send run is going on"));
     }
+    let Some(lock) = state::SendLock::acquire_if_available().await else {
+        return to_js(&RunDto::SendingElsewhere);
+    };
+    // Only with the lock held: `is_sending` tells the page's other writers that it is.
+    RUNNING.with(|r| r.set(true));
     CANCEL.with(|c| c.set(false));
     let result = run(options, &on_progress).await;
+    drop(lock);
     RUNNING.with(|r| r.set(false));
     to_js(&result?)
 }

@@ -151,7 +151,7 @@ pub async fn lock_unless_sending() -> (Option<SendLock>, SendLockState) {
 impl SendLock {
     /// Takes [`SEND_LOCK`] if no page holds it; `None` if one does (or Web Locks are missing,
     /// when nothing can tell whether another page is sending).
-    async fn acquire_if_available() -> Option<SendLock> {
+    pub async fn acquire_if_available() -> Option<SendLock> {
         let mut release: Option<Function> = None;
         let held = Promise::new(&mut |resolve, _| release = Some(resolve));
         let mut granted: Option<Function> = None;

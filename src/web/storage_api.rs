@@ -21,13 +21,6 @@ pub fn apply_storage_changes(changes: JsValue) -> bool {
     state::apply_storage_changes(&changes)
 }
 
-/// The name of the Web Lock a page holds while it sends to Koha, and while it exports (which asks
-/// the librarian between its steps): defined once, in the core ([`state::SEND_LOCK`]).
-#[wasm_bindgen(js_name = sendLockName)]
-pub fn send_lock_name() -> String {
-    state::SEND_LOCK.to_owned()
-}
-
 /// How many transactions this page holds only in memory and the mirror because the store of
 /// record refused them.
 #[wasm_bindgen(js_name = unsavedCount)]

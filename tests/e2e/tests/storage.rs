@@ -579,10 +579,10 @@ async fn outcome(ff: &Firefox) -> Value {
 /// Page A sends; its first request is answered late (F1), so the run is in flight. Page B, which
 /// may still see the row being sent as `local`, must not delete it or clear everything: that
 /// would remove from the desk a transaction Koha is receiving. Both are refused with the
-/// translated reason and nothing changes; afterwards both rows are `queued` everywhere and each
-/// reached Koha once.
+/// translated reason, as are an export and a second send, and nothing changes; afterwards both
+/// rows are `queued` everywhere and each reached Koha once.
 #[tokio::test(flavor = "multi_thread")]
-async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_flight() {
+async fn delete_clear_export_and_send_in_another_window_are_refused_while_a_send_is_in_flight() {
     let koha = StandIn::start(Config::default()).expect("stand-in");
     koha.set_faults(vec![FaultRule::nth(
         Fault::Delay { ms: 10_000 },
@@ -633,6 +633,27 @@ async fn delete_and_clear_all_in_another_window_are_refused_while_a_send_is_in_f
             .await;
         ff.click("confirm-ok").await;
         assert_eq!(outcome(&ff).await, json!(["error", want]), "clear all refused");
+        // Nor an export, nor a second send: the core takes the lock itself.
+        for (button, said) in [
+            ("export", "A send to Koha is going on (in this tab or another)."),
+            ("send", "Another desk window is sending right now."),
+        ] {
+            clear_message(&ff).await;
+            ff.click(button).await;
+            ff.wait_until(
+                "a warning",
+                r#"document.getElementById("message").dataset.kind === "warning""#,
+            )
+            .await;
+            let text = ff.eval(r#"document.getElementById("message").textContent"#).await;
+            assert!(text.as_str().unwrap().starts_with(said), "{button}: {text}");
+        }
+        let refused = core_call(
+            &ff,
+            r#"core.exportKoc({ confirmed: [], declined: [] }).then(() => "exported", (e) => e.kind)"#,
+        )
+        .await;
+        assert_eq!(refused, "send-running-elsewhere");
         assert_eq!(
             barcode_requests()[0].status,
             None,
