@@ -130,6 +130,17 @@ pub enum SendLockState {
     HeldElsewhere,
 }
 
+/// Why the librarian may not delete this transaction, if not: `queued` and `applied` ones are
+/// proof of what Koha holds, and a `sending` one's request may be in flight.
+pub fn deletion_refused(tx: &Transaction) -> Option<JournalError> {
+    let id = tx.id.clone();
+    match tx.status() {
+        status if status.is_accepted() => Some(JournalError::AcceptedByKoha { id }),
+        Status::Sending => Some(JournalError::Sending { id }),
+        _ => None,
+    }
+}
+
 /// Whether the desk may change stored transactions outside a send run now: delete one, clear
 /// what Koha accepted, clear everything, or mark one found in Koha. Refused with
 /// [`JournalError::SendRunningElsewhere`] while another page sends: that page's
@@ -546,17 +557,13 @@ impl Journal {
         missing
     }
 
-    /// Removes a transaction Koha has not accepted. Refuses `queued` and `applied` ones (they are
-    /// proof of what Koha holds) and `sending` ones (a request may be in flight).
+    /// Removes a transaction Koha has not accepted (see [`deletion_refused`]).
     pub fn delete(&mut self, id: &TransactionId) -> Result<Transaction, JournalError> {
         let tx = self
             .get(id)
             .ok_or_else(|| JournalError::NotFound { id: id.clone() })?;
-        if tx.status().is_accepted() {
-            return Err(JournalError::AcceptedByKoha { id: id.clone() });
-        }
-        if matches!(tx.status(), Status::Sending) {
-            return Err(JournalError::Sending { id: id.clone() });
+        if let Some(refused) = deletion_refused(tx) {
+            return Err(refused);
         }
         self.remove(id)
             .ok_or_else(|| JournalError::NotFound { id: id.clone() })

@@ -67,7 +67,7 @@ impl From<&Transaction> for RowDto {
                 _ => None,
             },
             recorded_at: tx.recorded_at.timestamp_millis() as f64,
-            deletable: !tx.status().is_accepted() && *tx.status() != Sending,
+            deletable: crate::journal::deletion_refused(tx).is_none(),
             branchcode: tx.branchcode.to_string(),
             exported: tx.exported_at.is_some(),
         }
