@@ -54,6 +54,7 @@
 //! ```
 
 pub mod archive;
+mod badge;
 mod barrier;
 mod change;
 mod chunk_text;
@@ -71,6 +72,7 @@ mod snapshot;
 pub(crate) mod text;
 
 pub use archive::{pack_plan, Packing, ARCHIVE_CHUNK};
+pub use badge::NotAcceptedTally;
 pub use barrier::Barrier;
 pub use change::Change;
 pub use error::StoreError;
