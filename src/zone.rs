@@ -320,10 +320,48 @@ impl Cursor<'_> {
     }
 }
 
+/// The offset in a zone name as `Intl.DateTimeFormat` gives it with `timeZoneName: "longOffset"`:
+/// `GMT` (UTC itself), `GMT+01:00`, `GMT-03:30`; hours alone (`GMT+5`) are taken too.
+pub fn parse_gmt_offset(name: &str) -> Option<FixedOffset> {
+    let rest = name.strip_prefix("GMT")?;
+    if rest.is_empty() {
+        return FixedOffset::east_opt(0);
+    }
+    let sign = match rest.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = rest[1..].split_once(':').unwrap_or((&rest[1..], "0"));
+    let seconds = hours.parse::<i32>().ok()? * 3600 + minutes.parse::<i32>().ok()? * 60;
+    FixedOffset::east_opt(sign * seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+
+    #[test]
+    fn offsets_are_read_from_intl_zone_names() {
+        let east = |s: i32| FixedOffset::east_opt(s);
+        assert_eq!(parse_gmt_offset("GMT"), east(0));
+        assert_eq!(parse_gmt_offset("GMT+01:00"), east(3600));
+        assert_eq!(parse_gmt_offset("GMT-03:30"), east(-(3 * 3600 + 1800)));
+        assert_eq!(parse_gmt_offset("GMT+05:45"), east(5 * 3600 + 45 * 60));
+        assert_eq!(parse_gmt_offset("GMT+5"), east(5 * 3600));
+        for unreadable in [
+            "",
+            "UTC",
+            "GMT 1",
+            "GMT+",
+            "GMT+aa:00",
+            "GMT+01:xx",
+            "GMT+25:00",
+        ] {
+            assert_eq!(parse_gmt_offset(unreadable), None, "{unreadable:?}");
+        }
+    }
 
     /// A zone at +01:00 that moves to +02:00 at 2026-03-29 01:00 UTC and back at
     /// 2026-10-25 01:00 UTC, like Central Europe.

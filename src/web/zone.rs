@@ -1,6 +1,6 @@
 //! Time zones from the browser's own database (`Intl`), so the `.wasm` carries none.
 
-use crate::zone::ZoneRules;
+use crate::zone::{parse_gmt_offset, ZoneRules};
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 use js_sys::{Array, Intl, Object, Reflect};
 use std::cell::RefCell;
@@ -70,20 +70,4 @@ impl ZoneRules for IntlZone {
         self.cache.borrow_mut().insert(bucket, offset);
         offset
     }
-}
-
-/// `GMT`, `GMT+01:00`, `GMT-03:30` → the offset.
-fn parse_gmt_offset(name: &str) -> Option<FixedOffset> {
-    let rest = name.strip_prefix("GMT")?;
-    if rest.is_empty() {
-        return FixedOffset::east_opt(0);
-    }
-    let sign = match rest.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let (hours, minutes) = rest[1..].split_once(':').unwrap_or((&rest[1..], "0"));
-    let seconds = hours.parse::<i32>().ok()? * 3600 + minutes.parse::<i32>().ok()? * 60;
-    FixedOffset::east_opt(sign * seconds)
 }
