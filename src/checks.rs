@@ -58,7 +58,8 @@ pub use desk::{
 };
 pub use download::{Availability, Download, DownloadError, Next, Unavailable};
 pub use incremental::{
-    goes_on, plan_pull, pull_source, since_value, FullWhy, Pull, FULL_PULL_EVERY, SINCE_MARGIN,
+    goes_on, plan_pull, pull_source, since_value, FullWhy, Pull, StoppedDownload, FULL_PULL_EVERY,
+    SINCE_MARGIN,
 };
 pub use model::{
     Coverage, Holder, ItemRecord, PatronId, PatronRecord, PullRecord, Restriction, Snapshot,

@@ -8,8 +8,11 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use koha_offline_circ::checks::{
     check_card, goes_on, payment_balance, plan_pull, pull_source, read_snapshot, write_plan,
     CardLimits, Download, DownloadError, FullWhy, Holder, Pull, Restriction, Snapshot,
+    StoppedDownload,
 };
+use koha_offline_circ::koha::Credentials;
 use koha_offline_circ::store::Change;
+use koha_offline_circ::Userid;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -257,6 +260,21 @@ fn an_incremental_pull_that_fails_half_way_gives_no_snapshot() {
         !goes_on(&download, true),
         "a full pull asked for starts anew"
     );
+    // Kept for the server and login it read.
+    let login = |userid: &str| Credentials {
+        userid: Userid::parse(userid).unwrap(),
+        password: "secret".into(),
+    };
+    let stopped = || StoppedDownload::new(KOHA, login("desk"), download.clone());
+    assert!(stopped().resume(KOHA, &login("desk"), false).is_some());
+    assert!(stopped().resume(KOHA, &login("desk"), true).is_none());
+    assert!(
+        stopped().resume(KOHA, &login("other"), false).is_none(),
+        "another login sees other records"
+    );
+    assert!(stopped()
+        .resume("https://other.example.org", &login("desk"), false)
+        .is_none());
 }
 
 #[test]

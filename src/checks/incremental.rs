@@ -9,6 +9,7 @@
 
 use super::download::Download;
 use super::model::Snapshot;
+use crate::koha::Credentials;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -110,6 +111,32 @@ pub fn plan_pull(
 /// librarian starts again: not when a full pull is asked for and it reads only the changes.
 pub fn goes_on(stopped: &Download, full_asked: bool) -> bool {
     !(full_asked && stopped.is_incremental())
+}
+
+/// A download that stopped (a failure, a cancel), kept with the server and login it was for.
+pub struct StoppedDownload {
+    server: String,
+    login: Credentials,
+    download: Download,
+}
+
+impl StoppedDownload {
+    /// Keeps `download`, stopped while reading `server` as `login`.
+    pub fn new(server: &str, login: Credentials, download: Download) -> StoppedDownload {
+        StoppedDownload {
+            server: server.to_owned(),
+            login,
+            download,
+        }
+    }
+
+    /// The download to go on with when the librarian starts again for `server` as `login`:
+    /// only the same server and login go on from where it stopped (another's pages would mix
+    /// two Kohas, or what one login may see with another's), and only as [`goes_on`] allows.
+    pub fn resume(self, server: &str, login: &Credentials, full_asked: bool) -> Option<Download> {
+        (self.server == server && self.login == *login && goes_on(&self.download, full_asked))
+            .then_some(self.download)
+    }
 }
 
 /// The `q` value for changes since Koha's time `koha_at`: [`SINCE_MARGIN`] earlier, as

@@ -6,7 +6,7 @@ use super::dto::{js_error, to_js, ErrorDto};
 use super::{browser, http, idb, options, state};
 use crate::checks::{
     self, delete_plan, per_page, placed, read_snapshot, snapshot_keys, snapshot_status, DeskCheck,
-    Download, DownloadError, List, Next, Place, Snapshot, PER_PAGE_OVERRIDE_KEY,
+    Download, DownloadError, List, Next, Place, Snapshot, StoppedDownload, PER_PAGE_OVERRIDE_KEY,
 };
 use crate::ids::{Amount, Cardnumber};
 use crate::koha::{Credentials, HttpRequest, NoAnswer};
@@ -25,7 +25,7 @@ use wasm_bindgen_futures::JsFuture;
 thread_local! {
     /// A download that stopped (a failure, a cancel): the next start for the same server and
     /// login goes on from the page it stopped at.
-    static DOWNLOAD: RefCell<Option<(String, Credentials, Download)>> = const { RefCell::new(None) };
+    static DOWNLOAD: RefCell<Option<StoppedDownload>> = const { RefCell::new(None) };
     static CANCEL: Cell<bool> = const { Cell::new(false) };
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// The desk's copy of the stored snapshot.
@@ -126,9 +126,7 @@ async fn download_from(
     let server = server.to_owned();
     let stopped = DOWNLOAD
         .with(|d| d.borrow_mut().take())
-        .filter(|(for_server, for_login, _)| *for_server == server && *for_login == creds)
-        .map(|(_, _, download)| download)
-        .filter(|download| checks::goes_on(download, full));
+        .and_then(|stopped| stopped.resume(&server, &creds, full));
     let mut download = match stopped {
         Some(download) => download,
         None => start(&server, &creds, full).await,
@@ -140,7 +138,7 @@ async fn download_from(
     }
     RUNNING.with(|r| r.set(false));
     if let Err(dto) = outcome {
-        DOWNLOAD.with(|d| *d.borrow_mut() = Some((server, creds, download)));
+        DOWNLOAD.with(|d| *d.borrow_mut() = Some(StoppedDownload::new(&server, creds, download)));
         return to_js(&dto);
     }
     let incremental = download.is_incremental();
