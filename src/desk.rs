@@ -173,6 +173,20 @@ pub fn imported_transactions(
         .collect()
 }
 
+/// Whether a desk form is recorded now. `asked_now` names what fires for it now (the journal's
+/// warnings and the offline checks); `answered` names the question the librarian answered
+/// "record anyway" to, if any. Recorded when nothing fires, or when everything that fires was
+/// in that question: the answer stands for exactly what was asked, so a warning that fired
+/// since (another desk's scan, a newer snapshot) is asked first.
+pub fn may_record<'a>(
+    asked_now: impl IntoIterator<Item = &'a str>,
+    answered: Option<&[String]>,
+) -> bool {
+    asked_now
+        .into_iter()
+        .all(|name| answered.is_some_and(|answered| answered.iter().any(|a| a == name)))
+}
+
 /// Why the desk refused to clear everything.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ClearError {
@@ -302,6 +316,26 @@ mod tests {
         );
         assert!(has_placeholder_branch(&tx));
         assert_eq!(effective_branchcode(&tx, None), None);
+    }
+
+    #[test]
+    fn a_form_is_recorded_when_nothing_fires_or_everything_firing_was_answered() {
+        let answered = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(may_record([], None));
+        assert!(!may_record(["expired"], None), "asked first");
+        assert!(may_record(["expired"], Some(&answered(&["expired"]))));
+        assert!(
+            may_record([], Some(&answered(&["expired"]))),
+            "what no longer fires needs nothing"
+        );
+        assert!(
+            !may_record(["expired", "lost"], Some(&answered(&["expired"]))),
+            "fired since the question: asked"
+        );
+        assert!(may_record(
+            ["duplicate-scan", "lost"],
+            Some(&answered(&["lost", "duplicate-scan"]))
+        ));
     }
 
     #[test]

@@ -25,8 +25,9 @@ function recordedText(row) {
 // Records one form; `restore` puts the typed values back when nothing was recorded.
 async function recordOne(form, restore, focusField, after) {
   try {
-    let result = await core.record(form, false);
-    if (!result.recorded) {
+    let result = await core.record(form, null);
+    // "Record anyway" stands for exactly the question asked: one that changed is asked again.
+    while (!result.recorded) {
       say("warning", t("askingTitle"));
       const checks = result.checks ?? [];
       const body = [...result.warnings.map((w) => warningText(w, form)), ...checks.map(checkText)];
@@ -37,7 +38,7 @@ async function recordOne(form, restore, focusField, after) {
         ok: t("recordAnyway"), cancel: t("dontRecord"), focus: "cancel",
       });
       if (!yes) return say("warning", t("notRecorded", [form.barcode || form.cardnumber]));
-      result = await core.record(form, true);
+      result = await core.record(form, result.asked);
     }
     say("ok", recordedText(result.row));
   } catch (error) {

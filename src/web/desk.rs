@@ -70,25 +70,33 @@ pub fn desk_info() -> Result<JsValue, JsValue> {
     to_js(&DeskInfoDto::from(state::settings().as_ref()))
 }
 
-/// Records the action of a desk form (`{action, cardnumber, barcode, amount}`). Unless
-/// `confirmed`, a form the journal warns about is not recorded: the answer lists the warnings
-/// and the page asks. Resolves only after `browser.storage.local` has stored it.
+/// Records the action of a desk form (`{action, cardnumber, barcode, amount}`). A form the
+/// journal warns about, or an offline check fires for, is not recorded unless `answered` (the
+/// `asked` names of the question the librarian answered "record anyway" to) covers all of it
+/// ([`desk::may_record`]): the answer lists the warnings, the checks and `asked`, and the page
+/// asks. Resolves only after `browser.storage.local` has stored it.
 ///
 /// Besides the journal's `warnings`, the answer lists the offline `checks` that fired (from the
 /// stored snapshot of Koha): each `{check, kind, …details, age}`.
 #[wasm_bindgen(js_name = record)]
-pub async fn record(form: JsValue, confirmed: bool) -> Result<JsValue, JsValue> {
+pub async fn record(form: JsValue, answered: JsValue) -> Result<JsValue, JsValue> {
     let form: DeskForm = serde_wasm_bindgen::from_value(form)?;
+    let answered: Option<Vec<String>> = serde_wasm_bindgen::from_value(answered)?;
     let action = form.parse().map_err(js_error)?;
     let at = browser::now();
     let warnings = state::with_journal(|j| j.warnings_for(&action, at));
     let checks = checks::desk_checks(&action, at);
-    let nothing_to_ask = warnings.is_empty() && checks.is_empty();
-    if !confirmed && !nothing_to_ask {
+    let asked: Vec<&'static str> = warnings
+        .iter()
+        .map(|w| w.kind())
+        .chain(checks.iter().map(|c| c.check))
+        .collect();
+    if !desk::may_record(asked.iter().copied(), answered.as_deref()) {
         return to_js(&RecordDto {
             recorded: false,
             warnings: Some(warnings),
             checks: Some(checks),
+            asked: Some(asked),
             row: None,
         });
     }
@@ -97,12 +105,13 @@ pub async fn record(form: JsValue, confirmed: bool) -> Result<JsValue, JsValue> 
     let tx = Transaction::record(id, at, branch, action);
     state::with_journal(|j| j.record(tx.clone()).map(drop))
         .map_err(|e| kind_error(e.kind(), &e))?;
-    checks::recorded(&tx.action, confirmed);
+    checks::recorded(&tx.action, answered.is_some());
     state::persist(&tx).await.map_err(storage_error)?;
     to_js(&RecordDto {
         recorded: true,
         warnings: None,
         checks: None,
+        asked: None,
         row: Some(RowDto::from(&tx)),
     })
 }

@@ -83,6 +83,9 @@ pub struct RecordDto {
     pub warnings: Option<Vec<Warning>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<crate::checks::DeskCheck>>,
+    /// The question's names, for the page to pass back with the librarian's "record anyway".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asked: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub row: Option<RowDto>,
 }

@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use e2e::desk::{
-    eval_async, put_snapshot_chunk, stored_snapshot_entries, wait_rows, OPEN_SNAPSHOT_DATABASE,
+    core_call, eval_async, put_snapshot_chunk, stored_snapshot_entries, wait_rows,
+    OPEN_SNAPSHOT_DATABASE,
 };
 use e2e::firefox::{with_firefox, Firefox, Options};
 use e2e::standin::{Config, Fault, FaultRule, Profile, RestApi, StandIn, When};
@@ -657,6 +658,30 @@ async fn card_and_item_warnings_ask_and_record_only_when_told() {
         ff.click("confirm-ok").await;
         wait_rows(&ff, 3).await;
         assert_eq!(row_count(&ff).await, 3);
+
+        // "Record anyway" stands for the question asked: while the librarian reads about the
+        // expired card, the item goes out to another card (another desk, here a direct call),
+        // so the answer is not enough and the new warning is asked.
+        scan_checkout(&ff, "C0003", "B0010").await;
+        assert_eq!(wait_question(&ff).await["check"], "expired");
+        let elsewhere = core_call(
+            &ff,
+            r#"core.record({ action: "issue", cardnumber: "C0001", barcode: "B0010" }, null)"#,
+        )
+        .await;
+        assert_eq!(elsewhere["recorded"], true);
+        ff.click("confirm-ok").await;
+        ff.wait_until(
+            "the new warning asked",
+            "document.getElementById('confirm').open
+             && document.getElementById('confirm-body').textContent
+                  .includes('B0010 is checked out to card C0001 here')",
+        )
+        .await;
+        assert_eq!(wait_question(&ff).await["check"], "expired");
+        ff.click("confirm-ok").await;
+        wait_closed(&ff).await;
+        wait_rows(&ff, 5).await;
     })
     .await;
 }
