@@ -212,11 +212,15 @@ pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
     let outcome = state::with_journal(|j| export::write(j.in_order(), &answers, &zone))
         .map_err(|e| kind_error(e.kind(), &e))?;
     let now = browser::now();
-    if let Some(record) = outcome.record(now) {
+    // Everything that can fail comes before the rows are marked exported: marked, they are
+    // left out of the next export, so the file must reach the page.
+    let local_now = to_local(now, &IntlZone::new(&IntlZone::browser_zone())?);
+    let record = outcome.record(now);
+    let files = to_js(&ExportDto::new(outcome, local_now))?;
+    if let Some(record) = record {
         state::record_export(&record).await.map_err(storage_error)?;
     }
-    let local_now = to_local(now, &IntlZone::new(&IntlZone::browser_zone())?);
-    to_js(&ExportDto::new(outcome, local_now))
+    Ok(files)
 }
 
 /// Reads a `.koc` file and returns the import report; nothing is added yet. `basis` (`utc` or
