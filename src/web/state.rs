@@ -50,6 +50,10 @@ pub fn full_refreshes() -> u32 {
     FULL_REFRESHES.with(Cell::get)
 }
 
+fn count_full_refresh() {
+    FULL_REFRESHES.with(|n| n.set(n.get() + 1));
+}
+
 /// How long a page waits for its barrier's event once the barrier is stored (normally a few
 /// milliseconds) before it reads everything instead.
 const BARRIER_WAIT_MS: i32 = 2_000;
@@ -497,16 +501,15 @@ pub async fn refresh_from_stores() {
     if with_journal(|j| j.counts().not_accepted) == 0 {
         return;
     }
-    if barrier_passed().await {
+    let passed = barrier_passed().await;
+    let ids = with_journal(|j| j.not_accepted_ids());
+    let mirror = mirror_texts(&ids);
+    if passed {
         // The store of record's writes have all arrived as events; the mirror's send none.
-        let ids = with_journal(|j| j.not_accepted_ids());
-        let mirror = mirror_texts(&ids);
         with_replica(|r| r.merge_stored_copies(Vec::new(), mirror));
         return;
     }
-    FULL_REFRESHES.with(|n| n.set(n.get() + 1));
-    let ids = with_journal(|j| j.not_accepted_ids());
-    let mirror = mirror_texts(&ids);
+    count_full_refresh();
     match read_primary().await {
         Ok(stored) => {
             with_replica(|r| r.merge_current(stored, mirror, &ids));
@@ -556,7 +559,7 @@ pub async fn refresh_from_stores_of(ids: &[TransactionId]) -> HashSet<Transactio
         found.extend(with_replica(|r| r.settle_unfound_heard(unfound)));
         return found;
     }
-    FULL_REFRESHES.with(|n| n.set(n.get() + 1));
+    count_full_refresh();
     if let Ok(everything) = read_primary().await {
         found.extend(with_replica(|r| {
             r.settle_unfound(everything.iter().map(|(k, v)| (k.as_str(), v)), unfound)

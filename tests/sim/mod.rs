@@ -634,17 +634,16 @@ impl World {
     /// When the barrier cannot be written, it reads everything: export records and chunks count
     /// even before their event arrives.
     fn refresh_from_stores(&mut self, i: usize) {
-        if self.page(i).replica.journal().not_accepted_ids().is_empty() {
+        if self.page(i).replica.journal().counts().not_accepted == 0 {
             return;
         }
-        if self.barrier_passed(i) {
-            let ids = self.page(i).replica.journal().not_accepted_ids();
-            let mirror = self.mirror_copies(&ids);
+        let passed = self.barrier_passed(i);
+        let ids = self.page(i).replica.journal().not_accepted_ids();
+        let mirror = self.mirror_copies(&ids);
+        if passed {
             self.page(i).replica.merge_stored_copies(Vec::new(), mirror);
             return;
         }
-        let ids: Vec<TransactionId> = self.page(i).replica.journal().not_accepted_ids();
-        let mirror = self.mirror_copies(&ids);
         let everything: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
         self.page(i).replica.merge_current(everything, mirror, &ids);
     }
