@@ -20,11 +20,9 @@ export function refresh() {
   const info = core.deskInfo();
   $("setup-note").hidden = info.configured;
   setSounds(info.sounds);
+  // Past the end (rows cleared meanwhile), the core answers the last page.
   lastPage = core.listPage($("filter").value, offset, PAGE_SIZE);
-  if (offset > 0 && offset >= lastPage.total) {
-    offset = Math.max(0, Math.floor((lastPage.total - 1) / PAGE_SIZE) * PAGE_SIZE);
-    lastPage = core.listPage($("filter").value, offset, PAGE_SIZE);
-  }
+  offset = lastPage.offset;
   renderPage(lastPage, PAGE_SIZE, deleteRow);
 }
 

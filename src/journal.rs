@@ -279,6 +279,9 @@ pub struct Page<'a> {
     pub rows: Vec<&'a Transaction>,
     /// How many transactions match the filter in all.
     pub total: usize,
+    /// How many matching transactions come before this page: the offset asked for, or the last
+    /// page's when the one asked for is past the end (rows were cleared or deleted meanwhile).
+    pub offset: usize,
 }
 
 /// What [`Journal::upsert`] did.
@@ -601,13 +604,25 @@ impl Journal {
     }
 
     /// Up to `limit` transactions matching `filter`, newest first, skipping the first `offset`,
-    /// and how many match in all.
+    /// and how many match in all. An offset past the last match gives the last page instead
+    /// (the table stays on a page that has rows when rows it showed were cleared).
     pub fn page(&self, filter: &Filter, offset: usize, limit: usize) -> Page<'_> {
+        let page = self.page_at(filter, offset, limit);
+        let last = page.total.saturating_sub(1) / limit.max(1) * limit.max(1);
+        if offset > last {
+            self.page_at(filter, last, limit)
+        } else {
+            page
+        }
+    }
+
+    fn page_at(&self, filter: &Filter, offset: usize, limit: usize) -> Page<'_> {
         let newest_first = self.by_time.values().rev();
         match filter.needle() {
             None => Page {
                 rows: newest_first.skip(offset).take(limit).collect(),
                 total: self.len(),
+                offset,
             },
             Some(needle) => {
                 let mut total = 0;
@@ -618,7 +633,11 @@ impl Journal {
                     }
                     total += 1;
                 }
-                Page { rows, total }
+                Page {
+                    rows,
+                    total,
+                    offset,
+                }
             }
         }
     }

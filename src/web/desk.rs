@@ -116,12 +116,13 @@ pub async fn record(form: JsValue, answered: JsValue) -> Result<JsValue, JsValue
     })
 }
 
-/// One page of the table, newest first, with the counts by status.
+/// One page of the table, newest first, with the counts by status. Its `offset` is the one
+/// asked for, or the last page's when that is past the end.
 #[wasm_bindgen(js_name = listPage)]
 pub fn list_page(filter: String, offset: u32, limit: u32) -> Result<JsValue, JsValue> {
     state::with_journal(|j| {
         let page = j.page(&Filter::text(&filter), offset as usize, limit as usize);
-        to_js(&PageDto::new(page, offset as usize, j.counts()))
+        to_js(&PageDto::new(page, j.counts()))
     })
 }
 

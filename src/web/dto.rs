@@ -299,11 +299,11 @@ pub struct PageDto {
 }
 
 impl PageDto {
-    pub fn new(page: Page<'_>, offset: usize, counts: Counts) -> Self {
+    pub fn new(page: Page<'_>, counts: Counts) -> Self {
         PageDto {
             rows: page.rows.into_iter().map(RowDto::from).collect(),
             total: page.total,
-            offset,
+            offset: page.offset,
             counts,
         }
     }
