@@ -181,17 +181,14 @@ pub async fn clear_all() -> Result<u32, JsValue> {
     Ok(ids.len() as u32)
 }
 
-/// The name of the Koha server's zone (settings), else the browser's.
-fn server_zone_name() -> String {
-    state::settings().map_or_else(IntlZone::browser_zone, |s| s.timezone.as_str().to_owned())
-}
-
-/// The Koha server's zone (settings), else the browser's.
-fn server_zone() -> IntlZone {
-    IntlZone::new(&server_zone_name())
-        .or_else(|_| IntlZone::new(&IntlZone::browser_zone()))
-        .or_else(|_| IntlZone::new("UTC"))
-        .unwrap_or_else(|_| unreachable!("every browser knows UTC"))
+/// The zone of a `.koc` file's times, and its name: the Koha server's (settings), or before any
+/// setup the desk's own. One this browser cannot read is refused (`unknown-zone`), never
+/// replaced by another: every time in the file would be off by the difference.
+fn koc_zone() -> Result<(IntlZone, String), JsValue> {
+    let name =
+        state::settings().map_or_else(IntlZone::browser_zone, |s| s.timezone.as_str().to_owned());
+    let zone = IntlZone::new(&name).map_err(|_| kind_error("unknown-zone", &name))?;
+    Ok((zone, name))
 }
 
 /// Exports with the librarian's answers so far (`{confirmed, declined}`: questions exactly as
@@ -200,7 +197,7 @@ fn server_zone() -> IntlZone {
 /// `{files: [{name, text, count}], leftOut}` for the page to download.
 ///
 /// Refused while another page sends (`send-running-elsewhere`): its rows may be reaching Koha
-/// right now. Each call holds the send lock from its read of the stores to its export record,
+/// right now; and when this browser does not know Koha's time zone (`unknown-zone`). Each call holds the send lock from its read of the stores to its export record,
 /// so the rows it marks are the rows it read; between calls (a question shown) a send may
 /// start, and the next call then sees what it changed, asking again if a question changed.
 #[wasm_bindgen(js_name = exportKoc)]
@@ -208,8 +205,8 @@ pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
     let answers = serde_wasm_bindgen::from_value::<ExportOptionsDto>(options)?.into();
     let (_lock, held) = state::lock_unless_sending().await;
     journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
+    let (zone, _) = koc_zone()?;
     state::refresh_from_stores().await;
-    let zone = server_zone();
     let outcome = state::with_journal(|j| export::write(j.in_order(), &answers, &zone))
         .map_err(|e| kind_error(e.kind(), &e))?;
     let now = browser::now();
@@ -225,14 +222,15 @@ pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
 }
 
 /// Reads a `.koc` file and returns the import report; nothing is added yet. `basis` (`utc` or
-/// `server-zone`) overrides the time basis the file's header implies.
+/// `server-zone`) overrides the time basis the file's header implies. Refused when this browser
+/// does not know Koha's time zone (`unknown-zone`).
 #[wasm_bindgen(js_name = readImport)]
 pub fn read_import(bytes: Vec<u8>, basis: Option<String>) -> Result<JsValue, JsValue> {
-    let zone = server_zone();
+    let (zone, zone_name) = koc_zone()?;
     let basis = basis.as_deref().and_then(TimeBasis::from_name);
     let mut import = koc::read(&bytes, &zone, basis);
     state::with_journal(|j| import.mark_duplicates(j.in_order()));
-    let report = ImportReportDto::new(&import, server_zone_name());
+    let report = ImportReportDto::new(&import, zone_name);
     PENDING_IMPORT.with(|p| *p.borrow_mut() = Some(import));
     to_js(&report)
 }

@@ -17,7 +17,8 @@ pub struct IntlZone {
 const QUARTER_HOUR: i64 = 15 * 60;
 
 impl IntlZone {
-    /// Fails when the browser does not know the zone.
+    /// Fails when the browser does not know the zone, or gives no offset for it that can be
+    /// read: such a zone is refused, never read as UTC.
     pub fn new(name: &str) -> Result<IntlZone, JsValue> {
         let options = Object::new();
         Reflect::set(&options, &"timeZone".into(), &name.into())?;
@@ -32,10 +33,14 @@ impl IntlZone {
         .dyn_into()?;
         let format: Intl::DateTimeFormat =
             Reflect::construct(&constructor, &Array::of2(&locales, &options))?.dyn_into()?;
-        Ok(IntlZone {
+        let zone = IntlZone {
             format,
             cache: RefCell::new(HashMap::new()),
-        })
+        };
+        match zone.ask_browser(super::browser::now()) {
+            Some(_) => Ok(zone),
+            None => Err(JsValue::from_str("no readable offset")),
+        }
     }
 
     /// The browser's own zone name, e.g. `Europe/Berlin`.

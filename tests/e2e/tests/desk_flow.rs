@@ -3,6 +3,8 @@
 
 use e2e::desk::{clear_message_kind, eval_async, message, seed, wait_rows, with_open_desk};
 use e2e::firefox::{Firefox, Options};
+use e2e::sending::{with_desk_sending_to, DeskSettings};
+use e2e::standin::{Config, StandIn};
 use serde_json::{json, Value};
 
 /// Every row as `[action, card, barcode, status]`, newest first.
@@ -604,6 +606,57 @@ async fn a_failing_storage_write_is_an_error_and_the_scan_is_held_not_typed_agai
             .eval(r##"Object.keys(localStorage).filter(k => k.startsWith("koha-offline-circ:tx:")).length"##)
             .await;
         assert_eq!(held, 1, "the mirror holds the transaction");
+    })
+    .await;
+}
+
+/// Issue: with Koha's time zone unknown to this browser, an export or an import silently used
+/// the browser's zone, so every time in the file could be off by hours.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_koha_time_zone_refuses_export_and_import_and_adds_nothing() {
+    let koha = StandIn::start(Config::default()).expect("stand-in");
+    let settings = DeskSettings::queue(&koha);
+    with_desk_sending_to(Options::default(), koha, settings, |ff, _koha| async move {
+        ff.type_into("checkin-barcode", "B0001\n").await;
+        wait_rows(&ff, 1).await;
+        // Stored by an older browser, say, whose time zone database had this zone.
+        eval_async(
+            &ff,
+            r#"const { settings } = await browser.storage.local.get("settings");
+            const text = JSON.stringify(settings);
+            if (!text.includes('"Europe/Berlin"')) throw new Error(text);
+            await browser.storage.local.set({ settings: JSON.parse(text.replace('"Europe/Berlin"', '"Mars/Olympus"')) });
+            return true;"#,
+        )
+        .await;
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let refused = "This browser does not know the Koha server's time zone set in the options";
+
+        clear_message_kind(&ff).await;
+        ff.click("export").await;
+        wait_message(&ff, "error").await;
+        let (_, text) = message(&ff).await;
+        assert!(text.starts_with(refused), "{text}");
+        let status = ff
+            .eval(r##"document.querySelector("#transactions tbody tr").cells[5].textContent"##)
+            .await;
+        assert_eq!(status, "Not sent", "nothing marked exported");
+
+        let path = temp_file(
+            "zone.koc",
+            "Version=1.0\tGenerator=kocQt4\tGeneratorVersion=0.2\r\n2026-03-02 10:00:00\treturn\tB0040",
+        );
+        clear_message_kind(&ff).await;
+        ff.by_id("import")
+            .await
+            .send_keys(path.to_str().expect("path"))
+            .await
+            .expect("file chosen");
+        wait_message(&ff, "error").await;
+        let (_, text) = message(&ff).await;
+        assert!(text.starts_with(refused), "{text}");
+        assert_eq!(row_count(&ff).await, 1);
     })
     .await;
 }
