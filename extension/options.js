@@ -111,10 +111,21 @@ function showClock(clock = { state: "" }) {
   out.hidden = !off;
 }
 
+// What Koha said of the library code (known, unknown, or it could not say), after a test.
+function showLibrary(library) {
+  const out = $("options-library");
+  out.dataset.state = library?.state ?? "";
+  out.classList.toggle("warning", library?.state === "unknown");
+  out.setAttribute("role", library?.state === "unknown" ? "alert" : "status");
+  out.textContent = library ? t(`opt_library_${library.state}`, [library.code, library.name ?? ""]) : "";
+  out.hidden = !library;
+}
+
 async function testConnection() {
   const access = requestAccess();
   markErrors();
   showClock();
+  showLibrary(null);
   showAvailability(null);
   say("", [t("opt_testing")]);
   delete $("options-message").dataset.kind;
@@ -123,6 +134,7 @@ async function testConnection() {
     await access;
     const r = await core.testConnection(readForm());
     showClock(r.clock);
+    showLibrary(r.library);
     showAvailability(r.checks);
     say(r.level, testLines(r), { outcome: r.outcome, transport: r.transport ?? "", problem: r.problem ?? "", sessionReuse: r.sessionReuse });
     if (r.outcome === "works") downloadIfDue(readForm);

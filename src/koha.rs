@@ -7,11 +7,13 @@
 //! - `request`: the paths, transports and the requests for `service.pl`;
 //! - `answer`: what an answer means (C1 to C9), and the problems that stop a run;
 //! - `auth`: `svc/authentication`, the session login and the logout;
-//! - `detect`: which transport works ([`Detector`]).
+//! - `detect`: which transport works ([`Detector`]);
+//! - `library`: whether Koha knows the desk's library code ([`LibraryCheck`]).
 
 mod answer;
 mod auth;
 mod detect;
+mod library;
 mod request;
 
 pub use answer::{
@@ -23,6 +25,7 @@ pub use auth::{
     refreshed_token, session_login_request, AuthStatus,
 };
 pub use detect::{interpret_get_probe, DetectStep, Detection, Detector};
+pub use library::{interpret_library, library_request, LibraryCheck, PUBLIC_LIBRARY_PATH};
 pub use request::{
     form_encode, form_encode_component, koha_timestamp, request_timeout_ms, service_probe_request,
     transaction_request, Credentials, HttpRequest, Method, Mode, RequestError, Transport,

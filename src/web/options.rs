@@ -8,7 +8,7 @@ use super::zone::IntlZone;
 use super::{browser, http, state};
 use crate::clock::ClockCheck;
 use crate::kinds::AsKind;
-use crate::koha::{ConnectionProblem, Transport};
+use crate::koha::{interpret_library, library_request, ConnectionProblem, LibraryCheck, Transport};
 use crate::settings::connection::{
     ConnectionTest, Level, SessionReuse, TestOutcome, TestReport, TestStep,
 };
@@ -92,6 +92,33 @@ struct TestDto {
     /// Which offline checks this Koha and login allow; `None` when sending does not work or
     /// the probe could not finish.
     checks: Option<Vec<crate::checks::Availability>>,
+    /// Whether Koha knows the library code; `None` when sending does not work.
+    library: Option<LibraryDto>,
+}
+
+/// What Koha said of the library code (`koha::LibraryCheck`): `state` is `known` (with Koha's
+/// `name` for it), `unknown` or `unchecked`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LibraryDto {
+    state: &'static str,
+    code: String,
+    name: Option<String>,
+}
+
+impl LibraryDto {
+    fn new(code: &str, check: LibraryCheck) -> Self {
+        let (state, name) = match check {
+            LibraryCheck::Known { name } => ("known", Some(name)),
+            LibraryCheck::Unknown => ("unknown", None),
+            LibraryCheck::Unchecked => ("unchecked", None),
+        };
+        LibraryDto {
+            state,
+            code: code.to_owned(),
+            name,
+        }
+    }
 }
 
 /// The desk's clock against Koha's (`clock::ClockCheck`): `state` is `in-step`, `desk-ahead`,
@@ -245,14 +272,19 @@ pub async fn test_connection(form: JsValue) -> Result<JsValue, JsValue> {
         TestReport::no_access()
     };
     let mut checks = None;
+    let mut library = None;
     if let Some(transport) = report.transport() {
         remember_transport(&settings.server, transport.name()).await?;
-        // Koha answers: ask which offline checks it allows. Whatever the answer, sending is
-        // unaffected.
+        // Koha answers: ask which offline checks it allows, and whether it knows the library
+        // code. Whatever the answers, sending is unaffected.
         checks = super::checks::probe(settings.server.as_str(), creds).await;
+        let request = library_request(settings.server.as_str(), &settings.branchcode);
+        let check = interpret_library(&http::send(&request).await, &settings.branchcode);
+        library = Some(LibraryDto::new(settings.branchcode.as_str(), check));
     }
     let mut dto = test_dto(&report, settings.server.host());
     dto.checks = checks;
+    dto.library = library;
     to_js(&dto)
 }
 
@@ -312,6 +344,7 @@ fn test_dto(report: &TestReport, host: &str) -> TestDto {
         host: host.to_owned(),
         clock: ClockDto::from(&report.clock),
         checks: None,
+        library: None,
     }
 }
 

@@ -141,6 +141,59 @@ async fn test_connection_outcomes(profile: Profile, plain: &'static str) {
         let saved = stored(&ff).await;
         assert_eq!(saved["local"]["settings"]["detectedTransport"], plain);
 
+        // The library code: Koha 21.11 and later say whether they have it (the legacy profile
+        // stands for the versions before, which cannot).
+        let library = || async {
+            ff.eval(
+                "(() => { const p = document.getElementById('options-library');
+                   return { state: p.dataset.state, hidden: p.hidden, text: p.textContent,
+                            warning: p.classList.contains('warning') }; })()",
+            )
+            .await
+        };
+        let answers = profile != Profile::Legacy;
+        let shown = library().await;
+        assert_eq!(shown["hidden"], false, "{shown}");
+        if answers {
+            assert_eq!(shown["state"], "known", "{shown}");
+            assert_eq!(
+                shown["text"],
+                "Koha knows the library code DE-627: Verbundzentrale des GBV."
+            );
+        } else {
+            assert_eq!(shown["state"], "unchecked", "{shown}");
+        }
+        set(&ff, &[("branchcode", "DE-999")]).await;
+        let m = press(&ff, "test-connection").await;
+        assert_works(&m, "ok", plain, "off");
+        let shown = library().await;
+        if answers {
+            assert_eq!(
+                (&shown["state"], &shown["warning"]),
+                (&json!("unknown"), &json!(true)),
+                "{shown}"
+            );
+            assert!(
+                shown["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Koha has no library with the code DE-999."),
+                "{shown}"
+            );
+            let into_view = "(document.getElementById('options-library')
+                .scrollIntoView({ block: 'center' }), true)";
+            ff.eval(into_view).await;
+            ff.screenshot(&format!("options-library-unknown-{profile:?}").to_lowercase())
+                .await;
+        } else {
+            assert_eq!(
+                (&shown["state"], &shown["warning"]),
+                (&json!("unchecked"), &json!(false)),
+                "{shown}"
+            );
+        }
+        set(&ff, &[("branchcode", "DE-627")]).await;
+
         // Log in once: desk has edit_catalogue, so the session login works.
         check(&ff, "login-once", true).await;
         let m = press(&ff, "test-connection").await;

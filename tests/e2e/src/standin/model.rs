@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 pub struct Library {
     /// Its code.
     pub code: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
     /// An IP prefix (`branchip`): a client whose address starts with it gets this library.
     #[serde(default)]
     pub ip_prefix: Option<String>,
@@ -364,10 +367,12 @@ impl Default for Fixture {
             libraries: vec![
                 Library {
                     code: "DE-627".to_owned(),
+                    name: "Verbundzentrale des GBV".to_owned(),
                     ip_prefix: None,
                 },
                 Library {
                     code: "DE-25".to_owned(),
+                    name: "Universitätsbibliothek Freiburg".to_owned(),
                     ip_prefix: None,
                 },
             ],

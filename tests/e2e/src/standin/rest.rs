@@ -1,6 +1,8 @@
 //! Koha's REST lists that the offline checks read (docs/koha.md 12): `GET /api/v1/patrons`,
 //! `/api/v1/items` and `/api/v1/checkouts`, with Koha's paging, per-era field names, the staff
-//! session cookie or HTTP Basic, and 401/403 for a missing login or permission.
+//! session cookie or HTTP Basic, and 401/403 for a missing login or permission. Also one
+//! library by its code without a login, `GET /api/v1/public/libraries/{code}` (docs/koha.md 13),
+//! which the legacy profile lacks.
 
 use super::dates;
 use super::http::{form_decode, Request, Response};
@@ -62,6 +64,11 @@ pub fn api(shared: &Shared, req: &Request) -> (Response, bool) {
             )
         }
     }
+    if let Some(code) = req.path.strip_prefix("/api/v1/public/libraries/") {
+        if state.config.profile != Profile::Legacy && req.method == "GET" {
+            return (public_library(&state, code), true);
+        }
+    }
     let (list, permission) = match req.path.as_str() {
         "/api/v1/patrons" => ("patrons", LIST_BORROWERS),
         // Older Koha versions have no item list (docs/koha.md 12.3).
@@ -103,6 +110,34 @@ pub fn api(shared: &Shared, req: &Request) -> (Response, bool) {
         None => records,
     };
     (page(req, &params, &records), true)
+}
+
+/// One library, or Koha's 404 for a code it does not have (codes compare without case, as in
+/// Koha's database).
+fn public_library(state: &State, code: &str) -> Response {
+    let code = form_decode(&format!("c={code}"))
+        .pop()
+        .map(|(_, code)| code)
+        .unwrap_or_default();
+    match state
+        .model
+        .libraries
+        .iter()
+        .find(|l| l.code.eq_ignore_ascii_case(&code))
+    {
+        Some(library) => Response::json(
+            200,
+            &json!({
+                "library_id": library.code,
+                "name": library.name,
+                "address1": null,
+                "city": null,
+                "email": null,
+                "url": null,
+            }),
+        ),
+        None => json_error(404, "Library not found"),
+    }
 }
 
 /// Koha's `q` filter as the incremental pulls send it: `{"<field>":{">=":"<local time>"}}` on
