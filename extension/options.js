@@ -114,7 +114,6 @@ function showClock(clock = { state: "" }) {
 // What Koha said of the library code (known, unknown, or it could not say), after a test.
 function showLibrary(library) {
   const out = $("options-library");
-  out.dataset.state = library?.state ?? "";
   out.classList.toggle("warning", library?.state === "unknown");
   out.setAttribute("role", library?.state === "unknown" ? "alert" : "status");
   out.textContent = library ? t(`opt_library_${library.state}`, [library.code, library.name ?? ""]) : "";
