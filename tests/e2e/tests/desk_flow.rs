@@ -334,6 +334,18 @@ const CATCH_DOWNLOADS: &str = r##"(() => {
     return true;
 })()"##;
 
+/// Chooses a `.koc` file with this name and text in the desk's import field, after clearing
+/// `#message`'s kind.
+async fn choose_import(ff: &Firefox, name: &str, text: &str) {
+    let path = temp_file(name, text);
+    clear_message_kind(ff).await;
+    ff.by_id("import")
+        .await
+        .send_keys(path.to_str().expect("path"))
+        .await
+        .expect("file chosen");
+}
+
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("koc-desk-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -385,12 +397,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         ff.eval(CATCH_DOWNLOADS).await;
 
         // Importing the same file: every row is a duplicate; OK adds nothing.
-        let path = temp_file(&name, &text);
-        ff.by_id("import")
-            .await
-            .send_keys(path.to_str().expect("path"))
-            .await
-            .expect("file chosen");
+        choose_import(&ff, &name, &text).await;
         wait_dialog(&ff, "import-report").await;
         let data = ff
             .eval(r##"Object.assign({}, document.getElementById("confirm").dataset)"##)
@@ -408,13 +415,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
              2026-03-02 10:00:02\tpayment\tC0002\t1,50\r\n2026-03-02 10:00:03\tissue\tC0003\tB0041",
             lines[0]
         );
-        let path = temp_file("other.koc", &other);
-        clear_message_kind(&ff).await;
-        ff.by_id("import")
-            .await
-            .send_keys(path.to_str().expect("path"))
-            .await
-            .expect("file chosen");
+        choose_import(&ff, "other.koc", &other).await;
         wait_dialog(&ff, "import-report").await;
         let data = ff
             .eval(r##"Object.assign({}, document.getElementById("confirm").dataset)"##)
@@ -438,13 +439,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
         ff.click("confirm-cancel").await;
         wait_message(&ff, "warning").await;
         assert_eq!(row_count(&ff).await, 3);
-        let path = temp_file("again.koc", &other);
-        clear_message_kind(&ff).await;
-        ff.by_id("import")
-            .await
-            .send_keys(path.to_str().expect("path"))
-            .await
-            .expect("file chosen");
+        choose_import(&ff, "again.koc", &other).await;
         wait_dialog(&ff, "import-report").await;
         ff.click("confirm-ok").await;
         wait_rows(&ff, 5).await;
@@ -643,16 +638,9 @@ async fn an_unknown_koha_time_zone_refuses_export_and_import_and_adds_nothing() 
             .await;
         assert_eq!(status, "Not sent", "nothing marked exported");
 
-        let path = temp_file(
-            "zone.koc",
-            "Version=1.0\tGenerator=kocQt4\tGeneratorVersion=0.2\r\n2026-03-02 10:00:00\treturn\tB0040",
-        );
-        clear_message_kind(&ff).await;
-        ff.by_id("import")
-            .await
-            .send_keys(path.to_str().expect("path"))
-            .await
-            .expect("file chosen");
+        let file = "Version=1.0\tGenerator=kocQt4\tGeneratorVersion=0.2\r\n\
+                    2026-03-02 10:00:00\treturn\tB0040";
+        choose_import(&ff, "zone.koc", file).await;
         wait_message(&ff, "error").await;
         let (_, text) = message(&ff).await;
         assert!(text.starts_with(refused), "{text}");
