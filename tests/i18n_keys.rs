@@ -11,7 +11,7 @@ use koha_offline_circ::clock::{ClockCheck, DateError};
 use koha_offline_circ::desk::ClearError;
 use koha_offline_circ::journal::{JournalError, Warning};
 use koha_offline_circ::koc::{KocWarning, KocWriteError, LineErrorReason};
-use koha_offline_circ::koha::{self, ConnectionProblem, Transport};
+use koha_offline_circ::koha::{self, ConnectionProblem, LibraryCheck, Transport};
 use koha_offline_circ::settings::connection::SessionReuse;
 use koha_offline_circ::settings::{PasswordKept, SettingsError};
 use koha_offline_circ::sync::run::StopReason;
@@ -227,6 +227,13 @@ fn needed_keys() -> Vec<(String, &'static str)> {
         .filter(|k| ![SessionReuse::Off.kind(), SessionReuse::Works.kind()].contains(k));
     for kind in reuse_shown {
         add(format!("opt_reuse_{}", options_part(kind)), "SessionReuse");
+    }
+    // options.js showLibrary: `opt_library_${state}`.
+    for kind in LibraryCheck::KINDS {
+        add(
+            format!("opt_library_{}", options_part(kind)),
+            "LibraryCheck",
+        );
     }
     for kind in PasswordKept::KINDS {
         add(

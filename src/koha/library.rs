@@ -12,6 +12,7 @@
 use super::answer::Reply;
 use super::request::{form_encode_component, HttpRequest, Method};
 use crate::ids::Branchcode;
+use crate::kinds::kinds;
 use serde::Deserialize;
 
 /// The route, below the server's base.
@@ -30,6 +31,12 @@ pub enum LibraryCheck {
     /// Koha gave no answer that says either (see the module's text).
     Unchecked,
 }
+
+kinds!(LibraryCheck {
+    Known => "known",
+    Unknown => "unknown",
+    Unchecked => "unchecked",
+});
 
 /// `GET {base}/api/v1/public/libraries/{code}`, without cookies: it needs no login, and the
 /// librarian's own session stays out of it.

@@ -96,27 +96,26 @@ struct TestDto {
     library: Option<LibraryDto>,
 }
 
-/// What Koha said of the library code (`koha::LibraryCheck`): `state` is `known` (with Koha's
-/// `name` for it), `unknown` or `unchecked`.
+/// What Koha said of the library code: `state` is the kind of the `koha::LibraryCheck`, with
+/// Koha's `name` for a known code.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LibraryDto {
-    state: &'static str,
     code: String,
     name: Option<String>,
+    state: AsKind<LibraryCheck>,
 }
 
 impl LibraryDto {
     fn new(code: &str, check: LibraryCheck) -> Self {
-        let (state, name) = match check {
-            LibraryCheck::Known { name } => ("known", Some(name)),
-            LibraryCheck::Unknown => ("unknown", None),
-            LibraryCheck::Unchecked => ("unchecked", None),
+        let name = match &check {
+            LibraryCheck::Known { name } => Some(name.clone()),
+            LibraryCheck::Unknown | LibraryCheck::Unchecked => None,
         };
         LibraryDto {
-            state,
             code: code.to_owned(),
             name,
+            state: AsKind(check),
         }
     }
 }
