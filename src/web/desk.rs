@@ -197,9 +197,11 @@ fn koc_zone() -> Result<(IntlZone, String), JsValue> {
 /// `{files: [{name, text, count}], leftOut}` for the page to download.
 ///
 /// Refused while another page sends (`send-running-elsewhere`): its rows may be reaching Koha
-/// right now; and when this browser does not know Koha's time zone (`unknown-zone`). Each call holds the send lock from its read of the stores to its export record,
-/// so the rows it marks are the rows it read; between calls (a question shown) a send may
-/// start, and the next call then sees what it changed, asking again if a question changed.
+/// right now. Refused too when this browser does not know Koha's time zone (`unknown-zone`).
+///
+/// Each call holds the send lock from its read of the stores to its export record, so the rows
+/// it marks are the rows it read; between calls (a question shown) a send may start, and the
+/// next call then sees what it changed, asking again if a question changed.
 #[wasm_bindgen(js_name = exportKoc)]
 pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
     let answers = serde_wasm_bindgen::from_value::<ExportOptionsDto>(options)?.into();

@@ -409,22 +409,28 @@ pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
     Ok(entries)
 }
 
-fn read_mirror() -> Vec<(String, Value)> {
-    // All of `localStorage` as one JSON object of texts (its items are enumerable properties):
-    // one call instead of two a key, thousands of them with many unsent.
-    let all = js_sys::JSON::stringify(&LocalStorage::raw())
+/// Every mirror entry's key and text. All of `localStorage` comes as one JSON object of texts
+/// (its items are enumerable properties): one call instead of two a key, thousands of them
+/// with many unsent.
+fn mirror_entries() -> impl Iterator<Item = (String, String)> {
+    js_sys::JSON::stringify(&LocalStorage::raw())
         .ok()
         .and_then(|text| serde_json::from_str::<Map<String, Value>>(&String::from(text)).ok())
-        .unwrap_or_default();
-    all.into_iter()
+        .unwrap_or_default()
+        .into_iter()
         .filter(|(key, _)| store::is_mirror_key(key))
-        .filter_map(|(key, text)| {
-            let Value::String(text) = text else {
-                return None;
-            };
+        .filter_map(|(key, text)| match text {
+            Value::String(text) => Some((key, text)),
+            _ => None,
+        })
+}
+
+fn read_mirror() -> Vec<(String, Value)> {
+    mirror_entries()
+        .map(|(key, text)| {
             // Unreadable text is passed on as a string, so the core quarantines it.
             let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            Some((key, value))
+            (key, value)
         })
         .collect()
 }
@@ -508,7 +514,11 @@ pub async fn refresh_from_stores() {
     }
     let passed = barrier_passed().await;
     let ids = with_journal(|j| j.not_accepted_ids());
-    let mirror = mirror_texts(&ids);
+    // Every unaccepted transaction: read the mirror whole, as at the start.
+    let wanted: HashSet<String> = ids.iter().map(store::mirror_key).collect();
+    let mirror: Vec<(String, String)> = mirror_entries()
+        .filter(|(key, _)| wanted.contains(key))
+        .collect();
     if passed {
         // The store of record's writes have all arrived as events; the mirror's send none.
         with_replica(|r| r.merge_stored_copies(Vec::new(), mirror));
