@@ -81,6 +81,12 @@ async fn requests_in_flight_keep_every_transaction_once_and_same_second_order() 
                 Fault::Drop,
                 service(&[("action", "return"), ("barcode", "B0042")]),
             ),
+            // Finishes after the drop is known, as described above: without it, its answer
+            // could reach the page first, and the run would rightly start a fourth request.
+            FaultRule::nth(
+                Fault::Delay { ms: 300 },
+                service(&[("action", "return"), ("barcode", "B0043")]),
+            ),
             FaultRule::nth(
                 Fault::Delay { ms: 800 },
                 service(&[("action", "payment"), ("cardnumber", "C0001")]),
