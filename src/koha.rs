@@ -25,10 +25,12 @@ pub use auth::{
     refreshed_token, session_login_request, AuthStatus,
 };
 pub use detect::{interpret_get_probe, DetectStep, Detection, Detector};
-pub use library::{interpret_library, library_request, LibraryCheck, PUBLIC_LIBRARY_PATH};
+pub use library::{
+    interpret_library, library_request, LibraryCheck, LIBRARY_CHECK_TIMEOUT_SECS,
+    PUBLIC_LIBRARY_PATH,
+};
 pub use request::{
-    form_encode, form_encode_component, koha_timestamp, request_timeout_ms, service_probe_request,
-    transaction_request, Credentials, HttpRequest, Method, Mode, RequestError, Transport,
-    AUTH_PATH, CSRF_HEADER, FORM_CONTENT_TYPE, MAINPAGE_PATH, REQUEST_TIMEOUT_SECS, SERVICE_PATH,
-    TIMEOUT_OVERRIDE_KEY,
+    form_encode, form_encode_component, koha_timestamp, service_probe_request, transaction_request,
+    Credentials, HttpRequest, Method, Mode, RequestError, Transport, AUTH_PATH, CSRF_HEADER,
+    FORM_CONTENT_TYPE, MAINPAGE_PATH, REQUEST_TIMEOUT_SECS, SERVICE_PATH, TIMEOUT_OVERRIDE_KEY,
 };

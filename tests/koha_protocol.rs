@@ -86,12 +86,32 @@ fn auth_probe_is_a_bare_get() {
 
 #[test]
 fn the_request_time_out_is_60_s_and_can_only_be_shortened() {
-    assert_eq!(request_timeout_ms(None), 60_000);
-    assert_eq!(request_timeout_ms(Some("1500")), 1_500);
-    assert_eq!(request_timeout_ms(Some(" 1 ")), 1);
-    assert_eq!(request_timeout_ms(Some("60000")), 60_000);
+    let r = logout_request(BASE);
+    assert_eq!(r.timeout_ms(None), 60_000);
+    assert_eq!(r.timeout_ms(Some("1500")), 1_500);
+    assert_eq!(r.timeout_ms(Some(" 1 ")), 1);
+    assert_eq!(r.timeout_ms(Some("60000")), 60_000);
     for ignored in ["0", "60001", "-5", "1.5", "", "soon", "99999999999"] {
-        assert_eq!(request_timeout_ms(Some(ignored)), 60_000, "{ignored:?}");
+        assert_eq!(r.timeout_ms(Some(ignored)), 60_000, "{ignored:?}");
+    }
+}
+
+#[test]
+fn the_library_check_waits_10_s_not_the_send_requests_60() {
+    let code = Branchcode::parse("DE-627").unwrap();
+    let r = library_request(BASE, &code);
+    assert_eq!(r.timeout_ms(None), 10_000);
+    assert_eq!(r.timeout_ms(Some("1500")), 1_500);
+    assert_eq!(
+        r.timeout_ms(Some("60000")),
+        10_000,
+        "an override never lengthens it"
+    );
+    for r in [
+        logout_request(BASE),
+        service_probe_request(BASE, Transport::P2, &creds(), Some("tok")).unwrap(),
+    ] {
+        assert_eq!(r.timeout_ms(None), 60_000, "{}", r.url);
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::compact::base64_encode;
 use crate::kinds::kinds;
-use crate::koha::{Credentials, HttpRequest, Method};
+use crate::koha::{Credentials, HttpRequest, Method, REQUEST_TIMEOUT_SECS};
 use serde::{Deserialize, Serialize};
 
 /// Records asked for per page. Large pages make fewer requests; Koha answers 5,000 patrons in
@@ -233,6 +233,7 @@ impl Pager {
                 .collect(),
             headers,
             include_cookies: true,
+            timeout_secs: REQUEST_TIMEOUT_SECS,
         }
     }
 

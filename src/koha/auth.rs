@@ -5,7 +5,7 @@ use super::answer::trim_ascii;
 use super::request::pairs;
 use super::{
     ConnectionProblem, Credentials, HttpRequest, Method, Reply, AUTH_PATH, CSRF_HEADER,
-    MAINPAGE_PATH,
+    MAINPAGE_PATH, REQUEST_TIMEOUT_SECS,
 };
 use crate::ids::Branchcode;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ pub fn auth_probe_request(base: &str) -> HttpRequest {
         params: Vec::new(),
         headers: Vec::new(),
         include_cookies: true,
+        timeout_secs: REQUEST_TIMEOUT_SECS,
     }
 }
 
@@ -49,6 +50,7 @@ pub fn session_login_request(
             .map(|t| vec![(CSRF_HEADER.to_owned(), t.to_owned())])
             .unwrap_or_default(),
         include_cookies: true,
+        timeout_secs: REQUEST_TIMEOUT_SECS,
     }
 }
 
@@ -78,6 +80,7 @@ pub fn logout_request(base: &str) -> HttpRequest {
         params: pairs(&[("logout.x", "1")]),
         headers: Vec::new(),
         include_cookies: true,
+        timeout_secs: REQUEST_TIMEOUT_SECS,
     }
 }
 

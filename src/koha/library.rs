@@ -18,6 +18,11 @@ use serde::Deserialize;
 /// The route, below the server's base.
 pub const PUBLIC_LIBRARY_PATH: &str = "/api/v1/public/libraries/";
 
+/// How long the connection test waits for the answer, in seconds. Koha has just answered the
+/// test's other requests, so a route that takes longer is not going to say, and the librarian
+/// should not wait the send requests' full time-out for a line of advice.
+pub const LIBRARY_CHECK_TIMEOUT_SECS: u32 = 10;
+
 /// What Koha said about a library code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LibraryCheck {
@@ -52,6 +57,7 @@ pub fn library_request(base: &str, code: &Branchcode) -> HttpRequest {
         params: Vec::new(),
         headers: vec![("Accept".to_owned(), "application/json".to_owned())],
         include_cookies: false,
+        timeout_secs: LIBRARY_CHECK_TIMEOUT_SECS,
     }
 }
 

@@ -21,19 +21,17 @@ pub const CSRF_HEADER: &str = "CSRF-TOKEN";
 pub const REQUEST_TIMEOUT_SECS: u32 = 60;
 
 /// A test-only `localStorage` key: a shorter request time-out in milliseconds, read by the shell
-/// with every request (see [`request_timeout_ms`]).
+/// with every request (see [`HttpRequest::timeout_ms`]).
 pub const TIMEOUT_OVERRIDE_KEY: &str = "koha-offline-circ:test-request-timeout-ms";
 
-/// The client time-out for one request, in milliseconds: [`REQUEST_TIMEOUT_SECS`], or a shorter
-/// one a test asked for (`test_override`, the text of a test-only setting). The override is used
-/// only when it is a whole number from 1 to the default: it can make the time-out shorter, never
-/// longer or absent.
-pub fn request_timeout_ms(test_override: Option<&str>) -> u32 {
-    let default = REQUEST_TIMEOUT_SECS * 1000;
+/// `limit_ms`, or a shorter whole number of milliseconds a test asked for (`test_override`, the
+/// text of a test-only setting): used only when it is a whole number from 1 to `limit_ms`, so it
+/// can make a time-out shorter, never longer or absent.
+fn capped_timeout_ms(limit_ms: u32, test_override: Option<&str>) -> u32 {
     test_override
         .and_then(|text| text.trim().parse::<u32>().ok())
-        .filter(|ms| (1..=default).contains(ms))
-        .unwrap_or(default)
+        .filter(|ms| (1..=limit_ms).contains(ms))
+        .unwrap_or(limit_ms)
 }
 
 /// A Koha login. `Debug` never shows the password.
@@ -127,9 +125,19 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// Send and store the browser's cookies for the Koha origin.
     pub include_cookies: bool,
+    /// How long the whole exchange may take, in seconds ([`REQUEST_TIMEOUT_SECS`] but for a
+    /// check that must not hold up its page); see [`HttpRequest::timeout_ms`].
+    pub timeout_secs: u32,
 }
 
 impl HttpRequest {
+    /// How long the shell waits for this exchange, in milliseconds: its own
+    /// [`timeout_secs`](HttpRequest::timeout_secs), or shorter if a test stored a whole number
+    /// of milliseconds under [`TIMEOUT_OVERRIDE_KEY`] (`test_override`); never longer.
+    pub fn timeout_ms(&self, test_override: Option<&str>) -> u32 {
+        capped_timeout_ms(self.timeout_secs.saturating_mul(1000), test_override)
+    }
+
     /// The parameters form-encoded (see [`form_encode`]).
     pub fn encoded_params(&self) -> String {
         form_encode(&self.params)
@@ -281,6 +289,7 @@ fn service_request(
         params,
         headers,
         include_cookies: transport.uses_token(),
+        timeout_secs: REQUEST_TIMEOUT_SECS,
     })
 }
 

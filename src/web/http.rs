@@ -12,11 +12,12 @@ pub async fn send(request: &HttpRequest) -> Reply {
     }
 }
 
-fn timeout_ms() -> u32 {
+/// The request's time-out, shortened if a test stored an override.
+fn timeout_ms(request: &HttpRequest) -> u32 {
     let stored = web_sys::window()
         .and_then(|w| w.local_storage().ok().flatten())
         .and_then(|s| s.get_item(koha::TIMEOUT_OVERRIDE_KEY).ok().flatten());
-    koha::request_timeout_ms(stored.as_deref())
+    request.timeout_ms(stored.as_deref())
 }
 
 async fn try_send(request: &HttpRequest) -> Result<Reply, NoAnswer> {
@@ -51,7 +52,7 @@ pub async fn fetch_rest_page(request: &HttpRequest) -> Result<RestPage, NoAnswer
 /// The time-out covers the whole exchange, the body included: one `AbortSignal.timeout` aborts
 /// the fetch while it waits for the headers and the body read after them.
 async fn fetch(request: &HttpRequest) -> Result<(u16, gloo_net::http::Headers, String), NoAnswer> {
-    let signal = AbortSignal::timeout_with_u32(timeout_ms());
+    let signal = AbortSignal::timeout_with_u32(timeout_ms(request));
     let failed = |signal: &AbortSignal| {
         if signal.aborted() {
             NoAnswer::Timeout

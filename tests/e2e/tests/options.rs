@@ -570,6 +570,53 @@ async fn password_is_kept_only_where_allowed_and_forget_removes_it() {
     .await;
 }
 
+/// A Koha whose public library route does not answer: "Test connection" gives up on that check
+/// after its own 10 s (not the send requests' 60 s, past this test's 30 s wait for an outcome),
+/// reports the connection as working and the library code as not checked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_library_check_koha_leaves_unanswered_gives_up_and_leaves_the_code_unchecked() {
+    let koha = standin(Profile::Newest);
+    let base = koha.base_url();
+    koha.set_faults(vec![FaultRule::nth(
+        Fault::Delay { ms: 40_000 },
+        When {
+            path: Some("/api/v1/public/libraries/DE-627".into()),
+            ..When::default()
+        },
+    )]);
+    with_firefox(options(), move |ff| async move {
+        ff.open("options.html").await;
+        fill(&ff, &base, "desk", "secret123").await;
+        check(&ff, "login-once", false).await;
+        assert_eq!(press(&ff, "save").await["kind"], "ok");
+        let m = press(&ff, "test-connection").await;
+        assert_works(&m, "ok", "P1", "off");
+        let line = ff
+            .eval(
+                "(() => { const p = document.getElementById('options-library');
+                   return { hidden: p.hidden, text: p.textContent,
+                            warning: p.classList.contains('warning') }; })()",
+            )
+            .await;
+        assert_eq!(line["hidden"], false, "{line}");
+        assert_eq!(line["warning"], false, "{line}");
+        assert!(
+            line["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Koha did not say whether it knows the library code DE-627"),
+            "{line}"
+        );
+        let asked = koha
+            .log()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/libraries/DE-627"))
+            .count();
+        assert_eq!(asked, 1, "the route was asked once");
+    })
+    .await;
+}
+
 /// The test-only `localStorage` key with which a test shortens the 60 s request time-out.
 const TIMEOUT_KEY: &str = koha_offline_circ::koha::TIMEOUT_OVERRIDE_KEY;
 
