@@ -27,6 +27,7 @@
 //! ```
 //! use chrono::{TimeZone, Utc};
 //! use koha_offline_circ::export::{self, Answers, Plan, Question};
+//! use koha_offline_circ::sync::Level;
 //! use koha_offline_circ::{Action, Barcode, Branchcode, Transaction, TransactionId};
 //!
 //! let at = Utc.with_ymd_and_hms(2026, 12, 3, 10, 15, 0).unwrap();
@@ -42,6 +43,7 @@
 //! let Plan::Take(chosen) = export::plan(&rows, &Answers::default()) else { panic!() };
 //! assert_eq!(chosen.ids, vec![rows[1].id.clone()]);
 //! assert_eq!(chosen.left_out.already_exported, 1);
+//! assert_eq!(chosen.left_out.level(chosen.ids.len()), Level::Ok);
 //!
 //! // Nothing new: the question, naming how many and when.
 //! rows[1].mark_exported(at);
@@ -55,11 +57,13 @@
 //! let no = Answers { confirmed: vec![], declined: vec![asked] };
 //! let Plan::Take(chosen) = export::plan(&rows, &no) else { panic!() };
 //! assert!(chosen.ids.is_empty());
+//! assert_eq!(chosen.left_out.level(0), Level::Warning);
 //! ```
 
 use crate::kinds::kinds;
 use crate::koc::{self, KocFile, KocWriteError, Selection};
 use crate::store::ExportRecord;
+use crate::sync::Level;
 use crate::transaction::{Action, Status, Transaction, TransactionId};
 use crate::zone::ZoneRules;
 use crate::Branchcode;
@@ -128,6 +132,20 @@ pub struct LeftOut {
     pub already_exported: usize,
     /// `uncertain`, and the librarian declined exporting them.
     pub uncertain: usize,
+}
+
+impl LeftOut {
+    /// How the message after an export that took `taken` rows reads: a warning when it took
+    /// none, or left out an uncertain row (which may or may not be in Koha, and is in no file:
+    /// it needs a later look); otherwise ok. What Koha refused, what is on its way and what was
+    /// exported before are accounted for.
+    pub fn level(&self, taken: usize) -> Level {
+        if taken == 0 || self.uncertain > 0 {
+            Level::Warning
+        } else {
+            Level::Ok
+        }
+    }
 }
 
 /// The rows an export takes, and those it leaves out.

@@ -1482,6 +1482,20 @@ mod export_plan {
     }
 
     #[test]
+    fn the_message_warns_when_nothing_is_taken_or_an_uncertain_row_is_left_out() {
+        use koha_offline_circ::sync::Level;
+        assert_eq!(left(0, 0, 0, 0).level(3), Level::Ok);
+        assert_eq!(
+            left(1, 2, 3, 0).level(3),
+            Level::Ok,
+            "on its way, refused by Koha, exported before: accounted for"
+        );
+        assert_eq!(left(0, 0, 0, 1).level(3), Level::Warning);
+        assert_eq!(left(0, 0, 0, 0).level(0), Level::Warning);
+        assert_eq!(left(0, 0, 2, 0).level(0), Level::Warning);
+    }
+
+    #[test]
     fn the_question_names_the_latest_export_in_whole_milliseconds() {
         let mut t = row(1, S::Local, None, false);
         t.mark_exported(utc(2026, 12, 3, 10, 15, 0) + chrono::TimeDelta::microseconds(1_500));

@@ -46,17 +46,17 @@ export async function exportFiles() {
       for (const q of result.questions) (await askExport(q) ? answers.confirmed : answers.declined).push(q);
       result = await core.exportKoc(answers);
     }
-    const { files, leftOut } = result;
+    const { files, leftOut, level } = result;
     for (const file of files) download(file.name, file.text);
     const notes = ["alreadyExported", "uncertain", "rejected", "sending"]
       .filter((reason) => leftOut[reason] > 0)
       .map((reason) => t(`exportLeftOut_${reason}`, [String(leftOut[reason])]));
     if (!files.length) {
-      return say("warning", [t(notes.length ? "exportNone" : "exportNothing"), ...notes].join(" "));
+      return say(level, [t(notes.length ? "exportNone" : "exportNothing"), ...notes].join(" "));
     }
     const count = files.reduce((n, f) => n + f.count, 0);
     const done = t("exported", [String(count), files.map((f) => f.name).join(", ")]);
-    say(leftOut.uncertain ? "warning" : "ok", [done, ...notes].join(" "));
+    say(level, [done, ...notes].join(" "));
   } catch (error) {
     if (error?.kind === "send-running-elsewhere") say("warning", t("exportWhileSending"));
     else say("error", errorMessage(error));

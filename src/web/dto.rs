@@ -6,6 +6,7 @@ use crate::export::{Answers, Export, Question};
 use crate::journal::{Counts, Page, Warning};
 use crate::koc::{KocImport, KocWarning, LineErrorReason, TimeBasis};
 use crate::settings::Settings;
+use crate::sync::Level;
 use crate::{koha, InputError, Transaction};
 use chrono::{DateTime, NaiveDateTime};
 use serde::{Deserialize, Serialize};
@@ -189,7 +190,7 @@ pub struct LeftOutDto {
 }
 
 /// What `exportKoc` answers: `{questions}` to ask first (nothing was written), or
-/// `{files: [{name, text, count}], leftOut}`.
+/// `{files: [{name, text, count}], leftOut, level}`.
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum ExportDto {
@@ -200,6 +201,8 @@ pub enum ExportDto {
         files: Vec<ExportFileDto>,
         #[serde(rename = "leftOut")]
         left_out: LeftOutDto,
+        /// How the page's message reads (`LeftOut::level`).
+        level: Level,
     },
 }
 
@@ -211,6 +214,7 @@ impl ExportDto {
                 questions: questions.iter().map(ExportQuestionDto::from).collect(),
             },
             Export::Files { files, left_out } => ExportDto::Files {
+                level: left_out.level(files.iter().map(|(_, f)| f.ids.len()).sum()),
                 files: files
                     .into_iter()
                     .map(|(branch, file)| ExportFileDto {
