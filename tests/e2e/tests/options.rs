@@ -124,16 +124,31 @@ fn assert_problem(message: &Value, kind: &str, problem: &str) {
     assert_translated(message);
 }
 
+/// The options page filled in for the stand-in at `base`, one login per send, and saved.
+async fn saved_without_login_once(ff: &Firefox, base: &str) {
+    ff.open("options.html").await;
+    fill(ff, base, "desk", "secret123").await;
+    check(ff, "login-once", false).await;
+    assert_eq!(press(ff, "save").await["kind"], "ok");
+}
+
+/// The line under the library code: `{hidden, text, warning}`.
+async fn library_line(ff: &Firefox) -> Value {
+    ff.eval(
+        "(() => { const p = document.getElementById('options-library');
+           return { hidden: p.hidden, text: p.textContent,
+                    warning: p.classList.contains('warning') }; })()",
+    )
+    .await
+}
+
 /// Every outcome of "Test connection" against one Koha profile. `plain` is the transport that
 /// works without session reuse there (P1 with a CSRF token, P3 before 24.05).
 async fn test_connection_outcomes(profile: Profile, plain: &'static str) {
     let koha = standin(profile);
     let base = koha.base_url();
     with_firefox(options(), move |ff| async move {
-        ff.open("options.html").await;
-        fill(&ff, &base, "desk", "secret123").await;
-        check(&ff, "login-once", false).await;
-        assert_eq!(press(&ff, "save").await["kind"], "ok");
+        saved_without_login_once(&ff, &base).await;
 
         // Works, one password check per transaction.
         let m = press(&ff, "test-connection").await;
@@ -143,14 +158,7 @@ async fn test_connection_outcomes(profile: Profile, plain: &'static str) {
 
         // The library code: Koha 21.11 and later say whether they have it (the legacy profile
         // stands for the versions before, which cannot).
-        let library = || async {
-            ff.eval(
-                "(() => { const p = document.getElementById('options-library');
-                   return { hidden: p.hidden, text: p.textContent,
-                            warning: p.classList.contains('warning') }; })()",
-            )
-            .await
-        };
+        let library = || library_line(&ff);
         let answers = profile != Profile::Legacy;
         let unchecked = |code: &str| {
             json!(format!(
@@ -585,19 +593,10 @@ async fn a_library_check_koha_leaves_unanswered_gives_up_and_leaves_the_code_unc
         },
     )]);
     with_firefox(options(), move |ff| async move {
-        ff.open("options.html").await;
-        fill(&ff, &base, "desk", "secret123").await;
-        check(&ff, "login-once", false).await;
-        assert_eq!(press(&ff, "save").await["kind"], "ok");
+        saved_without_login_once(&ff, &base).await;
         let m = press(&ff, "test-connection").await;
         assert_works(&m, "ok", "P1", "off");
-        let line = ff
-            .eval(
-                "(() => { const p = document.getElementById('options-library');
-                   return { hidden: p.hidden, text: p.textContent,
-                            warning: p.classList.contains('warning') }; })()",
-            )
-            .await;
+        let line = library_line(&ff).await;
         assert_eq!(line["hidden"], false, "{line}");
         assert_eq!(line["warning"], false, "{line}");
         assert!(
