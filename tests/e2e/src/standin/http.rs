@@ -78,12 +78,21 @@ pub fn form_decode(text: &str) -> Vec<(String, String)> {
 }
 
 fn decode_component(text: &str) -> String {
+    percent_decode(text, true)
+}
+
+/// A path segment decoded: `%XX` escapes only (a `+` in a path is a plus).
+pub fn path_decode(text: &str) -> String {
+    percent_decode(text, false)
+}
+
+fn percent_decode(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {

@@ -5,7 +5,7 @@
 //! which the legacy profile lacks.
 
 use super::dates;
-use super::http::{form_decode, Request, Response};
+use super::http::{form_decode, path_decode, Request, Response};
 use super::koha::param;
 use super::model::{Account, Permission, FIXTURE_CHANGED};
 use super::synthetic::Synthetic;
@@ -115,10 +115,7 @@ pub fn api(shared: &Shared, req: &Request) -> (Response, bool) {
 /// One library, or Koha's 404 for a code it does not have (codes compare without case, as in
 /// Koha's database).
 fn public_library(state: &State, code: &str) -> Response {
-    let code = form_decode(&format!("c={code}"))
-        .pop()
-        .map(|(_, code)| code)
-        .unwrap_or_default();
+    let code = path_decode(code);
     match state
         .model
         .libraries
