@@ -868,7 +868,12 @@ async fn an_uncertain_checkin_is_resent_only_when_the_librarian_confirms() {
     })
     .expect("stand-in");
     koha.set_faults(vec![FaultRule::nth(Fault::Drop, When::action("return"))]);
-    let settings = DeskSettings::queue(&koha);
+    // One at a time: with several in flight, the rows after the checkin may all be answered
+    // before the dropped one stops the run, and the ordinary second run would find nothing.
+    let settings = DeskSettings {
+        in_flight: 1,
+        ..DeskSettings::queue(&koha)
+    };
     with_desk_sending_to(
         options("en-US"),
         koha,
@@ -878,7 +883,12 @@ async fn an_uncertain_checkin_is_resent_only_when_the_librarian_confirms() {
             let checkin = recorded.rows[1].0.clone();
             assert_eq!(send(&ff, WAIT).await, "ran");
             assert_eq!(statuses(&ff).await[&checkin].0, "uncertain");
-            // An ordinary run leaves it alone.
+            assert_eq!(
+                koha.transaction_requests().len(),
+                2,
+                "the dropped checkin stopped the run"
+            );
+            // An ordinary run sends the rest and leaves it alone.
             assert_eq!(send(&ff, WAIT).await, "ran");
             let returns = |koha: &StandIn| {
                 koha.transaction_requests()
