@@ -241,11 +241,11 @@ async function attempt(options) {
     return "moved-to-tab";
   }
   if (core.isSending()) return "busy";
-  const ready = await core.sendReadiness();
+  const ready = await core.sendReadiness(options);
   if (ready.missing === "password") { askPassword(options); return "password"; }
   if (ready.missing) { showSetup(ready.missing, ready.origin); return "not-ready"; }
   hideSetup();
-  if (ready.sendable === 0 && !options.resend?.length) {
+  if (ready.nothing) {
     say("ok", t("sendNothing"));
     return "nothing";
   }

@@ -4,7 +4,7 @@
 //!   held back behind an unsettled transaction of the same item in apply mode).
 //! - [`run`]: the run itself as a sans-IO state machine ([`SendRun`]); the shell only performs
 //!   the [`Command`]s it gives.
-//! - Here: what a run needs first ([`credentials`]), the summary, and the librarian's choices
+//! - Here: what a run needs first ([`credentials`], [`nothing_to_send`]), the summary, and the librarian's choices
 //!   about `uncertain` transactions.
 
 pub mod plan;
@@ -15,6 +15,7 @@ pub use run::{
     Command, PerformId, RunEnd, RunOptions, SendRun, Setup, StopReason, StorageRefused, STORE_EVERY,
 };
 
+use crate::journal::Journal;
 use crate::kinds::kinds;
 use crate::koha::{self, Credentials};
 use crate::settings::{self, Settings};
@@ -190,6 +191,17 @@ pub fn resend_question(tx: &Transaction) -> Option<ResendQuestion> {
         (Status::Uncertain { .. }, _) => Some(ResendQuestion::ResendUncertain),
         _ => None,
     }
+}
+
+/// Whether Send would find nothing to do: no transaction waits to be sent (local or failed) and
+/// none of `resend` (the uncertain ones the librarian chose to send again) may still be resent.
+/// The desk then says so instead of starting a run.
+pub fn nothing_to_send(journal: &Journal, resend: &[TransactionId]) -> bool {
+    journal.sendable_in_order().next().is_none()
+        && !resend
+            .iter()
+            .filter_map(|id| journal.get(id))
+            .any(|tx| resend_question(tx).is_some())
 }
 
 /// The librarian confirmed the question of [`resend_question`]: the [`Resend`] for [`plan()`].

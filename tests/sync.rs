@@ -533,6 +533,31 @@ fn state_machine_table() {
 }
 
 #[test]
+fn send_has_nothing_to_do_only_without_sendable_rows_or_a_resend_that_still_applies() {
+    let local = tx(1, 1, ret("B1"));
+    let failed = with_status(
+        tx(2, 2, ret("B2")),
+        Status::Failed {
+            reason: FailReason::Csrf,
+        },
+    );
+    let unsure = with_status(tx(3, 3, ret("B3")), uncertain());
+    let queued = with_status(tx(4, 4, ret("B4")), Status::Queued);
+    let (unsure_id, queued_id) = (unsure.id.clone(), queued.id.clone());
+
+    assert!(nothing_to_send(&journal(vec![]), &[]));
+    assert!(!nothing_to_send(&journal(vec![local]), &[]));
+    assert!(!nothing_to_send(&journal(vec![failed]), &[]));
+    let settled = journal(vec![unsure, queued]);
+    // An uncertain one is not sent by itself …
+    assert!(nothing_to_send(&settled, &[]));
+    // … only when the librarian chose it, and only while it is still uncertain.
+    assert!(!nothing_to_send(&settled, std::slice::from_ref(&unsure_id)));
+    assert!(nothing_to_send(&settled, &[queued_id]));
+    assert!(nothing_to_send(&journal(vec![]), &[unsure_id]));
+}
+
+#[test]
 fn nothing_to_send_needs_no_network() {
     let mut koha = Koha::new(Transport::P1, vec![]);
     let d = drive(

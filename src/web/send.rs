@@ -53,10 +53,8 @@ struct ReadinessDto {
     missing: Option<AsKind<NotReady>>,
     /// The origin pattern to grant (also when ready, for the grant button).
     origin: Option<String>,
-    /// What a run would send now (local and failed).
-    sendable: usize,
-    /// Uncertain transactions waiting for the librarian.
-    uncertain: usize,
+    /// Nothing to send ([`sync::nothing_to_send`]): the page says so and starts no run.
+    nothing: bool,
 }
 
 async fn session_password() -> Option<String> {
@@ -82,23 +80,26 @@ pub(super) async fn credentials() -> Result<koha::Credentials, NotReady> {
     sync::credentials(settings.as_ref(), permitted, password.as_deref())
 }
 
-/// What a send run would need first, and how much there is to send.
+/// What a send run with `options` (as for [`send_to_koha`]) would need first, and whether it
+/// would find anything to send.
 #[wasm_bindgen(js_name = sendReadiness)]
-pub async fn send_readiness() -> Result<JsValue, JsValue> {
+pub async fn send_readiness(options: JsValue) -> Result<JsValue, JsValue> {
+    let options = run_options(options)?;
     let missing = credentials().await.err();
-    let counts = state::with_journal(|j| {
-        let uncertain = j
-            .in_order()
-            .filter(|t| matches!(t.status(), Status::Uncertain { .. }))
-            .count();
-        (j.sendable_in_order().count(), uncertain)
-    });
+    let nothing = state::with_journal(|j| sync::nothing_to_send(j, &options.resend));
     to_js(&ReadinessDto {
         missing: missing.map(AsKind),
         origin: state::settings().map(|s| s.server.origin_pattern()),
-        sendable: counts.0,
-        uncertain: counts.1,
+        nothing,
     })
+}
+
+fn run_options(options: JsValue) -> Result<RunOptions, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        Ok(RunOptions::default())
+    } else {
+        serde_wasm_bindgen::from_value(options).map_err(|e| error("send-input", e))
+    }
 }
 
 /// Keeps the password typed at the prompt for this browser session (never on disk).
@@ -287,11 +288,7 @@ type Started =
 /// Several `Perform`s may be outstanding: each starts when given, and when the run waits the
 /// first one done is fed back.
 async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto, JsValue> {
-    let options: RunOptions = if options.is_undefined() || options.is_null() {
-        RunOptions::default()
-    } else {
-        serde_wasm_bindgen::from_value(options).map_err(|e| error("send-input", e))?
-    };
+    let options = run_options(options)?;
     state::refresh_from_stores().await;
     let settings = state::settings();
     let setup = Setup {
