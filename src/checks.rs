@@ -72,6 +72,6 @@ pub use rest::{
     PatronRow,
 };
 pub use warnings::{
-    check_card, check_item, moved_here, CardLimits, CardProblem, CardWarning, ItemProblem,
-    ItemScan, ItemWarning, SnapshotAge, Warning,
+    check_card, check_item, koha_today, moved_here, CardLimits, CardProblem, CardWarning,
+    ItemProblem, ItemScan, ItemWarning, SnapshotAge, Warning,
 };

@@ -38,7 +38,7 @@ pub use plan::{
     forget_credentials, plan_save, plan_test, PasswordKept, SavePlan, SessionPassword,
     SESSION_PASSWORD_KEY,
 };
-pub use stored::Settings;
+pub use stored::{koha_zone_name, Settings};
 pub use url::{KohaUrl, UrlError};
 
 /// Queue mode's requests in flight at once when nothing else is set.

@@ -4,17 +4,19 @@
 // Helpers outside `#[test]` functions unwrap too; a panic is the failure report here.
 #![allow(clippy::unwrap_used)]
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use koha_offline_circ::checks::{
     auto_download_change, auto_download_due, check_card, check_item, delete_plan, join_loans,
-    moved_here, parse_auto_hours, parse_checkouts, parse_items, parse_patrons, payment_balance,
-    placed, read_auto_download, read_snapshot, write_plan, AutoDownload, Availability, CardLimits,
-    CardProblem, Coverage, Download, Holder, ItemProblem, ItemRecord, ItemScan, List, Next,
-    PageError, Pager, PatronRecord, Place, Restriction, Snapshot, SnapshotAge, Unavailable,
+    koha_today, moved_here, parse_auto_hours, parse_checkouts, parse_items, parse_patrons,
+    payment_balance, placed, read_auto_download, read_snapshot, write_plan, AutoDownload,
+    Availability, CardLimits, CardProblem, Coverage, Download, Holder, ItemProblem, ItemRecord,
+    ItemScan, List, Next, PageError, Pager, PatronRecord, Place, Restriction, Snapshot,
+    SnapshotAge, Unavailable,
 };
 use koha_offline_circ::journal::Journal;
 use koha_offline_circ::koha::{logout_request, Credentials, Method, NoAnswer, Reply};
 use koha_offline_circ::store::{Change, MemoryStore, Store, StoreError};
+use koha_offline_circ::zone::FixedZone;
 use koha_offline_circ::{
     Action, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId, Userid,
 };
@@ -369,6 +371,37 @@ fn item_problems(snapshot: &Snapshot, barcode: &str, borrower: Option<&str>) -> 
         .into_iter()
         .map(|w| w.problem)
         .collect()
+}
+
+#[test]
+fn the_day_a_card_expires_is_kohas_day_not_the_desks() {
+    // Koha in Berlin (UTC+1 in winter); the desk's clock says 23:30 UTC on 30 November: in
+    // Berlin it is already 1 December, the first day the card of C-EXPIRED is no longer valid.
+    let berlin = FixedZone(FixedOffset::east_opt(3600).unwrap());
+    let new_york = FixedZone(FixedOffset::west_opt(5 * 3600).unwrap());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 23, 30, 0).unwrap();
+    assert_eq!(koha_today(now, &berlin), day(2026, 12, 1));
+    assert_eq!(koha_today(now, &FixedZone::utc()), day(2026, 11, 30));
+    assert_eq!(koha_today(now, &new_york), day(2026, 11, 30));
+    let limits = CardLimits {
+        balance_cents: None,
+    };
+    let expired = |zone: &FixedZone| {
+        check_card(
+            &desk_snapshot(),
+            "C-EXPIRED",
+            limits,
+            koha_today(now, zone),
+            now,
+        )
+        .len()
+    };
+    assert_eq!(expired(&berlin), 1);
+    assert_eq!(
+        expired(&new_york),
+        0,
+        "the expiry day itself is still valid"
+    );
 }
 
 #[test]

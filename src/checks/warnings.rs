@@ -6,6 +6,7 @@ use crate::ids::Barcode;
 use crate::journal::Journal;
 use crate::kinds::kinds;
 use crate::transaction::Status;
+use crate::zone::{to_local, ZoneRules};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -133,8 +134,15 @@ pub struct CardLimits {
     pub balance_cents: Option<i64>,
 }
 
-/// The warnings for a scanned card, in the order of [`CardProblem`]. `today` is the desk's
-/// local date (a card is valid through its expiry day), `now` the current instant for the age.
+/// The calendar day it is for Koha at `now`: a patron's expiry and restriction dates are days of
+/// Koha's calendar, in Koha's time zone (`zone`), so a desk in another zone would otherwise warn a
+/// day early or late around midnight.
+pub fn koha_today(now: DateTime<Utc>, zone: &dyn ZoneRules) -> NaiveDate {
+    to_local(now, zone).date()
+}
+
+/// The warnings for a scanned card, in the order of [`CardProblem`]. `today` is Koha's date
+/// ([`koha_today`]; a card is valid through its expiry day), `now` the current instant for the age.
 /// No patron list in the snapshot means no card checks: nothing is "unknown" then.
 pub fn check_card(
     snapshot: &Snapshot,

@@ -8,6 +8,12 @@ use crate::zone::{TimezoneError, TimezoneName};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The name of Koha's time zone as set up, or before any setup the desk's own (`desk_zone`): the
+/// zone of a `.koc` file's times and of the day Koha's dates are compared with.
+pub fn koha_zone_name(settings: Option<&Settings>, desk_zone: impl FnOnce() -> String) -> String {
+    settings.map_or_else(desk_zone, |s| s.timezone.as_str().to_owned())
+}
+
 /// The saved connection settings. Always valid; build them with [`Settings::from_form`] or by
 /// deserialising (which validates the same way).
 ///
@@ -26,7 +32,8 @@ pub struct Settings {
     password: Option<String>,
     /// Queue (recommended) or apply.
     pub mode: Mode,
-    /// Koha's time zone, for `.koc` export.
+    /// Koha's time zone: of a `.koc` file's times, and of the day the offline checks compare
+    /// Koha's dates with.
     pub timezone: TimezoneName,
     /// Whether the desk plays sounds.
     pub sounds: bool,

@@ -3,6 +3,7 @@
 //! module fetches the pages the download asks for and performs the storage plans.
 
 use super::dto::{js_error, to_js, ErrorDto};
+use super::zone::IntlZone;
 use super::{browser, http, idb, options, state};
 use crate::checks::{
     self, delete_plan, per_page, placed, read_snapshot, snapshot_keys, snapshot_status, DeskCheck,
@@ -10,9 +11,11 @@ use crate::checks::{
 };
 use crate::ids::{Amount, Cardnumber};
 use crate::koha::{Credentials, HttpRequest, NoAnswer};
+use crate::settings;
 use crate::store;
 use crate::store::keys::{CHECKS_AUTO_KEY, CHECKS_LIMIT_KEY, CHECKS_META_KEY};
 use crate::transaction::Action;
+use crate::zone::{FixedZone, ZoneRules};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use serde::Serialize;
 use serde_json::Value;
@@ -525,13 +528,13 @@ pub fn checks_changed(changes: JsValue) -> bool {
 
 /// The checks the desk asks about before recording `action` (none without a snapshot).
 pub fn desk_checks(action: &Action, now: chrono::DateTime<chrono::Utc>) -> Vec<DeskCheck> {
-    let today = chrono::Local::now().date_naive();
     let accepted = CARD_ACCEPTED.with(|c| c.borrow().clone());
     SNAPSHOT.with(|s| {
         let held = s.borrow();
         let Some(snapshot) = held.as_ref() else {
             return Vec::new();
         };
+        let today = checks::koha_today(now, &*koha_zone());
         state::with_journal(|journal| {
             checks::desk_checks(
                 snapshot,
@@ -544,6 +547,16 @@ pub fn desk_checks(action: &Action, now: chrono::DateTime<chrono::Utc>) -> Vec<D
             )
         })
     })
+}
+
+/// Koha's zone for the checks; one this browser cannot read, or none set up, gives way to the
+/// desk's own (a warning a day off around midnight is better than none).
+fn koha_zone() -> Rc<dyn ZoneRules> {
+    let name = settings::koha_zone_name(state::settings().as_ref(), IntlZone::browser_zone);
+    match IntlZone::named(&name).or_else(|_| IntlZone::named(&IntlZone::browser_zone())) {
+        Ok(zone) => zone,
+        Err(_) => Rc::new(FixedZone::utc()),
+    }
 }
 
 /// Notes a recorded action for the card answered for ([`checks::card_accepted_after`]).

@@ -10,11 +10,13 @@ use crate::desk::{self, DeskForm};
 use crate::export;
 use crate::journal::{self, Filter};
 use crate::koc::{self, KocImport, TimeBasis};
+use crate::settings::koha_zone_name;
 use crate::zone::to_local;
 use crate::{Transaction, TransactionId};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 thread_local! {
@@ -184,10 +186,9 @@ pub async fn clear_all() -> Result<u32, JsValue> {
 /// The zone of a `.koc` file's times, and its name: the Koha server's (settings), or before any
 /// setup the desk's own. One this browser cannot read is refused (`unknown-zone`), never
 /// replaced by another: every time in the file would be off by the difference.
-fn koc_zone() -> Result<(IntlZone, String), JsValue> {
-    let name =
-        state::settings().map_or_else(IntlZone::browser_zone, |s| s.timezone.as_str().to_owned());
-    let zone = IntlZone::new(&name).map_err(|_| kind_error("unknown-zone", &name))?;
+fn koc_zone() -> Result<(Rc<IntlZone>, String), JsValue> {
+    let name = koha_zone_name(state::settings().as_ref(), IntlZone::browser_zone);
+    let zone = IntlZone::named(&name).map_err(|_| kind_error("unknown-zone", &name))?;
     Ok((zone, name))
 }
 
@@ -209,12 +210,12 @@ pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
     journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     let (zone, _) = koc_zone()?;
     state::refresh_from_stores().await;
-    let outcome = state::with_journal(|j| export::write(j.in_order(), &answers, &zone))
+    let outcome = state::with_journal(|j| export::write(j.in_order(), &answers, &*zone))
         .map_err(|e| kind_error(e.kind(), &e))?;
     let now = browser::now();
     // Everything that can fail comes before the rows are marked exported: marked, they are
     // left out of the next export, so the file must reach the page.
-    let local_now = to_local(now, &IntlZone::new(&IntlZone::browser_zone())?);
+    let local_now = to_local(now, &*IntlZone::named(&IntlZone::browser_zone())?);
     let record = outcome.record(now);
     let files = to_js(&ExportDto::new(outcome, local_now))?;
     if let Some(record) = record {
@@ -230,7 +231,7 @@ pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
 pub fn read_import(bytes: Vec<u8>, basis: Option<String>) -> Result<JsValue, JsValue> {
     let (zone, zone_name) = koc_zone()?;
     let basis = basis.as_deref().and_then(TimeBasis::from_name);
-    let mut import = koc::read(&bytes, &zone, basis);
+    let mut import = koc::read(&bytes, &*zone, basis);
     state::with_journal(|j| import.mark_duplicates(j.in_order()));
     let report = ImportReportDto::new(&import, zone_name);
     PENDING_IMPORT.with(|p| *p.borrow_mut() = Some(import));

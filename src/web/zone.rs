@@ -5,6 +5,7 @@ use chrono::{DateTime, FixedOffset, Offset, Utc};
 use js_sys::{Array, Intl, Object, Reflect};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 /// An IANA zone as the browser knows it. Offsets are cached per quarter hour: zones change
@@ -15,6 +16,10 @@ pub struct IntlZone {
 }
 
 const QUARTER_HOUR: i64 = 15 * 60;
+
+thread_local! {
+    static BUILT: RefCell<HashMap<String, Rc<IntlZone>>> = RefCell::new(HashMap::new());
+}
 
 impl IntlZone {
     /// Fails when the browser does not know the zone, or gives no offset for it that can be
@@ -41,6 +46,17 @@ impl IntlZone {
             Some(_) => Ok(zone),
             None => Err(JsValue::from_str("no readable offset")),
         }
+    }
+
+    /// The zone named `name`, built once per page: building asks the browser's `Intl` and reads
+    /// an offset, and the desk asks for Koha's zone on every scan it checks.
+    pub fn named(name: &str) -> Result<Rc<IntlZone>, JsValue> {
+        if let Some(zone) = BUILT.with(|built| built.borrow().get(name).cloned()) {
+            return Ok(zone);
+        }
+        let zone = Rc::new(IntlZone::new(name)?);
+        BUILT.with(|built| built.borrow_mut().insert(name.to_owned(), zone.clone()));
+        Ok(zone)
     }
 
     /// The browser's own zone name, e.g. `Europe/Berlin`.
