@@ -1,6 +1,8 @@
-//! The few `browser.*` and page APIs the shell needs, in one place.
+//! The few `browser.*` and page APIs the shell needs, in one place, and waiting for two at once.
 
 use js_sys::{Object, Promise, Reflect};
+use std::future::Future;
+use std::task::Poll;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -130,4 +132,31 @@ pub async fn true_within(promise: &Promise, ms: i32) -> bool {
 /// what follows yields to the page's pending continuations and rendering first.
 pub async fn later_task() {
     let _ = JsFuture::from(after_ms(0, &JsValue::UNDEFINED)).await;
+}
+
+/// Runs two futures at once and waits for both.
+pub async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                ra = x;
+                rb = y;
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }

@@ -276,9 +276,15 @@ pub async fn test_connection(form: JsValue) -> Result<JsValue, JsValue> {
         remember_transport(&settings.server, transport.name()).await?;
         // Koha answers: ask which offline checks it allows, and whether it knows the library
         // code. Whatever the answers, sending is unaffected.
-        checks = super::checks::probe(settings.server.as_str(), creds).await;
+        // Both at once: neither waits for the other's answer (or its time-out).
         let request = library_request(settings.server.as_str(), &settings.branchcode);
-        let check = interpret_library(&http::send(&request).await, &settings.branchcode);
+        let (probed, reply) = browser::join(
+            super::checks::probe(settings.server.as_str(), creds),
+            http::send(&request),
+        )
+        .await;
+        checks = probed;
+        let check = interpret_library(&reply, &settings.branchcode);
         library = Some(LibraryDto::new(settings.branchcode.as_str(), check));
     }
     let mut dto = test_dto(&report, settings.server.host());

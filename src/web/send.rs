@@ -336,7 +336,8 @@ async fn run(options: JsValue, on_progress: &js_sys::Function) -> Result<RunDto,
             }
             (Command::Perform { id, store, request }, Some(run)) => {
                 started.push(Box::pin(async move {
-                    let (stored, reply) = join(store_of_record(&store), ask(request)).await;
+                    let (stored, reply) =
+                        browser::join(store_of_record(&store), ask(request)).await;
                     (id, stored, reply)
                 }));
                 state::with_journal(|j| run.poll(j, browser::now()))
@@ -391,33 +392,6 @@ async fn first_done<T>(started: &mut Vec<Pin<Box<dyn Future<Output = T>>>>) -> O
                 Poll::Ready(Some(v))
             }
             None => Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// Runs two futures at once and waits for both.
-async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none() {
-            if let Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v);
-            }
-        }
-        if rb.is_none() {
-            if let Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v);
-            }
-        }
-        match (ra.take(), rb.take()) {
-            (Some(x), Some(y)) => Poll::Ready((x, y)),
-            (x, y) => {
-                ra = x;
-                rb = y;
-                Poll::Pending
-            }
         }
     })
     .await
