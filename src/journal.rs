@@ -607,36 +607,50 @@ impl Journal {
     /// and how many match in all. An offset past the last match gives the last page instead
     /// (the table stays on a page that has rows when rows it showed were cleared).
     pub fn page(&self, filter: &Filter, offset: usize, limit: usize) -> Page<'_> {
-        let page = self.page_at(filter, offset, limit);
-        let last = page.total.saturating_sub(1) / limit.max(1) * limit.max(1);
-        if offset > last {
-            self.page_at(filter, last, limit)
-        } else {
-            page
-        }
-    }
-
-    fn page_at(&self, filter: &Filter, offset: usize, limit: usize) -> Page<'_> {
+        let step = limit.max(1);
+        let last_page = |total: usize| total.saturating_sub(1) / step * step;
         let newest_first = self.by_time.values().rev();
         match filter.needle() {
-            None => Page {
-                rows: newest_first.skip(offset).take(limit).collect(),
-                total: self.len(),
-                offset,
-            },
+            None => {
+                let total = self.len();
+                let offset = offset.min(last_page(total));
+                Page {
+                    rows: newest_first.skip(offset).take(limit).collect(),
+                    total,
+                    offset,
+                }
+            }
+            // One pass: the asked page, and the page being filled last, which is the last page
+            // once every match is counted.
             Some(needle) => {
                 let mut total = 0;
-                let mut rows = Vec::new();
+                let mut asked = Vec::new();
+                let mut tail = Vec::new();
                 for tx in newest_first.filter(|tx| matches(tx, &needle)) {
-                    if total >= offset && rows.len() < limit {
-                        rows.push(tx);
+                    if (offset..offset.saturating_add(limit)).contains(&total) {
+                        asked.push(tx);
+                    }
+                    if total % step == 0 {
+                        tail.clear();
+                    }
+                    if tail.len() < limit {
+                        tail.push(tx);
                     }
                     total += 1;
                 }
-                Page {
-                    rows,
-                    total,
-                    offset,
+                let last = last_page(total);
+                if offset > last {
+                    Page {
+                        rows: tail,
+                        total,
+                        offset: last,
+                    }
+                } else {
+                    Page {
+                        rows: asked,
+                        total,
+                        offset,
+                    }
                 }
             }
         }

@@ -441,6 +441,38 @@ fn pages_are_newest_first_and_filter_case_insensitively() {
     assert_eq!((nothing.total, nothing.offset), (0, 0));
 }
 
+proptest::proptest! {
+    /// Any offset and limit, with or without a filter: the page is the slice a plain listing of
+    /// the matches gives, an offset past the last match giving the last page.
+    #[test]
+    fn a_page_is_the_slice_of_the_matches_newest_first(
+        barcodes in proptest::collection::vec(0u8..4, 0..30),
+        needle in proptest::sample::select(vec!["", "b1", "B2", "zz"]),
+        offset in 0usize..40,
+        limit in 0usize..8,
+    ) {
+        let mut j = Journal::new();
+        for (n, b) in barcodes.iter().enumerate() {
+            j.record(tx(n as i64, n as u64, checkin(&format!("B{b}")))).unwrap();
+        }
+        let filter = Filter::text(needle);
+        let matches: Vec<TransactionId> = (0..barcodes.len())
+            .rev()
+            .filter(|&n| needle.is_empty() || format!("B{}", barcodes[n]) == needle.to_uppercase())
+            .map(|n| TransactionId::new(at(n as i64), n as u64))
+            .collect();
+        let step = limit.max(1);
+        let last = matches.len().saturating_sub(1) / step * step;
+        let expected_offset = offset.min(last);
+        let page = j.page(&filter, offset, limit);
+        proptest::prop_assert_eq!(page.total, matches.len());
+        proptest::prop_assert_eq!(page.offset, expected_offset);
+        let expected: Vec<TransactionId> =
+            matches.iter().skip(expected_offset).take(limit).cloned().collect();
+        proptest::prop_assert_eq!(ids(&page.rows), expected);
+    }
+}
+
 #[test]
 fn order_is_by_recording_time_and_sendable_is_local_or_failed() {
     let mut j = Journal::new();
