@@ -636,10 +636,11 @@ impl Replica {
         found
     }
 
-    /// [`Replica::settle_unfound`] once a [`Barrier`] has been answered: every chunk written
-    /// before it has reached this replica through its event, and so has every removal, so
-    /// what this replica knows of the archive is what is stored, with no read of the chunks.
-    /// Returns the ids held in a chunk.
+    /// [`Replica::settle_unfound`] from what this replica has heard of the archive, with no read
+    /// of the chunks. Once a [`Barrier`] has been answered, every chunk written before it has
+    /// reached this replica through its event, and so has every removal, so that is what is
+    /// stored. When the chunks cannot be read, it is the best there is: one packed a moment ago
+    /// is forgotten here until its event brings it back. Returns the ids held in a chunk.
     pub fn settle_unfound_heard(&mut self, unfound: Vec<TransactionId>) -> HashSet<TransactionId> {
         let found: HashSet<TransactionId> = unfound
             .iter()

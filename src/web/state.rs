@@ -575,10 +575,13 @@ pub async fn refresh_from_stores_of(ids: &[TransactionId]) -> HashSet<Transactio
         return found;
     }
     count_full_refresh();
-    if let Ok(everything) = read_primary().await {
-        found.extend(with_replica(|r| {
+    match read_primary().await {
+        Ok(everything) => found.extend(with_replica(|r| {
             r.settle_unfound(everything.iter().map(|(k, v)| (k.as_str(), v)), unfound)
-        }));
+        })),
+        // Neither its key nor the mirror holds them: another page deleted or packed them. What
+        // this page has heard of the archive tells the packed ones; the others' events follow.
+        Err(_) => found.extend(with_replica(|r| r.settle_unfound_heard(unfound))),
     }
     found
 }
