@@ -106,7 +106,7 @@ $("page-next").addEventListener("click", () => movePage(1));
 $("export").addEventListener("click", exportFiles);
 $("import").addEventListener("change", (e) => importFile(e.target).then(refresh));
 $("clear-sent").addEventListener("click", () => clearSent().then(refresh));
-$("clear-all").addEventListener("click", () => clearAll(lastPage.counts, !inPopup).then(refresh));
+$("clear-all").addEventListener("click", () => clearAll(!inPopup).then(refresh));
 $("open-options").addEventListener("click", () => browser.runtime.openOptionsPage());
 $("open-tab").addEventListener("click", async () => {
   await browser.tabs.create({ url: browser.runtime.getURL("desk.html") });

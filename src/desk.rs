@@ -17,7 +17,7 @@ use crate::koc::KocImport;
 use crate::settings::Settings;
 use crate::transaction::{Action, Transaction, TransactionId};
 use chrono::NaiveDateTime;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The library code recorded when no settings are stored yet. Sending refuses rows with it
@@ -202,10 +202,49 @@ kinds!(ClearError {
     Sending => "sending",
 });
 
-/// Removes every transaction, unless some are being sent right now. Returns the ids removed.
-pub fn clear_all(journal: &mut Journal) -> Result<Vec<TransactionId>, ClearError> {
+/// What the librarian confirms before everything is deleted: how many rows, how many of them
+/// Koha has not accepted (gone for good unless exported first), and the newest, so that a row
+/// another desk tab records while the question is open is not deleted unseen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClearQuestion {
+    /// Rows in all.
+    pub total: usize,
+    /// Rows Koha has not accepted.
+    pub not_accepted: usize,
+    /// The newest row.
+    pub newest: TransactionId,
+}
+
+/// The question to ask before deleting everything; `None` when there is nothing to delete.
+pub fn clear_question(journal: &Journal) -> Option<ClearQuestion> {
+    let counts = journal.counts();
+    journal.newest().map(|tx| ClearQuestion {
+        total: counts.total,
+        not_accepted: counts.not_accepted,
+        newest: tx.id.clone(),
+    })
+}
+
+/// What [`clear_all`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cleared {
+    /// Everything was deleted: these.
+    Removed(Vec<TransactionId>),
+    /// The rows changed since the question the librarian answered (another tab recorded,
+    /// deleted or sent): nothing was deleted. Ask this one (`None`: nothing left to delete).
+    AskAgain(Option<ClearQuestion>),
+}
+
+/// Removes every transaction if they are still what the librarian was asked about (`answered`)
+/// and none is being sent right now.
+pub fn clear_all(journal: &mut Journal, answered: &ClearQuestion) -> Result<Cleared, ClearError> {
+    let now = clear_question(journal);
+    if now.as_ref() != Some(answered) {
+        return Ok(Cleared::AskAgain(now));
+    }
     match journal.counts().sending {
-        0 => Ok(journal.clear_all()),
+        0 => Ok(Cleared::Removed(journal.clear_all())),
         count => Err(ClearError::Sending { count }),
     }
 }
@@ -270,8 +309,9 @@ mod tests {
             .update(&id, |tx| tx.start_sending(at))
             .unwrap()
             .unwrap();
+        let asked = clear_question(&journal).unwrap();
         assert_eq!(
-            clear_all(&mut journal).unwrap_err().to_string(),
+            clear_all(&mut journal, &asked).unwrap_err().to_string(),
             "1 transactions are being sent"
         );
         assert_eq!(journal.len(), 1);
@@ -279,8 +319,61 @@ mod tests {
             .update(&id, |tx| tx.finish_sending(at, crate::Status::Queued))
             .unwrap()
             .unwrap();
-        assert_eq!(clear_all(&mut journal).unwrap(), vec![id]);
+        // Koha accepted it meanwhile: the question changed, so it is asked again.
+        let again = clear_question(&journal).unwrap();
+        assert_eq!((again.total, again.not_accepted), (1, 0));
+        assert_eq!(
+            clear_all(&mut journal, &asked).unwrap(),
+            Cleared::AskAgain(Some(again.clone()))
+        );
+        assert_eq!(
+            clear_all(&mut journal, &again).unwrap(),
+            Cleared::Removed(vec![id])
+        );
         assert!(journal.is_empty());
+        assert_eq!(clear_question(&journal), None);
+    }
+
+    #[test]
+    fn clear_all_deletes_nothing_the_librarian_was_not_asked_about() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 29, 9, 0, 0).unwrap();
+        let checkin = |n: u64, barcode: &str| {
+            let at = at + chrono::TimeDelta::seconds(n as i64);
+            Transaction::record(
+                TransactionId::new(at, n),
+                at,
+                placeholder(),
+                Action::Return {
+                    barcode: Barcode::parse(barcode).unwrap(),
+                },
+            )
+        };
+        let mut journal = Journal::new();
+        journal.record(checkin(1, "B1")).unwrap();
+        journal.record(checkin(2, "B2")).unwrap();
+        let asked = clear_question(&journal).unwrap();
+        assert_eq!((asked.total, asked.not_accepted), (2, 2));
+        // Another tab deletes one and records one while the question is open: the same counts,
+        // but not the rows the librarian saw.
+        let first = journal.in_order().next().unwrap().id.clone();
+        journal.forget_removed(&first);
+        journal.record(checkin(3, "B3")).unwrap();
+        let now = clear_question(&journal).unwrap();
+        assert_eq!((now.total, now.not_accepted), (2, 2));
+        assert_eq!(
+            clear_all(&mut journal, &asked).unwrap(),
+            Cleared::AskAgain(Some(now))
+        );
+        assert_eq!(journal.len(), 2, "nothing deleted");
+        // All deleted elsewhere meanwhile: nothing left to ask about.
+        let asked = clear_question(&journal).unwrap();
+        for id in journal.clear_all() {
+            assert!(journal.get(&id).is_none());
+        }
+        assert_eq!(
+            clear_all(&mut journal, &asked).unwrap(),
+            Cleared::AskAgain(None)
+        );
     }
 
     #[test]

@@ -671,6 +671,11 @@ impl Journal {
             .collect()
     }
 
+    /// The newest transaction (by recording instant, then id).
+    pub fn newest(&self) -> Option<&Transaction> {
+        self.by_time.values().next_back()
+    }
+
     /// Every transaction, oldest first (by recording instant, then id).
     pub fn in_order(&self) -> impl Iterator<Item = &Transaction> + Clone + '_ {
         self.by_time.values()

@@ -117,21 +117,28 @@ export async function clearSent() {
   }
 }
 
-export async function clearAll(counts, inTab) {
-  if (!counts.total) return say("warning", t("clearNothing"));
-  const body = [t("clearAllBody", [String(counts.total)])];
-  if (counts.notAccepted) body.push(t("clearAllUnsent", [String(counts.notAccepted)]));
-  body.push(t("storageRemovalWarning"));
-  const answer = await ask({
-    kind: "clear-all", title: t("clearAllTitle"), body, ok: t("clearAllOk"),
-    cancel: t("deskCancel"), extra: counts.notAccepted && inTab ? t("exportFirst") : undefined,
-    focus: "cancel",
-  });
-  if (answer === "extra") return exportFiles();
-  if (!answer) return say("warning", t("clearCancelled"));
-  try {
-    say("ok", t("clearedAll", [String(await core.clearAll())]));
-  } catch (error) {
-    say("error", errorMessage(error));
+// Asks with the core's question and passes the answered one back: if the rows changed meanwhile
+// (another tab recorded, deleted or sent), the core deletes nothing and gives the new question.
+export async function clearAll(inTab) {
+  let question = core.clearAllQuestion();
+  for (;;) {
+    if (!question) return say("warning", t("clearNothing"));
+    const body = [t("clearAllBody", [String(question.total)])];
+    if (question.notAccepted) body.push(t("clearAllUnsent", [String(question.notAccepted)]));
+    body.push(t("storageRemovalWarning"));
+    const answer = await ask({
+      kind: "clear-all", title: t("clearAllTitle"), body, ok: t("clearAllOk"),
+      cancel: t("deskCancel"), extra: question.notAccepted && inTab ? t("exportFirst") : undefined,
+      focus: "cancel",
+    });
+    if (answer === "extra") return exportFiles();
+    if (!answer) return say("warning", t("clearCancelled"));
+    try {
+      const result = await core.clearAll(question);
+      if (!("askAgain" in result)) return say("ok", t("clearedAll", [String(result.cleared)]));
+      question = result.askAgain;
+    } catch (error) {
+      return say("error", errorMessage(error));
+    }
   }
 }

@@ -171,16 +171,38 @@ pub async fn clear_sent() -> Result<u32, JsValue> {
     Ok(ids.len() as u32)
 }
 
-/// Deletes everything (refused while a send runs, here or in another page); returns how many.
+/// What to ask before deleting everything: `{total, notAccepted, newest}`, or `null` when there
+/// is nothing to delete ([`desk::clear_question`]).
+#[wasm_bindgen(js_name = clearAllQuestion)]
+pub fn clear_all_question() -> Result<JsValue, JsValue> {
+    to_js(&state::with_journal(|j| desk::clear_question(j)))
+}
+
+/// Deletes everything if it is still what `answered` (a [`clear_all_question`] the librarian
+/// confirmed) asked about: `{cleared: n}`; otherwise deletes nothing and answers
+/// `{askAgain: question}` (`null`: nothing left). Refused while a send runs, here or in another
+/// page.
 #[wasm_bindgen(js_name = clearAll)]
-pub async fn clear_all() -> Result<u32, JsValue> {
+pub async fn clear_all(answered: JsValue) -> Result<JsValue, JsValue> {
+    let answered: desk::ClearQuestion = serde_wasm_bindgen::from_value(answered)?;
     let (_lock, held) = state::lock_unless_sending().await;
     journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
-    let ids =
-        state::with_journal(desk::clear_all).map_err(|e| kind_error(e.kind(), e.to_string()))?;
+    let cleared = state::with_journal(|j| desk::clear_all(j, &answered))
+        .map_err(|e| kind_error(e.kind(), e.to_string()))?;
+    let ids = match cleared {
+        desk::Cleared::Removed(ids) => ids,
+        desk::Cleared::AskAgain(question) => return to_js(&ClearAllDto::AskAgain(question)),
+    };
     state::forget(&ids).await.map_err(storage_error)?;
     state::forget_bulk(&ids).await.map_err(storage_error)?;
-    Ok(ids.len() as u32)
+    to_js(&ClearAllDto::Cleared(ids.len()))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum ClearAllDto {
+    Cleared(usize),
+    AskAgain(Option<desk::ClearQuestion>),
 }
 
 /// The zone of a `.koc` file's times, and its name: the Koha server's (settings), or before any

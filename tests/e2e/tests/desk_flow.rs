@@ -324,6 +324,47 @@ async fn clear_all_asks_naming_the_unsent_and_cancel_keeps_everything() {
     .await;
 }
 
+/// A row another desk tab records while "Delete all" is asked is not deleted unseen: the desk
+/// asks again, naming it, and deletes only once that question is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn clear_all_asks_again_when_another_tab_recorded_meanwhile() {
+    with_open_desk(Options::default(), |ff| async move {
+        ff.type_into("checkin-barcode", "B0001\nB0002\n").await;
+        wait_rows(&ff, 2).await;
+        let first = ff.client.window().await.expect("first tab");
+        ff.click("clear-all").await;
+        wait_dialog(&ff, "clear-all").await;
+
+        let second = ff.client.new_window(true).await.expect("second tab").handle;
+        ff.client
+            .switch_to_window(second.clone())
+            .await
+            .expect("switch");
+        ff.open("desk.html").await;
+        ff.type_into("checkin-barcode", "B0003\n").await;
+        wait_rows(&ff, 3).await;
+
+        ff.client.switch_to_window(first).await.expect("switch");
+        wait_rows(&ff, 3).await;
+        let asks = |total: u32| {
+            format!(
+                r##"document.getElementById("confirm").open && document.getElementById("confirm-body").textContent.includes("All {total} transactions") && document.getElementById("confirm-body").textContent.includes("{total} of them are NOT in Koha")"##
+            )
+        };
+        assert_eq!(ff.eval(&asks(2)).await, true, "the question as first asked");
+        ff.click("confirm-ok").await;
+        ff.wait_until("the question asked again, with the new row", &asks(3))
+            .await;
+        assert_eq!(row_count(&ff).await, 3, "nothing deleted yet");
+        ff.click("confirm-ok").await;
+        wait_rows(&ff, 0).await;
+        wait_message(&ff, "ok").await;
+        ff.client.switch_to_window(second).await.expect("switch");
+        wait_rows(&ff, 0).await;
+    })
+    .await;
+}
+
 /// Catches downloads instead of saving them: `window.downloads` gets `{name, text}`.
 const CATCH_DOWNLOADS: &str = r##"(() => {
     window.downloads = [];
