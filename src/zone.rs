@@ -321,7 +321,8 @@ impl Cursor<'_> {
 }
 
 /// The offset in a zone name as `Intl.DateTimeFormat` gives it with `timeZoneName: "longOffset"`:
-/// `GMT` (UTC itself), `GMT+01:00`, `GMT-03:30`; hours alone (`GMT+5`) are taken too.
+/// `GMT` (UTC itself), `GMT+01:00`, `GMT-03:30`; hours alone (`GMT+5`) are taken too, and so are
+/// seconds (`GMT+00:53:28`, the local mean time zones had before standard time).
 pub fn parse_gmt_offset(name: &str) -> Option<FixedOffset> {
     let rest = name.strip_prefix("GMT")?;
     if rest.is_empty() {
@@ -332,9 +333,22 @@ pub fn parse_gmt_offset(name: &str) -> Option<FixedOffset> {
         b'-' => -1,
         _ => return None,
     };
-    let (hours, minutes) = rest[1..].split_once(':').unwrap_or((&rest[1..], "0"));
-    let seconds = hours.parse::<i32>().ok()? * 3600 + minutes.parse::<i32>().ok()? * 60;
-    FixedOffset::east_opt(sign * seconds)
+    let digits = |part: &str| {
+        (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse::<i32>().ok())
+            .flatten()
+    };
+    let mut parts = rest[1..].split(':');
+    let hours = digits(parts.next()?)?;
+    let mut sixtieths = || match parts.next() {
+        None => Some(0),
+        Some(part) => digits(part).filter(|n| *n < 60),
+    };
+    let (minutes, seconds) = (sixtieths()?, sixtieths()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60 + seconds))
 }
 
 #[cfg(test)]
@@ -350,6 +364,8 @@ mod tests {
         assert_eq!(parse_gmt_offset("GMT-03:30"), east(-(3 * 3600 + 1800)));
         assert_eq!(parse_gmt_offset("GMT+05:45"), east(5 * 3600 + 45 * 60));
         assert_eq!(parse_gmt_offset("GMT+5"), east(5 * 3600));
+        assert_eq!(parse_gmt_offset("GMT+00:53:28"), east(53 * 60 + 28));
+        assert_eq!(parse_gmt_offset("GMT-00:25:21"), east(-(25 * 60 + 21)));
         for unreadable in [
             "",
             "UTC",
@@ -358,6 +374,11 @@ mod tests {
             "GMT+aa:00",
             "GMT+01:xx",
             "GMT+25:00",
+            "GMT++1",
+            "GMT+-1",
+            "GMT+01:60",
+            "GMT+01:00:60",
+            "GMT+01:00:00:00",
         ] {
             assert_eq!(parse_gmt_offset(unreadable), None, "{unreadable:?}");
         }
