@@ -214,10 +214,12 @@ pub fn confirmed_resend(tx: &Transaction) -> Option<Resend> {
 }
 
 /// The status an uncertain transaction gets when the librarian found it in Koha: `queued` when
-/// the desk sends to the queue (it is in the pending list), `applied` otherwise.
-pub fn found_in_koha(mode: settings::Mode) -> Status {
-    match mode {
-        settings::Mode::Queue => Status::Queued,
-        settings::Mode::Apply => Status::Applied,
+/// the desk sends to the queue (it is in the pending list), `applied` when it applies directly.
+/// With no settings (removed since it was sent) the mode is unknown: `queued`, which like
+/// `applied` means Koha has it, and which a librarian reviewing the queue would look for.
+pub fn found_in_koha(settings: Option<&Settings>) -> Status {
+    match settings.map(|s| s.mode) {
+        Some(settings::Mode::Queue) | None => Status::Queued,
+        Some(settings::Mode::Apply) => Status::Applied,
     }
 }

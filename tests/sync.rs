@@ -1088,8 +1088,12 @@ mod readiness {
 
     #[test]
     fn modes_map_to_the_found_in_koha_status() {
-        assert_eq!(found_in_koha(Mode::Queue), Status::Queued);
-        assert_eq!(found_in_koha(Mode::Apply), Status::Applied);
+        let mut s = settings("desk", None, true);
+        assert_eq!(s.mode, Mode::Queue);
+        assert_eq!(found_in_koha(Some(&s)), Status::Queued);
+        s.mode = Mode::Apply;
+        assert_eq!(found_in_koha(Some(&s)), Status::Applied);
+        assert_eq!(found_in_koha(None), Status::Queued);
     }
 
     #[test]

@@ -457,8 +457,7 @@ pub fn uncertain_transactions() -> Result<JsValue, JsValue> {
 pub async fn mark_found_in_koha(id: String) -> Result<JsValue, JsValue> {
     let (_lock, held) = state::lock_unless_sending().await;
     journal::change_allowed(held).map_err(|e| error(e.kind(), &e))?;
-    let mode = state::settings().map(|s| s.mode).unwrap_or_default();
-    let status = sync::found_in_koha(mode);
+    let status = sync::found_in_koha(state::settings().as_ref());
     let id = TransactionId::from_stored(&id);
     state::refresh_from_stores_of(std::slice::from_ref(&id)).await;
     let tx = state::with_journal(|j| {
