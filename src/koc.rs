@@ -65,7 +65,7 @@ use crate::kinds::kinds;
 use crate::transaction::{Action, Transaction, TransactionId};
 use crate::zone::{from_local, to_local, LocalResolution, ZoneRules};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use thiserror::Error;
@@ -287,7 +287,7 @@ fn push_line(out: &mut String, local: NaiveDateTime, action: &Action) {
 // ---------------------------------------------------------------------------------------------
 
 /// Which clock a file's times are read on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TimeBasis {
     /// UTC (KOCT files).
@@ -298,12 +298,11 @@ pub enum TimeBasis {
 }
 
 impl TimeBasis {
-    /// The basis named `utc` or `server-zone` (its serialised name), if it is one.
-    pub fn from_name(name: &str) -> Option<TimeBasis> {
-        match name {
-            "utc" => Some(TimeBasis::Utc),
-            "server-zone" => Some(TimeBasis::ServerZone),
-            _ => None,
+    /// The other basis: what the import's "read the other way" reads the file with.
+    pub fn other(self) -> TimeBasis {
+        match self {
+            TimeBasis::Utc => TimeBasis::ServerZone,
+            TimeBasis::ServerZone => TimeBasis::Utc,
         }
     }
 }

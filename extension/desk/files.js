@@ -91,7 +91,7 @@ export async function importFile(input) {
       const { good, duplicates, errors } = report;
       Object.assign(document.getElementById("confirm").dataset,
         { good, duplicates, errors: errors.length, basis: report.basis });
-      basis = report.basis === "utc" ? "server-zone" : "utc";
+      basis = report.otherBasis;
       ok = await ask({
         kind: "import-report", title: t("importTitle", [file.name]), body: reportLines(report),
         ok: t("importOk", [String(report.good)]), cancel: t("deskCancel"),

@@ -250,9 +250,9 @@ pub async fn export_koc(options: JsValue) -> Result<JsValue, JsValue> {
 /// `server-zone`) overrides the time basis the file's header implies. Refused when this browser
 /// does not know Koha's time zone (`unknown-zone`).
 #[wasm_bindgen(js_name = readImport)]
-pub fn read_import(bytes: Vec<u8>, basis: Option<String>) -> Result<JsValue, JsValue> {
+pub fn read_import(bytes: Vec<u8>, basis: JsValue) -> Result<JsValue, JsValue> {
+    let basis: Option<TimeBasis> = serde_wasm_bindgen::from_value(basis)?;
     let (zone, zone_name) = koc_zone()?;
-    let basis = basis.as_deref().and_then(TimeBasis::from_name);
     let mut import = koc::read(&bytes, &*zone, basis);
     state::with_journal(|j| import.mark_duplicates(j.in_order()));
     let report = ImportReportDto::new(&import, zone_name);

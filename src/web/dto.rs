@@ -335,6 +335,8 @@ pub struct ImportReportDto {
     pub warnings: Vec<ImportLineDto>,
     /// `utc` or `server-zone`.
     pub basis: TimeBasis,
+    /// The basis "read the other way" passes back to `readImport`.
+    pub other_basis: TimeBasis,
     pub generator: Option<String>,
     /// The zone `server-zone` means (the settings', else the browser's).
     pub zone: String,
@@ -407,6 +409,7 @@ impl ImportReportDto {
             errors,
             warnings,
             basis: import.basis,
+            other_basis: import.basis.other(),
             generator: import.header.as_ref().and_then(|h| h.generator.clone()),
             zone,
         }
