@@ -297,22 +297,50 @@ fn a_snapshot_stored_before_the_reasons_were_kept_still_reads() {
 fn the_accepted_card_lasts_while_its_checkouts_go_on() {
     let card = |c: &str| Cardnumber::parse(c).unwrap();
     let a = Some(card("C-A"));
-    assert_eq!(card_accepted_after(None, &issue("C-A", "B1"), true), a);
+    let asked = |action: &Action| {
+        let now = taken() + Duration::minutes(30);
+        let limits = CardLimits {
+            balance_cents: None,
+        };
+        desk_checks(
+            &snapshot(),
+            action,
+            &Journal::new(),
+            limits,
+            None,
+            today(),
+            now,
+        )
+    };
+    let about_the_card = asked(&issue("C-RESTRICTED", "B-OK"));
+    let about_the_item = asked(&issue("C-OK", "B-LOST"));
+    assert!(!about_the_card.is_empty() && !about_the_item.is_empty());
     assert_eq!(
-        card_accepted_after(a.clone(), &issue("C-A", "B2"), false),
+        card_accepted_after(None, &issue("C-A", "B1"), Some(&about_the_card)),
         a
     );
+    assert_eq!(card_accepted_after(a.clone(), &issue("C-A", "B2"), None), a);
     let checkin = Action::Return {
         barcode: Barcode::parse("B1").unwrap(),
     };
-    assert_eq!(card_accepted_after(a.clone(), &checkin, false), a);
+    assert_eq!(card_accepted_after(a.clone(), &checkin, None), a);
     assert_eq!(
-        card_accepted_after(a.clone(), &issue("C-B", "B3"), false),
+        card_accepted_after(a.clone(), &issue("C-B", "B3"), None),
         None
     );
     assert_eq!(
-        card_accepted_after(a, &issue("C-B", "B3"), true),
+        card_accepted_after(a.clone(), &issue("C-B", "B3"), Some(&about_the_card)),
         Some(card("C-B"))
+    );
+    // "Record anyway" to a question about the item only says nothing about the card.
+    assert_eq!(
+        card_accepted_after(None, &issue("C-B", "B4"), Some(&about_the_item)),
+        None
+    );
+    assert_eq!(
+        card_accepted_after(a, &issue("C-B", "B4"), Some(&[])),
+        None,
+        "nor does one about a repeated scan (no check at all)"
     );
 }
 

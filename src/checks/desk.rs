@@ -194,13 +194,19 @@ pub fn card_limits(limit: Option<Amount>) -> CardLimits {
 }
 
 /// The card whose checks the librarian answered "record anyway" for, after recording `action`
-/// (`confirmed`: after being asked). Their next items are not asked about the card again; a
-/// checkout for another card ends that.
+/// (`answered`: the checks of the question answered, `None` when none was asked). Their next
+/// items are not asked about the card again; a checkout for another card ends that. Only a
+/// question that named the card accepts it: one about the item or a repeated scan does not.
 pub fn card_accepted_after(
     previous: Option<Cardnumber>,
     action: &Action,
-    confirmed: bool,
+    answered: Option<&[DeskCheck]>,
 ) -> Option<Cardnumber> {
+    let confirmed = answered.is_some_and(|checks| {
+        checks
+            .iter()
+            .any(|check| matches!(check.problem, Problem::Card(_)))
+    });
     match action {
         Action::Issue { cardnumber, .. } if confirmed => Some(cardnumber.clone()),
         Action::Issue { cardnumber, .. } if previous.as_ref() != Some(cardnumber) => None,

@@ -560,9 +560,9 @@ fn koha_zone() -> Rc<dyn ZoneRules> {
 }
 
 /// Notes a recorded action for the card answered for ([`checks::card_accepted_after`]).
-pub fn recorded(action: &Action, confirmed: bool) {
+pub fn recorded(action: &Action, answered: Option<&[DeskCheck]>) {
     CARD_ACCEPTED.with(|c| {
         let previous = c.borrow_mut().take();
-        *c.borrow_mut() = checks::card_accepted_after(previous, action, confirmed);
+        *c.borrow_mut() = checks::card_accepted_after(previous, action, answered);
     });
 }

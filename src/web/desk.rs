@@ -107,7 +107,7 @@ pub async fn record(form: JsValue, answered: JsValue) -> Result<JsValue, JsValue
     let tx = Transaction::record(id, at, branch, action);
     state::with_journal(|j| j.record(tx.clone()).map(drop))
         .map_err(|e| kind_error(e.kind(), &e))?;
-    checks::recorded(&tx.action, answered.is_some());
+    checks::recorded(&tx.action, answered.is_some().then_some(&checks[..]));
     state::persist(&tx).await.map_err(storage_error)?;
     to_js(&RecordDto {
         recorded: true,
