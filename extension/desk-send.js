@@ -221,17 +221,21 @@ async function run(options = {}) {
     default:
       showSummary(result);
       renderUncertain();
+      kohaAnswered = result.kohaAnswered;
       return "ran";
   }
 }
 
 // Every Send attempt ends with the document event "koc:send-finished": `outcome` names how it
-// ended ("ran", "nothing", "problem-…", …), `counts` the summary's lines ([] without a summary).
+// ended ("ran", "nothing", "problem-…", …), `counts` the summary's lines ([] without a summary),
+// `kohaAnswered` whether Koha answered a run to its end (the core's word on it).
+let kohaAnswered = false;
 async function send(options = {}) {
   shownCounts = [];
+  kohaAnswered = false;
   const outcome = await attempt(options);
   document.dispatchEvent(new CustomEvent("koc:send-finished",
-    { detail: { outcome, counts: shownCounts } }));
+    { detail: { outcome, counts: shownCounts, kohaAnswered } }));
 }
 
 async function attempt(options) {

@@ -69,6 +69,19 @@ pub enum Level {
 }
 
 impl Summary {
+    /// Whether Koha answered the run to its end, so that what follows it may ask Koha too (the
+    /// offline checks' download at the desk): some transaction got Koha's answer and the run
+    /// stopped for a reason of the desk's own. Not after a refused login, where another login
+    /// would count towards the account's lockout, nor after Koha stopped answering.
+    pub fn koha_answered_to_the_end(&self) -> bool {
+        let answered = self.queued + self.applied + self.rejected.len() > 0;
+        let ours = matches!(
+            self.stopped,
+            Some(StopReason::Finished | StopReason::Cancelled | StopReason::Storage)
+        );
+        answered && ours
+    }
+
     pub(crate) fn count(&mut self, id: &TransactionId, status: &Status) {
         match status {
             Status::Queued => self.queued += 1,

@@ -558,6 +558,40 @@ fn send_has_nothing_to_do_only_without_sendable_rows_or_a_resend_that_still_appl
 }
 
 #[test]
+fn only_a_run_koha_answered_to_its_end_lets_the_desk_ask_koha_again() {
+    let ran = |queued: usize, stopped: StopReason| Summary {
+        queued,
+        stopped: Some(stopped),
+        ..Summary::default()
+    };
+    assert!(ran(1, StopReason::Finished).koha_answered_to_the_end());
+    assert!(ran(1, StopReason::Cancelled).koha_answered_to_the_end());
+    assert!(ran(1, StopReason::Storage).koha_answered_to_the_end());
+    let rejected_only = Summary {
+        rejected: vec![Rejection {
+            id: tx(1, 1, ret("B1")).id,
+            message: "Item not issued.".into(),
+        }],
+        stopped: Some(StopReason::Finished),
+        ..Summary::default()
+    };
+    assert!(rejected_only.koha_answered_to_the_end());
+    // A refused login: another one (the download's) would count towards the lockout.
+    assert!(!ran(1, StopReason::Authentication).koha_answered_to_the_end());
+    for gone in [
+        StopReason::Network,
+        StopReason::Timeout,
+        StopReason::ServerError,
+        StopReason::Configuration,
+    ] {
+        assert!(!ran(3, gone).koha_answered_to_the_end(), "{gone:?}");
+    }
+    // Nothing reached Koha: no answer says it is up.
+    assert!(!ran(0, StopReason::Finished).koha_answered_to_the_end());
+    assert!(!Summary::default().koha_answered_to_the_end());
+}
+
+#[test]
 fn nothing_to_send_needs_no_network() {
     let mut koha = Koha::new(Transport::P1, vec![]);
     let d = drive(

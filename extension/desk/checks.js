@@ -41,10 +41,10 @@ async function load() {
   document.getElementById("app").dataset.checksLoaded = "true";
 }
 
-// After a send run that reached Koha, the core downloads the snapshot again when it is due; the
-// desk reloads it through storage.onChanged. Nothing is said unless it failed.
+// After a send run Koha answered to its end, the core downloads the snapshot again when it is
+// due; the desk reloads it through storage.onChanged. Nothing is said unless it failed.
 async function downloadAfterSend(event) {
-  if (event.detail?.outcome !== "ran") return;
+  if (!event.detail?.kohaAnswered) return;
   const marker = document.getElementById("message");
   try {
     const r = await core.downloadChecksIfDue();

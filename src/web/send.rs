@@ -182,6 +182,8 @@ enum RunDto {
         held_back: usize,
         skipped: usize,
         stopped: StopReason,
+        /// [`Summary::koha_answered_to_the_end`]: the desk may download the offline checks.
+        koha_answered: bool,
     },
 }
 
@@ -243,6 +245,7 @@ impl RunDto {
             held_back: s.held_back,
             skipped: s.skipped,
             stopped: s.stopped.unwrap_or(StopReason::Finished),
+            koha_answered: s.koha_answered_to_the_end(),
         }
     }
 }
