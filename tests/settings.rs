@@ -481,6 +481,21 @@ fn re_saving_keeps_transport_and_remembered_password() {
 }
 
 #[test]
+fn a_connection_test_stores_its_transport_only_in_settings_for_its_server() {
+    let saved = Settings::from_form(&form()).unwrap();
+    let same = saved.server.clone();
+    let other = KohaUrl::parse("https://other.example.org").unwrap();
+    let updated = saved.with_detected_transport(&same, "P2").unwrap();
+    assert_eq!(updated.detected_transport.as_deref(), Some("P2"));
+    assert_eq!(
+        updated.with_detected_transport(&same, "P2"),
+        None,
+        "unchanged"
+    );
+    assert_eq!(saved.with_detected_transport(&other, "P2"), None);
+}
+
+#[test]
 fn form_debug_hides_the_password() {
     let text = format!(
         "{:?}",

@@ -236,6 +236,18 @@ impl Settings {
         }
     }
 
+    /// These settings with the transport a connection test of `server` found, when they are for
+    /// that server (the transport is the server's, whoever logged in); `None` when they are not,
+    /// or already have it: nothing to store.
+    pub fn with_detected_transport(&self, server: &KohaUrl, transport: &str) -> Option<Settings> {
+        if self.server != *server || self.detected_transport.as_deref() == Some(transport) {
+            return None;
+        }
+        let mut updated = self.clone();
+        updated.detected_transport = Some(transport.to_owned());
+        Some(updated)
+    }
+
     /// Keeps what a re-saved form cannot carry from the previous settings: the detected transport
     /// (when the server is unchanged) and the remembered password (when remembering is still on,
     /// the password field was left empty, and server and user are unchanged).

@@ -321,11 +321,11 @@ async fn run_test(mut test: ConnectionTest) -> TestReport {
 /// server.
 async fn remember_transport(server: &KohaUrl, transport: &str) -> Result<(), JsValue> {
     DETECTED.with(|d| *d.borrow_mut() = Some((server.clone(), transport.to_owned())));
-    let Some(mut saved) = state::settings().filter(|s| &s.server == server) else {
-        return Ok(());
-    };
-    saved.detected_transport = Some(transport.to_owned());
-    state::save_settings(&saved).await.map_err(storage_error)
+    let saved = state::settings().and_then(|s| s.with_detected_transport(server, transport));
+    match saved {
+        Some(saved) => state::save_settings(&saved).await.map_err(storage_error),
+        None => Ok(()),
+    }
 }
 
 fn test_dto(report: &TestReport, host: &str) -> TestDto {
