@@ -8,6 +8,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Opens a desk in a new tab and switches to it; returns the tab.
+pub async fn open_second_desk(ff: &Firefox) -> fantoccini::wd::WindowHandle {
+    let tab = ff.client.new_window(true).await.expect("second tab").handle;
+    ff.client
+        .switch_to_window(tab.clone())
+        .await
+        .expect("switch");
+    ff.open("desk.html").await;
+    tab
+}
+
 /// Calls the page's core: `expr` is a JS expression over `core` (awaited). Panics with the
 /// error the core threw.
 pub async fn core_call(ff: &Firefox, expr: &str) -> Value {

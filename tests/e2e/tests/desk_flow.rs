@@ -1,7 +1,9 @@
 //! The desk at scanner speed in a real Firefox: every action, the questions it asks, bad input,
 //! delete with undo, clear all, and export then import of the same file.
 
-use e2e::desk::{clear_message_kind, eval_async, message, seed, wait_rows, with_open_desk};
+use e2e::desk::{
+    clear_message_kind, eval_async, message, open_second_desk, seed, wait_rows, with_open_desk,
+};
 use e2e::firefox::{Firefox, Options};
 use e2e::sending::{with_desk_sending_to, DeskSettings};
 use e2e::standin::{Config, StandIn};
@@ -335,12 +337,7 @@ async fn clear_all_asks_again_when_another_tab_recorded_meanwhile() {
         ff.click("clear-all").await;
         wait_dialog(&ff, "clear-all").await;
 
-        let second = ff.client.new_window(true).await.expect("second tab").handle;
-        ff.client
-            .switch_to_window(second.clone())
-            .await
-            .expect("switch");
-        ff.open("desk.html").await;
+        let second = open_second_desk(&ff).await;
         ff.type_into("checkin-barcode", "B0003\n").await;
         wait_rows(&ff, 3).await;
 

@@ -2,7 +2,8 @@
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
 use e2e::desk::{
-    core_call, eval_async, record_batch, record_checkout, row_ids, seed, with_open_desk,
+    core_call, eval_async, open_second_desk, record_batch, record_checkout, row_ids, seed,
+    with_open_desk,
 };
 use e2e::firefox::{Firefox, Options};
 use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
@@ -66,17 +67,6 @@ async fn reload_keeps_every_transaction_in_both_stores() {
         assert_eq!(primary, recorded, "and storage.local was repaired from it");
     })
     .await;
-}
-
-/// Opens a desk in a new tab and switches to it; returns the tab.
-async fn open_second_desk(ff: &Firefox) -> fantoccini::wd::WindowHandle {
-    let tab = ff.client.new_window(true).await.expect("second tab").handle;
-    ff.client
-        .switch_to_window(tab.clone())
-        .await
-        .expect("switch");
-    ff.open("desk.html").await;
-    tab
 }
 
 #[tokio::test(flavor = "multi_thread")]
