@@ -121,9 +121,11 @@ export async function clearSent() {
 // (another tab recorded, deleted or sent), the core deletes nothing and gives the new question.
 export async function clearAll(inTab) {
   let question = core.clearAllQuestion();
+  let changed = false;
   for (;;) {
     if (!question) return say("warning", t("clearNothing"));
-    const body = [t("clearAllBody", [String(question.total)])];
+    const body = changed ? [t("clearAllChanged")] : [];
+    body.push(t("clearAllBody", [String(question.total)]));
     if (question.notAccepted) body.push(t("clearAllUnsent", [String(question.notAccepted)]));
     body.push(t("storageRemovalWarning"));
     const answer = await ask({
@@ -137,6 +139,7 @@ export async function clearAll(inTab) {
       const result = await core.clearAll(question);
       if (!("askAgain" in result)) return say("ok", t("clearedAll", [String(result.cleared)]));
       question = result.askAgain;
+      changed = true;
     } catch (error) {
       return say("error", errorMessage(error));
     }

@@ -353,6 +353,15 @@ async fn clear_all_asks_again_when_another_tab_recorded_meanwhile() {
         ff.wait_until("the question asked again, with the new row", &asks(3))
             .await;
         assert_eq!(row_count(&ff).await, 3, "nothing deleted yet");
+        let said = ff
+            .eval(r##"document.getElementById("confirm-body").textContent"##)
+            .await;
+        assert!(
+            said.as_str()
+                .is_some_and(|b| b.starts_with("The transactions changed while you were asked")),
+            "{said}"
+        );
+        ff.screenshot("desk-clear-all-asked-again-en").await;
         ff.click("confirm-ok").await;
         wait_rows(&ff, 0).await;
         wait_message(&ff, "ok").await;
