@@ -32,6 +32,15 @@ async fn wait_dialog(ff: &Firefox, kind: &str) {
         .await;
 }
 
+/// The open question's text (`#confirm-body`).
+async fn confirm_body(ff: &Firefox) -> String {
+    ff.eval(r##"document.getElementById("confirm-body").textContent"##)
+        .await
+        .as_str()
+        .expect("the question's text")
+        .to_owned()
+}
+
 async fn wait_message(ff: &Firefox, kind: &str) {
     ff.wait_until(
         &format!("a message of kind {kind}"),
@@ -166,10 +175,8 @@ async fn a_repeated_scan_is_asked_about_and_cancel_records_nothing() {
         ff.type_into("checkout-cardnumber", "C0003\n").await;
         ff.type_into("checkout-barcode", "B0002\n").await;
         ff.wait_for_css("#confirm[open]").await;
-        let body = ff
-            .eval(r##"document.getElementById("confirm-body").textContent"##)
-            .await;
-        assert!(body.as_str().is_some_and(|b| b.contains("C0002")), "{body}");
+        let body = confirm_body(&ff).await;
+        assert!(body.contains("C0002"), "{body}");
         ff.client
             .execute(r##"document.getElementById("confirm").close()"##, vec![])
             .await
@@ -290,14 +297,8 @@ async fn clear_all_asks_naming_the_unsent_and_cancel_keeps_everything() {
         wait_rows(&ff, 3).await;
         ff.click("clear-all").await;
         wait_dialog(&ff, "clear-all").await;
-        let body = ff
-            .eval(r##"document.getElementById("confirm-body").textContent"##)
-            .await;
-        assert!(
-            body.as_str()
-                .is_some_and(|b| b.contains("3 of them are NOT in Koha")),
-            "{body}"
-        );
+        let body = confirm_body(&ff).await;
+        assert!(body.contains("3 of them are NOT in Koha"), "{body}");
         assert_eq!(
             ff.eval(r##"!document.getElementById("confirm-extra").hidden"##)
                 .await,
@@ -353,12 +354,9 @@ async fn clear_all_asks_again_when_another_tab_recorded_meanwhile() {
         ff.wait_until("the question asked again, with the new row", &asks(3))
             .await;
         assert_eq!(row_count(&ff).await, 3, "nothing deleted yet");
-        let said = ff
-            .eval(r##"document.getElementById("confirm-body").textContent"##)
-            .await;
+        let said = confirm_body(&ff).await;
         assert!(
-            said.as_str()
-                .is_some_and(|b| b.starts_with("The transactions changed while you were asked")),
+            said.starts_with("The transactions changed while you were asked"),
             "{said}"
         );
         ff.screenshot("desk-clear-all-asked-again-en").await;
@@ -471,10 +469,7 @@ async fn export_then_import_of_the_same_file_flags_every_row_as_duplicate() {
             (data["good"].as_str(), data["errors"].as_str()),
             (Some("2"), Some("2"))
         );
-        let body = ff
-            .eval(r##"document.getElementById("confirm-body").textContent"##)
-            .await;
-        let body = body.as_str().expect("text");
+        let body = confirm_body(&ff).await;
         assert!(body.contains("Line 3: unknown action."), "{body}");
         assert!(body.contains("Line 4: the amount has a comma"), "{body}");
         ff.screenshot("desk-import-report-en-light").await;
