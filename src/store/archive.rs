@@ -26,14 +26,82 @@ use serde_json::Value;
 /// before they are packed. Bounds what any write of the archive costs.
 pub const ARCHIVE_CHUNK: usize = 500;
 
-/// A chunk: `{"v": ARCHIVE_VERSION, "txs": [row, ...]}`. Written through serde, read by
-/// [`read_chunk`].
+/// A chunk: `{"sum": summary, "v": ARCHIVE_VERSION, "txs": [row, ...]}`. Written through
+/// serde, read by [`read_chunk`]. Builds before the summary skip it as an unknown field.
 #[derive(Serialize)]
-#[cfg_attr(test, derive(serde::Deserialize))]
 struct Chunk {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sum: Option<SummaryRow>,
     v: u64,
     txs: Vec<Row>,
 }
+
+/// A chunk as serde read it before [`read_chunk`] (the summary is an unknown field to it, and
+/// skipped): the reference the reader's tests compare with.
+#[cfg(test)]
+#[derive(serde::Deserialize)]
+struct ChunkAsRead {
+    v: u64,
+    txs: Vec<Row>,
+}
+
+/// What a chunk holds, readable from the start of its text without reading its rows: a desk's
+/// start shows the counts and the newest rows, and reads the older chunks after it is ready
+/// (see [`super::deferral`]). Written first in the text, so a reader stops after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkSummary {
+    /// How many of its transactions Koha queued.
+    pub queued: usize,
+    /// How many Koha applied.
+    pub applied: usize,
+    /// Its smallest id.
+    pub first: TransactionId,
+    /// Its largest id.
+    pub last: TransactionId,
+    /// No transaction in it was recorded after this instant (the latest, rounded up to the
+    /// millisecond).
+    pub newest: DateTime<Utc>,
+}
+
+impl ChunkSummary {
+    /// The summary of a chunk of `txs`; `None` when it is empty or holds a transaction Koha
+    /// has not accepted (no packing makes one): such a chunk is read whole.
+    pub fn of(txs: &[Transaction]) -> Option<ChunkSummary> {
+        let some = txs.first()?;
+        let (mut first, mut last) = (&some.id, &some.id);
+        let mut queued = 0;
+        let mut applied = 0;
+        let mut newest = some.recorded_at;
+        for tx in txs {
+            match tx.status() {
+                Status::Queued => queued += 1,
+                Status::Applied => applied += 1,
+                _ => return None,
+            }
+            newest = newest.max(tx.recorded_at);
+            first = first.min(&tx.id);
+            last = last.max(&tx.id);
+        }
+        let rounded_up =
+            newest.timestamp_millis() + i64::from(newest.timestamp_subsec_nanos() % 1_000_000 != 0);
+        Some(ChunkSummary {
+            queued,
+            applied,
+            first: first.clone(),
+            last: last.clone(),
+            newest: DateTime::from_timestamp_millis(rounded_up)?,
+        })
+    }
+
+    /// How many transactions it holds.
+    pub fn rows(&self) -> usize {
+        self.queued + self.applied
+    }
+}
+
+/// A summary as a JSON array: `[queued, applied, first id, last id, newest (milliseconds)]`.
+#[derive(Serialize)]
+struct SummaryRow(usize, usize, TransactionId, TransactionId, Time);
 
 /// One transaction in a chunk, as a JSON array:
 /// `[id, recorded_at, branchcode, action, cardnumber, barcode, amount_cents, history, exported_at]`
@@ -266,9 +334,12 @@ impl<'de> serde::Deserialize<'de> for Time {
     }
 }
 
-/// The chunk's JSON text: `{"v": 1, "txs": [row, ...]}` (see `Row` in the source).
+/// The chunk's JSON text: `{"sum": [...], "v": 1, "txs": [row, ...]}` (see `Chunk` in the
+/// source).
 pub fn encode_chunk(txs: &[Transaction]) -> String {
     let chunk = Chunk {
+        sum: ChunkSummary::of(txs)
+            .map(|s| SummaryRow(s.queued, s.applied, s.first, s.last, Time(s.newest))),
         v: ARCHIVE_VERSION,
         txs: txs.iter().map(Row::of).collect(),
     };
@@ -317,11 +388,11 @@ pub fn decode_chunk(key: &str, value: &Value) -> Result<Vec<Transaction>, StoreE
 /// tests compare with.
 #[cfg(test)]
 pub(super) fn decode_chunk_serde(key: &str, value: &Value) -> Result<Vec<Transaction>, StoreError> {
-    let chunk: Chunk = super::text::decode_text(
+    let chunk: ChunkAsRead = super::text::decode_text(
         key,
         value,
         "archive chunk",
-        |c: &Chunk| c.v,
+        |c: &ChunkAsRead| c.v,
         ARCHIVE_VERSION,
     )?;
     chunk

@@ -11,7 +11,7 @@
 //! anything beyond `u64` as a float, which no field takes); strings with every JSON escape,
 //! surrogates paired. The tests compare it with the serde reader on damaged and random text.
 
-use super::archive::{ActionName, StatusName};
+use super::archive::{ActionName, ChunkSummary, StatusName};
 use crate::ids::{Amount, Barcode, Branchcode, Cardnumber, InputError};
 use crate::transaction::{StatusChange, Transaction, TransactionId};
 use crate::zone::parse_rfc3339;
@@ -41,6 +41,18 @@ pub(super) fn read_chunk(text: &str) -> Result<ChunkText, String> {
         None => Ok(chunk),
         Some(_) => Err(reader.error("trailing characters")),
     }
+}
+
+/// The summary at the start of a chunk's text, as [`super::archive::encode_chunk`] writes it
+/// (`{"sum":[queued,applied,"first","last",newest],...`), without reading further; `None` when
+/// the text does not start so. Whether the rest is readable is only known when it is read.
+pub(super) fn read_summary(text: &str) -> Option<ChunkSummary> {
+    let mut reader = Reader {
+        text,
+        at: 0,
+        steps: Vec::new(),
+    };
+    reader.summary().ok()
 }
 
 /// A flaw in the JSON or a field: the chunk is unreadable.
@@ -157,6 +169,35 @@ impl<'a> Reader<'a> {
             }
             _ => Err(self.error("expected a chunk")),
         }
+    }
+
+    fn summary(&mut self) -> Read<ChunkSummary> {
+        self.eat(b'{')?;
+        if self.string()? != "sum" {
+            return Err(self.error("no summary"));
+        }
+        self.eat(b':')?;
+        self.eat(b'[')?;
+        let mut count = || -> Read<usize> {
+            let n = self.unsigned()?;
+            self.eat(b',')?;
+            usize::try_from(n).map_err(|_| self.error("count out of range"))
+        };
+        let queued = count()?;
+        let applied = count()?;
+        let first = TransactionId::from_stored(&self.string()?);
+        self.eat(b',')?;
+        let last = TransactionId::from_stored(&self.string()?);
+        self.eat(b',')?;
+        let newest = self.time()?;
+        self.eat(b']')?;
+        Ok(ChunkSummary {
+            queued,
+            applied,
+            first,
+            last,
+            newest,
+        })
     }
 
     /// After an element: `true` at the end (`close`, consumed), `false` after a comma.
@@ -601,7 +642,8 @@ impl<'a> Reader<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a panic is a failure with a message
 
-    use crate::store::archive::{decode_chunk, decode_chunk_serde, encode_chunk};
+    use super::read_summary;
+    use crate::store::archive::{decode_chunk, decode_chunk_serde, encode_chunk, ChunkSummary};
     use crate::store::StoreError;
     use crate::transaction::{
         Action, FailReason, Status, StatusChange, Transaction, TransactionId, UncertainReason,
@@ -727,8 +769,18 @@ mod tests {
         " { \"v\" : 1 ,\n\t\"txs\" : [ [ \"a\" , 1000 , \"B\" , \"issue\" , \"C\" , \"D\" , null , [ [ \"2026-03-29T08:00:00Z\" , \"local\" , null ] ] , null ] ] } \r\n",
     ];
 
+    /// The accepted ones of [`varied`]: their chunk starts with a summary.
+    fn accepted() -> Vec<Transaction> {
+        varied()
+            .into_iter()
+            .filter(|tx| tx.status().is_accepted())
+            .collect()
+    }
+
     fn bases() -> Vec<String> {
-        let mut all = vec![encode_chunk(&varied())];
+        let summarized = encode_chunk(&accepted());
+        assert!(summarized.starts_with("{\"sum\":["), "{summarized}");
+        let mut all = vec![encode_chunk(&varied()), summarized];
         all.extend(HAND_WRITTEN.map(str::to_owned));
         all
     }
@@ -1229,5 +1281,48 @@ mod tests {
         fn damaged_chunks_are_read_as_serde_reads_them(text in damaged()) {
             agree(&text).map(drop).map_err(TestCaseError::fail)?;
         }
+    }
+
+    #[test]
+    fn a_summary_is_read_back_from_the_start_of_the_text_alone() {
+        let txs = accepted();
+        assert!(txs.len() >= 2, "the summary covers several");
+        let text = encode_chunk(&txs);
+        let summary = ChunkSummary::of(&txs).unwrap();
+        assert_eq!(read_summary(&text), Some(summary.clone()));
+        assert_eq!(summary.rows(), txs.len());
+        // Only the start is read: the rows may be anything after it.
+        let rows = text.find(",\"v\"").unwrap();
+        assert_eq!(read_summary(&text[..rows]), Some(summary));
+    }
+
+    #[test]
+    fn a_chunk_without_a_summary_or_with_a_damaged_one_has_none() {
+        assert_eq!(
+            read_summary(&encode_chunk(&varied())),
+            None,
+            "not all accepted"
+        );
+        let text = encode_chunk(&accepted());
+        for damaged in [
+            text.replacen("\"sum\"", "\"sun\"", 1),
+            text.replacen("{\"sum\":[", "{\"sum\":[-", 1),
+            text.replacen("{\"sum\":[", "{\"v\":1,\"sum\":[", 1),
+            text.replacen("{\"sum\":[", "[", 1),
+            text[..12].to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(read_summary(&damaged), None, "{damaged:.40}");
+        }
+    }
+
+    #[test]
+    fn the_newest_time_is_rounded_up_to_the_millisecond() {
+        let txs = accepted();
+        let newest = txs.iter().map(|tx| tx.recorded_at).max().unwrap();
+        let summary = ChunkSummary::of(&txs).unwrap();
+        assert!(summary.newest >= newest);
+        assert!(summary.newest - newest < TimeDelta::milliseconds(1));
+        assert_eq!(summary.newest.timestamp_subsec_nanos() % 1_000_000, 0);
     }
 }

@@ -166,6 +166,10 @@ pub fn open(
         archived.insert(id.clone());
     }
     primary_changes.extend(packing.changes);
+    if recover_at.is_some() {
+        // Holding the send lock: no clear trims a chunk meanwhile.
+        primary_changes.extend(snapshot.summaries_added);
+    }
     let loose_accepted = reconciled
         .merged
         .iter()

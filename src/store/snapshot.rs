@@ -1,7 +1,8 @@
 //! Reading `browser.storage.local` without failing on a bad entry: bad ones are kept aside.
 
-use super::archive::decode_chunk;
+use super::archive::{decode_chunk, encode_chunk, ChunkSummary};
 use super::change::Change;
+use super::chunk_text::read_summary;
 use super::error::StoreError;
 use super::exports::{decode_export, ExportRecord};
 use super::keys::{
@@ -54,6 +55,9 @@ pub struct Snapshot {
     /// Writes that keep bad entries aside (a put under `quarantine:…`, then the removal of the
     /// original) and rewrite settings that were stored with a password not meant to be kept.
     pub changes: Vec<Change>,
+    /// Rewrites of archive chunks stored without a summary (by builds before it), under the
+    /// same key with the same transactions: only while no other page may change a chunk.
+    pub summaries_added: Vec<Change>,
 }
 
 /// Reads every entry of `browser.storage.local`. A bad transaction, archive chunk, export record
@@ -78,6 +82,7 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         problems: Vec::new(),
         quarantined: taken.iter().cloned().collect(),
         changes: Vec::new(),
+        summaries_added: Vec::new(),
     };
     // Ids stored one key each, to notice a chunk repeating one of them (a packing cut short).
     let single_ids: FxHashSet<&str> = entries
@@ -122,6 +127,13 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         } else if is_archive_key(key) {
             match decode_chunk(key, value) {
                 Ok(txs) => {
+                    let summarized = value.as_str().and_then(read_summary).is_some();
+                    if !summarized && ChunkSummary::of(&txs).is_some() {
+                        snapshot.summaries_added.push(Change::Put {
+                            key: key.clone(),
+                            value: Value::String(encode_chunk(&txs)),
+                        });
+                    }
                     snapshot.archived.extend(txs.iter().map(|tx| tx.id.clone()));
                     for tx in txs.iter().filter(|tx| single_ids.contains(tx.id.as_str())) {
                         chunk_copies.insert(tx.id.clone(), tx.clone());
