@@ -121,3 +121,23 @@ try {
 holdRecordsUntil(startChecks());
 refresh();
 $("app").dataset.ready = "true";
+holdRecordsUntil(afterPaint().then(finishOpen));
+
+// After the first frame with the table is drawn (a tab in the background draws none).
+function afterPaint() {
+  return new Promise((resolve) => {
+    requestAnimationFrame(() => setTimeout(resolve, 0));
+    setTimeout(resolve, 250);
+  });
+}
+
+// The start read only the archive chunks the first page needs; the core reads the rest now
+// (or sooner, when something needs it), and says if a chunk turned out unreadable.
+async function finishOpen() {
+  try {
+    showQuarantine((await core.finishOpen()).quarantine);
+  } catch (error) {
+    say("error", errorMessage(error));
+  }
+  refresh();
+}

@@ -25,6 +25,10 @@ use thiserror::Error;
 /// export takes them as they are.
 pub const PLACEHOLDER_BRANCHCODE: &str = "NOT-SET";
 
+/// How many rows the desk's table shows a page (the page's `PAGE_SIZE`): a desk's start reads
+/// the archive chunks the first page needs and leaves the rest for after it is ready.
+pub const TABLE_PAGE_ROWS: usize = 50;
+
 /// The desk's library: the one in the settings, else [`PLACEHOLDER_BRANCHCODE`].
 pub fn desk_branchcode(settings: Option<&Settings>) -> Branchcode {
     match settings {

@@ -671,6 +671,21 @@ impl Journal {
             .collect()
     }
 
+    /// How many of the newest transactions were recorded after `at`, counted up to `up_to`.
+    pub fn newer_than(&self, at: DateTime<Utc>, up_to: usize) -> usize {
+        self.by_time
+            .values()
+            .rev()
+            .take(up_to)
+            .take_while(|tx| tx.recorded_at > at)
+            .count()
+    }
+
+    /// Every transaction, oldest first, taken out of the journal.
+    pub fn into_transactions(self) -> Vec<Transaction> {
+        self.by_time.into_values().collect()
+    }
+
     /// The newest transaction (by recording instant, then id).
     pub fn newest(&self) -> Option<&Transaction> {
         self.by_time.values().next_back()

@@ -58,6 +58,7 @@ mod badge;
 mod barrier;
 mod change;
 mod chunk_text;
+mod deferral;
 mod error;
 pub mod exports;
 mod incoming;

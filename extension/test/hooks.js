@@ -5,6 +5,9 @@
 // - performance marks "koc:ready" when #app gets data-ready="true" and "koc:checks-loaded" when
 //   it gets data-checks-loaded="true" (the offline checks' snapshot read), for the start-up
 //   benchmarks.
+// - at the instant #app gets data-ready="true", before the page's own next step: whether archive
+//   chunks were still unread (window.kocUnreadAtReady), and the page the table would list with
+//   the filter in sessionStorage "koc-list-at-ready", if any (window.kocListedAtReady).
 // - #send-area data-outcome and data-runs (how the last Send attempt ended, how many ended) and
 //   data-count/data-n on the summary's lines, from the desk's "koc:send-finished" event.
 import { core } from "../lib/wasm.js";
@@ -16,6 +19,11 @@ if (app) {
   const markReady = () => {
     if (app.dataset.ready === "true" && !performance.getEntriesByName("koc:ready").length) {
       performance.mark("koc:ready");
+      const filter = sessionStorage.getItem("koc-list-at-ready");
+      if (filter !== null) {
+        window.kocUnreadAtReady = core.archiveUnread();
+        window.kocListedAtReady = core.listPage(filter, 0, 50);
+      }
     }
     if (app.dataset.checksLoaded === "true" && !performance.getEntriesByName("koc:checks-loaded").length) {
       performance.mark("koc:checks-loaded");

@@ -11,6 +11,7 @@
 use super::archive::{chunk_put, decode_chunk, encode_chunk, pack_plan, ARCHIVE_CHUNK};
 use super::barrier::Barrier;
 use super::change::Change;
+use super::deferral::{defer_chunks, Deferred};
 use super::error::StoreError;
 use super::exports::decode_export;
 use super::incoming::{decode_change, StoredChange};
@@ -22,13 +23,14 @@ use super::layout::{
     decode_mirror, decode_transaction, encode_transaction, remove_plan, write_plan,
 };
 use super::open::{open, Opened};
-use crate::journal::{self, Journal, Retry, Upserted};
+use super::snapshot::quarantine;
+use crate::journal::{self, Counts, Filter, Journal, Page, Retry, Upserted};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashSet;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// One key of a `storage.onChanged` batch: its value after the write (`None`: removed) and
 /// before it.
@@ -91,6 +93,15 @@ pub struct Replica {
     /// [`Replica::open`]: applied once it filled memory, so no write between the read and the
     /// fill is lost.
     arrived_while_reading: Option<Vec<Vec<EntryChange>>>,
+    /// Archive chunks the start left unread (see [`Replica::open_deferring`]).
+    deferred: Deferred,
+    /// Every `quarantine:` key after the start, to name more without overwriting one.
+    quarantined: Vec<String>,
+    /// Writes that keep aside deferred chunks that could not be read, for the shell to apply
+    /// ([`Replica::take_repairs`]).
+    repairs: Vec<Change>,
+    /// How many chunks the last start left unread.
+    left_at_start: usize,
 }
 
 impl Replica {
@@ -151,18 +162,139 @@ impl Replica {
         mirror: Vec<(String, Value)>,
         recover_at: Option<DateTime<Utc>>,
     ) -> Result<Opened, StoreError> {
+        self.open_deferring(primary, mirror, recover_at, None)
+    }
+
+    /// [`Replica::open`], leaving the archive chunks that only add their own rows unread (see
+    /// [`super::deferral`]) when `first_rows` is given: those the newest `first_rows` rows
+    /// need are read, the rest count by their summaries ([`Replica::listing`]) until
+    /// [`Replica::read_deferred`].
+    ///
+    /// Until then, only [`Replica::listing`], [`Replica::settings`],
+    /// [`Replica::unsaved_count`], [`Replica::repairs_written`],
+    /// [`Replica::chunks_left_at_start`] and [`Replica::read_deferred`] may be called. Batches
+    /// of other pages' writes that arrived while the stores were read need the whole archive:
+    /// with any, everything is read at once.
+    pub fn open_deferring(
+        &mut self,
+        mut primary: Vec<(String, Value)>,
+        mirror: Vec<(String, Value)>,
+        recover_at: Option<DateTime<Utc>>,
+        first_rows: Option<usize>,
+    ) -> Result<Opened, StoreError> {
         let arrived = self.arrived_while_reading.take().unwrap_or_default();
+        let mut deferred = match first_rows {
+            Some(_) => defer_chunks(&mut primary, &mirror),
+            None => Deferred::default(),
+        };
         let mut opened = open(primary, mirror, recover_at)?;
-        // Moved, not cloned: tens of thousands of transactions.
-        self.journal = Journal::from_transactions(std::mem::take(&mut opened.transactions));
+        let mut transactions = std::mem::take(&mut opened.transactions);
         self.archived = std::mem::take(&mut opened.archived);
+        // The chunks whose rows the first page shows: until the rows held are newer than any
+        // deferred one.
+        let wanted = first_rows.unwrap_or(0);
+        let mut journal = Journal::from_transactions(transactions);
+        while let Some(newest) = deferred.newest() {
+            if journal.newer_than(newest, wanted) >= wanted {
+                break;
+            }
+            let Some(read) = deferred.read_newest() else {
+                break;
+            };
+            transactions = journal.into_transactions();
+            self.archived.extend(read.iter().map(|tx| tx.id.clone()));
+            transactions.extend(read);
+            journal = Journal::from_transactions(transactions);
+        }
+        // Moved, not cloned: tens of thousands of transactions.
+        self.journal = journal;
         self.loose_accepted = std::mem::take(&mut opened.loose_accepted);
         self.packing = false;
         self.settings = opened.settings.clone();
+        self.left_at_start = deferred.chunks();
+        self.deferred = deferred;
+        self.quarantined = opened.quarantined.clone();
+        self.repairs = Vec::new();
+        if !arrived.is_empty() {
+            self.read_deferred();
+        }
         for batch in arrived {
             self.apply(batch);
         }
         Ok(opened)
+    }
+
+    /// How many archive chunks the last [`Replica::open_deferring`] left unread (the tests and
+    /// benchmarks check that a desk's start does).
+    pub fn chunks_left_at_start(&self) -> usize {
+        self.left_at_start
+    }
+
+    /// Whether archive chunks are still unread since [`Replica::open_deferring`].
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// Reads the archive chunks [`Replica::open_deferring`] left unread into the journal: after
+    /// it, the replica is what [`Replica::open`] would have made of the same entries. Chunks
+    /// that cannot be read are kept aside by [`Replica::take_repairs`]'s writes, as a start
+    /// keeps aside any unreadable entry.
+    pub fn read_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let (read, unreadable) = std::mem::take(&mut self.deferred).read_all();
+        let mut transactions = std::mem::take(&mut self.journal).into_transactions();
+        self.archived.extend(read.iter().map(|tx| tx.id.clone()));
+        transactions.extend(read);
+        self.journal = Journal::from_transactions(transactions);
+        let mut taken: BTreeSet<String> = self.quarantined.iter().cloned().collect();
+        for (key, value, error) in unreadable {
+            let (kept_at, changes) = quarantine(&key, &value, &error, &mut taken);
+            self.repairs.extend(changes);
+            self.quarantined.push(kept_at);
+        }
+        self.quarantined.sort();
+    }
+
+    /// The writes that keep aside deferred chunks that could not be read (see
+    /// [`Replica::read_deferred`]), taken, and every `quarantine:` key once they are applied.
+    pub fn take_repairs(&mut self) -> (Vec<Change>, Vec<String>) {
+        (std::mem::take(&mut self.repairs), self.quarantined.clone())
+    }
+
+    /// One page of the table and the counts, as [`Journal::page`] and [`Journal::counts`] give
+    /// them once everything is read. While archive chunks are unread, the newest rows and the
+    /// counts come from what the start read and the chunks' summaries; a page that needs the
+    /// unread rows (a filter, or rows older than those read) reads them first.
+    pub fn listing(&mut self, filter: &Filter, offset: usize, limit: usize) -> (Page<'_>, Counts) {
+        if !self.lists_without_reading(filter, offset, limit) {
+            self.read_deferred();
+        }
+        let (queued, applied) = self.deferred.counts();
+        let mut page = self.journal.page(filter, offset, limit);
+        page.total += queued + applied;
+        let counts = self.journal.counts();
+        let counts = Counts {
+            queued: counts.queued + queued,
+            applied: counts.applied + applied,
+            total: counts.total + queued + applied,
+            ..counts
+        };
+        (page, counts)
+    }
+
+    /// Whether [`Replica::listing`] can answer without the unread chunks: no filter, and the
+    /// rows asked for all newer than any unread one.
+    fn lists_without_reading(&self, filter: &Filter, offset: usize, limit: usize) -> bool {
+        // Nothing unread, or only chunks that turned out unreadable: every row is here.
+        let Some(newest) = self.deferred.newest() else {
+            return true;
+        };
+        let Some(end) = offset.checked_add(limit) else {
+            return false;
+        };
+        filter.text.trim().is_empty() && self.journal.newer_than(newest, end) >= end
     }
 
     /// The stores could not be read: other pages' writes are applied as they come again.

@@ -56,12 +56,28 @@ struct QuarantineDto {
 /// read and are kept aside, found at this start or an earlier one.
 #[wasm_bindgen(js_name = openDesk)]
 pub async fn open_desk() -> Result<JsValue, JsValue> {
-    let opened = state::open(true).await.map_err(storage_error)?;
+    let opened = state::open(true, Some(desk::TABLE_PAGE_ROWS))
+        .await
+        .map_err(storage_error)?;
     to_js(&OpenedDeskDto {
         info: DeskInfoDto::from(state::settings().as_ref()),
         quarantine: QuarantineDto {
             count: opened.quarantined.len(),
             keys: opened.quarantined,
+        },
+    })
+}
+
+/// Once the desk shows its start: reads the rest of the archive (see `state::finish_open`) and
+/// answers `{quarantine: {count, keys}}` again, with any chunk that turned out unreadable.
+#[wasm_bindgen(js_name = finishOpen)]
+pub async fn finish_open() -> Result<JsValue, JsValue> {
+    let quarantined = state::finish_open().await.map_err(storage_error)?;
+    to_js(&OpenedDeskDto {
+        info: DeskInfoDto::from(state::settings().as_ref()),
+        quarantine: QuarantineDto {
+            count: quarantined.len(),
+            keys: quarantined,
         },
     })
 }
@@ -122,10 +138,12 @@ pub async fn record(form: JsValue, answered: JsValue) -> Result<JsValue, JsValue
 /// asked for, or the last page's when that is past the end.
 #[wasm_bindgen(js_name = listPage)]
 pub fn list_page(filter: String, offset: u32, limit: u32) -> Result<JsValue, JsValue> {
-    state::with_journal(|j| {
-        let page = j.page(&Filter::text(&filter), offset as usize, limit as usize);
-        to_js(&PageDto::new(page, j.counts()))
-    })
+    state::with_listing(
+        &Filter::text(&filter),
+        offset as usize,
+        limit as usize,
+        |page, counts| to_js(&PageDto::new(page, counts)),
+    )
 }
 
 /// Deletes a transaction Koha has not accepted (a mis-scan); [`undo_delete`] puts it back.

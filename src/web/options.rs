@@ -33,7 +33,7 @@ thread_local! {
 /// by `storage.onChanged`.
 async fn ensure_open() -> Result<(), JsValue> {
     if !OPENED.with(|o| o.get()) {
-        state::open(false).await.map_err(storage_error)?;
+        state::open(false, Some(0)).await.map_err(storage_error)?;
         OPENED.with(|o| o.set(true));
     }
     Ok(())

@@ -5,7 +5,7 @@
 //! the core's (`crate::store`); this module only moves entries between the stores and memory.
 
 use super::browser;
-use crate::journal::{Journal, SendLockState};
+use crate::journal::{Counts, Filter, Journal, Page, SendLockState};
 use crate::settings::Settings;
 use crate::store::keys::{self, Read};
 use crate::store::{self, Barrier, Change, EntryChange, Replica};
@@ -50,6 +50,19 @@ pub fn full_refreshes() -> u32 {
     FULL_REFRESHES.with(Cell::get)
 }
 
+/// How many archive chunks this page's start left to read after the desk showed (the test build
+/// reports it).
+#[cfg(feature = "test-hooks")]
+pub fn chunks_left_at_start() -> usize {
+    with_replica_as_opened(|r| r.chunks_left_at_start())
+}
+
+/// Whether archive chunks this page's start left are still unread (the test build reports it).
+#[cfg(feature = "test-hooks")]
+pub fn archive_unread() -> bool {
+    with_replica_as_opened(|r| r.has_deferred())
+}
+
 fn count_full_refresh() {
     FULL_REFRESHES.with(|n| n.set(n.get() + 1));
 }
@@ -58,7 +71,19 @@ fn count_full_refresh() {
 /// milliseconds) before it reads everything instead.
 const BARRIER_WAIT_MS: i32 = 2_000;
 
+/// The replica with the whole archive read: the archive chunks a desk's start left unread are
+/// read first (see [`Replica::open_deferring`]).
 fn with_replica<R>(f: impl FnOnce(&mut Replica) -> R) -> R {
+    REPLICA.with(|r| {
+        let mut replica = r.borrow_mut();
+        replica.read_deferred();
+        f(&mut replica)
+    })
+}
+
+/// The replica as the start left it, archive chunks perhaps unread: only for what
+/// [`Replica::open_deferring`] allows before they are read.
+fn with_replica_as_opened<R>(f: impl FnOnce(&mut Replica) -> R) -> R {
     REPLICA.with(|r| f(&mut r.borrow_mut()))
 }
 
@@ -84,7 +109,29 @@ pub fn with_journal<R>(f: impl FnOnce(&mut Journal) -> R) -> R {
 
 /// The stored settings, if any.
 pub fn settings() -> Option<Settings> {
-    with_replica(|r| r.settings().cloned())
+    with_replica_as_opened(|r| r.settings().cloned())
+}
+
+/// `f` of one page of the table and the counts (see [`Replica::listing`]: archive chunks the
+/// start left unread are read only if the page needs them).
+pub fn with_listing<R>(
+    filter: &Filter,
+    offset: usize,
+    limit: usize,
+    f: impl FnOnce(Page<'_>, Counts) -> R,
+) -> R {
+    with_replica_as_opened(|r| {
+        let (page, counts) = r.listing(filter, offset, limit);
+        f(page, counts)
+    })
+}
+
+/// After the desk showed what its start read: reads the archive chunks the start left unread,
+/// keeps aside those that cannot be read, and returns every `quarantine:` key then.
+pub async fn finish_open() -> Result<Vec<String>, StorageFailure> {
+    let (repairs, quarantined) = with_replica(Replica::take_repairs);
+    apply_primary(&repairs).await?;
+    Ok(quarantined)
 }
 
 /// Reads both stores, reconciles them, writes the repairs and fills memory. `recover` says
@@ -95,21 +142,30 @@ pub fn settings() -> Option<Settings> {
 /// repairs cannot be written, memory is filled anyway and the transactions to repair count as
 /// unsaved ([`retry_unsaved`]). The transactions go into the page's journal; the returned
 /// `Opened::transactions` is empty.
-pub async fn open(recover: bool) -> Result<store::Opened, StorageFailure> {
+///
+/// `first_rows`: leave the archive chunks unread that the newest `first_rows` rows do not need,
+/// to be read by the first call that needs them or by [`finish_open`]; `None` reads everything.
+pub async fn open(
+    recover: bool,
+    first_rows: Option<usize>,
+) -> Result<store::Opened, StorageFailure> {
     if !recover {
-        return open_unlocked(false).await;
+        return open_unlocked(false, first_rows).await;
     }
     match SendLock::acquire_if_available().await {
         Some(lock) => {
-            let opened = open_unlocked(true).await;
+            let opened = open_unlocked(true, first_rows).await;
             drop(lock);
             opened
         }
-        None => open_unlocked(false).await,
+        None => open_unlocked(false, first_rows).await,
     }
 }
 
-async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
+async fn open_unlocked(
+    recover: bool,
+    first_rows: Option<usize>,
+) -> Result<store::Opened, StorageFailure> {
     with_replica(Replica::begin_reading);
     let primary = match read_primary().await {
         Ok(primary) => primary,
@@ -120,10 +176,12 @@ async fn open_unlocked(recover: bool) -> Result<store::Opened, StorageFailure> {
     };
     let mirror = read_mirror();
     let now = recover.then(browser::now);
-    let opened = with_replica(|r| r.open(primary, mirror, now))
+    let opened = with_replica_as_opened(|r| r.open_deferring(primary, mirror, now, first_rows))
         .map_err(|e| StorageFailure(e.to_string()))?;
     let stored = apply_primary(&opened.primary_changes).await.is_ok();
-    apply_mirror(&with_replica(|r| r.repairs_written(&opened, stored)));
+    apply_mirror(&with_replica_as_opened(|r| {
+        r.repairs_written(&opened, stored)
+    }));
     Ok(opened)
 }
 
@@ -261,9 +319,10 @@ pub async fn forget_bulk(cleared: &[TransactionId]) -> Result<(), StorageFailure
     Ok(())
 }
 
-/// How many transactions are held only in memory and the mirror.
+/// How many transactions are held only in memory and the mirror. Asked after every call that
+/// awaited storage, so it leaves archive chunks unread.
 pub fn unsaved_count() -> usize {
-    with_replica(|r| r.unsaved_count())
+    with_replica_as_opened(|r| r.unsaved_count())
 }
 
 /// Writes again every transaction whose store-of-record write failed. Returns how many are

@@ -25,7 +25,7 @@ fn error(kind: &str, detail: impl ToString) -> JsValue {
 /// number of transactions.
 #[wasm_bindgen(js_name = openStorage)]
 pub async fn open_storage() -> Result<u32, JsValue> {
-    state::open(false).await.map_err(storage_error)?;
+    state::open(false, None).await.map_err(storage_error)?;
     Ok(state::with_journal(|j| j.len()) as u32)
 }
 
@@ -34,6 +34,18 @@ pub async fn open_storage() -> Result<u32, JsValue> {
 #[wasm_bindgen(js_name = refreshesReadingEverything)]
 pub fn refreshes_reading_everything() -> u32 {
     state::full_refreshes()
+}
+
+/// How many archive chunks this page's start left to read after the desk showed.
+#[wasm_bindgen(js_name = archiveChunksLeftAtStart)]
+pub fn archive_chunks_left_at_start() -> u32 {
+    state::chunks_left_at_start() as u32
+}
+
+/// Whether archive chunks the start left are still unread.
+#[wasm_bindgen(js_name = archiveUnread)]
+pub fn archive_unread() -> bool {
+    state::archive_unread()
 }
 
 /// `count` synthetic checkouts in the core's layout, as `{key: value}`, for seeding storage in

@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use koha_offline_circ::desk;
+use koha_offline_circ::journal::Filter;
 use koha_offline_circ::koha::{self, HttpRequest, Method, NoAnswer, Reply, AUTH_PATH};
 use koha_offline_circ::settings::{Settings, SettingsForm};
 use koha_offline_circ::store::{self, Barrier, Change, EntryChange, ExportRecord, Replica};
@@ -595,8 +596,24 @@ impl World {
         let mirror: Vec<(String, Value)> = self.storage.mirror.clone().into_iter().collect();
         // Interrupted sends are recovered only when no page holds the send lock.
         let recover = self.lock.is_none().then_some(self.clock);
+        // A desk's start leaves older archive chunks unread and reads them before anything
+        // else; it must end where a start reading everything ends.
+        let first_rows = self.steps % 8;
         let mut replica = Replica::new();
-        let opened = replica.open(primary, mirror, recover).unwrap();
+        let opened = replica
+            .open_deferring(primary.clone(), mirror.clone(), recover, Some(first_rows))
+            .unwrap();
+        let mut full = Replica::new();
+        let full_opened = full.open(primary, mirror, recover).unwrap();
+        if let Some(mismatch) = deferred_mismatch(&mut replica, &full, first_rows) {
+            self.violation.get_or_insert(mismatch);
+        }
+        if opened.primary_changes != full_opened.primary_changes
+            || opened.mirror_changes != full_opened.mirror_changes
+        {
+            self.violation
+                .get_or_insert("a deferring start plans other repairs".to_owned());
+        }
         self.pages[i] = Some(Page {
             replica,
             inbox: VecDeque::new(),
@@ -1506,6 +1523,31 @@ fn opened(primary: Vec<(String, Value)>, mirror: Vec<(String, Value)>) -> Replic
 /// What a page shows: each transaction's status. At rest no page sends, so `sending` is a
 /// killed page's attempt, which a page that heard of it shows as such until it recovers it as
 /// `uncertain` (at its next start or send): the two count as one here.
+/// What differs between a start that deferred archive chunks (`lazy`, read here) and one that
+/// read everything: the first `rows` rows and the counts it showed before reading, then the
+/// journal.
+fn deferred_mismatch(lazy: &mut Replica, full: &Replica, rows: usize) -> Option<String> {
+    let everything = Filter::default();
+    let (page, counts) = lazy.listing(&everything, 0, rows);
+    let expected = full.journal().page(&everything, 0, rows);
+    if page != expected || counts != full.journal().counts() {
+        return Some(format!(
+            "a start that deferred chunks shows {:?} {counts:?}, not {:?} {:?}",
+            page.rows.iter().map(|tx| &tx.id).collect::<Vec<_>>(),
+            expected.rows.iter().map(|tx| &tx.id).collect::<Vec<_>>(),
+            full.journal().counts(),
+        ));
+    }
+    lazy.read_deferred();
+    let (repairs, _) = lazy.take_repairs();
+    let lazy_rows: Vec<&Transaction> = lazy.journal().in_order().collect();
+    let full_rows: Vec<&Transaction> = full.journal().in_order().collect();
+    if !repairs.is_empty() || lazy_rows != full_rows {
+        return Some("a start that deferred chunks ends with another journal".to_owned());
+    }
+    None
+}
+
 fn shown(replica: &Replica) -> HashMap<TransactionId, &'static str> {
     replica
         .journal()

@@ -745,3 +745,83 @@ async fn an_unreadable_entry_is_announced_on_the_desk_and_kept_unchanged() {
     )
     .await;
 }
+
+/// A desk's start shows the newest rows and every count while older archive chunks are still
+/// unread, and reads them before anything needs them: a filter finds a transaction in the oldest
+/// chunk, and a chunk that turns out unreadable is announced and kept aside, as at any start.
+#[tokio::test(flavor = "multi_thread")]
+async fn older_archive_chunks_are_read_after_the_desk_shows_and_none_is_lost() {
+    with_open_desk(Options::default(), |ff| async move {
+        // 10 not sent (the oldest), then 1,990 Koha applied: 1,500 in three chunks, the newest
+        // 490 one key each.
+        seed(&ff, 1, 2_000, 10, true).await;
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        assert_eq!(
+            ff.eval("window.kocCore.archiveChunksLeftAtStart()").await,
+            json!(3),
+            "the first page needs none of the chunks"
+        );
+        let counts = ff.eval(r##"document.getElementById("counts").textContent"##).await;
+        assert!(counts.as_str().expect("text").contains("1990"), "{counts}");
+        assert_eq!(
+            ff.eval(r##"document.getElementById("count-unsent").textContent"##)
+                .await,
+            "10"
+        );
+        // The first transaction in the oldest chunk, found by a filter: typed by a librarian,
+        // and asked at the instant the desk became ready, before its chunk was read.
+        ff.type_into("filter", "S00000011").await;
+        ff.wait_until(
+            "the archived row",
+            r##"[...document.querySelectorAll("#transactions tbody tr")].map(r => r.cells[3]?.textContent).join() === "S00000011""##,
+        )
+        .await;
+        ff.eval(r#"sessionStorage.setItem("koc-list-at-ready", "S00000011")"#)
+            .await;
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        assert_eq!(
+            ff.eval("[window.kocUnreadAtReady, window.kocListedAtReady.rows.map(r => r.barcode)]")
+                .await,
+            json!([true, ["S00000011"]])
+        );
+        ff.eval(r#"sessionStorage.removeItem("koc-list-at-ready")"#)
+            .await;
+
+        // The oldest chunk's rows damaged, its summary intact: read only after the start.
+        let damaged = eval_async(
+            &ff,
+            r##"const all = await browser.storage.local.get(null);
+               const key = Object.keys(all).filter(k => k.startsWith("archive:")).sort()[0];
+               const text = all[key];
+               const rows = text.indexOf('"txs"');
+               await browser.storage.local.set({[key]: text.slice(0, rows) + text.slice(rows).replace(',"applied",', ',"bogus",')});
+               return key;"##,
+        )
+        .await;
+        let key = damaged.as_str().expect("a chunk key").to_owned();
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        assert_eq!(
+            ff.eval("window.kocCore.archiveChunksLeftAtStart()").await,
+            json!(3)
+        );
+        let notice = ff.wait_for_css("#storage-quarantine").await;
+        assert_eq!(notice.attr("data-count").await.expect("count"), Some("1".into()));
+        assert_eq!(
+            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+            json!(1_500)
+        );
+        let kept = eval_async(
+            &ff,
+            &format!(
+                r#"const all = await browser.storage.local.get(null);
+                   return ["quarantine:{key}" in all, "{key}" in all];"#
+            ),
+        )
+        .await;
+        assert_eq!(kept, json!([true, false]), "kept aside, not dropped");
+    })
+    .await;
+}

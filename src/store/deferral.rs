@@ -1,0 +1,169 @@
+//! Opening without reading the whole archive first.
+//!
+//! With 50,000 stored, reading every archive chunk and indexing its transactions was most of a
+//! desk's start. A chunk holds transactions Koha accepted, which nothing at a start changes
+//! (recovery, reconciliation with the mirror, packing and export marks concern other
+//! transactions). A chunk whose transactions no other entry can hold therefore adds only its
+//! rows to what a start finds, and its summary (see [`ChunkSummary`]) says how many and how new
+//! they are. Such a chunk is *deferred*: the start counts it from the summary, reads the chunks
+//! whose rows the first page of the table shows, and reads the rest once the desk is ready,
+//! before anything else looks at the journal. The result is the same as reading everything at
+//! the start, only later.
+//!
+//! A chunk is deferred only when the stored schema is this build's (no migration runs), when
+//! every chunk stored has a summary (one without has ids this
+//! module cannot know before reading it), and when its range of ids, first to last, overlaps no
+//! other chunk's and holds no id of a single key, a mirror entry or an export record. Ids are
+//! compared as the stored text, as everywhere in the store.
+
+use super::archive::{decode_chunk, ChunkSummary};
+use super::chunk_text::read_summary;
+use super::error::StoreError;
+use super::exports::decode_export;
+use super::keys::{
+    id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, CURRENT_SCHEMA,
+};
+use super::snapshot::schema_of;
+use crate::transaction::{Transaction, TransactionId};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// A chunk left unread at the start.
+#[derive(Debug, Clone, PartialEq)]
+struct DeferredChunk {
+    key: String,
+    value: Value,
+    summary: ChunkSummary,
+}
+
+/// The chunks a start left unread, and what their summaries say.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Deferred {
+    /// Oldest newest row first: the chunks the first page needs are taken from the end.
+    chunks: Vec<DeferredChunk>,
+    /// Chunks read for the first page that could not be read: kept aside when the rest is read.
+    unreadable: Vec<(String, Value, StoreError)>,
+}
+
+impl Deferred {
+    /// Whether no chunk was deferred (and none failed to read).
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// How many chunks are deferred.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// How many deferred transactions Koha queued and applied, by the summaries.
+    pub fn counts(&self) -> (usize, usize) {
+        self.chunks.iter().fold((0, 0), |(q, a), c| {
+            (q + c.summary.queued, a + c.summary.applied)
+        })
+    }
+
+    /// No deferred transaction was recorded after this instant.
+    pub fn newest(&self) -> Option<DateTime<Utc>> {
+        self.chunks.iter().map(|c| c.summary.newest).max()
+    }
+
+    /// Reads the deferred chunk with the newest rows: its transactions, or `None` when nothing
+    /// is deferred. A chunk that cannot be read is kept for [`Deferred::read_all`] to report
+    /// and gives no transactions.
+    pub fn read_newest(&mut self) -> Option<Vec<Transaction>> {
+        let chunk = self.chunks.pop()?;
+        Some(match decode_chunk(&chunk.key, &chunk.value) {
+            Ok(txs) => txs,
+            Err(error) => {
+                self.unreadable.push((chunk.key, chunk.value, error));
+                Vec::new()
+            }
+        })
+    }
+
+    /// Reads every deferred chunk: the transactions, and the chunks that could not be read
+    /// (with their values, to be kept aside as a start keeps any unreadable entry).
+    pub fn read_all(mut self) -> (Vec<Transaction>, Vec<(String, Value, StoreError)>) {
+        let mut transactions = Vec::new();
+        while let Some(txs) = self.read_newest() {
+            transactions.extend(txs);
+        }
+        (transactions, self.unreadable)
+    }
+}
+
+/// Takes out of `primary` the archive chunks a start may read later (see the module docs). The
+/// entries left keep their order.
+pub fn defer_chunks(primary: &mut Vec<(String, Value)>, mirror: &[(String, Value)]) -> Deferred {
+    // Migrations may rewrite any entry.
+    if schema_of(primary) != Ok(Some(CURRENT_SCHEMA)) {
+        return Deferred::default();
+    }
+    let mut chunks: Vec<(usize, ChunkSummary)> = Vec::new();
+    let mut other_ids: Vec<TransactionId> = mirror
+        .iter()
+        .filter_map(|(key, _)| id_of_mirror_key(key))
+        .collect();
+    for (index, (key, value)) in primary.iter().enumerate() {
+        if is_archive_key(key) {
+            match value.as_str().and_then(read_summary) {
+                Some(summary) if summary.first <= summary.last => chunks.push((index, summary)),
+                _ => return Deferred::default(),
+            }
+        } else if let Some(id) = id_of_transaction_key(key) {
+            other_ids.push(id);
+        } else if is_export_key(key) {
+            // An unreadable record marks nothing, at any start.
+            if let Ok(record) = decode_export(key, value) {
+                other_ids.extend(record.ids);
+            }
+        }
+    }
+    if chunks.is_empty() {
+        return Deferred::default();
+    }
+    other_ids.sort_unstable();
+    let holds_other_id = |summary: &ChunkSummary| {
+        let from = other_ids.partition_point(|id| *id < summary.first);
+        other_ids.get(from).is_some_and(|id| *id <= summary.last)
+    };
+    // Sorted by first id, a range overlaps an earlier one when the largest last id before it
+    // reaches it, and a later one when the next first id does.
+    chunks.sort_by(|a, b| a.1.first.cmp(&b.1.first));
+    let mut defer: Vec<Option<ChunkSummary>> = vec![None; primary.len()];
+    let mut largest_last: Option<TransactionId> = None;
+    for i in 0..chunks.len() {
+        let (index, summary) = &chunks[i];
+        let overlaps_earlier = largest_last
+            .as_ref()
+            .is_some_and(|last| *last >= summary.first);
+        let overlaps_later = chunks
+            .get(i + 1)
+            .is_some_and(|(_, next)| next.first <= summary.last);
+        if !overlaps_earlier && !overlaps_later && !holds_other_id(summary) {
+            defer[*index] = Some(summary.clone());
+        }
+        if largest_last
+            .as_ref()
+            .is_none_or(|last| *last < summary.last)
+        {
+            largest_last = Some(summary.last.clone());
+        }
+    }
+    let mut deferred = Deferred::default();
+    let mut kept = Vec::with_capacity(primary.len());
+    for ((key, value), summary) in std::mem::take(primary).into_iter().zip(defer) {
+        match summary {
+            Some(summary) => deferred.chunks.push(DeferredChunk {
+                key,
+                value,
+                summary,
+            }),
+            None => kept.push((key, value)),
+        }
+    }
+    *primary = kept;
+    deferred.chunks.sort_by_key(|c| c.summary.newest);
+    deferred
+}
