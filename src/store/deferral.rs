@@ -11,10 +11,10 @@
 //! the start, only later.
 //!
 //! A chunk is deferred only when the stored schema is this build's (no migration runs), when
-//! every chunk stored has a summary (one without has ids this
-//! module cannot know before reading it), and when its range of ids, first to last, overlaps no
-//! other chunk's and holds no id of a single key, a mirror entry or an export record. Ids are
-//! compared as the stored text, as everywhere in the store.
+//! every chunk stored has a summary (one without has ids this module cannot know before reading
+//! it), and when its range of ids, first to last, overlaps no other chunk's and holds no id of a
+//! single key, a mirror entry or an export record. Ids are compared as the stored text, as
+//! everywhere in the store.
 
 use super::archive::{decode_chunk, ChunkSummary};
 use super::chunk_text::read_summary;
@@ -65,7 +65,7 @@ impl Deferred {
 
     /// No deferred transaction was recorded after this instant.
     pub fn newest(&self) -> Option<DateTime<Utc>> {
-        self.chunks.iter().map(|c| c.summary.newest).max()
+        self.chunks.last().map(|c| c.summary.newest)
     }
 
     /// Reads the deferred chunk with the newest rows: its transactions, or `None` when nothing
