@@ -207,14 +207,15 @@ pub fn resend_question(tx: &Transaction) -> Option<ResendQuestion> {
 }
 
 /// Whether Send would find nothing to do: no transaction waits to be sent (local or failed) and
-/// none of `resend` (the uncertain ones the librarian chose to send again) may still be resent.
+/// none of `resend` (the uncertain ones the librarian chose to send again) may still be resent,
+/// by the same rule a run takes them with ([`confirmed_resend`]).
 /// The desk then says so instead of starting a run.
 pub fn nothing_to_send(journal: &Journal, resend: &[TransactionId]) -> bool {
     journal.sendable_in_order().next().is_none()
         && !resend
             .iter()
             .filter_map(|id| journal.get(id))
-            .any(|tx| resend_question(tx).is_some())
+            .any(|tx| confirmed_resend(tx).is_some())
 }
 
 /// The librarian confirmed the question of [`resend_question`]: the [`Resend`] for [`plan()`].
