@@ -66,6 +66,15 @@ fn meta() -> (String, Value) {
     (META_KEY.to_owned(), meta_value())
 }
 
+/// A desk's start over these stores, showing 50 rows first.
+fn desk_start(primary: Vec<(String, Value)>, mirror: Vec<(String, Value)>) -> Replica {
+    let mut replica = Replica::new();
+    replica
+        .open_deferring(primary, mirror, None, Some(50))
+        .unwrap();
+    replica
+}
+
 fn ids_in_order(replica: &Replica) -> Vec<Transaction> {
     replica.journal().in_order().cloned().collect()
 }
@@ -154,9 +163,7 @@ fn stored(archived: &[Transaction], unsent: &[Transaction]) -> Vec<(String, Valu
 fn a_start_shows_the_newest_rows_and_all_counts_before_reading_older_chunks() {
     let (archived, unsent) = a_day_of_work();
     let mirror: Vec<(String, Value)> = unsent.iter().map(|tx| entry(mirror_change(tx))).collect();
-    let mut lazy = Replica::new();
-    lazy.open_deferring(stored(&archived, &unsent), mirror.clone(), None, Some(50))
-        .unwrap();
+    let mut lazy = desk_start(stored(&archived, &unsent), mirror.clone());
     assert!(lazy.has_deferred());
     // Before reading: only what the first page needs is in the journal.
     assert_eq!(lazy.journal().len(), 60);
@@ -176,9 +183,7 @@ fn a_start_shows_the_newest_rows_and_all_counts_before_reading_older_chunks() {
 fn the_chunks_the_first_page_needs_are_read_at_the_start() {
     let (archived, unsent) = a_day_of_work();
     let few = &unsent[..10];
-    let mut lazy = Replica::new();
-    lazy.open_deferring(stored(&archived, few), Vec::new(), None, Some(50))
-        .unwrap();
+    let mut lazy = desk_start(stored(&archived, few), Vec::new());
     // 10 unsent and the newest chunk of 40 fill the first page; two chunks wait.
     assert_eq!(lazy.journal().len(), 50);
     let (page, counts) = lazy.listing(&Filter::default(), 0, 50);
@@ -199,9 +204,7 @@ fn a_chunk_whose_range_holds_another_entry_is_read_at_the_start() {
     primary.push(single(&among));
     let exported = ExportRecord::new(at(500), vec![archived[3].id.clone()]);
     primary.push(entry(exported.change()));
-    let mut lazy = Replica::new();
-    lazy.open_deferring(primary.clone(), Vec::new(), None, Some(50))
-        .unwrap();
+    let lazy = desk_start(primary.clone(), Vec::new());
     // Only the newest chunk is deferred: the 61 unsent fill the first page.
     assert_eq!(lazy.journal().len(), 61 + 80);
     assert!(both_ways(primary, Vec::new(), 50, false));
@@ -213,9 +216,7 @@ fn chunks_whose_ranges_overlap_are_read_at_the_start() {
     let mut primary = stored(&archived, &unsent);
     // A copy of the newest chunk's transactions in another chunk (a packing repeated).
     primary.push(entry(chunk_put(&archived[85..95])));
-    let mut lazy = Replica::new();
-    lazy.open_deferring(primary.clone(), Vec::new(), None, Some(50))
-        .unwrap();
+    let lazy = desk_start(primary.clone(), Vec::new());
     assert_eq!(lazy.journal().len(), 60 + 40);
     assert!(both_ways(primary, Vec::new(), 50, false));
 }

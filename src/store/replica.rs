@@ -188,26 +188,25 @@ impl Replica {
             None => Deferred::default(),
         };
         let mut opened = open(primary, mirror, recover_at)?;
-        let mut transactions = std::mem::take(&mut opened.transactions);
+        // Moved, not cloned: tens of thousands of transactions.
+        self.journal = Journal::from_transactions(std::mem::take(&mut opened.transactions));
         self.archived = std::mem::take(&mut opened.archived);
-        // The chunks whose rows the first page shows: until the rows held are newer than any
-        // deferred one.
+        // The chunks whose rows the first page shows, until the rows held are newer than any
+        // deferred one. Their ids are in no other entry, so each row is simply added (one by
+        // one: a send run's chunks can be small, and rebuilding per chunk would cost more).
         let wanted = first_rows.unwrap_or(0);
-        let mut journal = Journal::from_transactions(transactions);
         while let Some(newest) = deferred.newest() {
-            if journal.newer_than(newest, wanted) >= wanted {
+            if self.journal.newer_than(newest, wanted) >= wanted {
                 break;
             }
             let Some(read) = deferred.read_newest() else {
                 break;
             };
-            transactions = journal.into_transactions();
-            self.archived.extend(read.iter().map(|tx| tx.id.clone()));
-            transactions.extend(read);
-            journal = Journal::from_transactions(transactions);
+            for tx in read {
+                self.archived.insert(tx.id.clone());
+                self.journal.upsert(tx);
+            }
         }
-        // Moved, not cloned: tens of thousands of transactions.
-        self.journal = journal;
         self.loose_accepted = std::mem::take(&mut opened.loose_accepted);
         self.packing = false;
         self.settings = opened.settings.clone();

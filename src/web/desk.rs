@@ -59,11 +59,16 @@ pub async fn open_desk() -> Result<JsValue, JsValue> {
     let opened = state::open(true, Some(desk::TABLE_PAGE_ROWS))
         .await
         .map_err(storage_error)?;
+    opened_desk(opened.quarantined)
+}
+
+/// The desk's settings and the entries kept aside (`quarantined`, their keys).
+fn opened_desk(quarantined: Vec<String>) -> Result<JsValue, JsValue> {
     to_js(&OpenedDeskDto {
         info: DeskInfoDto::from(state::settings().as_ref()),
         quarantine: QuarantineDto {
-            count: opened.quarantined.len(),
-            keys: opened.quarantined,
+            count: quarantined.len(),
+            keys: quarantined,
         },
     })
 }
@@ -73,13 +78,7 @@ pub async fn open_desk() -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = finishOpen)]
 pub async fn finish_open() -> Result<JsValue, JsValue> {
     let quarantined = state::finish_open().await.map_err(storage_error)?;
-    to_js(&OpenedDeskDto {
-        info: DeskInfoDto::from(state::settings().as_ref()),
-        quarantine: QuarantineDto {
-            count: quarantined.len(),
-            keys: quarantined,
-        },
-    })
+    opened_desk(quarantined)
 }
 
 /// Whether a library is set up, which, and whether to play sounds.

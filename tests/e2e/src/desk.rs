@@ -153,13 +153,18 @@ pub async fn seed(ff: &Firefox, first: u32, count: u32, unsent: u32, packed: boo
     }
 }
 
+/// [`seed`], then reloads the desk and waits until it is ready.
+pub async fn seed_and_reload(ff: &Firefox, first: u32, count: u32, unsent: u32, packed: bool) {
+    seed(ff, first, count, unsent, packed).await;
+    ff.client.refresh().await.expect("reload");
+    ff.wait_ready().await;
+}
+
 /// Stores `count` transactions not yet sent, one key each, as a long outage would leave them,
 /// then reloads the desk.
 pub async fn seed_unsent(ff: &Firefox, count: usize) {
     let count = u32::try_from(count).expect("a count that fits");
-    seed(ff, 1, count, count, false).await;
-    ff.client.refresh().await.expect("reload");
-    ff.wait_ready().await;
+    seed_and_reload(ff, 1, count, count, false).await;
 }
 
 /// Waits until the desk's table shows `n` rows.

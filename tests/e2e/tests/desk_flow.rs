@@ -2,7 +2,8 @@
 //! delete with undo, clear all, and export then import of the same file.
 
 use e2e::desk::{
-    clear_message_kind, eval_async, message, open_second_desk, seed, wait_rows, with_open_desk,
+    clear_message_kind, eval_async, message, open_second_desk, seed_and_reload, wait_rows,
+    with_open_desk,
 };
 use e2e::firefox::{Firefox, Options};
 use e2e::sending::{with_desk_sending_to, DeskSettings};
@@ -561,9 +562,7 @@ async fn the_table_shows_one_page_at_a_time_and_filters() {
 async fn scanning_works_with_fifty_thousand_stored_transactions() {
     with_open_desk(Options::default(), |ff| async move {
         // 50,000 stored, none sent, one key each, as a long outage would leave them.
-        seed(&ff, 1, 50_000, 50_000, false).await;
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
+        seed_and_reload(&ff, 1, 50_000, 50_000, false).await;
         assert_eq!(
             ff.eval(r##"document.getElementById("count-unsent").textContent"##)
                 .await,

@@ -3,7 +3,7 @@
 
 use e2e::desk::{
     core_call, eval_async, open_second_desk, record_batch, record_checkout, row_ids, seed,
-    with_open_desk,
+    seed_and_reload, with_open_desk,
 };
 use e2e::firefox::{Firefox, Options};
 use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
@@ -754,9 +754,7 @@ async fn older_archive_chunks_are_read_after_the_desk_shows_and_none_is_lost() {
     with_open_desk(Options::default(), |ff| async move {
         // 10 not sent (the oldest), then 1,990 Koha applied: 1,500 in three chunks, the newest
         // 490 one key each.
-        seed(&ff, 1, 2_000, 10, true).await;
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
+        seed_and_reload(&ff, 1, 2_000, 10, true).await;
         assert_eq!(
             ff.eval("window.kocCore.archiveChunksLeftAtStart()").await,
             json!(3),
