@@ -120,6 +120,12 @@ kinds!(JournalError {
     SendRunningElsewhere => "send-running-elsewhere",
 });
 
+/// The name of the send lock: the Web Lock (`navigator.locks`) a page holds while it sends to
+/// Koha, changes stored transactions outside a send, or reads the stores for a start that
+/// recovers interrupted sends. The desk's head script (`lib/early-read.js`) asks for it by this
+/// name too, before the core has loaded.
+pub const SEND_LOCK: &str = "koha-send";
+
 /// What the send lock (one page at a time sends to Koha) answered a page asking for it without
 /// waiting, before it removes transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -217,6 +217,71 @@ fn writes_that_arrive_while_the_stores_are_read_are_applied_after_the_start() {
     assert!(replica.journal().get(&tx.id).is_some());
 }
 
+/// A write of `tx` to the store of record, as its `storage.onChanged` batch.
+fn put_event(tx: &Transaction) -> Vec<EntryChange> {
+    let Change::Put { key, value } = store::write_plan(tx).primary else {
+        panic!("a put")
+    };
+    vec![written(&key, value)]
+}
+
+#[test]
+fn writes_heard_before_the_start_began_reading_are_applied_after_it() {
+    // The desk listens from its head on, before its core's start begins: a write heard then
+    // and missing from the read (made after Firefox read) must not be lost.
+    let mut replica = Replica::keeping_changes();
+    let tx = checkout(7);
+    assert!(!replica.apply(put_event(&tx)), "kept for later");
+    replica.begin_reading();
+    replica.open(Vec::new(), Vec::new(), Some(at(0))).unwrap();
+    assert!(replica.journal().get(&tx.id).is_some());
+}
+
+#[test]
+fn writes_heard_before_the_read_that_it_includes_change_nothing_after_the_start() {
+    let mut page = Page::opened();
+    let (sent, deleted) = (checkout(1), checkout(2));
+    page.record(&[sent.clone(), deleted.clone()]);
+    let queued = queued(sent.clone());
+    let heard = [
+        put_event(&sent),
+        put_event(&deleted),
+        put_event(&queued),
+        vec![EntryChange {
+            key: store::write_plan(&deleted).primary.key().to_owned(),
+            new_value: None,
+            old_value: None,
+        }],
+    ];
+    page.primary
+        .apply(&[store::write_plan(&queued).primary])
+        .unwrap();
+    page.primary
+        .apply(&[Change::Remove {
+            key: store::write_plan(&deleted).primary.key().to_owned(),
+        }])
+        .unwrap();
+    page.mirror
+        .apply(&[Change::Remove {
+            key: store::mirror_key(&deleted.id),
+        }])
+        .unwrap();
+
+    let mut replica = Replica::keeping_changes();
+    for batch in heard {
+        replica.apply(batch);
+    }
+    replica.begin_reading();
+    replica
+        .open(page.primary.entries(), page.mirror.entries(), None)
+        .unwrap();
+    let expected = page.another_page();
+    let rows: Vec<&Transaction> = replica.journal().in_order().collect();
+    assert_eq!(rows, expected.journal().in_order().collect::<Vec<_>>());
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status(), &Status::Queued);
+}
+
 #[test]
 fn accepted_transactions_are_packed_once_a_chunk_is_full_and_once_at_a_time() {
     let mut page = Page::opened();

@@ -9,10 +9,18 @@ import { t } from "./i18n.js";
 
 const RETRY_EVERY_MS = 3000;
 
-browser.storage.onChanged.addListener((changes, area) => {
-  if (area !== "local") return;
+function onChanged(changes) {
   if (core.applyStorageChanges(changes)) changed();
-});
+}
+// The desk's head has listened since before its early read (early-read.js): its batches are
+// taken over here, none twice or missed. The core keeps those heard before its start for after.
+if (globalThis.kocEarlyRead) {
+  globalThis.kocEarlyRead.listen(onChanged);
+} else {
+  browser.storage.onChanged.addListener((changes, area) => {
+    if (area === "local") onChanged(changes);
+  });
+}
 
 function changed() {
   document.dispatchEvent(new CustomEvent("koc:changed"));

@@ -145,10 +145,22 @@ impl Replica {
         self.arrived_while_reading.is_none() && barrier.answered_by(batch)
     }
 
+    /// An empty replica that keeps the batches it is given for after its first
+    /// [`Replica::open`], as if it had begun reading ([`Replica::begin_reading`]): for a page
+    /// that hears other pages' writes before its start reads the stores.
+    pub fn keeping_changes() -> Self {
+        Self {
+            arrived_while_reading: Some(Vec::new()),
+            ..Self::default()
+        }
+    }
+
     /// Call before reading the stores for [`Replica::open`]: batches of other pages' writes
-    /// that arrive meanwhile are kept and applied after it.
+    /// that arrive meanwhile are kept and applied after it, with those kept already. The read
+    /// may include a kept write or not: applied after it, each is merged in as a page that
+    /// heard it live merges it.
     pub fn begin_reading(&mut self) {
-        self.arrived_while_reading = Some(Vec::new());
+        self.arrived_while_reading.get_or_insert_with(Vec::new);
     }
 
     /// Fills the replica from both stores' entries (see [`open`] for `recover_at`); ends the

@@ -5,7 +5,7 @@
 //! the core's (`crate::store`); this module only moves entries between the stores and memory.
 
 use super::browser;
-use crate::journal::{Counts, Filter, Journal, Page, SendLockState};
+use crate::journal::{Counts, Filter, Journal, Page, SendLockState, SEND_LOCK};
 use crate::settings::Settings;
 use crate::store::keys::{self, Read};
 use crate::store::{self, Barrier, Change, EntryChange, Replica};
@@ -17,9 +17,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-
-/// The Web Lock a page holds while it sends to Koha (`navigator.locks`).
-pub const SEND_LOCK: &str = "koha-send";
 
 #[wasm_bindgen]
 extern "C" {
@@ -33,7 +30,9 @@ extern "C" {
 
 thread_local! {
     /// The page's copy of the stores: every rule is the core's (`crate::store::Replica`).
-    static REPLICA: RefCell<Replica> = RefCell::new(Replica::new());
+    /// From the page's start it keeps other pages' writes for after its first read: the desk
+    /// hears them from its head on (`lib/early-read.js`), before its start has read anything.
+    static REPLICA: RefCell<Replica> = RefCell::new(Replica::keeping_changes());
     /// The barrier this page waits for ([`barrier_passed`]), and what to call when its event
     /// comes.
     static BARRIER: RefCell<Option<(Barrier, Function)>> = const { RefCell::new(None) };
@@ -149,25 +148,88 @@ pub async fn open(
     recover: bool,
     first_rows: Option<usize>,
 ) -> Result<store::Opened, StorageFailure> {
+    // Batches heard before this point (the replica keeps them from the page's start, see
+    // REPLICA) stay kept: the read below may or may not include them.
+    with_replica(Replica::begin_reading);
+    if let Some(early) = EarlyRead::take() {
+        return early.open(recover, first_rows).await;
+    }
     if !recover {
-        return open_unlocked(false, first_rows).await;
+        return open_unlocked(false, first_rows, read_primary().await).await;
     }
     match SendLock::acquire_if_available().await {
         Some(lock) => {
-            let opened = open_unlocked(true, first_rows).await;
+            let opened = open_unlocked(true, first_rows, read_primary().await).await;
             drop(lock);
             opened
         }
-        None => open_unlocked(false, first_rows).await,
+        None => open_unlocked(false, first_rows, read_primary().await).await,
+    }
+}
+
+/// The read the desk's head started while its modules and the `.wasm` loaded
+/// (`lib/early-read.js`): every entry of the store of record, read after the page asked for the
+/// send lock ([`SEND_LOCK`]) and, when it got it, under the lock, which this page holds until
+/// the start's repairs are written. The start takes it once; later opens read again.
+struct EarlyRead(JsValue);
+
+impl EarlyRead {
+    const GLOBAL: &'static str = "kocEarlyRead";
+
+    fn take() -> Option<EarlyRead> {
+        let global = js_sys::global();
+        let early = js_sys::Reflect::get(&global, &Self::GLOBAL.into()).ok()?;
+        if early.is_undefined() || early.is_null() {
+            return None;
+        }
+        // Once: the lock it holds is released after this start.
+        js_sys::Reflect::set(&global, &Self::GLOBAL.into(), &JsValue::UNDEFINED).ok()?;
+        Some(EarlyRead(early))
+    }
+
+    /// [`open`] from this read: interrupted sends are recovered if `recover` and the read
+    /// holds the send lock.
+    async fn open(
+        self,
+        recover: bool,
+        first_rows: Option<usize>,
+    ) -> Result<store::Opened, StorageFailure> {
+        let answer = self.answer().await;
+        let opened = match answer {
+            Ok((held, all)) => {
+                open_unlocked(recover && held, first_rows, primary_entries(all)).await
+            }
+            Err(failure) => open_unlocked(false, first_rows, Err(failure)).await,
+        };
+        self.release();
+        opened
+    }
+
+    /// Whether the read was made holding the send lock, and what it read.
+    async fn answer(&self) -> Result<(bool, Object), StorageFailure> {
+        let read = js_sys::Reflect::get(&self.0, &"read".into())?;
+        let answer = JsFuture::from(Promise::from(read)).await?;
+        let held = js_sys::Reflect::get(&answer, &"held".into())?.as_bool() == Some(true);
+        let entries = js_sys::Reflect::get(&answer, &"entries".into())?;
+        Ok((held, Object::from(entries)))
+    }
+
+    /// Releases the send lock if the read holds it (nothing if it does not).
+    fn release(&self) {
+        if let Ok(release) = js_sys::Reflect::get(&self.0, &"release".into()) {
+            if let Some(release) = release.dyn_ref::<Function>() {
+                let _ = release.call0(&self.0);
+            }
+        }
     }
 }
 
 async fn open_unlocked(
     recover: bool,
     first_rows: Option<usize>,
+    primary: Result<Vec<(String, Value)>, StorageFailure>,
 ) -> Result<store::Opened, StorageFailure> {
-    with_replica(Replica::begin_reading);
-    let primary = match read_primary().await {
+    let primary = match primary {
         Ok(primary) => primary,
         Err(failure) => {
             with_replica(Replica::reading_failed);
@@ -439,7 +501,11 @@ pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
     // the keys (getKeys) costs as much as reading everything, and a read by name about 0.25 ms
     // a name, so leaving a large library's snapshot out by name made the desk's start slower
     // (ready 270 ms against 162 ms without a snapshot) than reading it (about 35 ms more).
-    let all = Object::from(browser::local_get(&JsValue::NULL).await?);
+    primary_entries(Object::from(browser::local_get(&JsValue::NULL).await?))
+}
+
+/// The entries of `get(null)`'s answer `all`, but the offline checks' snapshot.
+fn primary_entries(all: Object) -> Result<Vec<(String, Value)>, StorageFailure> {
     // Archive chunks and export records are JSON text already: taken as strings, not escaped
     // into and out of the JSON below (megabytes at 50,000 stored). They and the snapshot are
     // deleted from Firefox's copy, and the rest goes through one JSON round trip, which is

@@ -599,11 +599,32 @@ impl World {
         // A desk's start leaves older archive chunks unread and reads them before anything
         // else; it must end where a start reading everything ends.
         let first_rows = self.steps % 8;
-        let mut replica = Replica::new();
+        // The desk hears other pages' writes from its head on, before its start reads: the
+        // events still on their way to another open page are such writes (all of them since
+        // that page's last delivery, in order), already in what the start reads. Kept for after
+        // the start, they are merged in as a page that heard them live merges them: the
+        // reference start below hears them too.
+        let heard_before: Vec<EntryChange> = match self.rng.chance(50) {
+            true => self
+                .pages
+                .iter()
+                .flatten()
+                .next()
+                .map(|other| other.inbox.iter().cloned().map(entry_change).collect())
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let hearing = |heard: Vec<EntryChange>| {
+            let mut replica = Replica::keeping_changes();
+            replica.apply(heard);
+            replica.begin_reading();
+            replica
+        };
+        let mut replica = hearing(heard_before.clone());
         let opened = replica
             .open_deferring(primary.clone(), mirror.clone(), recover, Some(first_rows))
             .unwrap();
-        let mut full = Replica::new();
+        let mut full = hearing(heard_before);
         let full_opened = full.open(primary, mirror, recover).unwrap();
         if let Some(mismatch) = deferred_mismatch(&mut replica, &full, first_rows) {
             self.violation.get_or_insert(mismatch);
@@ -1290,14 +1311,7 @@ impl World {
                 .collect();
             self.note(format!("page {i} delivered {keys:?}"));
         }
-        let batch = events
-            .into_iter()
-            .map(|(key, new_value, old_value)| EntryChange {
-                key,
-                new_value,
-                old_value,
-            })
-            .collect();
+        let batch = events.into_iter().map(entry_change).collect();
         self.page(i).replica.apply(batch);
     }
 
@@ -1523,6 +1537,17 @@ fn opened(primary: Vec<(String, Value)>, mirror: Vec<(String, Value)>) -> Replic
 /// What a page shows: each transaction's status. At rest no page sends, so `sending` is a
 /// killed page's attempt, which a page that heard of it shows as such until it recovers it as
 /// `uncertain` (at its next start or send): the two count as one here.
+/// A `storage.onChanged` event as the replica takes it.
+fn entry_change(
+    (key, new_value, old_value): (String, Option<Value>, Option<Value>),
+) -> EntryChange {
+    EntryChange {
+        key,
+        new_value,
+        old_value,
+    }
+}
+
 /// What differs between a start that deferred archive chunks (`lazy`, read here) and one that
 /// read everything: the first `rows` rows and the counts it showed before reading, then the
 /// journal.
@@ -1532,7 +1557,7 @@ fn deferred_mismatch(lazy: &mut Replica, full: &Replica, rows: usize) -> Option<
     let expected = full.journal().page(&everything, 0, rows);
     if page != expected || counts != full.journal().counts() {
         return Some(format!(
-            "a start that deferred chunks shows {:?} {counts:?}, not {:?} {:?}",
+            "a start (deferring chunks, or applying writes heard before it) shows {:?} {counts:?}, not {:?} {:?}",
             page.rows.iter().map(|tx| &tx.id).collect::<Vec<_>>(),
             expected.rows.iter().map(|tx| &tx.id).collect::<Vec<_>>(),
             full.journal().counts(),
@@ -1543,7 +1568,7 @@ fn deferred_mismatch(lazy: &mut Replica, full: &Replica, rows: usize) -> Option<
     let lazy_rows: Vec<&Transaction> = lazy.journal().in_order().collect();
     let full_rows: Vec<&Transaction> = full.journal().in_order().collect();
     if !repairs.is_empty() || lazy_rows != full_rows {
-        return Some("a start that deferred chunks ends with another journal".to_owned());
+        return Some("a start (deferring chunks, or applying writes heard before it) ends with another journal".to_owned());
     }
     None
 }

@@ -823,3 +823,147 @@ async fn older_archive_chunks_are_read_after_the_desk_shows_and_none_is_lost() {
     })
     .await;
 }
+
+/// Makes the stored copies (both stores) of the transaction `id` look like a send the page's
+/// closing interrupted: `sending` after what it had.
+async fn interrupt_a_send_of(ff: &Firefox, id: &str) {
+    eval_async(
+        ff,
+        &format!(
+            r#"const key = "tx:{id}", mirrorKey = "koha-offline-circ:tx:{id}";
+               const stored = (await browser.storage.local.get(key))[key];
+               const at = new Date().toISOString();
+               stored.tx.history.push({{ ...stored.tx.history.at(-1), at, status: "sending" }});
+               localStorage.setItem(mirrorKey, JSON.stringify(stored));
+               await browser.storage.local.set({{ [key]: stored }});"#
+        ),
+    )
+    .await;
+}
+
+/// The desk's start reads storage from the page's head, while its core loads, and recovers an
+/// interrupted send (`sending` becomes `uncertain`) only if it got the send lock before that
+/// read: while another page holds the lock (it may be sending that very row), the row is left
+/// as stored. Once no page holds it, the next start recovers it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_recovers_an_interrupted_send_only_when_no_other_page_holds_the_send_lock() {
+    with_open_desk(Options::default(), |ff| async move {
+        let desk = ff.client.window().await.expect("desk tab");
+        let id = record_checkout(&ff, "C0001", "S0000001").await;
+        interrupt_a_send_of(&ff, &id).await;
+
+        let other = ff.client.new_window(true).await.expect("second tab").handle;
+        ff.client
+            .switch_to_window(other.clone())
+            .await
+            .expect("switch");
+        ff.open("options.html").await;
+        let held = eval_async(
+            &ff,
+            r#"return await new Promise((granted) => {
+                 navigator.locks.request("koha-send", () => {
+                   granted(true);
+                   return new Promise((release) => { window.kocReleaseSendLock = release; });
+                 });
+               });"#,
+        )
+        .await;
+        assert_eq!(held, json!(true), "the other page holds the send lock");
+
+        ff.client
+            .switch_to_window(desk.clone())
+            .await
+            .expect("switch");
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let stored = stored_statuses(&ff).await;
+        assert_eq!(
+            stored[&id],
+            json!("sending"),
+            "left alone while another page holds the lock"
+        );
+
+        ff.client.switch_to_window(other).await.expect("switch");
+        ff.eval("window.kocReleaseSendLock()").await;
+        ff.client.switch_to_window(desk).await.expect("switch");
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        // The start writes its repairs before the desk is ready.
+        assert_eq!(stored_statuses(&ff).await[&id], json!("uncertain"));
+        // It was the head's read (the core takes it once), and its lock is released.
+        let taken = ff
+            .eval("'kocEarlyRead' in window && window.kocEarlyRead === undefined")
+            .await;
+        assert_eq!(taken, json!(true), "the start used the early read");
+        let held = eval_async(
+            &ff,
+            "return (await navigator.locks.query()).held.map((l) => l.name);",
+        )
+        .await;
+        assert_eq!(held, json!([]), "no lock held once the start is done");
+        let shown = core_call(&ff, "core.listPage('', 0, 10).rows.map((r) => r.status)").await;
+        assert_eq!(shown, json!(["uncertain"]));
+    })
+    .await;
+}
+
+/// Another page writes one transaction after another while the desk reloads (no timers: the
+/// page is in the background, where Firefox slows them). The desk's
+/// head listens before its early read and hands what it heard to the page's storage glue once
+/// the core is loaded: every write, whether Firefox's read has it or not, is on the desk once
+/// the writes stop, without the desk reading storage again.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_another_page_makes_while_the_desk_starts_all_reach_it() {
+    const WRITES: u32 = 400;
+    with_open_desk(Options::default(), |ff| async move {
+        let desk = ff.client.window().await.expect("desk tab");
+        let other = ff.client.new_window(true).await.expect("second tab").handle;
+        ff.client
+            .switch_to_window(other.clone())
+            .await
+            .expect("switch");
+        ff.open("options.html").await;
+        eval_async(
+            &ff,
+            &format!(
+                r#"window.kocWritten = 0;
+                   (async () => {{
+                     for (let n = 1; n <= {WRITES}; n++) {{
+                       await browser.storage.local.set(core.syntheticEntries(n, 1, 1, false));
+                       window.kocWritten = n;
+                     }}
+                   }})();
+                   return null;"#
+            ),
+        )
+        .await;
+
+        ff.client
+            .switch_to_window(desk.clone())
+            .await
+            .expect("switch");
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        ff.client.switch_to_window(other).await.expect("switch");
+        let written_at_ready = ff.eval("window.kocWritten").await;
+        ff.wait_until(
+            "every write made",
+            &format!("window.kocWritten === {WRITES}"),
+        )
+        .await;
+        ff.client.switch_to_window(desk).await.expect("switch");
+        let written = written_at_ready.as_u64().expect("a count");
+        assert!(
+            0 < written && written < u64::from(WRITES),
+            "the writes went on while the desk started ({written} of {WRITES} by then)"
+        );
+        ff.wait_until(
+            "every write on the desk",
+            &format!("window.kocCore.listPage('', 0, 1).total === {WRITES}"),
+        )
+        .await;
+        let reads = core_call(&ff, "core.refreshesReadingEverything()").await;
+        assert_eq!(reads, json!(0), "nothing read again");
+    })
+    .await;
+}
