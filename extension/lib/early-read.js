@@ -9,10 +9,13 @@
 //   heard twice or missed; the core keeps what it hears before its start for after it;
 // - it asks for the send lock before it reads, as the core's start does, and holds it until the
 //   core says the start's repairs are written (`release`): the read is as fresh as under the
-//   lock. The lock's name is the core's SEND_LOCK (a test checks they agree).
+//   lock. The lock's name is the core's SEND_LOCK (a test checks they agree). A page whose core
+//   has not taken the read within UNTAKEN_MS (it failed to load) lets the lock go, so that it
+//   does not keep the other pages from sending; the core then starts without it.
 "use strict";
 
 globalThis.kocEarlyRead = (() => {
+  const UNTAKEN_MS = 10_000;
   const heard = [];
   let forward = null;
   browser.storage.onChanged.addListener((changes, area) => {
@@ -21,7 +24,12 @@ globalThis.kocEarlyRead = (() => {
     else heard.push(changes);
   });
 
-  let release = () => {};
+  let unlock = () => {};
+  let released = false;
+  const release = () => {
+    released = true;
+    unlock();
+  };
   // true: this page holds the send lock; false: another page does, or Web Locks are missing.
   const locked = new Promise((granted) => {
     if (!navigator.locks) {
@@ -30,7 +38,7 @@ globalThis.kocEarlyRead = (() => {
     }
     const holding = navigator.locks.request("koha-send", { ifAvailable: true }, (lock) => {
       granted(lock !== null);
-      return lock && new Promise((resolve) => { release = resolve; });
+      return lock && !released && new Promise((resolve) => { unlock = resolve; });
     });
     holding.catch(() => granted(false));
   });
@@ -44,10 +52,16 @@ globalThis.kocEarlyRead = (() => {
   });
   // Not "unhandled" while the page's modules load: the core takes the rejection.
   read.catch(() => {});
+  let taken = false;
+  setTimeout(() => { if (!taken) release(); }, UNTAKEN_MS);
 
   return {
-    read,
-    release: () => release(),
+    // The read, once: `held` says whether the send lock is still held for the core.
+    take() {
+      taken = true;
+      return read.then(({ held, entries }) => ({ held: held && !released, entries }));
+    },
+    release,
     listen(handler) {
       for (const changes of heard.splice(0)) handler(changes);
       forward = handler;

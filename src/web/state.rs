@@ -205,10 +205,10 @@ impl EarlyRead {
         opened
     }
 
-    /// Whether the read was made holding the send lock, and what it read.
+    /// Whether the read was made holding the send lock (and it is still held), and what it read.
     async fn answer(&self) -> Result<(bool, Object), StorageFailure> {
-        let read = js_sys::Reflect::get(&self.0, &"read".into())?;
-        let answer = JsFuture::from(Promise::from(read)).await?;
+        let take = Function::from(js_sys::Reflect::get(&self.0, &"take".into())?);
+        let answer = JsFuture::from(Promise::from(take.call0(&self.0)?)).await?;
         let held = js_sys::Reflect::get(&answer, &"held".into())?.as_bool() == Some(true);
         let entries = js_sys::Reflect::get(&answer, &"entries".into())?;
         Ok((held, Object::from(entries)))

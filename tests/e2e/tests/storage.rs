@@ -967,3 +967,41 @@ async fn writes_another_page_makes_while_the_desk_starts_all_reach_it() {
     })
     .await;
 }
+
+/// The send lock a page's head took for its early read, as `navigator.locks` reports it.
+async fn send_lock_held(ff: &Firefox) -> bool {
+    let held = eval_async(
+        ff,
+        "return (await navigator.locks.query()).held.map((l) => l.name);",
+    )
+    .await;
+    held.as_array()
+        .expect("lock names")
+        .iter()
+        .any(|name| name == "koha-send")
+}
+
+/// A page whose core never takes its early read (it failed to load) must not keep the other
+/// pages from sending: the head lets the send lock go after a few seconds. Here the head script
+/// runs in a page without the desk's core (the options page, once started).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_early_read_no_core_takes_lets_the_send_lock_go() {
+    with_open_desk(Options::default(), |ff| async move {
+        ff.open("options.html").await;
+        ff.eval(
+            r#"document.head.append(Object.assign(document.createElement("script"), { src: "lib/early-read.js" }))"#,
+        )
+        .await;
+        wait_until("the head's read holds the send lock", Duration::from_secs(5), || {
+            send_lock_held(&ff)
+        })
+        .await;
+        wait_until("the send lock let go", Duration::from_secs(20), || async {
+            !send_lock_held(&ff).await
+        })
+        .await;
+        let taken = ff.eval("typeof window.kocEarlyRead.take").await;
+        assert_eq!(taken, json!("function"), "no core took it");
+    })
+    .await;
+}
