@@ -30,17 +30,18 @@ globalThis.kocEarlyRead = (() => {
     released = true;
     unlock();
   };
-  // true: this page holds the send lock; false: another page does, or Web Locks are missing.
+  // true: this page holds the send lock; false: another page does, or Web Locks are missing or
+  // refuse (the start then recovers nothing, as the core's own start would).
   const locked = new Promise((granted) => {
-    if (!navigator.locks) {
+    try {
+      const holding = navigator.locks.request("koha-send", { ifAvailable: true }, (lock) => {
+        granted(lock !== null);
+        return lock && !released && new Promise((resolve) => { unlock = resolve; });
+      });
+      holding.catch(() => granted(false));
+    } catch {
       granted(false);
-      return;
     }
-    const holding = navigator.locks.request("koha-send", { ifAvailable: true }, (lock) => {
-      granted(lock !== null);
-      return lock && !released && new Promise((resolve) => { unlock = resolve; });
-    });
-    holding.catch(() => granted(false));
   });
   const read = locked.then(async (held) => {
     try {
