@@ -10,12 +10,27 @@ use std::time::Duration;
 
 /// Opens a desk in a new tab and switches to it; returns the tab.
 pub async fn open_second_desk(ff: &Firefox) -> fantoccini::wd::WindowHandle {
-    let tab = ff.client.new_window(true).await.expect("second tab").handle;
+    open_in_new_tab(ff, "desk.html").await
+}
+
+/// Switches to `tab`, reloads it and waits until the desk there is ready.
+pub async fn reload_desk_in(ff: &Firefox, tab: &fantoccini::wd::WindowHandle) {
     ff.client
         .switch_to_window(tab.clone())
         .await
         .expect("switch");
-    ff.open("desk.html").await;
+    ff.client.refresh().await.expect("reload");
+    ff.wait_ready().await;
+}
+
+/// Opens one of the add-on's pages in a new tab and switches to it; returns the tab.
+pub async fn open_in_new_tab(ff: &Firefox, page: &str) -> fantoccini::wd::WindowHandle {
+    let tab = ff.client.new_window(true).await.expect("new tab").handle;
+    ff.client
+        .switch_to_window(tab.clone())
+        .await
+        .expect("switch");
+    ff.open(page).await;
     tab
 }
 

@@ -2,8 +2,8 @@
 //! a refused write, the toolbar badge. The kill-and-restart test is in `storage_kill.rs`.
 
 use e2e::desk::{
-    core_call, eval_async, open_second_desk, record_batch, record_checkout, row_ids, seed,
-    seed_and_reload, with_open_desk,
+    core_call, eval_async, open_in_new_tab, open_second_desk, record_batch, record_checkout,
+    reload_desk_in, row_ids, seed, seed_and_reload, with_open_desk,
 };
 use e2e::firefox::{Firefox, Options};
 use e2e::sending::{runs, send, wait_for_run, with_desk_sending_to, DeskSettings};
@@ -852,12 +852,7 @@ async fn a_start_recovers_an_interrupted_send_only_when_no_other_page_holds_the_
         let id = record_checkout(&ff, "C0001", "S0000001").await;
         interrupt_a_send_of(&ff, &id).await;
 
-        let other = ff.client.new_window(true).await.expect("second tab").handle;
-        ff.client
-            .switch_to_window(other.clone())
-            .await
-            .expect("switch");
-        ff.open("options.html").await;
+        let other = open_in_new_tab(&ff, "options.html").await;
         let held = eval_async(
             &ff,
             r#"return await new Promise((granted) => {
@@ -870,12 +865,7 @@ async fn a_start_recovers_an_interrupted_send_only_when_no_other_page_holds_the_
         .await;
         assert_eq!(held, json!(true), "the other page holds the send lock");
 
-        ff.client
-            .switch_to_window(desk.clone())
-            .await
-            .expect("switch");
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
+        reload_desk_in(&ff, &desk).await;
         let stored = stored_statuses(&ff).await;
         assert_eq!(
             stored[&id],
@@ -885,9 +875,7 @@ async fn a_start_recovers_an_interrupted_send_only_when_no_other_page_holds_the_
 
         ff.client.switch_to_window(other).await.expect("switch");
         ff.eval("window.kocReleaseSendLock()").await;
-        ff.client.switch_to_window(desk).await.expect("switch");
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
+        reload_desk_in(&ff, &desk).await;
         // The start writes its repairs before the desk is ready.
         assert_eq!(stored_statuses(&ff).await[&id], json!("uncertain"));
         // It was the head's read (the core takes it once), and its lock is released.
@@ -895,34 +883,27 @@ async fn a_start_recovers_an_interrupted_send_only_when_no_other_page_holds_the_
             .eval("'kocEarlyRead' in window && window.kocEarlyRead === undefined")
             .await;
         assert_eq!(taken, json!(true), "the start used the early read");
-        let held = eval_async(
-            &ff,
-            "return (await navigator.locks.query()).held.map((l) => l.name);",
-        )
-        .await;
-        assert_eq!(held, json!([]), "no lock held once the start is done");
+        assert!(
+            !send_lock_held(&ff).await,
+            "the send lock is let go once the start is done"
+        );
         let shown = core_call(&ff, "core.listPage('', 0, 10).rows.map((r) => r.status)").await;
         assert_eq!(shown, json!(["uncertain"]));
     })
     .await;
 }
 
-/// Another page writes one transaction after another while the desk reloads (no timers: the
-/// page is in the background, where Firefox slows them). The desk's
-/// head listens before its early read and hands what it heard to the page's storage glue once
-/// the core is loaded: every write, whether Firefox's read has it or not, is on the desk once
-/// the writes stop, without the desk reading storage again.
+/// Another page writes one transaction after another while the desk reloads (no timers: that
+/// page is in the background, where Firefox slows them). The desk's head listens before its
+/// early read and hands what it heard to the page's storage glue once the core is loaded: every
+/// write, whether Firefox's read has it or not, is on the desk once the writes stop, without the
+/// desk reading storage again.
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_another_page_makes_while_the_desk_starts_all_reach_it() {
     const WRITES: u32 = 400;
     with_open_desk(Options::default(), |ff| async move {
         let desk = ff.client.window().await.expect("desk tab");
-        let other = ff.client.new_window(true).await.expect("second tab").handle;
-        ff.client
-            .switch_to_window(other.clone())
-            .await
-            .expect("switch");
-        ff.open("options.html").await;
+        let other = open_in_new_tab(&ff, "options.html").await;
         eval_async(
             &ff,
             &format!(
@@ -938,12 +919,7 @@ async fn writes_another_page_makes_while_the_desk_starts_all_reach_it() {
         )
         .await;
 
-        ff.client
-            .switch_to_window(desk.clone())
-            .await
-            .expect("switch");
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
+        reload_desk_in(&ff, &desk).await;
         ff.client.switch_to_window(other).await.expect("switch");
         let written_at_ready = ff.eval("window.kocWritten").await;
         ff.wait_until(
