@@ -76,6 +76,7 @@ pub use archive::{pack_plan, Packing, ARCHIVE_CHUNK};
 pub use badge::NotAcceptedTally;
 pub use barrier::Barrier;
 pub use change::Change;
+pub use deferral::{LazyText, ReadEntries};
 pub use error::StoreError;
 pub use exports::ExportRecord;
 pub use incoming::{decode_change, StoredChange};

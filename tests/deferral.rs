@@ -10,12 +10,14 @@ use common::{at, checkout};
 use koha_offline_circ::journal::Filter;
 use koha_offline_circ::store::archive::{chunk_put, encode_chunk};
 use koha_offline_circ::store::{
-    self, meta_value, mirror_change, write_plan, Change, EntryChange, ExportRecord, Replica,
-    META_KEY,
+    self, meta_value, mirror_change, write_plan, Change, EntryChange, ExportRecord, LazyText,
+    ReadEntries, Replica, META_KEY,
 };
 use koha_offline_circ::{Status, Transaction, TransactionId};
 use proptest::prelude::*;
 use serde_json::Value;
+use std::cell::Cell;
+use std::rc::Rc;
 
 fn sent(mut tx: Transaction, answer: Status) -> Transaction {
     tx.start_sending(tx.recorded_at + Duration::seconds(1))
@@ -88,6 +90,19 @@ fn both_ways(
     rows: usize,
     unreadable: bool,
 ) -> bool {
+    both_ways_with_heads(primary, mirror, rows, unreadable, 512)
+}
+
+/// [`both_ways`], and a third start given the chunks' texts lazily with `head` characters of
+/// each first: it must do what the deferring start does, copying no deferred chunk's text.
+fn both_ways_with_heads(
+    primary: Vec<(String, Value)>,
+    mirror: Vec<(String, Value)>,
+    rows: usize,
+    unreadable: bool,
+    head: usize,
+) -> bool {
+    let (primary_given, mirror_given) = (primary.clone(), mirror.clone());
     let now = Some(at(1_000_000));
     let mut full = Replica::new();
     let full_opened = full.open(primary.clone(), mirror.clone(), now).unwrap();
@@ -120,6 +135,14 @@ fn both_ways(
         assert!(unreadable || !lazy.has_deferred());
     }
 
+    with_texts_left_in_the_answer(
+        (&full, lazy.chunks_left_at_start()),
+        (&primary_given, &mirror_given),
+        now,
+        rows,
+        (head, unreadable),
+    );
+
     lazy.read_deferred();
     assert!(!lazy.has_deferred());
     assert_eq!(ids_in_order(&lazy), ids_in_order(&full));
@@ -143,6 +166,97 @@ fn both_ways(
     assert_eq!(lazy_writes, full_writes, "the same writes");
     assert_eq!(lazy_opened.mirror_changes, full_opened.mirror_changes);
     deferred
+}
+
+/// A stored entry: its key and value.
+type Entry = (String, Value);
+
+/// The archive chunks of `primary` with their texts left in the browser's answer, as the desk's
+/// shell gives them, `head` characters copied first; counts the texts copied whole.
+fn texts_left_in_the_answer(
+    primary: Vec<(String, Value)>,
+    head: usize,
+    copies: &Rc<Cell<usize>>,
+) -> ReadEntries {
+    let mut given = Vec::new();
+    let mut texts = Vec::new();
+    for (key, value) in primary {
+        match value {
+            Value::String(text) if store::is_archive_key(&key) => {
+                let copies = Rc::clone(copies);
+                let start = text.chars().take(head).collect();
+                texts.push((
+                    key,
+                    LazyText::new(start, move || {
+                        copies.set(copies.get() + 1);
+                        text
+                    }),
+                ));
+            }
+            value => given.push((key, value)),
+        }
+    }
+    ReadEntries {
+        values: given,
+        texts,
+    }
+}
+
+/// Opens the stores with the chunks' texts left in the answer and compares it with `full`, a
+/// start that read everything, and a deferring start that left `left` chunks unread: the same
+/// first page and counts, the same chunks left, and only the chunks read copied.
+fn with_texts_left_in_the_answer(
+    (full, left): (&Replica, usize),
+    (primary, mirror): (&[Entry], &[Entry]),
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    rows: usize,
+    (head, unreadable): (usize, bool),
+) {
+    let copies = Rc::new(Cell::new(0));
+    let chunks = primary
+        .iter()
+        .filter(|(key, value)| store::is_archive_key(key) && value.is_string())
+        .count();
+    let primary = texts_left_in_the_answer(primary.to_vec(), head, &copies);
+    let mut texted = Replica::new();
+    texted
+        .open_with_texts(primary, mirror.to_vec(), now, Some(rows))
+        .unwrap();
+    assert_eq!(
+        texted.chunks_left_at_start(),
+        left,
+        "the same chunks left unread"
+    );
+    // A chunk whose summary does not fit in the head is copied whole to read it.
+    if head >= 512 {
+        assert_eq!(
+            copies.get(),
+            chunks - left,
+            "only the chunks read are copied"
+        );
+    } else {
+        assert!(copies.get() >= chunks - left);
+    }
+    let everything = Filter::default();
+    let (page, counts) = texted.listing(&everything, 0, rows);
+    let expected = full.journal().page(&everything, 0, rows);
+    let shown: Vec<&TransactionId> = page.rows.iter().map(|tx| &tx.id).collect();
+    let wanted: Vec<&TransactionId> = expected.rows.iter().map(|tx| &tx.id).collect();
+    assert_eq!(shown, wanted, "the first page, texts left in the answer");
+    if !unreadable {
+        assert_eq!(
+            page.total, expected.total,
+            "the total, texts left in the answer"
+        );
+        assert_eq!(
+            counts,
+            full.journal().counts(),
+            "the counts, texts left in the answer"
+        );
+    }
+    texted.read_deferred();
+    assert_eq!(copies.get(), chunks, "every text copied once read");
+    assert_eq!(ids_in_order(&texted), ids_in_order(full));
 }
 
 /// Three chunks of 40 applied, then 60 unsent one key each, newer.
@@ -353,6 +467,7 @@ proptest! {
         bad_chunk in prop::option::weighted(0.2, 0usize..6),
         rows in 1usize..40,
         older_schema in prop::bool::weighted(0.05),
+        head in prop_oneof![3 => Just(512usize), 1 => 0usize..160],
     ) {
         let mut primary = Vec::new();
         if !older_schema {
@@ -414,7 +529,7 @@ proptest! {
                 entry(chunk_put(&txs))
             });
         }
-        if both_ways(primary, mirror, rows, unreadable) {
+        if both_ways_with_heads(primary, mirror, rows, unreadable, head) {
             DEFERRED_CASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }

@@ -28,16 +28,93 @@ use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+/// A stored chunk's text the shell has not copied out of the browser's answer yet: its start,
+/// enough for the summary, and how to copy all of it. Copying every chunk's text into the core
+/// took a desk's start 25–40 ms at 50,000 stored (megabytes of text), for chunks most of which
+/// it leaves unread until it is ready.
+pub struct LazyText {
+    head: String,
+    whole: Box<dyn FnOnce() -> String>,
+}
+
+impl LazyText {
+    /// `head` must be the start of what `whole` returns, as long as the shell likes: a chunk
+    /// whose summary does not fit in it is copied whole at the start.
+    pub fn new(head: String, whole: impl FnOnce() -> String + 'static) -> Self {
+        LazyText {
+            head,
+            whole: Box::new(whole),
+        }
+    }
+
+    /// The whole text, as the stored value.
+    pub fn into_value(self) -> Value {
+        Value::String((self.whole)())
+    }
+
+    /// `entries` with the texts copied: what a start that reads everything is given.
+    pub fn copy_all(entries: &mut Vec<(String, Value)>, texts: Vec<(String, LazyText)>) {
+        entries.extend(
+            texts
+                .into_iter()
+                .map(|(key, text)| (key, text.into_value())),
+        );
+    }
+}
+
+/// The store of record's entries as the shell read them: values, and archive chunks whose
+/// texts are still in the browser's answer.
+#[derive(Debug, Default)]
+pub struct ReadEntries {
+    /// Entries given as values.
+    pub values: Vec<(String, Value)>,
+    /// Archive chunks, by key, their texts not copied yet.
+    pub texts: Vec<(String, LazyText)>,
+}
+
+impl ReadEntries {
+    /// Every entry as a value, the texts copied.
+    pub fn into_values(self) -> Vec<(String, Value)> {
+        let mut values = self.values;
+        LazyText::copy_all(&mut values, self.texts);
+        values
+    }
+}
+
+impl std::fmt::Debug for LazyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyText")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A deferred chunk's stored value: given whole, or still in the browser's answer.
+#[derive(Debug)]
+enum ChunkValue {
+    Given(Value),
+    Lazy(LazyText),
+}
+
+impl ChunkValue {
+    fn into_value(self) -> Value {
+        match self {
+            ChunkValue::Given(value) => value,
+            ChunkValue::Lazy(text) => text.into_value(),
+        }
+    }
+}
+
 /// A chunk left unread at the start.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 struct DeferredChunk {
     key: String,
-    value: Value,
+    value: ChunkValue,
     summary: ChunkSummary,
 }
 
 /// The chunks a start left unread, and what their summaries say.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Default)]
 pub struct Deferred {
     /// Oldest newest row first: the chunks the first page needs are taken from the end.
     chunks: Vec<DeferredChunk>,
@@ -73,10 +150,11 @@ impl Deferred {
     /// and gives no transactions.
     pub fn read_newest(&mut self) -> Option<Vec<Transaction>> {
         let chunk = self.chunks.pop()?;
-        Some(match decode_chunk(&chunk.key, &chunk.value) {
+        let value = chunk.value.into_value();
+        Some(match decode_chunk(&chunk.key, &value) {
             Ok(txs) => txs,
             Err(error) => {
-                self.unreadable.push((chunk.key, chunk.value, error));
+                self.unreadable.push((chunk.key, value, error));
                 Vec::new()
             }
         })
@@ -93,14 +171,40 @@ impl Deferred {
     }
 }
 
-/// Takes out of `primary` the archive chunks a start may read later (see the module docs). The
-/// entries left keep their order.
-pub fn defer_chunks(primary: &mut Vec<(String, Value)>, mirror: &[(String, Value)]) -> Deferred {
+/// Where a chunk that may be deferred is: in `primary` at an index, or in `texts` at one.
+#[derive(Clone, Copy)]
+enum Place {
+    Primary(usize),
+    Text(usize),
+}
+
+/// Takes out of `primary` the archive chunks a start may read later (see the module docs), and
+/// of `texts` (chunks whose text is still in the browser's answer) those too: the others are
+/// copied and added to `primary`. The entries left keep their order, the added ones after them.
+pub fn defer_chunks(
+    primary: &mut Vec<(String, Value)>,
+    texts: Vec<(String, LazyText)>,
+    mirror: &[(String, Value)],
+) -> Deferred {
     // Migrations may rewrite any entry.
     if schema_of(primary) != Ok(Some(CURRENT_SCHEMA)) {
+        LazyText::copy_all(primary, texts);
         return Deferred::default();
     }
-    let mut chunks: Vec<(usize, ChunkSummary)> = Vec::new();
+    let mut texts: Vec<Option<(String, LazyText)>> = texts.into_iter().map(Some).collect();
+    let mut chunks: Vec<(Place, ChunkSummary)> = Vec::new();
+    for (index, entry) in texts.iter_mut().enumerate() {
+        let summary = entry
+            .as_ref()
+            .and_then(|(_, text)| read_summary(&text.head))
+            .filter(|summary| summary.first <= summary.last);
+        match summary {
+            Some(summary) => chunks.push((Place::Text(index), summary)),
+            // Read as the others are: copied, it is one of `primary`'s chunks.
+            None => primary.extend(entry.take().map(|(key, text)| (key, text.into_value()))),
+        }
+    }
+    let all_texts = |texts: Vec<Option<(String, LazyText)>>| texts.into_iter().flatten().collect();
     let mut other_ids: Vec<TransactionId> = mirror
         .iter()
         .filter_map(|(key, _)| id_of_mirror_key(key))
@@ -108,8 +212,13 @@ pub fn defer_chunks(primary: &mut Vec<(String, Value)>, mirror: &[(String, Value
     for (index, (key, value)) in primary.iter().enumerate() {
         if is_archive_key(key) {
             match value.as_str().and_then(read_summary) {
-                Some(summary) if summary.first <= summary.last => chunks.push((index, summary)),
-                _ => return Deferred::default(),
+                Some(summary) if summary.first <= summary.last => {
+                    chunks.push((Place::Primary(index), summary))
+                }
+                _ => {
+                    LazyText::copy_all(primary, all_texts(texts));
+                    return Deferred::default();
+                }
             }
         } else if let Some(id) = id_of_transaction_key(key) {
             other_ids.push(id);
@@ -121,6 +230,7 @@ pub fn defer_chunks(primary: &mut Vec<(String, Value)>, mirror: &[(String, Value
         }
     }
     if chunks.is_empty() {
+        LazyText::copy_all(primary, all_texts(texts));
         return Deferred::default();
     }
     other_ids.sort_unstable();
@@ -131,10 +241,11 @@ pub fn defer_chunks(primary: &mut Vec<(String, Value)>, mirror: &[(String, Value
     // Sorted by first id, a range overlaps an earlier one when the largest last id before it
     // reaches it, and a later one when the next first id does.
     chunks.sort_by(|a, b| a.1.first.cmp(&b.1.first));
-    let mut defer: Vec<Option<ChunkSummary>> = vec![None; primary.len()];
+    let mut defer_primary: Vec<Option<ChunkSummary>> = vec![None; primary.len()];
+    let mut defer_text: Vec<Option<ChunkSummary>> = vec![None; texts.len()];
     let mut largest_last: Option<TransactionId> = None;
     for i in 0..chunks.len() {
-        let (index, summary) = &chunks[i];
+        let (place, summary) = &chunks[i];
         let overlaps_earlier = largest_last
             .as_ref()
             .is_some_and(|last| *last >= summary.first);
@@ -142,7 +253,10 @@ pub fn defer_chunks(primary: &mut Vec<(String, Value)>, mirror: &[(String, Value
             .get(i + 1)
             .is_some_and(|(_, next)| next.first <= summary.last);
         if !overlaps_earlier && !overlaps_later && !holds_other_id(summary) {
-            defer[*index] = Some(summary.clone());
+            match *place {
+                Place::Primary(index) => defer_primary[index] = Some(summary.clone()),
+                Place::Text(index) => defer_text[index] = Some(summary.clone()),
+            }
         }
         if largest_last
             .as_ref()
@@ -153,14 +267,28 @@ pub fn defer_chunks(primary: &mut Vec<(String, Value)>, mirror: &[(String, Value
     }
     let mut deferred = Deferred::default();
     let mut kept = Vec::with_capacity(primary.len());
-    for ((key, value), summary) in std::mem::take(primary).into_iter().zip(defer) {
+    for ((key, value), summary) in std::mem::take(primary).into_iter().zip(defer_primary) {
         match summary {
             Some(summary) => deferred.chunks.push(DeferredChunk {
                 key,
-                value,
+                value: ChunkValue::Given(value),
                 summary,
             }),
             None => kept.push((key, value)),
+        }
+    }
+    for (entry, summary) in texts.into_iter().zip(defer_text) {
+        // `None`: copied into `primary` above.
+        let Some((key, text)) = entry else {
+            continue;
+        };
+        match summary {
+            Some(summary) => deferred.chunks.push(DeferredChunk {
+                key,
+                value: ChunkValue::Lazy(text),
+                summary,
+            }),
+            None => kept.push((key, text.into_value())),
         }
     }
     *primary = kept;

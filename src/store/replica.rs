@@ -11,7 +11,7 @@
 use super::archive::{chunk_put, decode_chunk, encode_chunk, pack_plan, ARCHIVE_CHUNK};
 use super::barrier::Barrier;
 use super::change::Change;
-use super::deferral::{defer_chunks, Deferred};
+use super::deferral::{defer_chunks, Deferred, LazyText, ReadEntries};
 use super::error::StoreError;
 use super::exports::decode_export;
 use super::incoming::{decode_change, StoredChange};
@@ -189,15 +189,38 @@ impl Replica {
     /// with any, everything is read at once.
     pub fn open_deferring(
         &mut self,
-        mut primary: Vec<(String, Value)>,
+        primary: Vec<(String, Value)>,
         mirror: Vec<(String, Value)>,
         recover_at: Option<DateTime<Utc>>,
         first_rows: Option<usize>,
     ) -> Result<Opened, StoreError> {
+        let primary = ReadEntries {
+            values: primary,
+            texts: Vec::new(),
+        };
+        self.open_with_texts(primary, mirror, recover_at, first_rows)
+    }
+
+    /// [`Replica::open_deferring`] with some archive chunks' texts still in the browser's
+    /// answer: those it leaves unread are copied only when they are read.
+    pub fn open_with_texts(
+        &mut self,
+        primary: ReadEntries,
+        mirror: Vec<(String, Value)>,
+        recover_at: Option<DateTime<Utc>>,
+        first_rows: Option<usize>,
+    ) -> Result<Opened, StoreError> {
+        let ReadEntries {
+            values: mut primary,
+            texts,
+        } = primary;
         let arrived = self.arrived_while_reading.take().unwrap_or_default();
         let mut deferred = match first_rows {
-            Some(_) => defer_chunks(&mut primary, &mirror),
-            None => Deferred::default(),
+            Some(_) => defer_chunks(&mut primary, texts, &mirror),
+            None => {
+                LazyText::copy_all(&mut primary, texts);
+                Deferred::default()
+            }
         };
         let mut opened = open(primary, mirror, recover_at)?;
         // Moved, not cloned: tens of thousands of transactions.

@@ -8,7 +8,7 @@ use super::browser;
 use crate::journal::{Counts, Filter, Journal, Page, SendLockState, SEND_LOCK};
 use crate::settings::Settings;
 use crate::store::keys::{self, Read};
-use crate::store::{self, Barrier, Change, EntryChange, Replica};
+use crate::store::{self, Barrier, Change, EntryChange, LazyText, ReadEntries, Replica};
 use crate::transaction::{Transaction, TransactionId};
 use gloo_storage::{LocalStorage, Storage};
 use js_sys::{Array, Function, Object, Promise};
@@ -155,15 +155,15 @@ pub async fn open(
         return early.open(recover, first_rows).await;
     }
     if !recover {
-        return open_unlocked(false, first_rows, read_primary().await).await;
+        return open_unlocked(false, first_rows, read_primary_lazily().await).await;
     }
     match SendLock::acquire_if_available().await {
         Some(lock) => {
-            let opened = open_unlocked(true, first_rows, read_primary().await).await;
+            let opened = open_unlocked(true, first_rows, read_primary_lazily().await).await;
             drop(lock);
             opened
         }
-        None => open_unlocked(false, first_rows, read_primary().await).await,
+        None => open_unlocked(false, first_rows, read_primary_lazily().await).await,
     }
 }
 
@@ -197,7 +197,7 @@ impl EarlyRead {
         let answer = self.answer().await;
         let opened = match answer {
             Ok((held, all)) => {
-                open_unlocked(recover && held, first_rows, primary_entries(all)).await
+                open_unlocked(recover && held, first_rows, primary_entries_lazily(all)).await
             }
             Err(failure) => open_unlocked(false, first_rows, Err(failure)).await,
         };
@@ -227,7 +227,7 @@ impl EarlyRead {
 async fn open_unlocked(
     recover: bool,
     first_rows: Option<usize>,
-    primary: Result<Vec<(String, Value)>, StorageFailure>,
+    primary: Result<ReadEntries, StorageFailure>,
 ) -> Result<store::Opened, StorageFailure> {
     let primary = match primary {
         Ok(primary) => primary,
@@ -238,7 +238,7 @@ async fn open_unlocked(
     };
     let mirror = read_mirror();
     let now = recover.then(browser::now);
-    let opened = with_replica_as_opened(|r| r.open_deferring(primary, mirror, now, first_rows))
+    let opened = with_replica_as_opened(|r| r.open_with_texts(primary, mirror, now, first_rows))
         .map_err(|e| StorageFailure(e.to_string()))?;
     let stored = apply_primary(&opened.primary_changes).await.is_ok();
     apply_mirror(&with_replica_as_opened(|r| {
@@ -504,23 +504,46 @@ pub async fn read_primary() -> Result<Vec<(String, Value)>, StorageFailure> {
     primary_entries(Object::from(browser::local_get(&JsValue::NULL).await?))
 }
 
+/// [`read_primary`], leaving the archive chunks' texts in Firefox's answer until the core asks.
+async fn read_primary_lazily() -> Result<ReadEntries, StorageFailure> {
+    primary_entries_lazily(Object::from(browser::local_get(&JsValue::NULL).await?))
+}
+
 /// The entries of `get(null)`'s answer `all`, but the offline checks' snapshot.
 fn primary_entries(all: Object) -> Result<Vec<(String, Value)>, StorageFailure> {
+    primary_entries_lazily(all).map(ReadEntries::into_values)
+}
+
+/// How much of an archive chunk's text is copied before the start decides whether to read it:
+/// its summary takes about 150 characters with this build's ids.
+const CHUNK_HEAD: u32 = 512;
+
+/// [`primary_entries`], leaving the archive chunks' texts in `all` until the core asks for them
+/// (a desk's start reads few of them before it is ready).
+fn primary_entries_lazily(all: Object) -> Result<ReadEntries, StorageFailure> {
     // Archive chunks and export records are JSON text already: taken as strings, not escaped
     // into and out of the JSON below (megabytes at 50,000 stored). They and the snapshot are
     // deleted from Firefox's copy, and the rest goes through one JSON round trip, which is
     // much faster than converting thousands of objects (or visiting them) one by one.
     let mut texts = Vec::new();
+    let mut chunks = Vec::new();
     for key in Object::keys(&all).iter() {
         let Some(name) = key.as_string() else {
             continue;
         };
         if store::is_archive_key(&name) || store::is_export_key(&name) {
+            let value = js_sys::Reflect::get(&all, &key)?;
             // Not text: left in the rest, so the core quarantines it.
-            let Some(text) = js_sys::Reflect::get(&all, &key)?.as_string() else {
+            let Some(text) = value.dyn_ref::<js_sys::JsString>() else {
                 continue;
             };
-            texts.push((name, Value::String(text)));
+            if store::is_archive_key(&name) {
+                let head = String::from(text.slice(0, CHUNK_HEAD));
+                let text = text.clone();
+                chunks.push((name, LazyText::new(head, move || String::from(text))));
+            } else {
+                texts.push((name, Value::String(String::from(text))));
+            }
         } else if !keys::is_checks_key(&name) {
             continue;
         }
@@ -529,9 +552,12 @@ fn primary_entries(all: Object) -> Result<Vec<(String, Value)>, StorageFailure> 
     let text: String = js_sys::JSON::stringify(&all)?.into();
     let map: Map<String, Value> =
         serde_json::from_str(&text).map_err(|e| StorageFailure(e.to_string()))?;
-    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-    entries.extend(texts);
-    Ok(entries)
+    let mut values: Vec<(String, Value)> = map.into_iter().collect();
+    values.extend(texts);
+    Ok(ReadEntries {
+        values,
+        texts: chunks,
+    })
 }
 
 /// Every mirror entry's key and text. All of `localStorage` comes as one JSON object of texts
