@@ -8,10 +8,11 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `meta` | `{"schema": 2}` ([`CURRENT_SCHEMA`]) |
+//! | `meta` | `{"schema": 3}` ([`CURRENT_SCHEMA`]) |
 //! | `settings` | the [`Settings`](crate::settings::Settings) JSON; the password only when remembered |
 //! | `tx:<id>` | one transaction in an envelope: `{"v": 1, "tx": {…}}` |
 //! | `archive:<first id>.<hash>` | JSON text `{"v": 1, "txs": [...]}`: [`ARCHIVE_CHUNK`] transactions Koha accepted ([`archive`]) |
+//! | `pending:<first id>.<hash>` | JSON text in the archive's format: up to [`PENDING_CHUNK`] transactions Koha had not accepted when it was written ([`pending`]) |
 //! | `exported:<ms>.<first id>` | JSON text `{"v": 1, "at": …, "ids": [...]}`: one `.koc` export ([`exports`]) |
 //! | `checks:meta`, `checks:<generation>:…` | the offline checks' snapshot of Koha ([`crate::checks`]) |
 //! | `quarantine:<key>` | an entry that could not be read, kept aside with the reason |
@@ -21,8 +22,9 @@
 //! stored, and two desk pages writing at once never overwrite each other's transactions. Once
 //! [`ARCHIVE_CHUNK`] transactions Koha accepted (which never change again) are stored that way,
 //! they are packed into one archive chunk, so a desk with 50,000 stored reads about a hundred
-//! keys at start instead of 50,000. Keys of other shapes belong to other parts of the add-on and
-//! are left alone.
+//! keys at start instead of 50,000. The others are packed the same way into pending chunks by a
+//! start that holds the send lock, once [`PENDING_MIN`] are stored one key each. Keys of other
+//! shapes belong to other parts of the add-on and are left alone.
 //!
 //! # The mirror (`localStorage`)
 //!
@@ -67,6 +69,7 @@ mod layout;
 mod memory;
 mod migrate;
 mod open;
+pub mod pending;
 mod reconcile;
 mod replica;
 mod snapshot;
@@ -82,9 +85,9 @@ pub use exports::ExportRecord;
 pub use incoming::{decode_change, StoredChange};
 pub use keys::{
     id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, is_mirror_key,
-    is_quarantine_key, is_transaction_key, mirror_key, transaction_key, ARCHIVE_PREFIX,
-    BARRIER_KEY, CURRENT_SCHEMA, ENVELOPE_VERSION, EXPORT_PREFIX, META_KEY, MIRROR_PREFIX,
-    QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
+    is_pending_key, is_quarantine_key, is_transaction_key, mirror_key, transaction_key,
+    ARCHIVE_PREFIX, BARRIER_KEY, CURRENT_SCHEMA, ENVELOPE_VERSION, EXPORT_PREFIX, META_KEY,
+    MIRROR_PREFIX, PENDING_PREFIX, QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
 };
 pub use layout::{
     decode_mirror, decode_settings, decode_transaction, encode_settings, encode_transaction,
@@ -92,7 +95,8 @@ pub use layout::{
 };
 pub use memory::{MemoryStore, Store};
 pub use migrate::{apply_to_map, migrate};
-pub use open::{open, Opened};
+pub use open::{open, open_packing, Opened};
+pub use pending::{pending_put, PENDING_CHUNK, PENDING_MIN};
 pub use reconcile::{load_mirror, reconcile, Reconciled};
 pub use replica::{EntryChange, PackingPlan, Replica, Writes};
 pub use snapshot::{load_snapshot, meta_value, schema_of, Problem, Snapshot};

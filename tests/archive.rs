@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use koha_offline_circ::store::{
-    self, decode_change, is_archive_key, is_export_key, is_transaction_key, open, pack_plan,
-    transaction_key, write_plan, Change, ExportRecord, MemoryStore, Store, StoredChange,
-    ARCHIVE_CHUNK,
+    self, decode_change, is_archive_key, is_export_key, is_pending_key, is_transaction_key, open,
+    pack_plan, transaction_key, write_plan, Change, ExportRecord, MemoryStore, Store, StoredChange,
+    ARCHIVE_CHUNK, PENDING_CHUNK, PENDING_MIN,
 };
 use koha_offline_circ::{
     Action, Amount, Barcode, Branchcode, Cardnumber, Status, Transaction, TransactionId,
@@ -405,7 +405,9 @@ mod properties {
                 }
             }
 
-            let first = open(primary.entries(), Vec::new(), None).unwrap();
+            // Holding the send lock: it packs what Koha accepted into the archive and, from
+            // PENDING_MIN on, the others into pending chunks.
+            let first = open(primary.entries(), Vec::new(), Some(at(100_000))).unwrap();
             let applied_now = cut.index(first.primary_changes.len() + 1);
             primary.apply(&first.primary_changes[..applied_now]).unwrap();
 
@@ -414,13 +416,21 @@ mod properties {
             let last = open(primary.entries(), Vec::new(), None).unwrap();
             prop_assert!(last.primary_changes.is_empty());
             prop_assert_eq!(&last.transactions, &txs);
-            // Packed only in full chunks, and only what Koha accepted.
+            // The archive packed only in full chunks, and only what Koha accepted; the others
+            // in pending chunks once there are PENDING_MIN.
             let chunks = keys(&primary, is_archive_key).len();
             let accepted_count = accepted.iter().filter(|&&a| a).count();
             prop_assert_eq!(chunks, accepted_count / ARCHIVE_CHUNK);
+            let unsent = txs.len() - accepted_count;
+            let (pending, unsent_own) = if unsent >= PENDING_MIN {
+                (unsent.div_ceil(PENDING_CHUNK), 0)
+            } else {
+                (0, unsent)
+            };
+            prop_assert_eq!(keys(&primary, is_pending_key).len(), pending);
             prop_assert_eq!(
                 keys(&primary, is_transaction_key).len(),
-                txs.len() - chunks * ARCHIVE_CHUNK
+                accepted_count - chunks * ARCHIVE_CHUNK + unsent_own
             );
         }
     }

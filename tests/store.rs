@@ -80,7 +80,14 @@ fn key_layout() {
     assert!(!is_mirror_key(&transaction_key(&tx.id)));
     assert_eq!(store::META_KEY, "meta");
     assert_eq!(store::SETTINGS_KEY, "settings");
-    assert_eq!(CURRENT_SCHEMA, 2);
+    assert_eq!(CURRENT_SCHEMA, 3);
+    assert!(store::is_pending_key(
+        "pending:0019bb2a338c0-00000000000f4df8.f6cd0c366b67b7d5"
+    ));
+    assert!(!store::is_pending_key("pending:"));
+    assert!(!store::is_pending_key("archive:x"));
+    assert!(!store::is_archive_key("pending:x"));
+    assert!(!is_transaction_key("pending:x"));
 }
 
 #[test]
@@ -364,7 +371,7 @@ fn fresh_install_only_writes_meta() {
         changes,
         vec![Change::Put {
             key: "meta".into(),
-            value: json!({"schema": 2})
+            value: json!({"schema": 3})
         }]
     );
     // Foreign keys alone are not pre-release data.
@@ -373,43 +380,43 @@ fn fresh_install_only_writes_meta() {
 }
 
 #[test]
-fn schema_1_only_gets_a_new_meta_and_current_needs_nothing() {
+fn schemas_1_and_2_only_get_a_new_meta_and_current_needs_nothing() {
     let tx = checkout(1);
     let entries = vec![
         ("meta".into(), json!({"schema": 1})),
         (transaction_key(&tx.id), encode_transaction(&tx)),
     ];
     assert_eq!(store::schema_of(&entries).unwrap(), Some(1));
-    // 1 → 2 changes no data (archive chunks and export records are new kinds of entry): it
-    // only records the new schema, so schema-1 builds refuse storage they would misread.
-    assert_eq!(
-        migrate(&entries, Some(1)).unwrap(),
-        vec![Change::Put {
-            key: "meta".into(),
-            value: json!({"schema": 2})
-        }]
-    );
-    assert!(migrate(&entries, Some(2)).unwrap().is_empty());
+    // 1 → 2 → 3 changes no data (archive chunks, export records, then pending chunks are new
+    // kinds of entry): it only records the new schema, so earlier builds refuse storage they
+    // would misread.
+    let new_meta = vec![Change::Put {
+        key: "meta".into(),
+        value: json!({"schema": 3}),
+    }];
+    assert_eq!(migrate(&entries, Some(1)).unwrap(), new_meta);
+    assert_eq!(migrate(&entries, Some(2)).unwrap(), new_meta);
+    assert!(migrate(&entries, Some(3)).unwrap().is_empty());
 }
 
 #[test]
 fn a_future_schema_is_refused_and_nothing_is_written() {
     let entries = vec![
-        ("meta".to_string(), json!({"schema": 3})),
+        ("meta".to_string(), json!({"schema": 4})),
         ("tx:future".to_string(), json!({"v": 9, "whatever": true})),
     ];
-    let err = migrate(&entries, Some(3)).unwrap_err();
+    let err = migrate(&entries, Some(4)).unwrap_err();
     assert_eq!(
         err,
         StoreError::FutureSchema {
-            found: 3,
-            supported: 2
+            found: 4,
+            supported: 3
         }
     );
     assert_eq!(err.kind(), "future-schema");
     assert_eq!(
         err.to_string(),
-        "storage has schema 3, newer than the 2 this version reads; update the add-on"
+        "storage has schema 4, newer than the 3 this version reads; update the add-on"
     );
     let err = open(entries, Vec::new(), Some(at(0))).unwrap_err();
     assert_eq!(err.kind(), "future-schema");
@@ -457,14 +464,14 @@ fn pre_release_bare_transactions_are_enveloped() {
         .unwrap();
     primary.apply(&changes).unwrap();
     let snap = load_snapshot(primary.entries());
-    assert_eq!(snap.schema, Some(2));
+    assert_eq!(snap.schema, Some(3));
     assert_eq!(snap.transactions, vec![a, b]);
     // The unreadable one was not dropped by the migration; it is reported and kept aside.
     assert_eq!(snap.problems.len(), 1);
     assert_eq!(snap.problems[0].key, "tx:junk");
     assert_eq!(snap.problems[0].error.kind(), "not-enveloped");
     // Once migrated, nothing more to do.
-    assert!(migrate(&primary.entries(), Some(2)).unwrap().is_empty());
+    assert!(migrate(&primary.entries(), Some(3)).unwrap().is_empty());
 }
 
 #[test]
@@ -485,7 +492,7 @@ fn an_interrupted_migration_runs_again_safely() {
             },
             Change::Put {
                 key: "meta".into(),
-                value: json!({"schema": 2})
+                value: json!({"schema": 3})
             },
         ]
     );
@@ -514,7 +521,7 @@ fn a_bad_meta_is_kept_aside_and_replaced() {
         )
         .unwrap();
     store.apply(&opened.primary_changes).unwrap();
-    assert_eq!(store.get("meta"), Some(json!({"schema": 2})));
+    assert_eq!(store.get("meta"), Some(json!({"schema": 3})));
     assert_eq!(store.get("quarantine:meta").unwrap()["value"], "one");
 }
 
@@ -894,12 +901,23 @@ fn two_desks_recording_alternately_keep_all_200() {
     let opened = start(&mut primary, &mut mirror, at(5000));
     assert_eq!(opened.transactions.len(), 200);
     assert!(opened.problems.is_empty());
+    // Nothing to repair: the start (holding the send lock) only packs the 190 unsent.
     assert!(
-        opened.primary_changes.is_empty(),
+        opened.primary_changes.iter().all(|change| match change {
+            Change::Put { key, .. } => store::is_pending_key(key),
+            Change::Remove { key } => store::is_transaction_key(key),
+        }),
         "{:?}",
         opened.primary_changes
     );
     assert!(opened.mirror_changes.is_empty());
+    let again = start(&mut primary, &mut mirror, at(6000));
+    assert!(
+        again.primary_changes.is_empty(),
+        "{:?}",
+        again.primary_changes
+    );
+    assert_eq!(again.transactions, opened.transactions);
     let queued = opened
         .transactions
         .iter()

@@ -349,6 +349,12 @@ pub fn encode_chunk(txs: &[Transaction]) -> String {
 
 /// The key for a chunk of these transactions (sorted by id, not empty).
 pub fn chunk_key(txs: &[Transaction]) -> String {
+    key_with_prefix(ARCHIVE_PREFIX, txs)
+}
+
+/// `<prefix><first id>.<hash of all ids>`: two pages packing the same transactions write the
+/// same entry, and different sets never overwrite each other.
+pub(super) fn key_with_prefix(prefix: &str, txs: &[Transaction]) -> String {
     // FNV-1a over every id: stable across builds and platforms, unlike std's hasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for tx in txs {
@@ -358,7 +364,7 @@ pub fn chunk_key(txs: &[Transaction]) -> String {
         }
     }
     let first = txs.first().map_or("", |tx| tx.id.as_str());
-    format!("{ARCHIVE_PREFIX}{first}.{hash:016x}")
+    format!("{prefix}{first}.{hash:016x}")
 }
 
 /// Reads a chunk: the value must be the JSON text [`encode_chunk`] writes, every transaction in

@@ -3,15 +3,22 @@
 //! without holding the transactions themselves.
 
 use super::incoming::{decode_change, StoredChange};
-use super::keys::{is_archive_key, is_transaction_key};
+use super::keys::{is_archive_key, is_pending_key, is_transaction_key};
 use crate::transaction::TransactionId;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
-/// The ids of the stored transactions Koha has not accepted.
+/// Where the stored transactions Koha has not accepted are, by id.
 #[derive(Debug, Default)]
 pub struct NotAcceptedTally {
-    ids: FxHashSet<TransactionId>,
+    /// Transactions stored under their own key, and whether that copy is accepted.
+    own: FxHashMap<TransactionId, bool>,
+    /// Every pending chunk, with the ids it holds.
+    pending: FxHashMap<String, Vec<TransactionId>>,
+    /// How many pending chunks hold each id.
+    pended: FxHashMap<TransactionId, u32>,
+    /// Of the ids an own key or a pending chunk holds, those an archive chunk holds too.
+    archived: FxHashSet<TransactionId>,
 }
 
 impl NotAcceptedTally {
@@ -20,14 +27,15 @@ impl NotAcceptedTally {
         let mut tally = NotAcceptedTally::default();
         let mut chunks = Vec::new();
         for (key, value) in entries {
-            if is_transaction_key(key) {
+            if is_transaction_key(key) || is_pending_key(key) {
                 tally.apply(key, Some(value));
             } else if is_archive_key(key) {
                 chunks.push((key, value));
             }
         }
-        // Chunks only matter for an own key a send run left beside its chunk (removed after the
-        // run, or at the next start if its page went away first): decoded only if any counts.
+        // Chunks only matter for a copy left beside one (an own key a send run left, removed
+        // after the run or at the next start; a pending chunk's copy until the next packing):
+        // decoded only if any counts.
         if tally.count() > 0 {
             for (key, value) in chunks {
                 tally.apply(key, Some(value));
@@ -38,27 +46,38 @@ impl NotAcceptedTally {
 
     /// Takes one changed entry: its key and its new value (`None`: removed).
     pub fn apply(&mut self, key: &str, new_value: Option<&Value>) {
-        // A removed chunk was cleared with its transactions, whose own keys are gone already.
-        let counted = is_transaction_key(key) || (is_archive_key(key) && new_value.is_some());
+        // A removed archive chunk was cleared with its transactions, whose other copies go
+        // with the same clear.
+        let counted = is_transaction_key(key)
+            || is_pending_key(key)
+            || (is_archive_key(key) && new_value.is_some());
         if !counted {
             return;
         }
         match decode_change(key, new_value, None) {
             Ok(StoredChange::Transaction(tx)) => {
-                if tx.status().is_accepted() {
-                    self.ids.remove(&tx.id);
-                } else {
-                    self.ids.insert(tx.id);
-                }
+                let accepted = tx.status().is_accepted();
+                self.own.insert(tx.id, accepted);
             }
             Ok(StoredChange::Removed(id)) => {
-                self.ids.remove(&id);
+                self.own.remove(&id);
             }
+            Ok(StoredChange::Pending(txs)) => {
+                self.unpend(key);
+                for tx in &txs {
+                    *self.pended.entry(tx.id.clone()).or_insert(0) += 1;
+                }
+                self.pending
+                    .insert(key.to_owned(), txs.into_iter().map(|tx| tx.id).collect());
+            }
+            Ok(StoredChange::PendingRemoved) => self.unpend(key),
             // A send run stores what Koha accepted as a chunk and leaves each one's own key, with
             // its copy from before, to be removed after the run: the chunk's copy counts.
             Ok(StoredChange::Archived(txs) | StoredChange::ArchiveTrimmed { kept: txs, .. }) => {
                 for tx in txs {
-                    self.ids.remove(&tx.id);
+                    if self.own.contains_key(&tx.id) || self.pended.contains_key(&tx.id) {
+                        self.archived.insert(tx.id);
+                    }
                 }
             }
             // Unreadable entries are quarantined by the next page that opens; not counted.
@@ -66,9 +85,30 @@ impl NotAcceptedTally {
         }
     }
 
-    /// How many there are.
+    fn unpend(&mut self, key: &str) {
+        for id in self.pending.remove(key).unwrap_or_default() {
+            if let Some(n) = self.pended.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.pended.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// How many there are: held by an own key Koha has not accepted or by a pending chunk, and
+    /// by no accepted copy (accepted is final: any accepted copy is the newest).
     pub fn count(&self) -> usize {
-        self.ids.len()
+        let held = self
+            .own
+            .iter()
+            .filter(|(_, accepted)| !**accepted)
+            .map(|(id, _)| id)
+            .chain(self.pended.keys());
+        let ids: FxHashSet<&TransactionId> = held
+            .filter(|id| !self.archived.contains(*id) && self.own.get(*id) != Some(&true))
+            .collect();
+        ids.len()
     }
 }
 

@@ -13,7 +13,7 @@
 //! A chunk is deferred only when the stored schema is this build's (no migration runs), when
 //! every chunk stored has a summary (one without has ids this module cannot know before reading
 //! it), and when its range of ids, first to last, overlaps no other chunk's and holds no id of a
-//! single key, a mirror entry or an export record. Ids are compared as the stored text, as
+//! single key, a pending chunk, a mirror entry or an export record. Ids are compared as the stored text, as
 //! everywhere in the store.
 
 use super::archive::{decode_chunk, ChunkSummary};
@@ -21,7 +21,8 @@ use super::chunk_text::read_summary;
 use super::error::StoreError;
 use super::exports::decode_export;
 use super::keys::{
-    id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, CURRENT_SCHEMA,
+    id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, is_pending_key,
+    CURRENT_SCHEMA,
 };
 use super::snapshot::schema_of;
 use crate::transaction::{Transaction, TransactionId};
@@ -222,6 +223,11 @@ pub fn defer_chunks(
             }
         } else if let Some(id) = id_of_transaction_key(key) {
             other_ids.push(id);
+        } else if is_pending_key(key) {
+            // An unreadable chunk holds nothing, at any start.
+            if let Ok(txs) = decode_chunk(key, value) {
+                other_ids.extend(txs.into_iter().map(|tx| tx.id));
+            }
         } else if is_export_key(key) {
             // An unreadable record marks nothing, at any start.
             if let Ok(record) = decode_export(key, value) {

@@ -5,7 +5,8 @@ use super::archive::decode_chunk;
 use super::error::StoreError;
 use super::exports::{decode_export, ExportRecord};
 use super::keys::{
-    id_of_transaction_key, is_archive_key, is_export_key, is_transaction_key, SETTINGS_KEY,
+    id_of_transaction_key, is_archive_key, is_export_key, is_pending_key, is_transaction_key,
+    SETTINGS_KEY,
 };
 use super::layout::{decode_settings, decode_transaction};
 use crate::settings::Settings;
@@ -31,6 +32,10 @@ pub enum StoredChange {
         /// Those the older copy held and this one does not.
         dropped: Vec<TransactionId>,
     },
+    /// A pending chunk was written (see [`super::pending`]): it holds these transactions now.
+    Pending(Vec<Transaction>),
+    /// A pending chunk was removed.
+    PendingRemoved,
     /// An export record was written: these transactions went into a `.koc` file.
     Exported(ExportRecord),
     /// The settings were written (`None`: deleted).
@@ -70,9 +75,11 @@ pub fn decode_change(
                 StoredChange::ArchiveTrimmed { kept, dropped }
             })
         }
+        Some(value) if is_pending_key(key) => decode_chunk(key, value).map(StoredChange::Pending),
         Some(value) if is_export_key(key) => decode_export(key, value).map(StoredChange::Exported),
         None => match id_of_transaction_key(key) {
             Some(id) => Ok(StoredChange::Removed(id)),
+            None if is_pending_key(key) => Ok(StoredChange::PendingRemoved),
             None if is_archive_key(key) => match old_value {
                 Some(old) => decode_chunk(key, old).map(|txs| {
                     StoredChange::ArchiveRemoved(txs.into_iter().map(|tx| tx.id).collect())

@@ -4,7 +4,7 @@
 use crate::transaction::TransactionId;
 
 /// The storage schema this build writes and reads. Stored under [`META_KEY`].
-pub const CURRENT_SCHEMA: u32 = 2;
+pub const CURRENT_SCHEMA: u32 = 3;
 /// The version of the transaction envelope this build writes.
 pub const ENVELOPE_VERSION: u64 = 1;
 /// The version of the archive chunk format this build writes.
@@ -27,6 +27,8 @@ pub const QUARANTINE_PREFIX: &str = "quarantine:";
 pub const MIRROR_PREFIX: &str = "koha-offline-circ:tx:";
 /// Prefix of an archive chunk's key.
 pub const ARCHIVE_PREFIX: &str = "archive:";
+/// Prefix of a pending chunk's key: transactions Koha had not accepted when it was written.
+pub const PENDING_PREFIX: &str = "pending:";
 /// Prefix of an export record's key.
 pub const EXPORT_PREFIX: &str = "exported:";
 
@@ -89,6 +91,12 @@ pub fn is_quarantine_key(key: &str) -> bool {
 /// Whether `key` holds an archive chunk.
 pub fn is_archive_key(key: &str) -> bool {
     key.strip_prefix(ARCHIVE_PREFIX)
+        .is_some_and(|rest| !rest.is_empty())
+}
+
+/// Whether `key` holds a pending chunk.
+pub fn is_pending_key(key: &str) -> bool {
+    key.strip_prefix(PENDING_PREFIX)
         .is_some_and(|rest| !rest.is_empty())
 }
 

@@ -6,6 +6,7 @@ use super::error::StoreError;
 use super::exports;
 use super::keys::{is_quarantine_key, transaction_key, META_KEY};
 use super::migrate::{apply_to_map, migrate};
+use super::pending::{plan_pending, PENDING_MIN};
 use super::reconcile::{load_mirror, reconcile};
 use super::snapshot::{load_snapshot, quarantine, schema_of, Problem};
 use crate::settings::Settings;
@@ -35,6 +36,10 @@ pub struct Opened {
     /// Ids of the transactions in the archive once `primary_changes` are applied (they are no
     /// longer stored one key each: removing such a key is not a deletion).
     pub archived: FxHashSet<TransactionId>,
+    /// Every pending chunk read, with the ids it holds: as read, not once `primary_changes` are
+    /// applied. A packing may be refused or cut short; its writes reach the page as events,
+    /// like other pages' writes, in the order they were stored.
+    pub pending: Vec<(String, Vec<TransactionId>)>,
     /// Ids of accepted transactions still stored one key each once `primary_changes` are
     /// applied (fewer than [`ARCHIVE_CHUNK`](super::ARCHIVE_CHUNK) after packing).
     pub loose_accepted: FxHashSet<TransactionId>,
@@ -46,8 +51,9 @@ pub struct Opened {
 }
 
 /// The start-up sequence over both stores' entries: schema check and migrations, reading with
-/// quarantine, reconciliation, recovery of interrupted sends, export records, and packing
-/// accepted transactions into the archive once there are [`ARCHIVE_CHUNK`](super::ARCHIVE_CHUNK). Fails only on
+/// quarantine, reconciliation, recovery of interrupted sends, export records, packing
+/// accepted transactions into the archive once there are [`ARCHIVE_CHUNK`](super::ARCHIVE_CHUNK),
+/// and, holding the send lock, the others into pending chunks. Fails only on
 /// [`StoreError::FutureSchema`], when nothing must be written.
 ///
 /// `recover_at`: `Some(now)` turns every transaction still `sending` into `uncertain`; pass it
@@ -59,6 +65,18 @@ pub fn open(
     primary: Vec<(String, Value)>,
     mirror: Vec<(String, Value)>,
     recover_at: Option<DateTime<Utc>>,
+) -> Result<Opened, StoreError> {
+    open_packing(primary, mirror, recover_at, PENDING_MIN)
+}
+
+/// [`open`], packing the transactions Koha has not accepted into pending chunks once
+/// `pending_min` of them are stored one key each (see [`super::pending`]; the simulation packs
+/// its short histories with a small one). Only a start holding the send lock packs.
+pub fn open_packing(
+    primary: Vec<(String, Value)>,
+    mirror: Vec<(String, Value)>,
+    recover_at: Option<DateTime<Utc>>,
+    pending_min: usize,
 ) -> Result<Opened, StoreError> {
     let stored_schema = schema_of(&primary);
     let mut taken: BTreeSet<String> = primary
@@ -158,7 +176,7 @@ pub fn open(
             key: transaction_key(id),
         });
     }
-    loose.extend(rewritten);
+    loose.extend(rewritten.iter().cloned());
     let packing = pack_plan(reconciled.merged.iter().filter(|tx| loose.contains(&tx.id)));
     let mut archived: FxHashSet<TransactionId> = snapshot.archived.into_iter().collect();
     for id in &packing.packed {
@@ -166,6 +184,27 @@ pub fn open(
         archived.insert(id.clone());
     }
     primary_changes.extend(packing.changes);
+    let pending = plan_pending(
+        &reconciled.merged,
+        &snapshot.pending,
+        &loose,
+        recover_at.map(|_| pending_min),
+    );
+    for id in &pending.packed {
+        loose.remove(id);
+    }
+    primary_changes.extend(pending.changes);
+    if recover_at.is_some() {
+        // Holding the send lock, no page writes an own key meanwhile: one a packing cut short
+        // left beside its pending chunk's copy goes.
+        for id in &snapshot.redundant_pending {
+            if !rewritten.contains(id) && loose.remove(id) {
+                primary_changes.push(Change::Remove {
+                    key: transaction_key(id),
+                });
+            }
+        }
+    }
     if recover_at.is_some() {
         // Holding the send lock: no clear trims a chunk meanwhile.
         primary_changes.extend(snapshot.summaries_added);
@@ -189,6 +228,7 @@ pub fn open(
         quarantined: quarantined.into_iter().collect(),
         recovered,
         archived,
+        pending: snapshot.pending,
         loose_accepted,
         primary_changes,
         mirror_changes,

@@ -16,19 +16,20 @@ use super::error::StoreError;
 use super::exports::decode_export;
 use super::incoming::{decode_change, StoredChange};
 use super::keys::{
-    id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, mirror_key,
-    transaction_key,
+    id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, is_pending_key,
+    mirror_key, transaction_key,
 };
 use super::layout::{
     decode_mirror, decode_transaction, encode_transaction, remove_plan, write_plan,
 };
-use super::open::{open, Opened};
+use super::open::{open_packing, Opened};
+use super::pending::PENDING_MIN;
 use super::snapshot::quarantine;
 use crate::journal::{self, Counts, Filter, Journal, Page, Retry, Upserted};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
 
@@ -81,6 +82,14 @@ pub struct Replica {
     never_stored: FxHashSet<TransactionId>,
     /// Ids in archive chunks: removing their single key is packing, not deleting.
     archived: FxHashSet<TransactionId>,
+    /// Every pending chunk heard of, with the ids it holds.
+    pending_chunks: FxHashMap<String, Vec<TransactionId>>,
+    /// How many pending chunks hold each id: while one does, removing its own key is packing,
+    /// not deleting (see [`super::pending`]).
+    pended: FxHashMap<TransactionId, u32>,
+    /// How many unaccepted transactions stored one key each a start holding the send lock
+    /// packs; `None`: [`PENDING_MIN`].
+    pending_min: Option<usize>,
     /// Accepted transactions stored one key each, packed once there are [`ARCHIVE_CHUNK`].
     loose_accepted: FxHashSet<TransactionId>,
     /// Archived transactions whose own key may still hold the copy from before a send run
@@ -134,8 +143,11 @@ impl Replica {
     /// About how many entries `browser.storage.local` holds for this journal: the single keys,
     /// the archive chunks and a few others (for [`super::keys::cheaper_read`]).
     pub fn stored_entries(&self) -> usize {
-        let single = self.journal.len().saturating_sub(self.archived.len());
-        single + self.archived.len().div_ceil(ARCHIVE_CHUNK) + 2
+        let single = self
+            .journal
+            .len()
+            .saturating_sub(self.archived.len() + self.pended.len());
+        single + self.archived.len().div_ceil(ARCHIVE_CHUNK) + self.pending_chunks.len() + 2
     }
 
     /// Whether `batch` is `barrier`'s own event and every batch before it has been applied (not
@@ -143,6 +155,62 @@ impl Replica {
     /// before the barrier.
     pub fn barrier_answered(&self, barrier: &Barrier, batch: &[EntryChange]) -> bool {
         self.arrived_while_reading.is_none() && barrier.answered_by(batch)
+    }
+
+    /// This replica's starts pack the unaccepted transactions stored one key each into pending
+    /// chunks once there are `min` of them (the simulation's histories are short).
+    pub fn packing_pending_from(mut self, min: usize) -> Self {
+        self.pending_min = Some(min);
+        self
+    }
+
+    /// Whether a pending chunk holds any of `ids`, as far as this page has heard.
+    pub fn holds_pending(&self, ids: &[TransactionId]) -> bool {
+        ids.iter().any(|id| self.pended.contains_key(id))
+    }
+
+    /// A pending chunk `key` holds `ids` now (replacing what it held before). Returns the ids it
+    /// held before and no longer does.
+    fn pend(&mut self, key: String, ids: Vec<TransactionId>) -> Vec<TransactionId> {
+        let before = self.unpend(&key);
+        for id in &ids {
+            *self.pended.entry(id.clone()).or_insert(0) += 1;
+        }
+        let now: FxHashSet<&TransactionId> = ids.iter().collect();
+        let dropped = before.into_iter().filter(|id| !now.contains(id)).collect();
+        self.pending_chunks.insert(key, ids);
+        dropped
+    }
+
+    /// The pending chunk `key` is gone. Returns the ids it held.
+    fn unpend(&mut self, key: &str) -> Vec<TransactionId> {
+        let ids = self.pending_chunks.remove(key).unwrap_or_default();
+        for id in &ids {
+            if let Some(n) = self.pended.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.pended.remove(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Of the ids a pending chunk no longer holds, forgets those gone from storage: held by no
+    /// pending chunk, and not accepted (an accepted copy is held by an own key or the archive,
+    /// whose removal says when it goes). Returns whether the journal changed.
+    fn forget_unpended(&mut self, ids: Vec<TransactionId>) -> bool {
+        let mut changed = false;
+        for id in ids {
+            let accepted = self
+                .journal
+                .get(&id)
+                .is_some_and(|tx| tx.status().is_accepted());
+            if !accepted && !self.pended.contains_key(&id) && !self.archived.contains(&id) {
+                changed |= self.journal.forget_removed(&id).is_some();
+            }
+        }
+        changed
     }
 
     /// An empty replica that keeps the batches it is given for after its first
@@ -222,10 +290,16 @@ impl Replica {
                 Deferred::default()
             }
         };
-        let mut opened = open(primary, mirror, recover_at)?;
+        let pending_min = self.pending_min.unwrap_or(PENDING_MIN);
+        let mut opened = open_packing(primary, mirror, recover_at, pending_min)?;
         // Moved, not cloned: tens of thousands of transactions.
         self.journal = Journal::from_transactions(std::mem::take(&mut opened.transactions));
         self.archived = std::mem::take(&mut opened.archived);
+        self.pending_chunks.clear();
+        self.pended.clear();
+        for (key, ids) in std::mem::take(&mut opened.pending) {
+            self.pend(key, ids);
+        }
         // The chunks whose rows the first page shows, until the rows held are newer than any
         // deferred one. Their ids are in no other entry, so each row is simply added (one by
         // one: a send run's chunks can be small, and rebuilding per chunk would cost more).
@@ -585,12 +659,15 @@ impl Replica {
             key: key.to_owned(),
         };
         for (key, value) in stored {
-            if is_archive_key(key) {
+            let archive = is_archive_key(key);
+            if archive || is_pending_key(key) {
                 // An unreadable chunk is left to the next start's quarantine.
                 let Ok(txs) = decode_chunk(key, value) else {
                     continue;
                 };
-                chunked.extend(txs.iter().map(|tx| tx.id.clone()));
+                if archive {
+                    chunked.extend(txs.iter().map(|tx| tx.id.clone()));
+                }
                 let before = txs.len();
                 let kept: Vec<Transaction> = txs
                     .into_iter()
@@ -670,10 +747,24 @@ impl Replica {
                     changed |= self.journal.upsert(tx) != Upserted::Kept;
                 }
                 // A packed transaction lost its single key but is still stored, in a chunk.
-                Ok(StoredChange::Removed(id)) if !self.archived.contains(&id) => {
+                Ok(StoredChange::Removed(id))
+                    if !self.archived.contains(&id) && !self.pended.contains_key(&id) =>
+                {
                     changed |= self.journal.forget_removed(&id).is_some();
                 }
                 Ok(StoredChange::Removed(_)) => {}
+                Ok(StoredChange::Pending(txs)) => {
+                    let ids = txs.iter().map(|tx| tx.id.clone()).collect();
+                    for tx in txs {
+                        changed |= self.journal.upsert(tx) != Upserted::Kept;
+                    }
+                    let dropped = self.pend(entry.key, ids);
+                    changed |= self.forget_unpended(dropped);
+                }
+                Ok(StoredChange::PendingRemoved) => {
+                    let dropped = self.unpend(&entry.key);
+                    changed |= self.forget_unpended(dropped);
+                }
                 Ok(StoredChange::Archived(txs)) => {
                     for tx in txs {
                         self.loose_accepted.remove(&tx.id);
@@ -764,9 +855,18 @@ impl Replica {
         let wanted: HashSet<&TransactionId> = ids.iter().collect();
         let mut own_keys = Vec::new();
         let mut chunks = Vec::new();
+        let mut in_pending = HashSet::new();
         for (key, value) in stored {
             if id_of_transaction_key(&key).is_some_and(|id| wanted.contains(&id)) {
                 own_keys.push((key, value));
+            } else if is_pending_key(&key) {
+                // An unreadable chunk is left to the next start's quarantine.
+                for tx in decode_chunk(&key, &value).unwrap_or_default() {
+                    if wanted.contains(&tx.id) {
+                        in_pending.insert(tx.id.clone());
+                        self.journal.upsert(tx);
+                    }
+                }
             } else if is_archive_key(&key) {
                 chunks.push((key, value));
             } else if is_export_key(&key) {
@@ -781,6 +881,7 @@ impl Replica {
             }
         }
         let mut found = self.merge_stored_copies(own_keys, mirror);
+        found.extend(in_pending);
         let unfound = self.unfound_stored(ids, &found);
         if !unfound.is_empty() {
             found.extend(self.settle_unfound(chunks.iter().map(|(k, v)| (k.as_str(), v)), unfound));
@@ -810,7 +911,7 @@ impl Replica {
     pub fn settle_unfound_heard(&mut self, unfound: Vec<TransactionId>) -> HashSet<TransactionId> {
         let found: HashSet<TransactionId> = unfound
             .iter()
-            .filter(|id| self.archived.contains(*id))
+            .filter(|id| self.archived.contains(*id) || self.pended.contains_key(*id))
             .cloned()
             .collect();
         self.forget_gone(unfound, &found);
@@ -839,14 +940,19 @@ impl Replica {
         ids: &[TransactionId],
         found: &HashSet<TransactionId>,
     ) -> Vec<TransactionId> {
+        // A pending chunk's copy reached this page through its event.
         ids.iter()
-            .filter(|id| !found.contains(*id) && !self.never_stored.contains(*id))
+            .filter(|id| {
+                !found.contains(*id)
+                    && !self.never_stored.contains(*id)
+                    && !self.pended.contains_key(*id)
+            })
             .cloned()
             .collect()
     }
 
-    /// Merges the copies the archive chunks hold of `ids` (`stored`: the entries of the store
-    /// of record, as read now). Returns the ids found there.
+    /// Merges the copies the archive and pending chunks hold of `ids` (`stored`: the entries of
+    /// the store of record, as read now). Returns the ids found there.
     fn merge_archived_copies<'a>(
         &mut self,
         stored: impl IntoIterator<Item = (&'a str, &'a Value)>,
@@ -855,15 +961,18 @@ impl Replica {
         let wanted: HashSet<&TransactionId> = ids.iter().collect();
         let mut found = HashSet::new();
         for (key, value) in stored {
-            if !is_archive_key(key) {
+            let archive = is_archive_key(key);
+            if !archive && !is_pending_key(key) {
                 continue;
             }
             for tx in decode_chunk(key, value).unwrap_or_default() {
                 if !wanted.contains(&tx.id) {
                     continue;
                 }
-                self.loose_accepted.remove(&tx.id);
-                self.archived.insert(tx.id.clone());
+                if archive {
+                    self.loose_accepted.remove(&tx.id);
+                    self.archived.insert(tx.id.clone());
+                }
                 found.insert(tx.id.clone());
                 self.journal.upsert(tx);
             }

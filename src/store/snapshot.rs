@@ -6,8 +6,8 @@ use super::chunk_text::read_summary;
 use super::error::StoreError;
 use super::exports::{decode_export, ExportRecord};
 use super::keys::{
-    is_archive_key, is_export_key, is_quarantine_key, CURRENT_SCHEMA, META_KEY, QUARANTINE_PREFIX,
-    SETTINGS_KEY, TX_PREFIX,
+    is_archive_key, is_export_key, is_pending_key, is_quarantine_key, CURRENT_SCHEMA, META_KEY,
+    QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
 };
 use super::layout::{decode_settings, decode_transaction, encode_settings};
 use crate::settings::Settings;
@@ -32,18 +32,24 @@ pub struct Problem {
 pub struct Snapshot {
     /// The stored schema (`None`: no `meta`, a fresh install or pre-release data).
     pub schema: Option<u32>,
-    /// Every readable transaction, single keys and archive, sorted by id. An id stored twice
+    /// Every readable transaction, single keys, pending chunks and archive, sorted by id. An id stored twice
     /// (a crash between packing and removing) appears twice; reconciling merges them.
     pub transactions: Vec<Transaction>,
     /// Ids of the transactions stored one key each (`tx:<id>`).
     pub loose: Vec<TransactionId>,
     /// Ids of the transactions in the archive.
     pub archived: Vec<TransactionId>,
+    /// The pending chunks read: each key with the ids it holds.
+    pub pending: Vec<(String, Vec<TransactionId>)>,
     /// Ids whose single key adds nothing to an archive chunk's copy (the same history or a
     /// stale one, by [`Transaction::supersedes`], with an export mark no later): left over from a
     /// packing cut short between storing the chunk and removing the single keys, or a stale copy
     /// written back by another page.
     pub redundant: Vec<TransactionId>,
+    /// Ids whose single key adds nothing, by the same rule, to a pending chunk's copy: left over
+    /// from a packing of unsent transactions cut short. Only a start holding the send lock may
+    /// remove them (until then another page may write a newer copy there).
+    pub redundant_pending: Vec<TransactionId>,
     /// The export records read, with their keys.
     pub exports: Vec<(String, ExportRecord)>,
     /// The settings, if stored and valid.
@@ -60,7 +66,7 @@ pub struct Snapshot {
     pub summaries_added: Vec<Change>,
 }
 
-/// Reads every entry of `browser.storage.local`. A bad transaction, archive chunk, export record
+/// Reads every entry of `browser.storage.local`. A bad transaction, chunk, export record
 /// or settings entry is reported in [`Snapshot::problems`] and moved under a `quarantine:` key,
 /// never dropped. A bad `meta` is reported too (the schema then reads as unknown). Keys of other
 /// shapes are ignored.
@@ -76,7 +82,9 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         transactions: Vec::new(),
         loose: Vec::new(),
         archived: Vec::new(),
+        pending: Vec::new(),
         redundant: Vec::new(),
+        redundant_pending: Vec::new(),
         exports: Vec::new(),
         settings: None,
         problems: Vec::new(),
@@ -91,6 +99,7 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
         .collect();
     let mut singles: Vec<Transaction> = Vec::new();
     let mut chunk_copies: FxHashMap<TransactionId, Transaction> = FxHashMap::default();
+    let mut pending_copies: FxHashMap<TransactionId, Transaction> = FxHashMap::default();
     for (key, value) in &entries {
         let outcome = if key == META_KEY {
             match read_schema(value) {
@@ -143,6 +152,19 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
                 }
                 Err(e) => Err(e),
             }
+        } else if is_pending_key(key) {
+            match decode_chunk(key, value) {
+                Ok(txs) => {
+                    let ids = txs.iter().map(|tx| tx.id.clone()).collect();
+                    snapshot.pending.push((key.clone(), ids));
+                    for tx in txs.iter().filter(|tx| single_ids.contains(tx.id.as_str())) {
+                        pending_copies.insert(tx.id.clone(), tx.clone());
+                    }
+                    snapshot.transactions.extend(txs);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
         } else if is_export_key(key) {
             match decode_export(key, value) {
                 Ok(record) => {
@@ -166,15 +188,19 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
     }
     // A single key is spare when merging it into a chunk's copy gives that copy back (the same
     // life or a stale one, with an export mark no later): removing it loses nothing.
-    snapshot.redundant = singles
-        .iter()
-        .filter(|single| {
-            chunk_copies.get(&single.id).is_some_and(|copy| {
-                !single.supersedes(copy) && copy.exported_at >= single.exported_at
+    let adds_nothing_to = |copies: &FxHashMap<TransactionId, Transaction>| {
+        singles
+            .iter()
+            .filter(|single| {
+                copies.get(&single.id).is_some_and(|copy| {
+                    !single.supersedes(copy) && copy.exported_at >= single.exported_at
+                })
             })
-        })
-        .map(|single| single.id.clone())
-        .collect();
+            .map(|single| single.id.clone())
+            .collect::<Vec<_>>()
+    };
+    snapshot.redundant = adds_nothing_to(&chunk_copies);
+    snapshot.redundant_pending = adds_nothing_to(&pending_copies);
     snapshot.transactions.extend(singles);
     snapshot.transactions.sort_by(|a, b| a.id.cmp(&b.id));
     snapshot

@@ -160,6 +160,9 @@ pub async fn delete_transaction(id: String) -> Result<JsValue, JsValue> {
     state::forget(std::slice::from_ref(&id))
         .await
         .map_err(storage_error)?;
+    state::forget_pending(std::slice::from_ref(&id))
+        .await
+        .map_err(storage_error)?;
     to_js(&RowDto::from(&tx))
 }
 

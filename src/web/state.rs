@@ -381,6 +381,16 @@ pub async fn forget_bulk(cleared: &[TransactionId]) -> Result<(), StorageFailure
     Ok(())
 }
 
+/// After [`forget`] of a transaction deleted on its own: a pending chunk's copy goes too (with
+/// [`forget_bulk`]). Once a barrier's event is here this page has heard of every pending chunk
+/// (under the send lock no page writes one meanwhile); otherwise everything is read.
+pub async fn forget_pending(ids: &[TransactionId]) -> Result<(), StorageFailure> {
+    if barrier_passed().await && !with_replica(|r| r.holds_pending(ids)) {
+        return Ok(());
+    }
+    forget_bulk(ids).await
+}
+
 /// How many transactions are held only in memory and the mirror. Asked after every call that
 /// awaited storage, so it leaves archive chunks unread.
 pub fn unsaved_count() -> usize {
@@ -521,7 +531,7 @@ const CHUNK_HEAD: u32 = 512;
 /// [`primary_entries`], leaving the archive chunks' texts in `all` until the core asks for them
 /// (a desk's start reads few of them before it is ready).
 fn primary_entries_lazily(all: Object) -> Result<ReadEntries, StorageFailure> {
-    // Archive chunks and export records are JSON text already: taken as strings, not escaped
+    // Chunks and export records are JSON text already: taken as strings, not escaped
     // into and out of the JSON below (megabytes at 50,000 stored). They and the snapshot are
     // deleted from Firefox's copy, and the rest goes through one JSON round trip, which is
     // much faster than converting thousands of objects (or visiting them) one by one.
@@ -531,7 +541,10 @@ fn primary_entries_lazily(all: Object) -> Result<ReadEntries, StorageFailure> {
         let Some(name) = key.as_string() else {
             continue;
         };
-        if store::is_archive_key(&name) || store::is_export_key(&name) {
+        if store::is_archive_key(&name)
+            || store::is_export_key(&name)
+            || store::is_pending_key(&name)
+        {
             let value = js_sys::Reflect::get(&all, &key)?;
             // Not text: left in the rest, so the core quarantines it.
             let Some(text) = value.dyn_ref::<js_sys::JsString>() else {

@@ -485,11 +485,24 @@ impl World {
                             &key[29..]
                         ));
                     }
+                    if self.debug && store::is_pending_key(key) {
+                        let ids: Vec<String> = store::archive::decode_chunk(key, value)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|tx| tx.id.as_str()[26..].to_owned())
+                            .collect();
+                        self.log
+                            .push(format!("{:4} primary put {key} {ids:?}", self.steps));
+                    }
                     self.storage.primary.insert(key.clone(), value.clone());
                     events.push((key.clone(), Some(value.clone()), old));
                 }
                 Change::Remove { key } => {
                     self.storage.version += 1;
+                    if self.debug && store::is_pending_key(key) {
+                        self.log
+                            .push(format!("{:4} primary removed {key}", self.steps));
+                    }
                     self.storage.primary.remove(key);
                     events.push((key.clone(), None, old));
                 }
@@ -617,7 +630,8 @@ impl World {
             false => Vec::new(),
         };
         let hearing = |heard: Vec<EntryChange>| {
-            let mut replica = Replica::keeping_changes();
+            // Short histories: a start holding the send lock packs from a few unsent rows on.
+            let mut replica = Replica::keeping_changes().packing_pending_from(3);
             replica.apply(heard);
             replica.begin_reading();
             replica
@@ -861,8 +875,18 @@ impl World {
         let (p, m) = store::remove_plan(&id);
         if self.write_primary(&[p]).is_ok() {
             self.write_mirror(&[m]);
-            self.librarian_deleted.insert(id.clone());
-            self.note(format!("page {i} deleted {id}"));
+            // The shell's `forget_pending`: a pending chunk's copy goes too.
+            let ids = [id.clone()];
+            let heard = self.barrier_passed(i) && !self.page(i).replica.holds_pending(&ids);
+            if heard || self.forget_bulk(i, &ids) {
+                self.librarian_deleted.insert(id.clone());
+                self.note(format!("page {i} deleted {id}"));
+            } else {
+                // Cut short: the shell reports it; the chunk's copy is back at the next start.
+                let tx = self.page(i).deleted.pop().unwrap();
+                let _ = self.page(i).replica.journal_mut().record(tx);
+                self.note(format!("page {i} deleted {id}, its pending copy stays"));
+            }
         } else {
             // Refused: the shell reports it; the row is back on the next start.
             let tx = self.page(i).deleted.pop().unwrap();
@@ -1386,9 +1410,10 @@ impl World {
                 view.insert(tx.id.clone(), tx);
             }
         }
-        // A run stores what Koha accepted as archive chunks, beside each one's older own key.
+        // A run stores what Koha accepted as archive chunks, beside each one's older own key; a
+        // start packs the others into pending chunks, and later copies go to their own key.
         for (key, value) in &self.storage.primary {
-            if !store::is_archive_key(key) {
+            if !store::is_archive_key(key) && !store::is_pending_key(key) {
                 continue;
             }
             for tx in store::archive::decode_chunk(key, value).unwrap_or_default() {

@@ -340,6 +340,104 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
     .await;
 }
 
+/// How many pending chunks `browser.storage.local` holds.
+async fn pending_chunks(ff: &Firefox) -> usize {
+    eval_async(
+        ff,
+        r#"return Object.keys(await browser.storage.local.get(null))
+               .filter((k) => k.startsWith("pending:")).length;"#,
+    )
+    .await
+    .as_u64()
+    .expect("a count") as usize
+}
+
+/// A start holding the send lock packs what an outage left unsent (one key each) into pending
+/// chunks; the other tab, the badge, a deletion and a send all keep every row exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsent_rows_are_packed_at_a_start_and_kept_and_sent_once() {
+    let koha = StandIn::start(Config::default()).expect("stand-in");
+    let settings = DeskSettings::queue(&koha);
+    let options = Options::granting_permissions();
+    with_desk_sending_to(options, koha, settings, move |ff, koha| async move {
+        let first = ff.client.window().await.expect("first tab");
+        let other = open_in_new_tab(&ff, "desk.html").await;
+        ff.wait_ready().await;
+        ff.client
+            .switch_to_window(first.clone())
+            .await
+            .expect("switch");
+        seed(&ff, 1, 300, 300, false).await;
+        ff.wait_until(
+            "all seeded",
+            "window.kocCore.listPage('', 0, 1).total === 300",
+        )
+        .await;
+        assert_eq!(
+            (key_kinds(&ff).await, pending_chunks(&ff).await),
+            ((300, 0), 0)
+        );
+        reload_desk_in(&ff, &first).await;
+        // 250 to a chunk: two chunks, and no single key left.
+        assert_eq!(
+            (key_kinds(&ff).await, pending_chunks(&ff).await),
+            ((0, 0), 2)
+        );
+        assert_eq!(
+            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+            json!(300)
+        );
+        wait_for_badge(&ff, "300").await;
+
+        // The other tab heard the packing as packing; it deletes one row.
+        ff.client
+            .switch_to_window(other.clone())
+            .await
+            .expect("switch");
+        assert_eq!(
+            ff.eval("window.kocCore.listPage('', 0, 1).total").await,
+            json!(300)
+        );
+        let gone = ff
+            .eval("window.kocCore.listPage('', 0, 300).rows[17].id")
+            .await;
+        let gone = gone.as_str().expect("an id").to_owned();
+        core_call(&ff, &format!("core.deleteTransaction({gone:?})")).await;
+        ff.client
+            .switch_to_window(first.clone())
+            .await
+            .expect("switch");
+        ff.wait_until(
+            "the deletion heard",
+            "window.kocCore.listPage('', 0, 1).total === 299",
+        )
+        .await;
+        wait_for_badge(&ff, "299").await;
+        total_now_and_after_reload(&ff, 299).await;
+        assert!(
+            stored_statuses(&ff).await.get(&gone).is_none(),
+            "the chunk let it go"
+        );
+
+        assert_eq!(send(&ff, Duration::from_secs(300)).await, "ran");
+        let barcodes: Vec<String> = koha
+            .service_requests()
+            .iter()
+            .filter_map(|r| {
+                r.params
+                    .iter()
+                    .find(|(n, _)| n == "barcode")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect();
+        let unique: BTreeSet<&String> = barcodes.iter().collect();
+        assert_eq!((barcodes.len(), unique.len()), (299, 299), "each sent once");
+        wait_for_badge(&ff, "").await;
+        total_now_and_after_reload(&ff, 299).await;
+    })
+    .await;
+}
+
 /// Issue 11, path 7: when the store of record refused the write that travelled with a request,
 /// the run ended before recording Koha's answer to that request, and after a reload the
 /// transaction Koha had accepted showed `uncertain` (this test expected `["queued",
@@ -527,13 +625,19 @@ async fn the_badge_counts_what_koha_has_not_accepted() {
     .await;
 }
 
-/// The status of every stored transaction, by id: its single key `tx:<id>`, or its copy in an
-/// archive chunk (accepted), which a send run writes beside the older single key.
+/// The status of every stored transaction, by id: its copy in a pending chunk (unsent rows a
+/// start packed), its single key `tx:<id>` (written later, so newer), or its copy in an archive
+/// chunk (accepted), which a send run writes beside the older single key.
 async fn stored_statuses(ff: &Firefox) -> Value {
     eval_async(
         ff,
         r#"const all = await browser.storage.local.get(null);
            const out = {};
+           for (const [k, v] of Object.entries(all)) {
+             if (k.startsWith("pending:")) {
+               for (const row of JSON.parse(v).txs) out[row[0]] = row[7].at(-1)[1];
+             }
+           }
            for (const [k, v] of Object.entries(all)) {
              if (k.startsWith("tx:")) out[k.slice(3)] = v.tx.history.at(-1).status;
            }

@@ -344,11 +344,13 @@ pub async fn storage_benchmarks() -> Option<StorageFigures> {
         let bytes = eval_async(
             &ff,
             r##"const all = await browser.storage.local.get(null);
-               // Single keys and archive chunks, over the transactions they hold.
+               // Single keys, pending and archive chunks, over the transactions they hold.
                let bytes = 0, count = 0;
                for (const [k, v] of Object.entries(all)) {
                  if (k.startsWith("tx:")) { bytes += k.length + JSON.stringify(v).length; count++; }
-                 if (k.startsWith("archive:")) { bytes += k.length + v.length; count += JSON.parse(v).txs.length; }
+                 if (k.startsWith("archive:") || k.startsWith("pending:")) {
+                   bytes += k.length + v.length; count += JSON.parse(v).txs.length;
+                 }
                }
                const primary = bytes / count;
                let mirror = 0, m = 0;
