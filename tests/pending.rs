@@ -203,21 +203,21 @@ fn another_page_reads_a_packing_as_packing_and_a_deletion_as_deletion() {
     assert_eq!(shown(&other), txs);
     assert_eq!(tally.count(), txs.len());
 
-    // The packing page deletes one (under the send lock): its own key (none now), its mirror
-    // copy, then the chunk without it.
+    // The packing page deletes one (under the send lock): the chunk without it, then its own
+    // key (none now) and its mirror copy.
     let gone = txs[7].id.clone();
     packer.journal_mut().delete(&gone).unwrap();
-    let (own_key, mirror_copy) = packer.plan_forget(std::slice::from_ref(&gone));
-    let mut events = stores.write(&own_key);
-    stores.mirror.apply(&mirror_copy).unwrap();
-    packer.forgotten(std::slice::from_ref(&gone));
     let entries = stores.primary.entries();
-    let trims = packer.plan_forget_bulk(
+    let trims = packer.plan_forget_pending(
         entries.iter().map(|(k, v)| (k.as_str(), v)),
         std::slice::from_ref(&gone),
     );
-    assert!(trims.iter().any(|c| is_pending_key(c.key())));
-    events.extend(stores.write(&trims));
+    assert!(trims.iter().all(|c| is_pending_key(c.key())) && trims.len() == 1);
+    let mut events = stores.write(&trims);
+    let (own_key, mirror_copy) = packer.plan_forget(std::slice::from_ref(&gone));
+    events.extend(stores.write(&own_key));
+    stores.mirror.apply(&mirror_copy).unwrap();
+    packer.forgotten(std::slice::from_ref(&gone));
     for event in &events {
         tally.apply(&event.key, event.new_value.as_ref());
     }
@@ -247,8 +247,12 @@ fn a_copy_koha_accepted_outlives_its_stale_pending_copy_and_goes_with_a_clear() 
     let (mut clearing, _) = stores.start(false);
     let cleared = clearing.journal_mut().clear_accepted();
     assert_eq!(cleared, vec![done.id.clone()]);
+    let entries = stores.primary.entries();
+    let first =
+        clearing.plan_forget_pending(entries.iter().map(|(k, v)| (k.as_str(), v)), &cleared);
+    let mut events = stores.write(&first);
     let (own_keys, mirror_copies) = clearing.plan_forget(&cleared);
-    let mut events = stores.write(&own_keys);
+    events.extend(stores.write(&own_keys));
     stores.mirror.apply(&mirror_copies).unwrap();
     let entries = stores.primary.entries();
     let rest = clearing.plan_forget_bulk(entries.iter().map(|(k, v)| (k.as_str(), v)), &cleared);
@@ -258,6 +262,50 @@ fn a_copy_koha_accepted_outlives_its_stale_pending_copy_and_goes_with_a_clear() 
     let (fresh, _) = stores.start(true);
     assert!(fresh.journal().get(&done.id).is_none());
     assert_eq!(fresh.journal().len(), txs.len() - 1);
+}
+
+#[test]
+fn a_clear_cut_short_never_brings_an_accepted_row_back_unsent() {
+    let txs = unsent(PENDING_MIN as u64);
+    let mut stores = Stores::recorded(&txs);
+    stores.start(true);
+    // Koha queued one; the copy saying so is its own key (a start repaired it from the
+    // mirror), and its pending chunk still holds the copy from before.
+    let done = queued(txs[5].clone());
+    stores.write(&[store::write_plan(&done).primary]);
+    let (mut clearing, _) = stores.start(false);
+    assert_eq!(clearing.journal().get(&done.id), Some(&done));
+    let cleared = clearing.journal_mut().clear_accepted();
+    let entries = stores.primary.entries();
+    let plans = [
+        clearing.plan_forget_pending(entries.iter().map(|(k, v)| (k.as_str(), v)), &cleared),
+        clearing.plan_forget(&cleared).0,
+    ];
+    // Whichever write the clear stops after, no start shows it unsent.
+    let mut cut = Stores {
+        primary: MemoryStore::new(),
+        mirror: MemoryStore::new(),
+    };
+    for upto in 0..=plans.len() {
+        cut.primary = MemoryStore::new();
+        cut.write(
+            &stores
+                .primary
+                .entries()
+                .into_iter()
+                .map(|(key, value)| Change::Put { key, value })
+                .collect::<Vec<_>>(),
+        );
+        for plan in &plans[..upto] {
+            cut.write(plan);
+        }
+        let (page, _) = cut.start(false);
+        let status = page.journal().get(&done.id).map(|tx| tx.status().clone());
+        assert!(
+            matches!(status, None | Some(Status::Queued)),
+            "cut after {upto} writes: {status:?}"
+        );
+    }
 }
 
 #[test]

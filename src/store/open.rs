@@ -40,6 +40,8 @@ pub struct Opened {
     /// applied. A packing may be refused or cut short; its writes reach the page as events,
     /// like other pages' writes, in the order they were stored.
     pub pending: Vec<(String, Vec<TransactionId>)>,
+    /// The transactions stored one key each, as read (the same reason as `pending`).
+    pub own_keys: Vec<TransactionId>,
     /// Ids of accepted transactions still stored one key each once `primary_changes` are
     /// applied (fewer than [`ARCHIVE_CHUNK`](super::ARCHIVE_CHUNK) after packing).
     pub loose_accepted: FxHashSet<TransactionId>,
@@ -165,6 +167,7 @@ pub fn open_packing(
         .iter()
         .map(|tx| tx.id.clone())
         .collect();
+    let own_keys = snapshot.loose.clone();
     let mut loose: FxHashSet<TransactionId> = snapshot.loose.into_iter().collect();
     for id in snapshot
         .redundant
@@ -229,6 +232,7 @@ pub fn open_packing(
         recovered,
         archived,
         pending: snapshot.pending,
+        own_keys,
         loose_accepted,
         primary_changes,
         mirror_changes,

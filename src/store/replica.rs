@@ -87,6 +87,9 @@ pub struct Replica {
     /// How many pending chunks hold each id: while one does, removing its own key is packing,
     /// not deleting (see [`super::pending`]).
     pended: FxHashMap<TransactionId, u32>,
+    /// Ids stored one key each, as read at the start and heard since: while one is, a pending
+    /// chunk no longer holding it is not a deletion.
+    own_keys: FxHashSet<TransactionId>,
     /// How many unaccepted transactions stored one key each a start holding the send lock
     /// packs; `None`: [`PENDING_MIN`].
     pending_min: Option<usize>,
@@ -197,16 +200,14 @@ impl Replica {
     }
 
     /// Of the ids a pending chunk no longer holds, forgets those gone from storage: held by no
-    /// pending chunk, and not accepted (an accepted copy is held by an own key or the archive,
-    /// whose removal says when it goes). Returns whether the journal changed.
-    fn forget_unpended(&mut self, ids: Vec<TransactionId>) -> bool {
+    /// own key, pending chunk or archive chunk. Returns whether the journal changed.
+    fn forget_unless_held(&mut self, ids: Vec<TransactionId>) -> bool {
         let mut changed = false;
         for id in ids {
-            let accepted = self
-                .journal
-                .get(&id)
-                .is_some_and(|tx| tx.status().is_accepted());
-            if !accepted && !self.pended.contains_key(&id) && !self.archived.contains(&id) {
+            let held = self.own_keys.contains(&id)
+                || self.pended.contains_key(&id)
+                || self.archived.contains(&id);
+            if !held {
                 changed |= self.journal.forget_removed(&id).is_some();
             }
         }
@@ -300,6 +301,7 @@ impl Replica {
         for (key, ids) in std::mem::take(&mut opened.pending) {
             self.pend(key, ids);
         }
+        self.own_keys = std::mem::take(&mut opened.own_keys).into_iter().collect();
         // The chunks whose rows the first page shows, until the rows held are newer than any
         // deferred one. Their ids are in no other entry, so each row is simply added (one by
         // one: a send run's chunks can be small, and rebuilding per chunk would cost more).
@@ -659,27 +661,16 @@ impl Replica {
             key: key.to_owned(),
         };
         for (key, value) in stored {
-            let archive = is_archive_key(key);
-            if archive || is_pending_key(key) {
+            if is_archive_key(key) {
                 // An unreadable chunk is left to the next start's quarantine.
                 let Ok(txs) = decode_chunk(key, value) else {
                     continue;
                 };
-                if archive {
-                    chunked.extend(txs.iter().map(|tx| tx.id.clone()));
-                }
-                let before = txs.len();
-                let kept: Vec<Transaction> = txs
-                    .into_iter()
-                    .filter(|tx| !cleared.contains(&tx.id))
-                    .collect();
-                if kept.is_empty() {
-                    removals.push(remove(key));
-                } else if kept.len() < before {
-                    puts.push(Change::Put {
-                        key: key.to_owned(),
-                        value: Value::String(encode_chunk(&kept)),
-                    });
+                chunked.extend(txs.iter().map(|tx| tx.id.clone()));
+                match trimmed(key, txs, &cleared) {
+                    Some(change @ Change::Put { .. }) => puts.push(change),
+                    Some(removal) => removals.push(removal),
+                    None => {}
                 }
             } else if let Some(id) = id_of_transaction_key(key) {
                 if cleared.contains(&id) {
@@ -714,6 +705,25 @@ impl Replica {
         puts
     }
 
+    /// The first writes of a deletion or a clear, before [`Replica::plan_forget`]: `cleared` out
+    /// of the pending chunks stored now (`stored`), each written again without them or removed
+    /// once it holds nothing else. A pending chunk's copy is older than any other: a clear cut
+    /// short after removing a transaction's accepted copy (its own key, its archive chunk) but
+    /// not its pending copy would bring it back unsent, and a send would give it to Koha twice.
+    pub fn plan_forget_pending<'a>(
+        &self,
+        stored: impl IntoIterator<Item = (&'a str, &'a Value)>,
+        cleared: &[TransactionId],
+    ) -> Vec<Change> {
+        let cleared: HashSet<&TransactionId> = cleared.iter().collect();
+        stored
+            .into_iter()
+            .filter(|(key, _)| is_pending_key(key))
+            // An unreadable chunk is left to the next start's quarantine.
+            .filter_map(|(key, value)| trimmed(key, decode_chunk(key, value).ok()?, &cleared))
+            .collect()
+    }
+
     /// After the store of record applied [`Replica::plan_forget_bulk`] for `cleared`.
     pub fn bulk_forgotten(&mut self, cleared: &[TransactionId]) {
         for id in cleared {
@@ -744,26 +754,25 @@ impl Replica {
             );
             match decoded {
                 Ok(StoredChange::Transaction(tx)) => {
+                    self.own_keys.insert(tx.id.clone());
                     changed |= self.journal.upsert(tx) != Upserted::Kept;
                 }
                 // A packed transaction lost its single key but is still stored, in a chunk.
-                Ok(StoredChange::Removed(id))
-                    if !self.archived.contains(&id) && !self.pended.contains_key(&id) =>
-                {
-                    changed |= self.journal.forget_removed(&id).is_some();
+                Ok(StoredChange::Removed(id)) => {
+                    self.own_keys.remove(&id);
+                    changed |= self.forget_unless_held(vec![id]);
                 }
-                Ok(StoredChange::Removed(_)) => {}
                 Ok(StoredChange::Pending(txs)) => {
                     let ids = txs.iter().map(|tx| tx.id.clone()).collect();
                     for tx in txs {
                         changed |= self.journal.upsert(tx) != Upserted::Kept;
                     }
                     let dropped = self.pend(entry.key, ids);
-                    changed |= self.forget_unpended(dropped);
+                    changed |= self.forget_unless_held(dropped);
                 }
                 Ok(StoredChange::PendingRemoved) => {
                     let dropped = self.unpend(&entry.key);
-                    changed |= self.forget_unpended(dropped);
+                    changed |= self.forget_unless_held(dropped);
                 }
                 Ok(StoredChange::Archived(txs)) => {
                     for tx in txs {
@@ -1008,5 +1017,27 @@ impl Replica {
         let mut ids: Vec<TransactionId> = self.unsaved.iter().cloned().collect();
         ids.sort();
         ids
+    }
+}
+
+/// The chunk `key` holding `txs` without the `cleared` ones: written again, removed once it holds
+/// nothing else, or `None` when it holds none of them.
+fn trimmed(key: &str, txs: Vec<Transaction>, cleared: &HashSet<&TransactionId>) -> Option<Change> {
+    let before = txs.len();
+    let kept: Vec<Transaction> = txs
+        .into_iter()
+        .filter(|tx| !cleared.contains(&tx.id))
+        .collect();
+    if kept.is_empty() {
+        Some(Change::Remove {
+            key: key.to_owned(),
+        })
+    } else if kept.len() < before {
+        Some(Change::Put {
+            key: key.to_owned(),
+            value: Value::String(encode_chunk(&kept)),
+        })
+    } else {
+        None
     }
 }

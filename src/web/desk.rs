@@ -157,10 +157,10 @@ pub async fn delete_transaction(id: String) -> Result<JsValue, JsValue> {
     state::refresh_from_stores_of(std::slice::from_ref(&id)).await;
     let tx = state::with_journal(|j| j.delete(&id)).map_err(|e| kind_error(e.kind(), &e))?;
     DELETED.with(|d| d.borrow_mut().insert(id.clone(), tx.clone()));
-    state::forget(std::slice::from_ref(&id))
+    state::forget_pending(std::slice::from_ref(&id))
         .await
         .map_err(storage_error)?;
-    state::forget_pending(std::slice::from_ref(&id))
+    state::forget(std::slice::from_ref(&id))
         .await
         .map_err(storage_error)?;
     to_js(&RowDto::from(&tx))
@@ -186,6 +186,7 @@ pub async fn clear_sent() -> Result<u32, JsValue> {
     let (_lock, held) = state::lock_unless_sending().await;
     journal::change_allowed(held).map_err(|e| kind_error(e.kind(), &e))?;
     let ids = state::with_journal(|j| j.clear_accepted());
+    state::forget_pending(&ids).await.map_err(storage_error)?;
     state::forget(&ids).await.map_err(storage_error)?;
     state::forget_bulk(&ids).await.map_err(storage_error)?;
     Ok(ids.len() as u32)
@@ -213,6 +214,7 @@ pub async fn clear_all(answered: JsValue) -> Result<JsValue, JsValue> {
         desk::Cleared::Removed(ids) => ids,
         desk::Cleared::AskAgain(question) => return to_js(&ClearAllDto::AskAgain(question)),
     };
+    state::forget_pending(&ids).await.map_err(storage_error)?;
     state::forget(&ids).await.map_err(storage_error)?;
     state::forget_bulk(&ids).await.map_err(storage_error)?;
     to_js(&ClearAllDto::Cleared(ids.len()))

@@ -381,14 +381,18 @@ pub async fn forget_bulk(cleared: &[TransactionId]) -> Result<(), StorageFailure
     Ok(())
 }
 
-/// After [`forget`] of a transaction deleted on its own: a pending chunk's copy goes too (with
-/// [`forget_bulk`]). Once a barrier's event is here this page has heard of every pending chunk
-/// (under the send lock no page writes one meanwhile); otherwise everything is read.
+/// The first writes of a deletion or a clear, before [`forget`]: the deleted transactions'
+/// copies in pending chunks ([`Replica::plan_forget_pending`]). Once a barrier's event is here
+/// this page has heard of every pending chunk (under the send lock no page writes one
+/// meanwhile), and when none holds them nothing is read; otherwise the entries as stored now.
 pub async fn forget_pending(ids: &[TransactionId]) -> Result<(), StorageFailure> {
     if barrier_passed().await && !with_replica(|r| r.holds_pending(ids)) {
         return Ok(());
     }
-    forget_bulk(ids).await
+    let stored = read_primary().await?;
+    let changes =
+        with_replica(|r| r.plan_forget_pending(stored.iter().map(|(k, v)| (k.as_str(), v)), ids));
+    apply_primary(&changes).await
 }
 
 /// How many transactions are held only in memory and the mirror. Asked after every call that

@@ -873,20 +873,10 @@ impl World {
         };
         self.page(i).deleted.push(tx);
         let (p, m) = store::remove_plan(&id);
-        if self.write_primary(&[p]).is_ok() {
+        if self.forget_pending(i, std::slice::from_ref(&id)) && self.write_primary(&[p]).is_ok() {
             self.write_mirror(&[m]);
-            // The shell's `forget_pending`: a pending chunk's copy goes too.
-            let ids = [id.clone()];
-            let heard = self.barrier_passed(i) && !self.page(i).replica.holds_pending(&ids);
-            if heard || self.forget_bulk(i, &ids) {
-                self.librarian_deleted.insert(id.clone());
-                self.note(format!("page {i} deleted {id}"));
-            } else {
-                // Cut short: the shell reports it; the chunk's copy is back at the next start.
-                let tx = self.page(i).deleted.pop().unwrap();
-                let _ = self.page(i).replica.journal_mut().record(tx);
-                self.note(format!("page {i} deleted {id}, its pending copy stays"));
-            }
+            self.librarian_deleted.insert(id.clone());
+            self.note(format!("page {i} deleted {id}"));
         } else {
             // Refused: the shell reports it; the row is back on the next start.
             let tx = self.page(i).deleted.pop().unwrap();
@@ -920,6 +910,20 @@ impl World {
         self.page(i).replica.forgotten(ids);
         self.librarian_deleted.extend(ids.iter().cloned());
         true
+    }
+
+    /// The shell's `forget_pending`, before `forget`: the deleted transactions' copies in
+    /// pending chunks, read as stored unless a barrier says no pending chunk holds them.
+    fn forget_pending(&mut self, i: usize, ids: &[TransactionId]) -> bool {
+        if self.barrier_passed(i) && !self.page(i).replica.holds_pending(ids) {
+            return true;
+        }
+        let stored: Vec<(String, Value)> = self.storage.primary.clone().into_iter().collect();
+        let changes = self
+            .page(i)
+            .replica
+            .plan_forget_pending(stored.iter().map(|(k, v)| (k.as_str(), v)), ids);
+        self.write_primary(&changes).is_ok()
     }
 
     /// The shell's `forget_bulk`: the cleared transactions' copies in chunks, own keys beside
@@ -965,7 +969,7 @@ impl World {
             return;
         }
         let ids = self.page(i).replica.journal_mut().clear_accepted();
-        if !self.forget(i, &ids) || !self.forget_bulk(i, &ids) {
+        if !self.forget_pending(i, &ids) || !self.forget(i, &ids) || !self.forget_bulk(i, &ids) {
             self.reload(i);
         }
         self.note(format!("page {i} cleared {} sent", ids.len()));
@@ -976,7 +980,7 @@ impl World {
             return;
         }
         let ids = self.page(i).replica.journal_mut().clear_all();
-        if !self.forget(i, &ids) || !self.forget_bulk(i, &ids) {
+        if !self.forget_pending(i, &ids) || !self.forget(i, &ids) || !self.forget_bulk(i, &ids) {
             self.reload(i);
         }
         self.note(format!("page {i} cleared all ({})", ids.len()));
