@@ -18,7 +18,8 @@ use serde_json::Value;
 pub enum StoredChange {
     /// A transaction was written (by this or another page).
     Transaction(Transaction),
-    /// A transaction's single key was removed: deleted, unless it was packed into the archive.
+    /// A transaction's single key was removed: deleted, unless a pending chunk or the archive
+    /// holds it (it was packed).
     Removed(TransactionId),
     /// An archive chunk was written: these transactions are in the archive now.
     Archived(Vec<Transaction>),

@@ -1,5 +1,6 @@
 //! One page's copy of what is stored: the journal, the settings, where each transaction lives
-//! (in the archive or under its own key), and what has not reached the store of record yet.
+//! (under its own key, in a pending chunk, in the archive), and what has not reached the store
+//! of record yet.
 //!
 //! The shell reads and writes the two stores (`browser.storage.local`, the store of record, and
 //! the synchronous `localStorage` mirror); every rule about what to write, what a refused write
@@ -199,8 +200,9 @@ impl Replica {
         ids
     }
 
-    /// Of the ids a pending chunk no longer holds, forgets those gone from storage: held by no
-    /// own key, pending chunk or archive chunk. Returns whether the journal changed.
+    /// Of `ids`, whose own key was removed or which a pending chunk no longer holds, forgets
+    /// those gone from storage: held by no own key, pending chunk or archive chunk any more.
+    /// Returns whether the journal changed.
     fn forget_unless_held(&mut self, ids: Vec<TransactionId>) -> bool {
         let mut changed = false;
         for id in ids {
@@ -757,7 +759,7 @@ impl Replica {
                     self.own_keys.insert(tx.id.clone());
                     changed |= self.journal.upsert(tx) != Upserted::Kept;
                 }
-                // A packed transaction lost its single key but is still stored, in a chunk.
+                // A packed transaction lost its own key but is still stored, in a chunk.
                 Ok(StoredChange::Removed(id)) => {
                     self.own_keys.remove(&id);
                     changed |= self.forget_unless_held(vec![id]);
