@@ -82,7 +82,7 @@ pub use change::Change;
 pub use deferral::{LazyText, ReadEntries};
 pub use error::StoreError;
 pub use exports::ExportRecord;
-pub use incoming::{decode_change, StoredChange};
+pub use incoming::{decode_change, reads_old_value, StoredChange};
 pub use keys::{
     id_of_mirror_key, id_of_transaction_key, is_archive_key, is_export_key, is_mirror_key,
     is_pending_key, is_quarantine_key, is_transaction_key, mirror_key, transaction_key,

@@ -383,3 +383,48 @@ fn the_desk_start_reads_an_archive_chunk_holding_a_pending_row() {
     let (_, counts) = page.listing(&Filter::default(), 0, 10);
     assert_eq!(counts.total, accepted.len() + late.len() - 1);
 }
+
+#[test]
+fn only_an_archive_chunks_old_value_is_read() {
+    let tx = checkout(1);
+    let later = queued(tx.clone());
+    let own = store::write_plan(&tx).primary;
+    let own_later = store::write_plan(&later).primary;
+    let pending = store::pending_put(std::slice::from_ref(&tx));
+    let value = |change: &Change| match change {
+        Change::Put { value, .. } => value.clone(),
+        Change::Remove { .. } => unreachable!("a put"),
+    };
+    // Own keys, pending chunks, export records, settings: the same with or without the old value.
+    let record = store::ExportRecord::new(at(5), vec![tx.id.clone()]).change();
+    for (key, new, old) in [
+        (own.key(), Some(value(&own_later)), Some(value(&own))),
+        (own.key(), None, Some(value(&own))),
+        (pending.key(), Some(value(&pending)), Some(value(&pending))),
+        (pending.key(), None, Some(value(&pending))),
+        (record.key(), Some(value(&record)), Some(value(&record))),
+    ] {
+        assert!(!store::reads_old_value(key));
+        assert_eq!(
+            store::decode_change(key, new.as_ref(), old.as_ref()),
+            store::decode_change(key, new.as_ref(), None),
+            "{key}"
+        );
+    }
+    // An archive chunk's trim is told by its old value.
+    let both = chunk_put(&[queued(checkout(2)), queued(checkout(3))]);
+    let one = chunk_put(&[queued(checkout(2))]);
+    let key = both.key();
+    assert!(store::reads_old_value(key));
+    assert_ne!(
+        store::decode_change(
+            key,
+            Some(&value(&Change::Put {
+                key: key.to_owned(),
+                value: value(&one)
+            })),
+            Some(&value(&both))
+        ),
+        store::decode_change(key, Some(&value(&one)), None),
+    );
+}

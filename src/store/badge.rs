@@ -19,6 +19,8 @@ pub struct NotAcceptedTally {
     pended: FxHashMap<TransactionId, u32>,
     /// Of the ids an own key or a pending chunk holds, those an archive chunk holds too.
     archived: FxHashSet<TransactionId>,
+    /// How many ids [`NotAcceptedTally::counts`], kept as each changes.
+    count: usize,
 }
 
 impl NotAcceptedTally {
@@ -57,18 +59,22 @@ impl NotAcceptedTally {
         match decode_change(key, new_value, None) {
             Ok(StoredChange::Transaction(tx)) => {
                 let accepted = tx.status().is_accepted();
-                self.own.insert(tx.id, accepted);
+                self.changing(tx.id, |t, id| {
+                    t.own.insert(id.clone(), accepted);
+                });
             }
-            Ok(StoredChange::Removed(id)) => {
-                self.own.remove(&id);
-            }
+            Ok(StoredChange::Removed(id)) => self.changing(id, |t, id| {
+                t.own.remove(id);
+            }),
             Ok(StoredChange::Pending(txs)) => {
                 self.unpend(key);
-                for tx in &txs {
-                    *self.pended.entry(tx.id.clone()).or_insert(0) += 1;
+                let ids: Vec<TransactionId> = txs.into_iter().map(|tx| tx.id).collect();
+                for id in &ids {
+                    self.changing(id.clone(), |t, id| {
+                        *t.pended.entry(id.clone()).or_insert(0) += 1;
+                    });
                 }
-                self.pending
-                    .insert(key.to_owned(), txs.into_iter().map(|tx| tx.id).collect());
+                self.pending.insert(key.to_owned(), ids);
             }
             Ok(StoredChange::PendingRemoved) => self.unpend(key),
             // A send run stores what Koha accepted as a chunk and leaves each one's own key, with
@@ -76,7 +82,9 @@ impl NotAcceptedTally {
             Ok(StoredChange::Archived(txs) | StoredChange::ArchiveTrimmed { kept: txs, .. }) => {
                 for tx in txs {
                     if self.own.contains_key(&tx.id) || self.pended.contains_key(&tx.id) {
-                        self.archived.insert(tx.id);
+                        self.changing(tx.id, |t, id| {
+                            t.archived.insert(id.clone());
+                        });
                     }
                 }
             }
@@ -87,28 +95,41 @@ impl NotAcceptedTally {
 
     fn unpend(&mut self, key: &str) {
         for id in self.pending.remove(key).unwrap_or_default() {
-            if let Some(n) = self.pended.get_mut(&id) {
-                *n -= 1;
-                if *n == 0 {
-                    self.pended.remove(&id);
+            self.changing(id, |t, id| {
+                if let Some(n) = t.pended.get_mut(id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        t.pended.remove(id);
+                    }
                 }
-            }
+            });
         }
     }
 
-    /// How many there are: held by an own key Koha has not accepted or by a pending chunk, and
+    /// Changes what is known of `id` and keeps the count: a send run's answers change the
+    /// tally many times a second, so it is not recounted.
+    fn changing(&mut self, id: TransactionId, change: impl FnOnce(&mut Self, &TransactionId)) {
+        let before = self.counts(&id);
+        change(self, &id);
+        match (before, self.counts(&id)) {
+            (false, true) => self.count += 1,
+            (true, false) => self.count -= 1,
+            _ => {}
+        }
+    }
+
+    /// Whether `id` counts: held by an own key Koha has not accepted or by a pending chunk, and
     /// by no accepted copy (accepted is final: any accepted copy is the newest).
+    fn counts(&self, id: &TransactionId) -> bool {
+        let own = self.own.get(id).copied();
+        (own == Some(false) || self.pended.contains_key(id))
+            && own != Some(true)
+            && !self.archived.contains(id)
+    }
+
+    /// How many there are.
     pub fn count(&self) -> usize {
-        let held = self
-            .own
-            .iter()
-            .filter(|(_, accepted)| !**accepted)
-            .map(|(id, _)| id)
-            .chain(self.pended.keys());
-        let ids: FxHashSet<&TransactionId> = held
-            .filter(|id| !self.archived.contains(*id) && self.own.get(*id) != Some(&true))
-            .collect();
-        ids.len()
+        self.count
     }
 }
 
@@ -168,6 +189,68 @@ mod tests {
         assert_eq!(tally_of(&entries).count(), 1, "only a");
         // Without the chunk, c's old key counts.
         assert_eq!(tally_of(&entries[..3]).count(), 2);
+    }
+
+    /// The count kept as ids change is the one a recount of every id gives.
+    #[test]
+    fn the_kept_count_is_a_recount() {
+        let txs: Vec<Transaction> = (1..=12).map(checkin).collect();
+        let mut tally = NotAcceptedTally::default();
+        let mut seed: u64 = 7;
+        let mut next = |below: usize| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize % below
+        };
+        for _ in 0..3_000 {
+            let tx = &txs[next(txs.len())];
+            let copy = if next(3) == 0 {
+                queued(tx.clone())
+            } else {
+                tx.clone()
+            };
+            let mut group = Vec::new();
+            for tx in &txs {
+                if next(3) == 0 {
+                    group.push(if next(4) == 0 {
+                        queued(tx.clone())
+                    } else {
+                        tx.clone()
+                    });
+                }
+            }
+            let pending_key = format!("pending:p{}", next(3));
+            match next(6) {
+                0 => {
+                    let (key, value) = own(&copy);
+                    tally.apply(&key, Some(&value));
+                }
+                1 => tally.apply(&transaction_key(&tx.id), None),
+                2 if !group.is_empty() => match crate::store::pending_put(&group) {
+                    Change::Put { value, .. } => tally.apply(&pending_key, Some(&value)),
+                    Change::Remove { .. } => unreachable!("a chunk is a put"),
+                },
+                3 => tally.apply(&pending_key, None),
+                4 => {
+                    let accepted: Vec<Transaction> = group
+                        .into_iter()
+                        .map(|tx| {
+                            if tx.status().is_accepted() {
+                                tx
+                            } else {
+                                queued(tx)
+                            }
+                        })
+                        .collect();
+                    if !accepted.is_empty() {
+                        let (key, value) = chunk(&accepted);
+                        tally.apply(&key, Some(&value));
+                    }
+                }
+                _ => {}
+            }
+            let recount = txs.iter().filter(|tx| tally.counts(&tx.id)).count();
+            assert_eq!(tally.count(), recount);
+        }
     }
 
     #[test]

@@ -46,6 +46,12 @@ pub enum StoredChange {
     Other,
 }
 
+/// Whether [`decode_change`] reads the old value of `key`: only an archive chunk's (which rows a
+/// trim or a clear took out). The shell may drop the others before handing a batch over.
+pub fn reads_old_value(key: &str) -> bool {
+    is_archive_key(key)
+}
+
 /// Interprets one key of a `storage.onChanged` event, given its `newValue` (absent when the key
 /// was removed) and its `oldValue` (needed for removed archive chunks).
 pub fn decode_change(

@@ -500,7 +500,24 @@ async fn barrier_passed() -> bool {
 }
 
 /// A `storage.onChanged` batch as `{key: {oldValue?, newValue?}}` JSON (one JSON round trip).
+/// The old values the core does not read ([`store::reads_old_value`]) are dropped first: a
+/// packing or a clear removes thousands of own keys in one batch, and Firefox sends each one's
+/// old value along (megabytes, twice: the desk and the badge both turned it into JSON and back).
 pub fn changes_map(changes: &JsValue) -> Option<Map<String, Value>> {
+    let object = changes.dyn_ref::<Object>()?;
+    let old_value = JsValue::from_str("oldValue");
+    for key in Object::keys(object).iter() {
+        if key
+            .as_string()
+            .is_some_and(|key| !store::reads_old_value(&key))
+        {
+            if let Ok(change) = js_sys::Reflect::get(object, &key) {
+                if let Some(change) = change.dyn_ref::<Object>() {
+                    let _ = js_sys::Reflect::delete_property(change, &old_value);
+                }
+            }
+        }
+    }
     let text = js_sys::JSON::stringify(changes).ok()?;
     match serde_json::from_str::<Value>(&String::from(text)) {
         Ok(Value::Object(map)) => Some(map),
