@@ -322,22 +322,26 @@ async fn a_long_send_packs_what_koha_accepted_and_loses_nothing() {
             .await;
         assert_eq!(statuses, json!(["queued"]));
         // Each was sent exactly once.
-        let requests = koha.service_requests();
-        let mut barcodes: Vec<String> = requests
-            .iter()
-            .filter_map(|r| {
-                r.params
-                    .iter()
-                    .find(|(n, _)| n == "barcode")
-                    .map(|(_, v)| v.clone())
-            })
-            .collect();
+        let mut barcodes = sent_barcodes(&koha);
         assert_eq!(barcodes.len(), 520);
         barcodes.sort();
         barcodes.dedup();
         assert_eq!(barcodes.len(), 520, "nothing sent twice");
     })
     .await;
+}
+
+/// The barcode of every `service.pl` request Koha was sent, in order.
+fn sent_barcodes(koha: &StandIn) -> Vec<String> {
+    koha.service_requests()
+        .iter()
+        .filter_map(|r| {
+            r.params
+                .iter()
+                .find(|(n, _)| n == "barcode")
+                .map(|(_, v)| v.clone())
+        })
+        .collect()
 }
 
 /// How many pending chunks `browser.storage.local` holds.
@@ -420,16 +424,7 @@ async fn unsent_rows_are_packed_at_a_start_and_kept_and_sent_once() {
         );
 
         assert_eq!(send(&ff, Duration::from_secs(300)).await, "ran");
-        let barcodes: Vec<String> = koha
-            .service_requests()
-            .iter()
-            .filter_map(|r| {
-                r.params
-                    .iter()
-                    .find(|(n, _)| n == "barcode")
-                    .map(|(_, v)| v.clone())
-            })
-            .collect();
+        let barcodes = sent_barcodes(&koha);
         let unique: BTreeSet<&String> = barcodes.iter().collect();
         assert_eq!((barcodes.len(), unique.len()), (299, 299), "each sent once");
         wait_for_badge(&ff, "").await;
