@@ -90,8 +90,8 @@ pub use keys::{
     MIRROR_PREFIX, PENDING_PREFIX, QUARANTINE_PREFIX, SETTINGS_KEY, TX_PREFIX,
 };
 pub use layout::{
-    decode_mirror, decode_settings, decode_transaction, encode_settings, encode_transaction,
-    entry_bytes, mirror_change, remove_plan, write_plan, WritePlan,
+    decode_mirror, decode_mirror_text, decode_settings, decode_transaction, encode_settings,
+    encode_transaction, entry_bytes, mirror_change, remove_plan, write_plan, WritePlan,
 };
 pub use memory::{MemoryStore, Store};
 pub use migrate::{apply_to_map, migrate};

@@ -111,6 +111,56 @@ fn envelope_round_trips() {
     }
 }
 
+/// The desk's start gives the core the mirror's texts, read straight into transactions: each
+/// text must read as its parsed envelope reads, good or bad, with the same error.
+#[test]
+fn a_mirror_text_reads_as_its_envelope() {
+    let tx = sent(checkout(1), 5, Status::Queued);
+    let key = mirror_key(&tx.id);
+    let good = encode_transaction(&tx);
+    let bare = serde_json::to_value(&tx).unwrap();
+    let mut no_history = good.clone();
+    no_history["tx"]["history"] = json!([]);
+    let mut other_id = good.clone();
+    other_id["tx"]["id"] = json!(checkout(2).id);
+    let mut extra = good.clone();
+    extra["note"] = json!("kept by a later version");
+    let texts = [
+        good.to_string(),
+        extra.to_string(),
+        no_history.to_string(),
+        other_id.to_string(),
+        bare.to_string(),
+        json!({"v": 2, "tx": bare}).to_string(),
+        json!({"v": "1", "tx": bare}).to_string(),
+        json!({"v": 1}).to_string(),
+        // The same field twice: a typed read refuses it, the tree keeps the last.
+        format!(r#"{{"v": 1, "v": 1, "tx": {bare}}}"#),
+    ];
+    for text in texts {
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            decode_mirror(&key, &Value::String(text.clone())),
+            decode_mirror(&key, &parsed),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        decode_mirror(&key, &Value::String(good.to_string())).unwrap(),
+        tx
+    );
+    for unreadable in ["{\"v\": 1, \"tx\":", "\"text\"", ""] {
+        let error = decode_mirror(&key, &json!(unreadable)).unwrap_err();
+        assert_eq!(error.kind(), "corrupt", "{unreadable}");
+    }
+    assert_eq!(
+        decode_mirror("koha-offline-circ:tx:", &Value::String(good.to_string()))
+            .unwrap_err()
+            .kind(),
+        "not-a-transaction-key"
+    );
+}
+
 #[test]
 fn bad_entries_are_refused_with_their_kind() {
     let tx = checkout(1);

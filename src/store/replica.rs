@@ -21,7 +21,7 @@ use super::keys::{
     mirror_key, transaction_key,
 };
 use super::layout::{
-    decode_mirror, decode_transaction, encode_transaction, remove_plan, write_plan,
+    decode_mirror_text, decode_transaction, encode_transaction, remove_plan, write_plan,
 };
 use super::open::{open_packing, Opened};
 use super::pending::PENDING_MIN;
@@ -831,10 +831,7 @@ impl Replica {
                 continue;
             };
             found.insert(id);
-            let copy = serde_json::from_str(&text)
-                .ok()
-                .and_then(|value| decode_mirror(&key, &value).ok());
-            if let Some(copy) = copy {
+            if let Ok(copy) = decode_mirror_text(&key, &text) {
                 self.journal.upsert(copy);
             }
         }
