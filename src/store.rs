@@ -91,7 +91,8 @@ pub use keys::{
 };
 pub use layout::{
     decode_mirror, decode_mirror_text, decode_settings, decode_transaction, encode_settings,
-    encode_transaction, entry_bytes, mirror_change, remove_plan, write_plan, WritePlan,
+    encode_transaction, entry_bytes, mirror_change, mirror_entries_joined, remove_plan, write_plan,
+    WritePlan, MIRROR_JOIN,
 };
 pub use memory::{MemoryStore, Store};
 pub use migrate::{apply_to_map, migrate};

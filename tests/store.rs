@@ -161,6 +161,35 @@ fn a_mirror_text_reads_as_its_envelope() {
     );
 }
 
+/// The desk reads `localStorage` as two texts, its keys and its values each joined: the
+/// pieces pair up only when no key or value holds the joining character.
+#[test]
+fn the_mirror_is_read_from_its_joined_keys_and_values() {
+    let join = |items: &[&str]| items.join(&store::MIRROR_JOIN.to_string());
+    let tx = checkout(1);
+    let (key, text) = (mirror_key(&tx.id), encode_transaction(&tx).to_string());
+    let keys = join(&[&key, "other-app", "koha-offline-circ:tx:2"]);
+    let values = join(&[&text, "{}", ""]);
+    assert_eq!(
+        store::mirror_entries_joined(&keys, &values, 3),
+        Some(vec![
+            (key.as_str(), text.as_str()),
+            ("koha-offline-circ:tx:2", "")
+        ])
+    );
+    // Another page's value holding the character: more pieces than keys.
+    let values = join(&[&text, &join(&["a", "b"]), ""]);
+    assert_eq!(store::mirror_entries_joined(&keys, &values, 3), None);
+    let keys = join(&[&key, &join(&["odd", "key"])]);
+    assert_eq!(store::mirror_entries_joined(&keys, "x\u{1}y", 2), None);
+    assert_eq!(store::mirror_entries_joined("", "", 0), Some(Vec::new()));
+    assert_eq!(store::mirror_entries_joined("", "", 1), Some(Vec::new()));
+    assert_eq!(
+        store::mirror_entries_joined(&key, &text, 1),
+        Some(vec![(key.as_str(), text.as_str())])
+    );
+}
+
 #[test]
 fn bad_entries_are_refused_with_their_kind() {
     let tx = checkout(1);

@@ -594,25 +594,32 @@ fn primary_entries_lazily(all: Object) -> Result<ReadEntries, StorageFailure> {
     })
 }
 
-/// Every mirror entry's key and text. All of `localStorage` comes as one JSON object of texts
-/// (its items are enumerable properties): one call instead of two a key, thousands of them
-/// with many unsent.
-fn mirror_entries() -> impl Iterator<Item = (String, String)> {
-    js_sys::JSON::stringify(&LocalStorage::raw())
-        .ok()
-        .and_then(|text| serde_json::from_str::<Map<String, Value>>(&String::from(text)).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(key, _)| store::is_mirror_key(key))
-        .filter_map(|(key, text)| match text {
-            Value::String(text) => Some((key, text)),
-            _ => None,
-        })
+/// Every mirror entry's key and text: `localStorage`'s keys and values each come as one text
+/// ([`store::mirror_entries_joined`]), not two calls a key (thousands with many unsent), nor
+/// escaped into one JSON text and out again; one by one only if those do not pair up.
+fn mirror_entries() -> Vec<(String, String)> {
+    let storage = LocalStorage::raw();
+    let items: &Object = storage.unchecked_ref();
+    let (keys, values) = (Object::keys(items), Object::values(items));
+    let join = store::MIRROR_JOIN.to_string();
+    let joined = |texts: &Array| String::from(texts.join(&join));
+    let (key_text, value_text) = (joined(&keys), joined(&values));
+    let count = keys.length() as usize;
+    if let Some(pairs) = store::mirror_entries_joined(&key_text, &value_text, count) {
+        let owned = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned()));
+        return owned.collect();
+    }
+    keys.iter()
+        .filter_map(|key| key.as_string())
+        .filter(|key| store::is_mirror_key(key))
+        .filter_map(|key| Some((key.clone(), storage.get_item(&key).ok()??)))
+        .collect()
 }
 
 /// The mirror's entries as their texts, which the core reads (and quarantines when unreadable).
 fn read_mirror() -> Vec<(String, Value)> {
     mirror_entries()
+        .into_iter()
         .map(|(key, text)| (key, Value::String(text)))
         .collect()
 }
@@ -699,6 +706,7 @@ pub async fn refresh_from_stores() {
     // Every unaccepted transaction: read the mirror whole, as at the start.
     let wanted: HashSet<String> = ids.iter().map(store::mirror_key).collect();
     let mirror: Vec<(String, String)> = mirror_entries()
+        .into_iter()
         .filter(|(key, _)| wanted.contains(key))
         .collect();
     if passed {
