@@ -27,6 +27,7 @@ use super::keys::{
 use super::snapshot::schema_of;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 /// A stored chunk's text the shell has not copied out of the browser's answer yet: its start,
@@ -62,6 +63,9 @@ impl LazyText {
         );
     }
 }
+
+/// Pending chunks already read at this start, by key (see [`defer_chunks`]).
+pub(super) type PendingRead = FxHashMap<String, Result<Vec<Transaction>, StoreError>>;
 
 /// The store of record's entries as the shell read them: values, and archive chunks whose
 /// texts are still in the browser's answer.
@@ -182,10 +186,14 @@ enum Place {
 /// Takes out of `primary` the archive chunks a start may read later (see the module docs), and
 /// of `texts` (chunks whose text is still in the browser's answer) those too: the others are
 /// copied and added to `primary`. The entries left keep their order, the added ones after them.
+///
+/// The pending chunks it reads for their ids go to `pending_read`, so that the start does not
+/// read them again; only at the current schema, where no migration rewrites them.
 pub fn defer_chunks(
     primary: &mut Vec<(String, Value)>,
     texts: Vec<(String, LazyText)>,
     mirror: &[(String, Value)],
+    pending_read: &mut PendingRead,
 ) -> Deferred {
     // Migrations may rewrite any entry.
     if schema_of(primary) != Ok(Some(CURRENT_SCHEMA)) {
@@ -224,10 +232,12 @@ pub fn defer_chunks(
         } else if let Some(id) = id_of_transaction_key(key) {
             other_ids.push(id);
         } else if is_pending_key(key) {
+            let read = decode_chunk(key, value);
             // An unreadable chunk holds nothing, at any start.
-            if let Ok(txs) = decode_chunk(key, value) {
-                other_ids.extend(txs.into_iter().map(|tx| tx.id));
+            if let Ok(txs) = &read {
+                other_ids.extend(txs.iter().map(|tx| tx.id.clone()));
             }
+            pending_read.insert(key.clone(), read);
         } else if is_export_key(key) {
             // An unreadable record marks nothing, at any start.
             if let Ok(record) = decode_export(key, value) {

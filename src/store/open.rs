@@ -2,13 +2,14 @@
 
 use super::archive::pack_plan;
 use super::change::Change;
+use super::deferral::PendingRead;
 use super::error::StoreError;
 use super::exports;
 use super::keys::{is_quarantine_key, transaction_key, META_KEY};
 use super::migrate::{apply_to_map, migrate};
 use super::pending::{plan_pending, PENDING_MIN};
 use super::reconcile::{load_mirror, reconcile};
-use super::snapshot::{load_snapshot, quarantine, schema_of, Problem};
+use super::snapshot::{load_snapshot_read, quarantine, schema_of, Problem};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
@@ -80,6 +81,24 @@ pub fn open_packing(
     recover_at: Option<DateTime<Utc>>,
     pending_min: usize,
 ) -> Result<Opened, StoreError> {
+    open_read(
+        primary,
+        mirror,
+        recover_at,
+        pending_min,
+        PendingRead::default(),
+    )
+}
+
+/// [`open_packing`], taking the pending chunks in `pending_read` as read already (see
+/// [`super::deferral::defer_chunks`]).
+pub(super) fn open_read(
+    primary: Vec<(String, Value)>,
+    mirror: Vec<(String, Value)>,
+    recover_at: Option<DateTime<Utc>>,
+    pending_min: usize,
+    pending_read: PendingRead,
+) -> Result<Opened, StoreError> {
     let stored_schema = schema_of(&primary);
     let mut taken: BTreeSet<String> = primary
         .iter()
@@ -111,7 +130,7 @@ pub fn open_packing(
     primary_changes.extend(migrate(&primary, from)?);
     let mut state: BTreeMap<String, Value> = primary.into_iter().collect();
     apply_to_map(&mut state, &primary_changes);
-    let snapshot = load_snapshot(state);
+    let snapshot = load_snapshot_read(state, pending_read);
     problems.extend(snapshot.problems);
     primary_changes.extend(snapshot.changes);
 

@@ -12,7 +12,7 @@
 use super::archive::{chunk_put, decode_chunk, encode_chunk, pack_plan, ARCHIVE_CHUNK};
 use super::barrier::Barrier;
 use super::change::Change;
-use super::deferral::{defer_chunks, Deferred, LazyText, ReadEntries};
+use super::deferral::{defer_chunks, Deferred, LazyText, PendingRead, ReadEntries};
 use super::error::StoreError;
 use super::exports::decode_export;
 use super::incoming::{decode_change, StoredChange};
@@ -23,7 +23,7 @@ use super::keys::{
 use super::layout::{
     decode_mirror_text, decode_transaction, encode_transaction, remove_plan, write_plan,
 };
-use super::open::{open_packing, Opened};
+use super::open::{open_read, Opened};
 use super::pending::PENDING_MIN;
 use super::snapshot::quarantine;
 use crate::journal::{self, Counts, Filter, Journal, Page, Retry, Upserted};
@@ -286,15 +286,16 @@ impl Replica {
             texts,
         } = primary;
         let arrived = self.arrived_while_reading.take().unwrap_or_default();
+        let mut pending_read = PendingRead::default();
         let mut deferred = match first_rows {
-            Some(_) => defer_chunks(&mut primary, texts, &mirror),
+            Some(_) => defer_chunks(&mut primary, texts, &mirror, &mut pending_read),
             None => {
                 LazyText::copy_all(&mut primary, texts);
                 Deferred::default()
             }
         };
         let pending_min = self.pending_min.unwrap_or(PENDING_MIN);
-        let mut opened = open_packing(primary, mirror, recover_at, pending_min)?;
+        let mut opened = open_read(primary, mirror, recover_at, pending_min, pending_read)?;
         // Moved, not cloned: tens of thousands of transactions.
         self.journal = Journal::from_transactions(std::mem::take(&mut opened.transactions));
         self.archived = std::mem::take(&mut opened.archived);

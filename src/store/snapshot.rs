@@ -3,6 +3,7 @@
 use super::archive::{decode_chunk, encode_chunk, ChunkSummary};
 use super::change::Change;
 use super::chunk_text::read_summary;
+use super::deferral::PendingRead;
 use super::error::StoreError;
 use super::exports::{decode_export, ExportRecord};
 use super::keys::{
@@ -71,6 +72,14 @@ pub struct Snapshot {
 /// never dropped. A bad `meta` is reported too (the schema then reads as unknown). Keys of other
 /// shapes are ignored.
 pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snapshot {
+    load_snapshot_read(entries, PendingRead::default())
+}
+
+/// [`load_snapshot`], taking the pending chunks in `pending_read` as read already.
+pub(super) fn load_snapshot_read(
+    entries: impl IntoIterator<Item = (String, Value)>,
+    mut pending_read: PendingRead,
+) -> Snapshot {
     let entries: Vec<(String, Value)> = entries.into_iter().collect();
     let mut taken: BTreeSet<String> = entries
         .iter()
@@ -153,7 +162,8 @@ pub fn load_snapshot(entries: impl IntoIterator<Item = (String, Value)>) -> Snap
                 Err(e) => Err(e),
             }
         } else if is_pending_key(key) {
-            match decode_chunk(key, value) {
+            let read = pending_read.remove(key);
+            match read.unwrap_or_else(|| decode_chunk(key, value)) {
                 Ok(txs) => {
                     let ids = txs.iter().map(|tx| tx.id.clone()).collect();
                     snapshot.pending.push((key.clone(), ids));
