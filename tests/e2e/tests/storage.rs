@@ -65,6 +65,24 @@ async fn reload_keeps_every_transaction_in_both_stores() {
         assert_eq!(shown, recorded, "the mirror restored the lost entry");
         let (primary, _) = stored_keys(&ff).await;
         assert_eq!(primary, recorded, "and storage.local was repaired from it");
+
+        // The start reads localStorage's keys and values each joined by U+0001; an item
+        // holding that character makes it read them one by one, and nothing is missed.
+        let lost = recorded.iter().nth(1).expect("two").clone();
+        eval_async(
+            &ff,
+            &format!(
+                r#"localStorage.setItem("koha-offline-circ:note", "a\u0001b");
+                   await browser.storage.local.remove("tx:{lost}");"#
+            ),
+        )
+        .await;
+        ff.client.refresh().await.expect("reload");
+        ff.wait_ready().await;
+        let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+        assert_eq!(shown, recorded, "read one by one, the mirror restored it");
+        let (primary, _) = stored_keys(&ff).await;
+        assert_eq!(primary, recorded);
     })
     .await;
 }
