@@ -637,13 +637,23 @@ impl World {
             replica
         };
         let mut replica = hearing(heard_before.clone());
+        // Every other deferring start is given the mirror as the desk's shell gives it, the
+        // texts `localStorage` holds, read straight into transactions; the reference start
+        // below reads values.
+        let mirror_read = match (self.steps / 2) % 2 == 0 {
+            true => mirror
+                .iter()
+                .map(|(key, value)| (key.clone(), Value::String(value.to_string())))
+                .collect(),
+            false => mirror.clone(),
+        };
         // Every other such start is given the chunks' texts as the desk's shell gives them: left
         // in the browser's answer until read (no draw of the generator, so histories stay).
         let opened = if (self.steps / 8) % 2 == 0 {
             let texts = texts_left_in_the_answer(primary.clone());
-            replica.open_with_texts(texts, mirror.clone(), recover, Some(first_rows))
+            replica.open_with_texts(texts, mirror_read, recover, Some(first_rows))
         } else {
-            replica.open_deferring(primary.clone(), mirror.clone(), recover, Some(first_rows))
+            replica.open_deferring(primary.clone(), mirror_read, recover, Some(first_rows))
         }
         .unwrap();
         let mut full = hearing(heard_before);
