@@ -4,6 +4,7 @@
 
 use super::incoming::{decode_change, StoredChange};
 use super::keys::{is_archive_key, is_pending_key, is_transaction_key};
+use super::pending::PendingIndex;
 use crate::transaction::TransactionId;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
@@ -13,10 +14,8 @@ use serde_json::Value;
 pub struct NotAcceptedTally {
     /// Transactions stored under their own key, and whether that copy is accepted.
     own: FxHashMap<TransactionId, bool>,
-    /// Every pending chunk, with the ids it holds.
-    pending: FxHashMap<String, Vec<TransactionId>>,
-    /// How many pending chunks hold each id.
-    pended: FxHashMap<TransactionId, u32>,
+    /// Which pending chunks hold which ids.
+    pending: PendingIndex,
     /// Of the ids an own key or a pending chunk holds, those an archive chunk holds too.
     archived: FxHashSet<TransactionId>,
     /// How many ids [`NotAcceptedTally::counts`], kept as each changes.
@@ -59,31 +58,33 @@ impl NotAcceptedTally {
         match decode_change(key, new_value, None) {
             Ok(StoredChange::Transaction(tx)) => {
                 let accepted = tx.status().is_accepted();
-                self.changing(tx.id, |t, id| {
-                    t.own.insert(id.clone(), accepted);
+                self.changing([tx.id.clone()], |t| {
+                    t.own.insert(tx.id, accepted);
                 });
             }
-            Ok(StoredChange::Removed(id)) => self.changing(id, |t, id| {
-                t.own.remove(id);
+            Ok(StoredChange::Removed(id)) => self.changing([id.clone()], |t| {
+                t.own.remove(&id);
             }),
             Ok(StoredChange::Pending(txs)) => {
-                self.unpend(key);
                 let ids: Vec<TransactionId> = txs.into_iter().map(|tx| tx.id).collect();
-                for id in &ids {
-                    self.changing(id.clone(), |t, id| {
-                        *t.pended.entry(id.clone()).or_insert(0) += 1;
-                    });
-                }
-                self.pending.insert(key.to_owned(), ids);
+                let touched = self.pending.held_by(key).iter().chain(&ids).cloned();
+                self.changing(touched.collect::<Vec<_>>(), |t| {
+                    t.pending.hold(key.to_owned(), ids);
+                });
             }
-            Ok(StoredChange::PendingRemoved) => self.unpend(key),
+            Ok(StoredChange::PendingRemoved) => {
+                let touched = self.pending.held_by(key).to_vec();
+                self.changing(touched, |t| {
+                    t.pending.release(key);
+                });
+            }
             // A send run stores what Koha accepted as a chunk and leaves each one's own key, with
             // its copy from before, to be removed after the run: the chunk's copy counts.
             Ok(StoredChange::Archived(txs) | StoredChange::ArchiveTrimmed { kept: txs, .. }) => {
                 for tx in txs {
-                    if self.own.contains_key(&tx.id) || self.pended.contains_key(&tx.id) {
-                        self.changing(tx.id, |t, id| {
-                            t.archived.insert(id.clone());
+                    if self.own.contains_key(&tx.id) || self.pending.holds(&tx.id) {
+                        self.changing([tx.id.clone()], |t| {
+                            t.archived.insert(tx.id);
                         });
                     }
                 }
@@ -93,36 +94,25 @@ impl NotAcceptedTally {
         }
     }
 
-    fn unpend(&mut self, key: &str) {
-        for id in self.pending.remove(key).unwrap_or_default() {
-            self.changing(id, |t, id| {
-                if let Some(n) = t.pended.get_mut(id) {
-                    *n -= 1;
-                    if *n == 0 {
-                        t.pended.remove(id);
-                    }
-                }
-            });
-        }
-    }
-
-    /// Changes what is known of `id` and keeps the count: a send run's answers change the
-    /// tally many times a second, so it is not recounted.
-    fn changing(&mut self, id: TransactionId, change: impl FnOnce(&mut Self, &TransactionId)) {
-        let before = self.counts(&id);
-        change(self, &id);
-        match (before, self.counts(&id)) {
-            (false, true) => self.count += 1,
-            (true, false) => self.count -= 1,
-            _ => {}
-        }
+    /// Makes `change`, which touches only `ids`, and keeps the count: a send run's answers
+    /// change the tally many times a second, so it is not recounted.
+    fn changing(
+        &mut self,
+        ids: impl IntoIterator<Item = TransactionId>,
+        change: impl FnOnce(&mut Self),
+    ) {
+        let ids: FxHashSet<TransactionId> = ids.into_iter().collect();
+        let before = ids.iter().filter(|id| self.counts(id)).count();
+        change(self);
+        let after = ids.iter().filter(|id| self.counts(id)).count();
+        self.count = self.count + after - before;
     }
 
     /// Whether `id` counts: held by an own key Koha has not accepted or by a pending chunk, and
     /// by no accepted copy (accepted is final: any accepted copy is the newest).
     fn counts(&self, id: &TransactionId) -> bool {
         let own = self.own.get(id).copied();
-        (own == Some(false) || self.pended.contains_key(id))
+        (own == Some(false) || self.pending.holds(id))
             && own != Some(true)
             && !self.archived.contains(id)
     }

@@ -24,7 +24,7 @@ use super::archive::{encode_chunk, key_with_prefix};
 use super::change::Change;
 use super::keys::{transaction_key, PENDING_PREFIX};
 use crate::transaction::{Transaction, TransactionId};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
 /// How many transactions go into one pending chunk: a rebuild writes all of them again, so
@@ -102,4 +102,63 @@ pub fn plan_pending(
         key: transaction_key(id),
     }));
     PendingPlan { changes, packed }
+}
+
+/// Which pending chunks hold which ids, as a page has heard of them: a transaction a chunk
+/// holds is still stored when its own key goes (see the module docs).
+#[derive(Debug, Default)]
+pub struct PendingIndex {
+    /// Every pending chunk, with the ids it holds.
+    chunks: FxHashMap<String, Vec<TransactionId>>,
+    /// How many chunks hold each id.
+    holders: FxHashMap<TransactionId, u32>,
+}
+
+impl PendingIndex {
+    /// The chunk `key` holds `ids` now, replacing what it held. Returns the ids it held before
+    /// and no longer does.
+    pub fn hold(&mut self, key: String, ids: Vec<TransactionId>) -> Vec<TransactionId> {
+        let before = self.release(&key);
+        for id in &ids {
+            *self.holders.entry(id.clone()).or_insert(0) += 1;
+        }
+        let now: FxHashSet<&TransactionId> = ids.iter().collect();
+        let dropped = before.into_iter().filter(|id| !now.contains(id)).collect();
+        self.chunks.insert(key, ids);
+        dropped
+    }
+
+    /// The chunk `key` is gone. Returns the ids it held.
+    pub fn release(&mut self, key: &str) -> Vec<TransactionId> {
+        let ids = self.chunks.remove(key).unwrap_or_default();
+        for id in &ids {
+            if let Some(n) = self.holders.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.holders.remove(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// The ids the chunk `key` holds.
+    pub fn held_by(&self, key: &str) -> &[TransactionId] {
+        self.chunks.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any chunk holds `id`.
+    pub fn holds(&self, id: &TransactionId) -> bool {
+        self.holders.contains_key(id)
+    }
+
+    /// How many chunks there are.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// How many ids the chunks hold.
+    pub fn ids(&self) -> usize {
+        self.holders.len()
+    }
 }

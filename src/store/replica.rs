@@ -24,13 +24,13 @@ use super::layout::{
     decode_mirror_text, decode_transaction, encode_transaction, remove_plan, write_plan,
 };
 use super::open::{open_read, Opened};
-use super::pending::PENDING_MIN;
+use super::pending::{PendingIndex, PENDING_MIN};
 use super::snapshot::quarantine;
 use crate::journal::{self, Counts, Filter, Journal, Page, Retry, Upserted};
 use crate::settings::Settings;
 use crate::transaction::{Transaction, TransactionId};
 use chrono::{DateTime, Utc};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
 
@@ -83,11 +83,9 @@ pub struct Replica {
     never_stored: FxHashSet<TransactionId>,
     /// Ids in archive chunks: removing their single key is packing, not deleting.
     archived: FxHashSet<TransactionId>,
-    /// Every pending chunk heard of, with the ids it holds.
-    pending_chunks: FxHashMap<String, Vec<TransactionId>>,
-    /// How many pending chunks hold each id: while one does, removing its own key is packing,
-    /// not deleting (see [`super::pending`]).
-    pended: FxHashMap<TransactionId, u32>,
+    /// Which pending chunks hold which ids: while one holds an id, removing its own key is
+    /// packing, not deleting (see [`super::pending`]).
+    pending: PendingIndex,
     /// Ids stored one key each, as read at the start and heard since: while one is, a pending
     /// chunk no longer holding it is not a deletion.
     own_keys: FxHashSet<TransactionId>,
@@ -150,8 +148,8 @@ impl Replica {
         let single = self
             .journal
             .len()
-            .saturating_sub(self.archived.len() + self.pended.len());
-        single + self.archived.len().div_ceil(ARCHIVE_CHUNK) + self.pending_chunks.len() + 2
+            .saturating_sub(self.archived.len() + self.pending.ids());
+        single + self.archived.len().div_ceil(ARCHIVE_CHUNK) + self.pending.chunks() + 2
     }
 
     /// Whether `batch` is `barrier`'s own event and every batch before it has been applied (not
@@ -170,34 +168,7 @@ impl Replica {
 
     /// Whether a pending chunk holds any of `ids`, as far as this page has heard.
     pub fn holds_pending(&self, ids: &[TransactionId]) -> bool {
-        ids.iter().any(|id| self.pended.contains_key(id))
-    }
-
-    /// A pending chunk `key` holds `ids` now (replacing what it held before). Returns the ids it
-    /// held before and no longer does.
-    fn pend(&mut self, key: String, ids: Vec<TransactionId>) -> Vec<TransactionId> {
-        let before = self.unpend(&key);
-        for id in &ids {
-            *self.pended.entry(id.clone()).or_insert(0) += 1;
-        }
-        let now: FxHashSet<&TransactionId> = ids.iter().collect();
-        let dropped = before.into_iter().filter(|id| !now.contains(id)).collect();
-        self.pending_chunks.insert(key, ids);
-        dropped
-    }
-
-    /// The pending chunk `key` is gone. Returns the ids it held.
-    fn unpend(&mut self, key: &str) -> Vec<TransactionId> {
-        let ids = self.pending_chunks.remove(key).unwrap_or_default();
-        for id in &ids {
-            if let Some(n) = self.pended.get_mut(id) {
-                *n -= 1;
-                if *n == 0 {
-                    self.pended.remove(id);
-                }
-            }
-        }
-        ids
+        ids.iter().any(|id| self.pending.holds(id))
     }
 
     /// Of `ids`, whose own key was removed or which a pending chunk no longer holds, forgets
@@ -207,7 +178,7 @@ impl Replica {
         let mut changed = false;
         for id in ids {
             let held = self.own_keys.contains(&id)
-                || self.pended.contains_key(&id)
+                || self.pending.holds(&id)
                 || self.archived.contains(&id);
             if !held {
                 changed |= self.journal.forget_removed(&id).is_some();
@@ -299,10 +270,9 @@ impl Replica {
         // Moved, not cloned: tens of thousands of transactions.
         self.journal = Journal::from_transactions(std::mem::take(&mut opened.transactions));
         self.archived = std::mem::take(&mut opened.archived);
-        self.pending_chunks.clear();
-        self.pended.clear();
+        self.pending = PendingIndex::default();
         for (key, ids) in std::mem::take(&mut opened.pending) {
-            self.pend(key, ids);
+            self.pending.hold(key, ids);
         }
         self.own_keys = std::mem::take(&mut opened.own_keys).into_iter().collect();
         // The chunks whose rows the first page shows, until the rows held are newer than any
@@ -770,11 +740,11 @@ impl Replica {
                     for tx in txs {
                         changed |= self.journal.upsert(tx) != Upserted::Kept;
                     }
-                    let dropped = self.pend(entry.key, ids);
+                    let dropped = self.pending.hold(entry.key, ids);
                     changed |= self.forget_unless_held(dropped);
                 }
                 Ok(StoredChange::PendingRemoved) => {
-                    let dropped = self.unpend(&entry.key);
+                    let dropped = self.pending.release(&entry.key);
                     changed |= self.forget_unless_held(dropped);
                 }
                 Ok(StoredChange::Archived(txs)) => {
@@ -920,7 +890,7 @@ impl Replica {
     pub fn settle_unfound_heard(&mut self, unfound: Vec<TransactionId>) -> HashSet<TransactionId> {
         let found: HashSet<TransactionId> = unfound
             .iter()
-            .filter(|id| self.archived.contains(*id) || self.pended.contains_key(*id))
+            .filter(|id| self.archived.contains(*id) || self.pending.holds(id))
             .cloned()
             .collect();
         self.forget_gone(unfound, &found);
@@ -952,9 +922,7 @@ impl Replica {
         // A pending chunk's copy reached this page through its event.
         ids.iter()
             .filter(|id| {
-                !found.contains(*id)
-                    && !self.never_stored.contains(*id)
-                    && !self.pended.contains_key(*id)
+                !found.contains(*id) && !self.never_stored.contains(*id) && !self.pending.holds(id)
             })
             .cloned()
             .collect()
