@@ -84,6 +84,22 @@ function rowElement(row, onDelete) {
 // (`onDelete` is the same function for every render.)
 let rendered = new Map();
 
+// Puts `rows` into `body` in order, moving only what is out of place: a scan adds one row at
+// the top and drops one at the bottom, and taking out and putting back the other 49 made
+// Firefox rebuild their layout (an eighth of the desk's work for a scan).
+function placeRows(body, rows) {
+  let next = body.firstElementChild;
+  for (const tr of rows) {
+    if (tr === next) next = next.nextElementSibling;
+    else body.insertBefore(tr, next);
+  }
+  while (next) {
+    const gone = next;
+    next = next.nextElementSibling;
+    gone.remove();
+  }
+}
+
 // Renders a page from core.listPage(): rows, counts and the pager.
 export function renderPage(page, pageSize, onDelete) {
   const rows = page.rows.map((row) => {
@@ -91,7 +107,7 @@ export function renderPage(page, pageSize, onDelete) {
     return [key, rendered.get(key) ?? rowElement(row, onDelete)];
   });
   rendered = new Map(rows);
-  $("transactions").tBodies[0].replaceChildren(...rows.map(([, tr]) => tr));
+  placeRows($("transactions").tBodies[0], rows.map(([, tr]) => tr));
   $("count-unsent").textContent = page.counts.notAccepted;
   const parts = STATUSES.filter((s) => page.counts[s] > 0)
     .map((s) => `${t(`status_${s}`)}: ${page.counts[s]}`);
