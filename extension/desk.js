@@ -82,7 +82,7 @@ function onEnter(id, next) {
 
 // A form records on its button and on Enter in its last field. Enter is taken before it
 // submits the form: a submission wakes Firefox's form and password handlers, which cost about
-// 7% of the desk's work for a scan and look at nothing this page needs.
+// 8% of the desk's work for a scan and look at nothing this page needs.
 function onSubmit(id, handler) {
   $(id).addEventListener("submit", (e) => { e.preventDefault(); handler(); });
   $(id).addEventListener("keydown", (e) => {
