@@ -84,11 +84,12 @@ pub fn mirror_entries_joined<'a>(
     if count == 0 {
         return Some(Vec::new());
     }
-    let pieces = |text: &str| text.split(MIRROR_JOIN).count();
-    if pieces(keys) != count || pieces(values) != count {
+    let keys: Vec<&str> = keys.split(MIRROR_JOIN).collect();
+    let values: Vec<&str> = values.split(MIRROR_JOIN).collect();
+    if keys.len() != count || values.len() != count {
         return None;
     }
-    let pairs = keys.split(MIRROR_JOIN).zip(values.split(MIRROR_JOIN));
+    let pairs = keys.into_iter().zip(values);
     Some(pairs.filter(|(key, _)| is_mirror_key(key)).collect())
 }
 

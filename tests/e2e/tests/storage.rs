@@ -28,6 +28,14 @@ async fn stored_keys(ff: &Firefox) -> (BTreeSet<String>, BTreeSet<String>) {
     (ids(&keys[0]), ids(&keys[1]))
 }
 
+/// Reloads the desk and returns the rows it shows, and the transactions `storage.local` holds.
+async fn reload_and_read(ff: &Firefox) -> (BTreeSet<String>, BTreeSet<String>) {
+    ff.client.refresh().await.expect("reload");
+    ff.wait_ready().await;
+    let shown = row_ids(ff).await.into_iter().collect();
+    (shown, stored_keys(ff).await.0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reload_keeps_every_transaction_in_both_stores() {
     with_open_desk(Options::default(), |ff| async move {
@@ -46,9 +54,7 @@ async fn reload_keeps_every_transaction_in_both_stores() {
             "the mirror holds every unsent transaction"
         );
 
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
-        let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+        let (shown, _) = reload_and_read(&ff).await;
         assert_eq!(shown, recorded);
 
         // The mirror alone (storage.local lost one) still brings it back, and repairs the store.
@@ -59,11 +65,8 @@ async fn reload_keeps_every_transaction_in_both_stores() {
         )
         .await;
         // The removal reached this page too (another tab's "clear"); reload to start from storage.
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
-        let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+        let (shown, primary) = reload_and_read(&ff).await;
         assert_eq!(shown, recorded, "the mirror restored the lost entry");
-        let (primary, _) = stored_keys(&ff).await;
         assert_eq!(primary, recorded, "and storage.local was repaired from it");
 
         // The start reads localStorage's keys and values each joined by U+0001; an item
@@ -77,11 +80,8 @@ async fn reload_keeps_every_transaction_in_both_stores() {
             ),
         )
         .await;
-        ff.client.refresh().await.expect("reload");
-        ff.wait_ready().await;
-        let shown: BTreeSet<String> = row_ids(&ff).await.into_iter().collect();
+        let (shown, primary) = reload_and_read(&ff).await;
         assert_eq!(shown, recorded, "read one by one, the mirror restored it");
-        let (primary, _) = stored_keys(&ff).await;
         assert_eq!(primary, recorded);
     })
     .await;
